@@ -1,0 +1,131 @@
+import { Readable } from "node:stream";
+import { gzip as gzipCb } from "node:zlib";
+import { promisify } from "node:util";
+import swagger from "@fastify/swagger";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
+import { type ApiApp, typed } from "./api-app.js";
+import { authenticate } from "../auth/principal.js";
+import type { Config } from "../config/config.js";
+import type { ContentStore } from "../content/content-store.js";
+import { newId } from "../core/ids.js";
+import type { MetadataStore } from "../metadata/metadata-store.js";
+import type { Logger } from "../observability/logger.js";
+import { createHttpMetrics, type MetricsRegistry } from "../observability/metrics.js";
+import { makeErrorHandler } from "./error-handler.js";
+import "./request-context.js";
+import { filesRoutes } from "./routes/files.js";
+import { metricsRoutes } from "./routes/metrics.js";
+import { whoamiRoutes } from "./routes/whoami.js";
+import { validatorCompiler } from "./validators.js";
+
+const gzip = promisify(gzipCb);
+
+/** Everything the HTTP layer needs; `main.ts` decides the concrete backends. */
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  store: MetadataStore;
+  content: ContentStore;
+  metrics: MetricsRegistry;
+  /** Extra route plugins registered under `<prefix>/v1` (images, operations, inspect, ...). */
+  plugins?: ReadonlyArray<(app: ApiApp) => Promise<void>>;
+}
+
+/** MCP rejects JSON bodies over 64 KiB that carry a Content-Length; such bodies go out chunked. */
+const MAX_FRAMED_JSON = 64 * 1024;
+const GZIP_MIN = 1024;
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config } = deps;
+  const httpMetrics = createHttpMetrics(deps.metrics);
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && /^[\w.:-]{1,128}$/.test(given) ? given : newId();
+    },
+    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 512 },
+    bodyLimit: 16 * 1024 * 1024,
+    // One access-log line per request comes from our onResponse hook, with the route and timing.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+  });
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setErrorHandler(makeErrorHandler(httpMetrics));
+  app.setNotFoundHandler((_req, reply) => {
+    void reply.code(404).send({ error: "not found", status: 404 });
+  });
+
+  // Clients send a JSON content type on bodiless GET/DELETE requests: an empty body is no body.
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
+    const text = typeof body === "string" ? body : body.toString("utf8");
+    if (text.trim() === "") return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      const err = new Error("request body is not valid JSON") as Error & { statusCode: number };
+      err.statusCode = 400;
+      done(err, undefined);
+    }
+  });
+  // Uploads (octet-stream, or anything else) are handed to the route as a stream, never buffered.
+  app.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
+
+  app.decorateRequest("principal", null);
+  app.addHook("onRequest", async (req, reply) => {
+    void reply.header("x-request-id", req.id);
+    if (req.routeOptions.config.public || req.routeOptions.url === undefined) return;
+    const project = req.headers["project"];
+    req.principal = await authenticate(deps.store, req.headers.authorization, typeof project === "string" ? project : undefined);
+  });
+
+  app.addHook("onResponse", async (req, reply) => {
+    const route = req.routeOptions.url ?? "unmatched";
+    const labels = { method: req.method, route, status: String(reply.statusCode) };
+    httpMetrics.requests.inc(labels);
+    httpMetrics.latency.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, "request");
+  });
+
+  // gzip only when the client asks; large uncompressed JSON goes out without Content-Length.
+  app.addHook("onSend", async (req, reply, payload) => {
+    if (typeof payload !== "string" || reply.hasHeader("content-encoding")) return payload;
+    const ct = String(reply.getHeader("content-type") ?? "");
+    if (!ct.startsWith("application/json") && !ct.startsWith("text/")) return payload;
+    const accept = String(req.headers["accept-encoding"] ?? "");
+    if (payload.length >= GZIP_MIN && /\bgzip\b/.test(accept) && req.method !== "HEAD") {
+      void reply.header("content-encoding", "gzip").header("vary", "accept-encoding");
+      return gzip(payload);
+    }
+    if (Buffer.byteLength(payload) > MAX_FRAMED_JSON) {
+      reply.removeHeader("content-length");
+      return Readable.from([Buffer.from(payload)]);
+    }
+    return payload;
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: { title: "ConTree-compatible sandbox API", version: "1.0.0" },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  const prefix = `${config.pathPrefix}/v1`;
+  await app.register(
+    async (scope) => {
+      const v1 = typed(scope);
+      await whoamiRoutes(v1, deps);
+      await filesRoutes(v1, deps);
+      for (const plugin of deps.plugins ?? []) await plugin(v1);
+      v1.get("/openapi.json", { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+    },
+    { prefix },
+  );
+  await metricsRoutes(app, deps, config.pathPrefix);
+  return app;
+}

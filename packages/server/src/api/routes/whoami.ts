@@ -1,0 +1,34 @@
+import { Type } from "@sinclair/typebox";
+import type { ApiApp } from "../api-app.js";
+import { effectiveLimits } from "../../config/limits.js";
+import { operationStats } from "../../metadata/repos/operation-stats.js";
+import type { AppDeps } from "../app.js";
+import { ErrorSchema } from "../pagination.js";
+import { principalOf } from "../request-context.js";
+
+const WhoAmI = Type.Object({
+  token_uuid: Type.String(),
+  token_expiration: Type.Union([Type.Integer(), Type.Null()]),
+  project: Type.String(),
+  permissions: Type.Record(Type.String(), Type.Boolean()),
+  limits: Type.Record(Type.String(), Type.Integer()),
+  operations_stat: Type.Record(Type.String(), Type.Integer()),
+});
+
+export async function whoamiRoutes(app: ApiApp, deps: AppDeps): Promise<void> {
+  app.get(
+    "/whoami",
+    { schema: { summary: "Token introspection", response: { 200: WhoAmI, 401: ErrorSchema } } },
+    async (req) => {
+      const p = principalOf(req);
+      return {
+        token_uuid: p.token.id,
+        token_expiration: p.token.expiresAt,
+        project: p.project.name,
+        permissions: { ...p.token.permissions },
+        limits: { ...effectiveLimits(deps.config.defaultLimits, p.project) },
+        operations_stat: await operationStats(deps.store.db, p.project.id),
+      };
+    },
+  );
+}

@@ -1,0 +1,153 @@
+import { isAbsolute, resolve } from "node:path";
+import { invalidArgument } from "../core/errors.js";
+import type { Config, LogLevel, ProjectLimits, RuntimeChoice } from "./config.js";
+
+/** Values given on the command line; each wins over its environment variable. */
+export interface ConfigFlags {
+  dataDir?: string | undefined;
+  listen?: string | undefined;
+  runtime?: string | undefined;
+  logLevel?: string | undefined;
+  pathPrefix?: string | undefined;
+}
+
+export const DEFAULT_DATA_DIR = "/var/lib/contree";
+export const DEFAULT_LISTEN = "127.0.0.1:8080";
+
+export const DEFAULT_LIMITS: ProjectLimits = {
+  instance_max_timeout: 3600,
+  instance_max_concurrency: 10,
+  instance_max_layer_bytes: 12 * 1024 * 1024 * 1024,
+  images_import_max_concurrency: 5,
+  images_import_max_timeout: 3600,
+};
+
+/** Every environment variable the server reads, with its meaning (printed by `config --help`). */
+export const ENV_VARS: Readonly<Record<string, string>> = {
+  CONTREE_DATA_DIR: `data directory (default ${DEFAULT_DATA_DIR})`,
+  CONTREE_LISTEN: `HOST:PORT to listen on (default ${DEFAULT_LISTEN})`,
+  CONTREE_PATH_PREFIX: 'mount prefix before /v1, e.g. "/sandboxes" (default none)',
+  CONTREE_LOG_LEVEL: "fatal|error|warn|info|debug|trace|silent (default info)",
+  CONTREE_MAX_UPLOAD_BYTES: "largest accepted file upload in bytes (default 1073741824)",
+  CONTREE_RUNTIME: "auto|gvisor|oci (default auto)",
+  CONTREE_INSECURE_REGISTRIES: "comma-separated registry hosts reachable over plain http",
+  CONTREE_BOOTSTRAP_TOKEN: "token created for the default project on first start",
+  CONTREE_INSTANCE_MAX_TIMEOUT: "default per-project limit (seconds)",
+  CONTREE_INSTANCE_MAX_CONCURRENCY: "default per-project limit",
+  CONTREE_INSTANCE_MAX_LAYER_BYTES: "default per-project limit (bytes)",
+  CONTREE_IMAGES_IMPORT_MAX_CONCURRENCY: "default per-project limit",
+  CONTREE_IMAGES_IMPORT_MAX_TIMEOUT: "default per-project limit (seconds)",
+};
+
+const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+const RUNTIMES: readonly RuntimeChoice[] = ["auto", "gvisor", "oci"];
+
+/**
+ * Builds the configuration from defaults < environment < flags and validates all of it,
+ * collecting every problem so the operator sees them at once.
+ */
+export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const pick = (flag: string | undefined, name: string): string | undefined => flag ?? nonEmpty(env[name]);
+
+  const dataDirRaw = pick(flags.dataDir, "CONTREE_DATA_DIR") ?? DEFAULT_DATA_DIR;
+  const dataDir = isAbsolute(dataDirRaw) ? dataDirRaw : resolve(dataDirRaw);
+
+  const listen = pick(flags.listen, "CONTREE_LISTEN") ?? DEFAULT_LISTEN;
+  const parsedListen = parseListen(listen);
+  if (typeof parsedListen === "string") problems.push(parsedListen);
+
+  const pathPrefix = (pick(flags.pathPrefix, "CONTREE_PATH_PREFIX") ?? "").replace(/\/+$/, "");
+  if (pathPrefix !== "" && !/^(\/[A-Za-z0-9._~-]+)+$/.test(pathPrefix)) {
+    problems.push(`path prefix must look like "/name[/name...]", got ${JSON.stringify(pathPrefix)}`);
+  }
+
+  const logLevel = pick(flags.logLevel, "CONTREE_LOG_LEVEL") ?? "info";
+  if (!LOG_LEVELS.includes(logLevel as LogLevel)) {
+    problems.push(`log level must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(logLevel)}`);
+  }
+  const runtime = pick(flags.runtime, "CONTREE_RUNTIME") ?? "auto";
+  if (!RUNTIMES.includes(runtime as RuntimeChoice)) {
+    problems.push(`runtime must be one of ${RUNTIMES.join(", ")}, got ${JSON.stringify(runtime)}`);
+  }
+
+  const int = (name: string, fallback: number, min: number): number => {
+    const raw = nonEmpty(env[name]);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min) {
+      problems.push(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+      return fallback;
+    }
+    return n;
+  };
+
+  const maxUploadBytes = int("CONTREE_MAX_UPLOAD_BYTES", 1024 * 1024 * 1024, 0);
+  const defaultLimits: ProjectLimits = {
+    instance_max_timeout: int("CONTREE_INSTANCE_MAX_TIMEOUT", DEFAULT_LIMITS.instance_max_timeout, 1),
+    instance_max_concurrency: int(
+      "CONTREE_INSTANCE_MAX_CONCURRENCY",
+      DEFAULT_LIMITS.instance_max_concurrency,
+      1,
+    ),
+    instance_max_layer_bytes: int(
+      "CONTREE_INSTANCE_MAX_LAYER_BYTES",
+      DEFAULT_LIMITS.instance_max_layer_bytes,
+      1,
+    ),
+    images_import_max_concurrency: int(
+      "CONTREE_IMAGES_IMPORT_MAX_CONCURRENCY",
+      DEFAULT_LIMITS.images_import_max_concurrency,
+      1,
+    ),
+    images_import_max_timeout: int(
+      "CONTREE_IMAGES_IMPORT_MAX_TIMEOUT",
+      DEFAULT_LIMITS.images_import_max_timeout,
+      1,
+    ),
+  };
+
+  const insecureRegistries = (nonEmpty(env["CONTREE_INSECURE_REGISTRIES"]) ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  for (const host of insecureRegistries) {
+    if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(host)) problems.push(`insecure registry ${JSON.stringify(host)} is not HOST[:PORT]`);
+  }
+
+  const bootstrapToken = nonEmpty(env["CONTREE_BOOTSTRAP_TOKEN"]);
+  if (bootstrapToken !== undefined && !/^[\x21-\x7e]{8,512}$/.test(bootstrapToken)) {
+    problems.push("CONTREE_BOOTSTRAP_TOKEN must be 8..512 printable ASCII characters without spaces");
+  }
+
+  if (problems.length > 0) {
+    throw invalidArgument(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
+  }
+  const { host, port } = parsedListen as { host: string; port: number };
+  return {
+    dataDir,
+    host,
+    port,
+    pathPrefix,
+    logLevel: logLevel as LogLevel,
+    maxUploadBytes,
+    runtime: runtime as RuntimeChoice,
+    insecureRegistries,
+    defaultLimits,
+    bootstrapToken,
+  };
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === "" ? undefined : v;
+}
+
+/** "HOST:PORT", "[::1]:PORT" or ":PORT"; returns a message when invalid. */
+export function parseListen(s: string): { host: string; port: number } | string {
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(s);
+  if (!m) return `listen address must be HOST:PORT, got ${JSON.stringify(s)}`;
+  const port = Number(m[3]);
+  if (port > 65535) return `listen port must be 0..65535, got ${port}`;
+  const host = m[1] ?? (m[2] === "" ? "0.0.0.0" : (m[2] as string));
+  return { host, port };
+}

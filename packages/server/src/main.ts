@@ -1,0 +1,64 @@
+/**
+ * Composition root: the only module that picks concrete backends. Everything else receives its
+ * dependencies as arguments, so tests build the same graph with other choices.
+ */
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { buildApp } from "./api/app.js";
+import { bootstrap } from "./auth/bootstrap.js";
+import type { Config } from "./config/config.js";
+import { LocalContentStore } from "./content/local/local-content-store.js";
+import type { MetadataStore } from "./metadata/metadata-store.js";
+import { SqliteMetadataStore } from "./metadata/sqlite/sqlite-metadata-store.js";
+import { createLogger, type Logger } from "./observability/logger.js";
+import { MetricsRegistry } from "./observability/metrics.js";
+
+export interface DataLayout {
+  root: string;
+  database: string;
+  content: string;
+}
+
+export function dataLayout(dataDir: string): DataLayout {
+  return { root: dataDir, database: join(dataDir, "metadata.db"), content: join(dataDir, "content") };
+}
+
+export function openMetadata(dataDir: string): MetadataStore {
+  return SqliteMetadataStore.open(dataLayout(dataDir).database);
+}
+
+export interface Server {
+  app: FastifyInstance;
+  store: MetadataStore;
+  logger: Logger;
+  /** Set on the very first start when a token was created. */
+  bootstrapToken?: { secret: string; generated: boolean };
+  close(): Promise<void>;
+}
+
+/** Builds the whole server for a configuration, without listening. */
+export async function createServer(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<Server> {
+  const layout = dataLayout(config.dataDir);
+  await mkdir(layout.root, { recursive: true, mode: 0o700 });
+  const store = openMetadata(config.dataDir);
+  const content = await LocalContentStore.open(layout.content);
+  const reclaimed = await content.reclaim();
+  if (reclaimed > 0) logger.info({ reclaimed }, "removed unfinished uploads left by an earlier run");
+  const boot = await bootstrap(store, config.bootstrapToken);
+  const metrics = new MetricsRegistry();
+  const app = await buildApp({ config, logger, store, content, metrics });
+  let closed = false;
+  return {
+    app,
+    store,
+    logger,
+    ...(boot.createdToken ? { bootstrapToken: boot.createdToken } : {}),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,26 @@
+import type { Kysely } from "kysely";
+import type { FileRepo } from "./repos/file-repo.js";
+import type { ProjectRepo } from "./repos/project-repo.js";
+import type { TokenRepo } from "./repos/token-repo.js";
+import type { Database } from "./schema.js";
+
+/** The repositories, all bound to one executor (the database or an open transaction). */
+export interface Repos {
+  readonly projects: ProjectRepo;
+  readonly tokens: TokenRepo;
+  readonly files: FileRepo;
+}
+
+/**
+ * The single source of truth for names, references and state. Backends differ only in how they
+ * open a Kysely instance and run migrations; repository code is shared across dialects.
+ */
+export interface MetadataStore extends Repos {
+  /** Runs `fn` in one write transaction; everything in it commits or nothing does. */
+  transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T>;
+  /** Escape hatch for repositories added by other subsystems (same dialect-neutral Kysely). */
+  readonly db: Kysely<Database>;
+  close(): Promise<void>;
+}
+
+export type Executor = Kysely<Database>;

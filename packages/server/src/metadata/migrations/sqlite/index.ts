@@ -1,0 +1,6 @@
+import { sql as m0001 } from "./0001-init.js";
+
+/** Numbered migrations, applied in order; never edit one that has shipped, add the next. */
+export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+  { version: 1, name: "init", sql: m0001 },
+];

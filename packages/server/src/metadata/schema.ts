@@ -1,0 +1,97 @@
+/** Row types of the metadata database, shared by every dialect (Kysely table interfaces). */
+export interface ProjectsTable {
+  id: string;
+  name: string;
+  limits: string;
+  created_at: number;
+}
+
+export interface TokensTable {
+  id: string;
+  project_id: string;
+  hash: string;
+  admin: number;
+  permissions: string;
+  description: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface FilesTable {
+  id: string;
+  project_id: string;
+  sha256: string;
+  size: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface LayersTable {
+  id: string;
+  kind: string;
+  diff_id: string | null;
+  size: number;
+  entries: number;
+  created_at: number;
+}
+
+export interface ImagesTable {
+  id: string;
+  project_id: string;
+  parent_id: string | null;
+  layer_id: string | null;
+  mount_chain: string;
+  depth: number;
+  env: string | null;
+  operation_id: string | null;
+  size: number;
+  source: string | null;
+  created_at: number;
+}
+
+export interface TagsTable {
+  project_id: string;
+  tag: string;
+  image_id: string;
+  updated_at: number;
+}
+
+export interface OperationsTable {
+  id: string;
+  project_id: string;
+  kind: string;
+  status: string;
+  error: string | null;
+  metadata: string;
+  image_id: string | null;
+  result_image_id: string | null;
+  result_tag: string | null;
+  image_size: number;
+  consumed_cpu: number;
+  consumed_memory: number;
+  cancel_requested: number;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+export interface OperationEventsTable {
+  operation_id: string;
+  seq: number;
+  ts: number;
+  spid: number | null;
+  type: string;
+  data: string;
+}
+
+export interface Database {
+  projects: ProjectsTable;
+  tokens: TokensTable;
+  files: FilesTable;
+  layers: LayersTable;
+  images: ImagesTable;
+  tags: TagsTable;
+  operations: OperationsTable;
+  operation_events: OperationEventsTable;
+}

@@ -1,0 +1,72 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import BetterSqlite3 from "better-sqlite3";
+import { Kysely, SqliteDialect } from "kysely";
+import { internal } from "../../core/errors.js";
+import type { MetadataStore, Repos } from "../metadata-store.js";
+import { SQLITE_MIGRATIONS } from "../migrations/sqlite/index.js";
+import { FileRepo } from "../repos/file-repo.js";
+import { ProjectRepo } from "../repos/project-repo.js";
+import { TokenRepo } from "../repos/token-repo.js";
+import type { Database } from "../schema.js";
+
+function reposFor(db: Kysely<Database>): Repos {
+  return { projects: new ProjectRepo(db), tokens: new TokenRepo(db), files: new FileRepo(db) };
+}
+
+export class SqliteMetadataStore implements MetadataStore {
+  readonly projects: ProjectRepo;
+  readonly tokens: TokenRepo;
+  readonly files: FileRepo;
+
+  private constructor(
+    readonly db: Kysely<Database>,
+    private readonly raw: BetterSqlite3.Database,
+  ) {
+    const r = reposFor(db);
+    this.projects = r.projects;
+    this.tokens = r.tokens;
+    this.files = r.files;
+  }
+
+  /** Opens (creating if needed) the database file and brings its schema up to date. */
+  static open(path: string): SqliteMetadataStore {
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    const raw = new BetterSqlite3(path);
+    raw.pragma("journal_mode = WAL");
+    raw.pragma("synchronous = NORMAL");
+    raw.pragma("busy_timeout = 5000");
+    raw.pragma("foreign_keys = ON");
+    migrate(raw);
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+    return new SqliteMetadataStore(db, raw);
+  }
+
+  transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute((trx) => fn(reposFor(trx)));
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+    if (this.raw.open) this.raw.close();
+  }
+}
+
+function migrate(raw: BetterSqlite3.Database): void {
+  raw.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+  const applied = new Set(
+    (raw.prepare("SELECT version FROM schema_migrations").all() as Array<{ version: number }>).map((r) => r.version),
+  );
+  const newest = Math.max(0, ...applied);
+  const known = Math.max(0, ...SQLITE_MIGRATIONS.map((m) => m.version));
+  if (newest > known) {
+    throw internal(`database schema version ${newest} is newer than this server (${known}); upgrade the server`);
+  }
+  for (const m of SQLITE_MIGRATIONS) {
+    if (applied.has(m.version)) continue;
+    raw.transaction(() => {
+      raw.exec(m.sql);
+      raw.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(m.version, m.name, Date.now());
+    }).immediate();
+  }
+}
