@@ -1,8 +1,7 @@
 import { createWriteStream } from "node:fs";
 import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
-import { Transform } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { type Digest, hexOf, sha256 } from "../../core/digest.js";
 import { AppError, dataLoss, notFound, payloadTooLarge, toAppError } from "../../core/errors.js";
@@ -81,6 +80,11 @@ export class LocalContentStore implements ContentStore {
     const fh = await open(p, "r").catch((err: unknown) => {
       throw isNoEnt(err) ? notFound(`blob ${digest} not found`) : err;
     });
+    // fs streams reject start > end and would leak the handle; an empty range is no bytes.
+    if (o.end !== undefined && o.end <= (o.start ?? 0)) {
+      await fh.close();
+      return Readable.from([]);
+    }
     const opts: { start?: number; end?: number } = {};
     if (o.start !== undefined) opts.start = o.start;
     if (o.end !== undefined) opts.end = o.end - 1;
