@@ -58,7 +58,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   if (typeof parsedListen === "string") problems.push(parsedListen);
 
   const pathPrefix = (pick(flags.pathPrefix, "CONTREE_PATH_PREFIX") ?? "").replace(/\/+$/, "");
-  if (pathPrefix !== "" && !/^(\/[A-Za-z0-9._~-]+)+$/.test(pathPrefix)) {
+  if (pathPrefix !== "" && !/^(\/(?!\.\.?(?:\/|$))[A-Za-z0-9._~-]+)+$/.test(pathPrefix)) {
     problems.push(`path prefix must look like "/name[/name...]", got ${JSON.stringify(pathPrefix)}`);
   }
 
