@@ -1,0 +1,145 @@
+// Entry point: `new ContreeClient(options?)` with resource namespaces. Configuration is resolved on the
+// first request (profile files need async I/O), so construction never throws or touches the network.
+
+import { ContreeApi, isUuid } from "./api.js";
+import { Files } from "./files.js";
+import { type RequestOptions, Transport, type TransportOptions } from "./http.js";
+import { ImageHandle } from "./image-handle.js";
+import { ImportOperation } from "./operation-handle.js";
+import { type PageOptions, Paginator } from "./paginator.js";
+import { RunOperation } from "./run-operation.js";
+import type {
+  ListImagesQuery,
+  ListOperationsQuery,
+  OperationKind,
+  OperationSummary,
+  RegistryCredentials,
+  WhoAmIResponse,
+} from "./types.js";
+
+export type ContreeClientOptions = TransportOptions;
+
+export interface ImportOptions extends RequestOptions {
+  /** Tag to put on the imported image. */
+  tag?: string;
+  credentials?: RegistryCredentials;
+  /** Import time limit in **seconds** (wire `timeout`). */
+  timeout?: number;
+}
+
+/**
+ * Normalises a registry reference like the CLI does: `busybox` → `docker://docker.io/library/busybox:latest`,
+ * `user/app:1` → `docker://docker.io/user/app:1`, `ghcr.io/x/y` → `docker://ghcr.io/x/y:latest`.
+ * References that already carry a scheme are left alone.
+ */
+export function normalizeRegistryRef(ref: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref)) return ref;
+  const parts = ref.split("/");
+  const first = parts[0] ?? "";
+  const hasHost = parts.length > 1 && (first.includes(".") || first.includes(":") || first === "localhost");
+  let path = hasHost ? parts.slice(1).join("/") : ref;
+  const host = hasHost ? first : "docker.io";
+  if (host === "docker.io" && !path.includes("/")) path = `library/${path}`;
+  const last = path.split("/").pop() ?? "";
+  if (!last.includes(":") && !last.includes("@")) path = `${path}:latest`;
+  return `docker://${host}/${path}`;
+}
+
+export class Images {
+  constructor(private readonly api: ContreeApi) {}
+
+  /** A handle for a known UUID, without a request. */
+  handle(uuid: string): ImageHandle {
+    return new ImageHandle(this.api, uuid);
+  }
+
+  /** Image UUID for a UUID, `tag:NAME` or a bare tag name. */
+  async resolve(ref: string, opts?: RequestOptions): Promise<string> {
+    if (isUuid(ref)) return ref.toLowerCase();
+    return this.api.resolveTag(ref.startsWith("tag:") ? ref.slice(4) : ref, opts);
+  }
+
+  /** Looks the image up (tag → 302 → uuid, then its record). NotFoundError when unknown. */
+  async get(ref: string, opts?: RequestOptions): Promise<ImageHandle> {
+    const uuid = await this.resolve(ref, opts);
+    return new ImageHandle(this.api, uuid, await this.api.inspectImage(uuid, opts));
+  }
+
+  /** All images matching the filters, page by page (pages of up to 1000). */
+  list(query: Omit<ListImagesQuery, "limit" | "offset"> = {}, opts: PageOptions = {}): Paginator<ImageHandle> {
+    return new Paginator(async (limit, offset, o) => {
+      const page = await this.api.listImages({ ...query, limit, offset }, o);
+      return page.images.map((record) => new ImageHandle(this.api, record.uuid, record));
+    }, opts);
+  }
+
+  /** Starts a registry import; `await op.wait()` gives the image. */
+  async import(ref: string, opts: ImportOptions = {}): Promise<ImportOperation> {
+    const registry: { url: string; credentials?: RegistryCredentials } = { url: normalizeRegistryRef(ref) };
+    if (opts.credentials) registry.credentials = opts.credentials;
+    const body: Parameters<ContreeApi["importImage"]>[0] = { registry };
+    if (opts.tag !== undefined) body.tag = opts.tag;
+    if (opts.timeout !== undefined) body.timeout = opts.timeout;
+    const created = await this.api.importImage(body, opts);
+    return new ImportOperation(this.api, created.uuid, (uuid) => this.handle(uuid));
+  }
+}
+
+export class Operations {
+  constructor(private readonly api: ContreeApi) {}
+
+  list(query: Omit<ListOperationsQuery, "limit" | "offset"> = {}, opts: PageOptions = {}): Paginator<OperationSummary> {
+    return new Paginator((limit, offset, o) => this.api.listOperations({ ...query, limit, offset }, o), opts);
+  }
+
+  /** Fetches the operation and returns the matching handle. */
+  async get(id: string, opts?: RequestOptions): Promise<RunOperation | ImportOperation> {
+    const doc = await this.api.getOperation(id, opts);
+    return this.handle(id, doc.kind, doc.image_uuid ?? undefined);
+  }
+
+  /** A handle without a request. For runs, `imageUuid` is the image it started from. */
+  handle(id: string, kind: "instance", imageUuid?: string): RunOperation;
+  handle(id: string, kind: "image_import"): ImportOperation;
+  handle(id: string, kind: OperationKind, imageUuid?: string): RunOperation | ImportOperation;
+  handle(id: string, kind: OperationKind, imageUuid?: string): RunOperation | ImportOperation {
+    const image = (uuid: string) => new ImageHandle(this.api, uuid);
+    if (kind === "image_import") return new ImportOperation(this.api, id, (uuid) => image(uuid));
+    return new RunOperation(this.api, id, imageUuid ? image(imageUuid) : null, image);
+  }
+
+  cancel(id: string, opts?: RequestOptions): Promise<void> {
+    return this.api.cancelOperation(id, opts);
+  }
+}
+
+export class ContreeClient {
+  /** One method per wire operation, wire types in and out. */
+  readonly api: ContreeApi;
+  readonly images: Images;
+  readonly files: Files;
+  readonly operations: Operations;
+  private readonly transport: Transport;
+
+  constructor(options: ContreeClientOptions = {}) {
+    this.transport = new Transport(options);
+    this.api = new ContreeApi(this.transport);
+    this.images = new Images(this.api);
+    this.files = new Files(this.api);
+    this.operations = new Operations(this.api);
+  }
+
+  whoami(opts?: RequestOptions): Promise<WhoAmIResponse> {
+    return this.api.whoami(opts);
+  }
+
+  /** The resolved base URL (with `/v1`), token source and project. */
+  async config(): Promise<{ apiUrl: string; project?: string; source: string }> {
+    const { apiUrl, project, source } = await this.transport.config();
+    return project === undefined ? { apiUrl, source } : { apiUrl, project, source };
+  }
+}
+
+export function createClient(options: ContreeClientOptions = {}): ContreeClient {
+  return new ContreeClient(options);
+}

@@ -1,0 +1,203 @@
+// One root class, one subclass per kind. Guards compare the `kind` string, never `instanceof`, so they keep
+// working when two copies of the SDK end up in one bundle or an error crosses a realm (worker, vm context).
+
+import type { OperationResponse } from "./types.js";
+
+export type ContreeErrorKind =
+  | "bad_request"
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "conflict"
+  | "gone"
+  | "payload_too_large"
+  | "unprocessable"
+  | "too_early"
+  | "rate_limited"
+  | "server_error"
+  | "http_error"
+  | "network"
+  | "timeout"
+  | "aborted"
+  | "configuration"
+  | "protocol"
+  | "operation_failed";
+
+export interface ContreeErrorInit {
+  status?: number;
+  /** The server's `error` field, verbatim (usually a string). */
+  error?: unknown;
+  requestId?: string;
+  /** Parsed Retry-After, in milliseconds. */
+  retryAfterMs?: number;
+  method?: string;
+  url?: string;
+  cause?: unknown;
+}
+
+export class ContreeError extends Error {
+  readonly kind: ContreeErrorKind;
+  /** Alias of `kind`, for code that switches on `err.code`. */
+  readonly code: ContreeErrorKind;
+  readonly status: number | undefined;
+  readonly error: unknown;
+  readonly requestId: string | undefined;
+  readonly retryAfterMs: number | undefined;
+  readonly method: string | undefined;
+  readonly url: string | undefined;
+
+  constructor(kind: ContreeErrorKind, message: string, init: ContreeErrorInit = {}) {
+    super(message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = "ContreeError";
+    this.kind = kind;
+    this.code = kind;
+    this.status = init.status;
+    this.error = init.error;
+    this.requestId = init.requestId;
+    this.retryAfterMs = init.retryAfterMs;
+    this.method = init.method;
+    this.url = init.url;
+  }
+}
+
+function kindClass(kind: ContreeErrorKind, name: string) {
+  const cls = class extends ContreeError {
+    constructor(message: string, init: ContreeErrorInit = {}) {
+      super(kind, message, init);
+      this.name = name;
+    }
+  };
+  Object.defineProperty(cls, "name", { value: name });
+  return cls;
+}
+
+export const BadRequestError = kindClass("bad_request", "BadRequestError");
+export type BadRequestError = InstanceType<typeof BadRequestError>;
+export const UnauthorizedError = kindClass("unauthorized", "UnauthorizedError");
+export type UnauthorizedError = InstanceType<typeof UnauthorizedError>;
+export const ForbiddenError = kindClass("forbidden", "ForbiddenError");
+export type ForbiddenError = InstanceType<typeof ForbiddenError>;
+export const NotFoundError = kindClass("not_found", "NotFoundError");
+export type NotFoundError = InstanceType<typeof NotFoundError>;
+export const ConflictError = kindClass("conflict", "ConflictError");
+export type ConflictError = InstanceType<typeof ConflictError>;
+export const GoneError = kindClass("gone", "GoneError");
+export type GoneError = InstanceType<typeof GoneError>;
+export const PayloadTooLargeError = kindClass("payload_too_large", "PayloadTooLargeError");
+export type PayloadTooLargeError = InstanceType<typeof PayloadTooLargeError>;
+export const UnprocessableError = kindClass("unprocessable", "UnprocessableError");
+export type UnprocessableError = InstanceType<typeof UnprocessableError>;
+export const TooEarlyError = kindClass("too_early", "TooEarlyError");
+export type TooEarlyError = InstanceType<typeof TooEarlyError>;
+export const RateLimitedError = kindClass("rate_limited", "RateLimitedError");
+export type RateLimitedError = InstanceType<typeof RateLimitedError>;
+export const ServerError = kindClass("server_error", "ServerError");
+export type ServerError = InstanceType<typeof ServerError>;
+export const NetworkError = kindClass("network", "NetworkError");
+export type NetworkError = InstanceType<typeof NetworkError>;
+export const TimeoutError = kindClass("timeout", "TimeoutError");
+export type TimeoutError = InstanceType<typeof TimeoutError>;
+export const AbortError = kindClass("aborted", "AbortError");
+export type AbortError = InstanceType<typeof AbortError>;
+export const ConfigurationError = kindClass("configuration", "ConfigurationError");
+export type ConfigurationError = InstanceType<typeof ConfigurationError>;
+/** The server answered something the SDK cannot interpret (bad JSON, missing Location, bad base64). */
+export const ProtocolError = kindClass("protocol", "ProtocolError");
+export type ProtocolError = InstanceType<typeof ProtocolError>;
+
+/** An operation ended FAILED or CANCELLED. A non-zero exit code is *not* this error. */
+export class OperationFailedError extends ContreeError {
+  readonly operation: OperationResponse;
+  constructor(operation: OperationResponse) {
+    const why = operation.error ? `: ${operation.error}` : "";
+    super("operation_failed", `operation ${operation.uuid} ended ${operation.status}${why}`, {
+      error: operation.error ?? undefined,
+    });
+    this.name = "OperationFailedError";
+    this.operation = operation;
+  }
+}
+
+const STATUS_CLASSES: Record<number, ReturnType<typeof kindClass>> = {
+  400: BadRequestError,
+  401: UnauthorizedError,
+  403: ForbiddenError,
+  404: NotFoundError,
+  409: ConflictError,
+  410: GoneError,
+  413: PayloadTooLargeError,
+  422: UnprocessableError,
+  425: TooEarlyError,
+  429: RateLimitedError,
+};
+
+/** Builds the error for an HTTP error status. `error` is the server's `error` field if it sent one. */
+export function errorForStatus(status: number, error: unknown, init: ContreeErrorInit = {}): ContreeError {
+  const text = error === undefined ? "" : typeof error === "string" ? error : JSON.stringify(error);
+  const where = init.method && init.url ? ` (${init.method} ${init.url})` : "";
+  const message = `HTTP ${status}${text ? `: ${text}` : ""}${where}`;
+  const full = { ...init, status, error };
+  const cls = STATUS_CLASSES[status];
+  if (cls) return new cls(message, full);
+  if (status >= 500) return new ServerError(message, full);
+  return new ContreeError("http_error", message, full);
+}
+
+const KINDS: ReadonlySet<string> = new Set<ContreeErrorKind>([
+  "bad_request",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "conflict",
+  "gone",
+  "payload_too_large",
+  "unprocessable",
+  "too_early",
+  "rate_limited",
+  "server_error",
+  "http_error",
+  "network",
+  "timeout",
+  "aborted",
+  "configuration",
+  "protocol",
+  "operation_failed",
+]);
+
+function kindOf(e: unknown): string | undefined {
+  if (typeof e !== "object" || e === null) return undefined;
+  const kind = (e as { kind?: unknown }).kind;
+  return typeof kind === "string" && KINDS.has(kind) ? kind : undefined;
+}
+
+export function isContreeError(e: unknown): e is ContreeError {
+  return kindOf(e) !== undefined && typeof (e as { message?: unknown }).message === "string";
+}
+
+const guard =
+  <T extends ContreeError>(kind: ContreeErrorKind) =>
+  (e: unknown): e is T =>
+    kindOf(e) === kind;
+
+export const isBadRequest = guard<BadRequestError>("bad_request");
+export const isUnauthorized = guard<UnauthorizedError>("unauthorized");
+export const isForbidden = guard<ForbiddenError>("forbidden");
+export const isNotFound = guard<NotFoundError>("not_found");
+export const isConflict = guard<ConflictError>("conflict");
+export const isGone = guard<GoneError>("gone");
+export const isPayloadTooLarge = guard<PayloadTooLargeError>("payload_too_large");
+export const isUnprocessable = guard<UnprocessableError>("unprocessable");
+export const isTooEarly = guard<TooEarlyError>("too_early");
+export const isRateLimited = guard<RateLimitedError>("rate_limited");
+export const isServerError = guard<ServerError>("server_error");
+export const isNetworkError = guard<NetworkError>("network");
+export const isTimeout = guard<TimeoutError>("timeout");
+export const isConfigurationError = guard<ConfigurationError>("configuration");
+export const isProtocolError = guard<ProtocolError>("protocol");
+export const isOperationFailed = guard<OperationFailedError>("operation_failed");
+
+/** True for our AbortError and for platform aborts (DOMException named "AbortError"). */
+export function isAbort(e: unknown): boolean {
+  if (kindOf(e) === "aborted") return true;
+  return typeof e === "object" && e !== null && (e as { name?: unknown }).name === "AbortError";
+}

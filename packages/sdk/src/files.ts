@@ -1,0 +1,99 @@
+// Content-addressed uploads. Bytes and Blobs are hashed with Web Crypto (every runtime has it); a path
+// needs node:fs and is hashed incrementally with node:crypto, both loaded only when a path is given.
+
+import type { ContreeApi } from "./api.js";
+import { isNotFound } from "./errors.js";
+import type { RequestBody, RequestOptions } from "./http.js";
+import { Paginator, type PageOptions } from "./paginator.js";
+import type { FileInfo, FileResponse, ListFilesQuery } from "./types.js";
+
+/** Bytes, a Blob, or (Node/Bun/Deno) a filesystem path. */
+export type FileInput = Uint8Array | ArrayBuffer | Blob | string;
+
+export interface FileSource {
+  sha256: string;
+  size: number;
+  /** A fresh body per call, so a replayed upload does not reuse a consumed stream. */
+  body: () => RequestBody;
+}
+
+function hex(buf: ArrayBuffer): string {
+  return Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A Uint8Array backed by a plain ArrayBuffer (what fetch and Web Crypto accept). */
+export function plainBytes(data: Uint8Array | ArrayBuffer): Uint8Array<ArrayBuffer> {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (data.buffer instanceof ArrayBuffer) return data as Uint8Array<ArrayBuffer>;
+  return new Uint8Array(data); // copy out of a SharedArrayBuffer
+}
+
+export async function sha256Hex(data: Uint8Array | ArrayBuffer): Promise<string> {
+  return hex(await globalThis.crypto.subtle.digest("SHA-256", plainBytes(data)));
+}
+
+async function pathSource(path: string): Promise<FileSource> {
+  const fs = await import("node:fs");
+  const { createHash } = await import("node:crypto");
+  if (typeof fs.openAsBlob === "function") {
+    const blob = await fs.openAsBlob(path);
+    const hash = createHash("sha256");
+    const reader = blob.stream().getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) hash.update(r.value);
+    return { sha256: hash.digest("hex"), size: blob.size, body: () => blob };
+  }
+  const bytes = plainBytes(await fs.promises.readFile(path));
+  return { sha256: createHash("sha256").update(bytes).digest("hex"), size: bytes.byteLength, body: () => bytes };
+}
+
+export async function fileSource(input: FileInput): Promise<FileSource> {
+  if (typeof input === "string") return pathSource(input);
+  if (input instanceof Uint8Array || input instanceof ArrayBuffer) {
+    const bytes = plainBytes(input);
+    return { sha256: await sha256Hex(bytes), size: bytes.byteLength, body: () => bytes };
+  }
+  const bytes = new Uint8Array(await input.arrayBuffer());
+  return { sha256: await sha256Hex(bytes), size: bytes.byteLength, body: () => input };
+}
+
+export class Files {
+  constructor(private readonly api: ContreeApi) {}
+
+  /** Uploads without looking first (the server deduplicates by SHA-256 anyway). */
+  async upload(input: FileInput, opts?: RequestOptions): Promise<FileResponse> {
+    const src = await fileSource(input);
+    return this.api.uploadFile(src.body, opts);
+  }
+
+  /**
+   * Makes sure the content is stored and returns its record: hash locally, look it up by hash, upload only
+   * on 404. The lookup is a GET rather than HEAD because spawning needs the file's uuid.
+   */
+  async ensure(input: FileInput, opts?: RequestOptions): Promise<FileResponse> {
+    const src = await fileSource(input);
+    try {
+      const found = await this.api.getFile(src.sha256, opts);
+      return { uuid: found.uuid, sha256: found.sha256, size: found.size };
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+    return this.api.uploadFile(src.body, opts);
+  }
+
+  /** File record by content hash; NotFoundError if absent. */
+  get(sha256: string, opts?: RequestOptions): Promise<FileInfo> {
+    return this.api.getFile(sha256, opts);
+  }
+
+  /** HEAD /v1/files/{sha256}. */
+  exists(sha256: string, opts?: RequestOptions): Promise<boolean> {
+    return this.api.headFile(sha256, opts);
+  }
+
+  list(query: Omit<ListFilesQuery, "limit" | "offset"> = {}, opts: PageOptions = {}): Paginator<FileInfo> {
+    return new Paginator(
+      async (limit, offset, o) => (await this.api.listFiles({ ...query, limit, offset }, o)).files,
+      opts,
+    );
+  }
+}

@@ -1,0 +1,464 @@
+// Wire types of the ConTree v1 API, hand-written from docs/contree-api.md (sections 2 and 3).
+// Field names are exactly the wire names (snake_case); CI will later diff these against the server's
+// GET /v1/openapi.json. Where the wire schema name would shadow a platform global (`File`, `Error`)
+// the interface carries a suffix and a note.
+
+export type Uuid = string;
+/** RFC 3339 timestamp string in UTC. */
+export type Timestamp = string;
+
+/** Error body (wire schema `Error`): `error` is usually a string but may be any JSON value. */
+export interface ApiErrorBody {
+  error: unknown;
+  status?: number;
+  traceback?: string[];
+}
+
+// ---------------------------------------------------------------- whoami
+
+export interface WhoAmIResponse {
+  token_uuid: string;
+  /** Unix seconds, or null when the token never expires. */
+  token_expiration: number | null;
+  permissions: Record<string, boolean>;
+  limits?: Record<string, number>;
+  operations_stat: Record<string, number>;
+}
+
+// ---------------------------------------------------------------- images
+
+export interface Image {
+  uuid: Uuid;
+  tag: string | null;
+  created_at: Timestamp;
+  /** Operation that produced the image; null for seeded/public images. */
+  operation_uuid?: Uuid | null;
+}
+
+export interface ImageList {
+  images: Image[];
+}
+
+/** `since`/`until`: ISO string, relative duration ("15m", "2h", "3d"), seconds, or a Date. */
+export type TimeFilter = string | number | Date;
+
+export interface ListImagesQuery {
+  limit?: number;
+  offset?: number;
+  tagged?: boolean;
+  /** Tag prefix; an exact match is listed first. */
+  tag?: string;
+  uuid?: Uuid;
+  since?: TimeFilter;
+  until?: TimeFilter;
+}
+
+export interface RegistryCredentials {
+  username?: string;
+  password?: string;
+}
+
+export interface ImageImportRequest {
+  registry: { url: string; credentials?: RegistryCredentials };
+  tag?: string | null;
+  /** Seconds. */
+  timeout?: number;
+}
+
+/** Body of 202 answers that start an operation (import; spawn adds an echo of the request). */
+export interface OperationCreatedResponse {
+  uuid: Uuid;
+  status?: OperationStatus;
+}
+
+export interface ImageTagRequest {
+  tag: string;
+}
+
+// ---------------------------------------------------------------- files
+
+/** Upload answer (wire schema `FileResponse`). */
+export interface FileResponse {
+  uuid: Uuid;
+  sha256: string;
+  size: number;
+}
+
+/** Stored file record (wire schema `File`). */
+export interface FileInfo {
+  uuid: Uuid;
+  sha256: string;
+  size: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface FileList {
+  files: FileInfo[];
+}
+
+export interface ListFilesQuery {
+  limit?: number;
+  offset?: number;
+  since?: TimeFilter;
+  until?: TimeFilter;
+}
+
+// ---------------------------------------------------------------- streams
+
+export type StreamEncoding = "ascii" | "base64";
+
+export interface StreamRepr {
+  value: string;
+  encoding: StreamEncoding;
+  truncated?: boolean;
+}
+
+export interface ClosableStreamRepr {
+  value: string;
+  encoding?: StreamEncoding;
+  /** Close stdin after writing `value`. */
+  close?: boolean;
+}
+
+// ---------------------------------------------------------------- instances
+
+export interface FileSpec {
+  uuid: Uuid;
+  uid?: number;
+  gid?: number;
+  /** Octal string such as "0644" (integers are accepted by the server too). */
+  mode?: string | number;
+}
+
+export interface InstanceSpawnRequest {
+  command: string;
+  /** Image UUID or `tag:NAME`. */
+  image: string;
+  args?: string[];
+  shell?: boolean;
+  env?: Record<string, string>;
+  preserve_env?: boolean;
+  cwd?: string;
+  hostname?: string;
+  uid?: number;
+  gid?: number;
+  disposable?: boolean;
+  stdin?: ClosableStreamRepr;
+  /** Seconds. */
+  timeout?: number;
+  /** Bytes captured per stream. */
+  truncate_output_at?: number;
+  files?: Record<string, FileSpec>;
+  resources_limits?: { max_layer_bytes?: number };
+  networking?: { enabled: boolean };
+}
+
+export interface InstanceSpawnResponse extends Partial<Omit<InstanceSpawnRequest, "image" | "command">> {
+  uuid: Uuid;
+  status?: OperationStatus;
+  command?: string;
+  image?: string;
+}
+
+// ---------------------------------------------------------------- operations
+
+export type OperationStatus = "PENDING" | "ASSIGNED" | "EXECUTING" | "SUCCESS" | "FAILED" | "CANCELLED";
+export type OperationKind = "instance" | "image_import";
+
+export const TERMINAL_STATUSES: readonly OperationStatus[] = ["SUCCESS", "FAILED", "CANCELLED"];
+
+export interface OperationSummary {
+  uuid: Uuid;
+  kind: OperationKind;
+  status: OperationStatus;
+  error?: string | null;
+  created_at: Timestamp;
+  /** Seconds (elapsed so far while running). */
+  duration?: number;
+  image_uuid?: Uuid | null;
+  result_image_uuid?: Uuid | null;
+  image_size?: number;
+  consumed_cpu?: number;
+  consumed_memory?: number;
+}
+
+export interface ListOperationsQuery {
+  limit?: number;
+  offset?: number;
+  status?: OperationStatus;
+  kind?: OperationKind;
+  since?: TimeFilter;
+  until?: TimeFilter;
+}
+
+export interface ProcessState {
+  exit_code: number;
+  /** -1 when not killed by a signal. */
+  signal: number;
+  pid: number;
+  timed_out: boolean;
+  stopped?: boolean;
+  continued?: boolean;
+  core_dump?: boolean;
+}
+
+export interface InstanceResultResources {
+  elapsed_time?: number;
+  monotonic_time?: number;
+  user_cpu_time?: number;
+  system_cpu_time?: number;
+  max_rss?: number;
+  cost?: number;
+  block_input?: number;
+  block_output?: number;
+  page_faults?: number;
+  page_faults_io?: number;
+  shared_memory?: number;
+  unshared_memory?: number;
+  signals?: number;
+  swaps?: number;
+  voluntary_switches?: number;
+  involuntary_switches?: number;
+}
+
+export interface InstanceResult {
+  state: ProcessState;
+  stdout: StreamRepr;
+  stderr: StreamRepr;
+  resources?: InstanceResultResources;
+}
+
+export interface OperationInstanceMetadata extends Omit<InstanceSpawnRequest, "stdin"> {
+  stdin?: ClosableStreamRepr | StreamRepr;
+  result?: InstanceResult | null;
+}
+
+export interface ImageImportMetadata {
+  registry: { url: string; credentials?: RegistryCredentials };
+  tag?: string | null;
+  timeout?: number;
+}
+
+export interface OperationResult {
+  image: Uuid | null;
+  tag: string | null;
+}
+
+export type OperationResponse = OperationSummary & {
+  metadata?: OperationInstanceMetadata | ImageImportMetadata | null;
+  result?: OperationResult | null;
+};
+
+// ---------------------------------------------------------------- events
+
+export interface EventResources {
+  user_time_us: number;
+  sys_time_us: number;
+  max_rss_kb: number;
+  shared_memory: number;
+  unshared_memory: number;
+  swaps: number;
+  minor_faults: number;
+  major_faults: number;
+  voluntary_ctx_switches: number;
+  involuntary_ctx_switches: number;
+  block_input_ops: number;
+  block_output_ops: number;
+  ipc_msgs_sent: number;
+  ipc_msgs_received: number;
+  signals_received: number;
+}
+
+export interface EventDataInit {
+  started_at: Timestamp;
+  runtime_path: string;
+  verbose: boolean;
+  init_pid: number;
+  hostname?: string;
+  kernel?: string;
+  machine?: string;
+  boot_id?: string;
+}
+
+export interface NetworkInterfaceStats {
+  name: string;
+  rx_bytes: number;
+  rx_packets: number;
+  rx_errs: number;
+  rx_drop: number;
+  tx_bytes: number;
+  tx_packets: number;
+  tx_errs: number;
+  tx_drop: number;
+}
+
+export interface EventDataNetwork {
+  interfaces: NetworkInterfaceStats[];
+  configured?: {
+    ip4?: string;
+    ip4_gw?: string;
+    ip6?: string;
+    ip6_gw?: string;
+    gw_mac?: string;
+    nameserver?: string;
+  };
+  error?: string;
+}
+
+export interface EventDataSpawn {
+  pid: number;
+  command: string;
+  args: string[];
+  shell: boolean;
+  cwd: string;
+  uid: number;
+  gid: number;
+  timeout: number;
+  truncate_at: number;
+  env?: Record<string, string>;
+}
+
+export interface EventDataTruncated {
+  stream: "stdout" | "stderr";
+  bytes_emitted: number;
+  bytes_dropped: number;
+}
+
+export interface EventDataSizeCap {
+  limit_bytes: number;
+  file_size: number;
+}
+
+export interface EventDataExit {
+  pid: number;
+  code: number;
+  signal: number;
+  timed_out: boolean;
+  duration_ms: number;
+  resources: EventResources;
+  core_dump?: boolean;
+}
+
+export interface EventDataShutdown {
+  stopped_at: Timestamp;
+  reason: string;
+}
+
+export interface EventDataCompletion {
+  status: OperationStatus;
+  duration_ms: number;
+  result_image_uuid?: Uuid | null;
+  error?: string | null;
+  image_size_bytes?: number;
+}
+
+export interface EventDataMap {
+  init: EventDataInit;
+  network: EventDataNetwork;
+  spawn: EventDataSpawn;
+  stdin: StreamRepr;
+  stdout: StreamRepr;
+  stderr: StreamRepr;
+  truncated: EventDataTruncated;
+  size_cap: EventDataSizeCap;
+  exit: EventDataExit;
+  shutdown: EventDataShutdown;
+  completion: EventDataCompletion;
+}
+
+export type OperationEventType = keyof EventDataMap;
+
+/** One event envelope (the JSON carried on an SSE `data:` line). Narrow on `type`. */
+export type OperationEvent = {
+  [K in OperationEventType]: { id: number; ts: Timestamp; spid?: number; type: K; data: EventDataMap[K] };
+}[OperationEventType];
+
+export interface OperationEventsQuery {
+  follow?: boolean;
+  spid?: number;
+  /** Exclusive lower bound on event id. */
+  since?: number;
+}
+
+// ---------------------------------------------------------------- subprocesses
+
+export interface ExecSpec {
+  command: string;
+  args?: string[];
+  shell?: boolean;
+  env?: Record<string, string>;
+  cwd?: string;
+  uid?: number;
+  gid?: number;
+  stdin?: ClosableStreamRepr;
+  truncate_output_at?: number;
+}
+
+export interface SubprocessStartResponse {
+  spid: number;
+}
+
+// ---------------------------------------------------------------- inspect
+
+export interface FileItem {
+  /** Entry name inside the listed directory. */
+  path: string;
+  size: number;
+  owner: string;
+  group: string;
+  uid: number;
+  gid: number;
+  /** Full st_mode including type bits. */
+  mode: number;
+  /** Unix seconds. */
+  mtime: number;
+  nlink: number;
+  is_dir: boolean;
+  is_regular: boolean;
+  is_symlink: boolean;
+  is_socket: boolean;
+  is_fifo: boolean;
+  symlink_to: string;
+}
+
+export interface DirectoryList {
+  path: string;
+  files: FileItem[];
+}
+
+export type GrepCase = "sensitive" | "insensitive" | "smart";
+
+export interface GrepQuery {
+  pattern: string | string[];
+  path?: string | string[];
+  glob?: string | string[];
+  max_count?: number;
+  max_total?: number;
+  case?: GrepCase;
+  before?: number;
+  after?: number;
+}
+
+export interface GrepSubmatch {
+  text: string;
+  start: number;
+  end: number;
+}
+
+export interface GrepMatch {
+  path: string;
+  line_number: number;
+  absolute_offset: number;
+  line_text: string;
+  line_bytes: number;
+  submatches: GrepSubmatch[];
+  type: "match" | "context";
+}
+
+export interface GrepResult {
+  path: string | string[];
+  patterns: string[];
+  truncated: boolean;
+  matches: GrepMatch[];
+}
