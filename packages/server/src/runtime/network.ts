@@ -1,0 +1,245 @@
+/**
+ * Egress networking for sandboxes: a per-sandbox netns (`ctr-<id>`) joined to the host by a
+ * veth pair (`cnv<N>` on the host, `eth0` inside) on its own /30, NATed out.
+ *
+ * One set of firewall chains, keyed on the `cnv+` interface wildcard, guards every sandbox:
+ *  - INPUT from a sandbox is dropped: the host itself (any of its addresses, its loopback
+ *    services via the gateway) is unreachable.
+ *  - FORWARD from a sandbox: allowed DNS servers on port 53, then private, loopback,
+ *    link-local, CGNAT, multicast/reserved ranges and the host's own LAN(s) are dropped,
+ *    the rest (public egress) is accepted. Nothing may open connections into a sandbox.
+ *  - IPv6 from sandboxes is dropped entirely (and disabled on the host-side veth).
+ * Rules are replaced atomically with iptables-restore under a host-wide lock, so concurrent
+ * servers (or test workers) converge on the same rules.
+ */
+import { readFile, writeFile } from "node:fs/promises";
+import { readdirSync } from "node:fs";
+import { runCommand, mustRun } from "./command.js";
+import { internal } from "../core/errors.js";
+import { NAME_PREFIX } from "./runtime-driver.js";
+
+export interface EgressConfig {
+  /** Dedicated IPv4 range carved into /30s, one per sandbox. Must lie inside a blocked private range. */
+  subnet: string;
+  /** Resolvers sandboxes may query on port 53 (IPv4). */
+  dnsServers: string[];
+  /** More destinations to refuse, on top of the built-in list and the host's own LANs. */
+  extraBlocked?: string[];
+}
+
+export interface EgressNetwork {
+  nsName: string;
+  nsPath: string;
+  vethHost: string;
+  address: string;
+  gateway: string;
+}
+
+export const VETH_PREFIX = "cnv";
+const LOCK = "/run/contree-net.lock";
+const CHAIN_IN = "CONTREE-IN";
+const CHAIN_FWD = "CONTREE-FWD";
+const CHAIN_NAT = "CONTREE-NAT";
+
+/** Destinations a sandbox must never reach (RFC 1918, loopback, link-local, CGNAT, reserved). */
+export const BLOCKED_RANGES = [
+  "0.0.0.0/8",
+  "10.0.0.0/8",
+  "100.64.0.0/10",
+  "127.0.0.0/8",
+  "169.254.0.0/16",
+  "172.16.0.0/12",
+  "192.0.0.0/24",
+  "192.168.0.0/16",
+  "198.18.0.0/15",
+  "224.0.0.0/4",
+  "240.0.0.0/4",
+];
+
+export function defaultEgressConfig(): EgressConfig {
+  return { subnet: "10.231.0.0/16", dnsServers: [] };
+}
+
+function ipToInt(ip: string): number {
+  const p = ip.split(".").map(Number);
+  if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw internal(`bad IPv4 address`);
+  return (((p[0] as number) << 24) | ((p[1] as number) << 16) | ((p[2] as number) << 8) | (p[3] as number)) >>> 0;
+}
+
+function intToIp(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
+}
+
+function parseCidr(cidr: string): { base: number; bits: number } {
+  const [ip, b] = cidr.split("/");
+  const bits = Number(b);
+  if (ip === undefined || !Number.isInteger(bits) || bits < 0 || bits > 32) throw internal("bad CIDR");
+  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+  return { base: (ipToInt(ip) & mask) >>> 0, bits };
+}
+
+/** IPv4 nameservers of the host's resolv.conf that a netns can reach (loopback stubs cannot). */
+export async function hostDnsServers(file = "/etc/resolv.conf"): Promise<string[]> {
+  try {
+    const text = await readFile(file, "utf8");
+    return [...text.matchAll(/^\s*nameserver\s+(\d+\.\d+\.\d+\.\d+)\s*$/gm)]
+      .map((m) => m[1] as string)
+      .filter((ip) => !ip.startsWith("127."));
+  } catch {
+    return [];
+  }
+}
+
+/** Networks on the host's default-route interfaces (its LAN: neighbours, gateways, metadata). */
+async function hostLans(): Promise<string[]> {
+  const routes = await runCommand("ip", ["-4", "-o", "route", "show", "default"]);
+  const devs = new Set([...routes.stdout.matchAll(/\bdev\s+(\S+)/g)].map((m) => m[1] as string));
+  const out: string[] = [];
+  for (const dev of devs) {
+    const r = await runCommand("ip", ["-4", "-o", "addr", "show", "dev", dev]);
+    for (const m of r.stdout.matchAll(/\binet\s+(\d+\.\d+\.\d+\.\d+)\/(\d+)/g)) {
+      const { base, bits } = parseCidr(`${m[1]}/${m[2]}`);
+      out.push(`${intToIp(base)}/${bits}`);
+      out.push(`${m[1]}/32`);
+    }
+  }
+  return out;
+}
+
+export function firewallRules(cfg: EgressConfig, lans: string[]): { v4: string; v6: string } {
+  const w = `${VETH_PREFIX}+`;
+  const f: string[] = ["*filter", `:${CHAIN_IN} - [0:0]`, `:${CHAIN_FWD} - [0:0]`];
+  f.push(`-A ${CHAIN_IN} -j DROP`);
+  f.push(`-A ${CHAIN_FWD} -o ${w} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`);
+  f.push(`-A ${CHAIN_FWD} -o ${w} -j DROP`);
+  for (const dns of cfg.dnsServers) {
+    for (const proto of ["udp", "tcp"]) f.push(`-A ${CHAIN_FWD} -i ${w} -d ${dns}/32 -p ${proto} --dport 53 -j ACCEPT`);
+  }
+  for (const r of [...BLOCKED_RANGES, ...lans, ...(cfg.extraBlocked ?? [])]) f.push(`-A ${CHAIN_FWD} -i ${w} -d ${r} -j DROP`);
+  f.push(`-A ${CHAIN_FWD} -i ${w} -j ACCEPT`, "COMMIT");
+  const { base, bits } = parseCidr(cfg.subnet);
+  const n = ["*nat", `:${CHAIN_NAT} - [0:0]`, `-A ${CHAIN_NAT} -s ${intToIp(base)}/${bits} ! -o ${w} -j MASQUERADE`, "COMMIT"];
+  const v6 = ["*filter", `:${CHAIN_IN} - [0:0]`, `:${CHAIN_FWD} - [0:0]`, `-A ${CHAIN_IN} -j DROP`, `-A ${CHAIN_FWD} -j DROP`, "COMMIT"];
+  return { v4: `${f.join("\n")}\n${n.join("\n")}\n`, v6: `${v6.join("\n")}\n` };
+}
+
+function jumpScript(): string {
+  const w = `${VETH_PREFIX}+`;
+  const jumps: Array<[string, string, string]> = [
+    ["iptables", "filter", `INPUT -i ${w} -j ${CHAIN_IN}`],
+    ["iptables", "filter", `FORWARD -i ${w} -j ${CHAIN_FWD}`],
+    ["iptables", "filter", `FORWARD -o ${w} -j ${CHAIN_FWD}`],
+    ["iptables", "nat", `POSTROUTING -j ${CHAIN_NAT}`],
+    ["ip6tables", "filter", `INPUT -i ${w} -j ${CHAIN_IN}`],
+    ["ip6tables", "filter", `FORWARD -i ${w} -j ${CHAIN_FWD}`],
+    ["ip6tables", "filter", `FORWARD -o ${w} -j ${CHAIN_FWD}`],
+  ];
+  return jumps
+    .map(([bin, table, rule]) => {
+      const [chain, ...rest] = rule.split(" ");
+      return `${bin} -w -t ${table} -C ${rule} 2>/dev/null || ${bin} -w -t ${table} -I ${chain} 1 ${rest.join(" ")}`;
+    })
+    .join("\n");
+}
+
+let firewallDone: string | null = null;
+
+/** Installs (or atomically refreshes) the chains and jumps and enables forwarding. */
+export async function ensureFirewall(cfg: EgressConfig): Promise<void> {
+  const lans = await hostLans();
+  const rules = firewallRules(cfg, lans);
+  const key = JSON.stringify(rules);
+  if (firewallDone === key) return;
+  const script = [
+    "set -e",
+    `iptables-restore -w --noflush <<'EOF4'\n${rules.v4}EOF4`,
+    `ip6tables-restore -w --noflush <<'EOF6'\n${rules.v6}EOF6`,
+    jumpScript(),
+  ].join("\n");
+  await mustRun("flock", [LOCK, "sh", "-c", script], "firewall setup");
+  // Host-global and required for NAT; the chains above confine what it permits for sandboxes.
+  await writeFile("/proc/sys/net/ipv4/ip_forward", "1");
+  firewallDone = key;
+}
+
+/** Removes chains and jumps, but only when no sandbox veth is left on the host. */
+export async function removeFirewallIfUnused(): Promise<boolean> {
+  const script = `
+set -e
+if ls /sys/class/net | grep -q '^${VETH_PREFIX}'; then exit 3; fi
+for spec in "iptables filter INPUT" "iptables filter FORWARD" "iptables nat POSTROUTING" "ip6tables filter INPUT" "ip6tables filter FORWARD"; do
+  set -- $spec
+  $1 -w -t $2 -S $3 | grep -- '-j CONTREE-' | sed 's/^-A /-D /' | while read -r r; do eval "$1 -w -t $2 $r"; done
+done
+for c in ${CHAIN_IN} ${CHAIN_FWD}; do
+  iptables -w -F $c 2>/dev/null && iptables -w -X $c || true
+  ip6tables -w -F $c 2>/dev/null && ip6tables -w -X $c || true
+done
+iptables -w -t nat -F ${CHAIN_NAT} 2>/dev/null && iptables -w -t nat -X ${CHAIN_NAT} || true
+`;
+  const r = await runCommand("flock", [LOCK, "sh", "-c", script]);
+  firewallDone = null;
+  if (r.code === 3) return false;
+  if (r.code !== 0) throw internal("firewall teardown failed", { cause: new Error(r.stderr) });
+  return true;
+}
+
+export function netnsName(id: string): string {
+  return `${NAME_PREFIX}${id}`;
+}
+
+/** Creates the netns, veth pair, addresses and default route. */
+export async function setupEgress(id: string, cfg: EgressConfig): Promise<EgressNetwork> {
+  await ensureFirewall(cfg);
+  const nsName = netnsName(id);
+  await mustRun("ip", ["netns", "add", nsName], "netns setup");
+  try {
+    const { base, bits } = parseCidr(cfg.subnet);
+    const slots = 2 ** (32 - bits) / 4;
+    const start = Math.floor(Math.random() * slots);
+    for (let k = 0; k < slots; k++) {
+      const slot = (start + k) % slots;
+      const vethHost = `${VETH_PREFIX}${slot}`;
+      const gateway = intToIp(base + slot * 4 + 1);
+      const address = intToIp(base + slot * 4 + 2);
+      // The kernel refuses a duplicate interface name: that is our allocation lock.
+      const add = await runCommand("ip", ["link", "add", vethHost, "type", "veth", "peer", "name", "eth0", "netns", nsName]);
+      if (add.code !== 0) {
+        if (/exists/i.test(add.stderr)) continue;
+        throw internal("veth setup failed", { cause: new Error(add.stderr) });
+      }
+      await writeFile(`/proc/sys/net/ipv6/conf/${vethHost}/disable_ipv6`, "1").catch(() => undefined);
+      await mustRun("ip", ["-batch", "-"], "veth setup", {
+        input: `addr add ${gateway}/30 dev ${vethHost}\nlink set ${vethHost} up\n`,
+      });
+      await mustRun("ip", ["-n", nsName, "-batch", "-"], "netns setup", {
+        input: `addr add ${address}/30 dev eth0\nlink set eth0 up\nlink set lo up\nroute add default via ${gateway}\n`,
+      });
+      return { nsName, nsPath: `/run/netns/${nsName}`, vethHost, address, gateway };
+    }
+    throw internal("no free sandbox subnet");
+  } catch (e) {
+    await teardownNetns(nsName);
+    throw e;
+  }
+}
+
+/** Deleting the netns deletes the sandbox end of the veth, and with it the host end. */
+export async function teardownNetns(nsName: string): Promise<void> {
+  const r = await runCommand("ip", ["netns", "del", nsName]);
+  if (r.code !== 0 && !/No such file/i.test(r.stderr)) {
+    throw internal("netns teardown failed", { cause: new Error(r.stderr) });
+  }
+}
+
+export function listSandboxNetns(): string[] {
+  try {
+    return readdirSync("/run/netns").filter((n) => n.startsWith(NAME_PREFIX));
+  } catch {
+    return [];
+  }
+}
+
+export function resolvConf(dnsServers: string[]): string {
+  return dnsServers.map((s) => `nameserver ${s}\n`).join("");
+}

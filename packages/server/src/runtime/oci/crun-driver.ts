@@ -1,0 +1,43 @@
+/**
+ * crun refuses cgroup-v1 "hybrid" hosts (a cgroup2 mount with controllers next to v1). The
+ * workaround hides that mount in a private mount namespace. We detect the mode at construction:
+ *  - hybrid: every crun call runs as `unshare -m --propagation private sh -c 'umount <unified>;
+ *    exec crun …'` (measured +10 ms per call);
+ *  - a daemon started inside such a namespace (see runtime/README), plain v1 or pure v2:
+ *    crun runs directly.
+ */
+import { cgroupMounts, detectCgroupMode } from "../cgroups.js";
+import { OciCliDriver, type Invocation, type OciCliDriverOptions } from "./oci-cli-driver.js";
+
+export class CrunDriver extends OciCliDriver {
+  readonly name = "crun";
+  readonly kind = "oci";
+  readonly isolation = "Linux namespaces, seccomp, reduced capabilities, cgroups (crun); shares the host kernel";
+  /** cgroup2 mount to hide from crun, or null when crun can run as is. */
+  readonly hiddenCgroup2: string | null;
+
+  constructor(o: OciCliDriverOptions) {
+    super("crun", o);
+    const mounts = cgroupMounts();
+    this.hiddenCgroup2 = detectCgroupMode(mounts) === "hybrid" ? (mounts.find((m) => m.version === 2)?.dir ?? null) : null;
+  }
+
+  protected invocation(sub: string[]): Invocation {
+    const args = sub[0] === "--version" ? sub : ["--root", this.stateRoot, ...sub];
+    if (this.hiddenCgroup2 === null) return { file: this.binary, args };
+    return {
+      file: "unshare",
+      args: [
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'umount "$0" 2>/dev/null; exec "$@"',
+        this.hiddenCgroup2,
+        this.binary,
+        ...args,
+      ],
+    };
+  }
+}

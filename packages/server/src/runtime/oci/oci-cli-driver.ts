@@ -1,0 +1,350 @@
+/**
+ * Shared machinery for runtimes driven through the OCI runtime CLI (crun, runc, runsc):
+ * per-sandbox cgroup and netns, bundle generation, `<runtime> run` in the foreground (the
+ * runtime reaps the container and hands us its exit status, which a detached `create`+`start`
+ * would lose without a subreaper shim), `exec` for extra processes and cgroup-wide kill.
+ * Subclasses only say how to invoke their binary.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, rm, rmdir, writeFile } from "node:fs/promises";
+import { constants } from "node:os";
+import path from "node:path";
+import { cancelled, failedPrecondition, internal, invalidArgument } from "../../core/errors.js";
+import { SandboxCgroup } from "../cgroups.js";
+import { runCommand } from "../command.js";
+import { type EgressConfig, type EgressNetwork, hostDnsServers, resolvConf, setupEgress, teardownNetns } from "../network.js";
+import {
+  type DriverKind,
+  type DriverName,
+  type ExitStatus,
+  isValidSandboxId,
+  NAME_PREFIX,
+  type ProcessHandle,
+  type ProcessSpec,
+  type ResourceStats,
+  type RuntimeDriver,
+  type Sandbox,
+  type SandboxNetwork,
+  type SandboxSpec,
+  type SelfTestOptions,
+  type SelfTestResult,
+} from "../runtime-driver.js";
+import { selfTestSandbox } from "../self-test.js";
+import { type BundleOptions, ociConfig, ociProcess, writeJson } from "./bundle.js";
+
+export interface OciCliDriverOptions {
+  /** Where runtime state (`--root`) lives; one subdirectory per runtime. */
+  stateDir: string;
+  /** Override the binary (absolute path or name on PATH). */
+  binary?: string;
+  /** Egress networking; resolvers default to the host's non-loopback nameservers. */
+  egress?: Partial<EgressConfig>;
+}
+
+export interface Invocation {
+  file: string;
+  args: string[];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export abstract class OciCliDriver implements RuntimeDriver {
+  abstract readonly name: DriverName;
+  abstract readonly kind: DriverKind;
+  abstract readonly isolation: string;
+  protected readonly stateDir: string;
+  protected readonly binary: string;
+  private readonly egress: Partial<EgressConfig>;
+
+  constructor(defaultBinary: string, o: OciCliDriverOptions) {
+    this.stateDir = o.stateDir;
+    this.binary = o.binary ?? defaultBinary;
+    this.egress = o.egress ?? {};
+  }
+
+  /** `--root` directory of this runtime. */
+  get stateRoot(): string {
+    return path.join(this.stateDir, this.name);
+  }
+
+  /** Full command line for a runtime subcommand (global flags, wrappers). */
+  protected abstract invocation(sub: string[], ctx: { netnsPath?: string }): Invocation;
+
+  /** Runtime-specific bundle tweaks (e.g. runsc joins the netns itself). */
+  protected bundleOptions(base: BundleOptions, _net: EgressNetwork | null): BundleOptions {
+    return base;
+  }
+
+  /** Non-KILL signals: runtimes that hide their processes (gVisor) route them through `kill --all`. */
+  protected signalViaRuntime(): boolean {
+    return false;
+  }
+
+  async version(): Promise<string> {
+    const inv = this.invocation(["--version"], {});
+    const r = await runCommand(inv.file, inv.args, { timeoutMs: 10_000 });
+    if (r.code !== 0) throw failedPrecondition(`${this.name} is not available`);
+    const first = r.stdout.split("\n")[0] ?? "";
+    return first.replace(/^.*version\s*/i, "").trim();
+  }
+
+  selfTest(o: SelfTestOptions): Promise<SelfTestResult> {
+    return selfTestSandbox(this, o);
+  }
+
+  async egressConfig(): Promise<EgressConfig> {
+    return {
+      subnet: this.egress.subnet ?? "10.231.0.0/16",
+      dnsServers: this.egress.dnsServers ?? (await hostDnsServers()),
+      extraBlocked: this.egress.extraBlocked ?? [],
+    };
+  }
+
+  async start(spec: SandboxSpec, o: { signal?: AbortSignal } = {}): Promise<Sandbox> {
+    if (!isValidSandboxId(spec.id)) throw invalidArgument("invalid sandbox id");
+    if (!path.isAbsolute(spec.rootfs) || !path.isAbsolute(spec.bundleDir)) throw invalidArgument("paths must be absolute");
+    if (!path.isAbsolute(spec.process.cwd)) throw invalidArgument("cwd must be absolute");
+    if (spec.process.args.length === 0) throw invalidArgument("empty command");
+    o.signal?.throwIfAborted();
+    await mkdir(this.stateRoot, { recursive: true });
+    await mkdir(spec.bundleDir, { recursive: true });
+    const containerId = `${NAME_PREFIX}${spec.id}`;
+    const cleanup = new Cleanup();
+    try {
+      const cg = await SandboxCgroup.create(spec.id, spec.limits);
+      cleanup.push(() => cg.remove());
+      let net: EgressNetwork | null = null;
+      let resolv: string | undefined;
+      if (spec.network === "egress") {
+        const cfg = await this.egressConfig();
+        net = await setupEgress(spec.id, cfg);
+        const nsName = net.nsName;
+        cleanup.push(() => teardownNetns(nsName));
+        resolv = await writeJson(spec.bundleDir, "resolv.conf", "");
+        await writeFile(resolv, resolvConf(cfg.dnsServers), { mode: 0o644 });
+      }
+      o.signal?.throwIfAborted();
+      const config = ociConfig(
+        spec,
+        this.bundleOptions(
+          { cgroupsPath: cg.ociPath, netnsPath: net?.nsPath, ...(resolv === undefined ? {} : { resolvConf: resolv }) },
+          net,
+        ),
+      );
+      await writeJson(spec.bundleDir, "config.json", config);
+      const inv = this.invocation(["run", "--bundle", spec.bundleDir, containerId], net === null ? {} : { netnsPath: net.nsPath });
+      const child = spawn(inv.file, inv.args, {
+        cwd: spec.bundleDir,
+        stdio: [spec.stdin === "pipe" ? "pipe" : "ignore", "pipe", "pipe"],
+        // Own process group: a terminal's ^C to the server must not reach sandboxes directly.
+        detached: true,
+      });
+      const netInfo: SandboxNetwork =
+        net === null ? { mode: "none" } : { mode: "egress", address: net.address, gateway: net.gateway };
+      return new OciSandbox(this, spec, containerId, cg, net, netInfo, child);
+    } catch (e) {
+      await cleanup.run();
+      if (o.signal?.aborted) throw cancelled("sandbox start cancelled", { cause: e });
+      throw e;
+    }
+  }
+
+  /** Runs a runtime subcommand to completion (state, delete, kill). */
+  async call(sub: string[], netnsPath?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+    const inv = this.invocation(sub, netnsPath === undefined ? {} : { netnsPath });
+    return runCommand(inv.file, inv.args, { timeoutMs: 30_000 });
+  }
+
+  spawnExec(containerId: string, processFile: string, stdin: "pipe" | "null", netnsPath?: string): ChildProcess {
+    const inv = this.invocation(["exec", "--process", processFile, containerId], netnsPath === undefined ? {} : { netnsPath });
+    return spawn(inv.file, inv.args, { stdio: [stdin === "pipe" ? "pipe" : "ignore", "pipe", "pipe"], detached: true });
+  }
+
+  /** Does the runtime still hold state for this container? */
+  hasState(containerId: string): boolean {
+    return existsSync(path.join(this.stateRoot, containerId));
+  }
+
+  get routesSignals(): boolean {
+    return this.signalViaRuntime();
+  }
+}
+
+class Cleanup {
+  private readonly steps: Array<() => Promise<unknown>> = [];
+  push(f: () => Promise<unknown>): void {
+    this.steps.push(f);
+  }
+  async run(): Promise<void> {
+    for (const f of this.steps.reverse()) await f().catch(() => undefined);
+  }
+}
+
+function exitFromWait(code: number | null, signal: NodeJS.Signals | null): Omit<ExitStatus, "oomKilled"> {
+  if (code === null) {
+    // The runtime process itself died by a signal (we killed it): report like a shell would.
+    const n = signal === null ? 9 : (osSignal(signal) ?? 9);
+    return { exitCode: 128 + n, signal: n };
+  }
+  // Runtimes report a container killed by signal N as 128+N.
+  if (code > 128 && code <= 128 + 64) return { exitCode: code, signal: code - 128 };
+  return { exitCode: code, signal: -1 };
+}
+
+function osSignal(s: NodeJS.Signals): number | undefined {
+  return (constants.signals as Record<string, number>)[s];
+}
+
+function waitChild(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      resolve({ code: child.exitCode, signal: child.signalCode });
+      return;
+    }
+    child.once("exit", (code, signal) => resolve({ code, signal }));
+    child.once("error", () => resolve({ code: 127, signal: null }));
+  });
+}
+
+class OciSandbox implements Sandbox {
+  readonly pid: number;
+  readonly stdin;
+  readonly stdout;
+  readonly stderr;
+  private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private execCount = 0;
+  private destroyed: Promise<void> | null = null;
+  private readonly children = new Set<ChildProcess>();
+
+  constructor(
+    private readonly driver: OciCliDriver,
+    private readonly spec: SandboxSpec,
+    private readonly containerId: string,
+    private readonly cg: SandboxCgroup,
+    private readonly net: EgressNetwork | null,
+    readonly network: SandboxNetwork,
+    private readonly child: ChildProcess,
+  ) {
+    this.pid = child.pid ?? -1;
+    this.stdin = child.stdin;
+    this.stdout = child.stdout as NonNullable<ChildProcess["stdout"]>;
+    this.stderr = child.stderr as NonNullable<ChildProcess["stderr"]>;
+    this.exited = waitChild(child);
+    // A caller that never writes stdin must not crash the server with EPIPE.
+    this.stdin?.on("error", () => undefined);
+  }
+
+  get id(): string {
+    return this.spec.id;
+  }
+
+  async wait(): Promise<ExitStatus> {
+    const { code, signal } = await this.exited;
+    const st = await this.cg.stats();
+    return { ...exitFromWait(code, signal), oomKilled: st.oomKills > 0 };
+  }
+
+  private get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    if (signal !== "SIGKILL") {
+      if (this.driver.routesSignals) await this.driver.call(["kill", "--all", this.containerId, signal.replace(/^SIG/, "")]);
+      else await this.cg.kill(signal);
+      return;
+    }
+    // Repeat until the runtime exits: a kill racing container creation must not miss the init.
+    for (let i = 0; this.running && i < 100; i++) {
+      await this.cg.kill("SIGKILL");
+      await Promise.race([this.exited, sleep(50)]);
+    }
+    if (this.running) {
+      this.child.kill("SIGKILL");
+      await this.exited;
+    }
+  }
+
+  async exec(p: ProcessSpec, o: { stdin?: "pipe" | "null" } = {}): Promise<ProcessHandle> {
+    if (this.destroyed !== null) throw failedPrecondition("sandbox is destroyed");
+    await this.waitRunning();
+    const n = ++this.execCount;
+    const file = await writeJson(this.spec.bundleDir, `exec-${n}.json`, ociProcess(p));
+    const child = this.driver.spawnExec(this.containerId, file, o.stdin ?? "null", this.net?.nsPath);
+    this.children.add(child);
+    const exited = waitChild(child);
+    void exited.then(() => this.children.delete(child));
+    child.stdin?.on("error", () => undefined);
+    return {
+      pid: child.pid ?? -1,
+      stdin: child.stdin,
+      stdout: child.stdout as NonNullable<ChildProcess["stdout"]>,
+      stderr: child.stderr as NonNullable<ChildProcess["stderr"]>,
+      wait: async () => {
+        const r = await exited;
+        return exitFromWait(r.code, r.signal);
+      },
+      kill: async (signal: NodeJS.Signals = "SIGKILL") => {
+        child.kill(signal);
+        await exited;
+      },
+    };
+  }
+
+  /** `exec` needs a started container; `run` gives no readiness signal, so poll the runtime. */
+  private async waitRunning(): Promise<void> {
+    for (let i = 0; i < 400; i++) {
+      if (!this.running) throw failedPrecondition("sandbox has exited");
+      const r = await this.driver.call(["state", this.containerId], this.net?.nsPath);
+      if (r.code === 0) {
+        try {
+          const st = JSON.parse(r.stdout) as { status?: string };
+          if (st.status === "running") return;
+          if (st.status === "stopped") throw failedPrecondition("sandbox has exited");
+        } catch (e) {
+          if (e instanceof Error && e.name === "AppError") throw e;
+        }
+      }
+      await sleep(10);
+    }
+    throw internal("sandbox did not reach running state");
+  }
+
+  stats(): Promise<ResourceStats> {
+    return this.cg.stats();
+  }
+
+  destroy(): Promise<void> {
+    if (this.destroyed === null) this.destroyed = this.doDestroy();
+    return this.destroyed;
+  }
+
+  private async doDestroy(): Promise<void> {
+    await this.kill("SIGKILL");
+    for (const c of this.children) c.kill("SIGKILL");
+    this.stdout.destroy();
+    this.stderr.destroy();
+    this.stdin?.destroy();
+    if (this.driver.hasState(this.containerId)) {
+      await this.driver.call(["delete", "--force", this.containerId], this.net?.nsPath);
+    }
+    if (this.net !== null) await teardownNetns(this.net.nsName);
+    await this.cg.remove();
+    await removeBundleFiles(this.spec.bundleDir);
+  }
+}
+
+async function removeBundleFiles(dir: string): Promise<void> {
+  let names: string[] = [];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (n === "config.json" || n === "resolv.conf" || /^exec-\d+\.json$/.test(n)) await rm(path.join(dir, n), { force: true });
+  }
+  await rmdir(dir).catch(() => undefined);
+}
+

@@ -1,0 +1,139 @@
+/**
+ * Per-run overlay root filesystems: lowers = the image's layer chain, a fresh upper/work pair,
+ * mounted at `target`. Snapshotting (rename of the upper) is the caller's business.
+ *
+ * The legacy mount(2) option string is capped at 4096 bytes. Layers live side by side in one
+ * directory, so we mount with `cwd` = that directory and bare relative names (~41 bytes each:
+ * fine up to ~90 lowers); longer chains go through a throw-away directory of short symlinks
+ * (`0`, `1`, …), which the kernel resolves at mount time and no longer needs afterwards.
+ */
+import { mkdir, mkdtemp, readdir, lstat, rm, symlink } from "node:fs/promises";
+import path from "node:path";
+import { internal, invalidArgument } from "../core/errors.js";
+import { mustRun, runCommand } from "./command.js";
+
+export interface MountRootfsOptions {
+  /** Absolute layer directories, top-most first. */
+  lowers: string[];
+  upper?: string;
+  work?: string;
+  target: string;
+  /** No upper: a read-only view of the chain (upper/work are ignored). */
+  readOnly?: boolean;
+}
+
+/** Kernel's overlay limit; the caller keeps chains far shorter by compaction. */
+export const MAX_LOWERS = 500;
+/** util-linux copies at most a page of options; stay clear of it. */
+const OPTION_BUDGET = 4000;
+/** Keep layers self-contained in "upper format": no metacopy/redirect/index state tying them to a mount. */
+const FIXED_OPTS = "index=off,redirect_dir=off,metacopy=off";
+
+function checkPath(p: string, what: string): void {
+  if (!path.isAbsolute(p)) throw invalidArgument(`${what} must be absolute`);
+  // Separators of the option string; overlay's escaping of these is not worth trusting.
+  if (/[,:\\\n\0=]/.test(p)) throw invalidArgument(`${what} contains characters overlayfs options cannot carry`);
+}
+
+export function buildOverlayOptions(o: MountRootfsOptions, lowerNames: string[]): string {
+  const lower = `lowerdir=${lowerNames.join(":")}`;
+  if (o.readOnly) return `ro,${lower},${FIXED_OPTS}`;
+  return `${lower},upperdir=${o.upper},workdir=${o.work},${FIXED_OPTS}`;
+}
+
+function commonParent(dirs: string[]): string | null {
+  const first = dirs[0];
+  if (first === undefined) return null;
+  const parent = path.dirname(first);
+  return dirs.every((d) => path.dirname(d) === parent) ? parent : null;
+}
+
+export async function mountRootfs(o: MountRootfsOptions): Promise<void> {
+  if (o.lowers.length === 0) throw invalidArgument("at least one lower layer is required");
+  if (o.lowers.length > MAX_LOWERS) throw invalidArgument("layer chain too deep");
+  for (const l of o.lowers) checkPath(l, "layer path");
+  checkPath(o.target, "mount target");
+  if (!o.readOnly) {
+    if (o.upper === undefined || o.work === undefined) throw invalidArgument("upper and work are required");
+    checkPath(o.upper, "upper path");
+    checkPath(o.work, "work path");
+    await mkdir(o.upper, { recursive: true });
+    await mkdir(o.work, { recursive: true });
+  }
+  await mkdir(o.target, { recursive: true });
+
+  const only = o.lowers[0];
+  if (o.readOnly && o.lowers.length === 1 && only !== undefined) {
+    // overlayfs refuses a single lower without an upper; a read-only bind is the same view.
+    await mustRun("mount", ["--bind", only, o.target], "mount");
+    await mustRun("mount", ["-o", "remount,bind,ro", o.target], "mount", {});
+    return;
+  }
+
+  const parent = commonParent(o.lowers);
+  if (parent !== null) {
+    const names = o.lowers.map((l) => path.basename(l));
+    const opts = buildOverlayOptions(o, names);
+    if (opts.length <= OPTION_BUDGET) {
+      await overlayMount(opts, o.target, parent);
+      return;
+    }
+  }
+  // Long or scattered chains: alias each lower by its index.
+  const aliasDir = await mkdtemp(path.join(path.dirname(o.target), ".lowers-"));
+  try {
+    await Promise.all(o.lowers.map((l, i) => symlink(l, path.join(aliasDir, String(i)))));
+    const opts = buildOverlayOptions(
+      o,
+      o.lowers.map((_, i) => String(i)),
+    );
+    if (opts.length > OPTION_BUDGET) throw invalidArgument("layer chain too deep");
+    await overlayMount(opts, o.target, aliasDir);
+  } finally {
+    await rm(aliasDir, { recursive: true, force: true });
+  }
+}
+
+async function overlayMount(opts: string, target: string, cwd: string): Promise<void> {
+  await mustRun("mount", ["-t", "overlay", "overlay", "-o", opts, target], "overlay mount", { cwd });
+}
+
+/** Unmounts `target`; a mount still busy after a few tries is detached lazily. Missing mounts are fine. */
+export async function unmount(target: string): Promise<void> {
+  for (let i = 0; i < 5; i++) {
+    const r = await runCommand("umount", [target]);
+    if (r.code === 0) return;
+    if (/not mounted|no mount point|not found/i.test(r.stderr)) return;
+    if (!/busy/i.test(r.stderr)) throw internal("unmount failed", { cause: new Error(r.stderr.trim()) });
+    await new Promise((res) => setTimeout(res, 20 * (i + 1)));
+  }
+  await mustRun("umount", ["-l", target], "unmount");
+}
+
+export interface DiffStats {
+  /** Apparent bytes of regular files and symlink targets in the upper. */
+  bytes: number;
+  /** Entries below the upper's root (files, dirs, whiteouts, links). */
+  entries: number;
+  /** Nothing written: the run did not change the filesystem. */
+  empty: boolean;
+}
+
+/** Walks an (unmounted or mounted) upper directory. Does not follow symlinks. */
+export async function diffStats(upper: string): Promise<DiffStats> {
+  let bytes = 0;
+  let entries = 0;
+  const stack = [upper];
+  while (stack.length > 0) {
+    const dir = stack.pop() as string;
+    const names = await readdir(dir);
+    for (const name of names) {
+      const p = path.join(dir, name);
+      const st = await lstat(p);
+      entries++;
+      if (st.isDirectory()) stack.push(p);
+      else if (st.isFile() || st.isSymbolicLink()) bytes += st.size;
+    }
+  }
+  return { bytes, entries, empty: entries === 0 };
+}

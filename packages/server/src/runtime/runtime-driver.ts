@@ -1,0 +1,129 @@
+/**
+ * The isolation layer's contract. A driver turns a mounted root filesystem plus a process
+ * description into a running, resource-limited, isolated sandbox. It knows nothing about
+ * images, HTTP or the database: the caller mounts the rootfs (rootfs.ts), decides timeouts,
+ * caps output, and snapshots the upper dir afterwards.
+ */
+import type { Readable, Writable } from "node:stream";
+
+export type DriverName = "crun" | "runc" | "runsc";
+export type DriverKind = "oci" | "gvisor";
+
+export interface ProcessSpec {
+  /** argv; args[0] is resolved through PATH from `env` inside the sandbox. */
+  args: string[];
+  /** "KEY=value" entries. */
+  env: string[];
+  /** Absolute path inside the sandbox. */
+  cwd: string;
+  uid: number;
+  gid: number;
+}
+
+export interface SandboxLimits {
+  memoryBytes: number;
+  pids: number;
+  /** CPUs worth of time per period (1.5 = one and a half cores); unset = unlimited. */
+  cpuQuota?: number;
+}
+
+export interface SandboxSpec {
+  /** [a-z0-9-], 1–64 chars, unique among live sandboxes; names the container, cgroup and netns. */
+  id: string;
+  /** The mounted merged root directory (absolute). */
+  rootfs: string;
+  /** An empty directory owned by this sandbox for config.json and friends (absolute). */
+  bundleDir: string;
+  process: ProcessSpec;
+  hostname: string;
+  network: "none" | "egress";
+  limits: SandboxLimits;
+  stdin: "pipe" | "null";
+}
+
+export interface ExitStatus {
+  exitCode: number;
+  /** Terminating signal number, -1 when the process exited normally. */
+  signal: number;
+  /** True when the kernel OOM-killed anything in the sandbox during its life. */
+  oomKilled: boolean;
+}
+
+export interface ResourceStats {
+  cpuUserNs: number;
+  cpuSystemNs: number;
+  cpuTotalNs: number;
+  memoryPeakBytes: number;
+  memoryCurrentBytes: number;
+  pidsCurrent: number;
+  oomKills: number;
+}
+
+export interface ProcessHandle {
+  /** Host pid of the runtime process that owns this process (not the pid inside the sandbox). */
+  readonly pid: number;
+  readonly stdin: Writable | null;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  wait(): Promise<Omit<ExitStatus, "oomKilled">>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface SandboxNetwork {
+  mode: "none" | "egress";
+  /** Sandbox address and its host-side gateway (egress only). */
+  address?: string;
+  gateway?: string;
+}
+
+export interface Sandbox {
+  readonly id: string;
+  /** Host pid of the runtime process in the foreground (`<runtime> run`). */
+  readonly pid: number;
+  /**
+   * Plain pipes. Nothing is buffered by the driver: a caller that stops reading makes the
+   * sandboxed writer block, so the caller decides how much to keep and must drain or destroy.
+   */
+  readonly stdin: Writable | null;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly network: SandboxNetwork;
+  /** Resolves once the main process has exited (independent of whether output was drained). */
+  wait(): Promise<ExitStatus>;
+  /** Signals every process in the sandbox's cgroup (default SIGKILL, which ends the sandbox). */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts another process in the same sandbox; the main process must be running. */
+  exec(p: ProcessSpec, o?: { stdin?: "pipe" | "null" }): Promise<ProcessHandle>;
+  /** cgroup accounting; still valid after exit, until destroy(). */
+  stats(): Promise<ResourceStats>;
+  /** Kills what is left and removes container state, cgroups, netns and bundle files. Idempotent. */
+  destroy(): Promise<void>;
+}
+
+export type SelfTestResult = { ok: true } | { ok: false; reason: string };
+
+export interface SelfTestOptions {
+  /** Scratch directory the self-test may create files in. */
+  workDir: string;
+  signal?: AbortSignal;
+}
+
+export interface RuntimeDriver {
+  readonly name: DriverName;
+  readonly kind: DriverKind;
+  /** Human-readable description of the isolation boundary, for logs and `doctor`. */
+  readonly isolation: string;
+  version(): Promise<string>;
+  selfTest(o: SelfTestOptions): Promise<SelfTestResult>;
+  start(spec: SandboxSpec, o?: { signal?: AbortSignal }): Promise<Sandbox>;
+}
+
+/** Prefix of every container, netns and veth name this service creates; reclaim keys on it. */
+export const NAME_PREFIX = "ctr-";
+/** Service-owned cgroup parent: `/<CGROUP_ROOT>/<id>` with the runtime's child `ctr`. */
+export const CGROUP_ROOT = "contree";
+
+const ID_RE = /^[a-z0-9][a-z0-9-]{0,63}$/;
+export function isValidSandboxId(id: string): boolean {
+  return ID_RE.test(id);
+}
