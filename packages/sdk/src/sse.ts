@@ -43,6 +43,7 @@ export class SseParser {
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     }
     // A CR at the end of the previous chunk already ended a line; a LF right after it is the same line end.
+    if (text.length === 0) return [];
     if (this.pendingCR) {
       this.pendingCR = false;
       if (text.startsWith("\n")) text = text.slice(1);
