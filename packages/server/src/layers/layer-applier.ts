@@ -26,6 +26,7 @@ import {
   isAppError,
   resourceExhausted,
 } from "../core/errors.js";
+import { major, minor } from "./device.js";
 import {
   type DirCache,
   getXattrSync,
@@ -231,7 +232,7 @@ class Applier {
     try {
       tparent = runSync(resolveDir(this.roots, tcomps.slice(0, -1), { cache: this.dirCache, strict: true }));
     } catch (err) {
-      if (isAppError(err)) throw invalidArgument(`hardlink target ${err.message}`);
+      if (isAppError(err)) throw invalidArgument(`hardlink target: ${err.message}`);
       throw err;
     }
     const tnode = runSync(lookupChild(this.roots, tparent.parts, tparent.layers, tname));
@@ -497,13 +498,6 @@ function mknod(host: string, type: "char" | "block" | "fifo", mode: number, maj:
   } catch (err) {
     throw internal("cannot create a device node", { cause: err });
   }
-}
-
-function major(dev: number): number {
-  return ((dev >>> 8) & 0xfff) | ((Math.floor(dev / 2 ** 32) & 0xfffff000) >>> 0);
-}
-function minor(dev: number): number {
-  return (dev & 0xff) | ((dev >>> 12) & 0xfff00);
 }
 
 function osErrno(err: unknown): number | undefined {
