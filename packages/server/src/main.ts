@@ -6,6 +6,17 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
+import { eventsRoutes } from "./api/routes/events.js";
+import { imagesRoutes } from "./api/routes/images.js";
+import { operationsRoutes } from "./api/routes/operations.js";
+import { effectiveLimits } from "./config/limits.js";
+import { ImageImporter } from "./images/image-importer.js";
+import { ImageService } from "./images/image-service.js";
+import { ImportHandler } from "./images/import-handler.js";
+import { LayerStore } from "./images/layer-store.js";
+import { EventLog } from "./operations/event-log.js";
+import { OperationQueue } from "./operations/operation-queue.js";
+import { HttpRegistryClient } from "./registry/http-registry-client.js";
 import { bootstrap } from "./auth/bootstrap.js";
 import type { Config } from "./config/config.js";
 import { LocalContentStore } from "./content/local/local-content-store.js";
@@ -47,7 +58,41 @@ export async function createServer(config: Config, logger: Logger = createLogger
   if (reclaimed > 0) logger.info({ reclaimed }, "removed unfinished uploads left by an earlier run");
   const boot = await bootstrap(store, config.bootstrapToken);
   const metrics = new MetricsRegistry();
-  const app = await buildApp({ config, logger, store, content, metrics });
+
+  const layers = await LayerStore.open(layout.root);
+  const reclaimedLayers = await layers.reclaim(new Set(await store.images.allLayerIds()));
+  if (reclaimedLayers.staging + reclaimedLayers.orphans > 0) logger.info(reclaimedLayers, "removed half-written layers left by an earlier run");
+  const registry = new HttpRegistryClient({ insecureRegistries: config.insecureRegistries });
+  const images = new ImageService(store);
+  const importer = new ImageImporter(store, layers);
+  const imports = new ImportHandler(store, registry, importer);
+  const events = new EventLog(store.operations);
+  const queue = new OperationQueue({
+    store,
+    events,
+    logger,
+    handlers: [imports],
+    limitsOf: async (projectId) => {
+      const p = await store.projects.findById(projectId);
+      return p ? effectiveLimits(config.defaultLimits, p) : config.defaultLimits;
+    },
+  });
+  const failed = await queue.recover();
+  if (failed > 0) logger.warn({ failed }, "operations interrupted by a restart were marked FAILED");
+
+  const app = await buildApp({
+    config,
+    logger,
+    store,
+    content,
+    metrics,
+    plugins: [
+      imagesRoutes({ config, images, imports, queue }),
+      operationsRoutes({ store, queue }),
+      eventsRoutes({ store, events }),
+    ],
+  });
+  queue.start();
   let closed = false;
   return {
     app,
@@ -57,6 +102,7 @@ export async function createServer(config: Config, logger: Logger = createLogger
     async close() {
       if (closed) return;
       closed = true;
+      await queue.close();
       await app.close();
       await store.close();
     },

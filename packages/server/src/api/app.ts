@@ -16,7 +16,7 @@ import "./request-context.js";
 import { filesRoutes } from "./routes/files.js";
 import { metricsRoutes } from "./routes/metrics.js";
 import { whoamiRoutes } from "./routes/whoami.js";
-import { validatorCompiler } from "./validators.js";
+import { buildValidator } from "./validators.js";
 
 const gzip = promisify(gzipCb);
 
@@ -49,9 +49,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // One access-log line per request comes from our onResponse hook, with the route and timing.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    // Through the controller (not setValidatorCompiler) so contexts that add schemas keep it.
+    schemaController: { compilersFactory: { buildValidator: buildValidator as never } },
   });
 
-  app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(makeErrorHandler(httpMetrics));
   app.setNotFoundHandler((_req, reply) => {
     void reply.code(404).send({ error: "not found", status: 404 });

@@ -6,10 +6,16 @@ import type { FastifySchemaCompiler } from "fastify";
  * coerced); query strings and path params are text on the wire, so they are coerced. Unknown
  * properties are tolerated everywhere because clients send extra keys.
  */
-const strict = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
-const coercing = new Ajv({ coerceTypes: "array", useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
-
-export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
-  const ajv = httpPart === "body" ? strict : coercing;
-  return ajv.compile(schema as object) as ReturnType<FastifySchemaCompiler<unknown>>;
-};
+export function buildValidator(externalSchemas: Record<string, unknown> = {}): FastifySchemaCompiler<unknown> {
+  const make = (coerceTypes: false | "array") => {
+    const ajv = new Ajv({ coerceTypes, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+    for (const s of Object.values(externalSchemas)) ajv.addSchema(s as object);
+    return ajv;
+  };
+  const strict = make(false);
+  const coercing = make("array");
+  return ({ schema, httpPart }) => {
+    const ajv = httpPart === "body" ? strict : coercing;
+    return ajv.compile(schema as object) as ReturnType<FastifySchemaCompiler<unknown>>;
+  };
+}

@@ -1,5 +1,7 @@
 import type { Kysely } from "kysely";
 import type { FileRepo } from "./repos/file-repo.js";
+import type { ImageRepo } from "./repos/image-repo.js";
+import type { OperationRepo } from "./repos/operation-repo.js";
 import type { ProjectRepo } from "./repos/project-repo.js";
 import type { TokenRepo } from "./repos/token-repo.js";
 import type { Database } from "./schema.js";
@@ -9,6 +11,8 @@ export interface Repos {
   readonly projects: ProjectRepo;
   readonly tokens: TokenRepo;
   readonly files: FileRepo;
+  readonly images: ImageRepo;
+  readonly operations: OperationRepo;
 }
 
 /**

@@ -30,7 +30,7 @@ export interface FilesTable {
 export interface LayersTable {
   id: string;
   kind: string;
-  diff_id: string | null;
+  chain_id: string | null;
   size: number;
   entries: number;
   created_at: number;

@@ -19,11 +19,20 @@ export interface TestServer {
 }
 
 /** A real server (same graph as the daemon) in this process, on a free loopback port. */
-export async function startTestServer(overrides: Partial<Config> = {}, env: NodeJS.ProcessEnv = {}): Promise<TestServer> {
+export async function startTestServer(
+  overrides: Partial<Config> = {},
+  env: NodeJS.ProcessEnv = {},
+): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "contree-test-"));
   const token = "test-admin-token";
-  const config = { ...loadConfig({ dataDir, listen: "127.0.0.1:0" }, { CONTREE_BOOTSTRAP_TOKEN: token, ...env }), ...overrides };
-  const server = await createServer(config, createLogger(process.env["TEST_LOG_LEVEL"] as "info" | undefined ?? "silent"));
+  const config = {
+    ...loadConfig({ dataDir, listen: "127.0.0.1:0" }, { CONTREE_BOOTSTRAP_TOKEN: token, ...env }),
+    ...overrides,
+  };
+  const server = await createServer(
+    config,
+    createLogger((process.env["TEST_LOG_LEVEL"] as "info" | undefined) ?? "silent"),
+  );
   const url = await server.app.listen({ host: "127.0.0.1", port: 0 });
   return {
     server,
@@ -36,7 +45,11 @@ export async function startTestServer(overrides: Partial<Config> = {}, env: Node
       const headers = new Headers(rest.headers);
       if (!headers.has("authorization")) headers.set("authorization", `Bearer ${token}`);
       if (json !== undefined) headers.set("content-type", "application/json");
-      return fetch(`${url}${config.pathPrefix}${path}`, { ...rest, headers, ...(json !== undefined ? { body: JSON.stringify(json) } : {}) });
+      return fetch(`${url}${config.pathPrefix}${path}`, {
+        ...rest,
+        headers,
+        ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+      });
     },
     async close() {
       await server.close();
@@ -46,13 +59,18 @@ export async function startTestServer(overrides: Partial<Config> = {}, env: Node
 }
 
 /** Polls an operation until it is terminal; returns its document. */
-export async function waitOperation(t: TestServer, id: string, timeoutMs = 60_000): Promise<Record<string, unknown>> {
+export async function waitOperation(
+  t: TestServer,
+  id: string,
+  timeoutMs = 60_000,
+): Promise<Record<string, unknown>> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const r = await t.api(`/v1/operations/${id}`);
     const doc = (await r.json()) as Record<string, unknown>;
     if (["SUCCESS", "FAILED", "CANCELLED"].includes(String(doc["status"]))) return doc;
-    if (Date.now() > until) throw new Error(`operation ${id} still ${String(doc["status"])} after ${timeoutMs} ms`);
+    if (Date.now() > until)
+      throw new Error(`operation ${id} still ${String(doc["status"])} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }

@@ -6,18 +6,28 @@ import { internal } from "../../core/errors.js";
 import type { MetadataStore, Repos } from "../metadata-store.js";
 import { SQLITE_MIGRATIONS } from "../migrations/sqlite/index.js";
 import { FileRepo } from "../repos/file-repo.js";
+import { ImageRepo } from "../repos/image-repo.js";
+import { OperationRepo } from "../repos/operation-repo.js";
 import { ProjectRepo } from "../repos/project-repo.js";
 import { TokenRepo } from "../repos/token-repo.js";
 import type { Database } from "../schema.js";
 
 function reposFor(db: Kysely<Database>): Repos {
-  return { projects: new ProjectRepo(db), tokens: new TokenRepo(db), files: new FileRepo(db) };
+  return {
+    projects: new ProjectRepo(db),
+    tokens: new TokenRepo(db),
+    files: new FileRepo(db),
+    images: new ImageRepo(db),
+    operations: new OperationRepo(db),
+  };
 }
 
 export class SqliteMetadataStore implements MetadataStore {
   readonly projects: ProjectRepo;
   readonly tokens: TokenRepo;
   readonly files: FileRepo;
+  readonly images: ImageRepo;
+  readonly operations: OperationRepo;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -27,6 +37,8 @@ export class SqliteMetadataStore implements MetadataStore {
     this.projects = r.projects;
     this.tokens = r.tokens;
     this.files = r.files;
+    this.images = r.images;
+    this.operations = r.operations;
   }
 
   /** Opens (creating if needed) the database file and brings its schema up to date. */

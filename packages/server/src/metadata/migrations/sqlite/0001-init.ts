@@ -36,12 +36,12 @@ CREATE INDEX files_by_project_time ON files (project_id, created_at DESC, id DES
 CREATE TABLE layers (
   id TEXT PRIMARY KEY,
   kind TEXT NOT NULL,
-  diff_id TEXT,
+  chain_id TEXT,
   size INTEGER NOT NULL,
   entries INTEGER NOT NULL,
   created_at INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX layers_by_diff_id ON layers (diff_id) WHERE diff_id IS NOT NULL;
+CREATE UNIQUE INDEX layers_by_chain_id ON layers (chain_id) WHERE chain_id IS NOT NULL;
 
 CREATE TABLE images (
   id TEXT PRIMARY KEY,

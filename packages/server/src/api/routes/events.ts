@@ -1,0 +1,181 @@
+import { createGzip, constants as zlibConstants, type Gzip } from "node:zlib";
+import { Type } from "@sinclair/typebox";
+import { requirePermission } from "../../auth/principal.js";
+import { invalidArgument, notFound } from "../../core/errors.js";
+import { isUuid } from "../../core/ids.js";
+import { parseFlag } from "../../core/time.js";
+import type { MetadataStore } from "../../metadata/metadata-store.js";
+import { TERMINAL_STATUSES } from "../../metadata/repos/operation-repo.js";
+import type { EventLog, OperationEvent } from "../../operations/event-log.js";
+import type { ApiApp } from "../api-app.js";
+import { ErrorSchema, FlagSchema } from "../pagination.js";
+import { principalOf } from "../request-context.js";
+import { OperationParams } from "./operations.js";
+
+export interface EventsRouteDeps {
+  store: MetadataStore;
+  events: EventLog;
+  keepaliveMs?: number;
+}
+
+/** Live events buffered per follower before it is switched to reading from the log. */
+const MAX_BUFFERED = 1024;
+const REPLAY_PAGE = 500;
+
+function frame(e: OperationEvent): string {
+  return `id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
+}
+
+/**
+ * `GET /v1/operations/{id}/events`: replay of the durable log after `since`/`Last-Event-Id`,
+ * then (with `follow`) live events until `completion`. A follower that falls behind never grows
+ * the heap: beyond a small buffer it drops live events and catches up from the log instead.
+ */
+export function eventsRoutes(d: EventsRouteDeps) {
+  const keepaliveMs = d.keepaliveMs ?? 15_000;
+  return async (app: ApiApp): Promise<void> => {
+    app.get(
+      "/operations/:operation_id/events",
+      {
+        schema: {
+          summary: "Server-sent events of an operation (replay, then live with follow=1)",
+          params: OperationParams,
+          querystring: Type.Object({
+            follow: FlagSchema,
+            since: Type.Optional(Type.String()),
+            spid: Type.Optional(Type.String()),
+          }),
+          response: { 404: ErrorSchema, 400: ErrorSchema },
+        },
+      },
+      async (req, reply) => {
+        const p = principalOf(req);
+        requirePermission(p, "list");
+        const id = req.params.operation_id.toLowerCase();
+        const op = isUuid(id) ? await d.store.operations.get(id, p.project.id) : undefined;
+        if (!op) throw notFound("operation not found");
+        const follow = parseFlag(req.query.follow);
+        const cursorText = req.headers["last-event-id"] ?? req.query.since;
+        let cursor = -1;
+        if (typeof cursorText === "string" && cursorText.trim() !== "") {
+          if (!/^-?\d+$/.test(cursorText.trim())) throw invalidArgument("since / Last-Event-Id must be an integer event id");
+          cursor = Number(cursorText.trim());
+        }
+        let spid: number | undefined;
+        if (req.query.spid !== undefined && req.query.spid !== "") {
+          if (!/^\d+$/.test(req.query.spid)) throw invalidArgument("spid must be a non-negative integer");
+          spid = Number(req.query.spid);
+        }
+        const wanted = (e: OperationEvent) => spid === undefined || e.spid === spid || e.type === "completion";
+
+        reply.hijack();
+        const res = reply.raw;
+        const gzip = /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""));
+        res.writeHead(200, {
+          "content-type": "text/event-stream; charset=utf-8",
+          "cache-control": "no-cache",
+          "x-accel-buffering": "no",
+          "x-request-id": req.id,
+          ...(gzip ? { "content-encoding": "gzip", vary: "accept-encoding" } : {}),
+        });
+        let z: Gzip | undefined;
+        if (gzip) {
+          z = createGzip({ flush: zlibConstants.Z_SYNC_FLUSH });
+          z.pipe(res);
+        }
+        let closed = false;
+        const write = (s: string): boolean => {
+          if (closed) return false;
+          if (z) {
+            const ok = z.write(s);
+            z.flush(zlibConstants.Z_SYNC_FLUSH);
+            return ok;
+          }
+          return res.write(s);
+        };
+        const end = () => {
+          if (closed) return;
+          closed = true;
+          if (z) z.end();
+          else res.end();
+        };
+        req.raw.on("close", () => {
+          closed = true;
+        });
+
+        // Live events arrive here while we replay; ids at or below the cursor are dropped.
+        let buffered: OperationEvent[] = [];
+        let overflow = false;
+        let wake: (() => void) | undefined;
+        const unsubscribe = follow
+          ? d.events.subscribe(id, (e) => {
+              if (buffered.length >= MAX_BUFFERED) overflow = true;
+              else buffered.push(e);
+              wake?.();
+            })
+          : () => {};
+        const keepalive = follow
+          ? setInterval(() => {
+              write(": keepalive\n\n");
+            }, keepaliveMs)
+          : undefined;
+        try {
+          let done = false;
+          const emit = async (e: OperationEvent) => {
+            if (e.id <= cursor) return;
+            cursor = e.id;
+            if (wanted(e) && !write(frame(e))) await new Promise<void>((r) => (z ?? res).once("drain", () => r()));
+            if (e.type === "completion") done = true;
+          };
+          const replay = async () => {
+            for (;;) {
+              const page = await d.events.replay(id, cursor, REPLAY_PAGE);
+              for (const e of page) {
+                if (closed || done) return;
+                await emit(e);
+              }
+              if (page.length < REPLAY_PAGE) return;
+            }
+          };
+          await replay();
+          if (!follow) {
+            // A terminal operation's unfiltered replay always ends with its completion event.
+            end();
+            return;
+          }
+          while (!closed && !done) {
+            if (overflow) {
+              overflow = false;
+              buffered = [];
+              await replay();
+              continue;
+            }
+            const batch = buffered;
+            buffered = [];
+            for (const e of batch) {
+              if (closed || done) break;
+              await emit(e);
+            }
+            if (done || closed) break;
+            if (buffered.length === 0) {
+              const current = await d.store.operations.get(id);
+              if (current && TERMINAL_STATUSES.includes(current.status)) {
+                await replay();
+                if (done) break;
+              }
+              await new Promise<void>((r) => {
+                wake = r;
+                setTimeout(r, 1000).unref();
+              });
+              wake = undefined;
+            }
+          }
+          end();
+        } finally {
+          unsubscribe();
+          if (keepalive) clearInterval(keepalive);
+        }
+      },
+    );
+  };
+}

@@ -1,0 +1,128 @@
+import { invalidArgument } from "../core/errors.js";
+import type { MetadataStore } from "../metadata/metadata-store.js";
+import type { OperationRecord } from "../metadata/repos/operation-repo.js";
+import type { Project } from "../metadata/repos/project-repo.js";
+import type { HandlerContext, HandlerOutcome, OperationHandler } from "../operations/operation-handler.js";
+import type { OperationQueue } from "../operations/operation-queue.js";
+import { formatReference, parseImageReference } from "../registry/reference.js";
+import type { Credentials, RegistryClient } from "../registry/registry-client.js";
+import type { ImageImporter } from "./image-importer.js";
+import { validateTag } from "./tag-grammar.js";
+
+export const MASKED = "<MASKED>";
+export const DEFAULT_IMPORT_TIMEOUT = 300;
+
+/** The normalised import request as stored in the operation's metadata (credentials masked). */
+export interface ImportMetadata {
+  registry: { url: string; credentials?: { username: string; password: string } };
+  tag: string | null;
+  timeout: number;
+  [key: string]: unknown;
+}
+
+/** Accepts both body forms: `{registry: {url, credentials}}` and `{registry: "ref", credentials}`. */
+export function parseImportBody(body: unknown, maxTimeout: number): { meta: ImportMetadata; credentials: Credentials | undefined } {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalidArgument("request body must be a JSON object");
+  const b = body as Record<string, unknown>;
+  let url: unknown;
+  let creds: unknown;
+  if (typeof b["registry"] === "string") {
+    url = b["registry"];
+    creds = b["credentials"];
+  } else if (typeof b["registry"] === "object" && b["registry"] !== null) {
+    const r = b["registry"] as Record<string, unknown>;
+    url = r["url"];
+    creds = r["credentials"] ?? b["credentials"];
+  } else {
+    throw invalidArgument("registry.url is required");
+  }
+  if (typeof url !== "string" || url.trim() === "") throw invalidArgument("registry.url must be a non-empty string");
+  const ref = parseImageReference(url);
+  let credentials: Credentials | undefined;
+  if (creds !== undefined && creds !== null) {
+    if (typeof creds !== "object") throw invalidArgument("registry.credentials must be an object");
+    const c = creds as Record<string, unknown>;
+    const username = c["username"] ?? "";
+    const password = c["password"] ?? "";
+    if (typeof username !== "string" || typeof password !== "string") {
+      throw invalidArgument("registry.credentials.username and password must be strings");
+    }
+    if (username !== "" || password !== "") credentials = { username, password };
+  }
+  const tagRaw = b["tag"];
+  const tag = tagRaw === undefined || tagRaw === null || tagRaw === "" ? null : validateTag(tagRaw);
+  const timeoutRaw = b["timeout"];
+  let timeout = DEFAULT_IMPORT_TIMEOUT;
+  if (timeoutRaw !== undefined && timeoutRaw !== null) {
+    if (typeof timeoutRaw !== "number" || !Number.isInteger(timeoutRaw) || timeoutRaw <= 0) {
+      throw invalidArgument("timeout must be a positive integer number of seconds");
+    }
+    if (timeoutRaw > maxTimeout) throw invalidArgument(`timeout must be at most ${maxTimeout} seconds (images_import_max_timeout)`);
+    timeout = timeoutRaw;
+  }
+  const meta: ImportMetadata = {
+    registry: {
+      url: `docker://${formatReference(ref)}`,
+      ...(credentials ? { credentials: { username: credentials.username, password: MASKED } } : {}),
+    },
+    tag,
+    timeout,
+  };
+  return { meta, credentials };
+}
+
+/**
+ * Runs `image_import` operations. Credentials live only in memory for the duration of the pull
+ * (a restart fails in-flight imports anyway), never in the database or the logs.
+ */
+export class ImportHandler implements OperationHandler {
+  readonly kind = "image_import" as const;
+  private readonly credentials = new Map<string, Credentials>();
+
+  constructor(
+    private readonly store: MetadataStore,
+    private readonly registry: RegistryClient,
+    private readonly importer: ImageImporter,
+  ) {}
+
+  async start(queue: OperationQueue, project: Project, body: unknown, maxTimeout: number): Promise<OperationRecord> {
+    const { meta, credentials } = parseImportBody(body, maxTimeout);
+    const op = await queue.enqueue(project, "image_import", meta);
+    if (credentials) this.credentials.set(op.id, credentials);
+    return op;
+  }
+
+  async run(op: OperationRecord, ctx: HandlerContext): Promise<HandlerOutcome> {
+    const meta = op.metadata as ImportMetadata;
+    const credentials = this.credentials.get(op.id);
+    this.credentials.delete(op.id);
+    const timeout = AbortSignal.timeout(meta.timeout * 1000);
+    const signal = AbortSignal.any([ctx.signal, timeout]);
+    const project = await this.store.projects.findById(op.projectId);
+    if (!project) return { status: "FAILED", error: "project no longer exists" };
+    try {
+      const ref = parseImageReference(meta.registry.url);
+      const resolved = await this.registry.resolveManifest(ref, { credentials, signal });
+      await ctx.emit(0, "progress", { stage: "resolved", reference: resolved.reference, manifest_digest: resolved.manifestDigest, layers: resolved.manifest.layers.length });
+      const { image, size } = await this.importer.import({
+        project,
+        resolved,
+        openLayer: (d, s) => this.registry.fetchBlob(ref, d, { credentials, signal: s }),
+        tag: meta.tag,
+        operationId: op.id,
+        signal,
+        progress: (p) => ctx.emit(0, "progress", { stage: "layer", ...p }),
+      });
+      return {
+        status: "SUCCESS",
+        resultImageId: image.id,
+        resultTag: meta.tag,
+        imageSize: size,
+        completion: { result_image_uuid: image.id, image_size_bytes: size },
+      };
+    } catch (err) {
+      if (timeout.aborted && !ctx.signal.aborted) return { status: "FAILED", error: `import timed out after ${meta.timeout} s` };
+      throw err;
+    }
+  }
+}

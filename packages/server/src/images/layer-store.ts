@@ -1,0 +1,72 @@
+import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { newId } from "../core/ids.js";
+
+/**
+ * Immutable layer directories in overlayfs upper format, `<data>/layers/<id>`, plus a staging
+ * area on the same filesystem so that publishing a layer is one rename. Layer ids are short on
+ * purpose: overlay mount options are capped at 4 KiB and list every lower by name.
+ */
+export class LayerStore {
+  readonly layersDir: string;
+  readonly stagingDir: string;
+
+  private constructor(dataDir: string) {
+    this.layersDir = join(dataDir, "layers");
+    this.stagingDir = join(dataDir, "staging");
+  }
+
+  static async open(dataDir: string): Promise<LayerStore> {
+    const s = new LayerStore(dataDir);
+    await mkdir(s.layersDir, { recursive: true, mode: 0o700 });
+    await mkdir(s.stagingDir, { recursive: true, mode: 0o700 });
+    return s;
+  }
+
+  path(id: string): string {
+    return join(this.layersDir, id);
+  }
+
+  paths(ids: readonly string[]): string[] {
+    return ids.map((id) => this.path(id));
+  }
+
+  /** A fresh empty directory to build a layer in. */
+  async stage(): Promise<string> {
+    const dir = join(this.stagingDir, newId());
+    await mkdir(dir, { mode: 0o755 });
+    return dir;
+  }
+
+  /** Publishes a staged dir as layer `id`; if another writer won the race, ours is discarded. */
+  async publish(staged: string, id: string): Promise<void> {
+    try {
+      await rename(staged, this.path(id));
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
+      await this.discard(staged);
+    }
+  }
+
+  async discard(dir: string): Promise<void> {
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  /** Start-up: removes staging leftovers and layer dirs no metadata row refers to. */
+  async reclaim(known: ReadonlySet<string>): Promise<{ staging: number; orphans: number }> {
+    const staging = await readdir(this.stagingDir);
+    await Promise.all(staging.map((n) => rm(join(this.stagingDir, n), { recursive: true, force: true })));
+    let orphans = 0;
+    for (const name of await readdir(this.layersDir)) {
+      if (known.has(name)) continue;
+      orphans++;
+      await rm(this.path(name), { recursive: true, force: true });
+    }
+    return { staging: staging.length, orphans };
+  }
+}
+
+export function runLayerId(): string {
+  return `r${newId().replace(/-/g, "").slice(0, 24)}`;
+}
