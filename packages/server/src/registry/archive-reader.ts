@@ -14,7 +14,6 @@ import {
   checkConfigMatchesManifest,
   MAX_METADATA_BYTES,
   manifestMediaType,
-  parseDescriptor,
   parseImageConfig,
   parseImageManifest,
   parseIndex,
@@ -50,13 +49,18 @@ const LAYER_TYPE: Readonly<Record<Compression, string>> = {
 };
 
 /** Read the image for `platform` (default: the host's) from the archive at `path`. */
-export async function openImageArchive(path: string, options: OpenArchiveOptions = {}): Promise<ArchiveImage> {
+export async function openImageArchive(
+  path: string,
+  options: OpenArchiveOptions = {},
+): Promise<ArchiveImage> {
   const tar = await TarIndex.open(path);
   const want = options.platform ?? hostPlatform();
   // Docker 25 archives have both files; index.json carries digests, so it wins.
   if (tar.resolve("index.json") && tar.resolve("oci-layout")) return readOciLayout(tar, want, options.tag);
   if (tar.resolve("manifest.json")) return readDockerArchive(tar, want, options.tag);
-  throw invalidArgument("not a valid image archive: no index.json (OCI layout) or manifest.json (docker save)");
+  throw invalidArgument(
+    "not a valid image archive: no index.json (OCI layout) or manifest.json (docker save)",
+  );
 }
 
 // ---- OCI layout ----
@@ -78,7 +82,8 @@ async function readOciLayout(tar: TarIndex, want: Platform, tag: string | undefi
     if (!chosen) throw invalidArgument(`the archive holds ${entries.length} images; choose one by tag`);
   }
   if (!chosen) throw invalidArgument("the archive's index.json lists no images");
-  if (tag === undefined) name = chosen.annotations?.[CONTAINERD_NAME] ?? chosen.annotations?.[REF_NAME] ?? name;
+  if (tag === undefined)
+    name = chosen.annotations?.[CONTAINERD_NAME] ?? chosen.annotations?.[REF_NAME] ?? name;
 
   const topDigest = chosen.digest;
   let current = await readManifestBlob(tar, chosen);
@@ -87,7 +92,9 @@ async function readOciLayout(tar: TarIndex, want: Platform, tag: string | undefi
     const sel = selectPlatform(inner, want);
     if (!sel) {
       const have = inner.flatMap((e) => (e.platform ? [formatPlatform(e.platform)] : [])).slice(0, 10);
-      throw notFound(`no manifest for platform ${formatPlatform(want)} in the archive (has: ${have.join(", ") || "none"})`);
+      throw notFound(
+        `no manifest for platform ${formatPlatform(want)} in the archive (has: ${have.join(", ") || "none"})`,
+      );
     }
     current = await readManifestBlob(tar, sel);
     if (current.kind !== "manifest") throw unprocessable("nested indexes in the archive are not supported");
@@ -96,7 +103,8 @@ async function readOciLayout(tar: TarIndex, want: Platform, tag: string | undefi
   const configBytes = await readBlob(tar, manifest.config, "config");
   const config = parseImageConfig(configBytes, `config ${manifest.config.digest}`);
   checkConfigMatchesManifest(manifest, config, "the archive's image");
-  for (const l of manifest.layers) if (!blobMember(tar, l.digest)) throw invalidArgument(`the archive is missing layer ${l.digest}`);
+  for (const l of manifest.layers)
+    if (!blobMember(tar, l.digest)) throw invalidArgument(`the archive is missing layer ${l.digest}`);
   return {
     format: "oci",
     reference: name,
@@ -115,7 +123,7 @@ async function readOciLayout(tar: TarIndex, want: Platform, tag: string | undefi
 function refNameMatches(d: Descriptor, tag: string): boolean {
   const ref = d.annotations?.[REF_NAME];
   const full = d.annotations?.[CONTAINERD_NAME];
-  return ref === tag || full === tag || (full !== undefined && full.endsWith(`/${tag}`));
+  return ref === tag || full === tag || full?.endsWith(`/${tag}`) === true;
 }
 
 async function readManifestBlob(tar: TarIndex, d: Descriptor) {
@@ -143,7 +151,11 @@ async function readBlob(tar: TarIndex, d: Descriptor, what: string): Promise<Buf
 
 // ---- legacy docker save ----
 
-async function readDockerArchive(tar: TarIndex, want: Platform, tag: string | undefined): Promise<ArchiveImage> {
+async function readDockerArchive(
+  tar: TarIndex,
+  want: Platform,
+  tag: string | undefined,
+): Promise<ArchiveImage> {
   const raw = await readMember(tar, "manifest.json", "manifest.json");
   let list: unknown;
   try {
@@ -151,12 +163,18 @@ async function readDockerArchive(tar: TarIndex, want: Platform, tag: string | un
   } catch (err) {
     throw invalidArgument("not a valid image archive: manifest.json is not JSON", { cause: err });
   }
-  if (!Array.isArray(list) || list.length === 0) throw invalidArgument("not a valid image archive: manifest.json lists no images");
-  if (list.length > 1024) throw invalidArgument("not a valid image archive: manifest.json lists too many images");
+  if (!Array.isArray(list) || list.length === 0)
+    throw invalidArgument("not a valid image archive: manifest.json lists no images");
+  if (list.length > 1024)
+    throw invalidArgument("not a valid image archive: manifest.json lists too many images");
   const entries = list.map((e, i) => dockerEntry(e, i));
   let entry = entries[0];
   if (tag !== undefined) {
-    entry = entries.find((e) => e.repoTags.some((t) => t === tag || t.endsWith(`/${tag}`) || t.replace(/^docker\.io\/(library\/)?/, "") === tag));
+    entry = entries.find((e) =>
+      e.repoTags.some(
+        (t) => t === tag || t.endsWith(`/${tag}`) || t.replace(/^docker\.io\/(library\/)?/, "") === tag,
+      ),
+    );
     if (!entry) throw notFound(`image ${JSON.stringify(tag.slice(0, 200))} not found in the archive`);
   } else if (entries.length > 1) {
     throw invalidArgument(`the archive holds ${entries.length} images; choose one by tag`);
@@ -168,12 +186,17 @@ async function readDockerArchive(tar: TarIndex, want: Platform, tag: string | un
   const configBytes = await tar.readBounded(cfgMember, MAX_METADATA_BYTES, "config");
   const configDigest = sha256Of(configBytes);
   const named = digestInName(cfgMember.name);
-  if (named !== undefined && named !== configDigest) throw dataLoss(`digest mismatch for the archive's config: got ${configDigest}`);
+  if (named !== undefined && named !== configDigest)
+    throw dataLoss(`digest mismatch for the archive's config: got ${configDigest}`);
   const config = parseImageConfig(configBytes, "config of the archive");
   if (config.os !== "" && (config.os !== want.os || config.architecture !== want.architecture))
-    throw notFound(`the archive's image is for ${config.os}/${config.architecture}, not ${formatPlatform(want)}`);
+    throw notFound(
+      `the archive's image is for ${config.os}/${config.architecture}, not ${formatPlatform(want)}`,
+    );
   if (config.diffIds.length !== entry.layers.length)
-    throw unprocessable(`the archive's manifest lists ${entry.layers.length} layers but its config lists ${config.diffIds.length} diff_ids`);
+    throw unprocessable(
+      `the archive's manifest lists ${entry.layers.length} layers but its config lists ${config.diffIds.length} diff_ids`,
+    );
 
   const members = new Map<Digest, TarMember>();
   const layers: Descriptor[] = [];
@@ -184,7 +207,9 @@ async function readDockerArchive(tar: TarIndex, want: Platform, tag: string | un
     const nameDigest = digestInName(m.name);
     const diffId = config.diffIds[i];
     // A name is trusted as the digest when it is content-addressed, or is the diff_id of an uncompressed layer.
-    const trusted = m.name.startsWith("blobs/sha256/") || (compression === "none" && nameDigest !== undefined && nameDigest === diffId);
+    const trusted =
+      m.name.startsWith("blobs/sha256/") ||
+      (compression === "none" && nameDigest !== undefined && nameDigest === diffId);
     const digest = trusted && nameDigest !== undefined ? nameDigest : await hashMember(tar, m);
     members.set(digest, m);
     layers.push({ mediaType: LAYER_TYPE[compression], digest, size: m.size });
@@ -217,8 +242,11 @@ function dockerEntry(e: unknown, i: number): { config: string; repoTags: string[
   if (typeof e !== "object" || e === null) throw invalidArgument(what);
   const o = e as Record<string, unknown>;
   if (typeof o["Config"] !== "string") throw invalidArgument(`${what} has no Config`);
-  if (!Array.isArray(o["Layers"]) || o["Layers"].some((l) => typeof l !== "string")) throw invalidArgument(`${what} has no Layers`);
-  const repoTags = Array.isArray(o["RepoTags"]) ? o["RepoTags"].filter((t): t is string => typeof t === "string") : [];
+  if (!Array.isArray(o["Layers"]) || o["Layers"].some((l) => typeof l !== "string"))
+    throw invalidArgument(`${what} has no Layers`);
+  const repoTags = Array.isArray(o["RepoTags"])
+    ? o["RepoTags"].filter((t): t is string => typeof t === "string")
+    : [];
   return { config: o["Config"], repoTags, layers: o["Layers"] as string[] };
 }
 
@@ -241,7 +269,12 @@ async function readMember(tar: TarIndex, name: string, what: string): Promise<Bu
   return tar.readBounded(m, MAX_METADATA_BYTES, what);
 }
 
-function openVerified(tar: TarIndex, m: TarMember | undefined, d: Descriptor, signal: AbortSignal | undefined): Readable {
+function openVerified(
+  tar: TarIndex,
+  m: TarMember | undefined,
+  d: Descriptor,
+  signal: AbortSignal | undefined,
+): Readable {
   if (!m) throw notFound(`blob ${d.digest} is not in the archive`);
   const verifier = new VerifyingStream({ digest: d.digest, size: d.size }, `blob ${d.digest}`);
   const src = tar.stream(m, signal);

@@ -68,11 +68,15 @@ export function checkRealm(realm: string, registryUrl: URL): URL {
   } catch {
     throw unavailable(`registry ${registryUrl.host} sent an invalid token realm`);
   }
-  if (url.protocol !== "https:" && url.protocol !== "http:") throw unavailable(`registry ${registryUrl.host} sent a token realm that is not http(s)`);
-  if (url.username !== "" || url.password !== "") throw unavailable(`registry ${registryUrl.host} sent a token realm with embedded credentials`);
+  if (url.protocol !== "https:" && url.protocol !== "http:")
+    throw unavailable(`registry ${registryUrl.host} sent a token realm that is not http(s)`);
+  if (url.username !== "" || url.password !== "")
+    throw unavailable(`registry ${registryUrl.host} sent a token realm with embedded credentials`);
   if (url.protocol === "http:" && registryUrl.protocol === "https:")
     throw unavailable(`registry ${registryUrl.host} sent a plain-http token realm for an https registry`);
   if (isLoopbackHost(url.host) && !isLoopbackHost(registryUrl.host))
-    throw unavailable(`registry ${registryUrl.host} sent a token realm on ${hostnameOf(url.host)}, which is refused`);
+    throw unavailable(
+      `registry ${registryUrl.host} sent a token realm on ${hostnameOf(url.host)}, which is refused`,
+    );
   return url;
 }

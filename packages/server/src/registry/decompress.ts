@@ -123,7 +123,8 @@ class SpawnedZstd extends Transform {
     });
     // Fail early on corrupt input instead of waiting for the writer to finish.
     void this.#exit.then((code) => {
-      if (code !== 0 && !this.destroyed) this.destroy(corrupt("zstd", new Error(`zstd exited ${code}: ${this.#stderr.trim()}`)));
+      if (code !== 0 && !this.destroyed)
+        this.destroy(corrupt("zstd", new Error(`zstd exited ${code}: ${this.#stderr.trim()}`)));
     });
     this.#child.stdout.on("data", (c: Buffer) => {
       if (!this.push(c)) this.#child.stdout.pause();
@@ -160,7 +161,8 @@ class SpawnedZstd extends Transform {
   override _flush(cb: TransformCallback): void {
     this.#child.stdin.end();
     this.#exit.then(
-      (code) => (code === 0 ? cb() : cb(corrupt("zstd", new Error(`zstd exited ${code}: ${this.#stderr.trim()}`)))),
+      (code) =>
+        code === 0 ? cb() : cb(corrupt("zstd", new Error(`zstd exited ${code}: ${this.#stderr.trim()}`))),
       (err: unknown) => cb(corrupt("zstd", err)),
     );
   }

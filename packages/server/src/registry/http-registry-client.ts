@@ -34,7 +34,14 @@ import {
 } from "./manifest.js";
 import { MANIFEST_ACCEPT } from "./media-types.js";
 import { formatPlatform, hostPlatform, selectPlatform } from "./platform.js";
-import { formatReference, hostnameOf, type ImageReference, isLoopbackHost, manifestSelector, registryApiHost } from "./reference.js";
+import {
+  formatReference,
+  hostnameOf,
+  type ImageReference,
+  isLoopbackHost,
+  manifestSelector,
+  registryApiHost,
+} from "./reference.js";
 import type {
   Credentials,
   Descriptor,
@@ -68,7 +75,12 @@ export interface HttpRegistryClientOptions {
   readonly userAgent?: string;
 }
 
-const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 200, maxDelayMs: 10_000, maxRetryAfterMs: 60_000 };
+const DEFAULT_RETRY: RetryPolicy = {
+  attempts: 5,
+  baseDelayMs: 200,
+  maxDelayMs: 10_000,
+  maxRetryAfterMs: 60_000,
+};
 const RETRY_STATUS = new Set([429, 500, 502, 503, 504]);
 const MAX_TOKEN_CACHE = 256;
 
@@ -130,10 +142,15 @@ export class HttpRegistryClient implements RegistryClient {
       const chosen = selectPlatform(entries, want);
       if (!chosen) {
         const have = entries.flatMap((e) => (e.platform ? [formatPlatform(e.platform)] : [])).slice(0, 10);
-        throw notFound(`no manifest for platform ${formatPlatform(want)} in ${refText} (has: ${have.join(", ") || "none"})`);
+        throw notFound(
+          `no manifest for platform ${formatPlatform(want)} in ${refText} (has: ${have.join(", ") || "none"})`,
+        );
       }
       top = await this.#getManifest(s, chosen.digest, chosen.digest, chosen.size, refText);
-      if (top.kind !== "manifest") throw unprocessable(`manifest ${chosen.digest} of ${refText} is a nested index, which is not supported`);
+      if (top.kind !== "manifest")
+        throw unprocessable(
+          `manifest ${chosen.digest} of ${refText} is a nested index, which is not supported`,
+        );
     }
     const what = `manifest ${top.digest}`;
     const manifest: ImageManifest = parseImageManifest(top.doc, top.mediaType, what);
@@ -154,16 +171,23 @@ export class HttpRegistryClient implements RegistryClient {
     };
   }
 
-  async fetchBlob(ref: ImageReference, descriptor: Descriptor, options: FetchBlobOptions = {}): Promise<Readable> {
+  async fetchBlob(
+    ref: ImageReference,
+    descriptor: Descriptor,
+    options: FetchBlobOptions = {},
+  ): Promise<Readable> {
     const digest = parseDigest(descriptor.digest);
-    if (!Number.isSafeInteger(descriptor.size) || descriptor.size < 0) throw invalidArgument("invalid blob size");
+    if (!Number.isSafeInteger(descriptor.size) || descriptor.size < 0)
+      throw invalidArgument("invalid blob size");
     const s = this.#session(ref, options.credentials, options.signal);
     const own = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, own.signal]) : own.signal;
     const sess: Session = { ...s, signal };
     const first = await this.#send(sess, `blobs/${digest}`, {}, `blob ${digest}`);
     const verifier = new VerifyingStream({ digest, size: descriptor.size }, `blob ${digest}`);
-    const source = Readable.from(this.#blobChunks(sess, digest, descriptor.size, first), { objectMode: false });
+    const source = Readable.from(this.#blobChunks(sess, digest, descriptor.size, first), {
+      objectMode: false,
+    });
     source.on("error", (err) => verifier.destroy(err));
     verifier.on("close", () => {
       own.abort();
@@ -181,14 +205,28 @@ export class HttpRegistryClient implements RegistryClient {
     expectDigest: Digest | undefined,
     expectSize: number | undefined,
     refText: string,
-  ): Promise<{ digest: Digest; mediaType: string; kind: "index" | "manifest"; doc: Record<string, unknown>; bytes: Buffer }> {
+  ): Promise<{
+    digest: Digest;
+    mediaType: string;
+    kind: "index" | "manifest";
+    doc: Record<string, unknown>;
+    bytes: Buffer;
+  }> {
     const what = expectDigest ? `manifest ${expectDigest}` : `manifest for ${refText}`;
-    const res = await this.#send(s, `manifests/${selector}`, { accept: MANIFEST_ACCEPT }, `manifest ${refText}`);
+    const res = await this.#send(
+      s,
+      `manifests/${selector}`,
+      { accept: MANIFEST_ACCEPT },
+      `manifest ${refText}`,
+    );
     const bytes = await readBounded(res, MAX_METADATA_BYTES, what, s.signal);
     const digest = sha256Of(bytes);
     if (expectDigest !== undefined && digest !== expectDigest) throw dataLossMismatch(what, digest);
     if (expectSize !== undefined && bytes.length !== expectSize)
-      throw new AppError("data_loss", `size mismatch for ${what}: got ${bytes.length} bytes, expected ${expectSize}`);
+      throw new AppError(
+        "data_loss",
+        `size mismatch for ${what}: got ${bytes.length} bytes, expected ${expectSize}`,
+      );
     const header = res.headers.get("docker-content-digest");
     if (expectDigest === undefined && header !== null && header.startsWith("sha256:") && header !== digest)
       throw dataLossMismatch(what, digest);
@@ -199,10 +237,15 @@ export class HttpRegistryClient implements RegistryClient {
   }
 
   async #readBlobBounded(s: Session, d: Descriptor, what: string): Promise<Buffer> {
-    if (d.size > MAX_METADATA_BYTES) throw unprocessable(`${what} is larger than ${MAX_METADATA_BYTES} bytes`);
+    if (d.size > MAX_METADATA_BYTES)
+      throw unprocessable(`${what} is larger than ${MAX_METADATA_BYTES} bytes`);
     const res = await this.#send(s, `blobs/${d.digest}`, {}, `blob ${d.digest}`);
     const bytes = await readBounded(res, d.size, what, s.signal);
-    if (bytes.length !== d.size) throw new AppError("data_loss", `size mismatch for ${what}: got ${bytes.length} bytes, expected ${d.size}`);
+    if (bytes.length !== d.size)
+      throw new AppError(
+        "data_loss",
+        `size mismatch for ${what}: got ${bytes.length} bytes, expected ${d.size}`,
+      );
     const got = sha256Of(bytes);
     if (got !== d.digest) throw dataLossMismatch(what, got);
     return bytes;
@@ -257,7 +300,9 @@ export class HttpRegistryClient implements RegistryClient {
         if (failures >= this.#retry.attempts) {
           if (err instanceof AttemptFailed && err.reason === "timeout")
             throw deadlineExceeded(`registry ${s.host} stalled while sending blob ${digest}`, { cause: err });
-          throw unavailable(`connection to registry ${s.host} lost while downloading blob ${digest}`, { cause: err });
+          throw unavailable(`connection to registry ${s.host} lost while downloading blob ${digest}`, {
+            cause: err,
+          });
         }
         await sleep(this.#backoff(failures), s.signal);
       } finally {
@@ -292,7 +337,12 @@ export class HttpRegistryClient implements RegistryClient {
 
   // ---- one logical request: auth, redirects, retries ----
 
-  async #send(s: Session, path: string, opts: { accept?: string; range?: string }, what: string): Promise<Response> {
+  async #send(
+    s: Session,
+    path: string,
+    opts: { accept?: string; range?: string },
+    what: string,
+  ): Promise<Response> {
     const url = new URL(`/v2/${s.ref.repository}/${path}`, s.base);
     let authTried = false;
     for (let attempt = 1; ; attempt++) {
@@ -309,7 +359,10 @@ export class HttpRegistryClient implements RegistryClient {
         throwIfCallerAborted(s.signal, err);
         if (!(err instanceof AttemptFailed)) throw err;
         if (attempt >= this.#retry.attempts) {
-          if (err.reason === "timeout") throw deadlineExceeded(`registry ${s.host} did not answer within ${this.#requestTimeoutMs / 1000} s`);
+          if (err.reason === "timeout")
+            throw deadlineExceeded(
+              `registry ${s.host} did not answer within ${this.#requestTimeoutMs / 1000} s`,
+            );
           throw unavailable(`registry ${s.host} is unreachable (${err.detail})`);
         }
         await sleep(this.#backoff(attempt), s.signal);
@@ -341,7 +394,11 @@ export class HttpRegistryClient implements RegistryClient {
     }
   }
 
-  async #fetchFollowing(start: URL, headers: Record<string, string>, signal: AbortSignal | undefined): Promise<Response> {
+  async #fetchFollowing(
+    start: URL,
+    headers: Record<string, string>,
+    signal: AbortSignal | undefined,
+  ): Promise<Response> {
     let url = start;
     const h = { ...headers };
     for (let hop = 0; ; hop++) {
@@ -366,7 +423,8 @@ export class HttpRegistryClient implements RegistryClient {
       } catch {
         throw unavailable(`registry ${start.host} sent an invalid redirect`);
       }
-      if (next.protocol !== "https:" && next.protocol !== "http:") throw unavailable(`registry ${start.host} redirected to a non-http(s) URL`);
+      if (next.protocol !== "https:" && next.protocol !== "http:")
+        throw unavailable(`registry ${start.host} redirected to a non-http(s) URL`);
       if (next.protocol === "http:" && url.protocol === "https:" && !this.#plainHttpAllowed(next.host))
         throw unavailable(`registry ${start.host} redirected from https to plain http, which is refused`);
       // Blob storage (CDN, S3) gets its own signed URL; our token stays with the registry.
@@ -391,7 +449,10 @@ export class HttpRegistryClient implements RegistryClient {
       return;
     }
     if (basic) {
-      if (!s.credentials) throw unauthenticated(`unauthorized: registry ${s.host} requires credentials for ${s.ref.repository}`);
+      if (!s.credentials)
+        throw unauthenticated(
+          `unauthorized: registry ${s.host} requires credentials for ${s.ref.repository}`,
+        );
       this.#remember(key, { header: "basic", expiresAt: Date.now() + 300_000 });
       return;
     }
@@ -409,31 +470,39 @@ export class HttpRegistryClient implements RegistryClient {
       } catch (err) {
         throwIfCallerAborted(s.signal, err);
         if (err instanceof AppError) throw err;
-        if (attempt >= this.#retry.attempts) throw unavailable(`token service of registry ${s.host} is unreachable`);
+        if (attempt >= this.#retry.attempts)
+          throw unavailable(`token service of registry ${s.host} is unreachable`);
         await sleep(this.#backoff(attempt), s.signal);
         continue;
       }
       if (RETRY_STATUS.has(res.status) && attempt < this.#retry.attempts) {
         const ra = parseRetryAfter(res.headers.get("retry-after"));
         await drain(res);
-        if ((ra ?? 0) > this.#retry.maxRetryAfterMs) throw unavailable(`token service of registry ${s.host} is rate limiting us`);
+        if ((ra ?? 0) > this.#retry.maxRetryAfterMs)
+          throw unavailable(`token service of registry ${s.host} is rate limiting us`);
         await sleep(Math.max(ra ?? 0, this.#backoff(attempt)), s.signal);
         continue;
       }
       if (res.status === 401 || res.status === 403) {
         await drain(res);
         if (s.credentials) throw unauthenticated(`unauthorized: registry ${s.host} rejected the credentials`);
-        throw unauthenticated(`unauthorized: registry ${s.host} requires credentials for ${s.ref.repository}`);
+        throw unauthenticated(
+          `unauthorized: registry ${s.host} requires credentials for ${s.ref.repository}`,
+        );
       }
       if (!res.ok) {
         await drain(res);
         throw unavailable(`token service of registry ${s.host} failed (HTTP ${res.status})`);
       }
-      const body = parseJsonObject(await readBounded(res, 1024 * 1024, "token response", s.signal), "token response");
+      const body = parseJsonObject(
+        await readBounded(res, 1024 * 1024, "token response", s.signal),
+        "token response",
+      );
       const token = typeof body["token"] === "string" ? body["token"] : body["access_token"];
       if (typeof token !== "string" || token.length === 0 || token.length > 65536 || /[\s\r\n]/.test(token))
         throw unavailable(`token service of registry ${s.host} sent no usable token`);
-      const expires = typeof body["expires_in"] === "number" && body["expires_in"] > 0 ? body["expires_in"] : 60;
+      const expires =
+        typeof body["expires_in"] === "number" && body["expires_in"] > 0 ? body["expires_in"] : 60;
       // Refresh a little early; never trust a lifetime above an hour.
       return { token, ttlMs: Math.max(5, Math.min(expires, 3600) - 10) * 1000 };
     }
@@ -446,7 +515,9 @@ export class HttpRegistryClient implements RegistryClient {
     switch (res.status) {
       case 401:
         return s.credentials
-          ? unauthenticated(`unauthorized: registry ${s.host} rejected the credentials for ${s.ref.repository}${suffix}`)
+          ? unauthenticated(
+              `unauthorized: registry ${s.host} rejected the credentials for ${s.ref.repository}${suffix}`,
+            )
           : unauthenticated(`unauthorized: authentication required for ${refText}${suffix}`);
       case 403:
         return permissionDenied(`unauthorized: access to ${refText} denied by registry ${s.host}${suffix}`);
@@ -454,19 +525,27 @@ export class HttpRegistryClient implements RegistryClient {
         if (what.startsWith("manifest")) return notFound(`manifest unknown: ${refText}`);
         return notFound(`blob unknown: ${what.replace(/^blob /, "")} in ${refText}`);
       default:
-        if (res.status >= 500) return unavailable(`registry ${s.host} failed (HTTP ${res.status}) for ${what}${suffix}`);
+        if (res.status >= 500)
+          return unavailable(`registry ${s.host} failed (HTTP ${res.status}) for ${what}${suffix}`);
         return unprocessable(`registry ${s.host} refused ${what} (HTTP ${res.status})${suffix}`);
     }
   }
 
   // ---- auth bookkeeping ----
 
-  #session(ref: ImageReference, credentials: Credentials | undefined, signal: AbortSignal | undefined): Session {
+  #session(
+    ref: ImageReference,
+    credentials: Credentials | undefined,
+    signal: AbortSignal | undefined,
+  ): Session {
     const host = registryApiHost(ref);
     const plain = this.#plainHttpAllowed(host);
-    const creds = credentials && (credentials.username !== "" || credentials.password !== "") ? credentials : undefined;
+    const creds =
+      credentials && (credentials.username !== "" || credentials.password !== "") ? credentials : undefined;
     const credKey = creds
-      ? createHmac("sha256", this.#credSecret).update(`${creds.username}\u0000${creds.password}`).digest("hex")
+      ? createHmac("sha256", this.#credSecret)
+          .update(`${creds.username}\u0000${creds.password}`)
+          .digest("hex")
       : "anonymous";
     if (signal?.aborted) throw abortError(signal);
     return {
@@ -481,7 +560,9 @@ export class HttpRegistryClient implements RegistryClient {
   }
 
   #plainHttpAllowed(host: string): boolean {
-    return isLoopbackHost(host) || this.#insecure.has(host.toLowerCase()) || this.#insecure.has(hostnameOf(host));
+    return (
+      isLoopbackHost(host) || this.#insecure.has(host.toLowerCase()) || this.#insecure.has(hostnameOf(host))
+    );
   }
 
   #cacheKey(s: Session): string {
@@ -529,7 +610,8 @@ function dataLossMismatch(what: string, got: string): AppError {
 function abortError(signal: AbortSignal): AppError {
   const r: unknown = signal.reason;
   if (r instanceof AppError) return r;
-  if (r instanceof Error && r.name === "TimeoutError") return deadlineExceeded("registry operation timed out", { cause: r });
+  if (r instanceof Error && r.name === "TimeoutError")
+    return deadlineExceeded("registry operation timed out", { cause: r });
   return cancelled("registry operation cancelled", { cause: r });
 }
 
@@ -558,7 +640,12 @@ async function drain(res: Response): Promise<void> {
   await res.body?.cancel().catch(() => {});
 }
 
-async function readBounded(res: Response, max: number, what: string, signal: AbortSignal | undefined): Promise<Buffer> {
+async function readBounded(
+  res: Response,
+  max: number,
+  what: string,
+  signal: AbortSignal | undefined,
+): Promise<Buffer> {
   const len = res.headers.get("content-length");
   if (len !== null && Number(len) > max) {
     await drain(res);

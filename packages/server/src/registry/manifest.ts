@@ -29,7 +29,8 @@ const MAX_STRING = 1024;
 type Json = Record<string, unknown>;
 
 export function parseJsonObject(bytes: Uint8Array, what: string): Json {
-  if (bytes.length > MAX_METADATA_BYTES) throw unprocessable(`${what} is larger than ${MAX_METADATA_BYTES} bytes`);
+  if (bytes.length > MAX_METADATA_BYTES)
+    throw unprocessable(`${what} is larger than ${MAX_METADATA_BYTES} bytes`);
   let v: unknown;
   try {
     v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("utf8"));
@@ -46,15 +47,24 @@ export function parseJsonObject(bytes: Uint8Array, what: string): Json {
  * otherwise the body's own `mediaType`; both must agree when both are present.
  * Schema1 is recognised (to be refused with a clear message by the caller).
  */
-export function manifestMediaType(contentType: string | undefined, doc: Json, what: string): { mediaType: string; kind: ManifestKind } {
+export function manifestMediaType(
+  contentType: string | undefined,
+  doc: Json,
+  what: string,
+): { mediaType: string; kind: ManifestKind } {
   const header = (contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
   const body = typeof doc["mediaType"] === "string" ? doc["mediaType"] : undefined;
   if (doc["schemaVersion"] === 1 || manifestKindOf(header) === "schema1") {
-    throw invalidArgument(`${what}: schema1 manifests are not supported (re-push the image with a current client)`);
+    throw invalidArgument(
+      `${what}: schema1 manifests are not supported (re-push the image with a current client)`,
+    );
   }
   const headerKind = manifestKindOf(header);
   if (headerKind !== undefined) {
-    if (body !== undefined && body !== header) throw unprocessable(`${what}: Content-Type ${header} does not match the document's mediaType ${body.slice(0, 100)}`);
+    if (body !== undefined && body !== header)
+      throw unprocessable(
+        `${what}: Content-Type ${header} does not match the document's mediaType ${body.slice(0, 100)}`,
+      );
     return { mediaType: header, kind: headerKind };
   }
   if (body !== undefined) {
@@ -63,8 +73,10 @@ export function manifestMediaType(contentType: string | undefined, doc: Json, wh
     throw invalidArgument(`${what}: unsupported manifest media type ${JSON.stringify(body.slice(0, 100))}`);
   }
   // OCI allows omitting mediaType; the shape tells index from manifest.
-  if (doc["schemaVersion"] === 2 && Array.isArray(doc["manifests"])) return { mediaType: OCI_INDEX, kind: "index" };
-  if (doc["schemaVersion"] === 2 && isObject(doc["config"]) && Array.isArray(doc["layers"])) return { mediaType: OCI_MANIFEST, kind: "manifest" };
+  if (doc["schemaVersion"] === 2 && Array.isArray(doc["manifests"]))
+    return { mediaType: OCI_INDEX, kind: "index" };
+  if (doc["schemaVersion"] === 2 && isObject(doc["config"]) && Array.isArray(doc["layers"]))
+    return { mediaType: OCI_MANIFEST, kind: "manifest" };
   throw invalidArgument(`${what}: unsupported manifest type ${JSON.stringify(header.slice(0, 100))}`);
 }
 
@@ -79,10 +91,17 @@ export function parseIndex(doc: Json, what: string): Descriptor[] {
 export function parseImageManifest(doc: Json, mediaType: string, what: string): ImageManifest {
   if (doc["schemaVersion"] !== 2) throw unprocessable(`${what}: schemaVersion must be 2`);
   const config = parseDescriptor(doc["config"], `${what}: config`);
-  if (config.size > MAX_METADATA_BYTES) throw unprocessable(`${what}: config is larger than ${MAX_METADATA_BYTES} bytes`);
+  if (config.size > MAX_METADATA_BYTES)
+    throw unprocessable(`${what}: config is larger than ${MAX_METADATA_BYTES} bytes`);
   const wantConfig = mediaType === DOCKER_MANIFEST ? DOCKER_CONFIG : OCI_CONFIG;
-  if (config.mediaType !== wantConfig && config.mediaType !== OCI_CONFIG && config.mediaType !== DOCKER_CONFIG)
-    throw invalidArgument(`${what} is not a container image (config media type ${JSON.stringify(config.mediaType.slice(0, 100))})`);
+  if (
+    config.mediaType !== wantConfig &&
+    config.mediaType !== OCI_CONFIG &&
+    config.mediaType !== DOCKER_CONFIG
+  )
+    throw invalidArgument(
+      `${what} is not a container image (config media type ${JSON.stringify(config.mediaType.slice(0, 100))})`,
+    );
   const raw = doc["layers"];
   if (!Array.isArray(raw)) throw unprocessable(`${what}: layers must be an array`);
   if (raw.length > MAX_LAYERS) throw unprocessable(`${what}: more than ${MAX_LAYERS} layers`);
@@ -109,12 +128,17 @@ export function parseDescriptor(v: unknown, what: string): Descriptor {
     const p = v["platform"];
     if (!isObject(p)) throw unprocessable(`${what}.platform is not an object`);
     const variant = p["variant"] === undefined ? undefined : str(p["variant"], `${what}.platform.variant`);
-    platform = { os: str(p["os"], `${what}.platform.os`), architecture: str(p["architecture"], `${what}.platform.architecture`), variant };
+    platform = {
+      os: str(p["os"], `${what}.platform.os`),
+      architecture: str(p["architecture"], `${what}.platform.architecture`),
+      variant,
+    };
   }
   let annotations: Record<string, string> | undefined;
   if (isObject(v["annotations"])) {
     annotations = {};
-    for (const [k, a] of Object.entries(v["annotations"]).slice(0, 256)) if (typeof a === "string" && a.length <= 4096) annotations[k] = a;
+    for (const [k, a] of Object.entries(v["annotations"]).slice(0, 256))
+      if (typeof a === "string" && a.length <= 4096) annotations[k] = a;
   }
   return { mediaType, digest, size, platform, annotations };
 }
@@ -124,7 +148,8 @@ export function parseImageConfig(bytes: Uint8Array, what: string): ImageConfig {
   const rootfs = doc["rootfs"];
   if (!isObject(rootfs) || rootfs["type"] !== "layers" || !Array.isArray(rootfs["diff_ids"]))
     throw unprocessable(`${what}: rootfs.diff_ids missing`);
-  if (rootfs["diff_ids"].length > MAX_LAYERS) throw unprocessable(`${what}: more than ${MAX_LAYERS} diff_ids`);
+  if (rootfs["diff_ids"].length > MAX_LAYERS)
+    throw unprocessable(`${what}: more than ${MAX_LAYERS} diff_ids`);
   const diffIds = rootfs["diff_ids"].map((d, i) => {
     const s = str(d, `${what}: rootfs.diff_ids[${i}]`);
     try {
@@ -151,7 +176,9 @@ export function parseImageConfig(bytes: Uint8Array, what: string): ImageConfig {
 /** Config and manifest must describe the same number of layers, or the image is broken. */
 export function checkConfigMatchesManifest(manifest: ImageManifest, config: ImageConfig, what: string): void {
   if (config.diffIds.length !== manifest.layers.length)
-    throw unprocessable(`${what}: manifest has ${manifest.layers.length} layers but config lists ${config.diffIds.length} diff_ids`);
+    throw unprocessable(
+      `${what}: manifest has ${manifest.layers.length} layers but config lists ${config.diffIds.length} diff_ids`,
+    );
 }
 
 export function isIndexMediaType(mt: string): boolean {
@@ -163,7 +190,8 @@ function isObject(v: unknown): v is Json {
 }
 
 function str(v: unknown, what: string): string {
-  if (typeof v !== "string" || v.length === 0 || v.length > MAX_STRING) throw unprocessable(`${what} must be a non-empty string`);
+  if (typeof v !== "string" || v.length === 0 || v.length > MAX_STRING)
+    throw unprocessable(`${what} must be a non-empty string`);
   return v;
 }
 

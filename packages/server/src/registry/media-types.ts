@@ -63,6 +63,7 @@ export function isLayerMediaType(mediaType: string): boolean {
 /** Compression sniffed from a blob's first bytes (archives do not always say what they hold). */
 export function sniffCompression(head: Uint8Array): Compression {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "gzip";
-  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return "zstd";
+  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
+    return "zstd";
   return "none";
 }

@@ -19,7 +19,11 @@ export function hostPlatform(): Platform {
   if (architecture === "arm64") return { os: "linux", architecture, variant: "v8" };
   if (architecture === "arm") {
     const v = (process.config.variables as Record<string, unknown>)["arm_version"];
-    return { os: "linux", architecture, variant: `v${typeof v === "string" || typeof v === "number" ? v : "7"}` };
+    return {
+      os: "linux",
+      architecture,
+      variant: `v${typeof v === "string" || typeof v === "number" ? v : "7"}`,
+    };
   }
   return { os: "linux", architecture };
 }

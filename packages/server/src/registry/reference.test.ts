@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { AppError } from "../core/errors.js";
-import { familiarName, formatReference, isLoopbackHost, parseImageReference, registryApiHost } from "./reference.js";
+import {
+  familiarName,
+  formatReference,
+  isLoopbackHost,
+  parseImageReference,
+  registryApiHost,
+} from "./reference.js";
 
 const D = `sha256:${"a".repeat(64)}`;
 
@@ -82,7 +88,9 @@ describe("parseImageReference", () => {
 
 describe("reference helpers", () => {
   it("familiar names follow the CLI's tag derivation", () => {
-    expect(familiarName(parseImageReference("docker://docker.io/library/ubuntu:latest"))).toBe("ubuntu:latest");
+    expect(familiarName(parseImageReference("docker://docker.io/library/ubuntu:latest"))).toBe(
+      "ubuntu:latest",
+    );
     expect(familiarName(parseImageReference("nimlang/nim"))).toBe("nimlang/nim:latest");
     expect(familiarName(parseImageReference("ghcr.io/o/a:1"))).toBe("ghcr.io/o/a:1");
   });

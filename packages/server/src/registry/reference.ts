@@ -24,12 +24,19 @@ export const DOCKER_HUB = "docker.io";
 /** Where docker.io's API actually lives. */
 export const DOCKER_HUB_API_HOST = "registry-1.docker.io";
 
-const DOCKER_HUB_ALIASES = new Set(["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"]);
+const DOCKER_HUB_ALIASES = new Set([
+  "docker.io",
+  "index.docker.io",
+  "registry-1.docker.io",
+  "registry.hub.docker.com",
+]);
 const MAX_INPUT = 1024;
 const MAX_NAME = 255;
 
 const DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
-const DOMAIN_RE = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]{1,5})?$`);
+const DOMAIN_RE = new RegExp(
+  `^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]{1,5})?$`,
+);
 const PATH_COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
@@ -46,8 +53,10 @@ export function parseImageReference(input: string): ImageReference {
       break;
     }
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) throw invalidArgument(`unsupported reference scheme in ${bad}: use docker://, oci:// or none`);
-  if (/[\s\u0000-\u001f\u007f]/.test(s)) throw invalidArgument(`invalid image reference ${bad}: contains whitespace or control characters`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s))
+    throw invalidArgument(`unsupported reference scheme in ${bad}: use docker://, oci:// or none`);
+  if (/\s/.test(s) || hasControlCharacter(s))
+    throw invalidArgument(`invalid image reference ${bad}: contains whitespace or control characters`);
 
   let digest: Digest | undefined;
   const at = s.indexOf("@");
@@ -56,7 +65,8 @@ export function parseImageReference(input: string): ImageReference {
     s = s.slice(0, at);
     if (!d.startsWith("sha256:") && /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:/.test(d))
       throw invalidArgument(`unsupported digest algorithm in ${bad}: only sha256 is supported`);
-    if (!/^sha256:[0-9a-f]{64}$/.test(d)) throw invalidArgument(`invalid digest in image reference ${bad}: expected sha256:<64 lowercase hex>`);
+    if (!/^sha256:[0-9a-f]{64}$/.test(d))
+      throw invalidArgument(`invalid digest in image reference ${bad}: expected sha256:<64 lowercase hex>`);
     digest = parseDigest(d);
   }
 
@@ -72,24 +82,32 @@ export function parseImageReference(input: string): ImageReference {
   const parts = s.split("/");
   let registry = DOCKER_HUB;
   const first = parts[0] ?? "";
-  if (parts.length > 1 && (first.includes(".") || first.includes(":") || first === "localhost" || first.startsWith("["))) {
-    if (!DOMAIN_RE.test(first)) throw invalidArgument(`invalid registry host ${describe(first)} in image reference ${bad}`);
+  if (
+    parts.length > 1 &&
+    (first.includes(".") || first.includes(":") || first === "localhost" || first.startsWith("["))
+  ) {
+    if (!DOMAIN_RE.test(first))
+      throw invalidArgument(`invalid registry host ${describe(first)} in image reference ${bad}`);
     const port = /:([0-9]+)$/.exec(first)?.[1];
-    if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) throw invalidArgument(`invalid registry port in image reference ${bad}`);
+    if (port !== undefined && (Number(port) < 1 || Number(port) > 65535))
+      throw invalidArgument(`invalid registry port in image reference ${bad}`);
     registry = first.toLowerCase();
     parts.shift();
   }
   if (DOCKER_HUB_ALIASES.has(registry)) registry = DOCKER_HUB;
-  if (parts.length === 0 || parts.some((p) => p.length === 0)) throw invalidArgument(`invalid image reference ${bad}: missing repository name`);
+  if (parts.length === 0 || parts.some((p) => p.length === 0))
+    throw invalidArgument(`invalid image reference ${bad}: missing repository name`);
   for (const p of parts) {
     if (!PATH_COMPONENT_RE.test(p)) {
-      if (PATH_COMPONENT_RE.test(p.toLowerCase())) throw invalidArgument(`invalid image reference ${bad}: repository name must be lowercase`);
+      if (PATH_COMPONENT_RE.test(p.toLowerCase()))
+        throw invalidArgument(`invalid image reference ${bad}: repository name must be lowercase`);
       throw invalidArgument(`invalid image reference ${bad}: bad repository name component ${describe(p)}`);
     }
   }
   if (registry === DOCKER_HUB && parts.length === 1) parts.unshift("library");
   const repository = parts.join("/");
-  if (registry.length + 1 + repository.length > MAX_NAME) throw invalidArgument(`image name in ${bad} is longer than ${MAX_NAME} characters`);
+  if (registry.length + 1 + repository.length > MAX_NAME)
+    throw invalidArgument(`image name in ${bad} is longer than ${MAX_NAME} characters`);
   if (tag === undefined && digest === undefined) tag = "latest";
   return { registry, repository, tag, digest };
 }
@@ -101,7 +119,10 @@ export function formatReference(ref: ImageReference): string {
 
 /** The short form the ConTree CLI uses as a tag: no registry for docker.io, no "library/". */
 export function familiarName(ref: ImageReference): string {
-  let name = ref.registry === DOCKER_HUB ? ref.repository.replace(/^library\//, "") : `${ref.registry}/${ref.repository}`;
+  let name =
+    ref.registry === DOCKER_HUB
+      ? ref.repository.replace(/^library\//, "")
+      : `${ref.registry}/${ref.repository}`;
   if (ref.tag !== undefined) name += `:${ref.tag}`;
   else if (ref.digest !== undefined) name += `@${ref.digest}`;
   return name;
@@ -131,6 +152,14 @@ export function isLoopbackHost(host: string): boolean {
   if (h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
   if (/^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)) return true;
   return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+function hasControlCharacter(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
 }
 
 function describe(s: string): string {

@@ -54,10 +54,12 @@ export class TarIndex {
       if (current === undefined) return undefined;
       const m = this.#members.get(current);
       if (!m) return undefined;
-      if (m.type === "0" || m.type === "7" || m.type === "\0") return m;
+      if (m.type === "0" || m.type === "7") return m;
       if (m.type === "1") current = normalise(m.linkname);
       else if (m.type === "2")
-        current = normalise(m.linkname.startsWith("/") ? m.linkname : posix.join(posix.dirname(m.name), m.linkname));
+        current = normalise(
+          m.linkname.startsWith("/") ? m.linkname : posix.join(posix.dirname(m.name), m.linkname),
+        );
       else return undefined;
     }
     return undefined;
@@ -122,7 +124,8 @@ async function scan(fh: FileHandle): Promise<Map<string, TarMember>> {
     if (bytesRead < BLOCK) throw bad("truncated tar header");
     if (header.every((b) => b === 0)) break;
     if (!checksumOk(header)) throw bad(pos === 0 ? "not a tar file" : "corrupt tar header");
-    const type = String.fromCharCode(header[156] ?? 0x30) === "\0" ? "0" : String.fromCharCode(header[156] ?? 0x30);
+    const flag = header[156] ?? 0;
+    const type = flag === 0 ? "0" : String.fromCharCode(flag);
     let size = num(header, 124, 12);
     const dataOffset = pos + BLOCK;
     if (type === "x" || type === "g" || type === "L" || type === "K") {
@@ -151,7 +154,8 @@ async function scan(fh: FileHandle): Promise<Map<string, TarMember>> {
     longName = undefined;
     longLink = undefined;
     // Links, directories and devices carry no data whatever the size field says.
-    const dataSize = type === "0" || type === "7" ? size : type === "1" || type === "2" || type === "5" ? 0 : size;
+    const dataSize =
+      type === "0" || type === "7" ? size : type === "1" || type === "2" || type === "5" ? 0 : size;
     if (dataOffset + dataSize > fileSize) throw bad("truncated tar member");
     const name = normalise(rawName);
     if (name !== undefined) {
@@ -166,7 +170,8 @@ async function scan(fh: FileHandle): Promise<Map<string, TarMember>> {
 function checksumOk(h: Buffer): boolean {
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (h[i] ?? 0);
-  return num(h, 148, 8) === sum;
+  const field = cstr(h, 148, 8).trim();
+  return /^[0-7]{1,7}$/.test(field) && Number.parseInt(field, 8) === sum;
 }
 
 function cstr(b: Buffer, off: number, len: number): string {
@@ -179,7 +184,8 @@ function num(b: Buffer, off: number, len: number): number {
     // base-256 (GNU) for values that do not fit the octal field
     let v = BigInt((b[off] ?? 0) & 0x7f);
     for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(b[off + i] ?? 0);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument("not a valid image archive: size out of range");
+    if (v > BigInt(Number.MAX_SAFE_INTEGER))
+      throw invalidArgument("not a valid image archive: size out of range");
     return Number(v);
   }
   const s = cstr(b, off, len).trim();

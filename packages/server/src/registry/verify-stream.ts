@@ -45,7 +45,9 @@ export class VerifyingStream extends Transform {
 
   override _flush(cb: TransformCallback): void {
     if (this.#seen !== this.#expected.size) {
-      cb(dataLoss(`size mismatch for ${this.#what}: got ${this.#seen} bytes, expected ${this.#expected.size}`));
+      cb(
+        dataLoss(`size mismatch for ${this.#what}: got ${this.#seen} bytes, expected ${this.#expected.size}`),
+      );
       return;
     }
     const got = `sha256:${this.#hash.digest("hex")}`;

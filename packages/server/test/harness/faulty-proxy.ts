@@ -9,7 +9,13 @@
  * Faults apply to the first `times` matching requests (default: all of them), in the order added.
  * `requests` records every request (method, path, whether Authorization was sent, status).
  */
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
 export type Fault =
@@ -92,7 +98,9 @@ export async function startFaultyProxy(options: FaultyProxyOptions): Promise<Fau
       entry.status = fault.status;
       const headers: Record<string, string> = { "content-type": "application/json" };
       if (fault.retryAfter !== undefined) headers["retry-after"] = fault.retryAfter;
-      res.writeHead(fault.status, headers).end(fault.body ?? '{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}');
+      res
+        .writeHead(fault.status, headers)
+        .end(fault.body ?? '{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}');
       return;
     }
     if (fault?.kind === "redirect") {
@@ -141,7 +149,12 @@ export async function startFaultyProxy(options: FaultyProxyOptions): Promise<Fau
   };
 }
 
-function pump(src: IncomingMessage, dst: ServerResponse, fault: Fault | undefined, timers: Set<NodeJS.Timeout>): void {
+function pump(
+  src: IncomingMessage,
+  dst: ServerResponse,
+  fault: Fault | undefined,
+  timers: Set<NodeJS.Timeout>,
+): void {
   if (!fault) {
     src.pipe(dst);
     return;

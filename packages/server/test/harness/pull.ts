@@ -14,7 +14,10 @@ export interface PulledLayer {
 }
 
 /** Streams every layer through its decompressor and returns the computed diff_ids. */
-export async function drainLayers(image: ResolvedImage, open: (d: Descriptor) => Promise<Readable> | Readable): Promise<PulledLayer[]> {
+export async function drainLayers(
+  image: ResolvedImage,
+  open: (d: Descriptor) => Promise<Readable> | Readable,
+): Promise<PulledLayer[]> {
   const out: PulledLayer[] = [];
   for (const d of image.manifest.layers) {
     const h = createHash("sha256");

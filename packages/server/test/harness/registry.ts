@@ -152,18 +152,45 @@ function signingKeyPair(): { key: string; cert: string } {
   const d = mkdtempSync(join(tmpdir(), "contree-token-keys-"));
   const key = join(d, "key.pem");
   const cert = join(d, "cert.pem");
-  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=contree-test-token-signer"], {
-    stdio: "ignore",
-  });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "30",
+      "-subj",
+      "/CN=contree-test-token-signer",
+    ],
+    {
+      stdio: "ignore",
+    },
+  );
   process.once("exit", () => rmSync(d, { recursive: true, force: true }));
   keyPair = { key, cert };
   return keyPair;
 }
 
-async function startTokenServer(key: string, cert: string, publicRepos: string[]): Promise<{ proc: ChildProcess; url: string }> {
+async function startTokenServer(
+  key: string,
+  cert: string,
+  publicRepos: string[],
+): Promise<{ proc: ChildProcess; url: string }> {
   const proc = spawn(process.execPath, [join(FIXTURES_DIR, "token-server.mjs"), "0", key, cert], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, USERS: `${REGISTRY_USER}:${REGISTRY_PASSWORD}`, PUBLIC: publicRepos.join(","), ISSUER: TOKEN_ISSUER },
+    env: {
+      ...process.env,
+      USERS: `${REGISTRY_USER}:${REGISTRY_PASSWORD}`,
+      PUBLIC: publicRepos.join(","),
+      ISSUER: TOKEN_ISSUER,
+    },
   });
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";

@@ -39,14 +39,24 @@ describe("htpasswd (Basic) registry", () => {
 
   it("refuses anonymous pulls, also with the MCP's empty credentials", async () => {
     for (const credentials of [undefined, { username: "", password: "" }]) {
-      const e = await appErrorOf(new HttpRegistryClient(quick).resolveManifest(parseImageReference(`${reg.host}/${FIXTURE_IMAGES.busybox}`), { credentials }));
+      const e = await appErrorOf(
+        new HttpRegistryClient(quick).resolveManifest(
+          parseImageReference(`${reg.host}/${FIXTURE_IMAGES.busybox}`),
+          { credentials },
+        ),
+      );
       expect(e.kind).toBe("unauthenticated");
       expect(e.message).toMatch(/^unauthorized: /);
     }
   });
 
   it("refuses wrong credentials without echoing them", async () => {
-    const e = await appErrorOf(new HttpRegistryClient(quick).resolveManifest(parseImageReference(`${reg.host}/${FIXTURE_IMAGES.busybox}`), { credentials: wrong }));
+    const e = await appErrorOf(
+      new HttpRegistryClient(quick).resolveManifest(
+        parseImageReference(`${reg.host}/${FIXTURE_IMAGES.busybox}`),
+        { credentials: wrong },
+      ),
+    );
     expect(e.kind).toBe("unauthenticated");
     expect(e.message).toMatch(/rejected the credentials/);
     expect(e.message).not.toContain(wrong.password);
@@ -54,7 +64,11 @@ describe("htpasswd (Basic) registry", () => {
 
   it("drops Authorization when a blob redirects to another host (CDN on 127.0.0.2)", async () => {
     const basic = `Basic ${Buffer.from(`${good.username}:${good.password}`).toString("base64")}`;
-    const cdn = await startFaultyProxy({ upstream: reg.url, listenHost: "127.0.0.2", upstreamAuthorization: basic });
+    const cdn = await startFaultyProxy({
+      upstream: reg.url,
+      listenHost: "127.0.0.2",
+      upstreamAuthorization: basic,
+    });
     const front = await startFaultyProxy({ upstream: reg.url });
     try {
       front.addFault({ match: /\/blobs\//, fault: { kind: "redirect", to: cdn.url } });
@@ -74,7 +88,11 @@ describe("htpasswd (Basic) registry", () => {
 describe("token (Bearer) registry", () => {
   let reg: RegistryHandle;
   beforeAll(async () => {
-    reg = await startRegistry({ auth: "token", seedFrom: fx.registryData, publicRepos: ["fixtures/busybox"] });
+    reg = await startRegistry({
+      auth: "token",
+      seedFrom: fx.registryData,
+      publicRepos: ["fixtures/busybox"],
+    });
   });
   afterAll(async () => {
     await reg?.stop();
@@ -94,7 +112,11 @@ describe("token (Bearer) registry", () => {
   });
 
   it("needs credentials for a private repository", async () => {
-    const e = await appErrorOf(new HttpRegistryClient(quick).resolveManifest(parseImageReference(`${reg.host}/${FIXTURE_IMAGES.features}`)));
+    const e = await appErrorOf(
+      new HttpRegistryClient(quick).resolveManifest(
+        parseImageReference(`${reg.host}/${FIXTURE_IMAGES.features}`),
+      ),
+    );
     expect(e.kind).toBe("unauthenticated");
     expect(e.message).toMatch(/^unauthorized: authentication required/);
     await pull(new HttpRegistryClient(quick), reg.host, FIXTURE_IMAGES.features, good);
@@ -102,7 +124,10 @@ describe("token (Bearer) registry", () => {
 
   it("refuses wrong credentials at the token service", async () => {
     const e = await appErrorOf(
-      new HttpRegistryClient(quick).resolveManifest(parseImageReference(`${reg.host}/${FIXTURE_IMAGES.features}`), { credentials: wrong }),
+      new HttpRegistryClient(quick).resolveManifest(
+        parseImageReference(`${reg.host}/${FIXTURE_IMAGES.features}`),
+        { credentials: wrong },
+      ),
     );
     expect(e.kind).toBe("unauthenticated");
     expect(e.message).toMatch(/rejected the credentials/);
@@ -111,7 +136,9 @@ describe("token (Bearer) registry", () => {
   it("keeps tokens per credentials: a good token is not reused for other credentials", async () => {
     const client = new HttpRegistryClient(quick);
     await pull(client, reg.host, FIXTURE_IMAGES.features, good);
-    const e = await appErrorOf(client.resolveManifest(parseImageReference(`${reg.host}/${FIXTURE_IMAGES.features}`)));
+    const e = await appErrorOf(
+      client.resolveManifest(parseImageReference(`${reg.host}/${FIXTURE_IMAGES.features}`)),
+    );
     expect(e.kind).toBe("unauthenticated");
   });
 });

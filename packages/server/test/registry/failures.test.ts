@@ -2,7 +2,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { sha256Of } from "../../src/core/digest.js";
-import { HttpRegistryClient, type HttpRegistryClientOptions } from "../../src/registry/http-registry-client.js";
+import {
+  HttpRegistryClient,
+  type HttpRegistryClientOptions,
+} from "../../src/registry/http-registry-client.js";
 import { parseImageReference } from "../../src/registry/reference.js";
 import type { ResolvedImage } from "../../src/registry/registry-client.js";
 import { type FaultyProxy, startFaultyProxy } from "../harness/faulty-proxy.js";
@@ -20,7 +23,9 @@ let image: ResolvedImage;
 beforeAll(async () => {
   fx = await fixtures();
   reg = await startRegistry({ seedFrom: fx.registryData });
-  image = await new HttpRegistryClient().resolveManifest(parseImageReference(`${reg.host}/${FIXTURE_IMAGES.busyboxUncompressed}`));
+  image = await new HttpRegistryClient().resolveManifest(
+    parseImageReference(`${reg.host}/${FIXTURE_IMAGES.busyboxUncompressed}`),
+  );
 });
 afterAll(async () => {
   await reg?.stop();
@@ -100,12 +105,18 @@ describe("blob integrity", () => {
 describe("retries and rate limits", () => {
   it("waits for Retry-After on 429, then succeeds", async () => {
     proxy = await startFaultyProxy({ upstream: reg.url });
-    proxy.addFault({ match: /\/manifests\//, fault: { kind: "status", status: 429, retryAfter: "1" }, times: 1 });
+    proxy.addFault({
+      match: /\/manifests\//,
+      fault: { kind: "status", status: 429, retryAfter: "1" },
+      times: 1,
+    });
     const t0 = Date.now();
     const img = await new HttpRegistryClient(fast).resolveManifest(viaProxy());
     expect(Date.now() - t0).toBeGreaterThanOrEqual(950);
     expect(img.manifestDigest).toBe(image.manifestDigest);
-    expect(proxy.requests.filter((r) => r.path.includes("/manifests/")).map((r) => r.status)).toEqual([429, 200]);
+    expect(proxy.requests.filter((r) => r.path.includes("/manifests/")).map((r) => r.status)).toEqual([
+      429, 200,
+    ]);
   });
 
   it("retries 503 with backoff", async () => {
@@ -117,7 +128,11 @@ describe("retries and rate limits", () => {
   it("does not sit out a long Retry-After: unavailable with retryAfter", async () => {
     proxy = await startFaultyProxy({ upstream: reg.url });
     proxy.addFault({ match: /\/manifests\//, fault: { kind: "status", status: 429, retryAfter: "120" } });
-    const e = await appErrorOf(new HttpRegistryClient({ ...fast, retry: { ...fast.retry, maxRetryAfterMs: 2000 } }).resolveManifest(viaProxy()));
+    const e = await appErrorOf(
+      new HttpRegistryClient({ ...fast, retry: { ...fast.retry, maxRetryAfterMs: 2000 } }).resolveManifest(
+        viaProxy(),
+      ),
+    );
     expect(e.kind).toBe("unavailable");
     expect(e.retryAfter).toBe(120);
     expect(e.message).toMatch(/rate limiting/);
@@ -150,21 +165,31 @@ describe("cancellation and timeouts", () => {
   it("aborting before the call rejects at once", async () => {
     const ac = new AbortController();
     ac.abort();
-    const e = await appErrorOf(new HttpRegistryClient(fast).resolveManifest(parseImageReference(`${reg.host}/x`), { signal: ac.signal }));
+    const e = await appErrorOf(
+      new HttpRegistryClient(fast).resolveManifest(parseImageReference(`${reg.host}/x`), {
+        signal: ac.signal,
+      }),
+    );
     expect(e.kind).toBe("cancelled");
   });
 
   it("an AbortSignal.timeout is reported as deadline_exceeded", async () => {
     proxy = await startFaultyProxy({ upstream: reg.url });
     proxy.addFault({ match: /\/blobs\//, fault: { kind: "stall", afterBytes: 1000 } });
-    const stream = await new HttpRegistryClient(fast).fetchBlob(viaProxy(), layer(), { signal: AbortSignal.timeout(300) });
+    const stream = await new HttpRegistryClient(fast).fetchBlob(viaProxy(), layer(), {
+      signal: AbortSignal.timeout(300),
+    });
     expect((await appErrorOf(drain(stream))).kind).toBe("deadline_exceeded");
   });
 
   it("a stalled body hits the idle timeout: deadline_exceeded", async () => {
     proxy = await startFaultyProxy({ upstream: reg.url });
     proxy.addFault({ match: /\/blobs\//, fault: { kind: "stall", afterBytes: 10_000 } });
-    const client = new HttpRegistryClient({ ...fast, idleTimeoutMs: 200, retry: { ...fast.retry, attempts: 2 } });
+    const client = new HttpRegistryClient({
+      ...fast,
+      idleTimeoutMs: 200,
+      retry: { ...fast.retry, attempts: 2 },
+    });
     const e = await appErrorOf(drain(await client.fetchBlob(viaProxy(), layer())));
     expect(e.kind).toBe("deadline_exceeded");
     expect(proxy.requests.filter((r) => r.path.includes("/blobs/"))).toHaveLength(2);
@@ -172,7 +197,9 @@ describe("cancellation and timeouts", () => {
 
   it("an unreachable registry is unavailable", async () => {
     const port = await freePort();
-    const e = await appErrorOf(new HttpRegistryClient(fast).resolveManifest(parseImageReference(`127.0.0.1:${port}/x`)));
+    const e = await appErrorOf(
+      new HttpRegistryClient(fast).resolveManifest(parseImageReference(`127.0.0.1:${port}/x`)),
+    );
     expect(e.kind).toBe("unavailable");
     expect(e.message).toMatch(/unreachable \(ECONNREFUSED\)/);
   });
@@ -207,19 +234,34 @@ describe("hostile or outdated registries (tiny local server)", () => {
       history: [{ v1Compatibility: "{}" }],
       signatures: [],
     });
-    handler = (_q, r) => r.writeHead(200, { "content-type": "application/vnd.docker.distribution.manifest.v1+prettyjws" }).end(schema1);
-    const e = await appErrorOf(new HttpRegistryClient(fast).resolveManifest(parseImageReference(`${host}/old/app`)));
+    handler = (_q, r) =>
+      r
+        .writeHead(200, { "content-type": "application/vnd.docker.distribution.manifest.v1+prettyjws" })
+        .end(schema1);
+    const e = await appErrorOf(
+      new HttpRegistryClient(fast).resolveManifest(parseImageReference(`${host}/old/app`)),
+    );
     expect(e.kind).toBe("invalid_argument");
     expect(e.message).toMatch(/schema1 manifests are not supported/);
   });
 
   it("checks the manifest bytes against Docker-Content-Digest", async () => {
-    const body = JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: {}, layers: [] });
+    const body = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: {},
+      layers: [],
+    });
     handler = (_q, r) =>
       r
-        .writeHead(200, { "content-type": "application/vnd.oci.image.manifest.v1+json", "docker-content-digest": sha256Of("something else") })
+        .writeHead(200, {
+          "content-type": "application/vnd.oci.image.manifest.v1+json",
+          "docker-content-digest": sha256Of("something else"),
+        })
         .end(body);
-    const e = await appErrorOf(new HttpRegistryClient(fast).resolveManifest(parseImageReference(`${host}/x/y`)));
+    const e = await appErrorOf(
+      new HttpRegistryClient(fast).resolveManifest(parseImageReference(`${host}/x/y`)),
+    );
     expect(e.kind).toBe("data_loss");
     expect(e.message).toMatch(/digest mismatch/);
   });
@@ -236,22 +278,31 @@ describe("hostile or outdated registries (tiny local server)", () => {
       };
       pump();
     };
-    const e = await appErrorOf(new HttpRegistryClient(fast).resolveManifest(parseImageReference(`${host}/x/y`)));
+    const e = await appErrorOf(
+      new HttpRegistryClient(fast).resolveManifest(parseImageReference(`${host}/x/y`)),
+    );
     expect(e.kind).toBe("unprocessable");
     expect(e.message).toMatch(/larger than 4194304 bytes/);
   });
 
   it("times out a registry that never answers: deadline_exceeded", async () => {
     handler = () => {}; // accept, never respond
-    const client = new HttpRegistryClient({ ...fast, requestTimeoutMs: 200, retry: { ...fast.retry, attempts: 2 } });
+    const client = new HttpRegistryClient({
+      ...fast,
+      requestTimeoutMs: 200,
+      retry: { ...fast.retry, attempts: 2 },
+    });
     const e = await appErrorOf(client.resolveManifest(parseImageReference(`${host}/x/y`)));
     expect(e.kind).toBe("deadline_exceeded");
     expect(e.message).toMatch(/did not answer/);
   });
 
   it("refuses a bearer realm that is not http(s)", async () => {
-    handler = (_q, r) => r.writeHead(401, { "www-authenticate": 'Bearer realm="file:///etc/passwd",service="x"' }).end();
-    const e = await appErrorOf(new HttpRegistryClient(fast).resolveManifest(parseImageReference(`${host}/x/y`)));
+    handler = (_q, r) =>
+      r.writeHead(401, { "www-authenticate": 'Bearer realm="file:///etc/passwd",service="x"' }).end();
+    const e = await appErrorOf(
+      new HttpRegistryClient(fast).resolveManifest(parseImageReference(`${host}/x/y`)),
+    );
     expect(e.message).toMatch(/not http\(s\)/);
   });
 });

@@ -61,10 +61,20 @@ describe("pulling the fixture images from a real registry", () => {
   });
 
   it.each([
-    ["v2s2", FIXTURE_IMAGES.busyboxV2s2, DOCKER_MANIFEST, "application/vnd.docker.image.rootfs.diff.tar.gzip"],
+    [
+      "v2s2",
+      FIXTURE_IMAGES.busyboxV2s2,
+      DOCKER_MANIFEST,
+      "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    ],
     ["OCI", FIXTURE_IMAGES.busyboxOci, OCI_MANIFEST, "application/vnd.oci.image.layer.v1.tar+gzip"],
     ["zstd", FIXTURE_IMAGES.busyboxZstd, OCI_MANIFEST, "application/vnd.oci.image.layer.v1.tar+zstd"],
-    ["uncompressed", FIXTURE_IMAGES.busyboxUncompressed, OCI_MANIFEST, "application/vnd.oci.image.layer.v1.tar"],
+    [
+      "uncompressed",
+      FIXTURE_IMAGES.busyboxUncompressed,
+      OCI_MANIFEST,
+      "application/vnd.oci.image.layer.v1.tar",
+    ],
   ])("pulls a single %s manifest with verified layers", async (_name, image, mediaType, layerType) => {
     const img = await client.resolveManifest(ref(image));
     expect(img.topDigest).toBe(img.manifestDigest);
@@ -94,7 +104,11 @@ describe("pulling the fixture images from a real registry", () => {
   });
 
   it("reports a platform the index does not have", async () => {
-    const e = await appErrorOf(client.resolveManifest(ref(FIXTURE_IMAGES.busybox), { platform: { os: "linux", architecture: "s390x" } }));
+    const e = await appErrorOf(
+      client.resolveManifest(ref(FIXTURE_IMAGES.busybox), {
+        platform: { os: "linux", architecture: "s390x" },
+      }),
+    );
     expect(e.kind).toBe("not_found");
     expect(e.message).toMatch(/no manifest for platform linux\/s390x .*has: linux\/amd64/);
   });
@@ -103,7 +117,12 @@ describe("pulling the fixture images from a real registry", () => {
     const img = await client.resolveManifest(ref(FIXTURE_IMAGES.busyboxOci));
     const layer = img.manifest.layers[0];
     if (!layer) throw new Error("no layer");
-    const e = await appErrorOf(client.fetchBlob(ref(FIXTURE_IMAGES.busyboxOci), { ...layer, digest: img.config.diffIds[0] ?? layer.digest }));
+    const e = await appErrorOf(
+      client.fetchBlob(ref(FIXTURE_IMAGES.busyboxOci), {
+        ...layer,
+        digest: img.config.diffIds[0] ?? layer.digest,
+      }),
+    );
     expect(e.kind).toBe("not_found");
     expect(e.message).toMatch(/blob unknown/);
   });
