@@ -63,6 +63,10 @@ export function detectCgroupMode(mounts = cgroupMounts()): CgroupMode {
 
 const PERIOD_US = 100_000;
 
+async function hostOomKills(): Promise<number> {
+  return (await readKeyed("/proc/vmstat")).get("oom_kill") ?? 0;
+}
+
 async function readNum(file: string): Promise<number> {
   try {
     const n = Number((await readFile(file, "utf8")).trim());
@@ -162,8 +166,15 @@ export class SandboxCgroup {
     return m === undefined ? null : path.join(m.dir, this.rel);
   }
 
+  /** Memory limit we set (0 = unknown, e.g. reclaim). */
+  private memoryLimit = 0;
+  /** Host-wide OOM kill count when the sandbox was created (cgroup v1 fallback). */
+  private hostOomBaseline = 0;
+
   static async create(id: string, limits: SandboxLimits): Promise<SandboxCgroup> {
     const cg = new SandboxCgroup(id, cgroupMounts());
+    cg.memoryLimit = limits.memoryBytes;
+    cg.hostOomBaseline = await hostOomKills();
     try {
       if (cg.mode === "v2") await cg.createV2(limits);
       else await cg.createV1(limits);
@@ -238,14 +249,21 @@ export class SandboxCgroup {
     const mem = this.v1("memory");
     const pids = this.v1("pids");
     const oom = mem === null ? new Map<string, number>() : await readKeyed(path.join(mem, "memory.oom_control"));
+    const peak = mem === null ? 0 : await readNum(path.join(mem, "memory.max_usage_in_bytes"));
+    let oomKills = oom.get("oom_kill") ?? 0;
+    // v1 counts an OOM kill only in the victim's own cgroup (the runtime's `ctr`, deleted with the
+    // container). Memory pinned at our limit plus a host-wide OOM kill since we started is that event.
+    if (oomKills === 0 && this.memoryLimit > 0 && peak >= this.memoryLimit * 0.95) {
+      oomKills = Math.max(0, (await hostOomKills()) - this.hostOomBaseline);
+    }
     return {
       cpuUserNs: acct === null ? 0 : await readNum(path.join(acct, "cpuacct.usage_user")),
       cpuSystemNs: acct === null ? 0 : await readNum(path.join(acct, "cpuacct.usage_sys")),
       cpuTotalNs: acct === null ? 0 : await readNum(path.join(acct, "cpuacct.usage")),
-      memoryPeakBytes: mem === null ? 0 : await readNum(path.join(mem, "memory.max_usage_in_bytes")),
+      memoryPeakBytes: peak,
       memoryCurrentBytes: mem === null ? 0 : await readNum(path.join(mem, "memory.usage_in_bytes")),
       pidsCurrent: pids === null ? 0 : await readNum(path.join(pids, "pids.current")),
-      oomKills: oom.get("oom_kill") ?? 0,
+      oomKills,
     };
   }
 

@@ -142,14 +142,9 @@ function jumpScript(): string {
     .join("\n");
 }
 
-let firewallDone: string | null = null;
-
-/** Installs (or atomically refreshes) the chains and jumps and enables forwarding. */
+/** Installs (or atomically refreshes) the chains and jumps. */
 export async function ensureFirewall(cfg: EgressConfig): Promise<void> {
-  const lans = await hostLans();
-  const rules = firewallRules(cfg, lans);
-  const key = JSON.stringify(rules);
-  if (firewallDone === key) return;
+  const rules = firewallRules(cfg, await hostLans());
   const script = [
     "set -e",
     `iptables-restore -w --noflush <<'EOF4'\n${rules.v4}EOF4`,
@@ -157,9 +152,23 @@ export async function ensureFirewall(cfg: EgressConfig): Promise<void> {
     jumpScript(),
   ].join("\n");
   await mustRun("flock", [LOCK, "sh", "-c", script], "firewall setup");
-  // Host-global and required for NAT; the chains above confine what it permits for sandboxes.
-  await writeFile("/proc/sys/net/ipv4/ip_forward", "1");
-  firewallDone = key;
+}
+
+const FIREWALL_MISSING = 42;
+
+/**
+ * Creates the veth pair under the firewall lock, after checking the chains are hooked in: a
+ * concurrent removeFirewallIfUnused() (which needs "no veth left") cannot slip in between.
+ */
+async function addVethGuarded(vethHost: string, nsName: string): Promise<"ok" | "exists" | "no-firewall"> {
+  const w = `${VETH_PREFIX}+`;
+  const script = `iptables -w -C INPUT -i ${w} -j ${CHAIN_IN} 2>/dev/null && iptables -w -C FORWARD -i ${w} -j ${CHAIN_FWD} 2>/dev/null || exit ${FIREWALL_MISSING}
+exec ip link add "$0" type veth peer name eth0 netns "$1"`;
+  const r = await runCommand("flock", [LOCK, "sh", "-c", script, vethHost, nsName]);
+  if (r.code === 0) return "ok";
+  if (r.code === FIREWALL_MISSING) return "no-firewall";
+  if (/exists/i.test(r.stderr)) return "exists";
+  throw internal("veth setup failed", { cause: new Error(r.stderr) });
 }
 
 /** Removes chains and jumps, but only when no sandbox veth is left on the host. */
@@ -178,7 +187,6 @@ done
 iptables -w -t nat -F ${CHAIN_NAT} 2>/dev/null && iptables -w -t nat -X ${CHAIN_NAT} || true
 `;
   const r = await runCommand("flock", [LOCK, "sh", "-c", script]);
-  firewallDone = null;
   if (r.code === 3) return false;
   if (r.code !== 0) throw internal("firewall teardown failed", { cause: new Error(r.stderr) });
   return true;
@@ -190,7 +198,8 @@ export function netnsName(id: string): string {
 
 /** Creates the netns, veth pair, addresses and default route. */
 export async function setupEgress(id: string, cfg: EgressConfig): Promise<EgressNetwork> {
-  await ensureFirewall(cfg);
+  // Host-global and required for NAT; the chains confine what it permits for sandboxes.
+  await writeFile("/proc/sys/net/ipv4/ip_forward", "1");
   const nsName = netnsName(id);
   await mustRun("ip", ["netns", "add", nsName], "netns setup");
   try {
@@ -203,11 +212,13 @@ export async function setupEgress(id: string, cfg: EgressConfig): Promise<Egress
       const gateway = intToIp(base + slot * 4 + 1);
       const address = intToIp(base + slot * 4 + 2);
       // The kernel refuses a duplicate interface name: that is our allocation lock.
-      const add = await runCommand("ip", ["link", "add", vethHost, "type", "veth", "peer", "name", "eth0", "netns", nsName]);
-      if (add.code !== 0) {
-        if (/exists/i.test(add.stderr)) continue;
-        throw internal("veth setup failed", { cause: new Error(add.stderr) });
+      let add = await addVethGuarded(vethHost, nsName);
+      if (add === "no-firewall") {
+        await ensureFirewall(cfg);
+        add = await addVethGuarded(vethHost, nsName);
       }
+      if (add === "exists") continue;
+      if (add !== "ok") throw internal("firewall is not in place");
       await writeFile(`/proc/sys/net/ipv6/conf/${vethHost}/disable_ipv6`, "1").catch(() => undefined);
       await mustRun("ip", ["-batch", "-"], "veth setup", {
         input: `addr add ${gateway}/30 dev ${vethHost}\nlink set ${vethHost} up\n`,

@@ -8,9 +8,10 @@
  */
 import { existsSync } from "node:fs";
 import type { EgressNetwork } from "../network.js";
-import type { SelfTestOptions, SelfTestResult } from "../runtime-driver.js";
+import path from "node:path";
+import type { SandboxSpec, SelfTestOptions, SelfTestResult } from "../runtime-driver.js";
 import { selfTestSandbox } from "../self-test.js";
-import type { BundleOptions } from "../oci/bundle.js";
+import type { BundleOptions, OciConfig } from "../oci/bundle.js";
 import { OciCliDriver, type Invocation, type OciCliDriverOptions } from "../oci/oci-cli-driver.js";
 
 export type RunscPlatform = "ptrace" | "kvm" | "auto";
@@ -59,6 +60,16 @@ export class RunscDriver extends OciCliDriver {
 
   protected override bundleOptions(base: BundleOptions, net: EgressNetwork | null): BundleOptions {
     return net === null ? base : { ...base, netnsPath: null };
+  }
+
+  /**
+   * runsc mounts a sandbox-private tmpfs over an empty /tmp; writes there would never reach
+   * the snapshot. Binding the rootfs's own /tmp keeps them in the overlay like other runtimes.
+   */
+  protected override adjustConfig(config: OciConfig, spec: SandboxSpec): void {
+    if (existsSync(path.join(spec.rootfs, "tmp")) && !config.mounts.some((m) => m.destination === "/tmp")) {
+      config.mounts.push({ destination: "/tmp", type: "bind", source: path.join(spec.rootfs, "tmp"), options: ["rbind", "rw"] });
+    }
   }
 
   protected override signalViaRuntime(): boolean {

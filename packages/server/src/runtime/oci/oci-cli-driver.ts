@@ -31,7 +31,7 @@ import {
   type SelfTestResult,
 } from "../runtime-driver.js";
 import { selfTestSandbox } from "../self-test.js";
-import { type BundleOptions, ociConfig, ociProcess, writeJson } from "./bundle.js";
+import { type BundleOptions, type OciConfig, ociConfig, ociProcess, writeJson } from "./bundle.js";
 
 export interface OciCliDriverOptions {
   /** Where runtime state (`--root`) lives; one subdirectory per runtime. */
@@ -75,6 +75,9 @@ export abstract class OciCliDriver implements RuntimeDriver {
   protected bundleOptions(base: BundleOptions, _net: EgressNetwork | null): BundleOptions {
     return base;
   }
+
+  /** Last chance to adjust the generated config for this runtime. */
+  protected adjustConfig(_config: OciConfig, _spec: SandboxSpec): void {}
 
   /** Non-KILL signals: runtimes that hide their processes (gVisor) route them through `kill --all`. */
   protected signalViaRuntime(): boolean {
@@ -132,6 +135,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
           net,
         ),
       );
+      this.adjustConfig(config, spec);
       await writeJson(spec.bundleDir, "config.json", config);
       const inv = this.invocation(["run", "--bundle", spec.bundleDir, containerId], net === null ? {} : { netnsPath: net.nsPath });
       const child = spawn(inv.file, inv.args, {

@@ -1,0 +1,487 @@
+/**
+ * The one conformance suite every runtime driver passes. Call it from a vitest file:
+ *
+ *   registerConformanceSuite("runc", (stateDir) => new RuncDriver({ stateDir }));
+ *
+ * Behaviour tests check what the run pipeline relies on; isolation tests each mount an attack
+ * and assert that it FAILED. Network tests only talk to 127.0.0.1 and to network namespaces
+ * created here. Needs root, a static busybox, iptables and iproute2.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { lstat, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { Readable } from "node:stream";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { buildBusyboxRootfs } from "./busybox.js";
+import { SandboxCgroup } from "./cgroups.js";
+import { runCommand } from "./command.js";
+import { removeFirewallIfUnused } from "./network.js";
+import { diffStats, mountRootfs, unmount } from "./rootfs.js";
+import type { ExitStatus, RuntimeDriver, Sandbox, SandboxSpec } from "./runtime-driver.js";
+
+export interface ConformanceOptions {
+  /** Guest processes are host tasks (OCI); false for gVisor, where the pids cgroup bounds the sentry. */
+  guestPidsAreHostTasks?: boolean;
+  /** Memory limit for the memory-hog test (gVisor's sentry needs headroom). */
+  hogLimitBytes?: number;
+}
+
+type Partial2 = Partial<Omit<SandboxSpec, "process">> & { process?: Partial<SandboxSpec["process"]> };
+
+interface Run {
+  sandbox: Sandbox;
+  upper: string;
+  out: () => string;
+  err: () => string;
+}
+
+const MiB = 1024 * 1024;
+
+/** Reads a stream into memory up to `cap` bytes, discarding the rest (still draining). */
+function collect(stream: Readable, cap = MiB): () => string {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  stream.on("data", (b: Buffer) => {
+    if (n < cap) chunks.push(b);
+    n += b.length;
+  });
+  return () => Buffer.concat(chunks).toString("utf8");
+}
+
+async function listen(host: string): Promise<{ server: Server; port: number; hits: () => number }> {
+  let hits = 0;
+  const server = createServer((s: Socket) => {
+    hits++;
+    s.end("hello from host\n");
+  });
+  await new Promise<void>((res, rej) => {
+    server.once("error", rej);
+    server.listen(0, host, () => res());
+  });
+  const addr = server.address();
+  const port = typeof addr === "object" && addr !== null ? addr.port : 0;
+  return { server, port, hits: () => hits };
+}
+
+function close(server: Server): Promise<void> {
+  return new Promise((res) => server.close(() => res()));
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, rej) => {
+        t = setTimeout(() => rej(new Error(`${what}: no result within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+export function registerConformanceSuite(
+  label: string,
+  factory: (stateDir: string) => RuntimeDriver,
+  opts: ConformanceOptions = {},
+): void {
+  const guestPids = opts.guestPidsAreHostTasks ?? true;
+  describe(`runtime conformance: ${label}`, () => {
+    let root = "";
+    let layers = "";
+    let base = "";
+    let driver: RuntimeDriver;
+    let seq = 0;
+    const live: Array<{ sandbox: Sandbox | null; dir: string; merged: string }> = [];
+    const helpers: Array<() => Promise<unknown>> = [];
+
+    beforeAll(async () => {
+      root = await mkdtemp(path.join(tmpdir(), `conf-${label}-`));
+      layers = path.join(root, "layers");
+      base = path.join(layers, `base-${"0".repeat(35)}`);
+      await buildBusyboxRootfs(base);
+      driver = factory(path.join(root, "state"));
+    });
+
+    afterEach(async () => {
+      for (const h of helpers.splice(0).reverse()) await h().catch(() => undefined);
+      for (const r of live.splice(0)) {
+        await r.sandbox?.destroy().catch(() => undefined);
+        await unmount(r.merged).catch(() => undefined);
+        await rm(r.dir, { recursive: true, force: true });
+      }
+    });
+
+    afterAll(async () => {
+      await removeFirewallIfUnused().catch(() => undefined);
+      if (root !== "") await rm(root, { recursive: true, force: true });
+    });
+
+    async function start(p: Partial2 = {}, args: string[] = ["/bin/true"]): Promise<Run> {
+      const n = ++seq;
+      const id = `t${process.pid}-${label}-${n}`;
+      const dir = path.join(root, "runs", String(n));
+      const upper = path.join(dir, "upper");
+      const merged = path.join(dir, "merged");
+      const entry = { sandbox: null as Sandbox | null, dir, merged };
+      live.push(entry);
+      await mountRootfs({ lowers: [base], upper, work: path.join(dir, "work"), target: merged });
+      const spec: SandboxSpec = {
+        id,
+        rootfs: merged,
+        bundleDir: path.join(dir, "bundle"),
+        hostname: p.hostname ?? "sandbox",
+        network: p.network ?? "none",
+        limits: p.limits ?? { memoryBytes: 256 * MiB, pids: 256 },
+        stdin: p.stdin ?? "null",
+        process: { args, env: ["PATH=/bin", "HOME=/root"], cwd: "/", uid: 0, gid: 0, ...p.process },
+      };
+      const sandbox = await driver.start(spec);
+      entry.sandbox = sandbox;
+      return { sandbox, upper, out: collect(sandbox.stdout), err: collect(sandbox.stderr) };
+    }
+
+    async function runSh(script: string, p: Partial2 = {}): Promise<{ status: ExitStatus; out: string; err: string; upper: string; sandbox: Sandbox }> {
+      const r = await start(p, ["/bin/sh", "-c", script]);
+      const status = await withTimeout(r.sandbox.wait(), 30_000, "sandbox exit");
+      // Give the pipes a moment to flush their last bytes after the process exited.
+      await new Promise((res) => setTimeout(res, 20));
+      return { status, out: r.out(), err: r.err(), upper: r.upper, sandbox: r.sandbox };
+    }
+
+    async function execSh(sandbox: Sandbox, script: string): Promise<{ code: number; out: string; err: string }> {
+      const h = await sandbox.exec({ args: ["/bin/sh", "-c", script], env: ["PATH=/bin"], cwd: "/", uid: 0, gid: 0 });
+      const out = collect(h.stdout);
+      const err = collect(h.stderr);
+      const st = await withTimeout(h.wait(), 30_000, "exec exit");
+      await new Promise((res) => setTimeout(res, 20));
+      return { code: st.exitCode, out: out(), err: err() };
+    }
+
+    describe("behaviour", () => {
+      it("reports the version", async () => {
+        expect(await driver.version()).toMatch(/\d/);
+      });
+
+      it("passes its self-test", async () => {
+        expect(await driver.selfTest({ workDir: root })).toEqual({ ok: true });
+      });
+
+      it("returns the exit code", async () => {
+        const r = await runSh("echo out; echo err >&2; exit 7");
+        expect(r.status).toMatchObject({ exitCode: 7, signal: -1, oomKilled: false });
+        expect(r.out).toBe("out\n");
+        expect(r.err).toBe("err\n");
+      });
+
+      it("reports a killed main process as signal 9", async () => {
+        const r = await start({}, ["/bin/sleep", "60"]);
+        await new Promise((res) => setTimeout(res, 300));
+        await r.sandbox.kill();
+        const st = await withTimeout(r.sandbox.wait(), 15_000, "exit after kill");
+        expect(st.signal).toBe(9);
+        expect(st.exitCode).toBe(137);
+      });
+
+      it("feeds stdin", async () => {
+        const r = await start({ stdin: "pipe" }, ["/bin/sh", "-c", "tr a-z A-Z"]);
+        r.sandbox.stdin?.end("hello stdin\n");
+        const st = await withTimeout(r.sandbox.wait(), 30_000, "exit");
+        await new Promise((res) => setTimeout(res, 20));
+        expect(st.exitCode).toBe(0);
+        expect(r.out()).toBe("HELLO STDIN\n");
+      });
+
+      it("sees /dev/null as stdin when none is given", async () => {
+        const r = await runSh("cat; echo done");
+        expect(r.out).toBe("done\n");
+      });
+
+      it("applies env, cwd, uid/gid and hostname", async () => {
+        const r = await runSh('echo "$FOO|$(pwd)|$(id -u):$(id -g)|$(hostname)"', {
+          hostname: "box-test",
+          process: { env: ["PATH=/bin", "FOO=bar baz"], cwd: "/tmp", uid: 1000, gid: 1000 },
+        });
+        expect(r.out).toBe("bar baz|/tmp|1000:1000|box-test\n");
+      });
+
+      it("a non-root user has no effective capabilities", async () => {
+        const r = await runSh("grep CapEff /proc/self/status", { process: { uid: 1000, gid: 1000 } });
+        expect(r.out).toMatch(/CapEff:\s+0+\n/);
+      });
+
+      it("lands writes in the upper dir and leaves an unchanged run empty", async () => {
+        const r = await runSh("echo hi > /root/out.txt; mkdir -p /data/a; echo x > /data/a/b; rm /bin/cat");
+        expect(r.status.exitCode).toBe(0);
+        expect(await readFile(path.join(r.upper, "root/out.txt"), "utf8")).toBe("hi\n");
+        expect(await readFile(path.join(r.upper, "data/a/b"), "utf8")).toBe("x\n");
+        const wh = await stat(path.join(r.upper, "bin/cat"));
+        expect(wh.isCharacterDevice() && wh.rdev === 0).toBe(true);
+        const d = await diffStats(r.upper);
+        expect(d.empty).toBe(false);
+        expect(d.bytes).toBeGreaterThanOrEqual(5);
+        // The base layer is untouched.
+        expect((await lstat(path.join(base, "bin/cat"))).isSymbolicLink()).toBe(true);
+
+        const clean = await runSh("echo hi; ls / > /dev/null");
+        expect(clean.status.exitCode).toBe(0);
+        expect((await diffStats(clean.upper)).empty).toBe(true);
+      });
+
+      it("execs an extra process in a running sandbox", async () => {
+        const r = await start({ hostname: "exec-host" }, ["/bin/sh", "-c", "echo ready > /tmp/ready; sleep 60"]);
+        const e = await execSh(r.sandbox, "cat /tmp/ready; hostname; exit 3");
+        expect(e).toMatchObject({ code: 3, out: "ready\nexec-host\n" });
+        await r.sandbox.kill();
+        await r.sandbox.wait();
+      });
+
+      it("kill() takes daemonised children with it", async () => {
+        const r = await start({}, ["/bin/sh", "-c", "setsid sh -c 'sleep 1000' & (sleep 1000 &); sleep 1000"]);
+        await new Promise((res) => setTimeout(res, 500));
+        const cg = SandboxCgroup.forId(r.sandbox.id);
+        if (guestPids) expect((await cg.pids()).length).toBeGreaterThanOrEqual(3);
+        await r.sandbox.kill();
+        await withTimeout(r.sandbox.wait(), 15_000, "exit after kill");
+        for (let i = 0; i < 50 && (await cg.pids()).length > 0; i++) await new Promise((res) => setTimeout(res, 50));
+        expect(await cg.pids()).toEqual([]);
+      });
+
+      it("ends when the main process exits even if children linger", async () => {
+        const t = Date.now();
+        const r = await runSh("sleep 1000 & echo bye");
+        expect(r.status.exitCode).toBe(0);
+        expect(Date.now() - t).toBeLessThan(20_000);
+      });
+
+      it("accounts CPU and memory", async () => {
+        const r = await runSh("i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo $i");
+        expect(r.out).toBe("30000\n");
+        const st = await r.sandbox.stats();
+        expect(st.cpuTotalNs).toBeGreaterThan(0);
+        expect(st.cpuUserNs + st.cpuSystemNs).toBeGreaterThan(0);
+        expect(st.memoryPeakBytes).toBeGreaterThan(0);
+        expect(st.oomKills).toBe(0);
+      });
+
+      it("does not buffer output the caller does not read", async () => {
+        const r = await start({}, ["/bin/sh", "-c", "yes xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]);
+        // Nobody reads stdout for a while: the writer must block, not fill our heap.
+        r.sandbox.stdout.removeAllListeners("data");
+        r.sandbox.stdout.pause();
+        const before = process.memoryUsage().rss;
+        await new Promise((res) => setTimeout(res, 1500));
+        expect(r.sandbox.stdout.readableLength).toBeLessThanOrEqual(1 * MiB);
+        expect(process.memoryUsage().rss - before).toBeLessThan(64 * MiB);
+        await r.sandbox.kill();
+        await r.sandbox.wait();
+      });
+
+      it("destroy() is idempotent and removes cgroup and bundle", async () => {
+        const r = await runSh("true");
+        await r.sandbox.destroy();
+        await r.sandbox.destroy();
+        const memDir = "/sys/fs/cgroup/memory/contree/" + r.sandbox.id;
+        expect(await stat(memDir).then(() => true, () => false)).toBe(false);
+      });
+    });
+
+    describe("isolation", () => {
+      it("cannot see host processes", async () => {
+        const r = await runSh("ls /proc | grep -cE '^[0-9]+$'; cat /proc/[0-9]*/comm | sort -u | tr '\\n' ' '");
+        const [count, comms] = r.out.split("\n");
+        expect(Number(count)).toBeLessThanOrEqual(6);
+        expect(comms).not.toMatch(/node|vitest|systemd|init\b/);
+      });
+
+      it("cannot read or write host files", async () => {
+        const secret = path.join(root, "host-secret.txt");
+        await writeFile(secret, "top secret\n");
+        const r = await runSh(`cat ${secret}; mkdir -p ${root}; echo pwned > ${secret}; cat /proc/1/root${secret}; ls /proc/1/root/work /proc/1/root/etc/hostname 2>&1; echo done`);
+        expect(r.out).not.toContain("top secret");
+        expect(await readFile(secret, "utf8")).toBe("top secret\n");
+        // The sandbox's own write of that path went to its upper dir, not the host.
+        expect(await readFile(path.join(r.upper, secret), "utf8")).toBe("pwned\n");
+      });
+
+      it("cannot reach a service on the host's loopback", async () => {
+        const srv = await listen("127.0.0.1");
+        helpers.push(() => close(srv.server));
+        const r = await runSh(`echo ping | nc -w 2 127.0.0.1 ${srv.port}; echo rc=$?`);
+        expect(r.out).not.toContain("hello from host");
+        expect(srv.hits()).toBe(0);
+      });
+
+      it("cannot mount", async () => {
+        const r = await runSh("mount -t tmpfs none /mnt; echo rc=$?; mount -t proc proc /mnt; grep -c ' /mnt ' /proc/mounts");
+        expect(r.out).toMatch(/rc=[1-9]/);
+        expect(r.out.trim().endsWith("0")).toBe(true);
+      });
+
+      it("cannot load kernel modules", async () => {
+        const r = await runSh("echo junk > /tmp/m.ko; insmod /tmp/m.ko; echo rc=$?");
+        expect(r.out).toMatch(/rc=[1-9]/);
+        expect(r.err).toMatch(/not permitted|not implemented|denied/i);
+      });
+
+      it("cannot open /dev/kvm or block devices", async () => {
+        const r = await runSh(
+          "ls /dev; mknod /tmp/kvm c 10 232; head -c1 /tmp/kvm >/dev/null && echo KVM-OPEN; " +
+            "mknod /tmp/blk b 254 0; head -c1 /tmp/blk >/dev/null && echo BLK-OPEN; " +
+            "mknod /tmp/blk2 b 8 0; head -c1 /tmp/blk2 >/dev/null && echo BLK2-OPEN; echo done",
+        );
+        expect(r.out).toContain("done");
+        expect(r.out).not.toMatch(/KVM-OPEN|BLK-OPEN|BLK2-OPEN|\bkvm\b|\bvda\b|\bsda\b/);
+      });
+
+      it("cannot create a user namespace", async () => {
+        const r = await runSh("unshare -U -r id; echo rc=$?");
+        expect(r.out).toMatch(/rc=[1-9]/);
+      });
+
+      it("cannot see another sandbox's files", async () => {
+        const a = await start({}, ["/bin/sh", "-c", "echo secret-a > /root/a.txt; sleep 60"]);
+        await new Promise((res) => setTimeout(res, 300));
+        const b = await runSh("cat /root/a.txt; cat /proc/*/root/root/a.txt; find / -name a.txt 2>/dev/null; echo done");
+        expect(b.out).not.toContain("secret-a");
+        expect(b.out).toContain("done");
+        await a.sandbox.kill();
+      });
+
+      it("stops a fork bomb at the pids limit", async () => {
+        const limit = 48;
+        const r = await start({ limits: { memoryBytes: 512 * MiB, pids: limit } }, [
+          "/bin/sh",
+          "-c",
+          "i=0; while [ $i -lt 300 ]; do sleep 1000 & i=$((i+1)); done 2>/dev/null; ls /proc | grep -cE '^[0-9]+$'; sleep 1000",
+        ]);
+        await new Promise((res) => setTimeout(res, 3000));
+        const cg = SandboxCgroup.forId(r.sandbox.id);
+        expect((await cg.pids()).length).toBeLessThanOrEqual(limit);
+        const st = await r.sandbox.stats();
+        expect(st.pidsCurrent).toBeLessThanOrEqual(limit);
+        await r.sandbox.kill();
+        await withTimeout(r.sandbox.wait(), 15_000, "exit after kill");
+        if (guestPids) expect(Number(r.out().trim())).toBeLessThanOrEqual(limit);
+        // The host is fine: we can still run things.
+        expect((await runCommand("/bin/true", [])).code).toBe(0);
+      });
+
+      it("stops a memory hog at the memory limit and reports oomKilled", async () => {
+        const limit = opts.hogLimitBytes ?? 64 * MiB;
+        // The hog is a child: its OOM kill must be reported even though the main process survives.
+        const r = await runSh(`dd if=/dev/zero of=/dev/null bs=${Math.round((limit * 4) / MiB)}M count=1; echo rc=$?`, {
+          limits: { memoryBytes: limit, pids: 256 },
+        });
+        expect(r.status.oomKilled).toBe(true);
+        if (guestPids) expect(r.out).toBe("rc=137\n");
+        const st = await r.sandbox.stats();
+        expect(st.memoryPeakBytes).toBeLessThanOrEqual(limit);
+        expect(st.oomKills).toBeGreaterThan(0);
+        expect(process.memoryUsage().rss).toBeLessThan(2048 * MiB);
+      });
+    });
+
+    describe("egress networking", () => {
+      // An "outside world" of our own: netns reached through the host, one public-looking
+      // (TEST-NET-2) and one private address. No packet leaves this machine.
+      const k = (process.pid % 60) + 1;
+      const outside = [
+        { ns: `tout-${process.pid}-pub`, veth: `tvp${process.pid % 100000}`, net: `198.51.100.${k * 4}`, blocked: false },
+        { ns: `tout-${process.pid}-prv`, veth: `tvq${process.pid % 100000}`, net: `10.98.${k}.0`, blocked: true },
+      ];
+      const ip = (net: string, add: number) => {
+        const p = net.split(".").map(Number);
+        return `${p[0]}.${p[1]}.${p[2]}.${(p[3] as number) + add}`;
+      };
+      const servers: ChildProcess[] = [];
+
+      beforeAll(async () => {
+        for (const o of outside) {
+          await runCommand("ip", ["netns", "del", o.ns]);
+          const a = await runCommand("ip", ["netns", "add", o.ns]);
+          expect(a.stderr).toBe("");
+          const b = await runCommand("ip", ["-batch", "-"], {
+            input: `link add ${o.veth} type veth peer name eth0 netns ${o.ns}\naddr add ${ip(o.net, 1)}/30 dev ${o.veth}\nlink set ${o.veth} up\n`,
+          });
+          expect(b.stderr).toBe("");
+          const c = await runCommand("ip", ["-n", o.ns, "-batch", "-"], {
+            input: `addr add ${ip(o.net, 2)}/30 dev eth0\nlink set eth0 up\nlink set lo up\nroute add default via ${ip(o.net, 1)}\n`,
+          });
+          expect(c.stderr).toBe("");
+        }
+      });
+
+      afterAll(async () => {
+        for (const s of servers) s.kill("SIGKILL");
+        for (const o of outside) await runCommand("ip", ["netns", "del", o.ns]);
+      });
+
+      /** A one-shot TCP listener inside an outside netns; resolves to what it received. */
+      function outsideServer(ns: string, port: number): { received: () => string } {
+        const child = spawn("nsenter", [`--net=/run/netns/${ns}`, "/bin/busybox", "nc", "-l", "-p", String(port)], {
+          stdio: ["ignore", "pipe", "ignore"],
+        });
+        servers.push(child);
+        const got = collect(child.stdout as Readable);
+        return { received: got };
+      }
+
+      it("reaches public addresses but not private ranges, the gateway or the host", async () => {
+        const hostSrv = await listen("127.0.0.1");
+        helpers.push(() => close(hostSrv.server));
+        const r = await start({ network: "egress" }, ["/bin/sleep", "60"]);
+        const gw = r.sandbox.network.gateway as string;
+        expect(r.sandbox.network.mode).toBe("egress");
+        expect(r.sandbox.network.address).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+        // A server on the host's own side of the veth.
+        const gwSrv = await listen(gw);
+        helpers.push(() => close(gwSrv.server));
+
+        const pub = outside[0] as (typeof outside)[number];
+        const prv = outside[1] as (typeof outside)[number];
+        const pubSrv = outsideServer(pub.ns, 8080);
+        const prvSrv = outsideServer(prv.ns, 8080);
+        await new Promise((res) => setTimeout(res, 300));
+
+        const e = await execSh(
+          r.sandbox,
+          `echo to-public | nc -w 3 ${ip(pub.net, 2)} 8080; echo pub=$?
+           echo to-private | nc -w 3 ${ip(prv.net, 2)} 8080; echo prv=$?
+           echo to-gw | nc -w 3 ${gw} ${gwSrv.port}; echo gw=$?
+           echo to-lo | nc -w 3 127.0.0.1 ${hostSrv.port}; echo lo=$?`,
+        );
+        await new Promise((res) => setTimeout(res, 200));
+        expect(e.out).toContain("pub=0");
+        expect(pubSrv.received()).toContain("to-public");
+        expect(prvSrv.received()).toBe("");
+        expect(e.out).not.toContain("prv=0");
+        expect(gwSrv.hits()).toBe(0);
+        expect(hostSrv.hits()).toBe(0);
+        expect(e.out).not.toContain("hello from host");
+        await r.sandbox.kill();
+      });
+
+      it("gets a resolv.conf and cleans up its netns", async () => {
+        const r = await runSh("cat /etc/resolv.conf; ip -4 -o addr show eth0 2>/dev/null || ifconfig eth0", { network: "egress" });
+        expect(r.status.exitCode).toBe(0);
+        expect(r.out).toContain("inet");
+        const ns = `ctr-${r.sandbox.id}`;
+        await r.sandbox.destroy();
+        const list = await runCommand("ip", ["netns", "list"]);
+        expect(list.stdout).not.toContain(ns);
+        // The sandbox's resolv.conf bind did not create a file in its upper.
+        expect((await diffStats(r.upper)).empty).toBe(true);
+      });
+
+      it("a sandbox without networking has only loopback", async () => {
+        const r = await runSh("ls /sys/class/net | tr '\\n' ' '");
+        expect(r.out.trim()).toBe("lo");
+      });
+    });
+
+  });
+}
