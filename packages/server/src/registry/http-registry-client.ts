@@ -162,6 +162,7 @@ export class HttpRegistryClient implements RegistryClient {
       reference: refText,
       topDigest,
       manifestDigest: top.digest,
+      descriptor: { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length, platform },
       manifestMediaType: top.mediaType,
       manifest,
       manifestBytes: top.bytes,

@@ -30,7 +30,7 @@ describe("manifest parsing rejects hostile shapes", () => {
     );
     expect(kindOf(() => parseJsonObject(bytes("[1]"), "m")).kind).toBe("unprocessable");
     expect(kindOf(() => parseJsonObject(bytes("{"), "m")).message).toMatch(/not valid JSON/);
-    const deep = "[".repeat(1_000_000) + "]".repeat(1_000_000);
+    const deep = "[".repeat(200_000) + "]".repeat(200_000);
     expect(kindOf(() => parseJsonObject(bytes(deep), "m")).kind).toBe("unprocessable");
   });
 

@@ -58,6 +58,8 @@ export interface ResolvedImage {
   readonly topDigest: Digest;
   /** Digest of the platform-specific manifest. */
   readonly manifestDigest: Digest;
+  /** Descriptor of the platform-specific manifest (as an index would list it). */
+  readonly descriptor: Descriptor;
   readonly manifestMediaType: string;
   readonly manifest: ImageManifest;
   readonly manifestBytes: Buffer;

@@ -96,12 +96,17 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<Daemon> {
     let url: string | undefined;
     let adminToken = token ?? undefined;
     while (Date.now() < deadline) {
-      if (done) throw new Error(`daemon exited before it was ready (${JSON.stringify(await exited)})\nstdout:\n${out}\nstderr:\n${err}`);
+      if (done)
+        throw new Error(
+          `daemon exited before it was ready (${JSON.stringify(await exited)})\nstdout:\n${out}\nstderr:\n${err}`,
+        );
       url ??= /listening on (http:\/\/\S+)/.exec(out)?.[1];
       adminToken ??= /shown once, store it now\):\s*\n\s*(\S+)/.exec(out)?.[1];
       if (url) {
         try {
-          const res = await fetch(`${url}/v1/whoami`, { headers: { authorization: `Bearer ${adminToken ?? "none"}` } });
+          const res = await fetch(`${url}/v1/whoami`, {
+            headers: { authorization: `Bearer ${adminToken ?? "none"}` },
+          });
           await res.arrayBuffer();
           if (res.status === 200 || (res.status === 401 && token === null && adminToken === undefined)) break;
         } catch {
@@ -149,14 +154,20 @@ export function runCli(
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const { cmd, argv } = cliCommand(args);
   return new Promise((resolvePromise, reject) => {
-    const proc = spawn(cmd, argv, { cwd: REPO_ROOT, env: cleanEnv(o.env), stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(cmd, argv, {
+      cwd: REPO_ROOT,
+      env: cleanEnv(o.env),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     proc.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
     proc.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
     const timer = setTimeout(() => {
       proc.kill("SIGKILL");
-      reject(new Error(`contree-server ${args.join(" ")} did not finish\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+      reject(
+        new Error(`contree-server ${args.join(" ")} did not finish\nstdout:\n${stdout}\nstderr:\n${stderr}`),
+      );
     }, o.timeoutMs ?? 30_000);
     proc.on("error", reject);
     proc.on("exit", (code) => {
@@ -169,6 +180,7 @@ export function runCli(
 /** Resident and peak memory of a process, in bytes, from /proc/<pid>/status. */
 export async function memoryOf(pid: number): Promise<{ rss: number; hwm: number }> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN) * 1024;
+  const kb = (name: string) =>
+    Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN) * 1024;
   return { rss: kb("VmRSS"), hwm: kb("VmHWM") };
 }

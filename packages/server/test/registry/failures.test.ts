@@ -224,6 +224,28 @@ describe("hostile or outdated registries (tiny local server)", () => {
     await new Promise((r) => server.close(r));
   });
 
+  it("resumes against a server that ignores Range (200 instead of 206)", async () => {
+    const blob = Buffer.alloc(3 * 1024 * 1024, 7);
+    const digest = sha256Of(blob);
+    let calls = 0;
+    handler = (_q, r) => {
+      calls++;
+      r.writeHead(200, { "content-length": String(blob.length) });
+      if (calls === 1) {
+        r.write(blob.subarray(0, 1024 * 1024), () => setTimeout(() => r.socket?.destroy(), 20));
+        return;
+      }
+      r.end(blob);
+    };
+    const stream = await new HttpRegistryClient(fast).fetchBlob(parseImageReference(`${host}/x/y`), {
+      mediaType: "application/octet-stream",
+      digest,
+      size: blob.length,
+    });
+    expect(await drain(stream)).toBe(blob.length);
+    expect(calls).toBe(2);
+  });
+
   it("rejects Docker schema1 manifests", async () => {
     const schema1 = JSON.stringify({
       schemaVersion: 1,
