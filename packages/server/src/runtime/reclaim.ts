@@ -1,0 +1,83 @@
+/**
+ * Start-up reclaim: remove everything a crashed server left behind. Runs before any sandbox
+ * starts, so every `ctr-` container, `/contree/*` cgroup and `ctr-` netns is an orphan.
+ */
+import { readFileSync } from "node:fs";
+import { readdir } from "node:fs/promises";
+import path from "node:path";
+import { SandboxCgroup } from "./cgroups.js";
+import { RunscDriver } from "./gvisor/runsc-driver.js";
+import { CrunDriver } from "./oci/crun-driver.js";
+import { RuncDriver } from "./oci/runc-driver.js";
+import { listSandboxNetns, teardownNetns } from "./network.js";
+import { unmount } from "./rootfs.js";
+import { NAME_PREFIX } from "./runtime-driver.js";
+
+export interface ReclaimOptions {
+  /** The drivers' state directory (as given to the drivers). */
+  stateDir: string;
+  /** Directories under which every mount is ours (run dirs with merged rootfs). */
+  mountRoots?: string[];
+}
+
+export interface ReclaimReport {
+  containers: number;
+  cgroups: number;
+  netns: number;
+  mounts: number;
+}
+
+export async function reclaim(o: ReclaimOptions): Promise<ReclaimReport> {
+  const report: ReclaimReport = { containers: 0, cgroups: 0, netns: 0, mounts: 0 };
+
+  // Kill first (cgroup-wide, works for every runtime), then let runtimes drop their state.
+  const cgIds = SandboxCgroup.listIds();
+  for (const id of cgIds) await SandboxCgroup.forId(id).kill("SIGKILL").catch(() => undefined);
+
+  // The drivers know their wrappers (crun on hybrid-cgroup hosts) and state roots.
+  const drivers = [new CrunDriver({ stateDir: o.stateDir }), new RuncDriver({ stateDir: o.stateDir }), new RunscDriver({ stateDir: o.stateDir, platform: "ptrace" })];
+  for (const d of drivers) {
+    let ids: string[] = [];
+    try {
+      ids = (await readdir(d.stateRoot)).filter((n) => n.startsWith(NAME_PREFIX));
+    } catch {
+      continue;
+    }
+    for (const id of ids) {
+      // A failed delete still leaves the cgroups to us below.
+      await d.call(["delete", "--force", id]).catch(() => undefined);
+      report.containers++;
+    }
+  }
+
+  for (const id of cgIds) {
+    await SandboxCgroup.forId(id).remove();
+    report.cgroups++;
+  }
+
+  for (const ns of listSandboxNetns()) {
+    await teardownNetns(ns);
+    report.netns++;
+  }
+
+  for (const target of mountsUnder(o.mountRoots ?? [])) {
+    await unmount(target);
+    report.mounts++;
+  }
+  return report;
+}
+
+/** Mount points below any of `roots`, deepest first. */
+export function mountsUnder(roots: string[]): string[] {
+  if (roots.length === 0) return [];
+  const norm = roots.map((r) => path.resolve(r) + "/");
+  const targets: string[] = [];
+  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    const mp = line.split(" ")[4];
+    if (mp === undefined) continue;
+    // mountinfo escapes spaces etc. as octal.
+    const target = mp.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+    if (norm.some((r) => target.startsWith(r))) targets.push(target);
+  }
+  return targets.sort((a, b) => b.length - a.length);
+}

@@ -1,0 +1,115 @@
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { diffStats, mountRootfs, unmount } from "../../src/runtime/rootfs.js";
+import { mountsUnder } from "../../src/runtime/reclaim.js";
+
+let root = "";
+const mounted: string[] = [];
+
+beforeEach(async () => {
+  root = await mkdtemp(path.join(tmpdir(), "rootfs-test-"));
+});
+
+afterEach(async () => {
+  for (const m of mounted.splice(0).reverse()) await unmount(m).catch(() => undefined);
+  await rm(root, { recursive: true, force: true });
+});
+
+/** Layers named like the store names them (~40 chars), each adding f<i> and rewriting common.txt. */
+async function makeLayers(n: number, dir = path.join(root, "layers")): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const l = path.join(dir, `layer-${String(i).padStart(4, "0")}-${"a".repeat(29)}`);
+    await mkdir(l, { recursive: true });
+    await writeFile(path.join(l, `f${i}`), String(i));
+    await writeFile(path.join(l, "common.txt"), `layer ${i}`);
+    out.push(l);
+  }
+  return out.reverse(); // top-most first
+}
+
+async function mountRun(lowers: string[], name = "run") {
+  const run = path.join(root, name);
+  const o = { lowers, upper: path.join(run, "upper"), work: path.join(run, "work"), target: path.join(run, "merged") };
+  await mountRootfs(o);
+  mounted.push(o.target);
+  return o;
+}
+
+describe("mountRootfs", () => {
+  it("mounts a chain, lands writes in the upper, and unmounts", async () => {
+    const lowers = await makeLayers(3);
+    const o = await mountRun(lowers);
+    expect(await readFile(path.join(o.target, "common.txt"), "utf8")).toBe("layer 2");
+    expect((await readdir(o.target)).sort()).toEqual(["common.txt", "f0", "f1", "f2"]);
+    expect((await diffStats(o.upper)).empty).toBe(true);
+    await writeFile(path.join(o.target, "new.txt"), "12345");
+    await rm(path.join(o.target, "f0"));
+    await unmount(o.target);
+    mounted.pop();
+    expect(existsSync(path.join(o.target, "common.txt"))).toBe(false);
+    const d = await diffStats(o.upper);
+    expect(d).toEqual({ bytes: 5, entries: 2, empty: false });
+    const wh = await stat(path.join(o.upper, "f0"));
+    expect(wh.isCharacterDevice() && wh.rdev === 0).toBe(true);
+  });
+
+  it("mounts 90 side-by-side layers with relative names", async () => {
+    const lowers = await makeLayers(90);
+    const o = await mountRun(lowers);
+    expect(await readFile(path.join(o.target, "common.txt"), "utf8")).toBe("layer 89");
+    expect(await readFile(path.join(o.target, "f0"), "utf8")).toBe("0");
+  });
+
+  it("falls back to a symlink alias dir for chains past the option limit, and cleans it up", async () => {
+    const lowers = await makeLayers(300);
+    const o = await mountRun(lowers);
+    expect(await readFile(path.join(o.target, "common.txt"), "utf8")).toBe("layer 299");
+    expect(await readFile(path.join(o.target, "f0"), "utf8")).toBe("0");
+    expect((await readdir(root)).filter((n) => n.startsWith(".lowers-"))).toEqual([]);
+    expect((await readdir(path.join(root, "run"))).filter((n) => n.startsWith(".lowers-"))).toEqual([]);
+  });
+
+  it("handles lowers in different directories", async () => {
+    const a = await makeLayers(1, path.join(root, "a"));
+    const b = await makeLayers(2, path.join(root, "b"));
+    const o = await mountRun([...a, ...b]);
+    expect(await readFile(path.join(o.target, "common.txt"), "utf8")).toBe("layer 0");
+    expect((await readdir(o.target)).sort()).toEqual(["common.txt", "f0", "f1"]);
+  });
+
+  it("mounts read-only views of one or many layers", async () => {
+    const lowers = await makeLayers(2);
+    for (const ls of [lowers, lowers.slice(1)]) {
+      const target = path.join(root, `ro-${ls.length}`);
+      await mountRootfs({ lowers: ls, target, readOnly: true });
+      mounted.push(target);
+      await expect(writeFile(path.join(target, "x"), "x")).rejects.toMatchObject({ code: "EROFS" });
+      expect(existsSync(path.join(target, "f0"))).toBe(true);
+    }
+  });
+
+  it("refuses relative paths and option separators", async () => {
+    const [l] = await makeLayers(1);
+    const target = path.join(root, "m");
+    await expect(mountRootfs({ lowers: ["rel"], target, readOnly: true })).rejects.toMatchObject({ kind: "invalid_argument" });
+    await expect(mountRootfs({ lowers: [`${l}`, "/x,upperdir=/"], target, readOnly: true })).rejects.toMatchObject({
+      kind: "invalid_argument",
+    });
+    await expect(mountRootfs({ lowers: [], target, readOnly: true })).rejects.toMatchObject({ kind: "invalid_argument" });
+  });
+
+  it("unmount of something not mounted is a no-op", async () => {
+    await mkdir(path.join(root, "nothing"));
+    await unmount(path.join(root, "nothing"));
+  });
+
+  it("lists mounts under a root, deepest first", async () => {
+    const lowers = await makeLayers(1);
+    const o = await mountRun(lowers);
+    expect(mountsUnder([root])).toEqual([o.target]);
+  });
+});
