@@ -2,7 +2,14 @@
 // The ergonomic handles (images, operations, files) are built on top of this.
 
 import { ProtocolError } from "./errors.js";
-import { type CallSpec, type QueryValue, type RequestBody, type RequestOptions, type Transport, seg } from "./http.js";
+import {
+  type CallSpec,
+  type QueryValue,
+  type RequestBody,
+  type RequestOptions,
+  seg,
+  type Transport,
+} from "./http.js";
 import type {
   ClosableStreamRepr,
   DirectoryList,
@@ -40,7 +47,10 @@ export function isUuid(value: string): boolean {
 export function uuidFromLocation(location: string | null | undefined): string | undefined {
   if (!location) return undefined;
   const path = location.split(/[?#]/)[0] ?? "";
-  const last = path.split("/").filter((s) => s !== "").pop();
+  const last = path
+    .split("/")
+    .filter((s) => s !== "")
+    .pop();
   return last && isUuid(last) ? last.toLowerCase() : undefined;
 }
 
@@ -77,7 +87,10 @@ export class ContreeApi {
   }
 
   tagImage(imageUuid: string, tag: string, opts?: RequestOptions): Promise<Image> {
-    return this.transport.json({ method: "PATCH", path: `/images/${seg(imageUuid)}/tag`, json: { tag } }, opts);
+    return this.transport.json(
+      { method: "PATCH", path: `/images/${seg(imageUuid)}/tag`, json: { tag } },
+      opts,
+    );
   }
 
   /** Removes `tag` (or every tag when omitted). Returns the image, or undefined if the server sent 204. */
@@ -141,7 +154,11 @@ export class ContreeApi {
   }
 
   /** Opens the SSE stream; the caller reads and parses the body (see events.ts). */
-  operationEvents(operationId: string, req: EventStreamRequest = {}, opts: RequestOptions = {}): Promise<Response> {
+  operationEvents(
+    operationId: string,
+    req: EventStreamRequest = {},
+    opts: RequestOptions = {},
+  ): Promise<Response> {
     const headers: Record<string, string> = { ...opts.headers };
     if (req.lastEventId !== undefined) headers["Last-Event-Id"] = String(req.lastEventId);
     return this.transport.request(
@@ -156,7 +173,11 @@ export class ContreeApi {
     );
   }
 
-  startSubprocess(operationId: string, spec: ExecSpec, opts?: RequestOptions): Promise<SubprocessStartResponse> {
+  startSubprocess(
+    operationId: string,
+    spec: ExecSpec,
+    opts?: RequestOptions,
+  ): Promise<SubprocessStartResponse> {
     return this.transport.json(
       { method: "POST", path: `/operations/${seg(operationId)}/subprocesses`, json: spec },
       opts,
@@ -170,9 +191,18 @@ export class ContreeApi {
     );
   }
 
-  async signalSubprocess(operationId: string, spid: number, signal = "TERM", opts?: RequestOptions): Promise<void> {
+  async signalSubprocess(
+    operationId: string,
+    spid: number,
+    signal = "TERM",
+    opts?: RequestOptions,
+  ): Promise<void> {
     await this.transport.text(
-      { method: "DELETE", path: `/operations/${seg(operationId)}/subprocesses/${seg(spid)}`, query: { signal } },
+      {
+        method: "DELETE",
+        path: `/operations/${seg(operationId)}/subprocesses/${seg(spid)}`,
+        query: { signal },
+      },
       opts,
     );
   }
@@ -184,7 +214,11 @@ export class ContreeApi {
     opts?: RequestOptions,
   ): Promise<void> {
     await this.transport.text(
-      { method: "POST", path: `/operations/${seg(operationId)}/subprocesses/${seg(spid)}/stdin`, json: stdin },
+      {
+        method: "POST",
+        path: `/operations/${seg(operationId)}/subprocesses/${seg(spid)}/stdin`,
+        json: stdin,
+      },
       opts,
     );
   }
@@ -202,7 +236,8 @@ export class ContreeApi {
     if (res.type === "opaqueredirect") {
       res = await this.transport.request({ ...spec, redirect: "follow" }, opts);
     }
-    let uuid = res.status >= 300 && res.status < 400 ? uuidFromLocation(res.headers.get("location")) : undefined;
+    let uuid =
+      res.status >= 300 && res.status < 400 ? uuidFromLocation(res.headers.get("location")) : undefined;
     if (!uuid && res.ok) {
       uuid = uuidFromLocation(res.url);
       if (!uuid) {
@@ -211,7 +246,8 @@ export class ContreeApi {
       }
     }
     await res.body?.cancel().catch(() => undefined);
-    if (!uuid) throw new ProtocolError(`tag lookup for "${tag}" answered ${res.status} without an image location`);
+    if (!uuid)
+      throw new ProtocolError(`tag lookup for "${tag}" answered ${res.status} without an image location`);
     return uuid;
   }
 
@@ -224,13 +260,21 @@ export class ContreeApi {
   }
 
   listDirectory(imageUuid: string, path = "/", opts?: RequestOptions): Promise<DirectoryList> {
-    return this.transport.json({ method: "GET", path: `/inspect/${seg(imageUuid)}/list`, query: { path } }, opts);
+    return this.transport.json(
+      { method: "GET", path: `/inspect/${seg(imageUuid)}/list`, query: { path } },
+      opts,
+    );
   }
 
   /** The `ls -l`-like text form (`text=1`). */
   listDirectoryText(imageUuid: string, path = "/", opts?: RequestOptions): Promise<string> {
     return this.transport.text(
-      { method: "GET", path: `/inspect/${seg(imageUuid)}/list`, query: { path, text: 1 }, accept: "text/plain" },
+      {
+        method: "GET",
+        path: `/inspect/${seg(imageUuid)}/list`,
+        query: { path, text: 1 },
+        accept: "text/plain",
+      },
       opts,
     );
   }
@@ -251,7 +295,12 @@ export class ContreeApi {
 
   downloadBytes(imageUuid: string, path: string, opts?: RequestOptions): Promise<Uint8Array> {
     return this.transport.bytes(
-      { method: "GET", path: `/inspect/${seg(imageUuid)}/download`, query: { path }, accept: "application/octet-stream" },
+      {
+        method: "GET",
+        path: `/inspect/${seg(imageUuid)}/download`,
+        query: { path },
+        accept: "application/octet-stream",
+      },
       opts,
     );
   }
@@ -293,7 +342,10 @@ export class ContreeApi {
   // ------------------------------------------------------------ helpers
 
   /** POSTs that start an operation: take `uuid` from the body, else the last segment of `Location`. */
-  private async created<T extends OperationCreatedResponse>(spec: CallSpec, opts?: RequestOptions): Promise<T> {
+  private async created<T extends OperationCreatedResponse>(
+    spec: CallSpec,
+    opts?: RequestOptions,
+  ): Promise<T> {
     return this.transport.read(spec, opts ?? {}, async (res) => {
       const text = await res.text();
       let body: Partial<T> = {};

@@ -14,7 +14,12 @@ describe("ContreeClient against a fake server", () => {
   let client: ContreeClient;
   beforeAll(async () => {
     fake = await startFakeContree();
-    client = new ContreeClient({ url: fake.url, token: "T", env: {}, retry: { initialDelayMs: 5, maxDelayMs: 20 } });
+    client = new ContreeClient({
+      url: fake.url,
+      token: "T",
+      env: {},
+      retry: { initialDelayMs: 5, maxDelayMs: 20 },
+    });
   });
   afterAll(() => fake.close());
   afterEach(() => {
@@ -62,7 +67,11 @@ describe("ContreeClient against a fake server", () => {
     expect(chunks.join("")).toBe("ααα βββ γγγ\n");
     expect(chunks.length).toBeGreaterThan(1);
     const spawn = fake.stub.requests.filter((r) => r.path === "/v1/instances").at(-1);
-    expect(JSON.parse(spawn!.body.toString())).toMatchObject({ command: "/bin/echo", args: ["x"], shell: false });
+    expect(JSON.parse(spawn!.body.toString())).toMatchObject({
+      command: "/bin/echo",
+      args: ["x"],
+      shell: false,
+    });
   });
 
   it("resumes a dropped event stream with Last-Event-Id, without losing or duplicating events", async () => {
@@ -74,7 +83,9 @@ describe("ContreeClient against a fake server", () => {
     const ids = events.map((e) => e.id);
     expect(ids).toEqual([...Array(ids.length).keys()]);
     expect(events.at(-1)?.type).toBe("completion");
-    const reconnects = fake.stub.requests.filter((r) => r.path.endsWith("/events") && r.headers["last-event-id"]);
+    const reconnects = fake.stub.requests.filter(
+      (r) => r.path.endsWith("/events") && r.headers["last-event-id"],
+    );
     expect(reconnects.length).toBeGreaterThan(0);
     const text = await op.wait();
     expect(text.stdout).toBe("0123456789abcdefghijklmnopqrstuvwxyz\n");
@@ -167,10 +178,15 @@ describe("ContreeClient against a fake server", () => {
 
     fake.script = () => ({ stdout: "" });
     await (await client.images.get("busybox:latest")).runAndWait("cat /etc/x", {
-      files: { "/etc/x": { content: new TextEncoder().encode("new file"), mode: 0o600 }, "/etc/y": { uuid: a.uuid } },
+      files: {
+        "/etc/x": { content: new TextEncoder().encode("new file"), mode: 0o600 },
+        "/etc/y": { uuid: a.uuid },
+      },
     });
     const spawn = fake.stub.requests.filter((r) => r.path === "/v1/instances").at(-1);
-    const files = (JSON.parse(spawn!.body.toString()) as { files: Record<string, { uuid: string; mode: string }> }).files;
+    const files = (
+      JSON.parse(spawn!.body.toString()) as { files: Record<string, { uuid: string; mode: string }> }
+    ).files;
     expect(files["/etc/x"]?.mode).toBe("0600");
     expect(files["/etc/y"]).toEqual({ uuid: a.uuid, mode: "0644" });
   });
@@ -198,7 +214,11 @@ describe("pagination", () => {
     const all = await client.images.list({ tagged: true }).toArray();
     expect(all).toHaveLength(TOTAL);
     expect(new Set(all.map((i) => i.uuid)).size).toBe(TOTAL);
-    const reqs = stub.requests.map((r) => [r.query.get("limit"), r.query.get("offset"), r.query.get("tagged")]);
+    const reqs = stub.requests.map((r) => [
+      r.query.get("limit"),
+      r.query.get("offset"),
+      r.query.get("tagged"),
+    ]);
     expect(reqs).toEqual([
       ["1000", "0", "1"],
       ["1000", "1000", "1"],
@@ -231,11 +251,22 @@ describe("through the fault proxy", () => {
   });
 
   it("survives 503/429 answers and mid-stream drops of the event stream", async () => {
-    const client = new ContreeClient({ url: proxy.url, token: "T", env: {}, retry: { initialDelayMs: 5, maxDelayMs: 20 } });
+    const client = new ContreeClient({
+      url: proxy.url,
+      token: "T",
+      env: {},
+      retry: { initialDelayMs: 5, maxDelayMs: 20 },
+    });
     fake.script = () => ({ stdout: "abcdefghijklmnopqrstuvwxyz0123456789\n".repeat(3) });
     proxy.add(
       { kind: "status", status: 503, retryAfter: "0", times: 2, match: { path: "/v1/inspect/" } },
-      { kind: "status", status: 429, retryAfter: "0", times: 1, match: { method: "POST", path: "/v1/instances" } },
+      {
+        kind: "status",
+        status: 429,
+        retryAfter: "0",
+        times: 1,
+        match: { method: "POST", path: "/v1/instances" },
+      },
       { kind: "drop-stream", afterBytes: 700, times: 2, match: { path: /\/events/ } },
     );
     const base = await client.images.get("busybox:latest");
@@ -276,6 +307,8 @@ describe("normalizeRegistryRef", () => {
     expect(normalizeRegistryRef("ghcr.io/o/r:v1")).toBe("docker://ghcr.io/o/r:v1");
     expect(normalizeRegistryRef("localhost:5000/x")).toBe("docker://localhost:5000/x:latest");
     expect(normalizeRegistryRef("r.io/x@sha256:abc")).toBe("docker://r.io/x@sha256:abc");
-    expect(normalizeRegistryRef("docker://docker.io/library/ubuntu:22.04")).toBe("docker://docker.io/library/ubuntu:22.04");
+    expect(normalizeRegistryRef("docker://docker.io/library/ubuntu:22.04")).toBe(
+      "docker://docker.io/library/ubuntu:22.04",
+    );
   });
 });

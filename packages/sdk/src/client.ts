@@ -66,7 +66,10 @@ export class Images {
   }
 
   /** All images matching the filters, page by page (pages of up to 1000). */
-  list(query: Omit<ListImagesQuery, "limit" | "offset"> = {}, opts: PageOptions = {}): Paginator<ImageHandle> {
+  list(
+    query: Omit<ListImagesQuery, "limit" | "offset"> = {},
+    opts: PageOptions = {},
+  ): Paginator<ImageHandle> {
     return new Paginator(async (limit, offset, o) => {
       const page = await this.api.listImages({ ...query, limit, offset }, o);
       return page.images.map((record) => new ImageHandle(this.api, record.uuid, record));
@@ -88,7 +91,10 @@ export class Images {
 export class Operations {
   constructor(private readonly api: ContreeApi) {}
 
-  list(query: Omit<ListOperationsQuery, "limit" | "offset"> = {}, opts: PageOptions = {}): Paginator<OperationSummary> {
+  list(
+    query: Omit<ListOperationsQuery, "limit" | "offset"> = {},
+    opts: PageOptions = {},
+  ): Paginator<OperationSummary> {
     return new Paginator((limit, offset, o) => this.api.listOperations({ ...query, limit, offset }, o), opts);
   }
 

@@ -1,8 +1,8 @@
-import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { NEBIUS_DEFAULT_URL, apiUrlFromBase, parseIni, resolveConfig, selectProfile } from "./config.js";
+import { apiUrlFromBase, NEBIUS_DEFAULT_URL, parseIni, resolveConfig, selectProfile } from "./config.js";
 import { isConfigurationError } from "./errors.js";
 
 describe("parseIni", () => {
@@ -30,9 +30,17 @@ describe("parseIni", () => {
   });
 
   it("selects profiles and applies the iam default URL", () => {
-    const doc = parseIni("[DEFAULT]\nprofile = a\n[profile:a]\ntoken = T\nurl = http://x\n[profile:b]\ntype = iam\ntoken = U\nproject = P\n");
+    const doc = parseIni(
+      "[DEFAULT]\nprofile = a\n[profile:a]\ntoken = T\nurl = http://x\n[profile:b]\ntype = iam\ntoken = U\nproject = P\n",
+    );
     expect(selectProfile(doc)).toEqual({ name: "a", type: "jwt", url: "http://x", token: "T" });
-    expect(selectProfile(doc, "b")).toEqual({ name: "b", type: "iam", url: NEBIUS_DEFAULT_URL, token: "U", project: "P" });
+    expect(selectProfile(doc, "b")).toEqual({
+      name: "b",
+      type: "iam",
+      url: NEBIUS_DEFAULT_URL,
+      token: "U",
+      project: "P",
+    });
     expect(selectProfile(doc, "missing")).toBeUndefined();
   });
 });
@@ -59,18 +67,32 @@ describe("resolveConfig", () => {
   });
 
   it("reads cli.ini then lets auth.ini override, from CONTREE_HOME", async () => {
-    await writeFile(join(dir, "cli.ini"), "[DEFAULT]\nprofile = p\n[profile:p]\nurl = http://cli\ntoken = cli-token\n");
+    await writeFile(
+      join(dir, "cli.ini"),
+      "[DEFAULT]\nprofile = p\n[profile:p]\nurl = http://cli\ntoken = cli-token\n",
+    );
     await writeFile(join(dir, "auth.ini"), "[profile:p]\ntoken = auth-token\nproject = proj\n");
     const cfg = await resolveConfig({ env: { CONTREE_HOME: dir } });
-    expect(cfg).toEqual({ apiUrl: "http://cli/v1", token: "auth-token", project: "proj", source: "profile:p" });
+    expect(cfg).toEqual({
+      apiUrl: "http://cli/v1",
+      token: "auth-token",
+      project: "proj",
+      source: "profile:p",
+    });
   });
 
   it("falls back to $XDG_CONFIG_HOME/contree, then ~/.config/contree", async () => {
     await mkdir(join(dir, "contree"));
-    await writeFile(join(dir, "contree", "auth.ini"), "[DEFAULT]\nprofile = x\n[profile:x]\nurl = http://xdg\ntoken = t\n");
+    await writeFile(
+      join(dir, "contree", "auth.ini"),
+      "[DEFAULT]\nprofile = x\n[profile:x]\nurl = http://xdg\ntoken = t\n",
+    );
     expect((await resolveConfig({ env: { XDG_CONFIG_HOME: dir } })).apiUrl).toBe("http://xdg/v1");
     await mkdir(join(dir, ".config", "contree"), { recursive: true });
-    await writeFile(join(dir, ".config", "contree", "auth.ini"), "[DEFAULT]\nprofile = h\n[profile:h]\nurl = http://home\ntoken = t\n");
+    await writeFile(
+      join(dir, ".config", "contree", "auth.ini"),
+      "[DEFAULT]\nprofile = h\n[profile:h]\nurl = http://home\ntoken = t\n",
+    );
     expect((await resolveConfig({ env: { HOME: dir } })).apiUrl).toBe("http://home/v1");
   });
 
@@ -94,14 +116,25 @@ describe("resolveConfig", () => {
       project: "pe",
       source: "options",
     });
-    expect(await resolveConfig({ env })).toEqual({ apiUrl: "http://env/v1", token: "te", project: "pe", source: "env" });
-    expect(await resolveConfig({ env, profile: "p" })).toEqual({ apiUrl: "http://p/v1", token: "tp", source: "profile:p" });
+    expect(await resolveConfig({ env })).toEqual({
+      apiUrl: "http://env/v1",
+      token: "te",
+      project: "pe",
+      source: "env",
+    });
+    expect(await resolveConfig({ env, profile: "p" })).toEqual({
+      apiUrl: "http://p/v1",
+      token: "tp",
+      source: "profile:p",
+    });
   });
 
   it("fails with a ConfigurationError when nothing is configured or the profile is missing", async () => {
     const missing = await resolveConfig({ env: { CONTREE_HOME: dir } }).catch((e: unknown) => e);
     expect(isConfigurationError(missing)).toBe(true);
-    const noProfile = await resolveConfig({ env: { CONTREE_HOME: dir }, profile: "nope" }).catch((e: unknown) => e);
+    const noProfile = await resolveConfig({ env: { CONTREE_HOME: dir }, profile: "nope" }).catch(
+      (e: unknown) => e,
+    );
     expect(isConfigurationError(noProfile)).toBe(true);
   });
 });

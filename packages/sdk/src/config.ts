@@ -178,7 +178,9 @@ export async function resolveConfig(options: ConfigOptions = {}): Promise<Resolv
   if (!url || !token || options.profile !== undefined) {
     const { profile, dir } = await loadProfile(env, options.profile);
     if (options.profile !== undefined && !profile) {
-      throw new ConfigurationError(`profile "${options.profile}" not found in ${dir ?? "the config directory"}`);
+      throw new ConfigurationError(
+        `profile "${options.profile}" not found in ${dir ?? "the config directory"}`,
+      );
     }
     if (profile) {
       if (!url && profile.url) {
@@ -192,8 +194,10 @@ export async function resolveConfig(options: ConfigOptions = {}): Promise<Resolv
       project ??= profile.project;
     }
   }
-  if (!url) throw new ConfigurationError("no ConTree URL: pass `url`, set CONTREE_URL, or configure a profile");
-  if (!token) throw new ConfigurationError("no ConTree token: pass `token`, set CONTREE_TOKEN, or configure a profile");
+  if (!url)
+    throw new ConfigurationError("no ConTree URL: pass `url`, set CONTREE_URL, or configure a profile");
+  if (!token)
+    throw new ConfigurationError("no ConTree token: pass `token`, set CONTREE_TOKEN, or configure a profile");
   const resolved: ResolvedConfig = { apiUrl: apiUrlFromBase(url), token, source };
   if (project) resolved.project = project;
   return resolved;

@@ -56,7 +56,11 @@ export class Deadline {
 
 export function abortErrorFrom(reason: unknown): ContreeError {
   if (reason instanceof ContreeError) return reason;
-  if (typeof reason === "object" && reason !== null && (reason as { name?: unknown }).name === "TimeoutError") {
+  if (
+    typeof reason === "object" &&
+    reason !== null &&
+    (reason as { name?: unknown }).name === "TimeoutError"
+  ) {
     return new TimeoutError("operation timed out", { cause: reason });
   }
   return new AbortError("request aborted", { cause: reason });

@@ -3,7 +3,6 @@ import { type Stub, sendJson, startStub } from "../test/http-stub.js";
 import { ContreeApi } from "./api.js";
 import {
   ContreeError,
-  NotFoundError,
   isAbort,
   isBadRequest,
   isConflict,
@@ -16,6 +15,7 @@ import {
   isTooEarly,
   isUnauthorized,
   isUnprocessable,
+  NotFoundError,
 } from "./errors.js";
 import { Transport } from "./http.js";
 
@@ -30,7 +30,12 @@ describe("HTTP error mapping", () => {
         res.writeHead(status, { "content-type": "text/plain", "request-id": "rid-2" });
         res.end("plain failure");
       } else if (mode === "object") {
-        sendJson(res, status, { error: { reason: "quota", left: 0 }, status }, { traceparent: "00-abc-def-01" });
+        sendJson(
+          res,
+          status,
+          { error: { reason: "quota", left: 0 }, status },
+          { traceparent: "00-abc-def-01" },
+        );
       } else {
         sendJson(res, status, { error: `failed with ${status}`, status }, { "x-request-id": "rid-1" });
       }

@@ -4,9 +4,9 @@
 
 import type { ContreeApi } from "./api.js";
 import { abortErrorFrom } from "./deadline.js";
-import { NetworkError, ProtocolError, ServerError, isAbort, isContreeError, isTimeout } from "./errors.js";
+import { isAbort, isContreeError, isTimeout, NetworkError, ProtocolError, ServerError } from "./errors.js";
 import type { RequestOptions } from "./http.js";
-import { DEFAULT_RETRY_POLICY, backoffDelay, sleep } from "./retry.js";
+import { backoffDelay, DEFAULT_RETRY_POLICY, sleep } from "./retry.js";
 import { parseSseStream } from "./sse.js";
 import { StreamReprTextDecoder } from "./stream-repr.js";
 import { type OperationEvent, type OperationStatus, TERMINAL_STATUSES } from "./types.js";
@@ -60,7 +60,8 @@ export async function* streamEvents(
         } catch (cause) {
           throw new ProtocolError("event frame is not JSON", { cause });
         }
-        const id = typeof event.id === "number" ? event.id : frame.id !== undefined ? Number(frame.id) : Number.NaN;
+        const id =
+          typeof event.id === "number" ? event.id : frame.id !== undefined ? Number(frame.id) : Number.NaN;
         if (Number.isFinite(id)) {
           if (last !== undefined && id <= last) continue; // already yielded before a reconnect
           last = id;
@@ -80,7 +81,9 @@ export async function* streamEvents(
     if (sawTerminal && !progressed) return;
     if (!progressed) failures++;
     if (failures > maxReconnects) {
-      throw new NetworkError(`event stream of ${operationId} kept ending before completion`, { cause: dropped });
+      throw new NetworkError(`event stream of ${operationId} kept ending before completion`, {
+        cause: dropped,
+      });
     }
     const op = await api.getOperation(operationId, options);
     if (isTerminal(op.status)) sawTerminal = true;

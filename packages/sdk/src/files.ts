@@ -4,7 +4,7 @@
 import type { ContreeApi } from "./api.js";
 import { isNotFound } from "./errors.js";
 import type { RequestBody, RequestOptions } from "./http.js";
-import { Paginator, type PageOptions } from "./paginator.js";
+import { type PageOptions, Paginator } from "./paginator.js";
 import type { FileInfo, FileResponse, ListFilesQuery } from "./types.js";
 
 /** Bytes, a Blob, or (Node/Bun/Deno) a filesystem path. */
@@ -43,7 +43,11 @@ async function pathSource(path: string): Promise<FileSource> {
     return { sha256: hash.digest("hex"), size: blob.size, body: () => blob };
   }
   const bytes = plainBytes(await fs.promises.readFile(path));
-  return { sha256: createHash("sha256").update(bytes).digest("hex"), size: bytes.byteLength, body: () => bytes };
+  return {
+    sha256: createHash("sha256").update(bytes).digest("hex"),
+    size: bytes.byteLength,
+    body: () => bytes,
+  };
 }
 
 export async function fileSource(input: FileInput): Promise<FileSource> {

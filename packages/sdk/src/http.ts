@@ -2,14 +2,14 @@
 // Everything above it deals in typed values.
 
 import { type ConfigOptions, type ResolvedConfig, resolveConfig } from "./config.js";
-import { Deadline, abortErrorFrom } from "./deadline.js";
-import { type ContreeError, NetworkError, ProtocolError, errorForStatus } from "./errors.js";
+import { abortErrorFrom, Deadline } from "./deadline.js";
+import { type ContreeError, errorForStatus, NetworkError, ProtocolError } from "./errors.js";
 import {
-  type ResolvedRetryPolicy,
-  type RetryPolicy,
   backoffDelay,
   isRetryable,
   parseRetryAfter,
+  type ResolvedRetryPolicy,
+  type RetryPolicy,
   resolveRetryPolicy,
   sleep,
 } from "./retry.js";
@@ -147,7 +147,11 @@ export class Transport {
 
   /** Performs the call with retries; returns the Response (status 2xx, an `expect`ed status, or a 3xx). */
   async request(spec: CallSpec, opts: RequestOptions = {}): Promise<Response> {
-    const deadline = new Deadline(opts.signal, opts.timeoutMs ?? this.defaultTimeoutMs, `${spec.method} ${spec.path}`);
+    const deadline = new Deadline(
+      opts.signal,
+      opts.timeoutMs ?? this.defaultTimeoutMs,
+      `${spec.method} ${spec.path}`,
+    );
     let handedOver = false;
     try {
       const res = await this.attempts(spec, opts, deadline);
@@ -192,7 +196,11 @@ export class Transport {
 
   /** Performs the call and runs `read` on the response inside the same deadline. */
   async read<T>(spec: CallSpec, opts: RequestOptions, read: (res: Response) => Promise<T>): Promise<T> {
-    const deadline = new Deadline(opts.signal, opts.timeoutMs ?? this.defaultTimeoutMs, `${spec.method} ${spec.path}`);
+    const deadline = new Deadline(
+      opts.signal,
+      opts.timeoutMs ?? this.defaultTimeoutMs,
+      `${spec.method} ${spec.path}`,
+    );
     try {
       const res = await this.attempts(spec, opts, deadline);
       try {
@@ -216,7 +224,11 @@ export class Transport {
       deadline.throwIfAborted();
       let res: Response;
       try {
-        const body = spec.body ? await spec.body() : spec.json !== undefined ? JSON.stringify(spec.json) : undefined;
+        const body = spec.body
+          ? await spec.body()
+          : spec.json !== undefined
+            ? JSON.stringify(spec.json)
+            : undefined;
         const init: RequestInit & { duplex?: "half" } = {
           method: spec.method,
           headers,
@@ -246,7 +258,8 @@ export class Transport {
       }
       const err = await errorFromResponse(res, spec.method, url);
       const canRetry = attempt < policy.maxAttempts && isRetryable(spec.method, res.status);
-      if (!canRetry || (err.retryAfterMs !== undefined && err.retryAfterMs > policy.maxRetryAfterMs)) throw err;
+      if (!canRetry || (err.retryAfterMs !== undefined && err.retryAfterMs > policy.maxRetryAfterMs))
+        throw err;
       await this.pause(backoffDelay(attempt, policy, err.retryAfterMs), deadline);
     }
   }

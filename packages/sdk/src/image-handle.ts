@@ -6,7 +6,7 @@ import { isUnprocessable } from "./errors.js";
 import { type FileInput, Files } from "./files.js";
 import type { RequestOptions } from "./http.js";
 import type { WaitOptions } from "./operation-handle.js";
-import { RunOperation, type RunResult, commandSpec } from "./run-operation.js";
+import { commandSpec, RunOperation, type RunResult } from "./run-operation.js";
 import { closableStreamRepr } from "./stream-repr.js";
 import type {
   FileItem,
@@ -105,7 +105,10 @@ export class ImageHandle {
   }
 
   /** `run()` then `wait()`. */
-  async runAndWait(command: string | readonly string[], opts: RunOptions & WaitOptions = {}): Promise<RunResult> {
+  async runAndWait(
+    command: string | readonly string[],
+    opts: RunOptions & WaitOptions = {},
+  ): Promise<RunResult> {
     const op = await this.run(command, opts);
     const wait: WaitOptions = {};
     if (opts.signal) wait.signal = opts.signal;
@@ -113,11 +116,15 @@ export class ImageHandle {
     return op.wait(wait);
   }
 
-  private async fileSpecs(files: Record<string, RunFile>, opts: RequestOptions): Promise<Record<string, FileSpec>> {
+  private async fileSpecs(
+    files: Record<string, RunFile>,
+    opts: RequestOptions,
+  ): Promise<Record<string, FileSpec>> {
     const store = new Files(this.api);
     const entries = await Promise.all(
       Object.entries(files).map(async ([path, f]): Promise<[string, FileSpec]> => {
-        const isInput = typeof f === "string" || f instanceof Uint8Array || f instanceof ArrayBuffer || f instanceof Blob;
+        const isInput =
+          typeof f === "string" || f instanceof Uint8Array || f instanceof ArrayBuffer || f instanceof Blob;
         const desc = isInput ? { content: f } : f;
         let uuid = desc.uuid;
         if (!uuid) {
@@ -193,7 +200,8 @@ export class ImageHandle {
 
   /** The image this one was produced from (via its operation), or null for imported/seeded images. */
   async parent(opts?: RequestOptions): Promise<ImageHandle | null> {
-    const record = this.record?.operation_uuid !== undefined ? this.record : await this.api.inspectImage(this.uuid, opts);
+    const record =
+      this.record?.operation_uuid !== undefined ? this.record : await this.api.inspectImage(this.uuid, opts);
     if (!record.operation_uuid) return null;
     const op = await this.api.getOperation(record.operation_uuid, opts);
     if (op.kind !== "instance") return null;

@@ -4,7 +4,7 @@
 
 import type { ContreeApi } from "./api.js";
 import { Deadline } from "./deadline.js";
-import { OperationFailedError, ProtocolError, isContreeError } from "./errors.js";
+import { isContreeError, OperationFailedError, ProtocolError } from "./errors.js";
 import { type EventStreamOptions, isTerminal, streamEvents } from "./events.js";
 import type { RequestOptions } from "./http.js";
 import type { ImageHandle } from "./image-handle.js";

@@ -3,7 +3,7 @@ import { type Stub, sendJson, startStub } from "../test/http-stub.js";
 import { ContreeApi } from "./api.js";
 import { isAbort, isNetworkError, isRateLimited, isServerError, isTimeout } from "./errors.js";
 import { Transport, type TransportOptions } from "./http.js";
-import { DEFAULT_RETRY_POLICY, backoffDelay, isRetryable, parseRetryAfter } from "./retry.js";
+import { backoffDelay, DEFAULT_RETRY_POLICY, isRetryable, parseRetryAfter } from "./retry.js";
 
 describe("parseRetryAfter", () => {
   const now = Date.parse("2026-01-01T00:00:00Z");
@@ -86,7 +86,13 @@ describe("Transport retries against a real HTTP server", () => {
     stub = await startStub((_req, res) => {
       n++;
       // HTTP dates have 1 s resolution: two seconds ahead means a wait of 1..2 s.
-      if (n === 1) sendJson(res, 429, { error: "slow down" }, { "retry-after": new Date(Date.now() + 2000).toUTCString() });
+      if (n === 1)
+        sendJson(
+          res,
+          429,
+          { error: "slow down" },
+          { "retry-after": new Date(Date.now() + 2000).toUTCString() },
+        );
       else sendJson(res, 200, WHOAMI);
     });
     const t0 = Date.now();
@@ -96,7 +102,9 @@ describe("Transport retries against a real HTTP server", () => {
   });
 
   it("never replays a POST on 5xx, but does on 425 and 429", async () => {
-    stub = await startStub((_req, res) => sendJson(res, 503, { error: "down", status: 503 }, { "retry-after": "0" }));
+    stub = await startStub((_req, res) =>
+      sendJson(res, 503, { error: "down", status: 503 }, { "retry-after": "0" }),
+    );
     const err = await api(stub)
       .spawnInstance({ command: "true", image: "tag:x" })
       .catch((e: unknown) => e);

@@ -48,7 +48,10 @@ export function isRetryable(method: string, status: number | undefined): boolean
 }
 
 /** Parses Retry-After: delta seconds (fractions tolerated) or an HTTP date. Returns ms, never negative. */
-export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | undefined {
+export function parseRetryAfter(
+  value: string | null | undefined,
+  now: number = Date.now(),
+): number | undefined {
   if (value == null) return undefined;
   const v = value.trim();
   if (v === "") return undefined;

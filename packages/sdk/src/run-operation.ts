@@ -6,7 +6,7 @@ import type { EventStreamOptions } from "./events.js";
 import { outputText } from "./events.js";
 import type { RequestOptions } from "./http.js";
 import type { ImageHandle } from "./image-handle.js";
-import { OperationHandle, type WaitOptions, resultImageUuid } from "./operation-handle.js";
+import { OperationHandle, resultImageUuid, type WaitOptions } from "./operation-handle.js";
 import { sleep } from "./retry.js";
 import { closableStreamRepr, decodeStreamRepr } from "./stream-repr.js";
 import type {

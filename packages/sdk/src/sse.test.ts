@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type SseFrame, SseParser, parseSseStream } from "./sse.js";
+import { parseSseStream, type SseFrame, SseParser } from "./sse.js";
 
 function parseAll(chunks: string[], onComment?: (t: string) => void): SseFrame[] {
   const p = new SseParser(onComment ? { onComment } : {});
@@ -55,7 +55,9 @@ describe("SseParser", () => {
   });
 
   it("keeps only one leading space of a value, and colons inside values", () => {
-    expect(parseAll(["data:  two spaces: yes\n\n"])).toEqual([{ event: "message", data: " two spaces: yes" }]);
+    expect(parseAll(["data:  two spaces: yes\n\n"])).toEqual([
+      { event: "message", data: " two spaces: yes" },
+    ]);
   });
 
   it("reads retry and ignores unknown fields and ids containing NUL", () => {

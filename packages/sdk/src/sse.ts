@@ -108,7 +108,8 @@ export class SseParser {
   }
 
   private dispatch(frames: SseFrame[]): void {
-    const hasContent = this.data.length > 0 || this.id !== undefined || this.event !== "" || this.retry !== undefined;
+    const hasContent =
+      this.data.length > 0 || this.id !== undefined || this.event !== "" || this.retry !== undefined;
     if (hasContent) {
       const frame: SseFrame = { event: this.event || "message", data: this.data.join("\n") };
       if (this.id !== undefined) frame.id = this.id;

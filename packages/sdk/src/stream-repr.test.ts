@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { isProtocolError } from "./errors.js";
 import {
-  StreamReprTextDecoder,
   bytesToBase64,
   decodeStreamRepr,
   encodeStreamRepr,
+  StreamReprTextDecoder,
   streamReprToText,
 } from "./stream-repr.js";
 
@@ -18,9 +18,9 @@ describe("StreamRepr", () => {
   });
 
   it("replaces invalid UTF-8 when decoding to text", () => {
-    expect(streamReprToText({ value: bytesToBase64(new Uint8Array([0x61, 0xff, 0x62])), encoding: "base64" })).toBe(
-      "a\uFFFDb",
-    );
+    expect(
+      streamReprToText({ value: bytesToBase64(new Uint8Array([0x61, 0xff, 0x62])), encoding: "base64" }),
+    ).toBe("a\uFFFDb");
   });
 
   it("rejects invalid base64 with a ProtocolError", () => {

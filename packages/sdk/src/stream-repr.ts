@@ -6,7 +6,9 @@ import type { ClosableStreamRepr, StreamRepr } from "./types.js";
 
 const encoder = new TextEncoder();
 
-export function decodeStreamRepr(repr: Pick<StreamRepr, "value" | "encoding"> | null | undefined): Uint8Array {
+export function decodeStreamRepr(
+  repr: Pick<StreamRepr, "value" | "encoding"> | null | undefined,
+): Uint8Array {
   if (!repr || repr.value === "") return new Uint8Array(0);
   if (repr.encoding === "base64") return base64ToBytes(repr.value);
   // "ascii" (or a missing encoding): be lenient and take the text as UTF-8 should a server send non-ASCII.

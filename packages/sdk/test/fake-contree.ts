@@ -34,7 +34,10 @@ export interface FakeOp {
 export interface FakeContree {
   url: string;
   stub: Stub;
-  images: Map<string, { uuid: string; tag: string | null; created_at: string; operation_uuid: string | null }>;
+  images: Map<
+    string,
+    { uuid: string; tag: string | null; created_at: string; operation_uuid: string | null }
+  >;
   ops: Map<string, FakeOp>;
   files: Map<string, { uuid: string; sha256: string; size: number }>;
   /** Script for the next spawned run: returns stdout for a command. */
@@ -49,8 +52,26 @@ const now = () => new Date().toISOString();
 
 function eventsFor(op: FakeOp, stdout: string, stderr: string, exitCode: number): FakeEvent[] {
   const ev: Omit<FakeEvent, "id" | "ts">[] = [
-    { spid: 0, type: "init", data: { started_at: now(), runtime_path: "/run/x", verbose: false, init_pid: 1 } },
-    { spid: 1, type: "spawn", data: { pid: 2, command: "/bin/sh", args: [], shell: true, cwd: "/root", uid: 0, gid: 0, timeout: 60, truncate_at: 1 << 20 } },
+    {
+      spid: 0,
+      type: "init",
+      data: { started_at: now(), runtime_path: "/run/x", verbose: false, init_pid: 1 },
+    },
+    {
+      spid: 1,
+      type: "spawn",
+      data: {
+        pid: 2,
+        command: "/bin/sh",
+        args: [],
+        shell: true,
+        cwd: "/root",
+        uid: 0,
+        gid: 0,
+        timeout: 60,
+        truncate_at: 1 << 20,
+      },
+    },
   ];
   // Output in small pieces, base64 and ascii mixed, splitting multi-byte characters across chunks.
   const bytes = Buffer.from(stdout);
@@ -59,8 +80,16 @@ function eventsFor(op: FakeOp, stdout: string, stderr: string, exitCode: number)
     ev.push({ spid: 1, type: "stdout", data: { value: part.toString("base64"), encoding: "base64" } });
   }
   if (stderr) ev.push({ spid: 1, type: "stderr", data: { value: stderr, encoding: "ascii" } });
-  ev.push({ spid: 1, type: "exit", data: { pid: 2, code: exitCode, signal: -1, timed_out: false, duration_ms: 3, resources: {} } });
-  ev.push({ spid: 0, type: "completion", data: { status: "SUCCESS", duration_ms: 5, result_image_uuid: op.resultImage } });
+  ev.push({
+    spid: 1,
+    type: "exit",
+    data: { pid: 2, code: exitCode, signal: -1, timed_out: false, duration_ms: 3, resources: {} },
+  });
+  ev.push({
+    spid: 0,
+    type: "completion",
+    data: { status: "SUCCESS", duration_ms: 5, result_image_uuid: op.resultImage },
+  });
   return ev.map((e, i) => ({ ...e, id: i, ts: now() }));
 }
 
@@ -82,7 +111,10 @@ function opDoc(op: FakeOp) {
     duration: 0.005,
     image_uuid: op.image,
     result_image_uuid: done ? op.resultImage : null,
-    metadata: op.kind === "instance" ? { command: "x", image: op.image, result } : { registry: { url: "docker://x" } },
+    metadata:
+      op.kind === "instance"
+        ? { command: "x", image: op.image, result }
+        : { registry: { url: "docker://x" } },
     result: done ? { image: op.resultImage, tag: null } : null,
   };
 }
@@ -145,8 +177,19 @@ export async function startFakeContree(): Promise<FakeContree> {
 
   const stub = await startStub(async (req, res) => {
     const p = req.path;
-    let m: RegExpExecArray | null;
-    if (p === "/v1/whoami") return sendJson(res, 200, { token_uuid: "t", token_expiration: null, permissions: { list: true }, operations_stat: {} });
+    let m: (string | undefined)[] = [];
+    const at = (re: RegExp): boolean => {
+      const r = re.exec(p);
+      m = r ? [...r] : [];
+      return r !== null;
+    };
+    if (p === "/v1/whoami")
+      return sendJson(res, 200, {
+        token_uuid: "t",
+        token_expiration: null,
+        permissions: { list: true },
+        operations_stat: {},
+      });
     if (p === "/v1/inspect/") {
       const tag = req.query.get("tag");
       const img = [...images.values()].find((i) => i.tag === tag);
@@ -154,11 +197,11 @@ export async function startFakeContree(): Promise<FakeContree> {
       res.writeHead(302, { location: `${img.uuid}/` });
       return res.end();
     }
-    if ((m = /^\/v1\/inspect\/([^/]+)\/$/.exec(p))) {
+    if (at(/^\/v1\/inspect\/([^/]+)\/$/)) {
       const img = images.get(m[1]!);
       return img ? sendJson(res, 200, img) : sendJson(res, 404, { error: "image not found", status: 404 });
     }
-    if ((m = /^\/v1\/images\/([^/]+)\/tag$/.exec(p))) {
+    if (at(/^\/v1\/images\/([^/]+)\/tag$/)) {
       const img = images.get(m[1]!);
       if (!img) return sendJson(res, 404, { error: "image not found", status: 404 });
       if (req.method === "PATCH") {
@@ -173,19 +216,26 @@ export async function startFakeContree(): Promise<FakeContree> {
     if (p === "/v1/images") {
       const limit = Number(req.query.get("limit") ?? 100);
       const offset = Number(req.query.get("offset") ?? 0);
-      if (limit < 1 || limit > 1000) return sendJson(res, 400, { error: "limit must be between 1 and 1000", status: 400 });
+      if (limit < 1 || limit > 1000)
+        return sendJson(res, 400, { error: "limit must be between 1 and 1000", status: 400 });
       let all = [...images.values()];
       if (req.query.get("tagged") === "1") all = all.filter((i) => i.tag !== null);
       return sendJson(res, 200, { images: all.slice(offset, offset + limit) });
     }
     if (p === "/v1/instances" && req.method === "POST") {
-      const body = JSON.parse(req.body.toString()) as { image: string; command: string; disposable?: boolean; files?: Record<string, { uuid: string }> };
+      const body = JSON.parse(req.body.toString()) as {
+        image: string;
+        command: string;
+        disposable?: boolean;
+        files?: Record<string, { uuid: string }>;
+      };
       const imageUuid = body.image.startsWith("tag:")
         ? [...images.values()].find((i) => i.tag === body.image.slice(4))?.uuid
         : images.get(body.image)?.uuid;
       if (!imageUuid) return sendJson(res, 404, { error: "image not found", status: 404 });
       for (const f of Object.values(body.files ?? {})) {
-        if (![...files.values()].some((x) => x.uuid === f.uuid)) return sendJson(res, 404, { error: "file not found", status: 404 });
+        if (![...files.values()].some((x) => x.uuid === f.uuid))
+          return sendJson(res, 404, { error: "file not found", status: 404 });
       }
       const uuid = randomUUID();
       const out = fake.script(body.command);
@@ -212,16 +262,34 @@ export async function startFakeContree(): Promise<FakeContree> {
     if (p === "/v1/images/import" && req.method === "POST") {
       const uuid = randomUUID();
       const op: FakeOp = {
-        uuid, kind: "image_import", status: "EXECUTING", resultImage: addImage(null, uuid), events: [], stdout: "", stderr: "",
-        exitCode: 0, created_at: now(), pace: 5, startedAt: Date.now(), subprocesses: new Map(),
+        uuid,
+        kind: "image_import",
+        status: "EXECUTING",
+        resultImage: addImage(null, uuid),
+        events: [],
+        stdout: "",
+        stderr: "",
+        exitCode: 0,
+        created_at: now(),
+        pace: 5,
+        startedAt: Date.now(),
+        subprocesses: new Map(),
       };
-      op.events = [{ id: 0, ts: now(), spid: 0, type: "completion", data: { status: "SUCCESS", duration_ms: 1, result_image_uuid: op.resultImage } }];
+      op.events = [
+        {
+          id: 0,
+          ts: now(),
+          spid: 0,
+          type: "completion",
+          data: { status: "SUCCESS", duration_ms: 1, result_image_uuid: op.resultImage },
+        },
+      ];
       ops.set(uuid, op);
       finishLater(op);
       // Body without uuid: the SDK must fall back to Location.
       return sendJson(res, 202, {}, { location: `/v1/operations/${uuid}` });
     }
-    if ((m = /^\/v1\/operations\/([^/]+)(\/events|\/subprocesses(?:\/(\d+)(\/stdin)?)?)?$/.exec(p))) {
+    if (at(/^\/v1\/operations\/([^/]+)(\/events|\/subprocesses(?:\/(\d+)(\/stdin)?)?)?$/)) {
       const op = ops.get(m[1]!);
       if (!op) return sendJson(res, 404, { error: "operation not found", status: 404 });
       if (m[2] === "/events") return streamEvents(req, res, op);
@@ -252,20 +320,23 @@ export async function startFakeContree(): Promise<FakeContree> {
         });
       }
       if (req.method === "DELETE") {
-        if (op.status === "SUCCESS" || op.status === "CANCELLED") return sendJson(res, 409, { error: "operation is not cancellable", status: 409 });
+        if (op.status === "SUCCESS" || op.status === "CANCELLED")
+          return sendJson(res, 409, { error: "operation is not cancellable", status: 409 });
         op.status = "CANCELLED";
         res.writeHead(202);
         return res.end();
       }
       return sendJson(res, 200, opDoc(op));
     }
-    if ((m = /^\/v1\/files\/([0-9a-f]{64})$/.exec(p))) {
+    if (at(/^\/v1\/files\/([0-9a-f]{64})$/)) {
       const f = files.get(m[1]!);
       if (req.method === "HEAD") {
         res.writeHead(f ? 200 : 404);
         return res.end();
       }
-      return f ? sendJson(res, 200, { ...f, created_at: now(), updated_at: now() }) : sendJson(res, 404, { error: "file not found", status: 404 });
+      return f
+        ? sendJson(res, 200, { ...f, created_at: now(), updated_at: now() })
+        : sendJson(res, 404, { error: "file not found", status: 404 });
     }
     if (p === "/v1/files" && req.method === "POST") {
       const sha256 = createHash("sha256").update(req.body).digest("hex");

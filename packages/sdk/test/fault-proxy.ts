@@ -2,7 +2,7 @@
 // and the server, then add faults. A fault applies to matching requests `times` times (default: always),
 // in the order faults were added; the first matching fault with uses left wins.
 
-import { type IncomingMessage, type ServerResponse, createServer, request as httpRequest } from "node:http";
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
 export interface FaultMatch {
@@ -87,7 +87,12 @@ export async function startFaultProxy(target: string, initial: Fault[] = []): Pr
     return slot.fault;
   };
 
-  const forward = (req: IncomingMessage, res: ServerResponse, entry: ProxyLogEntry, fault: Fault | undefined) => {
+  const forward = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    entry: ProxyLogEntry,
+    fault: Fault | undefined,
+  ) => {
     const headers = { ...req.headers, host: upstream.host };
     const up = httpRequest(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },

@@ -2,7 +2,7 @@
 // handler decides the answer. Real sockets, so fetch, redirects, chunking and dropped connections behave
 // as they do against a server.
 
-import { type IncomingMessage, type ServerResponse, createServer } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
 export interface StubRequest {
@@ -15,7 +15,7 @@ export interface StubRequest {
   body: Buffer;
 }
 
-export type StubHandler = (req: StubRequest, res: ServerResponse) => void | Promise<void>;
+export type StubHandler = (req: StubRequest, res: ServerResponse) => unknown;
 
 export interface Stub {
   /** `http://127.0.0.1:PORT` */
@@ -64,13 +64,18 @@ export async function startStub(handler: StubHandler): Promise<Stub> {
   };
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
   const text = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", ...headers });
   res.end(text);
 }
 
 /** SSE frame for one event envelope, as the server sends it. */
-export function sseFrame(event: { id: number; type: string; [k: string]: unknown }): string {
+export function sseFrame(event: { id: number; type: string }): string {
   return `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
 }

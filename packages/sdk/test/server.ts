@@ -53,11 +53,15 @@ export async function startServer(opts: StartServerOptions = {}): Promise<Runnin
   const port = opts.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
   let out = "";
-  const child = spawn(process.execPath, [SERVER_BIN, "serve", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, ...opts.env, CONTREE_BOOTSTRAP_TOKEN: token },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [SERVER_BIN, "serve", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`],
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...opts.env, CONTREE_BOOTSTRAP_TOKEN: token },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   child.stdout?.on("data", (c: Buffer) => {
     out += c.toString();
   });
@@ -81,7 +85,9 @@ export async function startServer(opts: StartServerOptions = {}): Promise<Runnin
   try {
     while (true) {
       if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`contree-server exited (${child.exitCode ?? child.signalCode}) before ready:\n${out}`);
+        throw new Error(
+          `contree-server exited (${child.exitCode ?? child.signalCode}) before ready:\n${out}`,
+        );
       }
       try {
         const res = await fetch(`${url}/v1/whoami`, {
