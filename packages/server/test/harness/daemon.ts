@@ -168,7 +168,7 @@ export function runCli(
       reject(
         new Error(`contree-server ${args.join(" ")} did not finish\nstdout:\n${stdout}\nstderr:\n${stderr}`),
       );
-    }, o.timeoutMs ?? 30_000);
+    }, o.timeoutMs ?? 120_000);
     proc.on("error", reject);
     proc.on("exit", (code) => {
       clearTimeout(timer);
