@@ -2,7 +2,7 @@
  * Composition root: the only module that picks concrete backends. Everything else receives its
  * dependencies as arguments, so tests build the same graph with other choices.
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
@@ -17,6 +17,10 @@ import { LayerStore } from "./images/layer-store.js";
 import { EventLog } from "./operations/event-log.js";
 import { OperationQueue } from "./operations/operation-queue.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
+import { instancesRoutes } from "./api/routes/instances.js";
+import { InstanceHandler } from "./instances/instance-handler.js";
+import { InstanceService } from "./instances/instance-service.js";
+import { reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
 import { bootstrap } from "./auth/bootstrap.js";
 import type { Config } from "./config/config.js";
 import { LocalContentStore } from "./content/local/local-content-store.js";
@@ -31,8 +35,15 @@ export interface DataLayout {
   content: string;
 }
 
-export function dataLayout(dataDir: string): DataLayout {
-  return { root: dataDir, database: join(dataDir, "metadata.db"), content: join(dataDir, "content") };
+export function dataLayout(dataDir: string): DataLayout & { runs: string; runtimeState: string; selfTest: string } {
+  return {
+    root: dataDir,
+    database: join(dataDir, "metadata.db"),
+    content: join(dataDir, "content"),
+    runs: join(dataDir, "runs"),
+    runtimeState: join(dataDir, "runtime"),
+    selfTest: join(dataDir, "selftest"),
+  };
 }
 
 export function openMetadata(dataDir: string): MetadataStore {
@@ -41,6 +52,8 @@ export function openMetadata(dataDir: string): MetadataStore {
 
 export interface Server {
   app: FastifyInstance;
+  /** The sandbox runtime in use (name, kind, isolation). */
+  runtime: { name: string; kind: string; isolation: string };
   store: MetadataStore;
   logger: Logger;
   /** Set on the very first start when a token was created. */
@@ -66,12 +79,32 @@ export async function createServer(config: Config, logger: Logger = createLogger
   const images = new ImageService(store);
   const importer = new ImageImporter(store, layers);
   const imports = new ImportHandler(store, registry, importer);
+  // Nothing runs yet: every sandbox, mount and run dir still here was left by a crash.
+  const swept = await reclaimSandboxes({ stateDir: layout.runtimeState, mountRoots: [layout.runs] });
+  await rm(layout.runs, { recursive: true, force: true });
+  await mkdir(layout.runs, { recursive: true, mode: 0o700 });
+  if (swept.containers + swept.mounts + swept.cgroups + swept.netns > 0) logger.info(swept, "reclaimed sandboxes left by an earlier run");
+  const { driver, report } = await selectDriver(config.runtime, { stateDir: layout.runtimeState, workDir: layout.selfTest });
+  logger.info({ runtime: driver.name, kind: driver.kind, version: report.find((r) => r.name === driver.name)?.version, isolation: driver.isolation, report }, "sandbox runtime selected");
+  const instanceHandler = new InstanceHandler({
+    store,
+    layers,
+    content,
+    driver,
+    runsDir: layout.runs,
+    logger,
+    limits: {
+      memoryBytes: config.sandbox.memoryBytes,
+      pids: config.sandbox.pids,
+      ...(config.sandbox.cpus === undefined ? {} : { cpuQuota: config.sandbox.cpus }),
+    },
+  });
   const events = new EventLog(store.operations);
   const queue = new OperationQueue({
     store,
     events,
     logger,
-    handlers: [imports],
+    handlers: [imports, instanceHandler],
     limitsOf: async (projectId) => {
       const p = await store.projects.findById(projectId);
       return p ? effectiveLimits(config.defaultLimits, p) : config.defaultLimits;
@@ -89,6 +122,7 @@ export async function createServer(config: Config, logger: Logger = createLogger
     plugins: [
       imagesRoutes({ config, images, imports, queue }),
       operationsRoutes({ store, queue }),
+      instancesRoutes({ config, instances: new InstanceService(config, store, images, queue, config.defaultNetworking) }),
       eventsRoutes({ store, events }),
     ],
   });
@@ -96,6 +130,7 @@ export async function createServer(config: Config, logger: Logger = createLogger
   let closed = false;
   return {
     app,
+    runtime: { name: driver.name, kind: driver.kind, isolation: driver.isolation },
     store,
     logger,
     ...(boot.createdToken ? { bootstrapToken: boot.createdToken } : {}),

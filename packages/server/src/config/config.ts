@@ -25,6 +25,10 @@ export interface Config {
   insecureRegistries: string[];
   /** Defaults for every project; a project row may override them. */
   defaultLimits: ProjectLimits;
+  /** Outbound networking for runs that do not say (`networking.enabled`). */
+  defaultNetworking: boolean;
+  /** Per-sandbox cgroup limits. */
+  sandbox: { memoryBytes: number; pids: number; cpus: number | undefined };
   /** Token to create on first start instead of a random one. */
   bootstrapToken: string | undefined;
 }

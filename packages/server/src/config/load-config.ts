@@ -32,6 +32,10 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CONTREE_RUNTIME: "auto|gvisor|oci (default auto)",
   CONTREE_INSECURE_REGISTRIES: "comma-separated registry hosts reachable over plain http",
   CONTREE_BOOTSTRAP_TOKEN: "token created for the default project on first start",
+  CONTREE_DEFAULT_NETWORKING: "0|1: outbound networking for runs that do not ask (default 0)",
+  CONTREE_SANDBOX_MEMORY_BYTES: "memory limit of each sandbox (default 2147483648)",
+  CONTREE_SANDBOX_PIDS: "process limit of each sandbox (default 1024)",
+  CONTREE_SANDBOX_CPUS: "CPU limit of each sandbox in cores (default: none)",
   CONTREE_INSTANCE_MAX_TIMEOUT: "default per-project limit (seconds)",
   CONTREE_INSTANCE_MAX_CONCURRENCY: "default per-project limit",
   CONTREE_INSTANCE_MAX_LAYER_BYTES: "default per-project limit (bytes)",
@@ -115,6 +119,21 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(host)) problems.push(`insecure registry ${JSON.stringify(host)} is not HOST[:PORT]`);
   }
 
+  const netRaw = nonEmpty(env["CONTREE_DEFAULT_NETWORKING"]) ?? "0";
+  if (!["0", "1", "true", "false"].includes(netRaw)) problems.push(`CONTREE_DEFAULT_NETWORKING must be 0 or 1, got ${JSON.stringify(netRaw)}`);
+  const defaultNetworking = netRaw === "1" || netRaw === "true";
+  const cpusRaw = nonEmpty(env["CONTREE_SANDBOX_CPUS"]);
+  let cpus: number | undefined;
+  if (cpusRaw !== undefined) {
+    cpus = Number(cpusRaw);
+    if (!Number.isFinite(cpus) || cpus <= 0 || cpus > 1024) problems.push(`CONTREE_SANDBOX_CPUS must be a positive number, got ${JSON.stringify(cpusRaw)}`);
+  }
+  const sandbox = {
+    memoryBytes: int("CONTREE_SANDBOX_MEMORY_BYTES", 2 * 1024 * 1024 * 1024, 16 * 1024 * 1024),
+    pids: int("CONTREE_SANDBOX_PIDS", 1024, 16),
+    cpus,
+  };
+
   const bootstrapToken = nonEmpty(env["CONTREE_BOOTSTRAP_TOKEN"]);
   if (bootstrapToken !== undefined && !/^[\x21-\x7e]{8,512}$/.test(bootstrapToken)) {
     problems.push("CONTREE_BOOTSTRAP_TOKEN must be 8..512 printable ASCII characters without spaces");
@@ -134,6 +153,8 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     runtime: runtime as RuntimeChoice,
     insecureRegistries,
     defaultLimits,
+    defaultNetworking,
+    sandbox,
     bootstrapToken,
   };
 }

@@ -1,0 +1,233 @@
+import { mkdir, rename, rm } from "node:fs/promises";
+import { hostname as hostName, release } from "node:os";
+import { join } from "node:path";
+import type { ContentStore } from "../content/content-store.js";
+import { type Digest, digestFromHex } from "../core/digest.js";
+import { internal, notFound } from "../core/errors.js";
+import { newId } from "../core/ids.js";
+import { decodeStreamInput, toStreamRepr } from "../core/stream-repr.js";
+import { isoMicros } from "../core/time.js";
+import { type LayerStore, runLayerId } from "../images/layer-store.js";
+import type { MetadataStore } from "../metadata/metadata-store.js";
+import type { ImageRecord } from "../metadata/repos/image-repo.js";
+import type { OperationRecord } from "../metadata/repos/operation-repo.js";
+import type { Logger } from "../observability/logger.js";
+import type { HandlerContext, HandlerOutcome, OperationHandler } from "../operations/operation-handler.js";
+import { diffStats, mountRootfs, unmount } from "../runtime/rootfs.js";
+import type { ExitStatus, ResourceStats, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
+import { OutputCapture } from "./output-capture.js";
+import { eventResources, redactEnv, resultResources } from "./resources.js";
+import { ensureDir, writeFileInto } from "./rootfs-writer.js";
+import type { InstanceMetadata } from "./spawn-request.js";
+
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+export interface InstanceHandlerOptions {
+  store: MetadataStore;
+  layers: LayerStore;
+  content: ContentStore;
+  driver: RuntimeDriver;
+  /** Scratch space for runs, on the same filesystem as the layer store (commit is a rename). */
+  runsDir: string;
+  logger: Logger;
+  limits: { memoryBytes: number; pids: number; cpuQuota?: number };
+  /** Called after a new image is committed (compaction looks at its chain). */
+  onImage?: (img: ImageRecord) => void;
+}
+
+/** Runs `instance` operations: mount → sandbox → capture → snapshot → one metadata transaction. */
+export class InstanceHandler implements OperationHandler {
+  readonly kind = "instance" as const;
+
+  constructor(private readonly o: InstanceHandlerOptions) {}
+
+  async run(op: OperationRecord, ctx: HandlerContext): Promise<HandlerOutcome> {
+    const meta = op.metadata as InstanceMetadata;
+    const image = op.imageId === null ? undefined : await this.o.store.images.getAny(op.imageId);
+    if (!image) return { status: "FAILED", error: "image not found" };
+    const t0 = Date.now();
+    const runId = `ctr-${op.id.slice(0, 8)}${op.id.slice(9, 13)}`;
+    const dir = join(this.o.runsDir, op.id);
+    const upper = join(dir, "upper");
+    const work = join(dir, "work");
+    const rootfs = join(dir, "rootfs");
+    const bundle = join(dir, "bundle");
+    let mounted = false;
+    let sandbox: Sandbox | undefined;
+    try {
+      await mkdir(bundle, { recursive: true });
+      await mountRootfs({ lowers: this.o.layers.paths(image.mountChain), upper, work, target: rootfs });
+      mounted = true;
+      for (const [path, f] of Object.entries(meta.files)) {
+        const file = await this.o.store.files.findById(op.projectId, f.uuid);
+        if (!file || !this.o.content.localPath) throw notFound(`file ${f.uuid} not found`);
+        const src = this.o.content.localPath(digestFromHex(file.sha256) as Digest);
+        await writeFileInto(rootfs, path, src, { uid: f.uid, gid: f.gid, mode: Number.parseInt(f.mode, 8) });
+      }
+      await ensureDir(rootfs, meta.cwd);
+
+      const env = { PATH: DEFAULT_PATH, HOME: meta.uid === 0 ? "/root" : "/", HOSTNAME: meta.hostname, ...(image.env ?? {}), ...meta.env };
+      const args = meta.shell ? ["/bin/sh", "-c", meta.command, ...meta.args] : [meta.command, ...meta.args];
+      await ctx.emit(0, "init", {
+        started_at: isoMicros(t0),
+        runtime_path: `/usr/bin/${this.o.driver.name}`,
+        verbose: false,
+        init_pid: 1,
+        hostname: hostName(),
+        kernel: release(),
+        machine: process.arch,
+      });
+      sandbox = await this.o.driver.start(
+        {
+          id: runId,
+          rootfs,
+          bundleDir: bundle,
+          process: { args, env: Object.entries(env).map(([k, v]) => `${k}=${v}`), cwd: meta.cwd, uid: meta.uid, gid: meta.gid },
+          hostname: meta.hostname,
+          network: meta.networking.enabled ? "egress" : "none",
+          limits: this.o.limits,
+          stdin: "pipe",
+        },
+        { signal: ctx.signal },
+      );
+      const started = Date.now();
+      await ctx.emit(1, "spawn", {
+        pid: 1,
+        command: args[0],
+        args: args.slice(1),
+        shell: meta.shell,
+        cwd: meta.cwd,
+        uid: meta.uid,
+        gid: meta.gid,
+        timeout: meta.timeout,
+        truncate_at: meta.truncate_output_at,
+        env: redactEnv(env),
+      });
+      const sbx = sandbox;
+      const stdout = new OutputCapture(sbx.stdout, meta.truncate_output_at, (c) => ctx.emit(1, "stdout", { ...toStreamRepr(c) }));
+      const stderr = new OutputCapture(sbx.stderr, meta.truncate_output_at, (c) => ctx.emit(1, "stderr", { ...toStreamRepr(c) }));
+      if (sbx.stdin) {
+        const input = decodeStreamInput(meta.stdin.value, meta.stdin.encoding, "stdin");
+        sbx.stdin.on("error", () => undefined);
+        if (input.length > 0) {
+          sbx.stdin.write(input);
+          await ctx.emit(1, "stdin", { ...toStreamRepr(input) });
+        }
+        sbx.stdin.end();
+      }
+
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        void sbx.kill("SIGKILL");
+      }, meta.timeout * 1000);
+      const onAbort = () => void sbx.kill("SIGKILL");
+      ctx.signal.addEventListener("abort", onAbort, { once: true });
+      let exit: ExitStatus;
+      try {
+        exit = await sbx.wait();
+      } finally {
+        clearTimeout(timer);
+        ctx.signal.removeEventListener("abort", onAbort);
+      }
+      // The main process is gone: whatever it left running (daemons, subprocesses) goes too.
+      await sbx.kill("SIGKILL").catch(() => undefined);
+      const [out, err] = await Promise.all([stdout.done, stderr.done]);
+      const stats: ResourceStats | undefined = await sbx.stats().catch(() => undefined);
+      const ended = Date.now();
+      await sbx.destroy();
+      sandbox = undefined;
+      for (const [name, c] of [["stdout", out], ["stderr", err]] as const) {
+        if (c.dropped > 0) await ctx.emit(1, "truncated", { stream: name, bytes_emitted: c.emitted, bytes_dropped: c.dropped });
+      }
+      if (ctx.signal.aborted) return { status: "FAILED", error: "cancelled" };
+
+      const signal = timedOut ? 9 : exit.signal;
+      const exitCode = timedOut || exit.signal > 0 ? -1 : exit.exitCode;
+      await ctx.emit(1, "exit", {
+        pid: 1,
+        code: exitCode,
+        signal,
+        timed_out: timedOut,
+        duration_ms: ended - started,
+        core_dump: false,
+        resources: eventResources(stats),
+      });
+
+      await unmount(rootfs);
+      mounted = false;
+      const diff = await diffStats(upper);
+      const result = {
+        state: { exit_code: exitCode, signal, pid: 1, timed_out: timedOut, stopped: false, continued: false, core_dump: false, oom_killed: exit.oomKilled },
+        stdout: out.repr,
+        stderr: err.repr,
+        resources: resultResources(stats, ended - started),
+      };
+      let resultImage: ImageRecord | null = null;
+      let sizeCapped = false;
+      if (diff.bytes > meta.resources_limits.max_layer_bytes) {
+        sizeCapped = true;
+        await ctx.emit(0, "size_cap", { limit_bytes: meta.resources_limits.max_layer_bytes, file_size: diff.bytes });
+      } else if (!meta.disposable) {
+        resultImage = await this.commit(op, meta, image, env, upper, diff);
+      }
+      await ctx.emit(0, "shutdown", { stopped_at: isoMicros(Date.now()), reason: timedOut ? "timeout" : "job_complete" });
+      const consumedCpu = (stats?.cpuTotalNs ?? 0) / 1e9;
+      return {
+        status: "SUCCESS",
+        error: sizeCapped ? `the run wrote ${diff.bytes} bytes, over max_layer_bytes (${meta.resources_limits.max_layer_bytes}): no image was kept` : null,
+        metadata: { ...meta, result },
+        resultImageId: resultImage?.id ?? null,
+        imageSize: diff.bytes,
+        consumedCpu,
+        consumedMemory: stats?.memoryPeakBytes ?? 0,
+        completion: { result_image_uuid: resultImage?.id ?? null, image_size_bytes: diff.bytes },
+      };
+    } finally {
+      if (sandbox) await sandbox.destroy().catch((err: unknown) => this.o.logger.warn({ err, opId: op.id }, "sandbox cleanup failed"));
+      if (mounted) await unmount(rootfs).catch((err: unknown) => this.o.logger.warn({ err, opId: op.id }, "unmount failed"));
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  /** Snapshot: the upper becomes a layer by rename, the image row is one transaction. */
+  private async commit(
+    op: OperationRecord,
+    meta: InstanceMetadata,
+    parent: ImageRecord,
+    env: Record<string, string>,
+    upper: string,
+    diff: { empty: boolean; bytes: number; entries: number },
+  ): Promise<ImageRecord> {
+    const envChanged = meta.preserve_env && JSON.stringify(env) !== JSON.stringify(parent.env ?? {});
+    if (diff.empty && !envChanged) return parent;
+    const layerId = diff.empty ? null : runLayerId();
+    if (layerId !== null) await rename(upper, this.o.layers.path(layerId));
+    const img: ImageRecord = {
+      id: newId(),
+      projectId: op.projectId,
+      parentId: parent.id,
+      layerId,
+      mountChain: layerId === null ? parent.mountChain : [layerId, ...parent.mountChain],
+      depth: parent.depth + 1,
+      env: meta.preserve_env ? env : parent.env,
+      operationId: op.id,
+      size: parent.size + diff.bytes,
+      source: null,
+      createdAt: Date.now(),
+    };
+    try {
+      await this.o.store.transaction(async (tx) => {
+        if (layerId !== null) {
+          await tx.images.insertLayer({ id: layerId, kind: "run", chainId: null, size: diff.bytes, entries: diff.entries, createdAt: img.createdAt });
+        }
+        await tx.images.insert(img);
+      });
+    } catch (err) {
+      if (layerId !== null) await rm(this.o.layers.path(layerId), { recursive: true, force: true });
+      throw internal("could not record the result image", { cause: err });
+    }
+    this.o.onImage?.(img);
+    return img;
+  }
+}
