@@ -29,7 +29,7 @@ export interface TarWriterEntry {
   devminor?: number;
   xattrs?: Map<string, Buffer>;
   /** Content of a regular file, opened when the entry is written. */
-  body?: () => Promise<AsyncIterable<Uint8Array>>;
+  body?: () => Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>;
 }
 
 const BLOCK = 512;
