@@ -60,50 +60,133 @@ export class ContreeError extends Error {
   }
 }
 
-function kindClass(kind: ContreeErrorKind, name: string) {
-  const cls = class extends ContreeError {
-    constructor(message: string, init: ContreeErrorInit = {}) {
-      super(kind, message, init);
-      this.name = name;
-    }
-  };
-  Object.defineProperty(cls, "name", { value: name });
-  return cls;
+/** 400 */
+export class BadRequestError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("bad_request", message, init);
+    this.name = "BadRequestError";
+  }
 }
 
-export const BadRequestError = kindClass("bad_request", "BadRequestError");
-export type BadRequestError = InstanceType<typeof BadRequestError>;
-export const UnauthorizedError = kindClass("unauthorized", "UnauthorizedError");
-export type UnauthorizedError = InstanceType<typeof UnauthorizedError>;
-export const ForbiddenError = kindClass("forbidden", "ForbiddenError");
-export type ForbiddenError = InstanceType<typeof ForbiddenError>;
-export const NotFoundError = kindClass("not_found", "NotFoundError");
-export type NotFoundError = InstanceType<typeof NotFoundError>;
-export const ConflictError = kindClass("conflict", "ConflictError");
-export type ConflictError = InstanceType<typeof ConflictError>;
-export const GoneError = kindClass("gone", "GoneError");
-export type GoneError = InstanceType<typeof GoneError>;
-export const PayloadTooLargeError = kindClass("payload_too_large", "PayloadTooLargeError");
-export type PayloadTooLargeError = InstanceType<typeof PayloadTooLargeError>;
-export const UnprocessableError = kindClass("unprocessable", "UnprocessableError");
-export type UnprocessableError = InstanceType<typeof UnprocessableError>;
-export const TooEarlyError = kindClass("too_early", "TooEarlyError");
-export type TooEarlyError = InstanceType<typeof TooEarlyError>;
-export const RateLimitedError = kindClass("rate_limited", "RateLimitedError");
-export type RateLimitedError = InstanceType<typeof RateLimitedError>;
-export const ServerError = kindClass("server_error", "ServerError");
-export type ServerError = InstanceType<typeof ServerError>;
-export const NetworkError = kindClass("network", "NetworkError");
-export type NetworkError = InstanceType<typeof NetworkError>;
-export const TimeoutError = kindClass("timeout", "TimeoutError");
-export type TimeoutError = InstanceType<typeof TimeoutError>;
-export const AbortError = kindClass("aborted", "AbortError");
-export type AbortError = InstanceType<typeof AbortError>;
-export const ConfigurationError = kindClass("configuration", "ConfigurationError");
-export type ConfigurationError = InstanceType<typeof ConfigurationError>;
-/** The server answered something the SDK cannot interpret (bad JSON, missing Location, bad base64). */
-export const ProtocolError = kindClass("protocol", "ProtocolError");
-export type ProtocolError = InstanceType<typeof ProtocolError>;
+/** 401 */
+export class UnauthorizedError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("unauthorized", message, init);
+    this.name = "UnauthorizedError";
+  }
+}
+
+/** 403 */
+export class ForbiddenError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("forbidden", message, init);
+    this.name = "ForbiddenError";
+  }
+}
+
+/** 404 */
+export class NotFoundError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("not_found", message, init);
+    this.name = "NotFoundError";
+  }
+}
+
+/** 409 */
+export class ConflictError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("conflict", message, init);
+    this.name = "ConflictError";
+  }
+}
+
+/** 410 */
+export class GoneError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("gone", message, init);
+    this.name = "GoneError";
+  }
+}
+
+/** 413 */
+export class PayloadTooLargeError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("payload_too_large", message, init);
+    this.name = "PayloadTooLargeError";
+  }
+}
+
+/** 422 */
+export class UnprocessableError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("unprocessable", message, init);
+    this.name = "UnprocessableError";
+  }
+}
+
+/** 425 */
+export class TooEarlyError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("too_early", message, init);
+    this.name = "TooEarlyError";
+  }
+}
+
+/** 429 */
+export class RateLimitedError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("rate_limited", message, init);
+    this.name = "RateLimitedError";
+  }
+}
+
+/** 5xx */
+export class ServerError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("server_error", message, init);
+    this.name = "ServerError";
+  }
+}
+
+/** no response or a broken connection */
+export class NetworkError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("network", message, init);
+    this.name = "NetworkError";
+  }
+}
+
+/** the call's deadline expired */
+export class TimeoutError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("timeout", message, init);
+    this.name = "TimeoutError";
+  }
+}
+
+/** the caller's AbortSignal fired */
+export class AbortError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("aborted", message, init);
+    this.name = "AbortError";
+  }
+}
+
+/** no URL/token, unknown profile, bad URL */
+export class ConfigurationError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("configuration", message, init);
+    this.name = "ConfigurationError";
+  }
+}
+
+/** an answer the SDK cannot interpret (bad JSON, missing Location, bad base64) */
+export class ProtocolError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("protocol", message, init);
+    this.name = "ProtocolError";
+  }
+}
 
 /** An operation ended FAILED or CANCELLED. A non-zero exit code is *not* this error. */
 export class OperationFailedError extends ContreeError {
@@ -118,7 +201,9 @@ export class OperationFailedError extends ContreeError {
   }
 }
 
-const STATUS_CLASSES: Record<number, ReturnType<typeof kindClass>> = {
+type ErrorClass = new (message: string, init?: ContreeErrorInit) => ContreeError;
+
+const STATUS_CLASSES: Record<number, ErrorClass> = {
   400: BadRequestError,
   401: UnauthorizedError,
   403: ForbiddenError,
