@@ -8,8 +8,10 @@ import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
 import { eventsRoutes } from "./api/routes/events.js";
 import { imagesRoutes } from "./api/routes/images.js";
+import { inspectRoutes } from "./api/routes/inspect.js";
 import { operationsRoutes } from "./api/routes/operations.js";
 import { effectiveLimits } from "./config/limits.js";
+import { Compactor } from "./images/compactor.js";
 import { ImageImporter } from "./images/image-importer.js";
 import { ImageService } from "./images/image-service.js";
 import { ImportHandler } from "./images/import-handler.js";
@@ -86,7 +88,9 @@ export async function createServer(config: Config, logger: Logger = createLogger
   if (swept.containers + swept.mounts + swept.cgroups + swept.netns > 0) logger.info(swept, "reclaimed sandboxes left by an earlier run");
   const { driver, report } = await selectDriver(config.runtime, { stateDir: layout.runtimeState, workDir: layout.selfTest });
   logger.info({ runtime: driver.name, kind: driver.kind, version: report.find((r) => r.name === driver.name)?.version, isolation: driver.isolation, report }, "sandbox runtime selected");
+  const compactor = new Compactor(store, layers, layout.runs, logger);
   const instanceHandler = new InstanceHandler({
+    onImage: (img) => compactor.consider(img),
     store,
     layers,
     content,
@@ -124,6 +128,7 @@ export async function createServer(config: Config, logger: Logger = createLogger
       operationsRoutes({ store, queue }),
       instancesRoutes({ config, instances: new InstanceService(config, store, images, queue, config.defaultNetworking) }),
       eventsRoutes({ store, events }),
+      inspectRoutes({ images, layers }),
     ],
   });
   queue.start();
@@ -138,6 +143,7 @@ export async function createServer(config: Config, logger: Logger = createLogger
       if (closed) return;
       closed = true;
       await queue.close();
+      await compactor.close();
       await app.close();
       await store.close();
     },
