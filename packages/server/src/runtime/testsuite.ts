@@ -99,6 +99,7 @@ export function registerConformanceSuite(
     const helpers: Array<() => Promise<unknown>> = [];
 
     beforeAll(async () => {
+      ipForward = (await readFile("/proc/sys/net/ipv4/ip_forward", "utf8")).trim();
       root = await mkdtemp(path.join(tmpdir(), `conf-${label}-`));
       layers = path.join(root, "layers");
       base = path.join(layers, `base-${"0".repeat(35)}`);
@@ -115,8 +116,11 @@ export function registerConformanceSuite(
       }
     });
 
+    let ipForward = "";
     afterAll(async () => {
-      await removeFirewallIfUnused().catch(() => undefined);
+      // Leave the host as we found it: no chains, and forwarding off again if it was off.
+      const removed = await removeFirewallIfUnused().catch(() => false);
+      if (removed && ipForward === "0") await writeFile("/proc/sys/net/ipv4/ip_forward", "0").catch(() => undefined);
       if (root !== "") await rm(root, { recursive: true, force: true });
     });
 

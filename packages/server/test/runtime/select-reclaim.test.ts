@@ -1,5 +1,5 @@
 import { existsSync, readdirSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,12 +13,15 @@ import { mountRootfs } from "../../src/runtime/rootfs.js";
 import { selectDriver } from "../../src/runtime/select.js";
 
 let root = "";
+let ipForward = "";
 beforeAll(async () => {
+  ipForward = (await readFile("/proc/sys/net/ipv4/ip_forward", "utf8")).trim();
   root = await mkdtemp(path.join(tmpdir(), "select-reclaim-"));
 });
 afterAll(async () => {
   await reclaim({ stateDir: path.join(root, "state"), mountRoots: [root] }).catch(() => undefined);
-  await removeFirewallIfUnused().catch(() => undefined);
+  const removed = await removeFirewallIfUnused().catch(() => false);
+  if (removed && ipForward === "0") await writeFile("/proc/sys/net/ipv4/ip_forward", "0").catch(() => undefined);
   await rm(root, { recursive: true, force: true });
 });
 

@@ -2,8 +2,8 @@
  * crun refuses cgroup-v1 "hybrid" hosts (a cgroup2 mount with controllers next to v1). The
  * workaround hides that mount in a private mount namespace. We detect the mode at construction:
  *  - hybrid: every crun call runs as `unshare -m --propagation private sh -c 'umount <unified>;
- *    exec crun …'` (measured +10 ms per call);
- *  - a daemon started inside such a namespace (see runtime/README), plain v1 or pure v2:
+ *    mount -t tmpfs … <unified>; exec crun …'` (measured about +10 ms per call);
+ *  - a daemon started inside such a namespace (runtime/README.md), plain v1 or pure v2:
  *    crun runs directly.
  */
 import { cgroupMounts, detectCgroupMode } from "../cgroups.js";
@@ -33,7 +33,9 @@ export class CrunDriver extends OciCliDriver {
         "private",
         "sh",
         "-c",
-        'umount "$0" 2>/dev/null; exec "$@"',
+        // crun still writes its processes into a "unified" cgroup path; give it a throw-away
+        // tmpfs there, or it litters the host's /sys/fs/cgroup tmpfs under the hidden mount.
+        'umount "$0" 2>/dev/null && mount -t tmpfs -o size=256k,mode=755 crun-hide "$0"; exec "$@"',
         this.hiddenCgroup2,
         this.binary,
         ...args,
