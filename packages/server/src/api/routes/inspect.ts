@@ -1,0 +1,235 @@
+import { Type } from "@sinclair/typebox";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { requirePermission } from "../../auth/principal.js";
+import { invalidArgument } from "../../core/errors.js";
+import { parseFlag } from "../../core/time.js";
+import type { ImageService } from "../../images/image-service.js";
+import type { LayerStore } from "../../images/layer-store.js";
+import { type CaseMode, type ImageFs, InspectService, type InspectOptions } from "../../inspect/inspect-service.js";
+import type { ApiApp } from "../api-app.js";
+import { ErrorSchema, FlagSchema } from "../pagination.js";
+import { principalOf } from "../request-context.js";
+import { ImageSchema, imageJson } from "../views/image-view.js";
+
+export interface InspectRouteDeps {
+  images: ImageService;
+  layers: LayerStore;
+  options?: InspectOptions;
+}
+
+const Params = Type.Object({ image_uuid: Type.String() });
+const PathQuery = Type.Object({ path: Type.Optional(Type.String()) });
+/** Repeatable query parameter: one value or several. */
+const Many = Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())]));
+
+const FileItemSchema = Type.Object(
+  {
+    path: Type.String(),
+    size: Type.Integer(),
+    owner: Type.String(),
+    group: Type.String(),
+    uid: Type.Integer(),
+    gid: Type.Integer(),
+    mode: Type.Integer(),
+    mtime: Type.Integer(),
+    nlink: Type.Integer(),
+    is_dir: Type.Boolean(),
+    is_regular: Type.Boolean(),
+    is_symlink: Type.Boolean(),
+    is_socket: Type.Boolean(),
+    is_fifo: Type.Boolean(),
+    symlink_to: Type.String(),
+  },
+  { $id: "FileItem" },
+);
+
+const SubmatchSchema = Type.Object({ text: Type.String(), start: Type.Integer(), end: Type.Integer() });
+const GrepMatchSchema = Type.Object({
+  path: Type.String(),
+  line_number: Type.Integer(),
+  absolute_offset: Type.Integer(),
+  line_text: Type.String(),
+  line_bytes: Type.Integer(),
+  submatches: Type.Array(SubmatchSchema),
+  type: Type.Union([Type.Literal("match"), Type.Literal("context")]),
+});
+
+const CASES: readonly CaseMode[] = ["sensitive", "insensitive", "smart"];
+
+function many(v: string | string[] | undefined): string[] {
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+function optionalInt(name: string, v: string | undefined): number | undefined {
+  if (v === undefined || v === "") return undefined;
+  if (!/^\d{1,15}$/.test(v.trim())) throw invalidArgument(`${name} must be a non-negative integer`);
+  return Number(v.trim());
+}
+
+export function inspectRoutes(d: InspectRouteDeps) {
+  return async (app: ApiApp): Promise<void> => {
+    const inspect = new InspectService(d.options);
+    app.addHook("onClose", async () => inspect.close());
+    app.addSchema(FileItemSchema);
+    if (!app.getSchema("Image")) app.addSchema(ImageSchema);
+
+    const imageFs = async (req: FastifyRequest, uuid: string): Promise<ImageFs> => {
+      const p = principalOf(req);
+      requirePermission(p, "list");
+      const img = await d.images.get(p.project, uuid.toLowerCase());
+      return { id: img.id, layers: d.layers.paths(img.mountChain) };
+    };
+
+    app.get(
+      "/inspect/",
+      {
+        schema: {
+          summary: "Find an image by tag: 302 to its inspect URL (project tag first, then public)",
+          querystring: Type.Object({ tag: Type.Optional(Type.String()) }),
+          response: { 302: Type.Null({ description: "Location: <uuid>/" }), 400: ErrorSchema, 404: ErrorSchema },
+        },
+      },
+      async (req, reply) => {
+        const p = principalOf(req);
+        requirePermission(p, "list");
+        const tag = req.query.tag ?? "";
+        if (tag === "") throw invalidArgument("tag is required");
+        const img = await d.images.byTag(p.project, tag);
+        // Relative, so it resolves under any path prefix; without the trailing slash the last
+        // segment ("inspect") is replaced when resolving, so it has to be repeated.
+        const path = req.url.split("?")[0] ?? "";
+        const location = path.endsWith("/") ? `${img.id}/` : `inspect/${img.id}/`;
+        return reply.redirect(location, 302);
+      },
+    );
+
+    app.get(
+      "/inspect/:image_uuid/",
+      {
+        schema: {
+          summary: "Image record",
+          params: Params,
+          response: { 200: Type.Ref(ImageSchema), 404: ErrorSchema },
+        },
+      },
+      async (req) => {
+        const p = principalOf(req);
+        requirePermission(p, "list");
+        const img = await d.images.get(p.project, req.params.image_uuid.toLowerCase());
+        return imageJson(img, await d.images.tagOf(p.project, img));
+      },
+    );
+
+    app.get(
+      "/inspect/:image_uuid/list",
+      {
+        schema: {
+          summary: "List a directory of the image (JSON, or ls -l-like text with `text`)",
+          params: Params,
+          querystring: Type.Object({ path: Type.Optional(Type.String()), text: FlagSchema }),
+          response: {
+            // the text form is a string payload, which Fastify sends as is
+            200: Type.Union([Type.Object({ path: Type.String(), files: Type.Array(Type.Ref(FileItemSchema)) }), Type.String()]),
+            404: ErrorSchema,
+            422: ErrorSchema,
+          },
+        },
+      },
+      async (req, reply) => {
+        const fs = await imageFs(req, req.params.image_uuid);
+        const listing = await inspect.list(fs, req.query.path);
+        if (req.query.text !== undefined && parseFlag(req.query.text)) {
+          return reply.type("text/plain; charset=utf-8").send(inspect.listText(listing));
+        }
+        return listing;
+      },
+    );
+
+    const download = async (req: FastifyRequest<{ Params: { image_uuid: string }; Querystring: { path?: string } }>, reply: FastifyReply) => {
+      const fs = await imageFs(req, req.params.image_uuid);
+      const path = req.query.path ?? "";
+      if (req.method === "HEAD") {
+        const { size } = await inspect.statFile(fs, path);
+        return reply.type("application/octet-stream").header("content-length", String(size)).send();
+      }
+      const { stream, size } = await inspect.openFile(fs, path);
+      return reply.type("application/octet-stream").header("content-length", String(size)).send(stream);
+    };
+    const downloadSchema = {
+      summary: "Download a file of the image (symlinks followed inside the image)",
+      params: Params,
+      querystring: PathQuery,
+      response: { 404: ErrorSchema, 422: ErrorSchema },
+    };
+    app.get("/inspect/:image_uuid/download", { exposeHeadRoute: false, schema: downloadSchema }, download);
+    app.head("/inspect/:image_uuid/download", { schema: { ...downloadSchema, hide: true } }, download);
+
+    const archive = async (req: FastifyRequest<{ Params: { image_uuid: string }; Querystring: { path?: string } }>, reply: FastifyReply) => {
+      const fs = await imageFs(req, req.params.image_uuid);
+      const path = req.query.path ?? "/";
+      void reply.type("application/x-tar");
+      if (req.method === "HEAD") {
+        await inspect.checkPath(fs, path);
+        return reply.send();
+      }
+      return reply.send(await inspect.archive(fs, path));
+    };
+    const archiveSchema = {
+      summary: "PAX tar of a path and everything below it (member names relative to /)",
+      params: Params,
+      querystring: PathQuery,
+      response: { 404: ErrorSchema },
+    };
+    app.get("/inspect/:image_uuid/archive", { exposeHeadRoute: false, schema: archiveSchema }, archive);
+    app.head("/inspect/:image_uuid/archive", { schema: { ...archiveSchema, hide: true } }, archive);
+
+    app.get(
+      "/inspect/:image_uuid/grep",
+      {
+        schema: {
+          summary: "Search file contents (Rust regex syntax; bounded by a deadline and output caps)",
+          params: Params,
+          querystring: Type.Object({
+            pattern: Many,
+            path: Many,
+            glob: Many,
+            max_count: Type.Optional(Type.String()),
+            max_total: Type.Optional(Type.String()),
+            case: Type.Optional(Type.String()),
+            before: Type.Optional(Type.String()),
+            after: Type.Optional(Type.String()),
+          }),
+          response: {
+            200: Type.Object({
+              path: Type.String(),
+              paths: Type.Array(Type.String()),
+              patterns: Type.Array(Type.String()),
+              truncated: Type.Boolean(),
+              matches: Type.Array(GrepMatchSchema),
+            }),
+            400: ErrorSchema,
+            404: ErrorSchema,
+          },
+        },
+      },
+      async (req) => {
+        const fs = await imageFs(req, req.params.image_uuid);
+        const q = req.query;
+        const patterns = many(q.pattern);
+        if (patterns.length === 0) throw invalidArgument("pattern is required");
+        const caseMode = (q.case === undefined || q.case === "" ? "sensitive" : q.case.toLowerCase()) as CaseMode;
+        if (!CASES.includes(caseMode)) throw invalidArgument(`case must be one of ${CASES.join(", ")}`);
+        return inspect.grep(fs, {
+          patterns,
+          paths: many(q.path),
+          globs: many(q.glob),
+          maxCount: optionalInt("max_count", q.max_count),
+          maxTotal: optionalInt("max_total", q.max_total),
+          caseMode,
+          before: optionalInt("before", q.before) ?? 0,
+          after: optionalInt("after", q.after) ?? 0,
+        });
+      },
+    );
+  };
+}

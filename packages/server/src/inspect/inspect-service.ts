@@ -1,0 +1,168 @@
+/**
+ * Inspect: read an image's filesystem without starting a sandbox (contree-api §2.8). Reads go
+ * through a MergedView over the image's mount chain; views and the image's user/group names
+ * are cached per image (images are immutable), so a listing or a small download costs a few
+ * lstat calls. Every path is normalised and confined to the image root by the view.
+ *
+ *   const inspect = new InspectService();
+ *   const fs = { id: img.id, layers: layerStore.paths(img.mountChain) };
+ *   await inspect.list(fs, "/etc");            // { path: "/etc", files: FileItem[] }
+ *   const { stream, size } = await inspect.openFile(fs, "/etc/passwd");
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { isKind, notFound, unprocessable } from "../core/errors.js";
+import { MergedView } from "../layers/merged-view.js";
+import { archiveView } from "../layers/tar-writer.js";
+import { type Accounts, readAccounts } from "./accounts.js";
+import { type FileItem, fileItem, listingText } from "./file-item.js";
+import { DEFAULT_GREP_LIMITS, type GrepLimits, type GrepRequest, type GrepResult, grepView } from "./grep.js";
+import { RegexWorkerPool } from "./regex-worker-pool.js";
+
+export type { FileItem } from "./file-item.js";
+export type { GrepRequest, GrepResult, GrepLimits } from "./grep.js";
+export type { CaseMode } from "./rust-regex.js";
+
+/** An image's filesystem: its id and its layer directories, top-most first. */
+export interface ImageFs {
+  id: string;
+  layers: readonly string[];
+}
+
+export interface DirectoryListing {
+  path: string;
+  files: FileItem[];
+}
+
+export interface InspectOptions {
+  /** Images whose views are kept (default 64). */
+  viewCacheSize?: number;
+  grep?: Partial<GrepLimits>;
+  /** Regex worker threads (default 2). */
+  grepWorkers?: number;
+}
+
+interface CachedImage {
+  view: MergedView;
+  accounts?: Promise<Accounts>;
+}
+
+export class InspectService {
+  private readonly views = new Map<string, CachedImage>();
+  private readonly cacheSize: number;
+  private readonly grepLimits: GrepLimits;
+  private readonly pool: RegexWorkerPool;
+  private emptyRoot: Promise<string> | undefined;
+
+  constructor(opts: InspectOptions = {}) {
+    this.cacheSize = Math.max(1, opts.viewCacheSize ?? 64);
+    this.grepLimits = { ...DEFAULT_GREP_LIMITS, ...opts.grep };
+    this.pool = new RegexWorkerPool(opts.grepWorkers ?? 2);
+  }
+
+  /** `{path, files}` of a directory; 404 if missing, 422 if not a directory. */
+  async list(img: ImageFs, path: string | undefined): Promise<DirectoryListing> {
+    const c = await this.image(img);
+    const norm = MergedView.normalize(path ?? "/");
+    const entries = await c.view.list(norm);
+    const accounts = await this.accounts(c);
+    const files: FileItem[] = [];
+    for (const st of entries) {
+      const name = st.path.slice(st.path.lastIndexOf("/") + 1);
+      const target = st.type === "symlink" ? await c.view.readlink(st.path).catch(() => "") : "";
+      files.push(fileItem(name, st, accounts, target));
+    }
+    return { path: norm, files };
+  }
+
+  /** The `ls -l`-like text form of a listing. */
+  listText(listing: DirectoryListing): string {
+    return listingText(listing.files);
+  }
+
+  /** A regular file (symlinks followed inside the image) opened for streaming. */
+  async openFile(img: ImageFs, path: string): Promise<{ stream: Readable; size: number }> {
+    const c = await this.image(img);
+    return fileErrors(() => c.view.openRead(MergedView.normalize(path)));
+  }
+
+  /** What a HEAD of a download answers: the size of the regular file at `path`. */
+  async statFile(img: ImageFs, path: string): Promise<{ size: number }> {
+    const c = await this.image(img);
+    const st = await fileErrors(() => c.view.stat(MergedView.normalize(path)));
+    if (st.type === "dir") throw unprocessable("is a directory");
+    if (st.type !== "file") throw unprocessable("not a regular file");
+    return { size: st.size };
+  }
+
+  /** Throws 404 `path not found` unless `path` exists (not followed if it is a symlink). */
+  async checkPath(img: ImageFs, path: string): Promise<string> {
+    const c = await this.image(img);
+    const norm = MergedView.normalize(path);
+    try {
+      await c.view.lstat(norm);
+    } catch (err) {
+      if (isKind(err, "not_found") || isKind(err, "unprocessable")) throw notFound("path not found");
+      throw err;
+    }
+    return norm;
+  }
+
+  /** A PAX tar of `path` and everything below it, member names relative to "/". */
+  async archive(img: ImageFs, path: string): Promise<Readable> {
+    const norm = await this.checkPath(img, path);
+    const c = await this.image(img);
+    return archiveView(c.view, norm);
+  }
+
+  async grep(img: ImageFs, req: GrepRequest): Promise<GrepResult> {
+    const c = await this.image(img);
+    return grepView(c.view, req, this.grepLimits, this.pool);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+    this.views.clear();
+    const root = this.emptyRoot;
+    this.emptyRoot = undefined;
+    if (root) await rm(await root, { recursive: true, force: true });
+  }
+
+  private async image(img: ImageFs): Promise<CachedImage> {
+    // The mount chain is part of the key: compaction may give an image a new, shorter chain.
+    const key = `${img.id}\0${img.layers.join("\0")}`;
+    const hit = this.views.get(key);
+    if (hit) {
+      this.views.delete(key);
+      this.views.set(key, hit);
+      return hit;
+    }
+    const layers = img.layers.length > 0 ? img.layers : [await this.empty()];
+    const entry: CachedImage = { view: new MergedView(layers) };
+    this.views.set(key, entry);
+    while (this.views.size > this.cacheSize) this.views.delete(this.views.keys().next().value as string);
+    return entry;
+  }
+
+  private accounts(c: CachedImage): Promise<Accounts> {
+    c.accounts ??= readAccounts(c.view);
+    return c.accounts;
+  }
+
+  /** An image without layers is an empty directory. */
+  private empty(): Promise<string> {
+    this.emptyRoot ??= mkdtemp(join(tmpdir(), "contree-empty-image-"));
+    return this.emptyRoot;
+  }
+}
+
+async function fileErrors<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    if (isKind(err, "not_found")) throw notFound("file not found");
+    throw err;
+  }
+}
