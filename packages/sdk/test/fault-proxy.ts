@@ -106,11 +106,13 @@ export async function startFaultProxy(target: string, initial: Fault[] = []): Pr
             const room = fault.afterBytes - sent;
             const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
             sent += part.length;
-            res.write(part);
-            if (sent >= fault.afterBytes) {
-              upRes.destroy();
-              res.socket?.destroy();
+            if (sent < fault.afterBytes) {
+              res.write(part);
+              return;
             }
+            upRes.destroy();
+            // Cut only once the bytes are out: destroying with writes pending would drop them silently.
+            res.write(part, () => setTimeout(() => res.socket?.destroy(), 10));
           });
           upRes.on("end", () => res.end());
           return;
