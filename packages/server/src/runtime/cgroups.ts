@@ -7,8 +7,8 @@
  * Supports cgroup v1 (incl. "hybrid", where cgroup2 at /sys/fs/cgroup/unified carries no
  * resource controllers) and pure cgroup v2. Only v1/hybrid is exercised on our machines.
  */
-import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { mkdir, readFile, readdir, rmdir, writeFile, access } from "node:fs/promises";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { access, mkdir, readdir, readFile, rmdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { internal } from "../core/errors.js";
 import { CGROUP_ROOT, type ResourceStats, type SandboxLimits } from "./runtime-driver.js";
@@ -37,7 +37,11 @@ export function cgroupMounts(): CgroupMount[] {
     if (fstype === "cgroup2") mounts.push({ dir, version: 2, controllers: [] });
     else if (fstype === "cgroup") {
       const opts = (right[2] ?? "").split(",");
-      mounts.push({ dir, version: 1, controllers: opts.filter((x) => x !== "rw" && x !== "ro" && x !== "relatime") });
+      mounts.push({
+        dir,
+        version: 1,
+        controllers: opts.filter((x) => x !== "rw" && x !== "ro" && x !== "relatime"),
+      });
     }
   }
   return mounts;
@@ -127,7 +131,9 @@ async function removeTree(dir: string): Promise<boolean> {
   let ok = true;
   let children: string[] = [];
   try {
-    children = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+    children = (await readdir(dir, { withFileTypes: true }))
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
   } catch {
     return true;
   }
@@ -202,7 +208,10 @@ export class SandboxCgroup {
     const cpu = this.v1("cpu");
     if (cpu !== null && limits.cpuQuota !== undefined) {
       await writeFile(path.join(cpu, "cpu.cfs_period_us"), String(PERIOD_US));
-      await writeFile(path.join(cpu, "cpu.cfs_quota_us"), String(Math.max(1000, Math.round(limits.cpuQuota * PERIOD_US))));
+      await writeFile(
+        path.join(cpu, "cpu.cfs_quota_us"),
+        String(Math.max(1000, Math.round(limits.cpuQuota * PERIOD_US))),
+      );
     }
   }
 
@@ -224,7 +233,10 @@ export class SandboxCgroup {
     await writeFile(path.join(leaf, "memory.swap.max"), "0").catch(() => undefined);
     await writeFile(path.join(leaf, "pids.max"), String(limits.pids));
     if (limits.cpuQuota !== undefined) {
-      await writeFile(path.join(leaf, "cpu.max"), `${Math.max(1000, Math.round(limits.cpuQuota * PERIOD_US))} ${PERIOD_US}`);
+      await writeFile(
+        path.join(leaf, "cpu.max"),
+        `${Math.max(1000, Math.round(limits.cpuQuota * PERIOD_US))} ${PERIOD_US}`,
+      );
     }
   }
 
@@ -248,7 +260,8 @@ export class SandboxCgroup {
     const acct = this.v1("cpuacct");
     const mem = this.v1("memory");
     const pids = this.v1("pids");
-    const oom = mem === null ? new Map<string, number>() : await readKeyed(path.join(mem, "memory.oom_control"));
+    const oom =
+      mem === null ? new Map<string, number>() : await readKeyed(path.join(mem, "memory.oom_control"));
     const peak = mem === null ? 0 : await readNum(path.join(mem, "memory.max_usage_in_bytes"));
     let oomKills = oom.get("oom_kill") ?? 0;
     // v1 counts an OOM kill only in the victim's own cgroup (the runtime's `ctr`, deleted with the
@@ -296,7 +309,8 @@ export class SandboxCgroup {
         }
       }
     } finally {
-      if (frozen && freezer !== null) await writeFile(path.join(freezer, "freezer.state"), "THAWED").catch(() => undefined);
+      if (frozen && freezer !== null)
+        await writeFile(path.join(freezer, "freezer.state"), "THAWED").catch(() => undefined);
     }
   }
 

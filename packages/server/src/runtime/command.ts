@@ -20,7 +20,11 @@ export interface CommandOptions {
 /** Tools we call print little; anything beyond this is noise we do not want to hold in memory. */
 const MAX_CAPTURE = 256 * 1024;
 
-export function runCommand(file: string, args: readonly string[], o: CommandOptions = {}): Promise<CommandResult> {
+export function runCommand(
+  file: string,
+  args: readonly string[],
+  o: CommandOptions = {},
+): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, {
       cwd: o.cwd,

@@ -1,11 +1,25 @@
 /** The runtime subsystem's public surface. */
-export * from "./runtime-driver.js";
-export { mountRootfs, unmount, diffStats, MAX_LOWERS, type MountRootfsOptions, type DiffStats } from "./rootfs.js";
-export { selectDriver, candidateDrivers, type DriverPreference, type DriverReport, type SelectOptions } from "./select.js";
-export { reclaim, type ReclaimOptions, type ReclaimReport } from "./reclaim.js";
-export { detectCgroupMode, type CgroupMode } from "./cgroups.js";
-export { ensureFirewall, removeFirewallIfUnused, defaultEgressConfig, type EgressConfig } from "./network.js";
+
 export { buildBusyboxRootfs } from "./busybox.js";
+export { type CgroupMode, detectCgroupMode } from "./cgroups.js";
+export { RunscDriver, type RunscPlatform } from "./gvisor/runsc-driver.js";
+export { defaultEgressConfig, type EgressConfig, ensureFirewall, removeFirewallIfUnused } from "./network.js";
 export { CrunDriver } from "./oci/crun-driver.js";
 export { RuncDriver } from "./oci/runc-driver.js";
-export { RunscDriver, type RunscPlatform } from "./gvisor/runsc-driver.js";
+export { type ReclaimOptions, type ReclaimReport, reclaim } from "./reclaim.js";
+export {
+  type DiffStats,
+  diffStats,
+  MAX_LOWERS,
+  type MountRootfsOptions,
+  mountRootfs,
+  unmount,
+} from "./rootfs.js";
+export * from "./runtime-driver.js";
+export {
+  candidateDrivers,
+  type DriverPreference,
+  type DriverReport,
+  type SelectOptions,
+  selectDriver,
+} from "./select.js";

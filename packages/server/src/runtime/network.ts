@@ -12,10 +12,11 @@
  * Rules are replaced atomically with iptables-restore under a host-wide lock, so concurrent
  * servers (or test workers) converge on the same rules.
  */
-import { readFile, writeFile } from "node:fs/promises";
+
 import { readdirSync } from "node:fs";
-import { runCommand, mustRun } from "./command.js";
+import { readFile, unlink, writeFile } from "node:fs/promises";
 import { internal } from "../core/errors.js";
+import { mustRun, runCommand } from "./command.js";
 import { NAME_PREFIX } from "./runtime-driver.js";
 
 export interface EgressConfig {
@@ -37,6 +38,8 @@ export interface EgressNetwork {
 
 export const VETH_PREFIX = "cnv";
 const LOCK = "/run/contree-net.lock";
+const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
+const IP_FORWARD_SAVED = "/run/contree-net.ip_forward";
 const CHAIN_IN = "CONTREE-IN";
 const CHAIN_FWD = "CONTREE-FWD";
 const CHAIN_NAT = "CONTREE-NAT";
@@ -62,8 +65,11 @@ export function defaultEgressConfig(): EgressConfig {
 
 function ipToInt(ip: string): number {
   const p = ip.split(".").map(Number);
-  if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw internal(`bad IPv4 address`);
-  return (((p[0] as number) << 24) | ((p[1] as number) << 16) | ((p[2] as number) << 8) | (p[3] as number)) >>> 0;
+  if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255))
+    throw internal(`bad IPv4 address`);
+  return (
+    (((p[0] as number) << 24) | ((p[1] as number) << 16) | ((p[2] as number) << 8) | (p[3] as number)) >>> 0
+  );
 }
 
 function intToIp(n: number): string {
@@ -113,13 +119,27 @@ export function firewallRules(cfg: EgressConfig, lans: string[]): { v4: string; 
   f.push(`-A ${CHAIN_FWD} -o ${w} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`);
   f.push(`-A ${CHAIN_FWD} -o ${w} -j DROP`);
   for (const dns of cfg.dnsServers) {
-    for (const proto of ["udp", "tcp"]) f.push(`-A ${CHAIN_FWD} -i ${w} -d ${dns}/32 -p ${proto} --dport 53 -j ACCEPT`);
+    for (const proto of ["udp", "tcp"])
+      f.push(`-A ${CHAIN_FWD} -i ${w} -d ${dns}/32 -p ${proto} --dport 53 -j ACCEPT`);
   }
-  for (const r of [...BLOCKED_RANGES, ...lans, ...(cfg.extraBlocked ?? [])]) f.push(`-A ${CHAIN_FWD} -i ${w} -d ${r} -j DROP`);
+  for (const r of [...BLOCKED_RANGES, ...lans, ...(cfg.extraBlocked ?? [])])
+    f.push(`-A ${CHAIN_FWD} -i ${w} -d ${r} -j DROP`);
   f.push(`-A ${CHAIN_FWD} -i ${w} -j ACCEPT`, "COMMIT");
   const { base, bits } = parseCidr(cfg.subnet);
-  const n = ["*nat", `:${CHAIN_NAT} - [0:0]`, `-A ${CHAIN_NAT} -s ${intToIp(base)}/${bits} ! -o ${w} -j MASQUERADE`, "COMMIT"];
-  const v6 = ["*filter", `:${CHAIN_IN} - [0:0]`, `:${CHAIN_FWD} - [0:0]`, `-A ${CHAIN_IN} -j DROP`, `-A ${CHAIN_FWD} -j DROP`, "COMMIT"];
+  const n = [
+    "*nat",
+    `:${CHAIN_NAT} - [0:0]`,
+    `-A ${CHAIN_NAT} -s ${intToIp(base)}/${bits} ! -o ${w} -j MASQUERADE`,
+    "COMMIT",
+  ];
+  const v6 = [
+    "*filter",
+    `:${CHAIN_IN} - [0:0]`,
+    `:${CHAIN_FWD} - [0:0]`,
+    `-A ${CHAIN_IN} -j DROP`,
+    `-A ${CHAIN_FWD} -j DROP`,
+    "COMMIT",
+  ];
   return { v4: `${f.join("\n")}\n${n.join("\n")}\n`, v6: `${v6.join("\n")}\n` };
 }
 
@@ -189,6 +209,13 @@ iptables -w -t nat -F ${CHAIN_NAT} 2>/dev/null && iptables -w -t nat -X ${CHAIN_
   const r = await runCommand("flock", [LOCK, "sh", "-c", script]);
   if (r.code === 3) return false;
   if (r.code !== 0) throw internal("firewall teardown failed", { cause: new Error(r.stderr) });
+  try {
+    const saved = (await readFile(IP_FORWARD_SAVED, "utf8")).trim();
+    if (saved === "0" || saved === "1") await writeFile(IP_FORWARD, saved);
+    await unlink(IP_FORWARD_SAVED);
+  } catch {
+    // nothing saved: we never turned forwarding on
+  }
   return true;
 }
 
@@ -198,8 +225,11 @@ export function netnsName(id: string): string {
 
 /** Creates the netns, veth pair, addresses and default route. */
 export async function setupEgress(id: string, cfg: EgressConfig): Promise<EgressNetwork> {
-  // Host-global and required for NAT; the chains confine what it permits for sandboxes.
-  await writeFile("/proc/sys/net/ipv4/ip_forward", "1");
+  // Host-global and required for NAT; the chains confine what it permits for sandboxes. The
+  // value before the first sandbox is kept so that removeFirewallIfUnused() can restore it.
+  const before = (await readFile(IP_FORWARD, "utf8")).trim();
+  await writeFile(IP_FORWARD_SAVED, before, { flag: "wx" }).catch(() => undefined);
+  await writeFile(IP_FORWARD, "1");
   const nsName = netnsName(id);
   await mustRun("ip", ["netns", "add", nsName], "netns setup");
   try {

@@ -7,9 +7,9 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { SandboxCgroup } from "./cgroups.js";
 import { RunscDriver } from "./gvisor/runsc-driver.js";
+import { listSandboxNetns, teardownNetns } from "./network.js";
 import { CrunDriver } from "./oci/crun-driver.js";
 import { RuncDriver } from "./oci/runc-driver.js";
-import { listSandboxNetns, teardownNetns } from "./network.js";
 import { unmount } from "./rootfs.js";
 import { NAME_PREFIX } from "./runtime-driver.js";
 
@@ -32,10 +32,17 @@ export async function reclaim(o: ReclaimOptions): Promise<ReclaimReport> {
 
   // Kill first (cgroup-wide, works for every runtime), then let runtimes drop their state.
   const cgIds = SandboxCgroup.listIds();
-  for (const id of cgIds) await SandboxCgroup.forId(id).kill("SIGKILL").catch(() => undefined);
+  for (const id of cgIds)
+    await SandboxCgroup.forId(id)
+      .kill("SIGKILL")
+      .catch(() => undefined);
 
   // The drivers know their wrappers (crun on hybrid-cgroup hosts) and state roots.
-  const drivers = [new CrunDriver({ stateDir: o.stateDir }), new RuncDriver({ stateDir: o.stateDir }), new RunscDriver({ stateDir: o.stateDir, platform: "ptrace" })];
+  const drivers = [
+    new CrunDriver({ stateDir: o.stateDir }),
+    new RuncDriver({ stateDir: o.stateDir }),
+    new RunscDriver({ stateDir: o.stateDir, platform: "ptrace" }),
+  ];
   for (const d of drivers) {
     let ids: string[] = [];
     try {
@@ -70,7 +77,7 @@ export async function reclaim(o: ReclaimOptions): Promise<ReclaimReport> {
 /** Mount points below any of `roots`, deepest first. */
 export function mountsUnder(roots: string[]): string[] {
   if (roots.length === 0) return [];
-  const norm = roots.map((r) => path.resolve(r) + "/");
+  const norm = roots.map((r) => `${path.resolve(r)}/`);
   const targets: string[] = [];
   for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
     const mp = line.split(" ")[4];

@@ -7,7 +7,7 @@
  * fine up to ~90 lowers); longer chains go through a throw-away directory of short symlinks
  * (`0`, `1`, …), which the kernel resolves at mount time and no longer needs afterwards.
  */
-import { mkdir, mkdtemp, readdir, lstat, rm, symlink } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, rm, symlink } from "node:fs/promises";
 import path from "node:path";
 import { internal, invalidArgument } from "../core/errors.js";
 import { mustRun, runCommand } from "./command.js";
@@ -32,7 +32,8 @@ const FIXED_OPTS = "index=off,redirect_dir=off,metacopy=off";
 function checkPath(p: string, what: string): void {
   if (!path.isAbsolute(p)) throw invalidArgument(`${what} must be absolute`);
   // Separators of the option string; overlay's escaping of these is not worth trusting.
-  if (/[,:\\\n\0=]/.test(p)) throw invalidArgument(`${what} contains characters overlayfs options cannot carry`);
+  if (/[,:\\\n\0=]/.test(p))
+    throw invalidArgument(`${what} contains characters overlayfs options cannot carry`);
 }
 
 export function buildOverlayOptions(o: MountRootfsOptions, lowerNames: string[]): string {

@@ -64,12 +64,17 @@ export async function selectDriver(
       continue;
     }
     // Later candidates are still probed so `doctor` can show the whole picture.
-    entry.selfTest = await d.selfTest({ workDir: o.workDir, ...(o.signal === undefined ? {} : { signal: o.signal }) });
+    entry.selfTest = await d.selfTest({
+      workDir: o.workDir,
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+    });
     entry.isolation = d.isolation;
     if (entry.selfTest.ok && chosen === null) chosen = d;
   }
   if (chosen === null) {
-    const why = report.map((r) => `${r.name}: ${!r.found ? "not found" : r.selfTest?.ok ? "ok" : (r.selfTest?.reason ?? "?")}`);
+    const why = report.map(
+      (r) => `${r.name}: ${!r.found ? "not found" : r.selfTest?.ok ? "ok" : (r.selfTest?.reason ?? "?")}`,
+    );
     throw failedPrecondition(`no usable sandbox runtime (${why.join("; ")})`);
   }
   return { driver: chosen, report };

@@ -48,7 +48,13 @@ export async function selfTestSandbox(
     }
     return { ok: true };
   } catch (e) {
-    return { ok: false, reason: e instanceof Error ? `${e.message}${e.cause instanceof Error ? `: ${e.cause.message}` : ""}` : String(e) };
+    return {
+      ok: false,
+      reason:
+        e instanceof Error
+          ? `${e.message}${e.cause instanceof Error ? `: ${e.cause.message}` : ""}`
+          : String(e),
+    };
   } finally {
     await sandbox?.destroy().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });

@@ -7,7 +7,7 @@
  * and assert that it FAILED. Network tests only talk to 127.0.0.1 and to network namespaces
  * created here. Needs root, a static busybox, iptables and iproute2.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { lstat, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -99,7 +99,6 @@ export function registerConformanceSuite(
     const helpers: Array<() => Promise<unknown>> = [];
 
     beforeAll(async () => {
-      ipForward = (await readFile("/proc/sys/net/ipv4/ip_forward", "utf8")).trim();
       root = await mkdtemp(path.join(tmpdir(), `conf-${label}-`));
       layers = path.join(root, "layers");
       base = path.join(layers, `base-${"0".repeat(35)}`);
@@ -116,11 +115,9 @@ export function registerConformanceSuite(
       }
     });
 
-    let ipForward = "";
     afterAll(async () => {
-      // Leave the host as we found it: no chains, and forwarding off again if it was off.
-      const removed = await removeFirewallIfUnused().catch(() => false);
-      if (removed && ipForward === "0") await writeFile("/proc/sys/net/ipv4/ip_forward", "0").catch(() => undefined);
+      // Leaves no chains and restores ip_forward once the last sandbox veth is gone.
+      await removeFirewallIfUnused().catch(() => false);
       if (root !== "") await rm(root, { recursive: true, force: true });
     });
 
@@ -148,7 +145,10 @@ export function registerConformanceSuite(
       return { sandbox, upper, out: collect(sandbox.stdout), err: collect(sandbox.stderr) };
     }
 
-    async function runSh(script: string, p: Partial2 = {}): Promise<{ status: ExitStatus; out: string; err: string; upper: string; sandbox: Sandbox }> {
+    async function runSh(
+      script: string,
+      p: Partial2 = {},
+    ): Promise<{ status: ExitStatus; out: string; err: string; upper: string; sandbox: Sandbox }> {
       const r = await start(p, ["/bin/sh", "-c", script]);
       const status = await withTimeout(r.sandbox.wait(), 30_000, "sandbox exit");
       // Give the pipes a moment to flush their last bytes after the process exited.
@@ -156,8 +156,17 @@ export function registerConformanceSuite(
       return { status, out: r.out(), err: r.err(), upper: r.upper, sandbox: r.sandbox };
     }
 
-    async function execSh(sandbox: Sandbox, script: string): Promise<{ code: number; out: string; err: string }> {
-      const h = await sandbox.exec({ args: ["/bin/sh", "-c", script], env: ["PATH=/bin"], cwd: "/", uid: 0, gid: 0 });
+    async function execSh(
+      sandbox: Sandbox,
+      script: string,
+    ): Promise<{ code: number; out: string; err: string }> {
+      const h = await sandbox.exec({
+        args: ["/bin/sh", "-c", script],
+        env: ["PATH=/bin"],
+        cwd: "/",
+        uid: 0,
+        gid: 0,
+      });
       const out = collect(h.stdout);
       const err = collect(h.stderr);
       const st = await withTimeout(h.wait(), 30_000, "exec exit");
@@ -236,7 +245,11 @@ export function registerConformanceSuite(
       });
 
       it("execs an extra process in a running sandbox", async () => {
-        const r = await start({ hostname: "exec-host" }, ["/bin/sh", "-c", "echo ready > /tmp/ready; sleep 60"]);
+        const r = await start({ hostname: "exec-host" }, [
+          "/bin/sh",
+          "-c",
+          "echo ready > /tmp/ready; sleep 60",
+        ]);
         const e = await execSh(r.sandbox, "cat /tmp/ready; hostname; exit 3");
         expect(e).toMatchObject({ code: 3, out: "ready\nexec-host\n" });
         await r.sandbox.kill();
@@ -244,13 +257,18 @@ export function registerConformanceSuite(
       });
 
       it("kill() takes daemonised children with it", async () => {
-        const r = await start({}, ["/bin/sh", "-c", "setsid sh -c 'sleep 1000' & (sleep 1000 &); sleep 1000"]);
+        const r = await start({}, [
+          "/bin/sh",
+          "-c",
+          "setsid sh -c 'sleep 1000' & (sleep 1000 &); sleep 1000",
+        ]);
         await new Promise((res) => setTimeout(res, 500));
         const cg = SandboxCgroup.forId(r.sandbox.id);
         if (guestPids) expect((await cg.pids()).length).toBeGreaterThanOrEqual(3);
         await r.sandbox.kill();
         await withTimeout(r.sandbox.wait(), 15_000, "exit after kill");
-        for (let i = 0; i < 50 && (await cg.pids()).length > 0; i++) await new Promise((res) => setTimeout(res, 50));
+        for (let i = 0; i < 50 && (await cg.pids()).length > 0; i++)
+          await new Promise((res) => setTimeout(res, 50));
         expect(await cg.pids()).toEqual([]);
       });
 
@@ -272,7 +290,11 @@ export function registerConformanceSuite(
       });
 
       it("does not buffer output the caller does not read", async () => {
-        const r = await start({}, ["/bin/sh", "-c", "yes xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]);
+        const r = await start({}, [
+          "/bin/sh",
+          "-c",
+          "yes xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        ]);
         // Nobody reads stdout for a while: the writer must block, not fill our heap.
         r.sandbox.stdout.removeAllListeners("data");
         r.sandbox.stdout.pause();
@@ -288,14 +310,21 @@ export function registerConformanceSuite(
         const r = await runSh("true");
         await r.sandbox.destroy();
         await r.sandbox.destroy();
-        const memDir = "/sys/fs/cgroup/memory/contree/" + r.sandbox.id;
-        expect(await stat(memDir).then(() => true, () => false)).toBe(false);
+        const memDir = `/sys/fs/cgroup/memory/contree/${r.sandbox.id}`;
+        expect(
+          await stat(memDir).then(
+            () => true,
+            () => false,
+          ),
+        ).toBe(false);
       });
     });
 
     describe("isolation", () => {
       it("cannot see host processes", async () => {
-        const r = await runSh("ls /proc | grep -cE '^[0-9]+$'; cat /proc/[0-9]*/comm | sort -u | tr '\\n' ' '");
+        const r = await runSh(
+          "ls /proc | grep -cE '^[0-9]+$'; cat /proc/[0-9]*/comm | sort -u | tr '\\n' ' '",
+        );
         const [count, comms] = r.out.split("\n");
         expect(Number(count)).toBeLessThanOrEqual(6);
         expect(comms).not.toMatch(/node|vitest|systemd|init\b/);
@@ -304,7 +333,9 @@ export function registerConformanceSuite(
       it("cannot read or write host files", async () => {
         const secret = path.join(root, "host-secret.txt");
         await writeFile(secret, "top secret\n");
-        const r = await runSh(`cat ${secret}; mkdir -p ${root}; echo pwned > ${secret}; cat /proc/1/root${secret}; ls /proc/1/root/work /proc/1/root/etc/hostname 2>&1; echo done`);
+        const r = await runSh(
+          `cat ${secret}; mkdir -p ${root}; echo pwned > ${secret}; cat /proc/1/root${secret}; ls /proc/1/root/work /proc/1/root/etc/hostname 2>&1; echo done`,
+        );
         expect(r.out).not.toContain("top secret");
         expect(await readFile(secret, "utf8")).toBe("top secret\n");
         // The sandbox's own write of that path went to its upper dir, not the host.
@@ -320,7 +351,9 @@ export function registerConformanceSuite(
       });
 
       it("cannot mount", async () => {
-        const r = await runSh("mount -t tmpfs none /mnt; echo rc=$?; mount -t proc proc /mnt; grep -c ' /mnt ' /proc/mounts");
+        const r = await runSh(
+          "mount -t tmpfs none /mnt; echo rc=$?; mount -t proc proc /mnt; grep -c ' /mnt ' /proc/mounts",
+        );
         expect(r.out).toMatch(/rc=[1-9]/);
         expect(r.out.trim().endsWith("0")).toBe(true);
       });
@@ -349,7 +382,9 @@ export function registerConformanceSuite(
       it("cannot see another sandbox's files", async () => {
         const a = await start({}, ["/bin/sh", "-c", "echo secret-a > /root/a.txt; sleep 60"]);
         await new Promise((res) => setTimeout(res, 300));
-        const b = await runSh("cat /root/a.txt; cat /proc/*/root/root/a.txt; find / -name a.txt 2>/dev/null; echo done");
+        const b = await runSh(
+          "cat /root/a.txt; cat /proc/*/root/root/a.txt; find / -name a.txt 2>/dev/null; echo done",
+        );
         expect(b.out).not.toContain("secret-a");
         expect(b.out).toContain("done");
         await a.sandbox.kill();
@@ -377,9 +412,12 @@ export function registerConformanceSuite(
       it("stops a memory hog at the memory limit and reports oomKilled", async () => {
         const limit = opts.hogLimitBytes ?? 64 * MiB;
         // The hog is a child: its OOM kill must be reported even though the main process survives.
-        const r = await runSh(`dd if=/dev/zero of=/dev/null bs=${Math.round((limit * 4) / MiB)}M count=1; echo rc=$?`, {
-          limits: { memoryBytes: limit, pids: 256 },
-        });
+        const r = await runSh(
+          `dd if=/dev/zero of=/dev/null bs=${Math.round((limit * 4) / MiB)}M count=1; echo rc=$?`,
+          {
+            limits: { memoryBytes: limit, pids: 256 },
+          },
+        );
         expect(r.status.oomKilled).toBe(true);
         if (guestPids) expect(r.out).toBe("rc=137\n");
         const st = await r.sandbox.stats();
@@ -394,8 +432,18 @@ export function registerConformanceSuite(
       // (TEST-NET-2) and one private address. No packet leaves this machine.
       const k = (process.pid % 60) + 1;
       const outside = [
-        { ns: `tout-${process.pid}-pub`, veth: `tvp${process.pid % 100000}`, net: `198.51.100.${k * 4}`, blocked: false },
-        { ns: `tout-${process.pid}-prv`, veth: `tvq${process.pid % 100000}`, net: `10.98.${k}.0`, blocked: true },
+        {
+          ns: `tout-${process.pid}-pub`,
+          veth: `tvp${process.pid % 100000}`,
+          net: `198.51.100.${k * 4}`,
+          blocked: false,
+        },
+        {
+          ns: `tout-${process.pid}-prv`,
+          veth: `tvq${process.pid % 100000}`,
+          net: `10.98.${k}.0`,
+          blocked: true,
+        },
       ];
       const ip = (net: string, add: number) => {
         const p = net.split(".").map(Number);
@@ -426,9 +474,13 @@ export function registerConformanceSuite(
 
       /** A one-shot TCP listener inside an outside netns; resolves to what it received. */
       function outsideServer(ns: string, port: number): { received: () => string } {
-        const child = spawn("nsenter", [`--net=/run/netns/${ns}`, "/bin/busybox", "nc", "-l", "-p", String(port)], {
-          stdio: ["ignore", "pipe", "ignore"],
-        });
+        const child = spawn(
+          "nsenter",
+          [`--net=/run/netns/${ns}`, "/bin/busybox", "nc", "-l", "-p", String(port)],
+          {
+            stdio: ["ignore", "pipe", "ignore"],
+          },
+        );
         servers.push(child);
         const got = collect(child.stdout as Readable);
         return { received: got };
@@ -470,7 +522,9 @@ export function registerConformanceSuite(
       });
 
       it("gets a resolv.conf and cleans up its netns", async () => {
-        const r = await runSh("cat /etc/resolv.conf; ip -4 -o addr show eth0 2>/dev/null || ifconfig eth0", { network: "egress" });
+        const r = await runSh("cat /etc/resolv.conf; ip -4 -o addr show eth0 2>/dev/null || ifconfig eth0", {
+          network: "egress",
+        });
         expect(r.status.exitCode).toBe(0);
         expect(r.out).toContain("inet");
         const ns = `ctr-${r.sandbox.id}`;
@@ -486,6 +540,5 @@ export function registerConformanceSuite(
         expect(r.out.trim()).toBe("lo");
       });
     });
-
   });
 }

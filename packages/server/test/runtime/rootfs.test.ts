@@ -3,8 +3,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { diffStats, mountRootfs, unmount } from "../../src/runtime/rootfs.js";
 import { mountsUnder } from "../../src/runtime/reclaim.js";
+import { diffStats, mountRootfs, unmount } from "../../src/runtime/rootfs.js";
 
 let root = "";
 const mounted: string[] = [];
@@ -33,7 +33,12 @@ async function makeLayers(n: number, dir = path.join(root, "layers")): Promise<s
 
 async function mountRun(lowers: string[], name = "run") {
   const run = path.join(root, name);
-  const o = { lowers, upper: path.join(run, "upper"), work: path.join(run, "work"), target: path.join(run, "merged") };
+  const o = {
+    lowers,
+    upper: path.join(run, "upper"),
+    work: path.join(run, "work"),
+    target: path.join(run, "merged"),
+  };
   await mountRootfs(o);
   mounted.push(o.target);
   return o;
@@ -95,11 +100,17 @@ describe("mountRootfs", () => {
   it("refuses relative paths and option separators", async () => {
     const [l] = await makeLayers(1);
     const target = path.join(root, "m");
-    await expect(mountRootfs({ lowers: ["rel"], target, readOnly: true })).rejects.toMatchObject({ kind: "invalid_argument" });
-    await expect(mountRootfs({ lowers: [`${l}`, "/x,upperdir=/"], target, readOnly: true })).rejects.toMatchObject({
+    await expect(mountRootfs({ lowers: ["rel"], target, readOnly: true })).rejects.toMatchObject({
       kind: "invalid_argument",
     });
-    await expect(mountRootfs({ lowers: [], target, readOnly: true })).rejects.toMatchObject({ kind: "invalid_argument" });
+    await expect(
+      mountRootfs({ lowers: [`${l}`, "/x,upperdir=/"], target, readOnly: true }),
+    ).rejects.toMatchObject({
+      kind: "invalid_argument",
+    });
+    await expect(mountRootfs({ lowers: [], target, readOnly: true })).rejects.toMatchObject({
+      kind: "invalid_argument",
+    });
   });
 
   it("unmount of something not mounted is a no-op", async () => {

@@ -1,27 +1,24 @@
 import { existsSync, readdirSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBusyboxRootfs } from "../../src/runtime/busybox.js";
 import { SandboxCgroup } from "../../src/runtime/cgroups.js";
 import { listSandboxNetns, removeFirewallIfUnused } from "../../src/runtime/network.js";
-import { RuncDriver } from "../../src/runtime/oci/runc-driver.js";
 import { CrunDriver } from "../../src/runtime/oci/crun-driver.js";
-import { reclaim, mountsUnder } from "../../src/runtime/reclaim.js";
+import { RuncDriver } from "../../src/runtime/oci/runc-driver.js";
+import { mountsUnder, reclaim } from "../../src/runtime/reclaim.js";
 import { mountRootfs } from "../../src/runtime/rootfs.js";
 import { selectDriver } from "../../src/runtime/select.js";
 
 let root = "";
-let ipForward = "";
 beforeAll(async () => {
-  ipForward = (await readFile("/proc/sys/net/ipv4/ip_forward", "utf8")).trim();
   root = await mkdtemp(path.join(tmpdir(), "select-reclaim-"));
 });
 afterAll(async () => {
   await reclaim({ stateDir: path.join(root, "state"), mountRoots: [root] }).catch(() => undefined);
-  const removed = await removeFirewallIfUnused().catch(() => false);
-  if (removed && ipForward === "0") await writeFile("/proc/sys/net/ipv4/ip_forward", "0").catch(() => undefined);
+  await removeFirewallIfUnused().catch(() => false);
   await rm(root, { recursive: true, force: true });
 });
 
@@ -61,14 +58,25 @@ describe("reclaim", () => {
     await buildBusyboxRootfs(base);
     const run = path.join(root, "runs", "1");
     const merged = path.join(run, "merged");
-    await mountRootfs({ lowers: [base], upper: path.join(run, "upper"), work: path.join(run, "work"), target: merged });
+    await mountRootfs({
+      lowers: [base],
+      upper: path.join(run, "upper"),
+      work: path.join(run, "work"),
+      target: merged,
+    });
     const driver = new RuncDriver({ stateDir });
     const id = `reclaim-${process.pid}`;
     const sb = await driver.start({
       id,
       rootfs: merged,
       bundleDir: path.join(run, "bundle"),
-      process: { args: ["/bin/sh", "-c", "sleep 1000 & sleep 1000"], env: ["PATH=/bin"], cwd: "/", uid: 0, gid: 0 },
+      process: {
+        args: ["/bin/sh", "-c", "sleep 1000 & sleep 1000"],
+        env: ["PATH=/bin"],
+        cwd: "/",
+        uid: 0,
+        gid: 0,
+      },
       hostname: "x",
       network: "egress",
       limits: { memoryBytes: 128 << 20, pids: 64 },

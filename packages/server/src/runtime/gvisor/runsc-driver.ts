@@ -7,12 +7,12 @@
  *    self-test with a short deadline and otherwise uses ptrace.
  */
 import { existsSync } from "node:fs";
-import type { EgressNetwork } from "../network.js";
 import path from "node:path";
+import type { EgressNetwork } from "../network.js";
+import type { BundleOptions, OciConfig } from "../oci/bundle.js";
+import { type Invocation, OciCliDriver, type OciCliDriverOptions } from "../oci/oci-cli-driver.js";
 import type { SandboxSpec, SelfTestOptions, SelfTestResult } from "../runtime-driver.js";
 import { selfTestSandbox } from "../self-test.js";
-import type { BundleOptions, OciConfig } from "../oci/bundle.js";
-import { OciCliDriver, type Invocation, type OciCliDriverOptions } from "../oci/oci-cli-driver.js";
 
 export type RunscPlatform = "ptrace" | "kvm" | "auto";
 
@@ -68,7 +68,12 @@ export class RunscDriver extends OciCliDriver {
    */
   protected override adjustConfig(config: OciConfig, spec: SandboxSpec): void {
     if (existsSync(path.join(spec.rootfs, "tmp")) && !config.mounts.some((m) => m.destination === "/tmp")) {
-      config.mounts.push({ destination: "/tmp", type: "bind", source: path.join(spec.rootfs, "tmp"), options: ["rbind", "rw"] });
+      config.mounts.push({
+        destination: "/tmp",
+        type: "bind",
+        source: path.join(spec.rootfs, "tmp"),
+        options: ["rbind", "rw"],
+      });
     }
   }
 

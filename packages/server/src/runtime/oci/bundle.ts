@@ -123,17 +123,32 @@ export interface BundleOptions {
 export function ociConfig(spec: SandboxSpec, o: BundleOptions): OciConfig {
   const mounts: OciMount[] = [
     { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
-    { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+    {
+      destination: "/dev",
+      type: "tmpfs",
+      source: "tmpfs",
+      options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
+    },
     {
       destination: "/dev/pts",
       type: "devpts",
       source: "devpts",
       options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
     },
-    { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+    {
+      destination: "/dev/shm",
+      type: "tmpfs",
+      source: "shm",
+      options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+    },
     { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
     { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
-    { destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "ro"] },
+    {
+      destination: "/sys/fs/cgroup",
+      type: "cgroup",
+      source: "cgroup",
+      options: ["nosuid", "noexec", "nodev", "relatime", "ro"],
+    },
   ];
   if (o.resolvConf !== undefined) {
     mounts.push({
@@ -150,11 +165,16 @@ export function ociConfig(spec: SandboxSpec, o: BundleOptions): OciConfig {
     { type: "mount" },
     { type: "cgroup" },
   ];
-  if (o.netnsPath !== null) namespaces.push(o.netnsPath === undefined ? { type: "network" } : { type: "network", path: o.netnsPath });
+  if (o.netnsPath !== null)
+    namespaces.push(o.netnsPath === undefined ? { type: "network" } : { type: "network", path: o.netnsPath });
 
   const devices: OciDeviceRule[] = [{ allow: false, access: "rwm" }];
   for (const [major, minor] of ALLOWED_CHAR_DEVICES) {
-    devices.push(minor === undefined ? { allow: true, type: "c", major, access: "rwm" } : { allow: true, type: "c", major, minor, access: "rwm" });
+    devices.push(
+      minor === undefined
+        ? { allow: true, type: "c", major, access: "rwm" }
+        : { allow: true, type: "c", major, minor, access: "rwm" },
+    );
   }
   const config: OciConfig = {
     ociVersion: "1.0.2",

@@ -7,19 +7,21 @@
  *    crun runs directly.
  */
 import { cgroupMounts, detectCgroupMode } from "../cgroups.js";
-import { OciCliDriver, type Invocation, type OciCliDriverOptions } from "./oci-cli-driver.js";
+import { type Invocation, OciCliDriver, type OciCliDriverOptions } from "./oci-cli-driver.js";
 
 export class CrunDriver extends OciCliDriver {
   readonly name = "crun";
   readonly kind = "oci";
-  readonly isolation = "Linux namespaces, seccomp, reduced capabilities, cgroups (crun); shares the host kernel";
+  readonly isolation =
+    "Linux namespaces, seccomp, reduced capabilities, cgroups (crun); shares the host kernel";
   /** cgroup2 mount to hide from crun, or null when crun can run as is. */
   readonly hiddenCgroup2: string | null;
 
   constructor(o: OciCliDriverOptions) {
     super("crun", o);
     const mounts = cgroupMounts();
-    this.hiddenCgroup2 = detectCgroupMode(mounts) === "hybrid" ? (mounts.find((m) => m.version === 2)?.dir ?? null) : null;
+    this.hiddenCgroup2 =
+      detectCgroupMode(mounts) === "hybrid" ? (mounts.find((m) => m.version === 2)?.dir ?? null) : null;
   }
 
   protected invocation(sub: string[]): Invocation {

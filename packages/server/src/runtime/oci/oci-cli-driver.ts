@@ -13,7 +13,14 @@ import path from "node:path";
 import { cancelled, failedPrecondition, internal, invalidArgument } from "../../core/errors.js";
 import { SandboxCgroup } from "../cgroups.js";
 import { runCommand } from "../command.js";
-import { type EgressConfig, type EgressNetwork, hostDnsServers, resolvConf, setupEgress, teardownNetns } from "../network.js";
+import {
+  type EgressConfig,
+  type EgressNetwork,
+  hostDnsServers,
+  resolvConf,
+  setupEgress,
+  teardownNetns,
+} from "../network.js";
 import {
   type DriverKind,
   type DriverName,
@@ -106,7 +113,8 @@ export abstract class OciCliDriver implements RuntimeDriver {
 
   async start(spec: SandboxSpec, o: { signal?: AbortSignal } = {}): Promise<Sandbox> {
     if (!isValidSandboxId(spec.id)) throw invalidArgument("invalid sandbox id");
-    if (!path.isAbsolute(spec.rootfs) || !path.isAbsolute(spec.bundleDir)) throw invalidArgument("paths must be absolute");
+    if (!path.isAbsolute(spec.rootfs) || !path.isAbsolute(spec.bundleDir))
+      throw invalidArgument("paths must be absolute");
     if (!path.isAbsolute(spec.process.cwd)) throw invalidArgument("cwd must be absolute");
     if (spec.process.args.length === 0) throw invalidArgument("empty command");
     o.signal?.throwIfAborted();
@@ -131,13 +139,20 @@ export abstract class OciCliDriver implements RuntimeDriver {
       const config = ociConfig(
         spec,
         this.bundleOptions(
-          { cgroupsPath: cg.ociPath, netnsPath: net?.nsPath, ...(resolv === undefined ? {} : { resolvConf: resolv }) },
+          {
+            cgroupsPath: cg.ociPath,
+            netnsPath: net?.nsPath,
+            ...(resolv === undefined ? {} : { resolvConf: resolv }),
+          },
           net,
         ),
       );
       this.adjustConfig(config, spec);
       await writeJson(spec.bundleDir, "config.json", config);
-      const inv = this.invocation(["run", "--bundle", spec.bundleDir, containerId], net === null ? {} : { netnsPath: net.nsPath });
+      const inv = this.invocation(
+        ["run", "--bundle", spec.bundleDir, containerId],
+        net === null ? {} : { netnsPath: net.nsPath },
+      );
       const child = spawn(inv.file, inv.args, {
         cwd: spec.bundleDir,
         stdio: [spec.stdin === "pipe" ? "pipe" : "ignore", "pipe", "pipe"],
@@ -160,9 +175,20 @@ export abstract class OciCliDriver implements RuntimeDriver {
     return runCommand(inv.file, inv.args, { timeoutMs: 30_000 });
   }
 
-  spawnExec(containerId: string, processFile: string, stdin: "pipe" | "null", netnsPath?: string): ChildProcess {
-    const inv = this.invocation(["exec", "--process", processFile, containerId], netnsPath === undefined ? {} : { netnsPath });
-    return spawn(inv.file, inv.args, { stdio: [stdin === "pipe" ? "pipe" : "ignore", "pipe", "pipe"], detached: true });
+  spawnExec(
+    containerId: string,
+    processFile: string,
+    stdin: "pipe" | "null",
+    netnsPath?: string,
+  ): ChildProcess {
+    const inv = this.invocation(
+      ["exec", "--process", processFile, containerId],
+      netnsPath === undefined ? {} : { netnsPath },
+    );
+    return spawn(inv.file, inv.args, {
+      stdio: [stdin === "pipe" ? "pipe" : "ignore", "pipe", "pipe"],
+      detached: true,
+    });
   }
 
   /** Does the runtime still hold state for this container? */
@@ -255,7 +281,8 @@ class OciSandbox implements Sandbox {
 
   async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     if (signal !== "SIGKILL") {
-      if (this.driver.routesSignals) await this.driver.call(["kill", "--all", this.containerId, signal.replace(/^SIG/, "")]);
+      if (this.driver.routesSignals)
+        await this.driver.call(["kill", "--all", this.containerId, signal.replace(/^SIG/, "")]);
       else await this.cg.kill(signal);
       return;
     }
@@ -347,8 +374,8 @@ async function removeBundleFiles(dir: string): Promise<void> {
     return;
   }
   for (const n of names) {
-    if (n === "config.json" || n === "resolv.conf" || /^exec-\d+\.json$/.test(n)) await rm(path.join(dir, n), { force: true });
+    if (n === "config.json" || n === "resolv.conf" || /^exec-\d+\.json$/.test(n))
+      await rm(path.join(dir, n), { force: true });
   }
   await rmdir(dir).catch(() => undefined);
 }
-
