@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { isAppError } from "../core/errors.js";
 import { registerAdminCommands } from "./admin-commands.js";
 import { registerDoctorCommand } from "./doctor-command.js";
+import { registerImagesCommands } from "./images-commands.js";
 import { registerServeCommand } from "./serve-command.js";
 
 /** `contree-server` entry point; returns the exit code. */
@@ -13,6 +14,7 @@ export async function main(argv: string[]): Promise<number> {
   registerServeCommand(program);
   registerAdminCommands(program);
   registerDoctorCommand(program);
+  registerImagesCommands(program);
   try {
     await program.parseAsync(argv);
     return 0;
