@@ -36,7 +36,7 @@ async function makeFile(path: string, bytes: number): Promise<string> {
     const n = Math.min(4 * MiB, bytes - done);
     const chunk = randomBytes(n);
     hash.update(chunk);
-    if (!out.write(chunk)) await new Promise((r) => out.once("drain", r));
+    if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
     done += n;
   }
   await new Promise<void>((res, rej) => out.end((err?: Error | null) => (err ? rej(err) : res())));
@@ -52,7 +52,11 @@ function upload(url: string, token: string, path: string): Promise<{ status: num
         port: u.port,
         path: u.pathname,
         method: "POST",
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/octet-stream", "transfer-encoding": "chunked" },
+        headers: {
+          authorization: `Bearer ${token}`,
+          "content-type": "application/octet-stream",
+          "transfer-encoding": "chunked",
+        },
       },
       (res) => {
         let body = "";
@@ -73,7 +77,10 @@ async function main(): Promise<void> {
   const expected = await makeFile(file, bytes);
 
   console.log("starting daemon from sources...");
-  const d = await startDaemon({ env: { CONTREE_MAX_UPLOAD_BYTES: String(bytes * 2) }, readyTimeoutMs: 120_000 });
+  const d = await startDaemon({
+    env: { CONTREE_MAX_UPLOAD_BYTES: String(bytes * 2) },
+    readyTimeoutMs: 120_000,
+  });
   try {
     const atStart = await memoryOf(d.pid);
     // Warm-up: load the upload path once so lazily loaded code is not counted.
@@ -106,7 +113,8 @@ async function main(): Promise<void> {
         uploadTimes.push(performance.now() - t);
         if (res.status !== 201) throw new Error(`upload failed: ${res.status} ${res.body}`);
         const f = JSON.parse(res.body) as { sha256: string; size: number };
-        if (f.sha256 !== expected || f.size !== bytes) throw new Error(`server stored something else: ${res.body}`);
+        if (f.sha256 !== expected || f.size !== bytes)
+          throw new Error(`server stored something else: ${res.body}`);
       }
     } finally {
       clearInterval(sampler);

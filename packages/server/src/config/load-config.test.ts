@@ -15,7 +15,8 @@ function refusal(flags: ConfigFlags, env: NodeJS.ProcessEnv): string {
 
 describe("loadConfig", () => {
   it("has documented defaults", () => {
-    expect(loadConfig({}, {})).toEqual({
+    // toMatchObject: other subsystems add their own settings beside these.
+    expect(loadConfig({}, {})).toMatchObject({
       dataDir: "/var/lib/contree",
       host: "127.0.0.1",
       port: 8080,
@@ -48,7 +49,7 @@ describe("loadConfig", () => {
         CONTREE_IMAGES_IMPORT_MAX_TIMEOUT: "120",
       },
     );
-    expect(c).toEqual({
+    expect(c).toMatchObject({
       dataDir: "/srv/contree",
       host: "0.0.0.0",
       port: 9000,
@@ -77,23 +78,50 @@ describe("loadConfig", () => {
       CONTREE_PATH_PREFIX: "/env",
     };
     const c = loadConfig(
-      { dataDir: "/flag/data", listen: "127.0.0.1:2222", runtime: "gvisor", logLevel: "error", pathPrefix: "/flag" },
+      {
+        dataDir: "/flag/data",
+        listen: "127.0.0.1:2222",
+        runtime: "gvisor",
+        logLevel: "error",
+        pathPrefix: "/flag",
+      },
       env,
     );
-    expect([c.dataDir, c.port, c.runtime, c.logLevel, c.pathPrefix]).toEqual(["/flag/data", 2222, "gvisor", "error", "/flag"]);
+    expect([c.dataDir, c.port, c.runtime, c.logLevel, c.pathPrefix]).toEqual([
+      "/flag/data",
+      2222,
+      "gvisor",
+      "error",
+      "/flag",
+    ]);
     const e = loadConfig({ dataDir: undefined }, env);
-    expect([e.dataDir, e.port, e.runtime, e.logLevel, e.pathPrefix]).toEqual(["/env/data", 1111, "oci", "warn", "/env"]);
+    expect([e.dataDir, e.port, e.runtime, e.logLevel, e.pathPrefix]).toEqual([
+      "/env/data",
+      1111,
+      "oci",
+      "warn",
+      "/env",
+    ]);
   });
 
   it("an invalid environment value is irrelevant when a flag overrides it", () => {
-    expect(loadConfig({ runtime: "oci", listen: "127.0.0.1:1" }, { CONTREE_RUNTIME: "bogus", CONTREE_LISTEN: "x" }).runtime).toBe(
-      "oci",
-    );
+    expect(
+      loadConfig({ runtime: "oci", listen: "127.0.0.1:1" }, { CONTREE_RUNTIME: "bogus", CONTREE_LISTEN: "x" })
+        .runtime,
+    ).toBe("oci");
   });
 
   it("empty environment values count as unset", () => {
-    const c = loadConfig({}, { CONTREE_LISTEN: "", CONTREE_RUNTIME: "", CONTREE_MAX_UPLOAD_BYTES: "", CONTREE_BOOTSTRAP_TOKEN: "" });
-    expect([c.port, c.runtime, c.maxUploadBytes, c.bootstrapToken]).toEqual([8080, "auto", 1024 ** 3, undefined]);
+    const c = loadConfig(
+      {},
+      { CONTREE_LISTEN: "", CONTREE_RUNTIME: "", CONTREE_MAX_UPLOAD_BYTES: "", CONTREE_BOOTSTRAP_TOKEN: "" },
+    );
+    expect([c.port, c.runtime, c.maxUploadBytes, c.bootstrapToken]).toEqual([
+      8080,
+      "auto",
+      1024 ** 3,
+      undefined,
+    ]);
   });
 
   it("resolves a relative data dir to an absolute path", () => {
@@ -121,32 +149,104 @@ describe("loadConfig", () => {
     ["--listen", { listen: "" }, {}, "listen address must be HOST:PORT"],
     ["CONTREE_LISTEN", {}, { CONTREE_LISTEN: "a b:1" }, "listen address must be HOST:PORT"],
     ["--runtime", { runtime: "docker" }, {}, 'runtime must be one of auto, gvisor, oci, got "docker"'],
-    ["CONTREE_RUNTIME", {}, { CONTREE_RUNTIME: "kata" }, 'runtime must be one of auto, gvisor, oci, got "kata"'],
-    ["--log-level", { logLevel: "verbose" }, {}, 'log level must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"'],
-    ["upload", {}, { CONTREE_MAX_UPLOAD_BYTES: "abc" }, 'CONTREE_MAX_UPLOAD_BYTES must be an integer >= 0, got "abc"'],
+    [
+      "CONTREE_RUNTIME",
+      {},
+      { CONTREE_RUNTIME: "kata" },
+      'runtime must be one of auto, gvisor, oci, got "kata"',
+    ],
+    [
+      "--log-level",
+      { logLevel: "verbose" },
+      {},
+      'log level must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"',
+    ],
+    [
+      "upload",
+      {},
+      { CONTREE_MAX_UPLOAD_BYTES: "abc" },
+      'CONTREE_MAX_UPLOAD_BYTES must be an integer >= 0, got "abc"',
+    ],
     ["upload", {}, { CONTREE_MAX_UPLOAD_BYTES: "-1" }, "CONTREE_MAX_UPLOAD_BYTES must be an integer >= 0"],
     ["upload", {}, { CONTREE_MAX_UPLOAD_BYTES: "1.5" }, "CONTREE_MAX_UPLOAD_BYTES must be an integer >= 0"],
     ["upload", {}, { CONTREE_MAX_UPLOAD_BYTES: "1e9" }, "CONTREE_MAX_UPLOAD_BYTES must be an integer >= 0"],
-    ["upload", {}, { CONTREE_MAX_UPLOAD_BYTES: "99999999999999999999" }, "CONTREE_MAX_UPLOAD_BYTES must be an integer >= 0"],
-    ["limit", {}, { CONTREE_INSTANCE_MAX_TIMEOUT: "0" }, 'CONTREE_INSTANCE_MAX_TIMEOUT must be an integer >= 1, got "0"'],
-    ["limit", {}, { CONTREE_INSTANCE_MAX_CONCURRENCY: "ten" }, "CONTREE_INSTANCE_MAX_CONCURRENCY must be an integer >= 1"],
-    ["limit", {}, { CONTREE_INSTANCE_MAX_LAYER_BYTES: "0" }, "CONTREE_INSTANCE_MAX_LAYER_BYTES must be an integer >= 1"],
-    ["limit", {}, { CONTREE_IMAGES_IMPORT_MAX_CONCURRENCY: "-3" }, "CONTREE_IMAGES_IMPORT_MAX_CONCURRENCY must be an integer >= 1"],
-    ["limit", {}, { CONTREE_IMAGES_IMPORT_MAX_TIMEOUT: " 5" }, "CONTREE_IMAGES_IMPORT_MAX_TIMEOUT must be an integer >= 1"],
-    ["registry", {}, { CONTREE_INSECURE_REGISTRIES: "http://reg:5000" }, 'insecure registry "http://reg:5000" is not HOST[:PORT]'],
-    ["token", {}, { CONTREE_BOOTSTRAP_TOKEN: "short" }, "CONTREE_BOOTSTRAP_TOKEN must be 8..512 printable ASCII characters"],
-    ["token", {}, { CONTREE_BOOTSTRAP_TOKEN: "has a space in it" }, "CONTREE_BOOTSTRAP_TOKEN must be 8..512 printable ASCII"],
-    ["token", {}, { CONTREE_BOOTSTRAP_TOKEN: "x".repeat(513) }, "CONTREE_BOOTSTRAP_TOKEN must be 8..512 printable ASCII"],
-  ] as Array<[string, ConfigFlags, NodeJS.ProcessEnv, string]>)("refuses a bad %s with a clear message", (_what, flags, env, msg) => {
-    const m = refusal(flags, env);
-    expect(m).toMatch(/^invalid configuration:\n {2}- /);
-    expect(m).toContain(msg);
-  });
+    [
+      "upload",
+      {},
+      { CONTREE_MAX_UPLOAD_BYTES: "99999999999999999999" },
+      "CONTREE_MAX_UPLOAD_BYTES must be an integer >= 0",
+    ],
+    [
+      "limit",
+      {},
+      { CONTREE_INSTANCE_MAX_TIMEOUT: "0" },
+      'CONTREE_INSTANCE_MAX_TIMEOUT must be an integer >= 1, got "0"',
+    ],
+    [
+      "limit",
+      {},
+      { CONTREE_INSTANCE_MAX_CONCURRENCY: "ten" },
+      "CONTREE_INSTANCE_MAX_CONCURRENCY must be an integer >= 1",
+    ],
+    [
+      "limit",
+      {},
+      { CONTREE_INSTANCE_MAX_LAYER_BYTES: "0" },
+      "CONTREE_INSTANCE_MAX_LAYER_BYTES must be an integer >= 1",
+    ],
+    [
+      "limit",
+      {},
+      { CONTREE_IMAGES_IMPORT_MAX_CONCURRENCY: "-3" },
+      "CONTREE_IMAGES_IMPORT_MAX_CONCURRENCY must be an integer >= 1",
+    ],
+    [
+      "limit",
+      {},
+      { CONTREE_IMAGES_IMPORT_MAX_TIMEOUT: " 5" },
+      "CONTREE_IMAGES_IMPORT_MAX_TIMEOUT must be an integer >= 1",
+    ],
+    [
+      "registry",
+      {},
+      { CONTREE_INSECURE_REGISTRIES: "http://reg:5000" },
+      'insecure registry "http://reg:5000" is not HOST[:PORT]',
+    ],
+    [
+      "token",
+      {},
+      { CONTREE_BOOTSTRAP_TOKEN: "short" },
+      "CONTREE_BOOTSTRAP_TOKEN must be 8..512 printable ASCII characters",
+    ],
+    [
+      "token",
+      {},
+      { CONTREE_BOOTSTRAP_TOKEN: "has a space in it" },
+      "CONTREE_BOOTSTRAP_TOKEN must be 8..512 printable ASCII",
+    ],
+    [
+      "token",
+      {},
+      { CONTREE_BOOTSTRAP_TOKEN: "x".repeat(513) },
+      "CONTREE_BOOTSTRAP_TOKEN must be 8..512 printable ASCII",
+    ],
+  ] as Array<[string, ConfigFlags, NodeJS.ProcessEnv, string]>)(
+    "refuses a bad %s with a clear message",
+    (_what, flags, env, msg) => {
+      const m = refusal(flags, env);
+      expect(m).toMatch(/^invalid configuration:\n {2}- /);
+      expect(m).toContain(msg);
+    },
+  );
 
   it("reports every problem at once", () => {
-    const m = refusal({ listen: "nope", runtime: "docker" }, { CONTREE_LOG_LEVEL: "loud", CONTREE_MAX_UPLOAD_BYTES: "x" });
+    const m = refusal(
+      { listen: "nope", runtime: "docker" },
+      { CONTREE_LOG_LEVEL: "loud", CONTREE_MAX_UPLOAD_BYTES: "x" },
+    );
     expect(m.split("\n  - ")).toHaveLength(5);
-    for (const s of ["listen address", "runtime", "log level", "CONTREE_MAX_UPLOAD_BYTES"]) expect(m).toContain(s);
+    for (const s of ["listen address", "runtime", "log level", "CONTREE_MAX_UPLOAD_BYTES"])
+      expect(m).toContain(s);
   });
 
   it("accepts boundary values", () => {
@@ -188,10 +288,20 @@ describe("parseListen", () => {
     expect(parseListen(s)).toEqual(expected);
   });
 
-  it.each(["", "8080", "host", "host:", "host:port", "[::1]", "[::1]8080", "::1:8080", "[zz::1]:80", "h:123456", "h:-1", "h :1"])(
-    "refuses %j",
-    (s) => {
-      expect(typeof parseListen(s)).toBe("string");
-    },
-  );
+  it.each([
+    "",
+    "8080",
+    "host",
+    "host:",
+    "host:port",
+    "[::1]",
+    "[::1]8080",
+    "::1:8080",
+    "[zz::1]:80",
+    "h:123456",
+    "h:-1",
+    "h :1",
+  ])("refuses %j", (s) => {
+    expect(typeof parseListen(s)).toBe("string");
+  });
 });

@@ -168,7 +168,9 @@ export function contentStoreConformance(name: string, make: () => Promise<Conten
         const data = randomBytes(10_000);
         expect((await store.ingest(chunkedSource(data, 999), { maxBytes: 10_000 })).size).toBe(10_000);
         const more = Buffer.concat([data, Buffer.from([1])]);
-        expect(await kindOf(store.ingest(chunkedSource(more, 999), { maxBytes: 10_000 }))).toBe("payload_too_large");
+        expect(await kindOf(store.ingest(chunkedSource(more, 999), { maxBytes: 10_000 }))).toBe(
+          "payload_too_large",
+        );
         expect(await store.info(sha256Of(more))).toBeUndefined();
         expect(await fx.pendingIngests()).toEqual([]);
       });
@@ -224,7 +226,9 @@ export function contentStoreConformance(name: string, make: () => Promise<Conten
       });
 
       it("start and end (exclusive)", async () => {
-        expect((await readAll(await store.read(d, { start: 10, end: 20 }))).equals(data.subarray(10, 20))).toBe(true);
+        expect(
+          (await readAll(await store.read(d, { start: 10, end: 20 }))).equals(data.subarray(10, 20)),
+        ).toBe(true);
       });
       it("start only reads to the end", async () => {
         expect((await readAll(await store.read(d, { start: 990 }))).equals(data.subarray(990))).toBe(true);
@@ -233,7 +237,9 @@ export function contentStoreConformance(name: string, make: () => Promise<Conten
         expect((await readAll(await store.read(d, { end: 3 }))).equals(data.subarray(0, 3))).toBe(true);
       });
       it("end past the size stops at the size", async () => {
-        expect((await readAll(await store.read(d, { start: 995, end: 5000 }))).equals(data.subarray(995))).toBe(true);
+        expect(
+          (await readAll(await store.read(d, { start: 995, end: 5000 }))).equals(data.subarray(995)),
+        ).toBe(true);
       });
       it("an empty range yields no bytes", async () => {
         expect((await readAll(await store.read(d, { start: 10, end: 10 }))).length).toBe(0);

@@ -36,7 +36,10 @@ describe("digests", () => {
       `sha256:../../${EMPTY.slice(6)}`,
       "",
     ]) {
-      expect(kind(() => parseDigest(bad)), bad).toBe("invalid_argument");
+      expect(
+        kind(() => parseDigest(bad)),
+        bad,
+      ).toBe("invalid_argument");
     }
   });
 

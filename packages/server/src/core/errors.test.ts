@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { AppError, ERROR_KINDS, HTTP_STATUS_BY_KIND, isKind, notFound, resourceExhausted, toAppError } from "./errors.js";
+import {
+  AppError,
+  ERROR_KINDS,
+  HTTP_STATUS_BY_KIND,
+  isKind,
+  notFound,
+  resourceExhausted,
+  toAppError,
+} from "./errors.js";
 import { isUuid, newId } from "./ids.js";
 
 describe("errors", () => {

@@ -4,7 +4,7 @@ import { decodeStreamInput, isPrintable, toStreamRepr } from "./stream-repr.js";
 
 describe("toStreamRepr", () => {
   it("printable ASCII with tab, LF and CR travels as ascii", () => {
-    const text = "hello\tworld\r\n~ !\"#";
+    const text = 'hello\tworld\r\n~ !"#';
     expect(toStreamRepr(Buffer.from(text))).toEqual({ value: text, encoding: "ascii" });
   });
 
@@ -29,7 +29,11 @@ describe("toStreamRepr", () => {
 
   it("carries truncated only when given", () => {
     expect(toStreamRepr(Buffer.from("x"), true)).toEqual({ value: "x", encoding: "ascii", truncated: true });
-    expect(toStreamRepr(Buffer.from("x"), false)).toEqual({ value: "x", encoding: "ascii", truncated: false });
+    expect(toStreamRepr(Buffer.from("x"), false)).toEqual({
+      value: "x",
+      encoding: "ascii",
+      truncated: false,
+    });
     expect("truncated" in toStreamRepr(Buffer.from("x"))).toBe(false);
   });
 

@@ -111,6 +111,7 @@ describe("parseFlag", () => {
     for (const v of ["", "1", "true", "yes", "on", " 1 "]) expect(parseFlag(v), JSON.stringify(v)).toBe(true);
   });
   it("absent, 0, false and no are false", () => {
-    for (const v of [undefined, "0", "false", "FALSE", "no", " 0 "]) expect(parseFlag(v), JSON.stringify(v)).toBe(false);
+    for (const v of [undefined, "0", "false", "FALSE", "no", " 0 "])
+      expect(parseFlag(v), JSON.stringify(v)).toBe(false);
   });
 });

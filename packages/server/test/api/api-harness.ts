@@ -83,7 +83,9 @@ export async function startApi(
     seen,
     async token(project, t = {}) {
       const p = (await store.projects.findByName(project)) ?? (await store.projects.create(project));
-      const permissions = Object.fromEntries(PERMISSIONS.map((k) => [k, t.permissions?.[k] ?? true])) as Permissions;
+      const permissions = Object.fromEntries(
+        PERMISSIONS.map((k) => [k, t.permissions?.[k] ?? true]),
+      ) as Permissions;
       const issued = await issueToken(store, {
         projectId: p.id,
         admin: t.admin ?? false,
@@ -123,7 +125,10 @@ export async function startApi(
 }
 
 /** Error bodies are exactly `{error: string, status: number}` with the HTTP status. */
-export function expectErrorBody(res: LightMyRequestResponse, status: number): { error: string; status: number } {
+export function expectErrorBody(
+  res: LightMyRequestResponse,
+  status: number,
+): { error: string; status: number } {
   if (res.statusCode !== status) throw new Error(`expected ${status}, got ${res.statusCode}: ${res.body}`);
   const body = JSON.parse(res.body) as Record<string, unknown>;
   const keys = Object.keys(body).sort();

@@ -13,7 +13,11 @@ function testRoutes(secretPath: () => string) {
       "/test/echo",
       {
         schema: {
-          body: Type.Object({ name: Type.String(), count: Type.Integer(), tags: Type.Optional(Type.Array(Type.String())) }),
+          body: Type.Object({
+            name: Type.String(),
+            count: Type.Integer(),
+            tags: Type.Optional(Type.Array(Type.String())),
+          }),
         },
       },
       async (req) => ({ got: req.body }),
@@ -25,18 +29,26 @@ function testRoutes(secretPath: () => string) {
     v1.get("/test/throw-string", async () => {
       throw `raw string from ${secretPath()}`;
     });
-    v1.get("/test/big", async () => ({ items: Array.from({ length: 2000 }, (_, i) => ({ i, pad: "x".repeat(40) })) }));
+    v1.get("/test/big", async () => ({
+      items: Array.from({ length: 2000 }, (_, i) => ({ i, pad: "x".repeat(40) })),
+    }));
     v1.get("/test/medium", async () => ({ pad: "y".repeat(5000) }));
   };
 }
 
-function rawGet(base: string, path: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function rawGet(
+  base: string,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const u = new URL(base);
     const req = request({ host: u.hostname, port: u.port, path, method: "GET", headers }, (res) => {
       const parts: Buffer[] = [];
       res.on("data", (c: Buffer) => parts.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }),
+      );
     });
     req.on("error", reject);
     req.end();
@@ -63,9 +75,12 @@ describe("HTTP conventions", () => {
       expect(res.json()).toEqual({ got: { name: "a", count: 2, extra: true } });
     });
 
-    it.each(['{"name": "a",', "{name: 'a'}", "nul", "{\"a\":1}}", "\u0000"])("malformed JSON %j is 400", async (payload) => {
-      expect(expectErrorBody(await post(payload), 400).error).toBe("request body is not valid JSON");
-    });
+    it.each(['{"name": "a",', "{name: 'a'}", "nul", '{"a":1}}', "\u0000"])(
+      "malformed JSON %j is 400",
+      async (payload) => {
+        expect(expectErrorBody(await post(payload), 400).error).toBe("request body is not valid JSON");
+      },
+    );
 
     it.each([
       ['{"name": 5, "count": 1}', "name"],
@@ -97,13 +112,22 @@ describe("HTTP conventions", () => {
       ["DELETE", "/v1/test/thing/42"],
     ] as const)("%s %s is accepted", async (method, url) => {
       for (const extra of [{}, { "content-length": "0" }]) {
-        const res = await api.call({ method, url, headers: { "content-type": "application/json", ...extra } });
+        const res = await api.call({
+          method,
+          url,
+          headers: { "content-type": "application/json", ...extra },
+        });
         expect(res.statusCode, `${method} ${url} ${JSON.stringify(extra)}: ${res.body}`).toBe(200);
       }
     });
 
     it("also with a whitespace-only body", async () => {
-      const res = await api.call({ method: "DELETE", url: "/v1/test/thing/7", headers: { "content-type": "application/json" }, payload: "  \n" });
+      const res = await api.call({
+        method: "DELETE",
+        url: "/v1/test/thing/7",
+        headers: { "content-type": "application/json" },
+        payload: "  \n",
+      });
       expect(res.statusCode).toBe(200);
       expect(res.json()).toEqual({ deleted: "7" });
     });
@@ -142,25 +166,39 @@ describe("HTTP conventions", () => {
     });
 
     it("gzips only when the request asks for gzip", async () => {
-      const gz = await api.call({ method: "GET", url: "/v1/test/medium", headers: { "accept-encoding": "gzip, deflate" } });
+      const gz = await api.call({
+        method: "GET",
+        url: "/v1/test/medium",
+        headers: { "accept-encoding": "gzip, deflate" },
+      });
       expect(gz.headers["content-encoding"]).toBe("gzip");
       expect(JSON.parse(gunzipSync(gz.rawPayload).toString())).toEqual({ pad: "y".repeat(5000) });
       for (const ae of [undefined, "identity", "deflate, br"]) {
-        const res = await api.call({ method: "GET", url: "/v1/test/medium", headers: ae === undefined ? {} : { "accept-encoding": ae } });
+        const res = await api.call({
+          method: "GET",
+          url: "/v1/test/medium",
+          headers: ae === undefined ? {} : { "accept-encoding": ae },
+        });
         expect(res.headers["content-encoding"], String(ae)).toBeUndefined();
         expect(res.json()).toEqual({ pad: "y".repeat(5000) });
       }
     });
 
     it("gzip works on a real socket and for lists", async () => {
-      const res = await rawGet(base, "/v1/test/big", { authorization: `Bearer ${ADMIN_TOKEN}`, "accept-encoding": "gzip" });
+      const res = await rawGet(base, "/v1/test/big", {
+        authorization: `Bearer ${ADMIN_TOKEN}`,
+        "accept-encoding": "gzip",
+      });
       expect(res.status).toBe(200);
       expect(res.headers["content-encoding"]).toBe("gzip");
       expect((JSON.parse(gunzipSync(res.body).toString()) as { items: unknown[] }).items).toHaveLength(2000);
     });
 
     it("JSON over 64 KiB without gzip goes out without Content-Length", async () => {
-      const res = await rawGet(base, "/v1/test/big", { authorization: `Bearer ${ADMIN_TOKEN}`, "accept-encoding": "identity" });
+      const res = await rawGet(base, "/v1/test/big", {
+        authorization: `Bearer ${ADMIN_TOKEN}`,
+        "accept-encoding": "identity",
+      });
       expect(res.status).toBe(200);
       expect(res.body.length).toBeGreaterThan(64 * 1024);
       expect(res.headers["content-length"]).toBeUndefined();
@@ -175,7 +213,9 @@ describe("HTTP conventions", () => {
       const res = await rawGet(base, "/v1/files?limit=1000", { authorization: `Bearer ${ADMIN_TOKEN}` });
       expect(res.body.length).toBeGreaterThan(64 * 1024);
       expect(res.headers["content-length"]).toBeUndefined();
-      expect((JSON.parse(res.body.toString()) as { files: unknown[] }).files.length).toBeGreaterThanOrEqual(600);
+      expect((JSON.parse(res.body.toString()) as { files: unknown[] }).files.length).toBeGreaterThanOrEqual(
+        600,
+      );
     });
 
     it("small JSON keeps its Content-Length", async () => {
@@ -220,7 +260,8 @@ describe("HTTP conventions", () => {
         for (const [method, op] of Object.entries(item)) {
           if (!methods.has(method)) continue;
           expect(op.responses, `${method} ${path}`).toBeTypeOf("object");
-          for (const code of Object.keys(op.responses ?? {})) expect(code, `${method} ${path}`).toMatch(/^([1-5]\d\d|[1-5]XX|default)$/);
+          for (const code of Object.keys(op.responses ?? {}))
+            expect(code, `${method} ${path}`).toMatch(/^([1-5]\d\d|[1-5]XX|default)$/);
         }
       }
 
@@ -230,7 +271,8 @@ describe("HTTP conventions", () => {
         const ref = m[1] as string;
         expect(ref.startsWith("#/"), ref).toBe(true);
         let node: unknown = doc;
-        for (const part of ref.slice(2).split("/")) node = (node as Record<string, unknown> | undefined)?.[decodeURIComponent(part)];
+        for (const part of ref.slice(2).split("/"))
+          node = (node as Record<string, unknown> | undefined)?.[decodeURIComponent(part)];
         expect(node, ref).toBeDefined();
       }
       const ajv = new Ajv2020({ strict: false, validateFormats: false });
@@ -239,7 +281,9 @@ describe("HTTP conventions", () => {
         expect(() => compileIn({ $ref: `#/components/schemas/${name}` }), name).not.toThrow();
       }
       // @fastify/swagger names shared schemas def-N unless told otherwise; find File by its title.
-      const fileName = Object.entries(doc.components?.schemas ?? {}).find(([, v]) => (v as { title?: string }).title === "File")?.[0];
+      const fileName = Object.entries(doc.components?.schemas ?? {}).find(
+        ([, v]) => (v as { title?: string }).title === "File",
+      )?.[0];
       expect(fileName).toBeDefined();
       const fileValid = compileIn({ $ref: `#/components/schemas/${fileName}` });
       expect(fileValid({ uuid: "u", sha256: "s", size: 1, created_at: "t", updated_at: "t" })).toBe(true);
@@ -276,7 +320,9 @@ describe("HTTP conventions", () => {
       expect(res.statusCode).toBe(200);
       expect(res.headers["content-type"]).toMatch(/^text\/plain/);
       expect(count(res.body, key)).toBe(before + 3);
-      expect(count(res.body, 'contree_http_requests_total{method="GET",route="/v1/whoami",status="401"}')).toBeGreaterThanOrEqual(1);
+      expect(
+        count(res.body, 'contree_http_requests_total{method="GET",route="/v1/whoami",status="401"}'),
+      ).toBeGreaterThanOrEqual(1);
       expect(count(res.body, 'contree_http_errors_total{kind="unauthenticated"}')).toBeGreaterThanOrEqual(1);
       expect(res.body).toContain("# TYPE contree_http_request_duration_seconds histogram");
     });
@@ -288,7 +334,11 @@ describe("mounted under a path prefix", () => {
     describe(`via ${how}`, () => {
       let api: TestApi;
       beforeAll(async () => {
-        api = await startApi(how === "flag" ? { flags: { pathPrefix: "/sandboxes/" } } : { env: { CONTREE_PATH_PREFIX: "/sandboxes" } });
+        api = await startApi(
+          how === "flag"
+            ? { flags: { pathPrefix: "/sandboxes/" } }
+            : { env: { CONTREE_PATH_PREFIX: "/sandboxes" } },
+        );
       });
       afterAll(async () => {
         await api.close();
@@ -296,7 +346,12 @@ describe("mounted under a path prefix", () => {
 
       it("serves the API under <prefix>/v1, with or without trailing slashes", async () => {
         expect(api.config.pathPrefix).toBe("/sandboxes");
-        for (const url of ["/sandboxes/v1/whoami", "/sandboxes/v1/whoami/", "/sandboxes/v1/files", "/sandboxes/v1/files/"]) {
+        for (const url of [
+          "/sandboxes/v1/whoami",
+          "/sandboxes/v1/whoami/",
+          "/sandboxes/v1/files",
+          "/sandboxes/v1/files/",
+        ]) {
           const res = await api.call({ method: "GET", url });
           expect(res.statusCode, url).toBe(200);
         }
@@ -304,13 +359,19 @@ describe("mounted under a path prefix", () => {
         expect(up.statusCode).toBe(201);
         const sha = (up.json() as { sha256: string }).sha256;
         expect((await api.call({ method: "GET", url: `/sandboxes/v1/files/${sha}` })).statusCode).toBe(200);
-        expect((await api.call({ method: "HEAD", url: `/sandboxes/v1/files?sha256=${sha}` })).statusCode).toBe(200);
+        expect(
+          (await api.call({ method: "HEAD", url: `/sandboxes/v1/files?sha256=${sha}` })).statusCode,
+        ).toBe(200);
         expectErrorBody(await api.call({ method: "GET", url: "/sandboxes/v1/whoami", token: null }), 401);
       });
 
       it("metrics and the OpenAPI document follow the prefix", async () => {
-        expect((await api.call({ method: "GET", url: "/sandboxes/metrics", token: null })).statusCode).toBe(200);
-        const doc = (await api.call({ method: "GET", url: "/sandboxes/v1/openapi.json", token: null })).json() as {
+        expect((await api.call({ method: "GET", url: "/sandboxes/metrics", token: null })).statusCode).toBe(
+          200,
+        );
+        const doc = (
+          await api.call({ method: "GET", url: "/sandboxes/v1/openapi.json", token: null })
+        ).json() as {
           paths: Record<string, unknown>;
         };
         expect(Object.keys(doc.paths)).toContain("/sandboxes/v1/whoami");

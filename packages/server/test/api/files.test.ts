@@ -17,7 +17,11 @@ interface FileJson {
 }
 
 /** Raw HTTP upload with Transfer-Encoding: chunked, as the CLI's http.client does. */
-function chunkedUpload(base: string, chunks: Buffer[], headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+function chunkedUpload(
+  base: string,
+  chunks: Buffer[],
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const u = new URL(`${base}/v1/files`);
     const req = request(
@@ -26,12 +30,23 @@ function chunkedUpload(base: string, chunks: Buffer[], headers: Record<string, s
         port: u.port,
         path: u.pathname,
         method: "POST",
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/octet-stream", "transfer-encoding": "chunked", ...headers },
+        headers: {
+          authorization: `Bearer ${ADMIN_TOKEN}`,
+          "content-type": "application/octet-stream",
+          "transfer-encoding": "chunked",
+          ...headers,
+        },
       },
       (res) => {
         const parts: Buffer[] = [];
         res.on("data", (c: Buffer) => parts.push(c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString(), headers: res.headers }));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(parts).toString(),
+            headers: res.headers,
+          }),
+        );
         res.on("error", reject);
       },
     );
@@ -60,7 +75,12 @@ describe("files API", () => {
   describe("POST /v1/files", () => {
     it("accepts a body with Content-Length: 201 FileResponse, blob stored under its digest", async () => {
       const data = randomBytes(100_000);
-      const res = await api.call({ method: "POST", url: "/v1/files", payload: data, headers: { "content-type": "application/octet-stream" } });
+      const res = await api.call({
+        method: "POST",
+        url: "/v1/files",
+        payload: data,
+        headers: { "content-type": "application/octet-stream" },
+      });
       expect(res.statusCode).toBe(201);
       const f = res.json() as FileJson;
       expect(Object.keys(f).sort()).toEqual(["created_at", "sha256", "size", "updated_at", "uuid"]);
@@ -107,7 +127,12 @@ describe("files API", () => {
     it("takes the raw bytes whatever the Content-Type says", async () => {
       for (const type of ["text/plain", "application/x-tar", "image/png; charset=binary"]) {
         const data = Buffer.from(`{"not": "parsed", "type": "${type}"}`);
-        const res = await api.call({ method: "POST", url: "/v1/files", headers: { "content-type": type }, payload: data });
+        const res = await api.call({
+          method: "POST",
+          url: "/v1/files",
+          headers: { "content-type": type },
+          payload: data,
+        });
         expect(res.statusCode, `${type}: ${res.body}`).toBe(201);
         expect(res.json()).toMatchObject({ sha256: sha(data), size: data.length });
       }
@@ -117,7 +142,12 @@ describe("files API", () => {
     // so labelled must still be stored byte for byte, never parsed (and never a 500).
     it("stores the raw bytes of an upload labelled application/json", async () => {
       for (const data of [Buffer.from('{"a": 1}'), Buffer.from("not json at all"), randomBytes(1000)]) {
-        const res = await api.call({ method: "POST", url: "/v1/files", headers: { "content-type": "application/json" }, payload: data });
+        const res = await api.call({
+          method: "POST",
+          url: "/v1/files",
+          headers: { "content-type": "application/json" },
+          payload: data,
+        });
         expect(res.statusCode, res.body).toBe(201);
         expect(res.json()).toMatchObject({ sha256: sha(data), size: data.length });
       }
@@ -134,7 +164,9 @@ describe("files API", () => {
       expect(bj.uuid).toBe(a.uuid);
       expect(bj.created_at).toBe(a.created_at);
       expect(bj.updated_at >= a.updated_at).toBe(true);
-      const listed = (await api.call({ method: "GET", url: "/v1/files?limit=1000" })).json() as { files: FileJson[] };
+      const listed = (await api.call({ method: "GET", url: "/v1/files?limit=1000" })).json() as {
+        files: FileJson[];
+      };
       expect(listed.files.filter((f) => f.sha256 === sha(data))).toHaveLength(1);
     });
 
@@ -155,7 +187,10 @@ describe("files API", () => {
       const chunks = Array.from({ length: 100 }, () => randomBytes(64 * 1024));
       const chunked = await chunkedUpload(base, chunks);
       expect(chunked.status).toBe(413);
-      expect(JSON.parse(chunked.body)).toEqual({ error: "upload exceeds the limit of 4194304 bytes", status: 413 });
+      expect(JSON.parse(chunked.body)).toEqual({
+        error: "upload exceeds the limit of 4194304 bytes",
+        status: 413,
+      });
       const after = await api.contentFiles();
       expect(after.ingest).toEqual([]);
       expect(after.blobs.sort()).toEqual(before.blobs.sort());
@@ -189,7 +224,8 @@ describe("files API", () => {
         }, 100);
       });
       const deadline = Date.now() + 5000;
-      while ((await api.contentFiles()).ingest.length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while ((await api.contentFiles()).ingest.length > 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
       expect((await api.contentFiles()).ingest).toEqual([]);
     });
   });
@@ -210,7 +246,9 @@ describe("files API", () => {
     });
 
     it("uppercase and sha256:-prefixed digests are accepted", async () => {
-      expect((await api.call({ method: "GET", url: `/v1/files/${f.sha256.toUpperCase()}` })).json()).toEqual(f);
+      expect((await api.call({ method: "GET", url: `/v1/files/${f.sha256.toUpperCase()}` })).json()).toEqual(
+        f,
+      );
       expect((await api.call({ method: "GET", url: `/v1/files/sha256:${f.sha256}` })).json()).toEqual(f);
     });
 
@@ -231,11 +269,18 @@ describe("files API", () => {
 
     it("legacy HEAD ?sha256= and ?uuid= answer 200/404; GET ?uuid= answers the object", async () => {
       expect((await api.call({ method: "HEAD", url: `/v1/files?sha256=${f.sha256}` })).statusCode).toBe(200);
-      expect((await api.call({ method: "HEAD", url: `/v1/files?sha256=${sha("nope")}` })).statusCode).toBe(404);
+      expect((await api.call({ method: "HEAD", url: `/v1/files?sha256=${sha("nope")}` })).statusCode).toBe(
+        404,
+      );
       expect((await api.call({ method: "HEAD", url: `/v1/files?uuid=${f.uuid}` })).statusCode).toBe(200);
-      expect((await api.call({ method: "HEAD", url: "/v1/files?uuid=00000000-0000-4000-8000-000000000000" })).statusCode).toBe(404);
+      expect(
+        (await api.call({ method: "HEAD", url: "/v1/files?uuid=00000000-0000-4000-8000-000000000000" }))
+          .statusCode,
+      ).toBe(404);
       expect((await api.call({ method: "GET", url: `/v1/files?uuid=${f.uuid}` })).json()).toEqual(f);
-      expect((await api.call({ method: "GET", url: `/v1/files?uuid=${f.uuid.toUpperCase()}` })).json()).toEqual(f);
+      expect(
+        (await api.call({ method: "GET", url: `/v1/files?uuid=${f.uuid.toUpperCase()}` })).json(),
+      ).toEqual(f);
     });
 
     it.each([
@@ -272,7 +317,7 @@ describe("files API", () => {
     const list = async (q: string) => {
       const res = await api.call({ method: "GET", url: `/v1/files${q}`, token: projectToken });
       expect(res.statusCode, res.body).toBe(200);
-      return ((res.json() as { files: FileJson[] }).files).map((f) => f.uuid);
+      return (res.json() as { files: FileJson[] }).files.map((f) => f.uuid);
     };
 
     it("is an object {files: [...]} newest first, default limit 100", async () => {
@@ -280,7 +325,11 @@ describe("files API", () => {
       const body = res.json() as { files: FileJson[] };
       expect(Object.keys(body)).toEqual(["files"]);
       expect(body.files.map((f) => f.uuid)).toEqual([...ids].reverse());
-      expect(body.files[0]).toMatchObject({ sha256: sha("list-24"), size: 24, created_at: "2026-01-01T00:24:00.000000Z" });
+      expect(body.files[0]).toMatchObject({
+        sha256: sha("list-24"),
+        size: 24,
+        created_at: "2026-01-01T00:24:00.000000Z",
+      });
     });
 
     it("pages with limit and offset; offsets past the end are an empty page", async () => {
@@ -294,23 +343,32 @@ describe("files API", () => {
       expect(await list("?limit=1")).toEqual([all[0]]);
     });
 
-    it.each(["0", "1001", "-1"])("limit=%s is 400 \"limit must be between 1 and 1000\"", async (limit) => {
+    it.each(["0", "1001", "-1"])('limit=%s is 400 "limit must be between 1 and 1000"', async (limit) => {
       const res = await api.call({ method: "GET", url: `/v1/files?limit=${limit}`, token: projectToken });
       expect(expectErrorBody(res, 400).error).toBe("limit must be between 1 and 1000");
     });
 
-    it.each(["limit=abc", "limit=1.5", "offset=-1", "offset=x", "since=yesterday", "until=15x"])("%s is 400", async (q) => {
-      expectErrorBody(await api.call({ method: "GET", url: `/v1/files?${q}`, token: projectToken }), 400);
-    });
+    it.each(["limit=abc", "limit=1.5", "offset=-1", "offset=x", "since=yesterday", "until=15x"])(
+      "%s is 400",
+      async (q) => {
+        expectErrorBody(await api.call({ method: "GET", url: `/v1/files?${q}`, token: projectToken }), 400);
+      },
+    );
 
     it("since/until filter on created_at, inclusive, in every wire form", async () => {
       const rev = [...ids].reverse();
       expect(await list("?since=2026-01-01T00:20:00Z")).toEqual(rev.slice(0, 5));
       expect(await list("?until=2026-01-01T00:02:00Z")).toEqual(rev.slice(22));
-      expect(await list("?since=2026-01-01T00:10:00.000000Z&until=2026-01-01T00:12:00Z")).toEqual(rev.slice(12, 15));
-      expect(await list(`?since=${encodeURIComponent("2026-01-01T01:20:00+01:00")}`)).toEqual(rev.slice(0, 5));
+      expect(await list("?since=2026-01-01T00:10:00.000000Z&until=2026-01-01T00:12:00Z")).toEqual(
+        rev.slice(12, 15),
+      );
+      expect(await list(`?since=${encodeURIComponent("2026-01-01T01:20:00+01:00")}`)).toEqual(
+        rev.slice(0, 5),
+      );
       expect(await list("?since=2026-01-01T01%3A20%3A00%2B01%3A00")).toEqual(rev.slice(0, 5));
-      expect(await list("?since=2026-01-01T00:20:00.000000+00:00".replace("+", "%2B"))).toEqual(rev.slice(0, 5));
+      expect(await list("?since=2026-01-01T00:20:00.000000+00:00".replace("+", "%2B"))).toEqual(
+        rev.slice(0, 5),
+      );
       // Relative forms: every record is older than an hour, none is older than the limit below.
       expect(await list("?since=1h")).toEqual([]);
       expect(await list("?since=3600")).toEqual([]);
@@ -323,7 +381,12 @@ describe("files API", () => {
     });
 
     it("new uploads appear first", async () => {
-      const res = await api.call({ method: "POST", url: "/v1/files", payload: "newest", token: projectToken });
+      const res = await api.call({
+        method: "POST",
+        url: "/v1/files",
+        payload: "newest",
+        token: projectToken,
+      });
       const f = res.json() as FileJson;
       expect((await list("?limit=1"))[0]).toBe(f.uuid);
     });
@@ -334,27 +397,48 @@ describe("files API", () => {
       const a = await api.token("iso-a");
       const b = await api.token("iso-b");
       const data = randomBytes(1234);
-      const f = (await api.call({ method: "POST", url: "/v1/files", payload: data, token: a.secret })).json() as FileJson;
-      expect((await api.call({ method: "GET", url: `/v1/files/${f.sha256}`, token: a.secret })).statusCode).toBe(200);
+      const f = (
+        await api.call({ method: "POST", url: "/v1/files", payload: data, token: a.secret })
+      ).json() as FileJson;
+      expect(
+        (await api.call({ method: "GET", url: `/v1/files/${f.sha256}`, token: a.secret })).statusCode,
+      ).toBe(200);
 
       for (const token of [b.secret]) {
         expectErrorBody(await api.call({ method: "GET", url: `/v1/files/${f.sha256}`, token }), 404);
-        expect((await api.call({ method: "HEAD", url: `/v1/files/${f.sha256}`, token })).statusCode).toBe(404);
+        expect((await api.call({ method: "HEAD", url: `/v1/files/${f.sha256}`, token })).statusCode).toBe(
+          404,
+        );
         expectErrorBody(await api.call({ method: "GET", url: `/v1/files?sha256=${f.sha256}`, token }), 404);
-        expect((await api.call({ method: "HEAD", url: `/v1/files?sha256=${f.sha256}`, token })).statusCode).toBe(404);
+        expect(
+          (await api.call({ method: "HEAD", url: `/v1/files?sha256=${f.sha256}`, token })).statusCode,
+        ).toBe(404);
         expectErrorBody(await api.call({ method: "GET", url: `/v1/files?uuid=${f.uuid}`, token }), 404);
-        expect((await api.call({ method: "HEAD", url: `/v1/files?uuid=${f.uuid}`, token })).statusCode).toBe(404);
-        const listed = (await api.call({ method: "GET", url: "/v1/files?limit=1000", token })).json() as { files: FileJson[] };
+        expect((await api.call({ method: "HEAD", url: `/v1/files?uuid=${f.uuid}`, token })).statusCode).toBe(
+          404,
+        );
+        const listed = (await api.call({ method: "GET", url: "/v1/files?limit=1000", token })).json() as {
+          files: FileJson[];
+        };
         expect(listed.files).toEqual([]);
       }
       // An admin switched into B sees B's view, not A's.
-      expect((await api.call({ method: "GET", url: `/v1/files/${f.sha256}`, project: "iso-b" })).statusCode).toBe(404);
-      expect((await api.call({ method: "GET", url: `/v1/files/${f.sha256}`, project: "iso-a" })).statusCode).toBe(200);
+      expect(
+        (await api.call({ method: "GET", url: `/v1/files/${f.sha256}`, project: "iso-b" })).statusCode,
+      ).toBe(404);
+      expect(
+        (await api.call({ method: "GET", url: `/v1/files/${f.sha256}`, project: "iso-a" })).statusCode,
+      ).toBe(200);
       // B uploading the same bytes gets its own record.
-      const fb = (await api.call({ method: "POST", url: "/v1/files", payload: data, token: b.secret })).json() as FileJson;
+      const fb = (
+        await api.call({ method: "POST", url: "/v1/files", payload: data, token: b.secret })
+      ).json() as FileJson;
       expect(fb.sha256).toBe(f.sha256);
       expect(fb.uuid).not.toBe(f.uuid);
-      expectErrorBody(await api.call({ method: "GET", url: `/v1/files?uuid=${f.uuid}`, token: b.secret }), 404);
+      expectErrorBody(
+        await api.call({ method: "GET", url: `/v1/files?uuid=${f.uuid}`, token: b.secret }),
+        404,
+      );
     });
   });
 });

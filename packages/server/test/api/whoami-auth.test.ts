@@ -2,7 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isUuid } from "../../src/core/ids.js";
 import { ADMIN_TOKEN, expectErrorBody, leaks, startApi, type TestApi } from "./api-harness.js";
 
-const ALL = { list: true, spawn: true, spawn_disposable: true, import: true, cancel: true, set_image_tag: true };
+const ALL = {
+  list: true,
+  spawn: true,
+  spawn_disposable: true,
+  import: true,
+  cancel: true,
+  set_image_tag: true,
+};
 const DEFAULT_LIMITS = {
   instance_max_timeout: 3600,
   instance_max_concurrency: 10,
@@ -40,7 +47,10 @@ describe("GET /v1/whoami and authentication", () => {
 
   it("lists all six permissions, false ones included", async () => {
     const t = await api.token("perm-proj", { permissions: { spawn: false, import: false, cancel: false } });
-    const body = (await api.call({ method: "GET", url: "/v1/whoami", token: t.secret })).json() as Record<string, unknown>;
+    const body = (await api.call({ method: "GET", url: "/v1/whoami", token: t.secret })).json() as Record<
+      string,
+      unknown
+    >;
     expect(body["permissions"]).toEqual({ ...ALL, spawn: false, import: false, cancel: false });
     expect(body["token_uuid"]).toBe(t.id);
     expect(body["project"]).toBe("perm-proj");
@@ -49,15 +59,28 @@ describe("GET /v1/whoami and authentication", () => {
   it("token_expiration is integer Unix seconds when the token expires", async () => {
     const exp = Math.floor(Date.now() / 1000) + 3600;
     const t = await api.token("exp-proj", { expiresAt: exp });
-    const body = (await api.call({ method: "GET", url: "/v1/whoami", token: t.secret })).json() as Record<string, unknown>;
+    const body = (await api.call({ method: "GET", url: "/v1/whoami", token: t.secret })).json() as Record<
+      string,
+      unknown
+    >;
     expect(body["token_expiration"]).toBe(exp);
   });
 
   it("limits come from server defaults overridden by the project", async () => {
     const t = await api.token("limited");
-    await api.store.projects.setLimits(t.projectId, { instance_max_concurrency: 2, instance_max_timeout: 60 });
-    const body = (await api.call({ method: "GET", url: "/v1/whoami", token: t.secret })).json() as Record<string, unknown>;
-    expect(body["limits"]).toEqual({ ...DEFAULT_LIMITS, instance_max_concurrency: 2, instance_max_timeout: 60 });
+    await api.store.projects.setLimits(t.projectId, {
+      instance_max_concurrency: 2,
+      instance_max_timeout: 60,
+    });
+    const body = (await api.call({ method: "GET", url: "/v1/whoami", token: t.secret })).json() as Record<
+      string,
+      unknown
+    >;
+    expect(body["limits"]).toEqual({
+      ...DEFAULT_LIMITS,
+      instance_max_concurrency: 2,
+      instance_max_timeout: 60,
+    });
   });
 
   it("operations_stat counts the project's operations per status", async () => {
@@ -82,7 +105,10 @@ describe("GET /v1/whoami and authentication", () => {
         row("00000000-0000-4000-8000-000000000004", other.projectId, "FAILED"),
       ] as never)
       .execute();
-    const body = (await api.call({ method: "GET", url: "/v1/whoami", token: t.secret })).json() as Record<string, unknown>;
+    const body = (await api.call({ method: "GET", url: "/v1/whoami", token: t.secret })).json() as Record<
+      string,
+      unknown
+    >;
     expect(body["operations_stat"]).toEqual({ EXECUTING: 2, SUCCESS: 1 });
   });
 
@@ -105,7 +131,11 @@ describe("GET /v1/whoami and authentication", () => {
     });
 
     it("is case-insensitive about the scheme", async () => {
-      const res = await api.app.inject({ method: "GET", url: "/v1/whoami", headers: { authorization: `bearer ${ADMIN_TOKEN}` } });
+      const res = await api.app.inject({
+        method: "GET",
+        url: "/v1/whoami",
+        headers: { authorization: `bearer ${ADMIN_TOKEN}` },
+      });
       expect(res.statusCode).toBe(200);
     });
 
@@ -113,17 +143,17 @@ describe("GET /v1/whoami and authentication", () => {
       const t = await api.token("revoke-me");
       expect((await api.call({ method: "GET", url: "/v1/whoami", token: t.secret })).statusCode).toBe(200);
       await api.store.tokens.revoke(t.id);
-      expect(expectErrorBody(await api.call({ method: "GET", url: "/v1/whoami", token: t.secret }), 401).error).toBe(
-        "invalid token",
-      );
+      expect(
+        expectErrorBody(await api.call({ method: "GET", url: "/v1/whoami", token: t.secret }), 401).error,
+      ).toBe("invalid token");
       expectErrorBody(await api.call({ method: "GET", url: "/v1/files", token: t.secret }), 401);
     });
 
     it("for an expired token", async () => {
       const t = await api.token("expired", { expiresAt: Math.floor(Date.now() / 1000) - 1 });
-      expect(expectErrorBody(await api.call({ method: "GET", url: "/v1/whoami", token: t.secret }), 401).error).toBe(
-        "token expired",
-      );
+      expect(
+        expectErrorBody(await api.call({ method: "GET", url: "/v1/whoami", token: t.secret }), 401).error,
+      ).toBe("token expired");
     });
 
     it("on every authenticated route, before anything else happens", async () => {
@@ -133,10 +163,22 @@ describe("GET /v1/whoami and authentication", () => {
         ["HEAD", `/v1/files/${"a".repeat(64)}`],
         ["POST", "/v1/files"],
       ] as const) {
-        const res = await api.call({ method, url, token: null, payload: method === "POST" ? "data" : undefined });
+        const res = await api.call({
+          method,
+          url,
+          token: null,
+          payload: method === "POST" ? "data" : undefined,
+        });
         expect(res.statusCode, `${method} ${url}`).toBe(401);
       }
-      expect((await api.store.files.list((await api.store.projects.resolve("default")).id, { limit: 10, offset: 0 })).length).toBe(0);
+      expect(
+        (
+          await api.store.files.list((await api.store.projects.resolve("default")).id, {
+            limit: 10,
+            offset: 0,
+          })
+        ).length,
+      ).toBe(0);
     });
   });
 
@@ -155,12 +197,18 @@ describe("GET /v1/whoami and authentication", () => {
       await api.token("tenant-y");
       const res = await api.call({ method: "GET", url: "/v1/whoami", token: t.secret, project: "tenant-y" });
       expect(expectErrorBody(res, 403).error).toMatch(/may not use project "tenant-y"/);
-      expectErrorBody(await api.call({ method: "GET", url: "/v1/files", token: t.secret, project: "tenant-y" }), 403);
+      expectErrorBody(
+        await api.call({ method: "GET", url: "/v1/files", token: t.secret, project: "tenant-y" }),
+        403,
+      );
     });
 
     it("an unknown project is 403 (not 404: existence is not revealed)", async () => {
       const t = await api.token("tenant-z");
-      expectErrorBody(await api.call({ method: "GET", url: "/v1/whoami", token: t.secret, project: "nope" }), 403);
+      expectErrorBody(
+        await api.call({ method: "GET", url: "/v1/whoami", token: t.secret, project: "nope" }),
+        403,
+      );
       expectErrorBody(await api.call({ method: "GET", url: "/v1/whoami", project: "nope" }), 403);
     });
 
@@ -175,7 +223,12 @@ describe("GET /v1/whoami and authentication", () => {
 
     it("does not echo a huge header back", async () => {
       const t = await api.token("echo");
-      const res = await api.call({ method: "GET", url: "/v1/whoami", token: t.secret, project: "p".repeat(5000) });
+      const res = await api.call({
+        method: "GET",
+        url: "/v1/whoami",
+        token: t.secret,
+        project: "p".repeat(5000),
+      });
       expect(expectErrorBody(res, 403).error.length).toBeLessThan(200);
     });
   });
@@ -183,7 +236,11 @@ describe("GET /v1/whoami and authentication", () => {
   it("echoes a sane X-Request-ID and invents one otherwise", async () => {
     const a = await api.call({ method: "GET", url: "/v1/whoami", headers: { "x-request-id": "req-123" } });
     expect(a.headers["x-request-id"]).toBe("req-123");
-    const b = await api.call({ method: "GET", url: "/v1/whoami", headers: { "x-request-id": "bad id\twith spaces" } });
+    const b = await api.call({
+      method: "GET",
+      url: "/v1/whoami",
+      headers: { "x-request-id": "bad id\twith spaces" },
+    });
     expect(isUuid(String(b.headers["x-request-id"]))).toBe(true);
   });
 });

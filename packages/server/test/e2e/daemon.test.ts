@@ -7,16 +7,29 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Daemon, memoryOf, runCli, startDaemon, TEST_BOOTSTRAP_TOKEN } from "../harness/daemon.js";
 
-const ALL_TRUE = { list: true, spawn: true, spawn_disposable: true, import: true, cancel: true, set_image_tag: true };
+const ALL_TRUE = {
+  list: true,
+  spawn: true,
+  spawn_disposable: true,
+  import: true,
+  cancel: true,
+  set_image_tag: true,
+};
 const MiB = 1024 * 1024;
 
 async function whoami(d: { url: string }, token: string, headers: Record<string, string> = {}) {
-  const res = await fetch(`${d.url}/v1/whoami`, { headers: { authorization: `Bearer ${token}`, ...headers } });
+  const res = await fetch(`${d.url}/v1/whoami`, {
+    headers: { authorization: `Bearer ${token}`, ...headers },
+  });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
 /** Chunked upload of `total` bytes; resolves with the response status and body, whatever the socket does after. */
-function chunkedUpload(url: string, token: string, total: number): Promise<{ status: number; body: string; sent: number }> {
+function chunkedUpload(
+  url: string,
+  token: string,
+  total: number,
+): Promise<{ status: number; body: string; sent: number }> {
   const block = randomBytes(64 * 1024);
   return new Promise((resolve, reject) => {
     const u = new URL(`${url}/v1/files`);
@@ -28,7 +41,11 @@ function chunkedUpload(url: string, token: string, total: number): Promise<{ sta
         port: u.port,
         path: u.pathname,
         method: "POST",
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/octet-stream", "transfer-encoding": "chunked" },
+        headers: {
+          authorization: `Bearer ${token}`,
+          "content-type": "application/octet-stream",
+          "transfer-encoding": "chunked",
+        },
       },
       (res) => {
         answered = true;
@@ -57,10 +74,13 @@ function chunkedUpload(url: string, token: string, total: number): Promise<{ sta
 }
 
 /** Each CLI run loads the sources through tsx (seconds of CPU); two at a time suits 2 cores. */
-async function inPairs<T>(jobs: Array<() => Promise<T>>): Promise<T[]> {
-  const out: T[] = [];
-  for (let i = 0; i < jobs.length; i += 2) out.push(...(await Promise.all(jobs.slice(i, i + 2).map((j) => j()))));
-  return out;
+async function inPairs<T extends Array<() => Promise<unknown>>>(
+  jobs: [...T],
+): Promise<{ [K in keyof T]: T[K] extends () => Promise<infer R> ? R : never }> {
+  const out: unknown[] = [];
+  for (let i = 0; i < jobs.length; i += 2)
+    out.push(...(await Promise.all(jobs.slice(i, i + 2).map((j) => j()))));
+  return out as { [K in keyof T]: T[K] extends () => Promise<infer R> ? R : never };
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -107,7 +127,15 @@ describe("contree-server daemon (end to end)", () => {
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toMatch(/^[0-9a-f-]{36}\tteam-a\n$/);
 
-    const tok = await runCli(["token", "create", "--project", "team-a", "--permissions", "list,spawn", ...dd]);
+    const tok = await runCli([
+      "token",
+      "create",
+      "--project",
+      "team-a",
+      "--permissions",
+      "list,spawn",
+      ...dd,
+    ]);
     expect(tok.code, tok.stderr).toBe(0);
     const secret = tok.stdout.trim();
     expect(secret).toMatch(/^ctr_[A-Za-z0-9_-]{43}$/);
@@ -199,9 +227,14 @@ describe("contree-server daemon (end to end)", () => {
     }
     peak = Math.max(peak, (await memoryOf(d.pid)).rss);
     expect(res.status).toBe(413);
-    expect(JSON.parse(res.body)).toEqual({ error: `upload exceeds the limit of ${8 * MiB} bytes`, status: 413 });
+    expect(JSON.parse(res.body)).toEqual({
+      error: `upload exceeds the limit of ${8 * MiB} bytes`,
+      status: 413,
+    });
     const growth = peak - base.rss;
-    console.log(`oversized upload: RSS ${Math.round(base.rss / MiB)} MiB -> peak ${Math.round(peak / MiB)} MiB (growth ${(growth / MiB).toFixed(1)} MiB)`);
+    console.log(
+      `oversized upload: RSS ${Math.round(base.rss / MiB)} MiB -> peak ${Math.round(peak / MiB)} MiB (growth ${(growth / MiB).toFixed(1)} MiB)`,
+    );
     expect(growth).toBeLessThan(50 * MiB);
     expect(await readdir(join(d.dataDir, "content", "ingest"))).toEqual([]);
     expect((await readdir(join(d.dataDir, "content", "blobs", "sha256"))).sort()).toEqual(blobsBefore.sort());
@@ -229,7 +262,10 @@ describe("first start without a bootstrap token", () => {
     const first = await startDaemon({ dataDir: dir, token: null });
     let generated: string;
     try {
-      const m = /Admin token for project "default" \(shown once, store it now\):\n {2}(ctr_[A-Za-z0-9_-]{43})\n/.exec(first.stdout());
+      const m =
+        /Admin token for project "default" \(shown once, store it now\):\n {2}(ctr_[A-Za-z0-9_-]{43})\n/.exec(
+          first.stdout(),
+        );
       expect(m, first.stdout()).not.toBeNull();
       generated = m?.[1] as string;
       expect(first.token).toBe(generated);
@@ -263,7 +299,10 @@ describe("bad configuration", () => {
       const data = (n: string) => join(parent, n);
       const [listen, runtime, both, inUse] = await inPairs([
         () => runCli(["serve", "--data-dir", data("a"), "--listen", "localhost"]),
-        () => runCli(["serve", "--data-dir", data("b"), "--listen", "127.0.0.1:0"], { env: { CONTREE_RUNTIME: "kata" } }),
+        () =>
+          runCli(["serve", "--data-dir", data("b"), "--listen", "127.0.0.1:0"], {
+            env: { CONTREE_RUNTIME: "kata" },
+          }),
         () => runCli(["serve", "--data-dir", data("c"), "--listen", "[::1]:99999", "--log-level", "loud"]),
         () => runCli(["serve", "--data-dir", data("d"), "--listen", `127.0.0.1:${port}`]),
       ]);
@@ -273,7 +312,7 @@ describe("bad configuration", () => {
       expect(runtime.stderr).toContain('runtime must be one of auto, gvisor, oci, got "kata"');
       expect(both.code).toBe(2);
       expect(both.stderr).toContain("listen port must be 0..65535, got 99999");
-      expect(both.stderr).toContain('log level must be one of');
+      expect(both.stderr).toContain("log level must be one of");
       for (const r of [listen, runtime, both]) {
         expect(r.stderr).toMatch(/^contree-server: invalid configuration:\n/);
         expect(r.stderr).not.toMatch(/\n\s+at /);

@@ -57,7 +57,13 @@ describe("metadata repositories", () => {
     it("upsert dedupes by (project, sha256): same id, created_at kept, updated_at touched", async () => {
       const first = await s.files.upsert(a.id, hex("a"), 10, 1000);
       expect(first.created).toBe(true);
-      expect(first.file).toMatchObject({ projectId: a.id, sha256: hex("a"), size: 10, createdAt: 1000, updatedAt: 1000 });
+      expect(first.file).toMatchObject({
+        projectId: a.id,
+        sha256: hex("a"),
+        size: 10,
+        createdAt: 1000,
+        updatedAt: 1000,
+      });
       const again = await s.files.upsert(a.id, hex("a"), 10, 2000);
       expect(again.created).toBe(false);
       expect(again.file).toEqual({ ...first.file, updatedAt: 2000 });
@@ -83,12 +89,22 @@ describe("metadata repositories", () => {
 
     it("list: newest first, ties by id descending, limit/offset, inclusive since/until", async () => {
       const made = [];
-      for (let i = 0; i < 5; i++) made.push((await s.files.upsert(a.id, hex(String(i)), i, 1000 + i * 10)).file);
+      for (let i = 0; i < 5; i++)
+        made.push((await s.files.upsert(a.id, hex(String(i)), i, 1000 + i * 10)).file);
       const tie = (await s.files.upsert(a.id, hex("e"), 99, 1040)).file;
       const list = await s.files.list(a.id, { limit: 100, offset: 0 });
       const top = [made[4], tie].sort((x, y) => (x!.id < y!.id ? 1 : -1));
-      expect(list.map((f) => f.id)).toEqual([...top.map((f) => f!.id), made[3]!.id, made[2]!.id, made[1]!.id, made[0]!.id]);
-      expect((await s.files.list(a.id, { limit: 2, offset: 1 })).map((f) => f.id)).toEqual([list[1]!.id, list[2]!.id]);
+      expect(list.map((f) => f.id)).toEqual([
+        ...top.map((f) => f!.id),
+        made[3]!.id,
+        made[2]!.id,
+        made[1]!.id,
+        made[0]!.id,
+      ]);
+      expect((await s.files.list(a.id, { limit: 2, offset: 1 })).map((f) => f.id)).toEqual([
+        list[1]!.id,
+        list[2]!.id,
+      ]);
       expect(await s.files.list(a.id, { limit: 10, offset: 100 })).toEqual([]);
       const window = await s.files.list(a.id, { limit: 100, offset: 0, since: 1010, until: 1030 });
       expect(window.map((f) => f.createdAt)).toEqual([1030, 1020, 1010]);
@@ -97,7 +113,15 @@ describe("metadata repositories", () => {
 
   describe("tokens", () => {
     const insert = (projectId: string, hash: string, expiresAt: number | null = null) =>
-      s.tokens.insert({ id: newId(), projectId, hash, admin: false, permissions: allPerms, description: "t", expiresAt });
+      s.tokens.insert({
+        id: newId(),
+        projectId,
+        hash,
+        admin: false,
+        permissions: allPerms,
+        description: "t",
+        expiresAt,
+      });
 
     it("insert, find by hash, list per project, count", async () => {
       const t = await insert(a.id, "h1", 123);

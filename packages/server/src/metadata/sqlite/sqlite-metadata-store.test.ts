@@ -45,7 +45,9 @@ describe("SqliteMetadataStore", () => {
     open.pop();
     for (let i = 0; i < 3; i++) {
       const s = openStore();
-      const rows = await sql<{ version: number }>`SELECT version FROM schema_migrations ORDER BY version`.execute(s.db);
+      const rows = await sql<{
+        version: number;
+      }>`SELECT version FROM schema_migrations ORDER BY version`.execute(s.db);
       expect(rows.rows.map((r) => r.version)).toEqual(SQLITE_MIGRATIONS.map((m) => m.version));
       expect(await s.projects.findByName("alpha")).toEqual(p);
       await s.close();
@@ -65,7 +67,9 @@ describe("SqliteMetadataStore", () => {
     await s.close();
     open.pop();
     const raw = new BetterSqlite3(path);
-    raw.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(9999, "future", Date.now());
+    raw
+      .prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+      .run(9999, "future", Date.now());
     raw.close();
     try {
       openStore();
@@ -80,7 +84,14 @@ describe("SqliteMetadataStore", () => {
     const s = openStore();
     const insert = s.db
       .insertInto("files")
-      .values({ id: newId(), project_id: newId(), sha256: "a".repeat(64), size: 1, created_at: 1, updated_at: 1 })
+      .values({
+        id: newId(),
+        project_id: newId(),
+        sha256: "a".repeat(64),
+        size: 1,
+        created_at: 1,
+        updated_at: 1,
+      })
       .execute();
     await expect(insert).rejects.toThrow(/FOREIGN KEY/);
   });
