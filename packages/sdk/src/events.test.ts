@@ -1,7 +1,8 @@
+import { getEventListeners } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Stub, sendJson, sseFrame, startStub } from "../test/http-stub.js";
 import { ContreeClient } from "./client.js";
-import { isOperationFailed, isTimeout } from "./errors.js";
+import { isAbort, isOperationFailed, isTimeout } from "./errors.js";
 import type { OperationEvent } from "./types.js";
 
 const OP = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
@@ -129,5 +130,33 @@ describe("event stream edge cases", () => {
     expect(events.map((e) => e.id)).toEqual([2, 3]);
     const req = stub.requests.filter((r) => r.path.endsWith("/events")).at(-1);
     expect(req?.query.has("follow")).toBe(false);
+  });
+
+  it("leaves no abort listeners on the caller's signal once streams are done", async () => {
+    mode = "";
+    const ac = new AbortController();
+    const c = client();
+    for (let i = 0; i < 5; i++) {
+      for await (const _ of c.operations.handle(OP, "instance").events({ signal: ac.signal })) {
+        // drain
+      }
+      await c.whoami({ signal: ac.signal }).catch(() => undefined);
+    }
+    // Consumers that stop early cancel the stream, which also releases the listener.
+    for await (const _ of c.operations.handle(OP, "instance").events({ signal: ac.signal })) break;
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
+  });
+
+  it("aborting the caller's signal ends a live stream with AbortError", async () => {
+    mode = "hang";
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    const err = await (async () => {
+      for await (const _ of client().operations.handle(OP, "instance").events({ signal: ac.signal })) {
+        // nothing arrives
+      }
+    })().catch((e: unknown) => e);
+    expect(isAbort(err)).toBe(true);
+    expect((err as { kind?: string }).kind).toBe("aborted");
   });
 });

@@ -155,9 +155,10 @@ export class Transport {
     let handedOver = false;
     try {
       const res = await this.attempts(spec, opts, deadline);
-      if (spec.stream) {
+      if (spec.stream && res.body) {
         deadline.clearTimer();
         handedOver = true;
+        return withCleanup(res, () => deadline.dispose());
       }
       return res;
     } finally {
@@ -284,6 +285,42 @@ export class Transport {
     if (ua) h["User-Agent"] = ua;
     return { ...h, ...this.options.headers, ...opts.headers };
   }
+}
+
+/**
+ * The same response with a body that runs `cleanup` once it is fully read, fails or is cancelled, so a
+ * long-lived caller signal does not collect one abort listener per stream.
+ */
+function withCleanup(res: Response, cleanup: () => void): Response {
+  const reader = res.body!.getReader();
+  let done = false;
+  const finish = () => {
+    if (!done) {
+      done = true;
+      cleanup();
+    }
+  };
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const chunk = await reader.read();
+        if (chunk.done) {
+          finish();
+          controller.close();
+        } else {
+          controller.enqueue(chunk.value);
+        }
+      } catch (e) {
+        finish();
+        controller.error(e);
+      }
+    },
+    async cancel(reason) {
+      finish();
+      await reader.cancel(reason);
+    },
+  });
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
 function isRedirect(res: Response): boolean {
