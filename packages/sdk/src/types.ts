@@ -250,6 +250,9 @@ export type OperationResponse = OperationSummary & {
   result?: OperationResult | null;
 };
 
+/** Alias under the schema name our server's OpenAPI document uses (`$id: "Operation"`). */
+export type Operation = OperationResponse;
+
 // ---------------------------------------------------------------- events
 
 export interface EventResources {
