@@ -22,6 +22,8 @@ import { HttpRegistryClient } from "./registry/http-registry-client.js";
 import { instancesRoutes } from "./api/routes/instances.js";
 import { InstanceHandler } from "./instances/instance-handler.js";
 import { InstanceService } from "./instances/instance-service.js";
+import { LiveInstances } from "./instances/live-instances.js";
+import { subprocessRoutes } from "./api/routes/subprocesses.js";
 import { reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
 import { bootstrap } from "./auth/bootstrap.js";
 import type { Config } from "./config/config.js";
@@ -89,8 +91,10 @@ export async function createServer(config: Config, logger: Logger = createLogger
   const { driver, report } = await selectDriver(config.runtime, { stateDir: layout.runtimeState, workDir: layout.selfTest });
   logger.info({ runtime: driver.name, kind: driver.kind, version: report.find((r) => r.name === driver.name)?.version, isolation: driver.isolation, report }, "sandbox runtime selected");
   const compactor = new Compactor(store, layers, layout.runs, logger);
+  const live = new LiveInstances();
   const instanceHandler = new InstanceHandler({
     onImage: (img) => compactor.consider(img),
+    live,
     store,
     layers,
     content,
@@ -128,6 +132,7 @@ export async function createServer(config: Config, logger: Logger = createLogger
       operationsRoutes({ store, queue }),
       instancesRoutes({ config, instances: new InstanceService(config, store, images, queue, config.defaultNetworking) }),
       eventsRoutes({ store, events }),
+      subprocessRoutes({ store, live }),
       inspectRoutes({ images, layers }),
     ],
   });

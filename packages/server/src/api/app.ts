@@ -11,6 +11,7 @@ import { newId } from "../core/ids.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { Logger } from "../observability/logger.js";
 import { createHttpMetrics, type MetricsRegistry } from "../observability/metrics.js";
+import { acceptsGzip } from "./compression.js";
 import { makeErrorHandler } from "./error-handler.js";
 import "./request-context.js";
 import { filesRoutes } from "./routes/files.js";
@@ -96,7 +97,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const ct = String(reply.getHeader("content-type") ?? "");
     if (!ct.startsWith("application/json") && !ct.startsWith("text/")) return payload;
     const accept = String(req.headers["accept-encoding"] ?? "");
-    if (payload.length >= GZIP_MIN && /\bgzip\b/.test(accept) && req.method !== "HEAD") {
+    if (payload.length >= GZIP_MIN && acceptsGzip(accept) && req.method !== "HEAD") {
       void reply.header("content-encoding", "gzip").header("vary", "accept-encoding");
       return gzip(payload);
     }

@@ -15,6 +15,7 @@ import type { Logger } from "../observability/logger.js";
 import type { HandlerContext, HandlerOutcome, OperationHandler } from "../operations/operation-handler.js";
 import { diffStats, mountRootfs, unmount } from "../runtime/rootfs.js";
 import type { ExitStatus, ResourceStats, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
+import type { LiveInstances } from "./live-instances.js";
 import { OutputCapture } from "./output-capture.js";
 import { eventResources, redactEnv, resultResources } from "./resources.js";
 import { ensureDir, writeFileInto } from "./rootfs-writer.js";
@@ -31,6 +32,8 @@ export interface InstanceHandlerOptions {
   runsDir: string;
   logger: Logger;
   limits: { memoryBytes: number; pids: number; cpuQuota?: number };
+  /** Running sandboxes, for subprocesses and stdin while the main process lives. */
+  live: LiveInstances;
   /** Called after a new image is committed (compaction looks at its chain). */
   onImage?: (img: ImageRecord) => void;
 }
@@ -113,8 +116,10 @@ export class InstanceHandler implements OperationHandler {
           sbx.stdin.write(input);
           await ctx.emit(1, "stdin", { ...toStreamRepr(input) });
         }
-        sbx.stdin.end();
+        // `close: false` keeps it open for POST .../subprocesses/1/stdin.
+        if (meta.stdin.close) sbx.stdin.end();
       }
+      this.o.live.register(op.id, sbx, ctx.emit, env, meta.stdin.close ? null : sbx.stdin);
 
       let timedOut = false;
       const timer = setTimeout(() => {
@@ -131,6 +136,7 @@ export class InstanceHandler implements OperationHandler {
         ctx.signal.removeEventListener("abort", onAbort);
       }
       // The main process is gone: whatever it left running (daemons, subprocesses) goes too.
+      await this.o.live.unregister(op.id);
       await sbx.kill("SIGKILL").catch(() => undefined);
       const [out, err] = await Promise.all([stdout.done, stderr.done]);
       const stats: ResourceStats | undefined = await sbx.stats().catch(() => undefined);
@@ -184,6 +190,7 @@ export class InstanceHandler implements OperationHandler {
         completion: { result_image_uuid: resultImage?.id ?? null, image_size_bytes: diff.bytes },
       };
     } finally {
+      await this.o.live.unregister(op.id);
       if (sandbox) await sandbox.destroy().catch((err: unknown) => this.o.logger.warn({ err, opId: op.id }, "sandbox cleanup failed"));
       if (mounted) await unmount(rootfs).catch((err: unknown) => this.o.logger.warn({ err, opId: op.id }, "unmount failed"));
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);

@@ -8,7 +8,7 @@ type Doc = Record<string, unknown> & {
   result: { image: string | null };
 };
 
-const decode = (s: { value: string; encoding: string }) => (s.encoding === "base64" ? Buffer.from(s.value, "base64").toString() : s.value);
+const decode = (s: { value: string; encoding?: string }) => (s.encoding === "base64" ? Buffer.from(s.value, "base64").toString() : s.value);
 
 describe("runs", () => {
   let t: TestServer;

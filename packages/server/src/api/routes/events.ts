@@ -8,6 +8,7 @@ import type { MetadataStore } from "../../metadata/metadata-store.js";
 import { TERMINAL_STATUSES } from "../../metadata/repos/operation-repo.js";
 import type { EventLog, OperationEvent } from "../../operations/event-log.js";
 import type { ApiApp } from "../api-app.js";
+import { acceptsGzip } from "../compression.js";
 import { ErrorSchema, FlagSchema } from "../pagination.js";
 import { principalOf } from "../request-context.js";
 import { OperationParams } from "./operations.js";
@@ -70,7 +71,7 @@ export function eventsRoutes(d: EventsRouteDeps) {
 
         reply.hijack();
         const res = reply.raw;
-        const gzip = /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""));
+        const gzip = acceptsGzip(String(req.headers["accept-encoding"] ?? ""));
         res.writeHead(200, {
           "content-type": "text/event-stream; charset=utf-8",
           "cache-control": "no-cache",

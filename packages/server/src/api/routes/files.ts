@@ -33,21 +33,27 @@ export async function filesRoutes(app: ApiApp, deps: AppDeps): Promise<void> {
   const files = new FileService(deps.store, deps.content, deps.config.maxUploadBytes);
   app.addSchema(FileSchema);
 
-  app.post(
-    "/files",
-    {
-      schema: {
-        summary: "Upload a file (raw bytes, chunked or with Content-Length)",
-        response: { 201: Type.Ref(FileSchema), 400: ErrorSchema, 413: ErrorSchema },
+  // Uploads are raw bytes whatever their Content-Type (MCP labels everything JSON): this scope
+  // hands every body to the route as a stream, never parsed and never buffered.
+  await app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
+    scope.post(
+      "/files",
+      {
+        schema: {
+          summary: "Upload a file (raw bytes, chunked or with Content-Length)",
+          response: { 201: Type.Ref(FileSchema), 400: ErrorSchema, 413: ErrorSchema },
+        },
       },
-    },
-    async (req, reply) => {
-      const p = principalOf(req);
-      const body = (req.body as Readable | undefined) ?? req.raw;
-      const f = await files.upload(p.project.id, body);
-      return reply.code(201).send(fileJson(f));
-    },
-  );
+      async (req, reply) => {
+        const p = principalOf(req);
+        const body = (req.body as Readable | undefined) ?? req.raw;
+        const f = await files.upload(p.project.id, body);
+        return reply.code(201).send(fileJson(f));
+      },
+    );
+  });
 
   app.get(
     "/files",

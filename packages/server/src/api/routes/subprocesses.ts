@@ -1,0 +1,123 @@
+import { Type } from "@sinclair/typebox";
+import { requirePermission } from "../../auth/principal.js";
+import { failedPrecondition, invalidArgument, notFound } from "../../core/errors.js";
+import { isUuid } from "../../core/ids.js";
+import { type LiveInstances, parseExecSpec, parseSignal } from "../../instances/live-instances.js";
+import type { InstanceMetadata } from "../../instances/spawn-request.js";
+import type { MetadataStore } from "../../metadata/metadata-store.js";
+import { ACTIVE_STATUSES, type OperationRecord } from "../../metadata/repos/operation-repo.js";
+import type { ApiApp } from "../api-app.js";
+import type { Principal } from "../../auth/principal.js";
+import { ErrorSchema } from "../pagination.js";
+import { principalOf } from "../request-context.js";
+
+const Params = Type.Object({ operation_id: Type.String() });
+const SpidParams = Type.Object({ operation_id: Type.String(), spid: Type.String() });
+const Stdin = Type.Object({ value: Type.String(), encoding: Type.Optional(Type.String()), close: Type.Optional(Type.Boolean()) }, { additionalProperties: true });
+
+function spidOf(s: string): number {
+  if (!/^\d{1,9}$/.test(s) || Number(s) < 1) throw invalidArgument("spid must be a positive integer");
+  return Number(s);
+}
+
+/** Extra processes in a running instance (spid ≥ 2) and stdin of any of them (spid 1 = main). */
+export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances }) {
+  async function activeInstance(p: Principal, raw: string): Promise<OperationRecord> {
+    const id = raw.toLowerCase();
+    const op = isUuid(id) ? await d.store.operations.get(id, p.project.id) : undefined;
+    if (!op || op.kind !== "instance") throw notFound("operation not found");
+    return op;
+  }
+  function requireRunning(op: OperationRecord): void {
+    if (!ACTIVE_STATUSES.includes(op.status)) throw failedPrecondition(`the instance has finished (${op.status})`);
+    if (!d.live.has(op.id)) throw failedPrecondition("the instance is not running yet; retry once its main process has started");
+  }
+
+  return async (app: ApiApp): Promise<void> => {
+    app.post(
+      "/operations/:operation_id/subprocesses",
+      {
+        schema: {
+          summary: "Start another process in a running instance",
+          params: Params,
+          body: Type.Object({ command: Type.String() }, { additionalProperties: true }),
+          response: { 201: Type.Object({ spid: Type.Integer() }), 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema },
+        },
+      },
+      async (req, reply) => {
+        const p = principalOf(req);
+        requirePermission(p, "spawn_disposable");
+        const op = await activeInstance(p, req.params.operation_id);
+        requireRunning(op);
+        const spec = parseExecSpec(req.body, { cwd: (op.metadata as InstanceMetadata).cwd });
+        return reply.code(201).send({ spid: await d.live.exec(op.id, spec) });
+      },
+    );
+
+    app.get(
+      "/operations/:operation_id/subprocesses/:spid",
+      {
+        schema: {
+          summary: "The folded result of a process so far",
+          params: SpidParams,
+          response: { 200: Type.Object({}, { additionalProperties: true }), 404: ErrorSchema },
+        },
+      },
+      async (req) => {
+        const p = principalOf(req);
+        requirePermission(p, "list");
+        const op = await activeInstance(p, req.params.operation_id);
+        const spid = spidOf(req.params.spid);
+        if (spid === 1 && !d.live.has(op.id)) {
+          const result = (op.metadata as { result?: Record<string, unknown> }).result;
+          if (result) return result;
+        }
+        if (!d.live.has(op.id)) throw notFound(`no process ${spid} in this instance`);
+        return d.live.result(op.id, spid) as Record<string, unknown>;
+      },
+    );
+
+    app.delete(
+      "/operations/:operation_id/subprocesses/:spid",
+      {
+        schema: {
+          summary: "Signal a process (default TERM); the instance goes on unless it is spid 1",
+          params: SpidParams,
+          querystring: Type.Object({ signal: Type.Optional(Type.String()) }),
+          response: { 202: Type.Object({ spid: Type.Integer(), signal: Type.String() }), 404: ErrorSchema, 409: ErrorSchema },
+        },
+      },
+      async (req, reply) => {
+        const p = principalOf(req);
+        requirePermission(p, "cancel");
+        const op = await activeInstance(p, req.params.operation_id);
+        requireRunning(op);
+        const spid = spidOf(req.params.spid);
+        const sig = parseSignal(req.query.signal);
+        await d.live.signal(op.id, spid, sig);
+        return reply.code(202).send({ spid, signal: sig });
+      },
+    );
+
+    app.post(
+      "/operations/:operation_id/subprocesses/:spid/stdin",
+      {
+        schema: {
+          summary: "Write to a process's stdin (and close it when close is true, the default)",
+          params: SpidParams,
+          body: Stdin,
+          response: { 202: Type.Object({ spid: Type.Integer() }), 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema },
+        },
+      },
+      async (req, reply) => {
+        const p = principalOf(req);
+        requirePermission(p, "spawn_disposable");
+        const op = await activeInstance(p, req.params.operation_id);
+        requireRunning(op);
+        const spid = spidOf(req.params.spid);
+        await d.live.writeStdin(op.id, spid, req.body.value, req.body.encoding, req.body.close ?? true);
+        return reply.code(202).send({ spid });
+      },
+    );
+  };
+}
