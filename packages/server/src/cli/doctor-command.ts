@@ -1,17 +1,51 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Command } from "commander";
-import { hostReport } from "../observability/host-report.js";
+import { hostReport, type HostReportLine } from "../observability/host-report.js";
+import { candidateDrivers } from "../runtime/index.js";
+
+/** Runs every driver's self-test in a scratch dir and says why one fails. */
+async function driverLines(): Promise<HostReportLine[]> {
+  const work = await mkdtemp(join(tmpdir(), "contree-doctor-"));
+  const lines: HostReportLine[] = [];
+  try {
+    let chosen: string | undefined;
+    for (const d of candidateDrivers("auto", { stateDir: join(work, "state"), workDir: work })) {
+      let version: string;
+      try {
+        version = await d.version();
+      } catch {
+        lines.push({ name: `driver ${d.name}`, ok: false, detail: "not installed" });
+        continue;
+      }
+      const r = await d.selfTest({ workDir: work });
+      if (r.ok && chosen === undefined) chosen = d.name;
+      lines.push({
+        name: `driver ${d.name} (${d.kind})`,
+        ok: r.ok,
+        detail: r.ok ? `${version}; self-test passed; ${d.isolation}` : `${version}; self-test failed: ${r.reason}`,
+      });
+    }
+    lines.push({ name: "runtime auto", ok: chosen !== undefined, detail: chosen ? `would use ${chosen}` : "no driver passes its self-test" });
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  return lines;
+}
 
 export function registerDoctorCommand(program: Command): void {
   program
     .command("doctor")
-    .description("report what this host offers for running sandboxes")
+    .description("report what this host offers for running sandboxes, with every driver's self-test")
     .option("--json", "machine-readable output")
     .action(async (opts: { json?: boolean }) => {
       const report = await hostReport();
+      const lines = [...report.lines, ...(await driverLines())];
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ lines }, null, 2)}\n`);
         return;
       }
-      for (const line of report.lines) process.stdout.write(`${line.ok ? "ok  " : "FAIL"}  ${line.name}: ${line.detail}\n`);
+      for (const line of lines) process.stdout.write(`${line.ok ? "ok  " : "FAIL"}  ${line.name}: ${line.detail}\n`);
     });
 }
