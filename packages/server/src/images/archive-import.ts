@@ -11,7 +11,7 @@ import type { ImageRecord } from "../metadata/repos/image-repo.js";
 import type { Project } from "../metadata/repos/project-repo.js";
 import { openImageArchive } from "../registry/archive-reader.js";
 import type { Platform } from "../registry/registry-client.js";
-import { type ImportProgress, ImageImporter } from "./image-importer.js";
+import { ImageImporter, type ImportProgress } from "./image-importer.js";
 import type { LayerStore } from "./layer-store.js";
 import { validateTag } from "./tag-grammar.js";
 

@@ -26,11 +26,27 @@ interface PushedImage {
 }
 
 /** Pushes a one-layer image holding `bytes` random bytes (uncompressed or gzip) to a no-auth registry. */
-async function pushRandomImage(reg: RegistryHandle, repo: string, bytes: number, gzip = false): Promise<PushedImage> {
+async function pushRandomImage(
+  reg: RegistryHandle,
+  repo: string,
+  bytes: number,
+  gzip = false,
+): Promise<PushedImage> {
   const dir = await mkdtemp(join(tmpdir(), "contree-rnd-image-"));
   try {
     await writeFile(join(dir, "random.bin"), randomBytes(bytes));
-    await run("tar", ["--create", "--file", join(dir, "layer.tar"), "--directory", dir, "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0", "random.bin"]);
+    await run("tar", [
+      "--create",
+      "--file",
+      join(dir, "layer.tar"),
+      "--directory",
+      dir,
+      "--owner=0",
+      "--group=0",
+      "--numeric-owner",
+      "--mtime=@0",
+      "random.bin",
+    ]);
     const tarBytes = await readFile(join(dir, "layer.tar"));
     const diffId = sha(tarBytes);
     let layer = tarBytes;
@@ -40,18 +56,38 @@ async function pushRandomImage(reg: RegistryHandle, repo: string, bytes: number,
     }
     const p = hostPlatform();
     const config = Buffer.from(
-      JSON.stringify({ architecture: p.architecture, os: p.os, ...(p.variant ? { variant: p.variant } : {}), config: {}, rootfs: { type: "layers", diff_ids: [diffId] } }),
+      JSON.stringify({
+        architecture: p.architecture,
+        os: p.os,
+        ...(p.variant ? { variant: p.variant } : {}),
+        config: {},
+        rootfs: { type: "layers", diff_ids: [diffId] },
+      }),
     );
     const layerDigest = await pushBlob(reg, repo, layer);
     const manifest = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
         mediaType: OCI_MANIFEST,
-        config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: await pushBlob(reg, repo, config), size: config.length },
-        layers: [{ mediaType: `application/vnd.oci.image.layer.v1.tar${gzip ? "+gzip" : ""}`, digest: layerDigest, size: layer.length }],
+        config: {
+          mediaType: "application/vnd.oci.image.config.v1+json",
+          digest: await pushBlob(reg, repo, config),
+          size: config.length,
+        },
+        layers: [
+          {
+            mediaType: `application/vnd.oci.image.layer.v1.tar${gzip ? "+gzip" : ""}`,
+            digest: layerDigest,
+            size: layer.length,
+          },
+        ],
       }),
     );
-    const r = await fetch(`${reg.url}/v2/${repo}/manifests/latest`, { method: "PUT", headers: { "content-type": OCI_MANIFEST }, body: manifest });
+    const r = await fetch(`${reg.url}/v2/${repo}/manifests/latest`, {
+      method: "PUT",
+      headers: { "content-type": OCI_MANIFEST },
+      body: manifest,
+    });
     if (r.status !== 201) throw new Error(`manifest push failed: ${r.status} ${await r.text()}`);
     return { repo, layerDigest };
   } finally {
@@ -69,13 +105,21 @@ async function pushBlob(reg: RegistryHandle, repo: string, data: Buffer): Promis
   if (start.status !== 202 || !location) throw new Error(`blob upload not started: ${start.status}`);
   const u = new URL(location, reg.url);
   u.searchParams.set("digest", digest);
-  const put = await fetch(u, { method: "PUT", headers: { "content-type": "application/octet-stream" }, body: data });
+  const put = await fetch(u, {
+    method: "PUT",
+    headers: { "content-type": "application/octet-stream" },
+    body: data,
+  });
   await put.arrayBuffer();
   if (put.status !== 201) throw new Error(`blob upload failed: ${put.status}`);
   return digest;
 }
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+async function waitFor(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
@@ -109,7 +153,10 @@ async function setup(bytes: number, gzip = false): Promise<{ image: PushedImage;
 }
 
 async function startImport(host: string, repo: string, extra: Record<string, unknown> = {}): Promise<string> {
-  const r = await t.api("/v1/images/import", { method: "POST", json: { registry: { url: `docker://${host}/${repo}` }, ...extra } });
+  const r = await t.api("/v1/images/import", {
+    method: "POST",
+    json: { registry: { url: `docker://${host}/${repo}` }, ...extra },
+  });
   expect(r.status).toBe(202);
   return ((await r.json()) as { uuid: string }).uuid;
 }
@@ -119,7 +166,13 @@ async function opStatus(id: string): Promise<string> {
 }
 
 const listing = async (sub: string) => (await readdir(join(t.dataDir, sub))).sort();
-const imageCount = async () => (await t.server.store.images.list((await t.server.store.projects.resolve("default")).id, "", { limit: 10_000, offset: 0 })).length;
+const imageCount = async () =>
+  (
+    await t.server.store.images.list((await t.server.store.projects.resolve("default")).id, "", {
+      limit: 10_000,
+      offset: 0,
+    })
+  ).length;
 
 /** Staging empty, layers and image rows exactly as before: nothing of the import is left. */
 async function expectNothingLeft(before: { layers: string[]; images: number }): Promise<void> {
@@ -129,12 +182,16 @@ async function expectNothingLeft(before: { layers: string[]; images: number }): 
 }
 
 const snapshot = async () => ({ layers: await listing("layers"), images: await imageCount() });
-const blobGets = (p: FaultyProxy, digest: string) => p.requests.filter((r) => r.method === "GET" && r.path.endsWith(`/blobs/${digest}`));
+const blobGets = (p: FaultyProxy, digest: string) =>
+  p.requests.filter((r) => r.method === "GET" && r.path.endsWith(`/blobs/${digest}`));
 
 describe("import failures through the API", () => {
   it("cancel during a throttled blob: CANCELLED, completion event, nothing left behind", async () => {
     const { image, proxy } = await setup(2_000_000);
-    proxy.addFault({ match: new RegExp(`/blobs/${image.layerDigest}$`), fault: { kind: "throttle", bytesPerSecond: 100_000 } });
+    proxy.addFault({
+      match: new RegExp(`/blobs/${image.layerDigest}$`),
+      fault: { kind: "throttle", bytesPerSecond: 100_000 },
+    });
     const before = await snapshot();
     const id = await startImport(proxy.host, image.repo, { tag: "cancel-me" });
     await waitFor("the layer download", () => blobGets(proxy, image.layerDigest).length > 0);
@@ -151,14 +208,19 @@ describe("import failures through the API", () => {
     expect(last).toContain("event: completion");
     expect(last).toContain('"status":"CANCELLED"');
     await expectNothingLeft(before);
-    expect((await t.api("/v1/images?tag=cancel-me").then((r) => r.json())) as { images: unknown[] }).toEqual({ images: [] });
+    expect((await t.api("/v1/images?tag=cancel-me").then((r) => r.json())) as { images: unknown[] }).toEqual({
+      images: [],
+    });
     // A second DELETE on a terminal operation is a conflict.
     expect((await t.api(`/v1/operations/${id}`, { method: "DELETE" })).status).toBe(409);
   });
 
   it("a corrupted layer fails with digest mismatch and leaves nothing", async () => {
     const { image, proxy } = await setup(1_500_000);
-    proxy.addFault({ match: new RegExp(`/blobs/${image.layerDigest}$`), fault: { kind: "corrupt", offset: 600_000 } });
+    proxy.addFault({
+      match: new RegExp(`/blobs/${image.layerDigest}$`),
+      fault: { kind: "corrupt", offset: 600_000 },
+    });
     const before = await snapshot();
     const op = await waitOperation(t, await startImport(proxy.host, image.repo));
     expect(op["status"]).toBe("FAILED");
@@ -168,7 +230,10 @@ describe("import failures through the API", () => {
 
   it("a corrupted gzip layer fails with a clear error and leaves nothing", async () => {
     const { image, proxy } = await setup(1_500_000, true);
-    proxy.addFault({ match: new RegExp(`/blobs/${image.layerDigest}$`), fault: { kind: "corrupt", offset: 600_000 } });
+    proxy.addFault({
+      match: new RegExp(`/blobs/${image.layerDigest}$`),
+      fault: { kind: "corrupt", offset: 600_000 },
+    });
     const before = await snapshot();
     const op = await waitOperation(t, await startImport(proxy.host, image.repo));
     expect(op["status"]).toBe("FAILED");
@@ -178,7 +243,10 @@ describe("import failures through the API", () => {
 
   it("a registry that goes away mid-pull fails clearly and leaves nothing", async () => {
     const { image, proxy } = await setup(2_000_000);
-    proxy.addFault({ match: new RegExp(`/blobs/${image.layerDigest}$`), fault: { kind: "throttle", bytesPerSecond: 200_000 } });
+    proxy.addFault({
+      match: new RegExp(`/blobs/${image.layerDigest}$`),
+      fault: { kind: "throttle", bytesPerSecond: 200_000 },
+    });
     const before = await snapshot();
     const id = await startImport(proxy.host, image.repo);
     await waitFor("the layer download", () => blobGets(proxy, image.layerDigest).length > 0);
@@ -186,13 +254,18 @@ describe("import failures through the API", () => {
     await proxy.stop();
     const op = await waitOperation(t, id);
     expect(op["status"]).toBe("FAILED");
-    expect(String(op["error"])).toMatch(new RegExp(`registry ${proxy.host.replace(/\./g, "\\.")} .*(lost while downloading blob|unreachable)`));
+    expect(String(op["error"])).toMatch(
+      new RegExp(`registry ${proxy.host.replace(/\./g, "\\.")} .*(lost while downloading blob|unreachable)`),
+    );
     await expectNothingLeft(before);
   });
 
   it("enforces the import timeout against a stalled blob", async () => {
     const { image, proxy } = await setup(1_000_000);
-    proxy.addFault({ match: new RegExp(`/blobs/${image.layerDigest}$`), fault: { kind: "stall", afterBytes: 10_000 } });
+    proxy.addFault({
+      match: new RegExp(`/blobs/${image.layerDigest}$`),
+      fault: { kind: "stall", afterBytes: 10_000 },
+    });
     const before = await snapshot();
     const t0 = Date.now();
     const op = await waitOperation(t, await startImport(proxy.host, image.repo, { timeout: 1 }));
@@ -253,7 +326,11 @@ describe("registry authentication through the API", () => {
   });
 
   const creds = (password = REGISTRY_PASSWORD) => ({ username: REGISTRY_USER, password });
-  const importFrom = async (r: RegistryHandle, repo: string, credentials?: { username: string; password: string }) => {
+  const importFrom = async (
+    r: RegistryHandle,
+    repo: string,
+    credentials?: { username: string; password: string },
+  ) => {
     const res = await t.api("/v1/images/import", {
       method: "POST",
       json: { registry: { url: `docker://${r.host}/${repo}`, ...(credentials ? { credentials } : {}) } },
@@ -309,9 +386,21 @@ describe("credentials stay secret", () => {
     ]);
     const daemon = d;
     const api = (path: string, init: RequestInit = {}) =>
-      fetch(`${daemon.url}${path}`, { ...init, headers: { authorization: `Bearer ${daemon.token}`, "content-type": "application/json", ...init.headers } });
+      fetch(`${daemon.url}${path}`, {
+        ...init,
+        headers: {
+          authorization: `Bearer ${daemon.token}`,
+          "content-type": "application/json",
+          ...init.headers,
+        },
+      });
     const wrongPassword = "wrong-Pa55word-9f3e1c";
-    const secrets = [REGISTRY_PASSWORD, wrongPassword, Buffer.from(`${REGISTRY_USER}:${REGISTRY_PASSWORD}`).toString("base64"), Buffer.from(`${REGISTRY_USER}:${wrongPassword}`).toString("base64")];
+    const secrets = [
+      REGISTRY_PASSWORD,
+      wrongPassword,
+      Buffer.from(`${REGISTRY_USER}:${REGISTRY_PASSWORD}`).toString("base64"),
+      Buffer.from(`${REGISTRY_USER}:${wrongPassword}`).toString("base64"),
+    ];
     const ids: string[] = [];
     for (const [r, password] of [
       [htpasswd, REGISTRY_PASSWORD],
@@ -321,7 +410,12 @@ describe("credentials stay secret", () => {
     ] as const) {
       const res = await api("/v1/images/import", {
         method: "POST",
-        body: JSON.stringify({ registry: { url: `docker://${r.host}/${FIXTURE_IMAGES.busybox}`, credentials: { username: REGISTRY_USER, password } } }),
+        body: JSON.stringify({
+          registry: {
+            url: `docker://${r.host}/${FIXTURE_IMAGES.busybox}`,
+            credentials: { username: REGISTRY_USER, password },
+          },
+        }),
       });
       expect(res.status).toBe(202);
       ids.push(((await res.json()) as { uuid: string }).uuid);
