@@ -39,18 +39,27 @@ export interface DirectoryListing {
 export interface InspectOptions {
   /** Images whose views are kept (default 64). */
   viewCacheSize?: number;
+  /** FileItems kept in cached directory listings, over all images (default 100 000). */
+  listingCacheEntries?: number;
   grep?: Partial<GrepLimits>;
   /** Regex worker threads (default 2). */
   grepWorkers?: number;
 }
 
+const READLINK_BATCH = 64;
+
 interface CachedImage {
+  key: string;
   view: MergedView;
   accounts?: Promise<Accounts>;
 }
 
 export class InspectService {
   private readonly views = new Map<string, CachedImage>();
+  /** Directory listings: images never change, so a listing stays true for the image's life. */
+  private readonly listings = new Map<string, DirectoryListing>();
+  private listedEntries = 0;
+  private readonly maxListedEntries: number;
   private readonly cacheSize: number;
   private readonly grepLimits: GrepLimits;
   private readonly pool: RegexWorkerPool;
@@ -58,6 +67,7 @@ export class InspectService {
 
   constructor(opts: InspectOptions = {}) {
     this.cacheSize = Math.max(1, opts.viewCacheSize ?? 64);
+    this.maxListedEntries = Math.max(0, opts.listingCacheEntries ?? 100_000);
     this.grepLimits = { ...DEFAULT_GREP_LIMITS, ...opts.grep };
     this.pool = new RegexWorkerPool(opts.grepWorkers ?? 2);
   }
@@ -66,15 +76,25 @@ export class InspectService {
   async list(img: ImageFs, path: string | undefined): Promise<DirectoryListing> {
     const c = await this.image(img);
     const norm = MergedView.normalize(path ?? "/");
+    const key = `${c.key}\0${norm}`;
+    const hit = this.listings.get(key);
+    if (hit) {
+      this.listings.delete(key);
+      this.listings.set(key, hit);
+      return hit;
+    }
     const entries = await c.view.list(norm);
     const accounts = await this.accounts(c);
-    const files: FileItem[] = [];
-    for (const st of entries) {
-      const name = st.path.slice(st.path.lastIndexOf("/") + 1);
-      const target = st.type === "symlink" ? await c.view.readlink(st.path).catch(() => "") : "";
-      files.push(fileItem(name, st, accounts, target));
+    // readlink round trips dominate a directory of symlinks (/bin): run them side by side
+    const targets: string[] = [];
+    for (let i = 0; i < entries.length; i += READLINK_BATCH) {
+      const batch = entries.slice(i, i + READLINK_BATCH);
+      targets.push(...(await Promise.all(batch.map((st) => (st.type === "symlink" ? c.view.readlink(st.path).catch(() => "") : "")))));
     }
-    return { path: norm, files };
+    const files = entries.map((st, i) => fileItem(st.path.slice(st.path.lastIndexOf("/") + 1), st, accounts, targets[i]!));
+    const listing: DirectoryListing = { path: norm, files };
+    this.remember(key, listing);
+    return listing;
   }
 
   /** The `ls -l`-like text form of a listing. */
@@ -125,6 +145,8 @@ export class InspectService {
   async close(): Promise<void> {
     await this.pool.close();
     this.views.clear();
+    this.listings.clear();
+    this.listedEntries = 0;
     const root = this.emptyRoot;
     this.emptyRoot = undefined;
     if (root) await rm(await root, { recursive: true, force: true });
@@ -140,10 +162,24 @@ export class InspectService {
       return hit;
     }
     const layers = img.layers.length > 0 ? img.layers : [await this.empty()];
-    const entry: CachedImage = { view: new MergedView(layers) };
+    const entry: CachedImage = { key, view: new MergedView(layers) };
     this.views.set(key, entry);
     while (this.views.size > this.cacheSize) this.views.delete(this.views.keys().next().value as string);
     return entry;
+  }
+
+  private remember(key: string, listing: DirectoryListing): void {
+    const n = listing.files.length + 1;
+    if (n > this.maxListedEntries) return;
+    const old = this.listings.get(key);
+    if (old) this.listedEntries -= old.files.length + 1;
+    this.listings.set(key, listing);
+    this.listedEntries += n;
+    for (const [k, l] of this.listings) {
+      if (this.listedEntries <= this.maxListedEntries) break;
+      this.listings.delete(k);
+      this.listedEntries -= l.files.length + 1;
+    }
   }
 
   private accounts(c: CachedImage): Promise<Accounts> {
