@@ -34,6 +34,7 @@ import {
   isWhiteout,
   lookupChild,
   type MergedNode,
+  MISSING,
   OPAQUE_XATTR,
   type ResolvedParent,
   resolveDir,
@@ -219,7 +220,8 @@ class Applier {
       // Something this layer put here earlier (a file, a whiteout) already hid the lower
       // directory; the new one must not bring its contents back.
       if (replaced && this.lowerNode(slot).kind === "dir") this.setOpaque(slot.host);
-      this.cache.clear();
+      // a brand-new name was never cached; anything else may have been
+      if (replaced || slot.merged.kind !== "missing") this.cache.clear();
     }
     this.setAttrs(slot.host, e, true);
   }
@@ -301,14 +303,26 @@ class Applier {
   private slot(parentComps: string[], name: string): Slot {
     const parent = runSync(resolveDir(this.roots, parentComps, { cache: this.dirCache }));
     this.ensureDirs(parent);
-    const merged = runSync(lookupChild(this.roots, parent.parts, parent.layers, name));
     const host = hostPath(this.dest, [...parent.parts, name]);
-    return { parent, name, host, merged, own: lstatOrUndefined(host) };
+    const own = lstatOrUndefined(host);
+    // dest is the top layer: what it holds decides, unless it holds nothing (one lstat per
+    // entry for a first layer)
+    let merged: MergedNode;
+    if (own === undefined) merged = this.lowerLookup(parent, name);
+    else if (isWhiteout(own)) merged = MISSING;
+    else if (own.isDirectory()) merged = { kind: "dir", layers: [0], st: own };
+    else merged = { kind: "leaf", layer: 0, st: own };
+    return { parent, name, host, merged, own };
   }
 
   private lowerNode(slot: Slot): MergedNode {
-    const lowers = slot.parent.layers.filter((i) => i !== 0);
-    return runSync(lookupChild(this.roots, slot.parent.parts, lowers, slot.name));
+    return this.lowerLookup(slot.parent, slot.name);
+  }
+
+  private lowerLookup(parent: ResolvedParent, name: string): MergedNode {
+    const lowers = parent.layers.filter((i) => i !== 0);
+    if (lowers.length === 0) return MISSING;
+    return runSync(lookupChild(this.roots, parent.parts, lowers, name));
   }
 
   /** Make the name free in dest; forget cached lookups and pending times that it invalidates. */
@@ -320,7 +334,8 @@ class Applier {
         if (k === slot.host || k.startsWith(`${slot.host}/`)) this.dirTimes.delete(k);
       }
     }
-    if (slot.own !== undefined || slot.merged.kind !== "missing") this.cache.clear();
+    // only directory nodes are cached (by symlink-free path): replacing a leaf changes none
+    if (slot.own?.isDirectory() || slot.merged.kind === "dir") this.cache.clear();
   }
 
   /**
@@ -386,7 +401,6 @@ class Applier {
       this.copyXattrs(from, to);
     }
     fs.lutimesSync(to, st.atime, st.mtime);
-    this.cache.clear();
   }
 
   private copyAttrs(from: string, to: string, st: fs.Stats): void {

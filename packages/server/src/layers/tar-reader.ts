@@ -212,9 +212,10 @@ function checksumOk(h: Buffer): boolean {
   return stored === unsigned || stored === signed;
 }
 
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
+
 function isZeroBlock(h: Buffer): boolean {
-  for (let i = 0; i < BLOCK; i++) if (h[i] !== 0) return false;
-  return true;
+  return h.equals(ZERO_BLOCK);
 }
 
 /** PAX records "LEN KEY=VALUE\n"; values stay raw bytes. An empty value means "unset". */
