@@ -24,7 +24,10 @@ const fx = await fixtures();
 const reg = await startRegistry({ seedFrom: fx.registryData });
 const t = await startTestServer();
 try {
-  const r = await t.api("/v1/images/import", { method: "POST", json: { registry: { url: `docker://${reg.host}/${FIXTURE_IMAGES.busybox}` } } });
+  const r = await t.api("/v1/images/import", {
+    method: "POST",
+    json: { registry: { url: `docker://${reg.host}/${FIXTURE_IMAGES.busybox}` } },
+  });
   const { uuid } = (await r.json()) as { uuid: string };
   const op = await waitOperation(t, uuid, 120_000);
   if (op["status"] !== "SUCCESS") throw new Error(`import failed: ${String(op["error"])}`);
@@ -64,10 +67,16 @@ try {
   }
   const base = results[0]!.p50;
   console.log(`cold list (first request per directory, one sample each): ${cold.join(", ")}`);
-  console.log(`inspect latency, ${N} sequential requests each over HTTP (keep-alive), after ${WARMUP} warm-up`);
-  console.log(`${"endpoint".padEnd(28)} ${"p50 ms".padStart(8)} ${"p95 ms".padStart(8)} ${"p50/base".padStart(9)} ${"body B".padStart(8)}`);
+  console.log(
+    `inspect latency, ${N} sequential requests each over HTTP (keep-alive), after ${WARMUP} warm-up`,
+  );
+  console.log(
+    `${"endpoint".padEnd(28)} ${"p50 ms".padStart(8)} ${"p95 ms".padStart(8)} ${"p50/base".padStart(9)} ${"body B".padStart(8)}`,
+  );
   for (const r of results) {
-    console.log(`${r.name.padEnd(28)} ${r.p50.toFixed(3).padStart(8)} ${r.p95.toFixed(3).padStart(8)} ${(r.p50 / base).toFixed(2).padStart(9)} ${String(r.bytes).padStart(8)}`);
+    console.log(
+      `${r.name.padEnd(28)} ${r.p50.toFixed(3).padStart(8)} ${r.p95.toFixed(3).padStart(8)} ${(r.p50 / base).toFixed(2).padStart(9)} ${String(r.bytes).padStart(8)}`,
+    );
   }
 } finally {
   await t.close();

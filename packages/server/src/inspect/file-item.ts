@@ -62,7 +62,8 @@ export function fileItem(name: string, st: MergedStat, accounts: Accounts, symli
 
 /** `-rwsr-xr-x`, from a full st_mode. */
 export function modeString(mode: number): string {
-  const type = (Object.entries(TYPE_BITS).find(([, b]) => (mode & 0o170000) === b)?.[0] ?? "file") as FileType;
+  const type = (Object.entries(TYPE_BITS).find(([, b]) => (mode & 0o170000) === b)?.[0] ??
+    "file") as FileType;
   const bit = (m: number, c: string) => (mode & m ? c : "-");
   const special = (x: number, s: number, on: string) => {
     const exec = (mode & x) !== 0;
@@ -112,7 +113,15 @@ export function lsDate(mtime: number, now = Date.now() / 1000): string {
 
 /** The text form of a listing: a "total" line, then one aligned `ls -l` row per entry. */
 export function listingText(items: readonly FileItem[], now = Date.now() / 1000): string {
-  const rows = items.map((f) => [modeString(f.mode), String(f.nlink), f.owner, f.group, humanSize(f.size), lsDate(f.mtime, now), f.is_symlink ? `${printable(f.path)} -> ${printable(f.symlink_to)}` : printable(f.path)]);
+  const rows = items.map((f) => [
+    modeString(f.mode),
+    String(f.nlink),
+    f.owner,
+    f.group,
+    humanSize(f.size),
+    lsDate(f.mtime, now),
+    f.is_symlink ? `${printable(f.path)} -> ${printable(f.symlink_to)}` : printable(f.path),
+  ]);
   const width = (k: number) => Math.max(0, ...rows.map((r) => r[k]!.length));
   const w = [0, width(1), width(2), width(3), width(4)];
   const total = items.reduce((s, f) => s + f.size, 0);

@@ -51,7 +51,8 @@ export function compileGlobs(globs: readonly string[]): GlobFilter {
   const hit = (gs: Glob[], name: string, rel: string, abs: string) =>
     gs.some((g) => g.matches(name) || (rel !== "" && g.matches(rel)) || g.matches(abs.replace(/^\/+/, "")));
   return {
-    includesFile: (name, rel, abs) => !hit(exclude, name, rel, abs) && (include.length === 0 || hit(include, name, rel, abs)),
+    includesFile: (name, rel, abs) =>
+      !hit(exclude, name, rel, abs) && (include.length === 0 || hit(include, name, rel, abs)),
     entersDir: (name, rel, abs) => !hit(exclude, name, rel, abs),
   };
 }

@@ -24,8 +24,18 @@ describe("line matcher", () => {
     const [r] = matchFiles(job({}));
     expect(r!.matches).toBe(3);
     expect(r!.rows.map((x) => x.line_number)).toEqual([2, 4, 7]);
-    expect(r!.rows[0]).toEqual({ line_number: 2, absolute_offset: 6, line_text: "beta root\n", line_bytes: 10, submatches: [{ text: "root", start: 5, end: 9 }], type: "match" });
-    expect(r!.rows[1]!.submatches).toEqual([{ text: "root", start: 6, end: 10 }, { text: "root", start: 11, end: 15 }]);
+    expect(r!.rows[0]).toEqual({
+      line_number: 2,
+      absolute_offset: 6,
+      line_text: "beta root\n",
+      line_bytes: 10,
+      submatches: [{ text: "root", start: 5, end: 9 }],
+      type: "match",
+    });
+    expect(r!.rows[1]!.submatches).toEqual([
+      { text: "root", start: 6, end: 10 },
+      { text: "root", start: 11, end: 15 },
+    ]);
     // "röot ü " is 9 bytes: offsets are bytes, not UTF-16 units
     expect(r!.rows[2]!.submatches).toEqual([{ text: "root", start: 9, end: 13 }]);
     expect(r!.more).toBe(false);
@@ -33,11 +43,27 @@ describe("line matcher", () => {
 
   it("adds context without repeating lines, and honours limits", () => {
     const [r] = matchFiles(job({ before: 1, after: 1 }));
-    expect(r!.rows.map((x) => `${x.line_number}${x.type[0]}`)).toEqual(["1c", "2m", "3c", "4m", "5c", "6c", "7m"]);
+    expect(r!.rows.map((x) => `${x.line_number}${x.type[0]}`)).toEqual([
+      "1c",
+      "2m",
+      "3c",
+      "4m",
+      "5c",
+      "6c",
+      "7m",
+    ]);
     const [m] = matchFiles(job({ maxCount: 1, after: 1 }));
     expect(m!.rows.map((x) => `${x.line_number}${x.type[0]}`)).toEqual(["2m", "3c"]);
     expect(m!.more).toBe(true);
-    const two = matchFiles(job({ remainingTotal: 2, files: [{ id: 0, data: enc(TEXT) }, { id: 1, data: enc(TEXT) }] }));
+    const two = matchFiles(
+      job({
+        remainingTotal: 2,
+        files: [
+          { id: 0, data: enc(TEXT) },
+          { id: 1, data: enc(TEXT) },
+        ],
+      }),
+    );
     expect(two).toHaveLength(1);
     expect(two[0]!.matches).toBe(2);
   });
@@ -69,7 +95,10 @@ describe("regex worker pool", () => {
   it("stops a catastrophic regex at the deadline and replaces the worker", async () => {
     const lease = await pool.acquire(5000);
     const t = Date.now();
-    const out = await lease!.run(job({ pattern: "(a*a*)*b", files: [{ id: 0, data: enc(`${"a".repeat(40)}\n`) }] }), 300);
+    const out = await lease!.run(
+      job({ pattern: "(a*a*)*b", files: [{ id: 0, data: enc(`${"a".repeat(40)}\n`) }] }),
+      300,
+    );
     lease!.release();
     expect(out.kind).toBe("timeout");
     expect(Date.now() - t).toBeLessThan(3000);

@@ -5,7 +5,7 @@
  * bounded by a deadline and by caps on files, bytes and output; hitting one sets `truncated`.
  */
 import { invalidArgument, isKind, notFound } from "../core/errors.js";
-import { MergedView, type MergedStat } from "../layers/merged-view.js";
+import { type MergedStat, MergedView } from "../layers/merged-view.js";
 import { compileGlobs, type GlobFilter } from "./glob.js";
 import type { MatchJob, MatchRow, WireRegex } from "./grep-matcher.js";
 import type { RegexWorkerPool } from "./regex-worker-pool.js";
@@ -71,17 +71,29 @@ interface Candidate {
   size: number;
 }
 
-export async function grepView(view: MergedView, req: GrepRequest, limits: GrepLimits, pool: RegexWorkerPool): Promise<GrepResult> {
+export async function grepView(
+  view: MergedView,
+  req: GrepRequest,
+  limits: GrepLimits,
+  pool: RegexWorkerPool,
+): Promise<GrepResult> {
   const started = Date.now();
   const deadline = started + limits.deadlineMs;
   if (req.patterns.length === 0) throw invalidArgument("pattern is required");
   if (req.patterns.length > MAX_PATTERNS) throw invalidArgument(`at most ${MAX_PATTERNS} patterns`);
   if (req.paths.length > MAX_PATHS) throw invalidArgument(`at most ${MAX_PATHS} paths`);
   if (req.globs.length > MAX_GLOBS) throw invalidArgument(`at most ${MAX_GLOBS} globs`);
-  for (const [k, v] of [["before", req.before], ["after", req.after], ["max_count", req.maxCount], ["max_total", req.maxTotal]] as const) {
-    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw invalidArgument(`${k} must be a non-negative integer`);
+  for (const [k, v] of [
+    ["before", req.before],
+    ["after", req.after],
+    ["max_count", req.maxCount],
+    ["max_total", req.maxTotal],
+  ] as const) {
+    if (v !== undefined && (!Number.isInteger(v) || v < 0))
+      throw invalidArgument(`${k} must be a non-negative integer`);
   }
-  if (req.before > MAX_CONTEXT || req.after > MAX_CONTEXT) throw invalidArgument(`context is limited to ${MAX_CONTEXT} lines`);
+  if (req.before > MAX_CONTEXT || req.after > MAX_CONTEXT)
+    throw invalidArgument(`context is limited to ${MAX_CONTEXT} lines`);
   const regexes: WireRegex[] = req.patterns.map((p) => translateRustRegex(p, req.caseMode));
   const globs = compileGlobs(req.globs);
 
@@ -92,7 +104,8 @@ export async function grepView(view: MergedView, req: GrepRequest, limits: GrepL
     try {
       targets.push({ display, real: await view.realpath(display), st: await view.stat(display) });
     } catch (err) {
-      if (isKind(err, "not_found") || isKind(err, "unprocessable")) throw notFound(`path not found: ${display.slice(0, 512)}`);
+      if (isKind(err, "not_found") || isKind(err, "unprocessable"))
+        throw notFound(`path not found: ${display.slice(0, 512)}`);
       throw err;
     }
   }

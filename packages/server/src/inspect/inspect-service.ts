@@ -22,7 +22,7 @@ import { DEFAULT_GREP_LIMITS, type GrepLimits, type GrepRequest, type GrepResult
 import { RegexWorkerPool } from "./regex-worker-pool.js";
 
 export type { FileItem } from "./file-item.js";
-export type { GrepRequest, GrepResult, GrepLimits } from "./grep.js";
+export type { GrepLimits, GrepRequest, GrepResult } from "./grep.js";
 export type { CaseMode } from "./rust-regex.js";
 
 /** An image's filesystem: its id and its layer directories, top-most first. */
@@ -89,9 +89,15 @@ export class InspectService {
     const targets: string[] = [];
     for (let i = 0; i < entries.length; i += READLINK_BATCH) {
       const batch = entries.slice(i, i + READLINK_BATCH);
-      targets.push(...(await Promise.all(batch.map((st) => (st.type === "symlink" ? c.view.readlink(st.path).catch(() => "") : "")))));
+      targets.push(
+        ...(await Promise.all(
+          batch.map((st) => (st.type === "symlink" ? c.view.readlink(st.path).catch(() => "") : "")),
+        )),
+      );
     }
-    const files = entries.map((st, i) => fileItem(st.path.slice(st.path.lastIndexOf("/") + 1), st, accounts, targets[i]!));
+    const files = entries.map((st, i) =>
+      fileItem(st.path.slice(st.path.lastIndexOf("/") + 1), st, accounts, targets[i]!),
+    );
     const listing: DirectoryListing = { path: norm, files };
     this.remember(key, listing);
     return listing;

@@ -59,17 +59,21 @@ export class RegexWorkerPool {
       this.live++;
       return Promise.resolve(this.spawn());
     }
-    if (this.waiters.length >= this.maxWaiting) throw resourceExhausted("too many searches in progress", { retryAfter: 1 });
+    if (this.waiters.length >= this.maxWaiting)
+      throw resourceExhausted("too many searches in progress", { retryAfter: 1 });
     return new Promise((resolve) => {
       const wake = (got: Worker | null) => {
         clearTimeout(timer);
         resolve(got);
       };
-      const timer = setTimeout(() => {
-        const i = this.waiters.indexOf(wake);
-        if (i >= 0) this.waiters.splice(i, 1);
-        resolve(null);
-      }, Math.max(0, timeoutMs));
+      const timer = setTimeout(
+        () => {
+          const i = this.waiters.indexOf(wake);
+          if (i >= 0) this.waiters.splice(i, 1);
+          resolve(null);
+        },
+        Math.max(0, timeoutMs),
+      );
       this.waiters.push(wake);
     });
   }
@@ -121,15 +125,21 @@ export class RegexWorkerPool {
             worker = null;
             reject(new Error("grep worker exited"));
           };
-          const timer = setTimeout(() => {
-            done();
-            worker = null;
-            void current.terminate();
-            resolve({ kind: "timeout" });
-          }, Math.max(0, timeoutMs));
+          const timer = setTimeout(
+            () => {
+              done();
+              worker = null;
+              void current.terminate();
+              resolve({ kind: "timeout" });
+            },
+            Math.max(0, timeoutMs),
+          );
           current.on("message", onMessage);
           current.on("exit", onExit);
-          current.postMessage(job, job.files.map((f) => f.data.buffer as ArrayBuffer));
+          current.postMessage(
+            job,
+            job.files.map((f) => f.data.buffer as ArrayBuffer),
+          );
         }),
       release: () => {
         if (released) return;

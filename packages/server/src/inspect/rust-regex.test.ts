@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { isKind } from "../core/errors.js";
-import { translateRustRegex, type CaseMode } from "./rust-regex.js";
+import { type CaseMode, translateRustRegex } from "./rust-regex.js";
 
 function re(p: string, mode: CaseMode = "sensitive"): RegExp {
   const t = translateRustRegex(p, mode);
@@ -72,7 +72,27 @@ describe("Rust regex → JavaScript", () => {
   });
 
   it("rejects what Rust rejects or JavaScript cannot express", () => {
-    for (const p of ["(?=x)", "(?!x)", "(?<=x)", "(?<!x)", "(a)\\1", "\\k", "a**", "*a", "(", ")", "[a", "[a&&b]", "[[a]]", "a{", "a{1001}", "(?Z)", "\\p{NoSuchClass}", "\\x{110000}", "a{3,2}"]) {
+    for (const p of [
+      "(?=x)",
+      "(?!x)",
+      "(?<=x)",
+      "(?<!x)",
+      "(a)\\1",
+      "\\k",
+      "a**",
+      "*a",
+      "(",
+      ")",
+      "[a",
+      "[a&&b]",
+      "[[a]]",
+      "a{",
+      "a{1001}",
+      "(?Z)",
+      "\\p{NoSuchClass}",
+      "\\x{110000}",
+      "a{3,2}",
+    ]) {
       rejects(p);
     }
   });

@@ -108,7 +108,11 @@ class Translator {
   run(): Pass {
     while (this.pos < this.src.length) this.term();
     if (this.stack.length > 0) bad(this.src, "unclosed group");
-    return { source: this.out === "" ? "(?:)" : this.out, uniformCase: this.uniformCase, hasUpper: this.hasUpper };
+    return {
+      source: this.out === "" ? "(?:)" : this.out,
+      uniformCase: this.uniformCase,
+      hasUpper: this.hasUpper,
+    };
   }
 
   private peek(k = 0): string | undefined {
@@ -163,6 +167,7 @@ class Translator {
       case "?":
       case "{":
         bad(this.src, "repetition operator missing expression");
+        break;
       case "\\": {
         this.pos++;
         const atom = this.escape();
@@ -229,7 +234,8 @@ class Translator {
       if (f === undefined) bad(this.src, "unclosed flag group");
       this.pos++;
       if (f === ")" || f === ":") {
-        if (this.flags.i !== before.i && (this.sawToken || this.stack.length > 0 || f === ":")) this.uniformCase = false;
+        if (this.flags.i !== before.i && (this.sawToken || this.stack.length > 0 || f === ":"))
+          this.uniformCase = false;
         if (this.flags.i !== before.i && !this.sawToken && this.stack.length === 0 && f === ")") {
           this.leadingInsensitive = this.flags.i;
         }
@@ -282,7 +288,8 @@ class Translator {
       if (!m) bad(this.src, "invalid repetition");
       const lo = Number(m[1]);
       const hi = m[3] === undefined ? undefined : Number(m[3]);
-      if (lo > MAX_REPEAT || (hi !== undefined && hi > MAX_REPEAT)) bad(this.src, `repetition count above ${MAX_REPEAT}`);
+      if (lo > MAX_REPEAT || (hi !== undefined && hi > MAX_REPEAT))
+        bad(this.src, `repetition count above ${MAX_REPEAT}`);
       if (hi !== undefined && hi < lo) bad(this.src, "invalid repetition range");
       this.pos += m[0].length;
       q = m[2] === undefined ? `{${lo}}` : `{${lo},${hi ?? ""}}`;
@@ -297,7 +304,12 @@ class Translator {
     if (this.flags.U) lazy = !lazy;
     this.out += lazy ? `${q}?` : q;
     const next = this.peek();
-    if (next === "*" || next === "+" || next === "?" || (next === "{" && /^\{\s*\d/.test(this.src.slice(this.pos)))) {
+    if (
+      next === "*" ||
+      next === "+" ||
+      next === "?" ||
+      (next === "{" && /^\{\s*\d/.test(this.src.slice(this.pos)))
+    ) {
       bad(this.src, "nested repetition needs a group");
     }
   }
@@ -395,7 +407,8 @@ class Translator {
         this.pos += n;
       }
       const cp = /^[0-9a-fA-F]{1,8}$/.test(hex) ? Number.parseInt(hex, 16) : -1;
-      if (cp < 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) bad(this.src, "invalid hexadecimal escape");
+      if (cp < 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        bad(this.src, "invalid hexadecimal escape");
       return cp;
     }
     if (/[0-9]/.test(c)) bad(this.src, "back-references and octal escapes are not supported");
@@ -425,7 +438,13 @@ class Translator {
     const candidates = [norm, `Script=${norm}`, `General_Category=${norm}`];
     if (/[:=]/.test(norm)) {
       const [k, v] = norm.split(/[:=]/, 2) as [string, string];
-      const key = { sc: "Script", script: "Script", scx: "Script_Extensions", gc: "General_Category", general_category: "General_Category" }[k.toLowerCase()];
+      const key = {
+        sc: "Script",
+        script: "Script",
+        scx: "Script_Extensions",
+        gc: "General_Category",
+        general_category: "General_Category",
+      }[k.toLowerCase()];
       candidates.unshift(`${key ?? k}=${v}`);
     }
     for (const cand of candidates) {
@@ -470,7 +489,11 @@ class Translator {
         if (this.flags.i && this.expand && (m[2] === "lower" || m[2] === "upper")) body += "A-Za-z";
         continue;
       }
-      if ((c === "&" && this.peek(1) === "&") || (c === "~" && this.peek(1) === "~") || (c === "-" && this.peek(1) === "-")) {
+      if (
+        (c === "&" && this.peek(1) === "&") ||
+        (c === "~" && this.peek(1) === "~") ||
+        (c === "-" && this.peek(1) === "-")
+      ) {
         bad(this.src, "class set operations are not supported");
       }
       const lo = this.classAtom();
@@ -543,7 +566,8 @@ class Translator {
 
 /** A code point as RegExp source that is literal in any position under the `u` flag. */
 function lit(cp: number): string {
-  if ((cp >= 0x30 && cp <= 0x39) || (cp >= 0x41 && cp <= 0x5a) || (cp >= 0x61 && cp <= 0x7a)) return String.fromCodePoint(cp);
+  if ((cp >= 0x30 && cp <= 0x39) || (cp >= 0x41 && cp <= 0x5a) || (cp >= 0x61 && cp <= 0x7a))
+    return String.fromCodePoint(cp);
   if (cp > 0x7f && !(cp >= 0x2028 && cp <= 0x2029)) return String.fromCodePoint(cp);
   return `\\u{${cp.toString(16)}}`;
 }

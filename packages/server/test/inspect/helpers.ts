@@ -52,7 +52,13 @@ export interface InspectEnv {
   close(): Promise<void>;
 }
 
-export async function importImage(t: TestServer, reg: RegistryHandle, ref: string, tag?: string, headers: Record<string, string> = {}): Promise<string> {
+export async function importImage(
+  t: TestServer,
+  reg: RegistryHandle,
+  ref: string,
+  tag?: string,
+  headers: Record<string, string> = {},
+): Promise<string> {
   const r = await t.api("/v1/images/import", {
     method: "POST",
     headers,
@@ -60,13 +66,20 @@ export async function importImage(t: TestServer, reg: RegistryHandle, ref: strin
   });
   if (r.status !== 202) throw new Error(`import ${ref}: ${r.status} ${await r.text()}`);
   const { uuid } = (await r.json()) as { uuid: string };
-  const op = Object.keys(headers).length === 0 ? await waitOperation(t, uuid, 120_000) : await waitWith(t, uuid, headers);
+  const op =
+    Object.keys(headers).length === 0
+      ? await waitOperation(t, uuid, 120_000)
+      : await waitWith(t, uuid, headers);
   if (op["status"] !== "SUCCESS") throw new Error(`import ${ref}: ${String(op["error"])}`);
   return (op["result"] as { image: string }).image;
 }
 
 /** waitOperation for an operation of another project (e.g. with a `Project` header). */
-async function waitWith(t: TestServer, id: string, headers: Record<string, string>): Promise<Record<string, unknown>> {
+async function waitWith(
+  t: TestServer,
+  id: string,
+  headers: Record<string, string>,
+): Promise<Record<string, unknown>> {
   const until = Date.now() + 120_000;
   for (;;) {
     const doc = (await (await t.api(`/v1/operations/${id}`, { headers })).json()) as Record<string, unknown>;
@@ -82,9 +95,12 @@ export async function startInspectEnv(): Promise<InspectEnv> {
   const work = await mkdtemp(join(tmpdir(), "contree-inspect-fixture-"));
   let t: TestServer | undefined;
   try {
-    await execFileP("bash", ["-c", BUILD_ESCAPE], { env: { ...process.env, OCILIB, WORK: work, REG: reg.host }, timeout: 120_000 });
+    await execFileP("bash", ["-c", BUILD_ESCAPE], {
+      env: { ...process.env, OCILIB, WORK: work, REG: reg.host },
+      timeout: 120_000,
+    });
     t = await startTestServer();
-    const [busybox, features, escape] = await Promise.all([
+    const [busybox, features, escapeImage] = await Promise.all([
       importImage(t, reg, FIXTURE_IMAGES.busybox, "busybox:latest"),
       importImage(t, reg, FIXTURE_IMAGES.features, "features:latest"),
       importImage(t, reg, ESCAPE_IMAGE, "escape:latest"),
@@ -95,7 +111,7 @@ export async function startInspectEnv(): Promise<InspectEnv> {
       reg,
       busybox,
       features,
-      escape,
+      escape: escapeImage,
       async close() {
         await server.close();
         await reg.stop();

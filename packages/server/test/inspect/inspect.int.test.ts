@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { issueToken, parsePermissions } from "../../src/auth/tokens.js";
 import type { FileItem } from "../../src/inspect/inspect-service.js";
 import { FIXTURE_IMAGES } from "../harness/fixtures.js";
-import { importImage, type InspectEnv, startInspectEnv } from "./helpers.js";
+import { type InspectEnv, importImage, startInspectEnv } from "./helpers.js";
 
 const execFileP = promisify(execFile);
 const BUSYBOX_PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
@@ -30,8 +30,11 @@ describe("inspect API", () => {
     const other = await store.projects.create("other-team");
     otherToken = (await issueToken(store, { projectId: other.id })).secret;
     const def = await store.projects.findByName("default");
-    noListToken = (await issueToken(store, { projectId: def!.id, permissions: parsePermissions("spawn") })).secret;
-    publicImage = await importImage(env.t, env.reg, FIXTURE_IMAGES.busyboxOci, "shared:1", { project: "public" });
+    noListToken = (await issueToken(store, { projectId: def!.id, permissions: parsePermissions("spawn") }))
+      .secret;
+    publicImage = await importImage(env.t, env.reg, FIXTURE_IMAGES.busyboxOci, "shared:1", {
+      project: "public",
+    });
   }, 300_000);
   afterAll(async () => {
     await env?.close();
@@ -48,7 +51,8 @@ describe("inspect API", () => {
     expect(f, `${dir}/${name}`).toBeDefined();
     return f!;
   };
-  const download = (img: string, path: string, init?: RequestInit) => api(`/v1/inspect/${img}/download?path=${encodeURIComponent(path)}`, init);
+  const download = (img: string, path: string, init?: RequestInit) =>
+    api(`/v1/inspect/${img}/download?path=${encodeURIComponent(path)}`, init);
 
   describe("tag lookup and image record", () => {
     it("redirects a tag with exactly 302 and a relative Location", async () => {
@@ -82,7 +86,9 @@ describe("inspect API", () => {
     });
 
     it("finds public tags from any project, own tags first", async () => {
-      const r = await api("/v1/inspect/?tag=shared:1", { headers: { authorization: `Bearer ${otherToken}` } });
+      const r = await api("/v1/inspect/?tag=shared:1", {
+        headers: { authorization: `Bearer ${otherToken}` },
+      });
       expect(r.status).toBe(302);
       expect(r.headers.get("location")).toBe(`${publicImage}/`);
       // the project's own tag of the same name wins over the public one
@@ -134,7 +140,23 @@ describe("inspect API", () => {
         symlink_to: "",
       });
       expect(Object.keys(passwd).sort()).toEqual(
-        ["path", "size", "owner", "group", "uid", "gid", "mode", "mtime", "nlink", "is_dir", "is_regular", "is_symlink", "is_socket", "is_fifo", "symlink_to"].sort(),
+        [
+          "path",
+          "size",
+          "owner",
+          "group",
+          "uid",
+          "gid",
+          "mode",
+          "mtime",
+          "nlink",
+          "is_dir",
+          "is_regular",
+          "is_symlink",
+          "is_socket",
+          "is_fifo",
+          "symlink_to",
+        ].sort(),
       );
     });
 
@@ -145,13 +167,25 @@ describe("inspect API", () => {
       expect(tmp.mode).toBe(0o41777);
       expect(tmp.is_dir).toBe(true);
       const sh = await item(env.busybox, "/bin", "sh");
-      expect(sh).toMatchObject({ mode: 0o120777, is_symlink: true, is_regular: false, symlink_to: "/bin/busybox", size: "/bin/busybox".length });
+      expect(sh).toMatchObject({
+        mode: 0o120777,
+        is_symlink: true,
+        is_regular: false,
+        symlink_to: "/bin/busybox",
+        size: "/bin/busybox".length,
+      });
       const feat = await list(env.features, "/opt/feat");
       const by = (n: string) => feat.files.find((f) => f.path === n)!;
       expect(by("fifo")).toMatchObject({ is_fifo: true, is_regular: false, is_dir: false, size: 0 });
       expect(by("fifo").mode & 0o170000).toBe(0o010000);
       expect(by("blockdev").mode & 0o170000).toBe(0o060000);
-      expect(by("blockdev")).toMatchObject({ is_dir: false, is_regular: false, is_symlink: false, is_fifo: false, is_socket: false });
+      expect(by("blockdev")).toMatchObject({
+        is_dir: false,
+        is_regular: false,
+        is_symlink: false,
+        is_fifo: false,
+        is_socket: false,
+      });
       expect((await item(env.features, "/dev", "null-test")).mode).toBe(0o020666);
       expect(by("suid").mode).toBe(0o104755);
       expect(by("sticky").mode).toBe(0o041777);
@@ -165,18 +199,31 @@ describe("inspect API", () => {
     it("names owners and groups from the image's own /etc/passwd and /etc/group", async () => {
       const feat = await list(env.features, "/opt/feat");
       const by = (n: string) => feat.files.find((f) => f.path === n)!;
-      expect(by("owned")).toMatchObject({ uid: 1000, gid: 1000, owner: "1000", group: "1000", mode: 0o100640 });
+      expect(by("owned")).toMatchObject({
+        uid: 1000,
+        gid: 1000,
+        owner: "1000",
+        group: "1000",
+        mode: 0o100640,
+      });
       expect(by("nobody-dir")).toMatchObject({ owner: "nobody", group: "nogroup", mode: 0o040750 });
       expect(by("sgid-shadow")).toMatchObject({ owner: "root", gid: 42, group: "42", mode: 0o102755 });
       // uid 1000 is "alice"/"staff" only in the escape image
-      expect(await item(env.escape, "/home", "alice")).toMatchObject({ owner: "alice", group: "staff", uid: 1000 });
+      expect(await item(env.escape, "/home", "alice")).toMatchObject({
+        owner: "alice",
+        group: "staff",
+        uid: 1000,
+      });
     });
 
     it("honours whiteouts and opaque directories of upper layers", async () => {
       const etc = (await list(env.features, "/etc")).files.map((f) => f.path);
       expect(etc).toContain("motd");
       expect(etc).not.toContain("hostname");
-      expect((await list(env.features, "/home")).files.map((f) => f.path)).toEqual(["new.txt", "olddir-replaced"]);
+      expect((await list(env.features, "/home")).files.map((f) => f.path)).toEqual([
+        "new.txt",
+        "olddir-replaced",
+      ]);
       expect((await list(env.features, "/")).files.map((f) => f.path)).not.toContain("linuxrc");
       expect((await list(env.busybox, "/")).files.map((f) => f.path)).toContain("linuxrc");
       expect((await download(env.features, "/etc/hostname")).status).toBe(404);
@@ -238,7 +285,9 @@ describe("inspect API", () => {
       expect(bytes.equals(readFileSync("/bin/busybox"))).toBe(true);
       expect(Number(big.headers.get("content-length"))).toBe(bytes.length);
       expect(await (await download(env.features, "/opt/feat/ünïcödé-ファイル.txt")).text()).toBe("utf8\n");
-      expect(await (await download(env.features, `/opt/feat/${"d".repeat(120)}/${"f".repeat(150)}`)).text()).toBe("long\n");
+      expect(
+        await (await download(env.features, `/opt/feat/${"d".repeat(120)}/${"f".repeat(150)}`)).text(),
+      ).toBe("long\n");
     });
 
     it("follows symlinks only inside the image", async () => {
@@ -255,13 +304,21 @@ describe("inspect API", () => {
     });
 
     it("confines traversal attempts to the image", async () => {
-      for (const p of ["../../../../etc/passwd", "/../../../../etc/passwd", "/bin/../../../etc/passwd", "etc/../../etc/./passwd", "//etc//passwd"]) {
+      for (const p of [
+        "../../../../etc/passwd",
+        "/../../../../etc/passwd",
+        "/bin/../../../etc/passwd",
+        "etc/../../etc/./passwd",
+        "//etc//passwd",
+      ]) {
         const r = await download(env.escape, p);
         expect(r.status, p).toBe(200);
         expect(await r.text(), p).toContain("alice:x:1000");
       }
       for (const p of ["../../../../etc/shadow", "/../etc/shadow", "%2e%2e/%2e%2e/etc/shadow"]) {
-        const r = await api(`/v1/inspect/${env.escape}/download?path=${p.includes("%") ? p : encodeURIComponent(p)}`);
+        const r = await api(
+          `/v1/inspect/${env.escape}/download?path=${p.includes("%") ? p : encodeURIComponent(p)}`,
+        );
         expect(r.status, p).toBe(404);
       }
     });
@@ -306,7 +363,12 @@ describe("inspect API", () => {
         await execFileP("tar", ["-xf", tarFile, "-C", dir, "--xattrs", "--xattrs-include=*"]);
         expect(await readFile(join(dir, "opt/feat/owned"), "utf8")).toBe("hello\n");
         expect(await readFile(join(dir, "opt/feat/ünïcödé-ファイル.txt"), "utf8")).toBe("utf8\n");
-        const { stdout: attr } = await execFileP("getfattr", ["-n", "user.imglab", "--only-values", join(dir, "opt/feat/xattr")]);
+        const { stdout: attr } = await execFileP("getfattr", [
+          "-n",
+          "user.imglab",
+          "--only-values",
+          join(dir, "opt/feat/xattr"),
+        ]);
         expect(attr).toBe("hello");
       } finally {
         await rm(dir, { recursive: true, force: true });
@@ -314,22 +376,32 @@ describe("inspect API", () => {
     });
 
     it("archives a single file, honours whiteouts, 404s missing paths; HEAD 200/404", async () => {
-      const one = Buffer.from(await (await api(`/v1/inspect/${env.busybox}/archive?path=/etc/passwd`)).arrayBuffer());
+      const one = Buffer.from(
+        await (await api(`/v1/inspect/${env.busybox}/archive?path=/etc/passwd`)).arrayBuffer(),
+      );
       const dir = await mkdtemp(join(tmpdir(), "contree-inspect-tar-"));
       try {
         await writeFile(join(dir, "one.tar"), one);
         expect((await execFileP("tar", ["-tf", join(dir, "one.tar")])).stdout).toBe("etc/passwd\n");
-        const home = Buffer.from(await (await api(`/v1/inspect/${env.features}/archive?path=/home`)).arrayBuffer());
+        const home = Buffer.from(
+          await (await api(`/v1/inspect/${env.features}/archive?path=/home`)).arrayBuffer(),
+        );
         await writeFile(join(dir, "home.tar"), home);
-        expect((await execFileP("tar", ["-tf", join(dir, "home.tar")])).stdout).toBe("home/\nhome/new.txt\nhome/olddir-replaced/\n");
+        expect((await execFileP("tar", ["-tf", join(dir, "home.tar")])).stdout).toBe(
+          "home/\nhome/new.txt\nhome/olddir-replaced/\n",
+        );
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
       const missing = await api(`/v1/inspect/${env.busybox}/archive?path=/nope`);
       expect(missing.status).toBe(404);
       expect(await missing.json()).toEqual({ error: "path not found", status: 404 });
-      expect((await api(`/v1/inspect/${env.busybox}/archive?path=../../../../root`, { method: "HEAD" })).status).toBe(200);
-      expect((await api(`/v1/inspect/${env.escape}/archive?path=/../../etc/shadow`, { method: "HEAD" })).status).toBe(404);
+      expect(
+        (await api(`/v1/inspect/${env.busybox}/archive?path=../../../../root`, { method: "HEAD" })).status,
+      ).toBe(200);
+      expect(
+        (await api(`/v1/inspect/${env.escape}/archive?path=/../../etc/shadow`, { method: "HEAD" })).status,
+      ).toBe(404);
       const head = await api(`/v1/inspect/${env.busybox}/archive?path=/etc`, { method: "HEAD" });
       expect(head.status).toBe(200);
       expect(head.headers.get("content-type")).toBe("application/x-tar");
@@ -340,17 +412,28 @@ describe("inspect API", () => {
   describe("access", () => {
     it("another project's image is 404 on every endpoint; public images are visible", async () => {
       const other = { headers: { authorization: `Bearer ${otherToken}` } };
-      for (const suffix of ["/", "/list?path=/", "/download?path=/etc/passwd", "/archive?path=/etc", "/grep?pattern=root"]) {
+      for (const suffix of [
+        "/",
+        "/list?path=/",
+        "/download?path=/etc/passwd",
+        "/archive?path=/etc",
+        "/grep?pattern=root",
+      ]) {
         const r = await api(`/v1/inspect/${env.busybox}${suffix}`, other);
         expect(r.status, suffix).toBe(404);
       }
-      expect((await api(`/v1/inspect/${env.busybox}/download?path=/etc/passwd`, { ...other, method: "HEAD" })).status).toBe(404);
+      expect(
+        (await api(`/v1/inspect/${env.busybox}/download?path=/etc/passwd`, { ...other, method: "HEAD" }))
+          .status,
+      ).toBe(404);
       expect((await api("/v1/inspect/?tag=busybox:latest", other)).status).toBe(404);
       expect((await api(`/v1/inspect/${publicImage}/list?path=/etc`, other)).status).toBe(200);
     });
 
     it("needs a token with the list permission", async () => {
-      expect((await api(`/v1/inspect/${env.busybox}/list`, { headers: { authorization: "Bearer nope" } })).status).toBe(401);
+      expect(
+        (await api(`/v1/inspect/${env.busybox}/list`, { headers: { authorization: "Bearer nope" } })).status,
+      ).toBe(401);
       const noList = { headers: { authorization: `Bearer ${noListToken}` } };
       for (const suffix of ["/", "/list", "/download?path=/etc/passwd", "/archive", "/grep?pattern=x"]) {
         expect((await api(`/v1/inspect/${env.busybox}${suffix}`, noList)).status, suffix).toBe(403);

@@ -5,7 +5,12 @@ import { invalidArgument } from "../../core/errors.js";
 import { parseFlag } from "../../core/time.js";
 import type { ImageService } from "../../images/image-service.js";
 import type { LayerStore } from "../../images/layer-store.js";
-import { type CaseMode, type ImageFs, InspectService, type InspectOptions } from "../../inspect/inspect-service.js";
+import {
+  type CaseMode,
+  type ImageFs,
+  type InspectOptions,
+  InspectService,
+} from "../../inspect/inspect-service.js";
 import type { ApiApp } from "../api-app.js";
 import { ErrorSchema, FlagSchema } from "../pagination.js";
 import { principalOf } from "../request-context.js";
@@ -86,7 +91,11 @@ export function inspectRoutes(d: InspectRouteDeps) {
         schema: {
           summary: "Find an image by tag: 302 to its inspect URL (project tag first, then public)",
           querystring: Type.Object({ tag: Type.Optional(Type.String()) }),
-          response: { 302: Type.Null({ description: "Location: <uuid>/" }), 400: ErrorSchema, 404: ErrorSchema },
+          response: {
+            302: Type.Null({ description: "Location: <uuid>/" }),
+            400: ErrorSchema,
+            404: ErrorSchema,
+          },
         },
       },
       async (req, reply) => {
@@ -129,7 +138,10 @@ export function inspectRoutes(d: InspectRouteDeps) {
           querystring: Type.Object({ path: Type.Optional(Type.String()), text: FlagSchema }),
           response: {
             // the text form is a string payload, which Fastify sends as is
-            200: Type.Union([Type.Object({ path: Type.String(), files: Type.Array(Type.Ref(FileItemSchema)) }), Type.String()]),
+            200: Type.Union([
+              Type.Object({ path: Type.String(), files: Type.Array(Type.Ref(FileItemSchema)) }),
+              Type.String(),
+            ]),
             404: ErrorSchema,
             422: ErrorSchema,
           },
@@ -145,7 +157,10 @@ export function inspectRoutes(d: InspectRouteDeps) {
       },
     );
 
-    const download = async (req: FastifyRequest<{ Params: { image_uuid: string }; Querystring: { path?: string } }>, reply: FastifyReply) => {
+    const download = async (
+      req: FastifyRequest<{ Params: { image_uuid: string }; Querystring: { path?: string } }>,
+      reply: FastifyReply,
+    ) => {
       const fs = await imageFs(req, req.params.image_uuid);
       const path = req.query.path ?? "";
       if (req.method === "HEAD") {
@@ -164,7 +179,10 @@ export function inspectRoutes(d: InspectRouteDeps) {
     app.get("/inspect/:image_uuid/download", { exposeHeadRoute: false, schema: downloadSchema }, download);
     app.head("/inspect/:image_uuid/download", { schema: { ...downloadSchema, hide: true } }, download);
 
-    const archive = async (req: FastifyRequest<{ Params: { image_uuid: string }; Querystring: { path?: string } }>, reply: FastifyReply) => {
+    const archive = async (
+      req: FastifyRequest<{ Params: { image_uuid: string }; Querystring: { path?: string } }>,
+      reply: FastifyReply,
+    ) => {
       const fs = await imageFs(req, req.params.image_uuid);
       const path = req.query.path ?? "/";
       void reply.type("application/x-tar");
@@ -217,7 +235,9 @@ export function inspectRoutes(d: InspectRouteDeps) {
         const q = req.query;
         const patterns = many(q.pattern);
         if (patterns.length === 0) throw invalidArgument("pattern is required");
-        const caseMode = (q.case === undefined || q.case === "" ? "sensitive" : q.case.toLowerCase()) as CaseMode;
+        const caseMode = (
+          q.case === undefined || q.case === "" ? "sensitive" : q.case.toLowerCase()
+        ) as CaseMode;
         if (!CASES.includes(caseMode)) throw invalidArgument(`case must be one of ${CASES.join(", ")}`);
         return inspect.grep(fs, {
           patterns,
