@@ -26,6 +26,8 @@ export interface SelectOptions extends OciCliDriverOptions {
   workDir: string;
   runscPlatform?: RunscPlatform;
   signal?: AbortSignal;
+  /** Probe every candidate even after one passed (doctor); start-up stops at the first. */
+  probeAll?: boolean;
   /** Test seam: the candidates, strongest first. */
   candidates?: RuntimeDriver[];
 }
@@ -63,7 +65,7 @@ export async function selectDriver(
     } catch {
       continue;
     }
-    // Later candidates are still probed so `doctor` can show the whole picture.
+    if (chosen !== null && !o.probeAll) continue;
     entry.selfTest = await d.selfTest({
       workDir: o.workDir,
       ...(o.signal === undefined ? {} : { signal: o.signal }),
