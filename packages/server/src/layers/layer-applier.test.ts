@@ -62,6 +62,29 @@ describe("applyLayer semantics", () => {
     expect(await view().readdir("/srv")).toEqual(["new"]);
   });
 
+  it("copies up every missing level of a deep parent path", async () => {
+    await apply([
+      { name: "a", mode: 0o750, uid: 1 },
+      { name: "a/b", mode: 0o711, uid: 2 },
+      { name: "a/b/c", mode: 0o1777, uid: 3 },
+      { name: "a/b/c/old", data: "o" },
+    ]);
+    const { dest } = await apply([
+      { name: "a/b/c/new", data: "n" },
+      { name: "a/b/.wh.gone", data: "" },
+    ]);
+    const attrs = ["a", "a/b", "a/b/c"].map((p) => {
+      const st = fs.lstatSync(path.join(dest, p));
+      return [st.mode & 0o7777, st.uid];
+    });
+    expect(attrs).toEqual([
+      [0o750, 1],
+      [0o711, 2],
+      [0o1777, 3],
+    ]);
+    expect(await view().readdir("/a/b/c")).toEqual(["new", "old"]);
+  });
+
   it("a whiteout after same-layer entries hides only the lower content", async () => {
     await apply([{ name: "a" }, { name: "a/old", data: "old" }]);
     const { dest } = await apply([
