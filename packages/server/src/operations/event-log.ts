@@ -56,6 +56,13 @@ export class EventLog {
     }));
   }
 
+  /** The last stored event of an operation (its completion once the operation has finished). */
+  async last(operationId: string): Promise<OperationEvent | undefined> {
+    const seq = await this.repo.lastEventSeq(operationId);
+    if (seq < 0) return undefined;
+    return (await this.replay(operationId, seq - 1, 1))[0];
+  }
+
   subscribe(operationId: string, listener: Listener): () => void {
     let set = this.listeners.get(operationId);
     if (!set) {

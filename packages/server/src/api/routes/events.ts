@@ -19,8 +19,9 @@ export interface EventsRouteDeps {
   keepaliveMs?: number;
 }
 
-/** Live events buffered per follower before it is switched to reading from the log. */
+/** Live events (and their payload bytes) buffered per follower before it reads from the log. */
 const MAX_BUFFERED = 1024;
+const MAX_BUFFERED_BYTES = 1024 * 1024;
 const REPLAY_PAGE = 500;
 
 function frame(e: OperationEvent): string {
@@ -85,8 +86,12 @@ export function eventsRoutes(d: EventsRouteDeps) {
           z.pipe(res);
         }
         let closed = false;
+        // Resolves when the client is gone, so no wait on "drain" outlives the connection.
+        let onGone: () => void = () => {};
+        const gone = new Promise<void>((r) => (onGone = r));
+        /** false: wait for drain before writing more. A closed stream never waits. */
         const write = (s: string): boolean => {
-          if (closed) return false;
+          if (closed) return true;
           if (z) {
             const ok = z.write(s);
             z.flush(zlibConstants.Z_SYNC_FLUSH);
@@ -100,18 +105,31 @@ export function eventsRoutes(d: EventsRouteDeps) {
           if (z) z.end();
           else res.end();
         };
-        req.raw.on("close", () => {
+        const markClosed = () => {
           closed = true;
-        });
+          onGone();
+        };
+        req.raw.on("close", markClosed);
+        res.on("close", markClosed);
+        const drained = () => Promise.race([new Promise<void>((r) => (z ?? res).once("drain", () => r())), gone]);
 
         // Live events arrive here while we replay; ids at or below the cursor are dropped.
         let buffered: OperationEvent[] = [];
+        let bufferedBytes = 0;
         let overflow = false;
         let wake: (() => void) | undefined;
         const unsubscribe = follow
           ? d.events.subscribe(id, (e) => {
-              if (buffered.length >= MAX_BUFFERED) overflow = true;
-              else buffered.push(e);
+              const size = typeof e.data["value"] === "string" ? e.data["value"].length + 256 : 256;
+              if (overflow || buffered.length >= MAX_BUFFERED || bufferedBytes + size > MAX_BUFFERED_BYTES) {
+                // Dropped here, read back from the log later: a slow reader costs no memory.
+                overflow = true;
+                buffered = [];
+                bufferedBytes = 0;
+              } else {
+                buffered.push(e);
+                bufferedBytes += size;
+              }
               wake?.();
             })
           : () => {};
@@ -125,7 +143,7 @@ export function eventsRoutes(d: EventsRouteDeps) {
           const emit = async (e: OperationEvent) => {
             if (e.id <= cursor) return;
             cursor = e.id;
-            if (wanted(e) && !write(frame(e))) await new Promise<void>((r) => (z ?? res).once("drain", () => r()));
+            if (wanted(e) && !write(frame(e))) await drained();
             if (e.type === "completion") done = true;
           };
           const replay = async () => {
@@ -140,7 +158,14 @@ export function eventsRoutes(d: EventsRouteDeps) {
           };
           await replay();
           if (!follow) {
-            // A terminal operation's unfiltered replay always ends with its completion event.
+            // A terminal operation's replay always ends with its completion event; the record turns
+            // terminal a moment before that event is stored, so wait that moment out.
+            for (let i = 0; i < 50 && !done && !closed && TERMINAL_STATUSES.includes(op.status); i++) {
+              const last = await d.events.last(id);
+              if (last?.type === "completion" && last.id <= cursor) break;
+              await new Promise((r) => setTimeout(r, 20));
+              await replay();
+            }
             end();
             return;
           }
@@ -148,11 +173,13 @@ export function eventsRoutes(d: EventsRouteDeps) {
             if (overflow) {
               overflow = false;
               buffered = [];
+              bufferedBytes = 0;
               await replay();
               continue;
             }
             const batch = buffered;
             buffered = [];
+            bufferedBytes = 0;
             for (const e of batch) {
               if (closed || done) break;
               await emit(e);
@@ -163,10 +190,14 @@ export function eventsRoutes(d: EventsRouteDeps) {
               if (current && TERMINAL_STATUSES.includes(current.status)) {
                 await replay();
                 if (done) break;
+                // Resumed after the completion (or past the end): nothing more will ever come.
+                const last = await d.events.last(id);
+                if (last?.type === "completion" && last.id <= cursor) break;
               }
               await new Promise<void>((r) => {
                 wake = r;
                 setTimeout(r, 1000).unref();
+                void gone.then(r);
               });
               wake = undefined;
             }
