@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdir, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Command } from "commander";
@@ -8,7 +9,7 @@ import { isoMicros } from "../core/time.js";
 import { importArchive } from "../images/archive-import.js";
 import { LayerStore } from "../images/layer-store.js";
 import { validateTag } from "../images/tag-grammar.js";
-import { openMetadata } from "../main.js";
+import { dataLayout, openMetadata } from "../main.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { Project } from "../metadata/repos/project-repo.js";
 import type { Platform } from "../registry/registry-client.js";
@@ -114,6 +115,9 @@ export function registerImagesCommands(program: Command): void {
     .option("--data-dir <dir>", "data directory (env CONTREE_DATA_DIR)")
     .action(async (opts: { project: string; dataDir?: string }) => {
       const config = loadConfig({ dataDir: opts.dataDir });
+      // Listing must not create an empty database where there was none.
+      if (!existsSync(dataLayout(config.dataDir).database))
+        throw notFound(`no contree data in ${config.dataDir}`);
       const store = openMetadata(config.dataDir);
       try {
         const project = await store.projects.resolve(opts.project);

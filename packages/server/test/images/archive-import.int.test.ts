@@ -155,16 +155,18 @@ describe("contree-server images import-archive", () => {
   }, 120_000);
 
   it("fails clearly on a missing file, a non-archive, a tar that is no image, a bad tag and an unknown project", async () => {
-    const dataDir = join(work, "data-errors");
+    // One data dir each: several CLIs creating the same fresh database at once is not what is tested here.
+    let n = 0;
+    const dir = () => join(work, `data-errors-${++n}`);
     const junk = join(work, "junk.bin");
     await writeFile(junk, Buffer.alloc(8192, 0x41));
     const plain = join(work, "plain.tar");
     await run("tar", ["-cf", plain, "-C", "/etc", "hostname", "passwd"]);
     const [missing, notTar, noImage, badTag, noProject] = await Promise.all([
-      cli(["images", "import-archive", join(work, "nope.tar"), "--tag", "x", "--data-dir", dataDir]),
-      cli(["images", "import-archive", junk, "--tag", "x", "--data-dir", dataDir]),
-      cli(["images", "import-archive", plain, "--tag", "x", "--data-dir", dataDir]),
-      cli(["images", "import-archive", busyboxTar, "--tag", "bad tag!", "--data-dir", dataDir]),
+      cli(["images", "import-archive", join(work, "nope.tar"), "--tag", "x", "--data-dir", dir()]),
+      cli(["images", "import-archive", junk, "--tag", "x", "--data-dir", dir()]),
+      cli(["images", "import-archive", plain, "--tag", "x", "--data-dir", dir()]),
+      cli(["images", "import-archive", busyboxTar, "--tag", "bad tag!", "--data-dir", dir()]),
       cli([
         "images",
         "import-archive",
@@ -174,7 +176,7 @@ describe("contree-server images import-archive", () => {
         "--project",
         "no-such-project",
         "--data-dir",
-        dataDir,
+        dir(),
       ]),
     ]);
     expect(missing.code).toBe(1);
@@ -188,6 +190,12 @@ describe("contree-server images import-archive", () => {
     expect(noProject.code).toBe(1);
     expect(noProject.stderr).toMatch(/project "no-such-project" not found/);
     for (const r of [missing, notTar, noImage, badTag, noProject]) expect(r.stdout).toBe("");
+    // Listing a data dir that was never used says so and does not create one.
+    const empty = join(work, "never-used");
+    const list = await cli(["images", "list", "--data-dir", empty]);
+    expect(list.code).toBe(1);
+    expect(list.stderr).toMatch(/no contree data in/);
+    await expect(readdir(empty)).rejects.toThrow(/ENOENT/);
   }, 120_000);
 });
 
