@@ -1,14 +1,16 @@
 /**
  * Start-up reclaim: remove everything a crashed server left behind. Runs before any sandbox
- * starts, so every `ctr-` container, `/contree/*` cgroup and `ctr-` netns is an orphan.
+ * starts, so every sandbox recorded under this state dir is an orphan: its `ctr-` container,
+ * `/contree/<id>` cgroups, `ctr-<id>` netns, and every mount under the given roots.
  */
 import { readFileSync } from "node:fs";
-import { readdir } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { SandboxCgroup } from "./cgroups.js";
 import { RunscDriver } from "./gvisor/runsc-driver.js";
 import { listSandboxNetns, teardownNetns } from "./network.js";
 import { CrunDriver } from "./oci/crun-driver.js";
+import { OWNER_DIR, ownerMarkerPath } from "./oci/oci-cli-driver.js";
 import { RuncDriver } from "./oci/runc-driver.js";
 import { unmount } from "./rootfs.js";
 import { NAME_PREFIX } from "./runtime-driver.js";
@@ -18,6 +20,8 @@ export interface ReclaimOptions {
   stateDir: string;
   /** Directories under which every mount is ours (run dirs with merged rootfs). */
   mountRoots?: string[];
+  /** Also remove sandboxes other state dirs started (every `ctr-` / `/contree/*` on the host). */
+  all?: boolean;
 }
 
 export interface ReclaimReport {
@@ -30,8 +34,11 @@ export interface ReclaimReport {
 export async function reclaim(o: ReclaimOptions): Promise<ReclaimReport> {
   const report: ReclaimReport = { containers: 0, cgroups: 0, netns: 0, mounts: 0 };
 
+  // Only sandboxes this state dir started (see ownerMarkerPath); `all` sweeps the whole host.
+  const owned = await ownedIds(o.stateDir);
+  const mine = (id: string) => o.all === true || owned.has(id);
   // Kill first (cgroup-wide, works for every runtime), then let runtimes drop their state.
-  const cgIds = SandboxCgroup.listIds();
+  const cgIds = SandboxCgroup.listIds().filter(mine);
   for (const id of cgIds)
     await SandboxCgroup.forId(id)
       .kill("SIGKILL")
@@ -63,15 +70,25 @@ export async function reclaim(o: ReclaimOptions): Promise<ReclaimReport> {
   }
 
   for (const ns of listSandboxNetns()) {
+    if (!mine(ns.slice(NAME_PREFIX.length))) continue;
     await teardownNetns(ns);
     report.netns++;
   }
+  for (const id of owned) await rm(ownerMarkerPath(o.stateDir, id), { force: true });
 
   for (const target of mountsUnder(o.mountRoots ?? [])) {
     await unmount(target);
     report.mounts++;
   }
   return report;
+}
+
+async function ownedIds(stateDir: string): Promise<Set<string>> {
+  try {
+    return new Set(await readdir(path.join(stateDir, OWNER_DIR)));
+  } catch {
+    return new Set();
+  }
 }
 
 /** Mount points below any of `roots`, deepest first. */

@@ -33,21 +33,34 @@ type Partial2 = Partial<Omit<SandboxSpec, "process">> & { process?: Partial<Sand
 interface Run {
   sandbox: Sandbox;
   upper: string;
-  out: () => string;
-  err: () => string;
+  out: Collected;
+  err: Collected;
 }
 
 const MiB = 1024 * 1024;
 
+interface Collected {
+  (): string;
+  /** Resolves when the writer side closed (or after `ms`, for streams a test abandons). */
+  ended: (ms?: number) => Promise<void>;
+}
+
 /** Reads a stream into memory up to `cap` bytes, discarding the rest (still draining). */
-function collect(stream: Readable, cap = MiB): () => string {
+function collect(stream: Readable, cap = MiB): Collected {
   const chunks: Buffer[] = [];
   let n = 0;
   stream.on("data", (b: Buffer) => {
     if (n < cap) chunks.push(b);
     n += b.length;
   });
-  return () => Buffer.concat(chunks).toString("utf8");
+  const done = new Promise<void>((res) => {
+    stream.once("end", res);
+    stream.once("close", res);
+    stream.once("error", () => res());
+  });
+  const get = (() => Buffer.concat(chunks).toString("utf8")) as Collected;
+  get.ended = (ms = 10_000) => Promise.race([done, new Promise<void>((res) => setTimeout(res, ms))]);
+  return get;
 }
 
 async function listen(host: string): Promise<{ server: Server; port: number; hits: () => number }> {
@@ -67,6 +80,14 @@ async function listen(host: string): Promise<{ server: Server; port: number; hit
 
 function close(server: Server): Promise<void> {
   return new Promise((res) => server.close(() => res()));
+}
+
+async function waitFor(cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not reached");
+    await new Promise((res) => setTimeout(res, 20));
+  }
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -151,8 +172,7 @@ export function registerConformanceSuite(
     ): Promise<{ status: ExitStatus; out: string; err: string; upper: string; sandbox: Sandbox }> {
       const r = await start(p, ["/bin/sh", "-c", script]);
       const status = await withTimeout(r.sandbox.wait(), 30_000, "sandbox exit");
-      // Give the pipes a moment to flush their last bytes after the process exited.
-      await new Promise((res) => setTimeout(res, 20));
+      await Promise.all([r.out.ended(), r.err.ended()]);
       return { status, out: r.out(), err: r.err(), upper: r.upper, sandbox: r.sandbox };
     }
 
@@ -170,7 +190,7 @@ export function registerConformanceSuite(
       const out = collect(h.stdout);
       const err = collect(h.stderr);
       const st = await withTimeout(h.wait(), 30_000, "exec exit");
-      await new Promise((res) => setTimeout(res, 20));
+      await Promise.all([out.ended(), err.ended()]);
       return { code: st.exitCode, out: out(), err: err() };
     }
 
@@ -191,8 +211,10 @@ export function registerConformanceSuite(
       });
 
       it("reports a killed main process as signal 9", async () => {
-        const r = await start({}, ["/bin/sleep", "60"]);
-        await new Promise((res) => setTimeout(res, 300));
+        const r = await start({}, ["/bin/sh", "-c", "echo up; sleep 60"]);
+        await waitFor(() => r.out().includes("up")).catch((e) => {
+          throw new Error(`${e} out=${r.out()} err=${r.err()}`);
+        });
         await r.sandbox.kill();
         const st = await withTimeout(r.sandbox.wait(), 15_000, "exit after kill");
         expect(st.signal).toBe(9);
@@ -203,7 +225,7 @@ export function registerConformanceSuite(
         const r = await start({ stdin: "pipe" }, ["/bin/sh", "-c", "tr a-z A-Z"]);
         r.sandbox.stdin?.end("hello stdin\n");
         const st = await withTimeout(r.sandbox.wait(), 30_000, "exit");
-        await new Promise((res) => setTimeout(res, 20));
+        await r.out.ended();
         expect(st.exitCode).toBe(0);
         expect(r.out()).toBe("HELLO STDIN\n");
       });
@@ -260,11 +282,15 @@ export function registerConformanceSuite(
         const r = await start({}, [
           "/bin/sh",
           "-c",
-          "setsid sh -c 'sleep 1000' & (sleep 1000 &); sleep 1000",
+          "setsid sh -c 'sleep 1000' & (sleep 1000 &); echo up; sleep 1000",
         ]);
-        await new Promise((res) => setTimeout(res, 500));
+        await waitFor(() => r.out().includes("up"));
         const cg = SandboxCgroup.forId(r.sandbox.id);
-        if (guestPids) expect((await cg.pids()).length).toBeGreaterThanOrEqual(3);
+        if (guestPids) {
+          for (let i = 0; i < 100 && (await cg.pids()).length < 3; i++)
+            await new Promise((res) => setTimeout(res, 50));
+          expect((await cg.pids()).length).toBeGreaterThanOrEqual(3);
+        }
         await r.sandbox.kill();
         await withTimeout(r.sandbox.wait(), 15_000, "exit after kill");
         for (let i = 0; i < 50 && (await cg.pids()).length > 0; i++)
@@ -380,8 +406,8 @@ export function registerConformanceSuite(
       });
 
       it("cannot see another sandbox's files", async () => {
-        const a = await start({}, ["/bin/sh", "-c", "echo secret-a > /root/a.txt; sleep 60"]);
-        await new Promise((res) => setTimeout(res, 300));
+        const a = await start({}, ["/bin/sh", "-c", "echo secret-a > /root/a.txt; echo up; sleep 60"]);
+        await waitFor(() => a.out().includes("up"));
         const b = await runSh(
           "cat /root/a.txt; cat /proc/*/root/root/a.txt; find / -name a.txt 2>/dev/null; echo done",
         );
@@ -395,16 +421,23 @@ export function registerConformanceSuite(
         const r = await start({ limits: { memoryBytes: 512 * MiB, pids: limit } }, [
           "/bin/sh",
           "-c",
-          "i=0; while [ $i -lt 300 ]; do sleep 1000 & i=$((i+1)); done 2>/dev/null; ls /proc | grep -cE '^[0-9]+$'; sleep 1000",
+          "i=0; while [ $i -lt 300 ]; do sleep 1000 & i=$((i+1)); done; sleep 1000",
         ]);
-        await new Promise((res) => setTimeout(res, 3000));
         const cg = SandboxCgroup.forId(r.sandbox.id);
+        if (guestPids) {
+          // The shell reports failed forks once the limit is reached.
+          await waitFor(() => /fork/i.test(r.err()), 30_000);
+          expect((await cg.pids()).length).toBeLessThanOrEqual(limit);
+          expect((await cg.pids()).length).toBeGreaterThan(limit / 2);
+        } else {
+          await new Promise((res) => setTimeout(res, 3000));
+        }
+        // Host-side tasks never exceed the limit (for gVisor: sentry and gofer threads).
         expect((await cg.pids()).length).toBeLessThanOrEqual(limit);
         const st = await r.sandbox.stats();
         expect(st.pidsCurrent).toBeLessThanOrEqual(limit);
         await r.sandbox.kill();
         await withTimeout(r.sandbox.wait(), 15_000, "exit after kill");
-        if (guestPids) expect(Number(r.out().trim())).toBeLessThanOrEqual(limit);
         // The host is fine: we can still run things.
         expect((await runCommand("/bin/true", [])).code).toBe(0);
       });
@@ -421,7 +454,8 @@ export function registerConformanceSuite(
         expect(r.status.oomKilled).toBe(true);
         if (guestPids) expect(r.out).toBe("rc=137\n");
         const st = await r.sandbox.stats();
-        expect(st.memoryPeakBytes).toBeLessThanOrEqual(limit);
+        // v1 may overshoot by the page being charged when the limit is hit.
+        expect(st.memoryPeakBytes).toBeLessThanOrEqual(limit + 64 * 1024);
         expect(st.oomKills).toBeGreaterThan(0);
         expect(process.memoryUsage().rss).toBeLessThan(2048 * MiB);
       });
@@ -501,17 +535,16 @@ export function registerConformanceSuite(
         const prv = outside[1] as (typeof outside)[number];
         const pubSrv = outsideServer(pub.ns, 8080);
         const prvSrv = outsideServer(prv.ns, 8080);
-        await new Promise((res) => setTimeout(res, 300));
-
+        // The outside listeners may still be starting: retry the public one.
         const e = await execSh(
           r.sandbox,
-          `echo to-public | nc -w 3 ${ip(pub.net, 2)} 8080; echo pub=$?
+          `ok=1; for i in 1 2 3 4 5 6 7 8; do if echo to-public | nc -w 3 ${ip(pub.net, 2)} 8080; then ok=0; break; fi; sleep 1; done; echo pub=$ok
            echo to-private | nc -w 3 ${ip(prv.net, 2)} 8080; echo prv=$?
            echo to-gw | nc -w 3 ${gw} ${gwSrv.port}; echo gw=$?
            echo to-lo | nc -w 3 127.0.0.1 ${hostSrv.port}; echo lo=$?`,
         );
-        await new Promise((res) => setTimeout(res, 200));
         expect(e.out).toContain("pub=0");
+        await waitFor(() => pubSrv.received().includes("to-public"), 10_000).catch(() => undefined);
         expect(pubSrv.received()).toContain("to-public");
         expect(prvSrv.received()).toBe("");
         expect(e.out).not.toContain("prv=0");

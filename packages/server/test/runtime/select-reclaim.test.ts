@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -32,8 +32,23 @@ describe("selectDriver", () => {
       candidates: [missing, new CrunDriver({ stateDir }), new RuncDriver({ stateDir })],
     });
     expect(driver.name).toBe("crun");
+    // Start-up stops probing at the first passing driver.
     expect(report.map((r) => [r.name, r.found, r.selfTest?.ok])).toEqual([
       ["runc", false, undefined],
+      ["crun", true, true],
+      ["runc", true, undefined],
+    ]);
+  });
+
+  it("probes every candidate for doctor", async () => {
+    const stateDir = path.join(root, "state");
+    const { report } = await selectDriver("oci", {
+      stateDir,
+      workDir: path.join(root, "work"),
+      probeAll: true,
+      candidates: [new CrunDriver({ stateDir }), new RuncDriver({ stateDir })],
+    });
+    expect(report.map((r) => [r.name, r.found, r.selfTest?.ok])).toEqual([
       ["crun", true, true],
       ["runc", true, true],
     ]);
@@ -71,7 +86,7 @@ describe("reclaim", () => {
       rootfs: merged,
       bundleDir: path.join(run, "bundle"),
       process: {
-        args: ["/bin/sh", "-c", "sleep 1000 & sleep 1000"],
+        args: ["/bin/sh", "-c", "sleep 1000 & echo up; sleep 1000"],
         env: ["PATH=/bin"],
         cwd: "/",
         uid: 0,
@@ -82,7 +97,26 @@ describe("reclaim", () => {
       limits: { memoryBytes: 128 << 20, pids: 64 },
       stdin: "null",
     });
-    await new Promise((r) => setTimeout(r, 500));
+    // A sandbox of another server (another state dir) must survive our reclaim.
+    const otherDriver = new RuncDriver({ stateDir: path.join(root, "state-other") });
+    const otherId = `reclaim-other-${process.pid}`;
+    const other = await otherDriver.start({
+      id: otherId,
+      rootfs: base,
+      bundleDir: path.join(root, "runs-other", "bundle"),
+      process: { args: ["/bin/sleep", "1000"], env: ["PATH=/bin"], cwd: "/", uid: 0, gid: 0 },
+      hostname: "y",
+      network: "none",
+      limits: { memoryBytes: 128 << 20, pids: 64 },
+      stdin: "null",
+    });
+    // Wait until the container really runs before "crashing".
+    let out = "";
+    sb.stdout.on("data", (b: Buffer) => {
+      out += b.toString();
+    });
+    for (let i = 0; i < 400 && !out.includes("up"); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(out).toContain("up");
     expect(SandboxCgroup.listIds()).toContain(id);
     expect(listSandboxNetns()).toContain(`ctr-${id}`);
     // "Crash": the runtime's foreground process dies with the server; the container lives on.
@@ -98,6 +132,11 @@ describe("reclaim", () => {
     expect(listSandboxNetns()).not.toContain(`ctr-${id}`);
     expect(mountsUnder([root])).toEqual([]);
     expect(existsSync(path.join(stateDir, "runc", `ctr-${id}`))).toBe(false);
-    expect(readdirSync("/sys/class/net").filter((n) => n.startsWith("cnv"))).toEqual([]);
+    expect(SandboxCgroup.listIds()).toContain(otherId);
+    expect(await Promise.race([other.wait(), new Promise((r) => setTimeout(() => r("running"), 300))])).toBe(
+      "running",
+    );
+    await other.destroy();
+    expect(SandboxCgroup.listIds()).not.toContain(otherId);
   });
 });

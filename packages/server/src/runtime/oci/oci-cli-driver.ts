@@ -70,6 +70,10 @@ export abstract class OciCliDriver implements RuntimeDriver {
     this.egress = o.egress ?? {};
   }
 
+  get stateDirectory(): string {
+    return this.stateDir;
+  }
+
   /** `--root` directory of this runtime. */
   get stateRoot(): string {
     return path.join(this.stateDir, this.name);
@@ -123,6 +127,10 @@ export abstract class OciCliDriver implements RuntimeDriver {
     const containerId = `${NAME_PREFIX}${spec.id}`;
     const cleanup = new Cleanup();
     try {
+      // Ownership record: reclaim() after a crash touches only sandboxes listed here, so
+      // servers (or test workers) with different state dirs never reclaim each other's.
+      const marker = await writeOwnerMarker(this.stateDir, spec.id);
+      cleanup.push(() => rm(marker, { force: true }));
       const cg = await SandboxCgroup.create(spec.id, spec.limits);
       cleanup.push(() => cg.remove());
       let net: EgressNetwork | null = null;
@@ -244,6 +252,7 @@ class OciSandbox implements Sandbox {
   readonly stderr;
   private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private execCount = 0;
+  private killedBySigkill = false;
   private destroyed: Promise<void> | null = null;
   private readonly children = new Set<ChildProcess>();
 
@@ -272,7 +281,12 @@ class OciSandbox implements Sandbox {
   async wait(): Promise<ExitStatus> {
     const { code, signal } = await this.exited;
     const st = await this.cg.stats();
-    return { ...exitFromWait(code, signal), oomKilled: st.oomKills > 0 };
+    let exit = exitFromWait(code, signal);
+    // A SIGKILL that lands while the runtime is still setting the container up makes the
+    // runtime fail ("container init was killed") instead of reporting 137: same outcome.
+    if (this.killedBySigkill && exit.signal === -1 && exit.exitCode !== 0)
+      exit = { exitCode: 137, signal: 9 };
+    return { ...exit, oomKilled: st.oomKills > 0 };
   }
 
   private get running(): boolean {
@@ -280,6 +294,7 @@ class OciSandbox implements Sandbox {
   }
 
   async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    if (signal === "SIGKILL" && this.running) this.killedBySigkill = true;
     if (signal !== "SIGKILL") {
       if (this.driver.routesSignals)
         await this.driver.call(["kill", "--all", this.containerId, signal.replace(/^SIG/, "")]);
@@ -363,7 +378,21 @@ class OciSandbox implements Sandbox {
     if (this.net !== null) await teardownNetns(this.net.nsName);
     await this.cg.remove();
     await removeBundleFiles(this.spec.bundleDir);
+    await rm(ownerMarkerPath(this.driver.stateDirectory, this.spec.id), { force: true });
   }
+}
+
+export const OWNER_DIR = "sandboxes";
+
+export function ownerMarkerPath(stateDir: string, id: string): string {
+  return path.join(stateDir, OWNER_DIR, id);
+}
+
+async function writeOwnerMarker(stateDir: string, id: string): Promise<string> {
+  const file = ownerMarkerPath(stateDir, id);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, "");
+  return file;
 }
 
 async function removeBundleFiles(dir: string): Promise<void> {
