@@ -28,6 +28,8 @@ interface Proc {
   started: number;
   stdout: OutputCapture | null;
   stderr: OutputCapture | null;
+  /** Settles once the process's exit has been recorded (its `exit` event appended). */
+  settled?: Promise<void>;
   /** Set once the process has exited and its output is complete. */
   final?: { exitCode: number; signal: number; stdout: StreamRepr; stderr: StreamRepr; ended: number };
 }
@@ -75,6 +77,9 @@ export class LiveInstances {
       p.stdin?.end();
       if (p.handle && !p.final) await p.handle.kill("SIGKILL").catch(() => undefined);
     }
+    // Their exit events must precede the operation's completion (followers close right after it).
+    const pending = [...l.procs.values()].flatMap((p) => (p.settled ? [p.settled] : []));
+    await Promise.race([Promise.all(pending), new Promise((r) => setTimeout(r, 5000).unref())]);
   }
 
   has(opId: string): boolean {
@@ -104,7 +109,7 @@ export class LiveInstances {
     proc.stderr = new OutputCapture(handle.stderr, spec.truncate_output_at, (c) => l.emit(spid, "stderr", { ...toStreamRepr(c) }));
     handle.stdin?.on("error", () => undefined);
     await this.writeStdin(opId, spid, spec.stdin.value, spec.stdin.encoding, spec.stdin.close);
-    void (async () => {
+    proc.settled = (async () => {
       const st = await handle.wait();
       const [out, err] = await Promise.all([proc.stdout?.done, proc.stderr?.done]);
       const ended = Date.now();
