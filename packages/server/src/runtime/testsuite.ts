@@ -428,7 +428,6 @@ export function registerConformanceSuite(
           // The shell reports failed forks once the limit is reached.
           await waitFor(() => /fork/i.test(r.err()), 30_000);
           expect((await cg.pids()).length).toBeLessThanOrEqual(limit);
-          expect((await cg.pids()).length).toBeGreaterThan(limit / 2);
         } else {
           await new Promise((res) => setTimeout(res, 3000));
         }
