@@ -9,18 +9,16 @@
  * then chown → chmod → xattrs (chown clears setuid/setgid and file capabilities), directory
  * mtimes at the end.
  *
- * Node has no mknod(2): device nodes and FIFOs come from a spawned `mknod` (awaited, ~2–3 ms
- * each on an idle machine, far more under load); whiteouts, the common case, are hard links to
- * one 0/0 device made once per layer, as overlayfs itself shares whiteout inodes.
+ * Node has no mknod(2): device nodes and FIFOs come from one `sh` helper per layer running
+ * `mknod` (mknod.ts); whiteouts, the common case, are hard links to one 0/0 device made once per
+ * layer, as overlayfs itself shares whiteout inodes.
  *
  * It uses synchronous fs calls between awaits of the stream: run it where blocking is acceptable
  * (a worker or a child process) if the event loop must stay responsive. On failure or abort dest
  * is left partially written; the caller discards it.
  */
-import { execFile } from "node:child_process";
 import fs from "node:fs";
 import type { Readable } from "node:stream";
-import { promisify } from "node:util";
 import { listAttributesSync, setAttributeSync } from "@napi-rs/xattr";
 import {
   AppError,
@@ -32,6 +30,7 @@ import {
   resourceExhausted,
 } from "../core/errors.js";
 import { major, minor } from "./device.js";
+import { Mknod } from "./mknod.js";
 import {
   type DirCache,
   getXattrSync,
@@ -113,6 +112,7 @@ class Applier {
   private readonly cache = new Map<string, MergedNode>();
   private readonly dirTimes = new Map<string, number>();
   private whiteoutTemplate: string | null = null;
+  private readonly nodes = new Mknod();
 
   constructor(
     private readonly dest: string,
@@ -187,7 +187,7 @@ class Applier {
       case "fifo": {
         const slot = this.slot(parentComps, name);
         this.clear(slot);
-        await mknod(slot.host, e.type, e.mode, e.devmajor, e.devminor);
+        await this.nodes.make(slot.host, e.type, e.mode, e.devmajor, e.devminor);
         this.setAttrs(slot.host, e, false);
         return;
       }
@@ -416,7 +416,7 @@ class Applier {
       fs.lchownSync(to, st.uid, st.gid);
     } else {
       const type = st.isFIFO() ? "fifo" : st.isBlockDevice() ? "block" : "char";
-      await mknod(to, type, st.mode & 0o7777, major(st.rdev), minor(st.rdev));
+      await this.nodes.make(to, type, st.mode & 0o7777, major(st.rdev), minor(st.rdev));
       fs.lchownSync(to, st.uid, st.gid);
       fs.chmodSync(to, st.mode & 0o7777);
       this.copyXattrs(from, to);
@@ -479,7 +479,7 @@ class Applier {
   private async makeWhiteout(host: string): Promise<void> {
     if (this.whiteoutTemplate === null) {
       const t = hostPath(this.dest, [WHITEOUT_TEMPLATE]);
-      await mknod(t, "char", 0, 0, 0);
+      await this.nodes.make(t, "char", 0, 0, 0);
       this.whiteoutTemplate = t;
     }
     // one shared inode (as overlayfs does itself) instead of spawning mknod per whiteout
@@ -497,6 +497,7 @@ class Applier {
   }
 
   cleanup(): void {
+    this.nodes.close();
     if (this.whiteoutTemplate !== null) {
       const t = this.whiteoutTemplate;
       this.whiteoutTemplate = null;
@@ -522,26 +523,6 @@ export function linkComponents(link: string): string[] {
 
 function lstatOrUndefined(p: string): fs.Stats | undefined {
   return fs.lstatSync(p, { throwIfNoEntry: false });
-}
-
-const execFileAsync = promisify(execFile);
-
-/** Node has no mknod(2); a child process does not block the event loop while it runs. */
-async function mknod(
-  host: string,
-  type: "char" | "block" | "fifo",
-  mode: number,
-  maj: number,
-  min: number,
-): Promise<void> {
-  const kind = type === "char" ? "c" : type === "block" ? "b" : "p";
-  const args = ["-m", (mode & 0o777).toString(8), host, kind];
-  if (type !== "fifo") args.push(String(maj), String(min));
-  try {
-    await execFileAsync("mknod", args);
-  } catch (err) {
-    throw internal("cannot create a device node", { cause: err });
-  }
 }
 
 function osErrno(err: unknown): number | undefined {
