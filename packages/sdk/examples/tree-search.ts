@@ -63,7 +63,9 @@ function printTree(node: Node, prefix = "", last = true, root = true): void {
     `${prefix}${branch}${node.label}${score} ${node.image.uuid.slice(0, 8)}${node.chosen ? "  *" : ""}`,
   );
   const next = root ? "" : prefix + (last ? "   " : "│  ");
-  node.children.forEach((c, i) => printTree(c, next, i === node.children.length - 1, false));
+  node.children.forEach((c, i) => {
+    printTree(c, next, i === node.children.length - 1, false);
+  });
 }
 
 async function main(): Promise<void> {

@@ -7,7 +7,7 @@ import { abortErrorFrom } from "./deadline.js";
 import { isAbort, isContreeError, isTimeout, NetworkError, ProtocolError, ServerError } from "./errors.js";
 import type { RequestOptions } from "./http.js";
 import { backoffDelay, DEFAULT_RETRY_POLICY, sleep } from "./retry.js";
-import { parseSseStream } from "./sse.js";
+import { parseSseStream, type SseStreamOptions } from "./sse.js";
 import { StreamReprTextDecoder } from "./stream-repr.js";
 import { type OperationEvent, type OperationStatus, TERMINAL_STATUSES } from "./types.js";
 
@@ -47,8 +47,11 @@ export async function* streamEvents(
     if (!res.body) throw new ProtocolError("event stream response has no body");
     let progressed = false;
     let dropped: unknown;
+    // The server ends the stream right after `completion`: reading that end (instead of cancelling)
+    // keeps the connection reusable.
+    const sse: SseStreamOptions = {};
     try {
-      for await (const frame of parseSseStream(res.body)) {
+      for await (const frame of parseSseStream(res.body, sse)) {
         if (frame.event === "sse_error") {
           dropped = new ServerError(`event stream error: ${frame.data}`);
           break;
@@ -68,6 +71,7 @@ export async function* streamEvents(
         }
         progressed = true;
         failures = 0;
+        if (event.type === "completion") sse.drainOnExitMs = 250;
         yield event;
         if (event.type === "completion") return;
       }

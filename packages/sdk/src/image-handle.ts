@@ -47,6 +47,8 @@ export interface RunOptions extends RequestOptions {
   /** Store the effective env in the result image. */
   preserveEnv?: boolean;
   stdin?: string | Uint8Array;
+  /** Keep the main process's stdin open for `op.main.write()`; close it with `op.main.close()`. */
+  keepStdinOpen?: boolean;
   /** Sandbox wall-clock limit in **seconds** (wire `timeout`). */
   timeout?: number;
   /** Bytes captured per stream. */
@@ -94,7 +96,9 @@ export class ImageHandle {
     if (opts.hostname !== undefined) req.hostname = opts.hostname;
     if (opts.disposable !== undefined) req.disposable = opts.disposable;
     if (opts.preserveEnv !== undefined) req.preserve_env = opts.preserveEnv;
-    if (opts.stdin !== undefined) req.stdin = closableStreamRepr(opts.stdin, true);
+    if (opts.stdin !== undefined || opts.keepStdinOpen) {
+      req.stdin = closableStreamRepr(opts.stdin ?? "", !opts.keepStdinOpen);
+    }
     if (opts.timeout !== undefined) req.timeout = opts.timeout;
     if (opts.truncateOutputAt !== undefined) req.truncate_output_at = opts.truncateOutputAt;
     if (opts.maxLayerBytes !== undefined) req.resources_limits = { max_layer_bytes: opts.maxLayerBytes };
@@ -198,10 +202,14 @@ export class ImageHandle {
     }
   }
 
-  /** The image this one was produced from (via its operation), or null for imported/seeded images. */
+  /**
+   * The image this one was run from, or null for imported/seeded images: the record's `parent_uuid`
+   * when the server sends it, else via the producing operation's input image.
+   */
   async parent(opts?: RequestOptions): Promise<ImageHandle | null> {
     const record =
       this.record?.operation_uuid !== undefined ? this.record : await this.api.inspectImage(this.uuid, opts);
+    if (record.parent_uuid) return new ImageHandle(this.api, record.parent_uuid);
     if (!record.operation_uuid) return null;
     const op = await this.api.getOperation(record.operation_uuid, opts);
     if (op.kind !== "instance") return null;

@@ -30,7 +30,7 @@ export type { RetryPolicy } from "./retry.js";
 export { backoffDelay, DEFAULT_RETRY_POLICY, isRetryable, parseRetryAfter } from "./retry.js";
 export type { ExecOptions, ProcessOutput, RunResult, SubprocessResult } from "./run-operation.js";
 export { RunOperation, SubprocessHandle } from "./run-operation.js";
-export type { SseFrame, SseParserOptions } from "./sse.js";
+export type { SseFrame, SseParserOptions, SseStreamOptions } from "./sse.js";
 export { parseSseStream, SseParser } from "./sse.js";
 export {
   decodeStreamRepr,

@@ -1,9 +1,10 @@
 // A sandbox run (`POST /v1/instances`) and the extra processes started inside it.
 
 import type { ContreeApi } from "./api.js";
-import { Deadline } from "./deadline.js";
+import { abortErrorFrom, Deadline } from "./deadline.js";
+import { isConflict } from "./errors.js";
 import type { EventStreamOptions } from "./events.js";
-import { outputText } from "./events.js";
+import { isTerminal, outputText } from "./events.js";
 import type { RequestOptions } from "./http.js";
 import type { ImageHandle } from "./image-handle.js";
 import { OperationHandle, resultImageUuid, type WaitOptions } from "./operation-handle.js";
@@ -113,7 +114,15 @@ export class RunOperation extends OperationHandle<RunResult> {
     return outputText(this.events({ ...opts, spid: 1 }), "stderr", 1);
   }
 
-  /** Starts another process in the running sandbox (425s right after start are retried). */
+  /** The main process (spid 1): `write()`/`close()` its stdin (needs `keepStdinOpen` at run), signal it. */
+  get main(): SubprocessHandle {
+    return new SubprocessHandle(this.api, this, 1);
+  }
+
+  /**
+   * Starts another process in the running sandbox. Right after the start the server may not take
+   * processes yet: a 425 is retried by the transport, and a 409 is retried while the run is still active.
+   */
   async exec(command: string | readonly string[], opts: ExecOptions = {}): Promise<SubprocessHandle> {
     const spec: ExecSpec = commandSpec(command, opts.args, opts.shell);
     if (opts.env) spec.env = opts.env;
@@ -124,8 +133,20 @@ export class RunOperation extends OperationHandle<RunResult> {
     if (opts.stdin !== undefined || opts.keepStdinOpen) {
       spec.stdin = closableStreamRepr(opts.stdin ?? "", !opts.keepStdinOpen);
     }
-    const { spid } = await this.api.startSubprocess(this.id, spec, opts);
-    return new SubprocessHandle(this.api, this, spid);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { spid } = await this.api.startSubprocess(this.id, spec, opts);
+        return new SubprocessHandle(this.api, this, spid);
+      } catch (e) {
+        if (!isConflict(e) || attempt >= 30) throw e;
+        if (isTerminal((await this.status(opts)).status)) throw e;
+        try {
+          await sleep(Math.min(1000, 25 * 2 ** attempt), opts.signal);
+        } catch (reason) {
+          throw abortErrorFrom(reason);
+        }
+      }
+    }
   }
 }
 

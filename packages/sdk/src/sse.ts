@@ -21,6 +21,15 @@ export interface SseParserOptions {
   maxFrameBytes?: number;
 }
 
+export interface SseStreamOptions extends SseParserOptions {
+  /**
+   * When the consumer stops early, first read on for up to this many ms in case the server is about to
+   * end the stream. Read when the iteration ends, so a caller may set it once it knows the end is near.
+   * A stream that ends by itself leaves the connection reusable; a cancelled one costs a new connection.
+   */
+  drainOnExitMs?: number;
+}
+
 export class SseParser {
   private buffer = "";
   private pendingCR = false;
@@ -131,7 +140,7 @@ export class SseParser {
 /** Parses a byte stream into frames. Cancelling the iteration cancels the underlying stream. */
 export async function* parseSseStream(
   stream: ReadableStream<Uint8Array>,
-  options: SseParserOptions = {},
+  options: SseStreamOptions = {},
 ): AsyncGenerator<SseFrame, void, undefined> {
   const parser = new SseParser(options);
   const decoder = new TextDecoder("utf-8");
@@ -147,7 +156,29 @@ export async function* parseSseStream(
     parser.end();
     done = true;
   } finally {
-    if (!done) await reader.cancel().catch(() => undefined);
+    if (!done && !(await drain(reader, options.drainOnExitMs ?? 0))) {
+      await reader.cancel().catch(() => undefined);
+    }
     reader.releaseLock();
+  }
+}
+
+/** Reads the rest of the stream for up to `ms`; true if it ended in time. */
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, ms: number): Promise<boolean> {
+  if (ms <= 0) return false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((r) => {
+    timer = setTimeout(() => r(false), ms);
+  });
+  const rest = (async () => {
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      // discarded
+    }
+    return true;
+  })().catch(() => false);
+  try {
+    return await Promise.race([rest, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

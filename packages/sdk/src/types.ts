@@ -20,6 +20,8 @@ export interface WhoAmIResponse {
   token_uuid: string;
   /** Unix seconds, or null when the token never expires. */
   token_expiration: number | null;
+  /** Project the token belongs to (extension). */
+  project?: string;
   permissions: Record<string, boolean>;
   limits?: Record<string, number>;
   operations_stat: Record<string, number>;
@@ -33,6 +35,10 @@ export interface Image {
   created_at: Timestamp;
   /** Operation that produced the image; null for seeded/public images. */
   operation_uuid?: Uuid | null;
+  /** The image this one was run from (extension: not every server sends it). */
+  parent_uuid?: Uuid | null;
+  /** Bytes (extension). */
+  size?: number;
 }
 
 export interface ImageList {
@@ -174,6 +180,8 @@ export interface OperationSummary {
   status: OperationStatus;
   error?: string | null;
   created_at: Timestamp;
+  started_at?: Timestamp | null;
+  finished_at?: Timestamp | null;
   /** Seconds (elapsed so far while running). */
   duration?: number;
   image_uuid?: Uuid | null;
@@ -201,6 +209,7 @@ export interface ProcessState {
   stopped?: boolean;
   continued?: boolean;
   core_dump?: boolean;
+  oom_killed?: boolean;
 }
 
 export interface InstanceResultResources {
