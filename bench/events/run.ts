@@ -15,10 +15,10 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { decodeRepr, openEvents, type SseStream } from "../../packages/server/test/events/sse-client.js";
 import { memoryOf, startDaemon } from "../../packages/server/test/harness/daemon.js";
 import { FIXTURE_IMAGES, fixtures } from "../../packages/server/test/harness/fixtures.js";
 import { startRegistry } from "../../packages/server/test/harness/registry.js";
-import { decodeRepr, openEvents, type SseStream } from "../../packages/server/test/events/sse-client.js";
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -65,11 +65,18 @@ async function main(): Promise<void> {
     const headers = new Headers(rest.headers);
     headers.set("authorization", `Bearer ${d.token}`);
     if (json !== undefined) headers.set("content-type", "application/json");
-    return fetch(`${d.url}${path}`, { ...rest, headers, ...(json !== undefined ? { body: JSON.stringify(json) } : {}) });
+    return fetch(`${d.url}${path}`, {
+      ...rest,
+      headers,
+      ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+    });
   };
   const waitOp = async (id: string) => {
     for (;;) {
-      const doc = (await (await api(`/v1/operations/${id}`)).json()) as { status: string; error: string | null };
+      const doc = (await (await api(`/v1/operations/${id}`)).json()) as {
+        status: string;
+        error: string | null;
+      };
       if (["SUCCESS", "FAILED", "CANCELLED"].includes(doc.status)) return doc;
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -81,14 +88,31 @@ async function main(): Promise<void> {
   };
   const streams: SseStream[] = [];
   try {
-    const imp = await api("/v1/images/import", { method: "POST", json: { registry: { url: `docker://${registry.host}/${FIXTURE_IMAGES.busybox}` }, tag: "busybox:latest" } });
+    const imp = await api("/v1/images/import", {
+      method: "POST",
+      json: {
+        registry: { url: `docker://${registry.host}/${FIXTURE_IMAGES.busybox}` },
+        tag: "busybox:latest",
+      },
+    });
     const impOp = await waitOp(((await imp.json()) as { uuid: string }).uuid);
     if (impOp.status !== "SUCCESS") throw new Error(`import: ${impOp.error}`);
-    const up = await api("/v1/files", { method: "POST", body: await readFile(bin), headers: { "content-type": "application/octet-stream" } });
+    const up = await api("/v1/files", {
+      method: "POST",
+      body: await readFile(bin),
+      headers: { "content-type": "application/octet-stream" },
+    });
     const file = (await up.json()) as { uuid: string };
 
     // ---- 1. latency ---------------------------------------------------------------------------
-    const tickId = await spawn({ image: "tag:busybox:latest", command: "/usr/local/bin/tick", args: [String(TICKS)], disposable: true, timeout: 600, files: { "/usr/local/bin/tick": { uuid: file.uuid, mode: "0755" } } });
+    const tickId = await spawn({
+      image: "tag:busybox:latest",
+      command: "/usr/local/bin/tick",
+      args: [String(TICKS)],
+      disposable: true,
+      timeout: 600,
+      files: { "/usr/local/bin/tick": { uuid: file.uuid, mode: "0755" } },
+    });
     const follower = await openEvents({ url: d.url, token: d.token }, tickId, { follow: true });
     streams.push(follower);
     await follower.done(600_000);
@@ -101,26 +125,45 @@ async function main(): Promise<void> {
     }
     if (lat.length === 0) throw new Error("no ticks received");
     console.log("");
-    console.log(`live latency, process write → following client (${lat.length} samples, ms): p50 ${pct(lat, 50)}  p90 ${pct(lat, 90)}  max ${Math.max(...lat)}   (aim: p50 < 10 ms)`);
+    console.log(
+      `live latency, process write → following client (${lat.length} samples, ms): p50 ${pct(lat, 50)}  p90 ${pct(lat, 90)}  max ${Math.max(...lat)}   (aim: p50 < 10 ms)`,
+    );
 
     // ---- 2. memory with a 1 GB writer and ten followers ---------------------------------------
     await new Promise((r) => setTimeout(r, 1000));
     const base = await memoryOf(d.pid);
     let peak = base.rss;
     const sampler = setInterval(() => {
-      memoryOf(d.pid).then((m) => (peak = Math.max(peak, m.rss)), () => {});
+      memoryOf(d.pid).then(
+        (m) => (peak = Math.max(peak, m.rss)),
+        () => {},
+      );
     }, 20);
     const bytes = Math.round(GB * 1e9);
     const t0 = performance.now();
-    const bigId = await spawn({ image: "tag:busybox:latest", command: "head", args: ["-c", String(bytes), "/dev/zero"], truncate_output_at: 1024, disposable: true, timeout: 1200 });
-    const followers = await Promise.all(Array.from({ length: FOLLOWERS }, () => openEvents({ url: d.url, token: d.token }, bigId, { follow: true })));
+    const bigId = await spawn({
+      image: "tag:busybox:latest",
+      command: "head",
+      args: ["-c", String(bytes), "/dev/zero"],
+      truncate_output_at: 1024,
+      disposable: true,
+      timeout: 1200,
+    });
+    const followers = await Promise.all(
+      Array.from({ length: FOLLOWERS }, () =>
+        openEvents({ url: d.url, token: d.token }, bigId, { follow: true }),
+      ),
+    );
     streams.push(...followers);
     const results = await Promise.all(followers.map((f) => f.done(1_800_000)));
     const ms = performance.now() - t0;
     clearInterval(sampler);
     const end = await memoryOf(d.pid);
     peak = Math.max(peak, end.rss);
-    const doc = (await (await api(`/v1/operations/${bigId}`)).json()) as { status: string; metadata: { result: { stdout: { value: string; truncated: boolean } } } };
+    const doc = (await (await api(`/v1/operations/${bigId}`)).json()) as {
+      status: string;
+      metadata: { result: { stdout: { value: string; truncated: boolean } } };
+    };
     const same = results.every((r) => JSON.stringify(r) === JSON.stringify(results[0]));
     const trunc = results[0]?.find((e) => e.type === "truncated");
     console.log(

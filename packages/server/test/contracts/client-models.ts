@@ -34,32 +34,62 @@ const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 /** Go `*T` / Python `Optional[T] = None`: key may be absent or null. */
 const Opt = <T extends TSchema>(t: T) => Type.Optional(Nullable(t));
 
-export const Status = Type.Union(["PENDING", "ASSIGNED", "EXECUTING", "SUCCESS", "FAILED", "CANCELLED"].map((s) => Type.Literal(s)));
+export const Status = Type.Union(
+  ["PENDING", "ASSIGNED", "EXECUTING", "SUCCESS", "FAILED", "CANCELLED"].map((s) => Type.Literal(s)),
+);
 export const TERMINAL = ["SUCCESS", "FAILED", "CANCELLED"];
 const Kind = Type.Union([Type.Literal("instance"), Type.Literal("image_import")]);
 
 // ---- errors (§1.5) ----------------------------------------------------------------------------
-export const ErrorBody = Type.Object({ error: Type.Unknown(), status: Int, traceback: Type.Optional(Type.Array(Type.String())) });
+export const ErrorBody = Type.Object({
+  error: Type.Unknown(),
+  status: Int,
+  traceback: Type.Optional(Type.Array(Type.String())),
+});
 
 // ---- whoami (§2.1, Go WhoAmIResponse) ---------------------------------------------------------
-export const PERMISSIONS = ["list", "spawn", "spawn_disposable", "import", "cancel", "set_image_tag"] as const;
+export const PERMISSIONS = [
+  "list",
+  "spawn",
+  "spawn_disposable",
+  "import",
+  "cancel",
+  "set_image_tag",
+] as const;
 export const WhoAmI = Type.Object({
   token_uuid: Type.String(),
   token_expiration: Nullable(Int),
-  permissions: Type.Object(Object.fromEntries(PERMISSIONS.map((p) => [p, Type.Boolean()])), { additionalProperties: Type.Boolean() }),
+  permissions: Type.Object(Object.fromEntries(PERMISSIONS.map((p) => [p, Type.Boolean()])), {
+    additionalProperties: Type.Boolean(),
+  }),
   limits: Type.Optional(Type.Record(Type.String(), Int)),
   operations_stat: Type.Record(Type.String(), Int),
 });
 
 // ---- images (§3.1: MCP) -----------------------------------------------------------------------
-export const Image = Type.Object({ uuid: Uuid, tag: Nullable(Type.String()), created_at: Time, operation_uuid: Opt(Uuid) });
+export const Image = Type.Object({
+  uuid: Uuid,
+  tag: Nullable(Type.String()),
+  created_at: Time,
+  operation_uuid: Opt(Uuid),
+});
 export const ImageList = Type.Object({ images: Type.Array(Image) });
 /** Spawn and import answers: clients index `uuid` without a fallback. */
 export const UuidAnswer = Type.Object({ uuid: Uuid });
 
 // ---- files (§3.2: Go File / FileResponse, MCP sha256) -----------------------------------------
-export const File = Type.Object({ uuid: Uuid, sha256: Type.String({ format: "sha256-hex" }), size: Int, created_at: Time, updated_at: Time });
-export const FileResponse = Type.Object({ uuid: Uuid, sha256: Type.String({ format: "sha256-hex" }), size: Int });
+export const File = Type.Object({
+  uuid: Uuid,
+  sha256: Type.String({ format: "sha256-hex" }),
+  size: Int,
+  created_at: Time,
+  updated_at: Time,
+});
+export const FileResponse = Type.Object({
+  uuid: Uuid,
+  sha256: Type.String({ format: "sha256-hex" }),
+  size: Int,
+});
 export const FileList = Type.Object({ files: Type.Array(File) });
 
 // ---- streams (§3.3) ---------------------------------------------------------------------------
@@ -91,9 +121,18 @@ export const InstanceResult = Type.Object({
       max_rss: Type.Optional(Int),
       cost: Type.Optional(Type.Number()),
       ...Object.fromEntries(
-        ["block_input", "block_output", "page_faults", "page_faults_io", "shared_memory", "unshared_memory", "signals", "swaps", "voluntary_switches", "involuntary_switches"].map(
-          (k) => [k, Type.Optional(Int)],
-        ),
+        [
+          "block_input",
+          "block_output",
+          "page_faults",
+          "page_faults_io",
+          "shared_memory",
+          "unshared_memory",
+          "signals",
+          "swaps",
+          "voluntary_switches",
+          "involuntary_switches",
+        ].map((k) => [k, Type.Optional(Int)]),
       ),
     }),
   ),
@@ -131,10 +170,16 @@ export const InstanceMetadata = Type.Object({
   uid: Type.Optional(Int),
   gid: Type.Optional(Int),
   preserve_env: Type.Optional(Type.Boolean()),
-  stdin: Type.Object({ value: Type.String(), encoding: Type.Optional(Type.Union([Type.Literal("ascii"), Type.Literal("base64")])) }),
+  stdin: Type.Object({
+    value: Type.String(),
+    encoding: Type.Optional(Type.Union([Type.Literal("ascii"), Type.Literal("base64")])),
+  }),
   timeout: Type.Integer({ minimum: 1 }),
   truncate_output_at: Int,
-  files: Type.Record(Type.String(), Type.Object({ uuid: Uuid, mode: Type.String(), uid: Type.Optional(Int), gid: Type.Optional(Int) })),
+  files: Type.Record(
+    Type.String(),
+    Type.Object({ uuid: Uuid, mode: Type.String(), uid: Type.Optional(Int), gid: Type.Optional(Int) }),
+  ),
   resources_limits: Type.Optional(Type.Object({ max_layer_bytes: Type.Optional(Int) })),
   networking: Type.Optional(Type.Object({ enabled: Type.Optional(Type.Boolean()) })),
   result: Nullable(InstanceResult),
@@ -144,7 +189,9 @@ export const InstanceMetadata = Type.Object({
 export const ImportMetadata = Type.Object({
   registry: Type.Object({
     url: Type.String(),
-    credentials: Type.Optional(Type.Object({ username: Type.Optional(Type.String()), password: Type.Optional(Type.String()) })),
+    credentials: Type.Optional(
+      Type.Object({ username: Type.Optional(Type.String()), password: Type.Optional(Type.String()) }),
+    ),
   }),
   tag: Opt(Type.String()),
   timeout: Type.Integer({ minimum: 1 }),
@@ -185,13 +232,24 @@ export const GrepMatch = Type.Object({
   submatches: Type.Array(GrepSubmatch),
   type: Type.Union([Type.Literal("match"), Type.Literal("context")]),
 });
-export const GrepResult = Type.Object({ path: Type.String(), patterns: Type.Array(Type.String()), truncated: Type.Boolean(), matches: Type.Array(GrepMatch) });
+export const GrepResult = Type.Object({
+  path: Type.String(),
+  patterns: Type.Array(Type.String()),
+  truncated: Type.Boolean(),
+  matches: Type.Array(GrepMatch),
+});
 
 // ---- subprocesses (§2.7) ----------------------------------------------------------------------
 export const SpawnedSubprocess = Type.Object({ spid: Type.Integer({ minimum: 2 }) });
 
 // ---- events (§2.6, §3.7, §3.8) ----------------------------------------------------------------
-export const OperationEvent = Type.Object({ id: Type.Integer({ minimum: 0 }), ts: EventTime, spid: Type.Optional(Type.Integer({ minimum: 0 })), type: Type.String(), data: Type.Object({}) });
+export const OperationEvent = Type.Object({
+  id: Type.Integer({ minimum: 0 }),
+  ts: EventTime,
+  spid: Type.Optional(Type.Integer({ minimum: 0 })),
+  type: Type.String(),
+  data: Type.Object({}),
+});
 export interface OperationEventT {
   id: number;
   ts: string;
@@ -219,12 +277,32 @@ export const EVENT_RESOURCE_FIELDS = [
 ] as const;
 export const EventResources = Type.Object(Object.fromEntries(EVENT_RESOURCE_FIELDS.map((k) => [k, Int])));
 
-const NetIf = Type.Object(Object.fromEntries([["name", Type.String()], ...["rx_bytes", "rx_packets", "rx_errs", "rx_drop", "tx_bytes", "tx_packets", "tx_errs", "tx_drop"].map((k) => [k, Int])]));
+const NetIf = Type.Object(
+  Object.fromEntries([
+    ["name", Type.String()],
+    ...["rx_bytes", "rx_packets", "rx_errs", "rx_drop", "tx_bytes", "tx_packets", "tx_errs", "tx_drop"].map(
+      (k) => [k, Int],
+    ),
+  ]),
+);
 
 /** Payloads of the known event types; other types only need an object `data`. */
 export const EVENT_DATA: Readonly<Record<string, TSchema>> = {
-  init: Type.Object({ started_at: EventTime, runtime_path: Type.String(), verbose: Type.Boolean(), init_pid: Int, hostname: Type.Optional(Type.String()), kernel: Type.Optional(Type.String()), machine: Type.Optional(Type.String()), boot_id: Type.Optional(Type.String()) }),
-  network: Type.Object({ interfaces: Type.Array(NetIf), configured: Type.Optional(Type.Object({})), error: Opt(Type.String()) }),
+  init: Type.Object({
+    started_at: EventTime,
+    runtime_path: Type.String(),
+    verbose: Type.Boolean(),
+    init_pid: Int,
+    hostname: Type.Optional(Type.String()),
+    kernel: Type.Optional(Type.String()),
+    machine: Type.Optional(Type.String()),
+    boot_id: Type.Optional(Type.String()),
+  }),
+  network: Type.Object({
+    interfaces: Type.Array(NetIf),
+    configured: Type.Optional(Type.Object({})),
+    error: Opt(Type.String()),
+  }),
   spawn: Type.Object({
     pid: Int,
     command: Type.String(),
@@ -240,9 +318,21 @@ export const EVENT_DATA: Readonly<Record<string, TSchema>> = {
   stdin: StreamRepr,
   stdout: StreamRepr,
   stderr: StreamRepr,
-  truncated: Type.Object({ stream: Type.Union([Type.Literal("stdout"), Type.Literal("stderr")]), bytes_emitted: Int, bytes_dropped: Int }),
+  truncated: Type.Object({
+    stream: Type.Union([Type.Literal("stdout"), Type.Literal("stderr")]),
+    bytes_emitted: Int,
+    bytes_dropped: Int,
+  }),
   size_cap: Type.Object({ limit_bytes: Int, file_size: Int }),
-  exit: Type.Object({ pid: Int, code: Int, signal: Int, timed_out: Type.Boolean(), duration_ms: Int, resources: EventResources, core_dump: Type.Optional(Type.Boolean()) }),
+  exit: Type.Object({
+    pid: Int,
+    code: Int,
+    signal: Int,
+    timed_out: Type.Boolean(),
+    duration_ms: Int,
+    resources: EventResources,
+    core_dump: Type.Optional(Type.Boolean()),
+  }),
   shutdown: Type.Object({ stopped_at: EventTime, reason: Type.String() }),
   completion: Type.Object({
     status: Type.Union(TERMINAL.map((s) => Type.Literal(s))),
@@ -258,7 +348,9 @@ export function checkModel(schema: TSchema, value: unknown, where = "$"): string
   if (Value.Check(schema, value)) return [];
   const out: string[] = [];
   for (const e of Value.Errors(schema, value)) {
-    out.push(`${where}${e.path.replace(/\//g, ".")}: ${e.message} (got ${JSON.stringify(e.value)?.slice(0, 80)})`);
+    out.push(
+      `${where}${e.path.replace(/\//g, ".")}: ${e.message} (got ${JSON.stringify(e.value)?.slice(0, 80)})`,
+    );
     if (out.length >= 20) break;
   }
   return out;
@@ -268,17 +360,25 @@ export function checkModel(schema: TSchema, value: unknown, where = "$"): string
 export function checkOperation(doc: unknown): string[] {
   const v = checkModel(Operation, doc);
   if (v.length > 0) return v;
-  const d = doc as { kind: string; status: string; metadata: unknown; result_image_uuid?: string | null; result: { image: string | null } };
+  const d = doc as {
+    kind: string;
+    status: string;
+    metadata: unknown;
+    result_image_uuid?: string | null;
+    result: { image: string | null };
+  };
   if (d.kind === "instance") {
     v.push(...checkModel(InstanceMetadata, d.metadata, "$.metadata"));
     const result = (d.metadata as { result?: unknown }).result;
     // a finished instance run must carry its result (exit code and output are read from it)
-    if (d.status === "SUCCESS" && (result === null || result === undefined)) v.push("$.metadata.result: null for a SUCCESS instance");
+    if (d.status === "SUCCESS" && (result === null || result === undefined))
+      v.push("$.metadata.result: null for a SUCCESS instance");
   } else {
     v.push(...checkModel(ImportMetadata, d.metadata, "$.metadata"));
   }
   // CLI reads result.image, CONTREE-CLIENT/Go read result_image_uuid: they must agree
-  if ((d.result_image_uuid ?? null) !== d.result.image) v.push(`$.result.image (${d.result.image}) != $.result_image_uuid (${d.result_image_uuid})`);
+  if ((d.result_image_uuid ?? null) !== d.result.image)
+    v.push(`$.result.image (${d.result.image}) != $.result_image_uuid (${d.result_image_uuid})`);
   return v;
 }
 

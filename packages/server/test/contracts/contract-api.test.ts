@@ -5,7 +5,16 @@
 import { createServer, type Server } from "node:http";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { checkEvent, checkModel, checkOperation, DirectoryList, File, Image, OperationSummary, WhoAmI } from "./client-models.js";
+import {
+  checkEvent,
+  checkModel,
+  checkOperation,
+  DirectoryList,
+  File,
+  Image,
+  OperationSummary,
+  WhoAmI,
+} from "./client-models.js";
 import { contractApi } from "./contract-api.js";
 
 const OP = "87654321-9abc-4aba-8eda-0123456789ab";
@@ -42,7 +51,15 @@ function instanceOp(): Record<string, unknown> {
       files: { "/a": { uuid: IMG, uid: 0, gid: 0, mode: "0644" } },
       stdin: { value: "", encoding: "ascii" },
       result: {
-        state: { exit_code: 0, signal: -1, pid: 42, timed_out: false, stopped: false, continued: false, core_dump: false },
+        state: {
+          exit_code: 0,
+          signal: -1,
+          pid: 42,
+          timed_out: false,
+          stopped: false,
+          continued: false,
+          core_dump: false,
+        },
         stdout: { value: "aGkK", encoding: "base64", truncated: false },
         stderr: { value: "", encoding: "ascii", truncated: false },
         resources: { elapsed_time: 0.2, max_rss: 1024 },
@@ -67,12 +84,21 @@ describe("client models", () => {
   it("accept the documented examples", () => {
     expect(checkOperation(instanceOp())).toEqual([]);
     expect(checkModel(Image, { uuid: IMG, tag: null, created_at: T, operation_uuid: null })).toEqual([]);
-    expect(checkModel(File, { uuid: IMG, sha256: "a".repeat(64), size: 5, created_at: T, updated_at: T })).toEqual([]);
+    expect(
+      checkModel(File, { uuid: IMG, sha256: "a".repeat(64), size: 5, created_at: T, updated_at: T }),
+    ).toEqual([]);
     expect(
       checkModel(WhoAmI, {
         token_uuid: "x",
         token_expiration: null,
-        permissions: { list: true, spawn: true, spawn_disposable: true, import: true, cancel: true, set_image_tag: false },
+        permissions: {
+          list: true,
+          spawn: true,
+          spawn_disposable: true,
+          import: true,
+          cancel: true,
+          set_image_tag: false,
+        },
         operations_stat: {},
       }),
     ).toEqual([]);
@@ -100,26 +126,80 @@ describe("client models", () => {
   });
 
   it("reject import metadata with null credentials (MCP: object or absent)", () => {
-    const d = { ...instanceOp(), kind: "image_import", metadata: { registry: { url: "docker://x/y:1", credentials: null }, tag: null, timeout: 300 } };
+    const d = {
+      ...instanceOp(),
+      kind: "image_import",
+      metadata: { registry: { url: "docker://x/y:1", credentials: null }, tag: null, timeout: 300 },
+    };
     expect(checkOperation(d)).not.toEqual([]);
     d.metadata.registry.credentials = { username: "", password: "<MASKED>" } as never;
     expect(checkOperation(d)).toEqual([]);
   });
 
   it("reject list rows without a string created_at, listings with a missing FileItem field, non-int event resources", () => {
-    expect(checkModel(OperationSummary, { uuid: OP, kind: "instance", status: "PENDING", created_at: null, duration: 0 })).not.toEqual([]);
-    const item = { path: "a", size: 1, owner: "root", group: "root", uid: 0, gid: 0, mode: 33188, mtime: 0, nlink: 1, is_dir: false, is_regular: true, is_symlink: false, is_socket: false, is_fifo: false, symlink_to: "" };
+    expect(
+      checkModel(OperationSummary, {
+        uuid: OP,
+        kind: "instance",
+        status: "PENDING",
+        created_at: null,
+        duration: 0,
+      }),
+    ).not.toEqual([]);
+    const item = {
+      path: "a",
+      size: 1,
+      owner: "root",
+      group: "root",
+      uid: 0,
+      gid: 0,
+      mode: 33188,
+      mtime: 0,
+      nlink: 1,
+      is_dir: false,
+      is_regular: true,
+      is_symlink: false,
+      is_socket: false,
+      is_fifo: false,
+      symlink_to: "",
+    };
     expect(checkModel(DirectoryList, { path: "/", files: [item] })).toEqual([]);
     const { symlink_to: _drop, ...partial } = item;
     expect(checkModel(DirectoryList, { path: "/", files: [partial] })).not.toEqual([]);
     const resources = Object.fromEntries(
-      ["user_time_us", "sys_time_us", "max_rss_kb", "shared_memory", "unshared_memory", "swaps", "minor_faults", "major_faults", "voluntary_ctx_switches", "involuntary_ctx_switches", "block_input_ops", "block_output_ops", "ipc_msgs_sent", "ipc_msgs_received", "signals_received"].map((k) => [k, 0]),
+      [
+        "user_time_us",
+        "sys_time_us",
+        "max_rss_kb",
+        "shared_memory",
+        "unshared_memory",
+        "swaps",
+        "minor_faults",
+        "major_faults",
+        "voluntary_ctx_switches",
+        "involuntary_ctx_switches",
+        "block_input_ops",
+        "block_output_ops",
+        "ipc_msgs_sent",
+        "ipc_msgs_received",
+        "signals_received",
+      ].map((k) => [k, 0]),
     );
-    const exit = { id: 3, ts: T, spid: 1, type: "exit", data: { pid: 1, code: 0, signal: -1, timed_out: false, duration_ms: 5, resources } };
+    const exit = {
+      id: 3,
+      ts: T,
+      spid: 1,
+      type: "exit",
+      data: { pid: 1, code: 0, signal: -1, timed_out: false, duration_ms: 5, resources },
+    };
     expect(checkEvent(exit)).toEqual([]);
-    expect(checkEvent({ ...exit, data: { ...exit.data, resources: { ...resources, max_rss_kb: 1.5 } } })).not.toEqual([]);
+    expect(
+      checkEvent({ ...exit, data: { ...exit.data, resources: { ...resources, max_rss_kb: 1.5 } } }),
+    ).not.toEqual([]);
     expect(checkEvent({ ...exit, data: { ...exit.data, duration_ms: undefined } })).not.toEqual([]);
-    expect(checkEvent({ id: 4, ts: T, spid: 0, type: "completion", data: { status: "SUCCESS" } })).not.toEqual([]);
+    expect(
+      checkEvent({ id: 4, ts: T, spid: 0, type: "completion", data: { status: "SUCCESS" } }),
+    ).not.toEqual([]);
   });
 });
 
@@ -131,13 +211,23 @@ describe("contractApi transport rules (against a misbehaving fake server)", () =
     server = createServer((req, res) => {
       const path = req.url ?? "";
       if (path.includes("framed")) {
-        res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(big) }).end(big);
+        res
+          .writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(big) })
+          .end(big);
       } else if (path.includes("gzip-unasked")) {
         const z = gzipSync(JSON.stringify(instanceOp()));
-        res.writeHead(200, { "content-type": "application/json", "content-encoding": "gzip", "content-length": z.length }).end(z);
+        res
+          .writeHead(200, {
+            "content-type": "application/json",
+            "content-encoding": "gzip",
+            "content-length": z.length,
+          })
+          .end(z);
       } else if (path.startsWith(`/v1/operations/${OP}/events`)) {
         res.writeHead(200, { "content-type": "text/event-stream" });
-        res.write(`id: 0\nevent: init\ndata: ${JSON.stringify({ id: 0, ts: T, spid: 0, type: "init", data: { started_at: T, runtime_path: "/x", verbose: false, init_pid: 1 } })}\n\n`);
+        res.write(
+          `id: 0\nevent: init\ndata: ${JSON.stringify({ id: 0, ts: T, spid: 0, type: "init", data: { started_at: T, runtime_path: "/x", verbose: false, init_pid: 1 } })}\n\n`,
+        );
         res.end(); // follow stream that stops before completion
       } else if (path.startsWith("/v1/inspect/?tag=")) {
         res.writeHead(307, { location: `${IMG}/` }).end();

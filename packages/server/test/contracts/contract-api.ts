@@ -80,14 +80,28 @@ const model =
 
 const locationOfOperation: Check = (c) => {
   const loc = c.res.headers.get("location") ?? "";
-  return /\/v1\/operations\/[0-9a-f-]{36}$/.test(loc) ? [] : [`Location header ${JSON.stringify(loc)} is not …/v1/operations/<uuid>`];
+  return /\/v1\/operations\/[0-9a-f-]{36}$/.test(loc)
+    ? []
+    : [`Location header ${JSON.stringify(loc)} is not …/v1/operations/<uuid>`];
 };
 
 const ROUTES: Route[] = [
   { method: "GET", pattern: /^\/whoami$/, key: "GET /whoami", body: "json", ok: model(WhoAmI) },
   { method: "GET", pattern: /^\/images$/, key: "GET /images", body: "json", ok: model(ImageList) },
-  { method: "POST", pattern: /^\/images\/import$/, key: "POST /images/import", body: "json", ok: (c) => [...model(UuidAnswer)(c), ...locationOfOperation(c)] },
-  { method: "PATCH", pattern: new RegExp(`^/images/${U}/tag$`), key: "PATCH /images/{uuid}/tag", body: "json", ok: model(Image) },
+  {
+    method: "POST",
+    pattern: /^\/images\/import$/,
+    key: "POST /images/import",
+    body: "json",
+    ok: (c) => [...model(UuidAnswer)(c), ...locationOfOperation(c)],
+  },
+  {
+    method: "PATCH",
+    pattern: new RegExp(`^/images/${U}/tag$`),
+    key: "PATCH /images/{uuid}/tag",
+    body: "json",
+    ok: model(Image),
+  },
   {
     method: "DELETE",
     pattern: new RegExp(`^/images/${U}/tag$`),
@@ -104,13 +118,55 @@ const ROUTES: Route[] = [
     // legacy lookups (MCP mirror) answer ONE object; the plain list is an object with `files`
     ok: (c) => (c.query.has("sha256") || c.query.has("uuid") ? model(File)(c) : model(FileList)(c)),
   },
-  { method: ["GET", "HEAD"], pattern: /^\/files\/[^/]+$/, key: "GET|HEAD /files/{sha256}", body: "json", ok: model(File) },
-  { method: "POST", pattern: /^\/instances$/, key: "POST /instances", body: "json", ok: (c) => [...model(UuidAnswer)(c), ...locationOfOperation(c)] },
-  { method: "GET", pattern: /^\/operations$/, key: "GET /operations", body: "json", ok: model(OperationList) },
-  { method: "GET", pattern: new RegExp(`^/operations/${U}$`), key: "GET /operations/{id}", body: "json", ok: (c) => checkOperation(c.json) },
-  { method: "DELETE", pattern: new RegExp(`^/operations/${U}$`), key: "DELETE /operations/{id}", body: "json", ok: () => [] },
-  { method: "GET", pattern: new RegExp(`^/operations/${U}/events$`), key: "GET /operations/{id}/events", body: "sse", ok: () => [] },
-  { method: "POST", pattern: new RegExp(`^/operations/${U}/subprocesses$`), key: "POST /operations/{id}/subprocesses", body: "json", ok: model(SpawnedSubprocess) },
+  {
+    method: ["GET", "HEAD"],
+    pattern: /^\/files\/[^/]+$/,
+    key: "GET|HEAD /files/{sha256}",
+    body: "json",
+    ok: model(File),
+  },
+  {
+    method: "POST",
+    pattern: /^\/instances$/,
+    key: "POST /instances",
+    body: "json",
+    ok: (c) => [...model(UuidAnswer)(c), ...locationOfOperation(c)],
+  },
+  {
+    method: "GET",
+    pattern: /^\/operations$/,
+    key: "GET /operations",
+    body: "json",
+    ok: model(OperationList),
+  },
+  {
+    method: "GET",
+    pattern: new RegExp(`^/operations/${U}$`),
+    key: "GET /operations/{id}",
+    body: "json",
+    ok: (c) => checkOperation(c.json),
+  },
+  {
+    method: "DELETE",
+    pattern: new RegExp(`^/operations/${U}$`),
+    key: "DELETE /operations/{id}",
+    body: "json",
+    ok: () => [],
+  },
+  {
+    method: "GET",
+    pattern: new RegExp(`^/operations/${U}/events$`),
+    key: "GET /operations/{id}/events",
+    body: "sse",
+    ok: () => [],
+  },
+  {
+    method: "POST",
+    pattern: new RegExp(`^/operations/${U}/subprocesses$`),
+    key: "POST /operations/{id}/subprocesses",
+    body: "json",
+    ok: model(SpawnedSubprocess),
+  },
   {
     method: "GET",
     pattern: new RegExp(`^/operations/${U}/subprocesses/\\d+$`),
@@ -118,8 +174,20 @@ const ROUTES: Route[] = [
     body: "json",
     ok: model(InstanceResult),
   },
-  { method: "DELETE", pattern: new RegExp(`^/operations/${U}/subprocesses/\\d+$`), key: "DELETE /operations/{id}/subprocesses/{spid}", body: "json", ok: () => [] },
-  { method: "POST", pattern: new RegExp(`^/operations/${U}/subprocesses/\\d+/stdin$`), key: "POST /operations/{id}/subprocesses/{spid}/stdin", body: "json", ok: () => [] },
+  {
+    method: "DELETE",
+    pattern: new RegExp(`^/operations/${U}/subprocesses/\\d+$`),
+    key: "DELETE /operations/{id}/subprocesses/{spid}",
+    body: "json",
+    ok: () => [],
+  },
+  {
+    method: "POST",
+    pattern: new RegExp(`^/operations/${U}/subprocesses/\\d+/stdin$`),
+    key: "POST /operations/{id}/subprocesses/{spid}/stdin",
+    body: "json",
+    ok: () => [],
+  },
   {
     method: "GET",
     pattern: /^\/inspect\/?$/,
@@ -133,7 +201,13 @@ const ROUTES: Route[] = [
       return UUID.test(last) ? [] : [`302 Location ${JSON.stringify(loc)} does not end in an image uuid`];
     },
   },
-  { method: ["GET", "HEAD"], pattern: new RegExp(`^/inspect/${U}/?$`), key: "GET|HEAD /inspect/{uuid}/", body: "json", ok: model(Image) },
+  {
+    method: ["GET", "HEAD"],
+    pattern: new RegExp(`^/inspect/${U}/?$`),
+    key: "GET|HEAD /inspect/{uuid}/",
+    body: "json",
+    ok: model(Image),
+  },
   {
     method: "GET",
     pattern: new RegExp(`^/inspect/${U}/list$`),
@@ -151,20 +225,35 @@ const ROUTES: Route[] = [
     pattern: new RegExp(`^/inspect/${U}/download$`),
     key: "GET|HEAD /inspect/{uuid}/download",
     body: "binary",
-    ok: (c) => ((c.res.headers.get("content-type") ?? "").startsWith("application/octet-stream") ? [] : [`download content-type ${c.res.headers.get("content-type")}`]),
+    ok: (c) =>
+      (c.res.headers.get("content-type") ?? "").startsWith("application/octet-stream")
+        ? []
+        : [`download content-type ${c.res.headers.get("content-type")}`],
   },
   {
     method: ["GET", "HEAD"],
     pattern: new RegExp(`^/inspect/${U}/archive$`),
     key: "GET|HEAD /inspect/{uuid}/archive",
     body: "binary",
-    ok: (c) => ((c.res.headers.get("content-type") ?? "").startsWith("application/x-tar") ? [] : [`archive content-type ${c.res.headers.get("content-type")}`]),
+    ok: (c) =>
+      (c.res.headers.get("content-type") ?? "").startsWith("application/x-tar")
+        ? []
+        : [`archive content-type ${c.res.headers.get("content-type")}`],
   },
-  { method: "GET", pattern: new RegExp(`^/inspect/${U}/grep$`), key: "GET /inspect/{uuid}/grep", body: "json", ok: model(GrepResult) },
+  {
+    method: "GET",
+    pattern: new RegExp(`^/inspect/${U}/grep$`),
+    key: "GET /inspect/{uuid}/grep",
+    body: "json",
+    ok: model(GrepResult),
+  },
 ];
 
 function routeOf(method: string, path: string): Route | undefined {
-  return ROUTES.find((r) => (Array.isArray(r.method) ? r.method.includes(method) : r.method === method) && r.pattern.test(path));
+  return ROUTES.find(
+    (r) =>
+      (Array.isArray(r.method) ? r.method.includes(method) : r.method === method) && r.pattern.test(path),
+  );
 }
 
 const isJsonType = (ct: string | null) => (ct ?? "").startsWith("application/json");
@@ -184,7 +273,13 @@ export function contractApi(t: Pick<TestServer, "url" | "token" | "config">): Co
     if (json !== undefined) headers.set("content-type", "application/json");
     const askedGzip = /gzip/i.test(headers.get("accept-encoding") ?? "");
     const url = new URL(`${base}${path}`);
-    const res = await fetch(url, { ...rest, method, headers, redirect: "manual", ...(json !== undefined ? { body: JSON.stringify(json) } : {}) });
+    const res = await fetch(url, {
+      ...rest,
+      method,
+      headers,
+      redirect: "manual",
+      ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+    });
 
     const rel = url.pathname.slice(`${t.config.pathPrefix}/v1`.length);
     const route = routeOf(method, rel);
@@ -196,12 +291,15 @@ export function contractApi(t: Pick<TestServer, "url" | "token" | "config">): Co
 
     if (!route) fail(["no contract for this route (add it to contract-api.ts)"]);
     else seen.set(route.key, (seen.get(route.key) ?? 0) + 1);
-    if (res.headers.get("content-encoding") && !askedGzip) fail([`content-encoding ${res.headers.get("content-encoding")} without Accept-Encoding: gzip`]);
+    if (res.headers.get("content-encoding") && !askedGzip)
+      fail([`content-encoding ${res.headers.get("content-encoding")} without Accept-Encoding: gzip`]);
 
     const ct = res.headers.get("content-type");
     const len = res.headers.get("content-length");
     if (isJsonType(ct) && len !== null && Number(len) > MCP_MAX_FRAMED_JSON) {
-      fail([`JSON body with Content-Length ${len} > 64 KiB (MCP rejects it; send it chunked or gzip it when asked)`]);
+      fail([
+        `JSON body with Content-Length ${len} > 64 KiB (MCP rejects it; send it chunked or gzip it when asked)`,
+      ]);
     }
 
     const ok = res.status >= 200 && res.status < 400;
@@ -217,12 +315,16 @@ export function contractApi(t: Pick<TestServer, "url" | "token" | "config">): Co
           fail([`error body is not JSON: ${text.slice(0, 100)}`]);
         }
         fail(checkModel(ErrorBody, body, "$error"));
-        if ((body as { status?: unknown } | undefined)?.status !== res.status) fail([`error body status ${(body as { status?: unknown })?.status} != HTTP ${res.status}`]);
+        if ((body as { status?: unknown } | undefined)?.status !== res.status)
+          fail([`error body status ${(body as { status?: unknown })?.status} != HTTP ${res.status}`]);
       }
       out = rebuild(res, method === "HEAD" ? null : text);
     } else if (route?.body === "sse") {
       if (!(ct ?? "").startsWith("text/event-stream")) fail([`events content-type ${ct}`]);
-      out = rebuild(res, res.body ? res.body.pipeThrough(sseChecker(url.searchParams, headers, where, violations)) : null);
+      out = rebuild(
+        res,
+        res.body ? res.body.pipeThrough(sseChecker(url.searchParams, headers, where, violations)) : null,
+      );
     } else if (route?.body === "binary" || route?.body === "redirect" || method === "HEAD") {
       if (route) fail(route.ok({ method, query: url.searchParams, res, json: undefined, text: "" }));
     } else if (route) {
@@ -236,7 +338,8 @@ export function contractApi(t: Pick<TestServer, "url" | "token" | "config">): Co
           } catch {
             fail([`body is not JSON: ${raw.slice(0, 100)}`]);
           }
-          if (!askedGzip && Buffer.byteLength(raw) > MCP_MAX_FRAMED_JSON && len !== null) fail(["large JSON with Content-Length"]);
+          if (!askedGzip && Buffer.byteLength(raw) > MCP_MAX_FRAMED_JSON && len !== null)
+            fail(["large JSON with Content-Length"]);
         }
       }
       fail(route.ok({ method, query: url.searchParams, res, json: parsed, text: raw }));
@@ -269,7 +372,12 @@ function rebuild(res: Response, body: ConstructorParameters<typeof Response>[0])
 }
 
 /** Pass-through that checks an event stream frame by frame (see the file comment). */
-function sseChecker(query: URLSearchParams, headers: Headers, where: string, violations: string[]): TransformStream<Uint8Array, Uint8Array> {
+function sseChecker(
+  query: URLSearchParams,
+  headers: Headers,
+  where: string,
+  violations: string[],
+): TransformStream<Uint8Array, Uint8Array> {
   const parser = new SseFrameParser();
   const decoder = new TextDecoder();
   const cursorText = headers.get("last-event-id") ?? query.get("since");
@@ -288,9 +396,11 @@ function sseChecker(query: URLSearchParams, headers: Headers, where: string, vio
       if (item.kind !== "event") continue;
       const e = item.event;
       if (lastType === "completion") afterCompletion++;
-      if (e.id <= last) problems.push(`event id ${e.id} not above ${last} (ids strictly increase and resume exclusively)`);
+      if (e.id <= last)
+        problems.push(`event id ${e.id} not above ${last} (ids strictly increase and resume exclusively)`);
       last = Math.max(last, e.id);
-      if (spid !== undefined && e.spid !== spid && e.type !== "completion") problems.push(`event ${e.id} of spid ${e.spid} in a spid=${spid} stream`);
+      if (spid !== undefined && e.spid !== spid && e.type !== "completion")
+        problems.push(`event ${e.id} of spid ${e.spid} in a spid=${spid} stream`);
       lastType = e.type;
     }
     problems.push(...parser.violations.splice(0));
@@ -308,9 +418,11 @@ function sseChecker(query: URLSearchParams, headers: Headers, where: string, vio
     },
     flush(controller) {
       check(controller, decoder.decode());
-      if (parser.rest.trim() !== "") problems.push(`stream ended inside a frame: ${JSON.stringify(parser.rest.slice(0, 100))}`);
+      if (parser.rest.trim() !== "")
+        problems.push(`stream ended inside a frame: ${JSON.stringify(parser.rest.slice(0, 100))}`);
       // a follow stream closes right after completion (clients stop reading there), filtered or not
-      if (follow && !sawError && lastType !== "completion") problems.push(`follow stream ended after ${lastType ?? "nothing"}, not completion`);
+      if (follow && !sawError && lastType !== "completion")
+        problems.push(`follow stream ended after ${lastType ?? "nothing"}, not completion`);
       check(controller, "");
     },
   });

@@ -41,7 +41,8 @@ export class SseFrameParser {
     if (lines.length === 0) return undefined;
     const fields = lines.filter((l) => !l.startsWith(":"));
     if (fields.length === 0) return { kind: "comment", text: lines.map((l) => l.slice(1).trim()).join("\n") };
-    const get = (name: string) => fields.filter((l) => l.startsWith(`${name}:`)).map((l) => l.slice(name.length + 1).replace(/^ /, ""));
+    const get = (name: string) =>
+      fields.filter((l) => l.startsWith(`${name}:`)).map((l) => l.slice(name.length + 1).replace(/^ /, ""));
     const ids = get("id");
     const types = get("event");
     const datas = get("data");
@@ -62,8 +63,10 @@ export class SseFrameParser {
       return undefined;
     }
     for (const v of checkEvent(event)) bad(v);
-    if (ids[0] !== undefined && String(event.id) !== ids[0]) bad(`id line ${ids[0]} != envelope id ${event.id}`);
-    if (types[0] !== undefined && event.type !== types[0]) bad(`event line ${types[0]} != envelope type ${event.type}`);
+    if (ids[0] !== undefined && String(event.id) !== ids[0])
+      bad(`id line ${ids[0]} != envelope id ${event.id}`);
+    if (types[0] !== undefined && event.type !== types[0])
+      bad(`event line ${types[0]} != envelope type ${event.type}`);
     return { kind: "event", event, raw: block };
   }
 }

@@ -4,10 +4,10 @@
  * imports. Timing is measured and printed, never asserted.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { OperationEventT } from "../contracts/client-models.js";
 import { importBusybox } from "../harness/busybox-image.js";
 import { startTestServer, type TestServer, waitOperation } from "../harness/in-process.js";
 import type { RegistryHandle } from "../harness/registry.js";
-import type { OperationEventT } from "../contracts/client-models.js";
 import { type EventsQuery, openEvents, outputOf, type SseStream } from "./sse-client.js";
 
 const FRAME = /^id: (\d+)\nevent: ([a-z_]+)\ndata: (\{.*\})$/;
@@ -29,12 +29,16 @@ describe("operation event streams", () => {
     return s;
   };
   const spawn = async (body: Record<string, unknown>): Promise<string> => {
-    const r = await t.api("/v1/instances", { method: "POST", json: { image: "tag:busybox:latest", disposable: true, ...body } });
+    const r = await t.api("/v1/instances", {
+      method: "POST",
+      json: { image: "tag:busybox:latest", disposable: true, ...body },
+    });
     const j = (await r.json()) as { uuid: string; error?: string };
     expect(r.status, j.error).toBe(202);
     return j.uuid;
   };
-  const status = async (id: string) => ((await (await t.api(`/v1/operations/${id}`)).json()) as { status: string }).status;
+  const status = async (id: string) =>
+    ((await (await t.api(`/v1/operations/${id}`)).json()) as { status: string }).status;
   const noViolations = (s: SseStream) => expect(s.parser.violations).toEqual([]);
 
   beforeAll(async () => {
@@ -69,7 +73,13 @@ describe("operation event streams", () => {
     const types = events.map((e) => e.type);
     expect(types[0]).toBe("init");
     expect(types.at(-1)).toBe("completion");
-    for (const [a, b] of [["init", "spawn"], ["spawn", "stdout"], ["stdout", "exit"], ["exit", "shutdown"], ["shutdown", "completion"]]) {
+    for (const [a, b] of [
+      ["init", "spawn"],
+      ["spawn", "stdout"],
+      ["stdout", "exit"],
+      ["exit", "shutdown"],
+      ["shutdown", "completion"],
+    ]) {
       expect(types.indexOf(a as string)).toBeLessThan(types.indexOf(b as string));
     }
     expect(events.find((e) => e.type === "spawn")?.spid).toBe(1);
@@ -99,7 +109,10 @@ describe("operation event streams", () => {
       const serverTs = Date.parse(got.item.event.ts);
       const wrote = /^\d{19}$/.test(firstLine) ? Number(BigInt(firstLine) / 1_000_000n) : undefined;
       console.log(
-        `[events] live chunk: server capture → client ${got.at - serverTs} ms` + (wrote === undefined ? " (no %N in busybox date)" : `; process write → client ${got.at - wrote} ms`),
+        `[events] live chunk: server capture → client ${got.at - serverTs} ms` +
+          (wrote === undefined
+            ? " (no %N in busybox date)"
+            : `; process write → client ${got.at - wrote} ms`),
       );
     }
   });
@@ -153,10 +166,14 @@ describe("operation event streams", () => {
     const plain = await open(id);
     expect(plain.headers["content-encoding"]).toBeUndefined();
     expect(await plain.done()).toEqual(zipped);
-    const refused = await openEvents({ url: t.url, token: t.token, prefix: t.config.pathPrefix }, id, { raw: "" });
+    const refused = await openEvents({ url: t.url, token: t.token, prefix: t.config.pathPrefix }, id, {
+      raw: "",
+    });
     streams.push(refused);
     expect(refused.headers["content-encoding"]).toBeUndefined();
-    const q0 = await fetch(`${t.url}${t.config.pathPrefix}/v1/operations/${id}/events`, { headers: { authorization: `Bearer ${t.token}`, "accept-encoding": "gzip;q=0" } });
+    const q0 = await fetch(`${t.url}${t.config.pathPrefix}/v1/operations/${id}/events`, {
+      headers: { authorization: `Bearer ${t.token}`, "accept-encoding": "gzip;q=0" },
+    });
     expect(q0.headers.get("content-encoding")).toBeNull();
     await q0.text();
   });
@@ -188,7 +205,10 @@ describe("operation event streams", () => {
   });
 
   it("twenty followers of one run receive identical sequences", async () => {
-    const id = await spawn({ command: "for i in $(seq 1 30); do echo line $i; echo e$i >&2; sleep 0.05; done", shell: true });
+    const id = await spawn({
+      command: "for i in $(seq 1 30); do echo line $i; echo e$i >&2; sleep 0.05; done",
+      shell: true,
+    });
     const followers: SseStream[] = [];
     for (let i = 0; i < 20; i++) {
       followers.push(await open(id, { follow: true, gzip: i % 2 === 0 }));
@@ -205,10 +225,17 @@ describe("operation event streams", () => {
     expect(outputOf(ref, "stdout")).toBe(Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join(""));
   });
 
-  it("a paused (slow) follower of a chatty run keeps memory flat and gets a gap-free, duplicate-free sequence", { timeout: 300_000 }, async () => {
+  it("a paused (slow) follower of a chatty run keeps memory flat and gets a gap-free, duplicate-free sequence", {
+    timeout: 300_000,
+  }, async () => {
     const N = 1_500_000;
     // ~11 MB in 64 KiB events: far more than a follower may hold in its live buffer
-    const id = await spawn({ command: "seq", args: ["1", String(N)], truncate_output_at: 16 * 1024 * 1024, timeout: 300 });
+    const id = await spawn({
+      command: "seq",
+      args: ["1", String(N)],
+      truncate_output_at: 16 * 1024 * 1024,
+      timeout: 300,
+    });
     const slow = await open(id, { follow: true });
     await slow.until((x) => x.events().some((e) => e.type === "stdout"));
     slow.pause();
@@ -227,7 +254,9 @@ describe("operation event streams", () => {
     const events = await slow.done();
     noViolations(slow);
     const full = await (await open(id)).done();
-    console.log(`[events] slow follower: ${full.length} events, ${received} before pausing took effect; rss growth while paused ${((peak - rss0) / 1048576).toFixed(1)} MiB`);
+    console.log(
+      `[events] slow follower: ${full.length} events, ${received} before pausing took effect; rss growth while paused ${((peak - rss0) / 1048576).toFixed(1)} MiB`,
+    );
     expect(full.length).toBeGreaterThan(100);
     expectContiguous(events);
     expect(events).toEqual(full);
@@ -257,13 +286,19 @@ describe("operation event streams", () => {
   });
 
   it("import operations log progress and end with completion carrying the image", async () => {
-    const ops = (await (await t.api("/v1/operations?kind=image_import")).json()) as Array<{ uuid: string; result_image_uuid: string }>;
+    const ops = (await (await t.api("/v1/operations?kind=image_import")).json()) as Array<{
+      uuid: string;
+      result_image_uuid: string;
+    }>;
     const imp = ops[0];
     expect(imp).toBeDefined();
     const events = await (await open(imp?.uuid as string)).done();
     expectContiguous(events);
     expect(events.some((e) => e.type === "progress")).toBe(true);
-    expect(events.at(-1)).toMatchObject({ type: "completion", data: { status: "SUCCESS", result_image_uuid: imp?.result_image_uuid } });
+    expect(events.at(-1)).toMatchObject({
+      type: "completion",
+      data: { status: "SUCCESS", result_image_uuid: imp?.result_image_uuid },
+    });
   });
 
   it("a cancelled operation's follow stream ends with completion CANCELLED", async () => {

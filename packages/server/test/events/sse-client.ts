@@ -6,7 +6,7 @@
 import { type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, request } from "node:http";
 import { createGunzip } from "node:zlib";
 import type { OperationEventT } from "../contracts/client-models.js";
-import { type SseItem, SseFrameParser } from "../contracts/sse-frames.js";
+import { SseFrameParser, type SseItem } from "../contracts/sse-frames.js";
 
 export interface EventsQuery {
   follow?: boolean;
@@ -45,7 +45,9 @@ export class SseStream {
       this.wireBytes += c.length;
     });
     const gz = res.headers["content-encoding"] === "gzip";
-    const body = gz ? res.pipe(createGunzip({ finishFlush: 2 /* Z_SYNC_FLUSH: tolerate a cut stream */ })) : res;
+    const body = gz
+      ? res.pipe(createGunzip({ finishFlush: 2 /* Z_SYNC_FLUSH: tolerate a cut stream */ }))
+      : res;
     const dec = new TextDecoder();
     body.on("data", (c: Buffer) => {
       const at = Date.now();
@@ -82,7 +84,10 @@ export class SseStream {
   async until(pred: (s: SseStream) => boolean, timeoutMs = 120_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!pred(this)) {
-      if (this.ended) throw new Error(`stream ended before the condition held (${this.events().length} events${this.error ? `, ${this.error.message}` : ""})`);
+      if (this.ended)
+        throw new Error(
+          `stream ended before the condition held (${this.events().length} events${this.error ? `, ${this.error.message}` : ""})`,
+        );
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timed out waiting on the stream (${this.events().length} events)`);
       await new Promise<void>((r) => {
@@ -118,14 +123,20 @@ export class SseStream {
 }
 
 /** Opens `GET /v1/operations/{id}/events` and resolves once the response headers arrived. */
-export function openEvents(base: { url: string; token: string; prefix?: string }, opId: string, q: EventsQuery = {}): Promise<SseStream> {
+export function openEvents(
+  base: { url: string; token: string; prefix?: string },
+  opId: string,
+  q: EventsQuery = {},
+): Promise<SseStream> {
   const params = new URLSearchParams();
   if (q.follow) params.set("follow", "1");
   if (q.since !== undefined) params.set("since", String(q.since));
   if (q.spid !== undefined) params.set("spid", String(q.spid));
   let query = params.toString();
   if (q.raw) query = query ? `${query}&${q.raw}` : q.raw;
-  const u = new URL(`${base.url}${base.prefix ?? ""}/v1/operations/${opId}/events${query ? `?${query}` : ""}`);
+  const u = new URL(
+    `${base.url}${base.prefix ?? ""}/v1/operations/${opId}/events${query ? `?${query}` : ""}`,
+  );
   return new Promise((resolve, reject) => {
     const req = request({
       host: u.hostname,
@@ -149,9 +160,12 @@ export function openEvents(base: { url: string; token: string; prefix?: string }
   });
 }
 
-export const decodeRepr = (d: Record<string, unknown>): Buffer => Buffer.from(String(d["value"]), d["encoding"] === "base64" ? "base64" : "utf8");
+export const decodeRepr = (d: Record<string, unknown>): Buffer =>
+  Buffer.from(String(d["value"]), d["encoding"] === "base64" ? "base64" : "utf8");
 
 /** Concatenated output of a stream type (stdout/stderr) of one spid. */
 export function outputOf(events: OperationEventT[], type: "stdout" | "stderr", spid = 1): string {
-  return Buffer.concat(events.filter((e) => e.type === type && e.spid === spid).map((e) => decodeRepr(e.data))).toString();
+  return Buffer.concat(
+    events.filter((e) => e.type === type && e.spid === spid).map((e) => decodeRepr(e.data)),
+  ).toString();
 }
