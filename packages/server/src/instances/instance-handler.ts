@@ -1,4 +1,6 @@
-import { mkdir, rename, rm } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, rename, rm, statfs } from "node:fs/promises";
+import { promisify } from "node:util";
 import { hostname as hostName, release } from "node:os";
 import { join } from "node:path";
 import type { ContentStore } from "../content/content-store.js";
@@ -13,13 +15,23 @@ import type { ImageRecord } from "../metadata/repos/image-repo.js";
 import type { OperationRecord } from "../metadata/repos/operation-repo.js";
 import type { Logger } from "../observability/logger.js";
 import type { HandlerContext, HandlerOutcome, OperationHandler } from "../operations/operation-handler.js";
-import { diffStats, mountRootfs, unmount } from "../runtime/rootfs.js";
+import { diffStats, mountRootfs, mountScratch, unmount } from "../runtime/rootfs.js";
 import type { ExitStatus, ResourceStats, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
 import type { LiveInstances } from "./live-instances.js";
 import { OutputCapture } from "./output-capture.js";
 import { eventResources, redactEnv, resultResources } from "./resources.js";
 import { ensureDir, writeFileInto } from "./rootfs-writer.js";
 import type { InstanceMetadata } from "./spawn-request.js";
+
+const run = promisify(execFile);
+
+/**
+ * Runs capped at or below this many layer bytes write into a size-limited tmpfs upper, so the
+ * cap holds inside the sandbox (ENOSPC); committing them is a copy, proportional to the diff.
+ * Bigger caps use the layer store's filesystem directly (commit is a rename) and are checked
+ * after the run.
+ */
+export const SCRATCH_UPPER_MAX = 1024 * 1024 * 1024;
 
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -49,16 +61,23 @@ export class InstanceHandler implements OperationHandler {
     const image = op.imageId === null ? undefined : await this.o.store.images.getAny(op.imageId);
     if (!image) return { status: "FAILED", error: "image not found" };
     const t0 = Date.now();
-    const runId = `ctr-${op.id.slice(0, 8)}${op.id.slice(9, 13)}`;
+    const runId = `${op.id.slice(0, 8)}${op.id.slice(9, 13)}`;
     const dir = join(this.o.runsDir, op.id);
-    const upper = join(dir, "upper");
-    const work = join(dir, "work");
+    const capBytes = meta.resources_limits.max_layer_bytes;
+    const scratch = capBytes <= SCRATCH_UPPER_MAX ? join(dir, "scratch") : null;
+    const upper = join(scratch ?? dir, "upper");
+    const work = join(scratch ?? dir, "work");
     const rootfs = join(dir, "rootfs");
     const bundle = join(dir, "bundle");
     let mounted = false;
+    let scratchMounted = false;
     let sandbox: Sandbox | undefined;
     try {
       await mkdir(bundle, { recursive: true });
+      if (scratch !== null) {
+        await mountScratch(scratch, capBytes);
+        scratchMounted = true;
+      }
       await mountRootfs({ lowers: this.o.layers.paths(image.mountChain), upper, work, target: rootfs });
       mounted = true;
       for (const [path, f] of Object.entries(meta.files)) {
@@ -170,18 +189,17 @@ export class InstanceHandler implements OperationHandler {
         resources: resultResources(stats, ended - started),
       };
       let resultImage: ImageRecord | null = null;
-      let sizeCapped = false;
-      if (diff.bytes > meta.resources_limits.max_layer_bytes) {
-        sizeCapped = true;
-        await ctx.emit(0, "size_cap", { limit_bytes: meta.resources_limits.max_layer_bytes, file_size: diff.bytes });
-      } else if (!meta.disposable) {
-        resultImage = await this.commit(op, meta, image, env, upper, diff);
-      }
+      // The scratch filesystem filled up (writes failed inside), or an uncapped upper grew past the cap.
+      const fs = scratch === null ? undefined : await statfs(scratch);
+      const full = fs !== undefined && fs.bavail * fs.bsize < 64 * 1024;
+      const overCap = diff.bytes > capBytes;
+      if (full || overCap) await ctx.emit(0, "size_cap", { limit_bytes: capBytes, file_size: diff.bytes });
+      if (!meta.disposable && !overCap) resultImage = await this.commit(op, meta, image, env, upper, diff, scratch !== null);
       await ctx.emit(0, "shutdown", { stopped_at: isoMicros(Date.now()), reason: timedOut ? "timeout" : "job_complete" });
       const consumedCpu = (stats?.cpuTotalNs ?? 0) / 1e9;
       return {
         status: "SUCCESS",
-        error: sizeCapped ? `the run wrote ${diff.bytes} bytes, over max_layer_bytes (${meta.resources_limits.max_layer_bytes}): no image was kept` : null,
+        error: overCap ? `the run wrote ${diff.bytes} bytes, over max_layer_bytes (${capBytes}): no image was kept` : null,
         metadata: { ...meta, result },
         resultImageId: resultImage?.id ?? null,
         imageSize: diff.bytes,
@@ -193,6 +211,7 @@ export class InstanceHandler implements OperationHandler {
       await this.o.live.unregister(op.id);
       if (sandbox) await sandbox.destroy().catch((err: unknown) => this.o.logger.warn({ err, opId: op.id }, "sandbox cleanup failed"));
       if (mounted) await unmount(rootfs).catch((err: unknown) => this.o.logger.warn({ err, opId: op.id }, "unmount failed"));
+      if (scratchMounted && scratch !== null) await unmount(scratch).catch((err: unknown) => this.o.logger.warn({ err, opId: op.id }, "unmount failed"));
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }
   }
@@ -205,11 +224,26 @@ export class InstanceHandler implements OperationHandler {
     env: Record<string, string>,
     upper: string,
     diff: { empty: boolean; bytes: number; entries: number },
+    copy: boolean,
   ): Promise<ImageRecord> {
     const envChanged = meta.preserve_env && JSON.stringify(env) !== JSON.stringify(parent.env ?? {});
     if (diff.empty && !envChanged) return parent;
     const layerId = diff.empty ? null : runLayerId();
-    if (layerId !== null) await rename(upper, this.o.layers.path(layerId));
+    if (layerId !== null) {
+      if (copy) {
+        // From the scratch tmpfs: GNU cp keeps whiteouts (0/0 devices), opaque xattrs, owners, modes.
+        const staged = await this.o.layers.stage();
+        try {
+          await run("cp", ["-a", "--no-target-directory", `${upper}/.`, staged]);
+          await this.o.layers.publish(staged, layerId);
+        } catch (err) {
+          await this.o.layers.discard(staged);
+          throw internal("could not copy the run's changes into the layer store", { cause: err });
+        }
+      } else {
+        await rename(upper, this.o.layers.path(layerId));
+      }
+    }
     const img: ImageRecord = {
       id: newId(),
       projectId: op.projectId,

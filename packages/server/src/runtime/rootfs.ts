@@ -138,3 +138,15 @@ export async function diffStats(upper: string): Promise<DiffStats> {
   }
   return { bytes, entries, empty: entries === 0 };
 }
+
+/**
+ * A size-capped scratch filesystem for a run's upper and work dirs: writes past `bytes` fail
+ * inside the sandbox with ENOSPC, which is how `max_layer_bytes` is enforced where the layer
+ * store's filesystem has no project quotas. tmpfs keeps overlay's whiteouts and trusted xattrs.
+ */
+export async function mountScratch(target: string, bytes: number): Promise<void> {
+  checkPath(target, "scratch mount target");
+  await mkdir(target, { recursive: true });
+  const size = Math.max(4096, Math.ceil(bytes / 4096) * 4096);
+  await mustRun("mount", ["-t", "tmpfs", "-o", `size=${size},mode=0700`, "contree-scratch", target], "scratch mount");
+}

@@ -4,6 +4,7 @@
  * removes the data dir unless it was given by the caller.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -50,8 +51,35 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, CONTREE_LOG_LEVEL: "warn", ...extra };
 }
 
-/** The command line that runs the CLI from sources. */
+const DIST_BIN = join(REPO_ROOT, "packages", "server", "bin", "contree-server.js");
+const DIST_MAIN = join(REPO_ROOT, "packages", "server", "dist", "cli", "main.js");
+const SRC_DIR = join(REPO_ROOT, "packages", "server", "src");
+
+/** True when the build is newer than every source file (the test script builds first). */
+function distIsFresh(): boolean {
+  try {
+    const built = statSync(DIST_MAIN).mtimeMs;
+    const stack = [SRC_DIR];
+    while (stack.length > 0) {
+      const dir = stack.pop() as string;
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        const p = join(dir, e.name);
+        if (e.isDirectory()) stack.push(p);
+        else if (statSync(p).mtimeMs > built) return false;
+      }
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let fresh: boolean | undefined;
+
+/** The command line that runs the CLI: the built one when it is current (fast start), else from sources. */
 export function cliCommand(args: string[]): { cmd: string; argv: string[] } {
+  fresh ??= distIsFresh();
+  if (fresh) return { cmd: process.execPath, argv: [DIST_BIN, ...args] };
   return { cmd: process.execPath, argv: ["--import", "tsx", DAEMON_ENTRY, ...args] };
 }
 
@@ -92,7 +120,7 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<Daemon> {
   };
 
   try {
-    const deadline = Date.now() + (o.readyTimeoutMs ?? 30_000);
+    const deadline = Date.now() + (o.readyTimeoutMs ?? 90_000);
     let url: string | undefined;
     let adminToken = token ?? undefined;
     while (Date.now() < deadline) {

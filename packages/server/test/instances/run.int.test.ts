@@ -98,4 +98,24 @@ describe("runs", () => {
     });
     expect(decode(op.metadata.result.stdout)).toBe("script-ran\n755 0:0\n644 1000:1000\n600 0:0\n640 0:0\n");
   });
+
+  it("max_layer_bytes stops a disk filler inside the sandbox and the run records it", async () => {
+    const cap = 8 * 1024 * 1024;
+    const op = await run({
+      command: "rm /etc/hostname; dd if=/dev/zero of=/big bs=1M count=64 2>/dev/null; echo dd=$?; ls -l /big | awk '{print $5}'",
+      shell: true,
+      image: base,
+      resources_limits: { max_layer_bytes: cap },
+    });
+    expect(op["status"]).toBe("SUCCESS");
+    const [ddLine, sizeLine] = decode(op.metadata.result.stdout).trim().split("\n");
+    expect(ddLine).not.toBe("dd=0"); // the write failed inside the sandbox
+    expect(Number(sizeLine)).toBeLessThanOrEqual(cap);
+    const events = await (await t.api(`/v1/operations/${String(op["uuid"])}/events`)).text();
+    expect(events).toContain("event: size_cap");
+    // The capped layer is still a proper layer: the whiteout of /etc/hostname survived the copy.
+    const child = op.result.image as string;
+    const check = await run({ command: "test -e /etc/hostname && echo present || echo gone; test -e /big && echo big", shell: true, image: child });
+    expect(decode(check.metadata.result.stdout)).toBe("gone\nbig\n");
+  });
 });
