@@ -27,6 +27,15 @@ export type Fault = FaultBase &
         retryAfter?: string;
         body?: unknown;
       }
+    | {
+        /**
+         * Forward (so the server acts on it), throw the real answer away and answer `status` instead:
+         * the reply was lost on the way back.
+         */
+        kind: "lose-reply";
+        status: number;
+        retryAfter?: string;
+      }
     | { /** Destroy the connection without any answer. */ kind: "reset" }
     | {
         /** Forward, then cut the connection after this many response-body bytes (mid-frame is fine). */
@@ -48,6 +57,8 @@ export interface ProxyLogEntry {
   /** The fault applied, if any. */
   fault?: Fault["kind"];
   status?: number;
+  /** What the server answered when the proxy replaced the reply ("lose-reply"). */
+  upstreamStatus?: number;
   lastEventId?: string;
 }
 
@@ -98,6 +109,18 @@ export async function startFaultProxy(target: string, initial: Fault[] = []): Pr
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
       (upRes) => {
         entry.status = upRes.statusCode;
+        if (fault?.kind === "lose-reply") {
+          entry.upstreamStatus = upRes.statusCode;
+          upRes.resume();
+          upRes.on("end", () => {
+            entry.status = fault.status;
+            const headers: Record<string, string> = { "content-type": "application/json" };
+            if (fault.retryAfter !== undefined) headers["retry-after"] = fault.retryAfter;
+            res.writeHead(fault.status, headers);
+            res.end(JSON.stringify({ error: `injected ${fault.status}`, status: fault.status }));
+          });
+          return;
+        }
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
         if (fault?.kind === "drop-stream") {
           let sent = 0;
