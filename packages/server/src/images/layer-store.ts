@@ -1,4 +1,4 @@
-import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import { lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { newId } from "../core/ids.js";
 
@@ -31,9 +31,9 @@ export class LayerStore {
     return ids.map((id) => this.path(id));
   }
 
-  /** A fresh empty directory to build a layer in. */
+  /** A fresh empty directory to build a layer in, named after this process (see reclaim). */
   async stage(): Promise<string> {
-    const dir = join(this.stagingDir, newId());
+    const dir = join(this.stagingDir, `${process.pid}.${newId()}`);
     await mkdir(dir, { mode: 0o755 });
     return dir;
   }
@@ -53,20 +53,41 @@ export class LayerStore {
     await rm(dir, { recursive: true, force: true });
   }
 
-  /** Start-up: removes staging leftovers and layer dirs no metadata row refers to. */
-  async reclaim(known: ReadonlySet<string>): Promise<{ staging: number; orphans: number }> {
-    const staging = await readdir(this.stagingDir);
-    await Promise.all(staging.map((n) => rm(join(this.stagingDir, n), { recursive: true, force: true })));
+  /**
+   * Start-up: removes staging dirs of processes that are gone and layer dirs no metadata row
+   * refers to. An admin command importing beside the server owns live staging dirs and may be
+   * between publishing a layer and recording it, so young orphans are left for a later start.
+   */
+  async reclaim(known: ReadonlySet<string>, graceMs = 10 * 60_000): Promise<{ staging: number; orphans: number }> {
+    let staging = 0;
+    for (const name of await readdir(this.stagingDir)) {
+      const pid = Number(name.split(".")[0]);
+      if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) continue;
+      staging++;
+      await rm(join(this.stagingDir, name), { recursive: true, force: true });
+    }
     let orphans = 0;
+    const now = Date.now();
     for (const name of await readdir(this.layersDir)) {
       if (known.has(name)) continue;
+      const st = await lstat(this.path(name)).catch(() => undefined);
+      if (st && now - st.mtimeMs < graceMs) continue;
       orphans++;
       await rm(this.path(name), { recursive: true, force: true });
     }
-    return { staging: staging.length, orphans };
+    return { staging, orphans };
   }
 }
 
 export function runLayerId(): string {
   return `r${newId().replace(/-/g, "").slice(0, 24)}`;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === "EPERM";
+  }
 }
