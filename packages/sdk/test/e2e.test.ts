@@ -37,6 +37,7 @@ describe("SDK against the real server", () => {
         return fetch(input, init);
       },
     });
+    base = client.images.handle(live.busybox);
   }, LONG);
   afterAll(async () => {
     await live?.close();
@@ -56,14 +57,14 @@ describe("SDK against the real server", () => {
   });
 
   it("images.get by tag, by bare name and by uuid", async () => {
-    base = await client.images.get("tag:busybox:latest");
-    expect(base.uuid).toBe(live.busybox);
-    expect(base.tagName).toBe("busybox:latest");
+    const got = await client.images.get("tag:busybox:latest");
+    expect(got.uuid).toBe(live.busybox);
+    expect(got.tagName).toBe("busybox:latest");
+    expect(await got.parent()).toBeNull();
     expect((await client.images.get("busybox:latest")).uuid).toBe(live.busybox);
     const byUuid = await client.images.get(live.busybox.toUpperCase());
     expect(byUuid.uuid).toBe(live.busybox);
     expect(byUuid.record?.created_at).toMatch(/^\d{4}-\d\d-\d\dT/);
-    expect(await base.parent()).toBeNull();
   });
 
   it(
@@ -120,6 +121,11 @@ describe("SDK against the real server", () => {
       expect(Buffer.from(await a.image!.read("/e2e/f")).toString()).toBe("root\na\n");
       expect((await bytesOf(await a.image!.stream("/e2e/f"))).toString()).toBe("root\na\n");
       expect(isNotFound(await a.image!.read("/e2e/nope").catch((e: unknown) => e))).toBe(true);
+
+      expect(await client.api.headImage(a.image!.uuid)).toBe(true);
+      expect(await client.api.headImage("00000000-0000-4000-8000-000000000000")).toBe(false);
+      expect(await client.api.headArchive(a.image!.uuid, "/e2e")).toBe(true);
+      expect(await client.api.listDirectoryText(a.image!.uuid, "/e2e")).toMatch(/only-a/);
 
       const tar = await bytesOf(await a.image!.archive("/e2e"));
       const listing = execFileSync("tar", ["-tf", "-"], { input: tar }).toString().split("\n");

@@ -1,0 +1,209 @@
+// The SDK's wire surface, spelled out for openapi.test.ts. Kept free of server imports so that
+// wire-surface.tsconfig.json can type-check it on its own: the compiler makes WIRE list every low-level
+// method and each name map list exactly the keys of its type, with the right required/optional mark.
+
+import type {
+  ContreeApi,
+  FileInfo,
+  FileItem,
+  Image,
+  OperationResponse,
+  OperationSummary,
+  WhoAmIResponse,
+} from "../src/index.js";
+
+export type HttpMethod = "GET" | "HEAD" | "POST" | "PATCH" | "DELETE";
+type ApiMethod = Exclude<keyof ContreeApi, "transport">;
+
+export const U = "00000000-0000-4000-8000-000000000001";
+const SHA = "a".repeat(64);
+const SINCE = { since: "1h", until: new Date(0) };
+
+/** Each low-level method: the request it must send, and a call that makes it send it. */
+export const WIRE: Record<
+  ApiMethod,
+  { method: HttpMethod; path: string; call: (a: ContreeApi) => Promise<unknown> }
+> = {
+  whoami: { method: "GET", path: "/v1/whoami", call: (a) => a.whoami() },
+  listImages: {
+    method: "GET",
+    path: "/v1/images",
+    call: (a) => a.listImages({ limit: 1, offset: 0, tagged: true, tag: "x", uuid: U, ...SINCE }),
+  },
+  importImage: {
+    method: "POST",
+    path: "/v1/images/import",
+    call: (a) => a.importImage({ registry: { url: "docker://r/x:1" }, tag: "x", timeout: 5 }),
+  },
+  tagImage: { method: "PATCH", path: "/v1/images/{image_uuid}/tag", call: (a) => a.tagImage(U, "x") },
+  untagImage: { method: "DELETE", path: "/v1/images/{image_uuid}/tag", call: (a) => a.untagImage(U, "x") },
+  uploadFile: { method: "POST", path: "/v1/files", call: (a) => a.uploadFile(() => new Uint8Array([1])) },
+  listFiles: {
+    method: "GET",
+    path: "/v1/files",
+    call: (a) => a.listFiles({ limit: 1, offset: 0, ...SINCE }),
+  },
+  getFile: { method: "GET", path: "/v1/files/{sha256}", call: (a) => a.getFile(SHA) },
+  headFile: { method: "HEAD", path: "/v1/files/{sha256}", call: (a) => a.headFile(SHA) },
+  spawnInstance: {
+    method: "POST",
+    path: "/v1/instances",
+    call: (a) => a.spawnInstance({ command: "true", image: U }),
+  },
+  listOperations: {
+    method: "GET",
+    path: "/v1/operations",
+    call: (a) => a.listOperations({ limit: 1, offset: 0, status: "SUCCESS", kind: "instance", ...SINCE }),
+  },
+  getOperation: { method: "GET", path: "/v1/operations/{operation_id}", call: (a) => a.getOperation(U) },
+  cancelOperation: {
+    method: "DELETE",
+    path: "/v1/operations/{operation_id}",
+    call: (a) => a.cancelOperation(U),
+  },
+  operationEvents: {
+    method: "GET",
+    path: "/v1/operations/{operation_id}/events",
+    call: async (a) =>
+      (await a.operationEvents(U, { follow: true, spid: 1, since: 3, lastEventId: 3 })).text(),
+  },
+  startSubprocess: {
+    method: "POST",
+    path: "/v1/operations/{operation_id}/subprocesses",
+    call: (a) => a.startSubprocess(U, { command: "true" }),
+  },
+  getSubprocess: {
+    method: "GET",
+    path: "/v1/operations/{operation_id}/subprocesses/{spid}",
+    call: (a) => a.getSubprocess(U, 2),
+  },
+  signalSubprocess: {
+    method: "DELETE",
+    path: "/v1/operations/{operation_id}/subprocesses/{spid}",
+    call: (a) => a.signalSubprocess(U, 2, "KILL"),
+  },
+  writeSubprocessStdin: {
+    method: "POST",
+    path: "/v1/operations/{operation_id}/subprocesses/{spid}/stdin",
+    call: (a) => a.writeSubprocessStdin(U, 2, { value: "x", close: true }),
+  },
+  resolveTag: { method: "GET", path: "/v1/inspect/", call: (a) => a.resolveTag("x") },
+  inspectImage: { method: "GET", path: "/v1/inspect/{image_uuid}/", call: (a) => a.inspectImage(U) },
+  headImage: { method: "HEAD", path: "/v1/inspect/{image_uuid}/", call: (a) => a.headImage(U) },
+  listDirectory: {
+    method: "GET",
+    path: "/v1/inspect/{image_uuid}/list",
+    call: (a) => a.listDirectory(U, "/"),
+  },
+  listDirectoryText: {
+    method: "GET",
+    path: "/v1/inspect/{image_uuid}/list",
+    call: (a) => a.listDirectoryText(U, "/"),
+  },
+  download: {
+    method: "GET",
+    path: "/v1/inspect/{image_uuid}/download",
+    call: async (a) => (await a.download(U, "/f")).arrayBuffer(),
+  },
+  downloadBytes: {
+    method: "GET",
+    path: "/v1/inspect/{image_uuid}/download",
+    call: (a) => a.downloadBytes(U, "/f"),
+  },
+  headDownload: {
+    method: "HEAD",
+    path: "/v1/inspect/{image_uuid}/download",
+    call: (a) => a.headDownload(U, "/f"),
+  },
+  archive: {
+    method: "GET",
+    path: "/v1/inspect/{image_uuid}/archive",
+    call: async (a) => (await a.archive(U, "/")).arrayBuffer(),
+  },
+  headArchive: {
+    method: "HEAD",
+    path: "/v1/inspect/{image_uuid}/archive",
+    call: (a) => a.headArchive(U, "/"),
+  },
+  grep: {
+    method: "GET",
+    path: "/v1/inspect/{image_uuid}/grep",
+    call: (a) =>
+      a.grep(U, {
+        pattern: ["a", "b"],
+        path: "/",
+        glob: "*.c",
+        max_count: 1,
+        max_total: 2,
+        case: "smart",
+        before: 1,
+        after: 1,
+      }),
+  },
+};
+
+/** Each key of T, marked the way T declares it. */
+export type Presence<T> = {
+  [K in keyof T]-?: Record<never, never> extends Pick<T, K> ? "optional" : "required";
+};
+
+export const FILE: Presence<FileInfo> = {
+  uuid: "required",
+  sha256: "required",
+  size: "required",
+  created_at: "required",
+  updated_at: "required",
+};
+export const IMAGE: Presence<Image> = {
+  uuid: "required",
+  tag: "required",
+  created_at: "required",
+  operation_uuid: "optional",
+  parent_uuid: "optional",
+  size: "optional",
+};
+export const SUMMARY: Presence<OperationSummary> = {
+  uuid: "required",
+  kind: "required",
+  status: "required",
+  error: "optional",
+  created_at: "required",
+  started_at: "optional",
+  finished_at: "optional",
+  duration: "optional",
+  image_uuid: "optional",
+  result_image_uuid: "optional",
+  image_size: "optional",
+  consumed_cpu: "optional",
+  consumed_memory: "optional",
+};
+export const OPERATION: Presence<OperationResponse> = {
+  ...SUMMARY,
+  metadata: "optional",
+  result: "optional",
+};
+export const FILE_ITEM: Presence<FileItem> = {
+  path: "required",
+  size: "required",
+  owner: "required",
+  group: "required",
+  uid: "required",
+  gid: "required",
+  mode: "required",
+  mtime: "required",
+  nlink: "required",
+  is_dir: "required",
+  is_regular: "required",
+  is_symlink: "required",
+  is_socket: "required",
+  is_fifo: "required",
+  symlink_to: "required",
+};
+export const WHOAMI: Presence<WhoAmIResponse> = {
+  token_uuid: "required",
+  token_expiration: "required",
+  project: "optional",
+  permissions: "required",
+  limits: "optional",
+  operations_stat: "required",
+};
