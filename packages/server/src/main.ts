@@ -9,29 +9,29 @@ import { buildApp } from "./api/app.js";
 import { eventsRoutes } from "./api/routes/events.js";
 import { imagesRoutes } from "./api/routes/images.js";
 import { inspectRoutes } from "./api/routes/inspect.js";
+import { instancesRoutes } from "./api/routes/instances.js";
 import { operationsRoutes } from "./api/routes/operations.js";
+import { subprocessRoutes } from "./api/routes/subprocesses.js";
+import { bootstrap } from "./auth/bootstrap.js";
+import type { Config } from "./config/config.js";
 import { effectiveLimits } from "./config/limits.js";
+import { LocalContentStore } from "./content/local/local-content-store.js";
 import { Compactor } from "./images/compactor.js";
 import { ImageImporter } from "./images/image-importer.js";
 import { ImageService } from "./images/image-service.js";
 import { ImportHandler } from "./images/import-handler.js";
 import { LayerStore } from "./images/layer-store.js";
-import { EventLog } from "./operations/event-log.js";
-import { OperationQueue } from "./operations/operation-queue.js";
-import { HttpRegistryClient } from "./registry/http-registry-client.js";
-import { instancesRoutes } from "./api/routes/instances.js";
 import { InstanceHandler } from "./instances/instance-handler.js";
 import { InstanceService } from "./instances/instance-service.js";
 import { LiveInstances } from "./instances/live-instances.js";
-import { subprocessRoutes } from "./api/routes/subprocesses.js";
-import { reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
-import { bootstrap } from "./auth/bootstrap.js";
-import type { Config } from "./config/config.js";
-import { LocalContentStore } from "./content/local/local-content-store.js";
 import type { MetadataStore } from "./metadata/metadata-store.js";
 import { SqliteMetadataStore } from "./metadata/sqlite/sqlite-metadata-store.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { MetricsRegistry } from "./observability/metrics.js";
+import { EventLog } from "./operations/event-log.js";
+import { OperationQueue } from "./operations/operation-queue.js";
+import { HttpRegistryClient } from "./registry/http-registry-client.js";
+import { reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
 
 export interface DataLayout {
   root: string;
@@ -39,7 +39,9 @@ export interface DataLayout {
   content: string;
 }
 
-export function dataLayout(dataDir: string): DataLayout & { runs: string; runtimeState: string; selfTest: string } {
+export function dataLayout(
+  dataDir: string,
+): DataLayout & { runs: string; runtimeState: string; selfTest: string } {
   return {
     root: dataDir,
     database: join(dataDir, "metadata.db"),
@@ -66,7 +68,10 @@ export interface Server {
 }
 
 /** Builds the whole server for a configuration, without listening. */
-export async function createServer(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<Server> {
+export async function createServer(
+  config: Config,
+  logger: Logger = createLogger(config.logLevel),
+): Promise<Server> {
   const layout = dataLayout(config.dataDir);
   await mkdir(layout.root, { recursive: true, mode: 0o700 });
   const store = openMetadata(config.dataDir);
@@ -78,7 +83,8 @@ export async function createServer(config: Config, logger: Logger = createLogger
 
   const layers = await LayerStore.open(layout.root);
   const reclaimedLayers = await layers.reclaim(new Set(await store.images.allLayerIds()));
-  if (reclaimedLayers.staging + reclaimedLayers.orphans > 0) logger.info(reclaimedLayers, "removed half-written layers left by an earlier run");
+  if (reclaimedLayers.staging + reclaimedLayers.orphans > 0)
+    logger.info(reclaimedLayers, "removed half-written layers left by an earlier run");
   const registry = new HttpRegistryClient({ insecureRegistries: config.insecureRegistries });
   const images = new ImageService(store);
   const importer = new ImageImporter(store, layers);
@@ -87,9 +93,22 @@ export async function createServer(config: Config, logger: Logger = createLogger
   const swept = await reclaimSandboxes({ stateDir: layout.runtimeState, mountRoots: [layout.runs] });
   await rm(layout.runs, { recursive: true, force: true });
   await mkdir(layout.runs, { recursive: true, mode: 0o700 });
-  if (swept.containers + swept.mounts + swept.cgroups + swept.netns > 0) logger.info(swept, "reclaimed sandboxes left by an earlier run");
-  const { driver, report } = await selectDriver(config.runtime, { stateDir: layout.runtimeState, workDir: layout.selfTest });
-  logger.info({ runtime: driver.name, kind: driver.kind, version: report.find((r) => r.name === driver.name)?.version, isolation: driver.isolation, report }, "sandbox runtime selected");
+  if (swept.containers + swept.mounts + swept.cgroups + swept.netns > 0)
+    logger.info(swept, "reclaimed sandboxes left by an earlier run");
+  const { driver, report } = await selectDriver(config.runtime, {
+    stateDir: layout.runtimeState,
+    workDir: layout.selfTest,
+  });
+  logger.info(
+    {
+      runtime: driver.name,
+      kind: driver.kind,
+      version: report.find((r) => r.name === driver.name)?.version,
+      isolation: driver.isolation,
+      report,
+    },
+    "sandbox runtime selected",
+  );
   const compactor = new Compactor(store, layers, layout.runs, logger);
   const live = new LiveInstances();
   const instanceHandler = new InstanceHandler({
@@ -130,7 +149,10 @@ export async function createServer(config: Config, logger: Logger = createLogger
     plugins: [
       imagesRoutes({ config, images, imports, queue }),
       operationsRoutes({ store, queue }),
-      instancesRoutes({ config, instances: new InstanceService(config, store, images, queue, config.defaultNetworking) }),
+      instancesRoutes({
+        config,
+        instances: new InstanceService(config, store, images, queue, config.defaultNetworking),
+      }),
       eventsRoutes({ store, events }),
       subprocessRoutes({ store, live }),
       inspectRoutes({ images, layers }),

@@ -1,9 +1,8 @@
 import { Readable } from "node:stream";
-import { gzip as gzipCb } from "node:zlib";
 import { promisify } from "node:util";
+import { gzip as gzipCb } from "node:zlib";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
-import { type ApiApp, typed } from "./api-app.js";
 import { authenticate } from "../auth/principal.js";
 import type { Config } from "../config/config.js";
 import type { ContentStore } from "../content/content-store.js";
@@ -11,6 +10,7 @@ import { newId } from "../core/ids.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { Logger } from "../observability/logger.js";
 import { createHttpMetrics, type MetricsRegistry } from "../observability/metrics.js";
+import { type ApiApp, typed } from "./api-app.js";
 import { acceptsGzip } from "./compression.js";
 import { makeErrorHandler } from "./error-handler.js";
 import "./request-context.js";
@@ -80,7 +80,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     void reply.header("x-request-id", req.id);
     if (req.routeOptions.config.public || req.routeOptions.url === undefined) return;
     const project = req.headers["project"];
-    req.principal = await authenticate(deps.store, req.headers.authorization, typeof project === "string" ? project : undefined);
+    req.principal = await authenticate(
+      deps.store,
+      req.headers.authorization,
+      typeof project === "string" ? project : undefined,
+    );
   });
 
   app.addHook("onResponse", async (req, reply) => {
@@ -88,7 +92,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const labels = { method: req.method, route, status: String(reply.statusCode) };
     httpMetrics.requests.inc(labels);
     httpMetrics.latency.observe({ method: req.method, route }, reply.elapsedTime / 1000);
-    req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, "request");
+    req.log.info(
+      {
+        method: req.method,
+        url: req.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 100) / 100,
+      },
+      "request",
+    );
   });
 
   // gzip only when the client asks; large uncompressed JSON goes out without Content-Length.
@@ -124,7 +136,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await whoamiRoutes(v1, deps);
       await filesRoutes(v1, deps);
       for (const plugin of deps.plugins ?? []) await plugin(v1);
-      v1.get("/openapi.json", { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+      v1.get("/openapi.json", { config: { public: true }, schema: { hide: true } }, async () =>
+        app.swagger(),
+      );
     },
     { prefix },
   );

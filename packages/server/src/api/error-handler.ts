@@ -38,7 +38,9 @@ export function makeErrorHandler(metrics: HttpMetrics) {
   return function handleError(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
     let app: AppError;
     if (isAppError(err)) app = err;
-    else app = fromFastifyError(err as FastifyError) ?? new AppError("internal", "internal error", { cause: err });
+    else
+      app =
+        fromFastifyError(err as FastifyError) ?? new AppError("internal", "internal error", { cause: err });
 
     const status = HTTP_STATUS_BY_KIND[app.kind] === 499 ? 409 : HTTP_STATUS_BY_KIND[app.kind];
     if (status >= 500) req.log.error({ err, kind: app.kind }, "request failed");

@@ -6,13 +6,23 @@ import type { PageQuery } from "../metadata/repos/page.js";
 export const PageQuerySchema = {
   limit: Type.Optional(Type.Integer({ description: "page size, 1..1000 (default 100)" })),
   offset: Type.Optional(Type.Integer({ description: "rows to skip (default 0)" })),
-  since: Type.Optional(Type.String({ description: "created at or after: ISO-8601, or a duration before now (15m, 2h, 3d)" })),
-  until: Type.Optional(Type.String({ description: "created at or before: ISO-8601, or a duration before now" })),
+  since: Type.Optional(
+    Type.String({ description: "created at or after: ISO-8601, or a duration before now (15m, 2h, 3d)" }),
+  ),
+  until: Type.Optional(
+    Type.String({ description: "created at or before: ISO-8601, or a duration before now" }),
+  ),
 };
 
-export function parsePage(q: { limit?: number | undefined; offset?: number | undefined; since?: string | undefined; until?: string | undefined }): PageQuery {
+export function parsePage(q: {
+  limit?: number | undefined;
+  offset?: number | undefined;
+  since?: string | undefined;
+  until?: string | undefined;
+}): PageQuery {
   const limit = q.limit ?? 100;
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw invalidArgument("limit must be between 1 and 1000");
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw invalidArgument("limit must be between 1 and 1000");
   const offset = q.offset ?? 0;
   if (!Number.isInteger(offset) || offset < 0) throw invalidArgument("offset must be a non-negative integer");
   const now = Date.now();

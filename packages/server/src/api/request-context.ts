@@ -13,6 +13,7 @@ declare module "fastify" {
 }
 
 export function principalOf(req: FastifyRequest): Principal {
-  if (!req.principal) throw unauthenticated("missing or malformed Authorization header (expected: Bearer <token>)");
+  if (!req.principal)
+    throw unauthenticated("missing or malformed Authorization header (expected: Bearer <token>)");
   return req.principal;
 }

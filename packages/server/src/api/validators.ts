@@ -6,9 +6,17 @@ import type { FastifySchemaCompiler } from "fastify";
  * coerced); query strings and path params are text on the wire, so they are coerced. Unknown
  * properties are tolerated everywhere because clients send extra keys.
  */
-export function buildValidator(externalSchemas: Record<string, unknown> = {}): FastifySchemaCompiler<unknown> {
+export function buildValidator(
+  externalSchemas: Record<string, unknown> = {},
+): FastifySchemaCompiler<unknown> {
   const make = (coerceTypes: false | "array") => {
-    const ajv = new Ajv({ coerceTypes, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+    const ajv = new Ajv({
+      coerceTypes,
+      useDefaults: true,
+      removeAdditional: false,
+      allErrors: false,
+      strict: false,
+    });
     for (const s of Object.values(externalSchemas)) ajv.addSchema(s as object);
     return ajv;
   };

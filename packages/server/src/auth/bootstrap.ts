@@ -14,9 +14,13 @@ export interface BootstrapResult {
  * First start on an empty data dir: creates the `default` and `public` projects and one admin
  * token (the given bootstrap secret, else a random one that is printed once). Idempotent.
  */
-export async function bootstrap(store: MetadataStore, bootstrapSecret: string | undefined): Promise<BootstrapResult> {
+export async function bootstrap(
+  store: MetadataStore,
+  bootstrapSecret: string | undefined,
+): Promise<BootstrapResult> {
   return store.transaction(async (tx) => {
-    const def = (await tx.projects.findByName(DEFAULT_PROJECT)) ?? (await tx.projects.create(DEFAULT_PROJECT));
+    const def =
+      (await tx.projects.findByName(DEFAULT_PROJECT)) ?? (await tx.projects.create(DEFAULT_PROJECT));
     if (!(await tx.projects.findByName(PUBLIC_PROJECT))) await tx.projects.create(PUBLIC_PROJECT);
     if ((await tx.tokens.count()) > 0) return {};
     const issued = await issueToken(tx, {

@@ -33,7 +33,8 @@ export async function authenticate(
   if (wanted === undefined || wanted === "" || wanted === home.name || wanted === home.id) {
     return { token, project: home };
   }
-  if (!token.admin) throw permissionDenied(`token may not use project ${JSON.stringify(wanted.slice(0, 64))}`);
+  if (!token.admin)
+    throw permissionDenied(`token may not use project ${JSON.stringify(wanted.slice(0, 64))}`);
   const other = (await repos.projects.findByName(wanted)) ?? (await repos.projects.findById(wanted));
   if (!other) throw permissionDenied(`token may not use project ${JSON.stringify(wanted.slice(0, 64))}`);
   return { token, project: other };

@@ -2,7 +2,12 @@ import { createHash, randomBytes } from "node:crypto";
 import { invalidArgument } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { Repos } from "../metadata/metadata-store.js";
-import { PERMISSIONS, type Permission, type Permissions, type TokenRecord } from "../metadata/repos/token-repo.js";
+import {
+  PERMISSIONS,
+  type Permission,
+  type Permissions,
+  type TokenRecord,
+} from "../metadata/repos/token-repo.js";
 
 /** Tokens are stored only as SHA-256 hashes; the secret is shown once at creation. */
 export function hashToken(secret: string): string {
@@ -40,7 +45,14 @@ export interface IssuedToken {
 
 export async function issueToken(
   repos: Repos,
-  o: { projectId: string; admin?: boolean; permissions?: Permissions; description?: string; expiresAt?: number | null; secret?: string },
+  o: {
+    projectId: string;
+    admin?: boolean;
+    permissions?: Permissions;
+    description?: string;
+    expiresAt?: number | null;
+    secret?: string;
+  },
 ): Promise<IssuedToken> {
   const secret = o.secret ?? generateTokenSecret();
   const record = await repos.tokens.insert({

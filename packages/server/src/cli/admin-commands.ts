@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { allPermissions, issueToken, parsePermissions } from "../auth/tokens.js";
+import { loadConfig } from "../config/load-config.js";
 import { invalidArgument } from "../core/errors.js";
 import { isoMicros } from "../core/time.js";
-import { loadConfig } from "../config/load-config.js";
 import { openMetadata } from "../main.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import { PROJECT_NAME_RE } from "../metadata/repos/project-repo.js";
@@ -27,7 +27,8 @@ export function registerAdminCommands(program: Command): void {
     .command("create <name>")
     .option("--data-dir <dir>", "data directory (env CONTREE_DATA_DIR)")
     .action(async (name: string, opts: { dataDir?: string }) => {
-      if (!PROJECT_NAME_RE.test(name)) throw invalidArgument("project name must match [a-z0-9][a-z0-9_.-]{0,62}");
+      if (!PROJECT_NAME_RE.test(name))
+        throw invalidArgument("project name must match [a-z0-9][a-z0-9_.-]{0,62}");
       await withStore(opts.dataDir, async (s) => {
         const p = await s.projects.create(name);
         out(`${p.id}\t${p.name}`);
@@ -52,12 +53,21 @@ export function registerAdminCommands(program: Command): void {
     .option("--description <text>", "free text shown by token list")
     .option("--data-dir <dir>", "data directory (env CONTREE_DATA_DIR)")
     .action(
-      async (opts: { project: string; permissions?: string; admin?: boolean; expiresIn?: string; description?: string; dataDir?: string }) => {
-        const permissions = opts.permissions === undefined ? allPermissions(true) : parsePermissions(opts.permissions);
+      async (opts: {
+        project: string;
+        permissions?: string;
+        admin?: boolean;
+        expiresIn?: string;
+        description?: string;
+        dataDir?: string;
+      }) => {
+        const permissions =
+          opts.permissions === undefined ? allPermissions(true) : parsePermissions(opts.permissions);
         let expiresAt: number | null = null;
         if (opts.expiresIn !== undefined) {
           const days = Number(opts.expiresIn);
-          if (!Number.isFinite(days) || days <= 0) throw invalidArgument("--expires-in must be a positive number of days");
+          if (!Number.isFinite(days) || days <= 0)
+            throw invalidArgument("--expires-in must be a positive number of days");
           expiresAt = Math.floor(Date.now() / 1000 + days * 86400);
         }
         await withStore(opts.dataDir, async (s) => {
@@ -69,7 +79,9 @@ export function registerAdminCommands(program: Command): void {
             description: opts.description ?? "",
             expiresAt,
           });
-          process.stderr.write(`token ${issued.record.id} created for project ${p.name}; the secret below is shown once:\n`);
+          process.stderr.write(
+            `token ${issued.record.id} created for project ${p.name}; the secret below is shown once:\n`,
+          );
           out(issued.secret);
         });
       },
@@ -85,10 +97,23 @@ export function registerAdminCommands(program: Command): void {
         out("ID\tPROJECT\tADMIN\tPERMISSIONS\tCREATED\tEXPIRES\tSTATE\tDESCRIPTION");
         for (const t of await s.tokens.list(only)) {
           const perms = PERMISSIONS.filter((p) => t.permissions[p]).join(",") || "-";
-          const state = t.revokedAt !== null ? "revoked" : t.expiresAt !== null && t.expiresAt * 1000 < Date.now() ? "expired" : "active";
+          const state =
+            t.revokedAt !== null
+              ? "revoked"
+              : t.expiresAt !== null && t.expiresAt * 1000 < Date.now()
+                ? "expired"
+                : "active";
           out(
-            [t.id, projects.get(t.projectId) ?? t.projectId, t.admin ? "yes" : "no", perms, isoMicros(t.createdAt),
-              t.expiresAt === null ? "-" : isoMicros(t.expiresAt * 1000), state, t.description].join("\t"),
+            [
+              t.id,
+              projects.get(t.projectId) ?? t.projectId,
+              t.admin ? "yes" : "no",
+              perms,
+              isoMicros(t.createdAt),
+              t.expiresAt === null ? "-" : isoMicros(t.expiresAt * 1000),
+              state,
+              t.description,
+            ].join("\t"),
           );
         }
       });

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { hostReport, type HostReportLine } from "../observability/host-report.js";
+import { type HostReportLine, hostReport } from "../observability/host-report.js";
 import { candidateDrivers } from "../runtime/index.js";
 
 /** Runs every driver's self-test in a scratch dir and says why one fails. */
@@ -24,10 +24,16 @@ async function driverLines(): Promise<HostReportLine[]> {
       lines.push({
         name: `driver ${d.name} (${d.kind})`,
         ok: r.ok,
-        detail: r.ok ? `${version}; self-test passed; ${d.isolation}` : `${version}; self-test failed: ${r.reason}`,
+        detail: r.ok
+          ? `${version}; self-test passed; ${d.isolation}`
+          : `${version}; self-test failed: ${r.reason}`,
       });
     }
-    lines.push({ name: "runtime auto", ok: chosen !== undefined, detail: chosen ? `would use ${chosen}` : "no driver passes its self-test" });
+    lines.push({
+      name: "runtime auto",
+      ok: chosen !== undefined,
+      detail: chosen ? `would use ${chosen}` : "no driver passes its self-test",
+    });
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -46,6 +52,7 @@ export function registerDoctorCommand(program: Command): void {
         process.stdout.write(`${JSON.stringify({ lines }, null, 2)}\n`);
         return;
       }
-      for (const line of lines) process.stdout.write(`${line.ok ? "ok  " : "FAIL"}  ${line.name}: ${line.detail}\n`);
+      for (const line of lines)
+        process.stdout.write(`${line.ok ? "ok  " : "FAIL"}  ${line.name}: ${line.detail}\n`);
     });
 }

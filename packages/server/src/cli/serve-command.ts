@@ -11,31 +11,41 @@ export function registerServeCommand(program: Command): void {
     .option("--runtime <auto|gvisor|oci>", "sandbox runtime (env CONTREE_RUNTIME)")
     .option("--log-level <level>", "log level (env CONTREE_LOG_LEVEL)")
     .option("--path-prefix <prefix>", "mount prefix before /v1 (env CONTREE_PATH_PREFIX)")
-    .action(async (opts: { dataDir?: string; listen?: string; runtime?: string; logLevel?: string; pathPrefix?: string }) => {
-      const config = loadConfig(opts);
-      const server = await createServer(config);
-      const address = await server.app.listen({ host: config.host, port: config.port });
-      const url = `${address}${config.pathPrefix}`;
-      if (server.bootstrapToken) {
-        const { secret, generated } = server.bootstrapToken;
+    .action(
+      async (opts: {
+        dataDir?: string;
+        listen?: string;
+        runtime?: string;
+        logLevel?: string;
+        pathPrefix?: string;
+      }) => {
+        const config = loadConfig(opts);
+        const server = await createServer(config);
+        const address = await server.app.listen({ host: config.host, port: config.port });
+        const url = `${address}${config.pathPrefix}`;
+        if (server.bootstrapToken) {
+          const { secret, generated } = server.bootstrapToken;
+          process.stdout.write(
+            generated
+              ? `\nAdmin token for project "default" (shown once, store it now):\n  ${secret}\n\n`
+              : `\nAdmin token for project "default" set from CONTREE_BOOTSTRAP_TOKEN.\n\n`,
+          );
+        }
         process.stdout.write(
-          generated
-            ? `\nAdmin token for project "default" (shown once, store it now):\n  ${secret}\n\n`
-            : `\nAdmin token for project "default" set from CONTREE_BOOTSTRAP_TOKEN.\n\n`,
+          `contree-server listening on ${url}  (API: ${url}/v1, data: ${config.dataDir})\n`,
         );
-      }
-      process.stdout.write(`contree-server listening on ${url}  (API: ${url}/v1, data: ${config.dataDir})\n`);
-      server.logger.info({ url, dataDir: config.dataDir }, "listening");
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          server.logger.info({ signal }, "shutting down");
-          server.close().then(resolve, (err: unknown) => {
-            server.logger.error({ err }, "shutdown failed");
-            resolve();
-          });
-        };
-        process.once("SIGTERM", () => stop("SIGTERM"));
-        process.once("SIGINT", () => stop("SIGINT"));
-      });
-    });
+        server.logger.info({ url, dataDir: config.dataDir }, "listening");
+        await new Promise<void>((resolve) => {
+          const stop = (signal: string) => {
+            server.logger.info({ signal }, "shutting down");
+            server.close().then(resolve, (err: unknown) => {
+              server.logger.error({ err }, "shutdown failed");
+              resolve();
+            });
+          };
+          process.once("SIGTERM", () => stop("SIGTERM"));
+          process.once("SIGINT", () => stop("SIGINT"));
+        });
+      },
+    );
 }

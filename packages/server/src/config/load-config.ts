@@ -116,17 +116,20 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     .map((s) => s.trim())
     .filter((s) => s !== "");
   for (const host of insecureRegistries) {
-    if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(host)) problems.push(`insecure registry ${JSON.stringify(host)} is not HOST[:PORT]`);
+    if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(host))
+      problems.push(`insecure registry ${JSON.stringify(host)} is not HOST[:PORT]`);
   }
 
   const netRaw = nonEmpty(env["CONTREE_DEFAULT_NETWORKING"]) ?? "0";
-  if (!["0", "1", "true", "false"].includes(netRaw)) problems.push(`CONTREE_DEFAULT_NETWORKING must be 0 or 1, got ${JSON.stringify(netRaw)}`);
+  if (!["0", "1", "true", "false"].includes(netRaw))
+    problems.push(`CONTREE_DEFAULT_NETWORKING must be 0 or 1, got ${JSON.stringify(netRaw)}`);
   const defaultNetworking = netRaw === "1" || netRaw === "true";
   const cpusRaw = nonEmpty(env["CONTREE_SANDBOX_CPUS"]);
   let cpus: number | undefined;
   if (cpusRaw !== undefined) {
     cpus = Number(cpusRaw);
-    if (!Number.isFinite(cpus) || cpus <= 0 || cpus > 1024) problems.push(`CONTREE_SANDBOX_CPUS must be a positive number, got ${JSON.stringify(cpusRaw)}`);
+    if (!Number.isFinite(cpus) || cpus <= 0 || cpus > 1024)
+      problems.push(`CONTREE_SANDBOX_CPUS must be a positive number, got ${JSON.stringify(cpusRaw)}`);
   }
   const sandbox = {
     memoryBytes: int("CONTREE_SANDBOX_MEMORY_BYTES", 2 * 1024 * 1024 * 1024, 16 * 1024 * 1024),

@@ -74,17 +74,20 @@ export function isKind(err: unknown, kind: ErrorKind): boolean {
 
 export const invalidArgument = (msg: string, o?: AppErrorOptions) => new AppError("invalid_argument", msg, o);
 export const unauthenticated = (msg: string, o?: AppErrorOptions) => new AppError("unauthenticated", msg, o);
-export const permissionDenied = (msg: string, o?: AppErrorOptions) => new AppError("permission_denied", msg, o);
+export const permissionDenied = (msg: string, o?: AppErrorOptions) =>
+  new AppError("permission_denied", msg, o);
 export const notFound = (msg: string, o?: AppErrorOptions) => new AppError("not_found", msg, o);
 export const conflict = (msg: string, o?: AppErrorOptions) => new AppError("conflict", msg, o);
 export const failedPrecondition = (msg: string, o?: AppErrorOptions) =>
   new AppError("failed_precondition", msg, o);
 export const unprocessable = (msg: string, o?: AppErrorOptions) => new AppError("unprocessable", msg, o);
-export const payloadTooLarge = (msg: string, o?: AppErrorOptions) => new AppError("payload_too_large", msg, o);
+export const payloadTooLarge = (msg: string, o?: AppErrorOptions) =>
+  new AppError("payload_too_large", msg, o);
 export const resourceExhausted = (msg: string, o?: AppErrorOptions) =>
   new AppError("resource_exhausted", msg, o);
 export const unavailable = (msg: string, o?: AppErrorOptions) => new AppError("unavailable", msg, o);
-export const deadlineExceeded = (msg: string, o?: AppErrorOptions) => new AppError("deadline_exceeded", msg, o);
+export const deadlineExceeded = (msg: string, o?: AppErrorOptions) =>
+  new AppError("deadline_exceeded", msg, o);
 export const cancelled = (msg: string, o?: AppErrorOptions) => new AppError("cancelled", msg, o);
 export const dataLoss = (msg: string, o?: AppErrorOptions) => new AppError("data_loss", msg, o);
 export const internal = (msg: string, o?: AppErrorOptions) => new AppError("internal", msg, o);
@@ -92,6 +95,7 @@ export const internal = (msg: string, o?: AppErrorOptions) => new AppError("inte
 /** Anything thrown that is not an AppError becomes `internal`; the original stays as cause. */
 export function toAppError(err: unknown): AppError {
   if (isAppError(err)) return err;
-  if (err instanceof Error && err.name === "AbortError") return cancelled("operation cancelled", { cause: err });
+  if (err instanceof Error && err.name === "AbortError")
+    return cancelled("operation cancelled", { cause: err });
   return internal("internal error", { cause: err });
 }

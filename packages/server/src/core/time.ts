@@ -34,11 +34,14 @@ export function parseTimeBound(raw: string, name: string, now: number = Date.now
   if (/^\d{4}-\d{2}-\d{2}/.test(s)) {
     // Python's isoformat() may carry up to 6 fraction digits, Date only reads 3.
     const normalised = s.replace(" ", "T").replace(/(\.\d{3})\d+/, "$1");
-    const withZone = /([zZ]|[+-]\d{2}:?\d{2})$/.test(normalised) || normalised.length <= 10 ? normalised : `${normalised}Z`;
+    const withZone =
+      /([zZ]|[+-]\d{2}:?\d{2})$/.test(normalised) || normalised.length <= 10 ? normalised : `${normalised}Z`;
     const t = Date.parse(withZone);
     if (!Number.isNaN(t)) return t;
   }
-  throw invalidArgument(`${name} must be an ISO-8601 time or a duration like 15m, 2h, 3d, got ${JSON.stringify(raw.slice(0, 64))}`);
+  throw invalidArgument(
+    `${name} must be an ISO-8601 time or a duration like 15m, 2h, 3d, got ${JSON.stringify(raw.slice(0, 64))}`,
+  );
 }
 
 /** Flag query parameters: present and not "0" (including empty) is true; absent or "0" is false. */

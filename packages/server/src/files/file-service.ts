@@ -17,7 +17,10 @@ export class FileService {
 
   /** Streams the body into the content store (verified, atomic) and records it for the project. */
   async upload(projectId: string, body: Readable, signal?: AbortSignal): Promise<FileRecord> {
-    const blob = await this.content.ingest(body, { maxBytes: this.maxUploadBytes, ...(signal ? { signal } : {}) });
+    const blob = await this.content.ingest(body, {
+      maxBytes: this.maxUploadBytes,
+      ...(signal ? { signal } : {}),
+    });
     const { file } = await this.store.files.upsert(projectId, hexOf(blob.digest), blob.size);
     return file;
   }

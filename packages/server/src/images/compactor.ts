@@ -62,7 +62,10 @@ export class Compactor {
       try {
         const t0 = Date.now();
         await this.flatten(img);
-        this.logger.info({ imageId: img.id, from: img.mountChain.length, ms: Date.now() - t0 }, "image chain flattened");
+        this.logger.info(
+          { imageId: img.id, from: img.mountChain.length, ms: Date.now() - t0 },
+          "image chain flattened",
+        );
       } catch (err) {
         this.logger.warn({ err, imageId: img.id }, "flattening failed; the image keeps its long chain");
       }
@@ -80,15 +83,24 @@ export class Compactor {
       await mountRootfs({ lowers: this.layers.paths(current.mountChain), target, readOnly: true });
       mounted = true;
       // GNU cp keeps ownership, modes, times, xattrs (capabilities), devices, fifos and hardlinks.
-      await run("cp", ["-a", "--no-target-directory", `${target}/.`, staged], { maxBuffer: 1 << 20 }).catch((err: unknown) => {
-        throw internal("copying the merged view failed", { cause: err });
-      });
+      await run("cp", ["-a", "--no-target-directory", `${target}/.`, staged], { maxBuffer: 1 << 20 }).catch(
+        (err: unknown) => {
+          throw internal("copying the merged view failed", { cause: err });
+        },
+      );
       await unmount(target);
       mounted = false;
       const layerId = `f${newId().replace(/-/g, "").slice(0, 24)}`;
       await this.layers.publish(staged, layerId);
       await this.store.transaction(async (tx) => {
-        await tx.images.insertLayer({ id: layerId, kind: "flat", chainId: null, size: current.size, entries: 0, createdAt: Date.now() });
+        await tx.images.insertLayer({
+          id: layerId,
+          kind: "flat",
+          chainId: null,
+          size: current.size,
+          entries: 0,
+          createdAt: Date.now(),
+        });
         await tx.images.setMountChain(current.id, [layerId]);
       });
       return layerId;

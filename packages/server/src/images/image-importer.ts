@@ -11,9 +11,13 @@ import { decompress } from "../registry/decompress.js";
 import type { Descriptor, ResolvedImage } from "../registry/registry-client.js";
 import type { LayerStore } from "./layer-store.js";
 
-export interface ImportProgress {
-  (e: { layer: number; layers: number; digest: string; size: number; reused: boolean }): Promise<void> | void;
-}
+export type ImportProgress = (e: {
+  layer: number;
+  layers: number;
+  digest: string;
+  size: number;
+  reused: boolean;
+}) => Promise<void> | void;
 
 export interface ImportRequest {
   project: Project;
@@ -31,7 +35,9 @@ export function chainIds(diffIds: readonly Digest[]): string[] {
   const out: string[] = [];
   for (const d of diffIds) {
     const prev = out[out.length - 1];
-    out.push(prev === undefined ? hexOf(d) : createHash("sha256").update(`sha256:${prev} ${d}`).digest("hex"));
+    out.push(
+      prev === undefined ? hexOf(d) : createHash("sha256").update(`sha256:${prev} ${d}`).digest("hex"),
+    );
   }
   return out;
 }
@@ -67,7 +73,13 @@ export class ImageImporter {
       const existing = await this.store.images.layer(id);
       if (existing) {
         total += existing.size;
-        await req.progress?.({ layer: i + 1, layers: ids.length, digest: desc.digest, size: desc.size, reused: true });
+        await req.progress?.({
+          layer: i + 1,
+          layers: ids.length,
+          digest: desc.digest,
+          size: desc.size,
+          reused: true,
+        });
         continue;
       }
       const lowers = this.layers.paths(ids.slice(0, i).reverse());
@@ -88,7 +100,13 @@ export class ImageImporter {
         await this.layers.discard(staged);
         throw err;
       }
-      await req.progress?.({ layer: i + 1, layers: ids.length, digest: desc.digest, size: desc.size, reused: false });
+      await req.progress?.({
+        layer: i + 1,
+        layers: ids.length,
+        digest: desc.digest,
+        size: desc.size,
+        reused: false,
+      });
     }
     req.signal.throwIfAborted();
     const image: ImageRecord = {
@@ -111,7 +129,13 @@ export class ImageImporter {
     return { image, size: total };
   }
 
-  private async applyOne(req: ImportRequest, desc: Descriptor, diffId: Digest, dest: string, lowers: string[]) {
+  private async applyOne(
+    req: ImportRequest,
+    desc: Descriptor,
+    diffId: Digest,
+    dest: string,
+    lowers: string[],
+  ) {
     const blob = await req.openLayer(desc, req.signal);
     const hash = createHash("sha256");
     const hashing = new Transform({

@@ -13,7 +13,8 @@ export class ImageService {
   constructor(private readonly store: MetadataStore) {}
 
   async publicProjectId(): Promise<string> {
-    if (this.publicId === undefined) this.publicId = (await this.store.projects.findByName(PUBLIC_PROJECT))?.id ?? "";
+    if (this.publicId === undefined)
+      this.publicId = (await this.store.projects.findByName(PUBLIC_PROJECT))?.id ?? "";
     return this.publicId;
   }
 
@@ -26,7 +27,10 @@ export class ImageService {
   async resolve(project: Project, ref: string): Promise<ImageRecord> {
     if (ref.startsWith("tag:")) return this.byTag(project, ref.slice(4));
     const id = ref.toLowerCase();
-    if (!isUuid(id)) throw invalidArgument(`image must be an image UUID or "tag:NAME", got ${JSON.stringify(ref.slice(0, 80))}`);
+    if (!isUuid(id))
+      throw invalidArgument(
+        `image must be an image UUID or "tag:NAME", got ${JSON.stringify(ref.slice(0, 80))}`,
+      );
     return this.get(project, id);
   }
 
@@ -40,7 +44,8 @@ export class ImageService {
   async byTag(project: Project, tag: string): Promise<ImageRecord> {
     if (tag === "") throw invalidArgument("tag is required");
     const own = await this.store.images.imageIdByTag(project.id, tag);
-    const pub = own === undefined ? await this.store.images.imageIdByTag(await this.publicProjectId(), tag) : undefined;
+    const pub =
+      own === undefined ? await this.store.images.imageIdByTag(await this.publicProjectId(), tag) : undefined;
     const id = own ?? pub;
     const img = id === undefined ? undefined : await this.store.images.getAny(id);
     if (!img) throw notFound(`image with tag ${JSON.stringify(tag.slice(0, 256))} not found`);
@@ -69,7 +74,8 @@ export class ImageService {
   async removeTag(project: Project, imageId: string, tag?: string): Promise<ImageRecord> {
     const img = await this.get(project, imageId);
     const removed = await this.store.images.removeTag(project.id, img.id, tag);
-    if (tag !== undefined && removed === 0) throw failedPrecondition(`image does not carry the tag ${JSON.stringify(tag.slice(0, 256))}`);
+    if (tag !== undefined && removed === 0)
+      throw failedPrecondition(`image does not carry the tag ${JSON.stringify(tag.slice(0, 256))}`);
     return img;
   }
 }

@@ -21,8 +21,12 @@ export interface ImportMetadata {
 }
 
 /** Accepts both body forms: `{registry: {url, credentials}}` and `{registry: "ref", credentials}`. */
-export function parseImportBody(body: unknown, maxTimeout: number): { meta: ImportMetadata; credentials: Credentials | undefined } {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalidArgument("request body must be a JSON object");
+export function parseImportBody(
+  body: unknown,
+  maxTimeout: number,
+): { meta: ImportMetadata; credentials: Credentials | undefined } {
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    throw invalidArgument("request body must be a JSON object");
   const b = body as Record<string, unknown>;
   let url: unknown;
   let creds: unknown;
@@ -36,7 +40,8 @@ export function parseImportBody(body: unknown, maxTimeout: number): { meta: Impo
   } else {
     throw invalidArgument("registry.url is required");
   }
-  if (typeof url !== "string" || url.trim() === "") throw invalidArgument("registry.url must be a non-empty string");
+  if (typeof url !== "string" || url.trim() === "")
+    throw invalidArgument("registry.url must be a non-empty string");
   const ref = parseImageReference(url);
   let credentials: Credentials | undefined;
   if (creds !== undefined && creds !== null) {
@@ -57,7 +62,8 @@ export function parseImportBody(body: unknown, maxTimeout: number): { meta: Impo
     if (typeof timeoutRaw !== "number" || !Number.isInteger(timeoutRaw) || timeoutRaw <= 0) {
       throw invalidArgument("timeout must be a positive integer number of seconds");
     }
-    if (timeoutRaw > maxTimeout) throw invalidArgument(`timeout must be at most ${maxTimeout} seconds (images_import_max_timeout)`);
+    if (timeoutRaw > maxTimeout)
+      throw invalidArgument(`timeout must be at most ${maxTimeout} seconds (images_import_max_timeout)`);
     timeout = timeoutRaw;
   }
   const meta: ImportMetadata = {
@@ -85,7 +91,12 @@ export class ImportHandler implements OperationHandler {
     private readonly importer: ImageImporter,
   ) {}
 
-  async start(queue: OperationQueue, project: Project, body: unknown, maxTimeout: number): Promise<OperationRecord> {
+  async start(
+    queue: OperationQueue,
+    project: Project,
+    body: unknown,
+    maxTimeout: number,
+  ): Promise<OperationRecord> {
     const { meta, credentials } = parseImportBody(body, maxTimeout);
     const op = await queue.enqueue(project, "image_import", meta);
     if (credentials) this.credentials.set(op.id, credentials);
@@ -103,7 +114,12 @@ export class ImportHandler implements OperationHandler {
     try {
       const ref = parseImageReference(meta.registry.url);
       const resolved = await this.registry.resolveManifest(ref, { credentials, signal });
-      await ctx.emit(0, "progress", { stage: "resolved", reference: resolved.reference, manifest_digest: resolved.manifestDigest, layers: resolved.manifest.layers.length });
+      await ctx.emit(0, "progress", {
+        stage: "resolved",
+        reference: resolved.reference,
+        manifest_digest: resolved.manifestDigest,
+        layers: resolved.manifest.layers.length,
+      });
       const { image, size } = await this.importer.import({
         project,
         resolved,
@@ -121,7 +137,8 @@ export class ImportHandler implements OperationHandler {
         completion: { result_image_uuid: image.id, image_size_bytes: size },
       };
     } catch (err) {
-      if (timeout.aborted && !ctx.signal.aborted) return { status: "FAILED", error: `import timed out after ${meta.timeout} s` };
+      if (timeout.aborted && !ctx.signal.aborted)
+        return { status: "FAILED", error: `import timed out after ${meta.timeout} s` };
       throw err;
     }
   }

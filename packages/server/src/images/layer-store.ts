@@ -58,7 +58,10 @@ export class LayerStore {
    * refers to. An admin command importing beside the server owns live staging dirs and may be
    * between publishing a layer and recording it, so young orphans are left for a later start.
    */
-  async reclaim(known: ReadonlySet<string>, graceMs = 10 * 60_000): Promise<{ staging: number; orphans: number }> {
+  async reclaim(
+    known: ReadonlySet<string>,
+    graceMs = 10 * 60_000,
+  ): Promise<{ staging: number; orphans: number }> {
     let staging = 0;
     for (const name of await readdir(this.stagingDir)) {
       const pid = Number(name.split(".")[0]);

@@ -7,7 +7,9 @@ export function validateTag(tag: unknown): string {
   if (typeof tag !== "string" || tag.length === 0) throw invalidArgument("tag must be a non-empty string");
   if (tag.length > 256) throw invalidArgument("tag must be at most 256 characters");
   if (!TAG_RE.test(tag)) {
-    throw invalidArgument(`invalid tag ${JSON.stringify(tag.slice(0, 80))}: use letters, digits, "_" and "-" separated by ":", "/" or "."`);
+    throw invalidArgument(
+      `invalid tag ${JSON.stringify(tag.slice(0, 80))}: use letters, digits, "_" and "-" separated by ":", "/" or "."`,
+    );
   }
   return tag;
 }

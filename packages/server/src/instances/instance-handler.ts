@@ -1,8 +1,8 @@
 import { execFile } from "node:child_process";
 import { mkdir, rename, rm, statfs } from "node:fs/promises";
-import { promisify } from "node:util";
 import { hostname as hostName, release } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import type { ContentStore } from "../content/content-store.js";
 import { type Digest, digestFromHex } from "../core/digest.js";
 import { internal, notFound } from "../core/errors.js";
@@ -88,7 +88,13 @@ export class InstanceHandler implements OperationHandler {
       }
       await ensureDir(rootfs, meta.cwd);
 
-      const env = { PATH: DEFAULT_PATH, HOME: meta.uid === 0 ? "/root" : "/", HOSTNAME: meta.hostname, ...(image.env ?? {}), ...meta.env };
+      const env = {
+        PATH: DEFAULT_PATH,
+        HOME: meta.uid === 0 ? "/root" : "/",
+        HOSTNAME: meta.hostname,
+        ...(image.env ?? {}),
+        ...meta.env,
+      };
       const args = meta.shell ? ["/bin/sh", "-c", meta.command, ...meta.args] : [meta.command, ...meta.args];
       await ctx.emit(0, "init", {
         started_at: isoMicros(t0),
@@ -104,7 +110,13 @@ export class InstanceHandler implements OperationHandler {
           id: runId,
           rootfs,
           bundleDir: bundle,
-          process: { args, env: Object.entries(env).map(([k, v]) => `${k}=${v}`), cwd: meta.cwd, uid: meta.uid, gid: meta.gid },
+          process: {
+            args,
+            env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+            cwd: meta.cwd,
+            uid: meta.uid,
+            gid: meta.gid,
+          },
           hostname: meta.hostname,
           network: meta.networking.enabled ? "egress" : "none",
           limits: this.o.limits,
@@ -126,8 +138,12 @@ export class InstanceHandler implements OperationHandler {
         env: redactEnv(env),
       });
       const sbx = sandbox;
-      const stdout = new OutputCapture(sbx.stdout, meta.truncate_output_at, (c) => ctx.emit(1, "stdout", { ...toStreamRepr(c) }));
-      const stderr = new OutputCapture(sbx.stderr, meta.truncate_output_at, (c) => ctx.emit(1, "stderr", { ...toStreamRepr(c) }));
+      const stdout = new OutputCapture(sbx.stdout, meta.truncate_output_at, (c) =>
+        ctx.emit(1, "stdout", { ...toStreamRepr(c) }),
+      );
+      const stderr = new OutputCapture(sbx.stderr, meta.truncate_output_at, (c) =>
+        ctx.emit(1, "stderr", { ...toStreamRepr(c) }),
+      );
       if (sbx.stdin) {
         const input = decodeStreamInput(meta.stdin.value, meta.stdin.encoding, "stdin");
         sbx.stdin.on("error", () => undefined);
@@ -162,8 +178,16 @@ export class InstanceHandler implements OperationHandler {
       const ended = Date.now();
       await sbx.destroy();
       sandbox = undefined;
-      for (const [name, c] of [["stdout", out], ["stderr", err]] as const) {
-        if (c.dropped > 0) await ctx.emit(1, "truncated", { stream: name, bytes_emitted: c.emitted, bytes_dropped: c.dropped });
+      for (const [name, c] of [
+        ["stdout", out],
+        ["stderr", err],
+      ] as const) {
+        if (c.dropped > 0)
+          await ctx.emit(1, "truncated", {
+            stream: name,
+            bytes_emitted: c.emitted,
+            bytes_dropped: c.dropped,
+          });
       }
       if (ctx.signal.aborted) return { status: "FAILED", error: "cancelled" };
 
@@ -183,7 +207,16 @@ export class InstanceHandler implements OperationHandler {
       mounted = false;
       const diff = await diffStats(upper);
       const result = {
-        state: { exit_code: exitCode, signal, pid: 1, timed_out: timedOut, stopped: false, continued: false, core_dump: false, oom_killed: exit.oomKilled },
+        state: {
+          exit_code: exitCode,
+          signal,
+          pid: 1,
+          timed_out: timedOut,
+          stopped: false,
+          continued: false,
+          core_dump: false,
+          oom_killed: exit.oomKilled,
+        },
         stdout: out.repr,
         stderr: err.repr,
         resources: resultResources(stats, ended - started),
@@ -194,12 +227,18 @@ export class InstanceHandler implements OperationHandler {
       const full = fs !== undefined && fs.bavail * fs.bsize < 64 * 1024;
       const overCap = diff.bytes > capBytes;
       if (full || overCap) await ctx.emit(0, "size_cap", { limit_bytes: capBytes, file_size: diff.bytes });
-      if (!meta.disposable && !overCap) resultImage = await this.commit(op, meta, image, env, upper, diff, scratch !== null);
-      await ctx.emit(0, "shutdown", { stopped_at: isoMicros(Date.now()), reason: timedOut ? "timeout" : "job_complete" });
+      if (!meta.disposable && !overCap)
+        resultImage = await this.commit(op, meta, image, env, upper, diff, scratch !== null);
+      await ctx.emit(0, "shutdown", {
+        stopped_at: isoMicros(Date.now()),
+        reason: timedOut ? "timeout" : "job_complete",
+      });
       const consumedCpu = (stats?.cpuTotalNs ?? 0) / 1e9;
       return {
         status: "SUCCESS",
-        error: overCap ? `the run wrote ${diff.bytes} bytes, over max_layer_bytes (${capBytes}): no image was kept` : null,
+        error: overCap
+          ? `the run wrote ${diff.bytes} bytes, over max_layer_bytes (${capBytes}): no image was kept`
+          : null,
         metadata: { ...meta, result },
         resultImageId: resultImage?.id ?? null,
         imageSize: diff.bytes,
@@ -209,9 +248,18 @@ export class InstanceHandler implements OperationHandler {
       };
     } finally {
       await this.o.live.unregister(op.id);
-      if (sandbox) await sandbox.destroy().catch((err: unknown) => this.o.logger.warn({ err, opId: op.id }, "sandbox cleanup failed"));
-      if (mounted) await unmount(rootfs).catch((err: unknown) => this.o.logger.warn({ err, opId: op.id }, "unmount failed"));
-      if (scratchMounted && scratch !== null) await unmount(scratch).catch((err: unknown) => this.o.logger.warn({ err, opId: op.id }, "unmount failed"));
+      if (sandbox)
+        await sandbox
+          .destroy()
+          .catch((err: unknown) => this.o.logger.warn({ err, opId: op.id }, "sandbox cleanup failed"));
+      if (mounted)
+        await unmount(rootfs).catch((err: unknown) =>
+          this.o.logger.warn({ err, opId: op.id }, "unmount failed"),
+        );
+      if (scratchMounted && scratch !== null)
+        await unmount(scratch).catch((err: unknown) =>
+          this.o.logger.warn({ err, opId: op.id }, "unmount failed"),
+        );
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }
   }
@@ -260,7 +308,14 @@ export class InstanceHandler implements OperationHandler {
     try {
       await this.o.store.transaction(async (tx) => {
         if (layerId !== null) {
-          await tx.images.insertLayer({ id: layerId, kind: "run", chainId: null, size: diff.bytes, entries: diff.entries, createdAt: img.createdAt });
+          await tx.images.insertLayer({
+            id: layerId,
+            kind: "run",
+            chainId: null,
+            size: diff.bytes,
+            entries: diff.entries,
+            createdAt: img.createdAt,
+          });
         }
         await tx.images.insert(img);
       });

@@ -62,9 +62,22 @@ export function parseSignal(s: string | undefined): NodeJS.Signals {
 export class LiveInstances {
   private readonly live = new Map<string, Live>();
 
-  register(opId: string, sandbox: Sandbox, emit: Emit, baseEnv: Record<string, string>, mainStdin: Writable | null): void {
+  register(
+    opId: string,
+    sandbox: Sandbox,
+    emit: Emit,
+    baseEnv: Record<string, string>,
+    mainStdin: Writable | null,
+  ): void {
     const procs = new Map<number, Proc>();
-    procs.set(1, { spid: 1, handle: null, stdin: mainStdin, started: Date.now(), stdout: null, stderr: null });
+    procs.set(1, {
+      spid: 1,
+      handle: null,
+      stdin: mainStdin,
+      started: Date.now(),
+      stdout: null,
+      stderr: null,
+    });
     this.live.set(opId, { sandbox, emit, baseEnv, nextSpid: 2, procs });
   }
 
@@ -97,16 +110,34 @@ export class LiveInstances {
     const spid = l.nextSpid++;
     const env = { ...l.baseEnv, ...spec.env };
     const args = spec.shell ? ["/bin/sh", "-c", spec.command, ...spec.args] : [spec.command, ...spec.args];
-    const p: ProcessSpec = { args, env: Object.entries(env).map(([k, v]) => `${k}=${v}`), cwd: spec.cwd, uid: spec.uid, gid: spec.gid };
+    const p: ProcessSpec = {
+      args,
+      env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      cwd: spec.cwd,
+      uid: spec.uid,
+      gid: spec.gid,
+    };
     const handle = await l.sandbox.exec(p, { stdin: "pipe" });
     const proc: Proc = { spid, handle, stdin: handle.stdin, started: Date.now(), stdout: null, stderr: null };
     l.procs.set(spid, proc);
     await l.emit(spid, "spawn", {
-      pid: handle.pid, command: args[0], args: args.slice(1), shell: spec.shell, cwd: spec.cwd, uid: spec.uid, gid: spec.gid,
-      timeout: 0, truncate_at: spec.truncate_output_at, env: redactEnv(env),
+      pid: handle.pid,
+      command: args[0],
+      args: args.slice(1),
+      shell: spec.shell,
+      cwd: spec.cwd,
+      uid: spec.uid,
+      gid: spec.gid,
+      timeout: 0,
+      truncate_at: spec.truncate_output_at,
+      env: redactEnv(env),
     });
-    proc.stdout = new OutputCapture(handle.stdout, spec.truncate_output_at, (c) => l.emit(spid, "stdout", { ...toStreamRepr(c) }));
-    proc.stderr = new OutputCapture(handle.stderr, spec.truncate_output_at, (c) => l.emit(spid, "stderr", { ...toStreamRepr(c) }));
+    proc.stdout = new OutputCapture(handle.stdout, spec.truncate_output_at, (c) =>
+      l.emit(spid, "stdout", { ...toStreamRepr(c) }),
+    );
+    proc.stderr = new OutputCapture(handle.stderr, spec.truncate_output_at, (c) =>
+      l.emit(spid, "stderr", { ...toStreamRepr(c) }),
+    );
     handle.stdin?.on("error", () => undefined);
     await this.writeStdin(opId, spid, spec.stdin.value, spec.stdin.encoding, spec.stdin.close);
     proc.settled = (async () => {
@@ -114,11 +145,32 @@ export class LiveInstances {
       const [out, err] = await Promise.all([proc.stdout?.done, proc.stderr?.done]);
       const ended = Date.now();
       const exitCode = st.signal > 0 ? -1 : st.exitCode;
-      proc.final = { exitCode, signal: st.signal, stdout: out?.repr ?? toStreamRepr(Buffer.alloc(0)), stderr: err?.repr ?? toStreamRepr(Buffer.alloc(0)), ended };
-      for (const [name, c] of [["stdout", out], ["stderr", err]] as const) {
-        if (c && c.dropped > 0) await l.emit(spid, "truncated", { stream: name, bytes_emitted: c.emitted, bytes_dropped: c.dropped });
+      proc.final = {
+        exitCode,
+        signal: st.signal,
+        stdout: out?.repr ?? toStreamRepr(Buffer.alloc(0)),
+        stderr: err?.repr ?? toStreamRepr(Buffer.alloc(0)),
+        ended,
+      };
+      for (const [name, c] of [
+        ["stdout", out],
+        ["stderr", err],
+      ] as const) {
+        if (c && c.dropped > 0)
+          await l.emit(spid, "truncated", {
+            stream: name,
+            bytes_emitted: c.emitted,
+            bytes_dropped: c.dropped,
+          });
       }
-      await l.emit(spid, "exit", { pid: handle.pid, code: exitCode, signal: st.signal, timed_out: false, duration_ms: ended - proc.started, resources: eventResources(undefined) });
+      await l.emit(spid, "exit", {
+        pid: handle.pid,
+        code: exitCode,
+        signal: st.signal,
+        timed_out: false,
+        duration_ms: ended - proc.started,
+        resources: eventResources(undefined),
+      });
     })().catch(() => undefined);
     return spid;
   }
@@ -131,8 +183,14 @@ export class LiveInstances {
     const running = p.final === undefined;
     return {
       state: {
-        exit_code: p.final?.exitCode ?? -1, signal: p.final?.signal ?? -1, pid: p.handle?.pid ?? 1,
-        timed_out: false, stopped: false, continued: false, core_dump: false, running,
+        exit_code: p.final?.exitCode ?? -1,
+        signal: p.final?.signal ?? -1,
+        pid: p.handle?.pid ?? 1,
+        timed_out: false,
+        stopped: false,
+        continued: false,
+        core_dump: false,
+        running,
       },
       stdout: p.final?.stdout ?? { value: "", encoding: "ascii", truncated: false },
       stderr: p.final?.stderr ?? { value: "", encoding: "ascii", truncated: false },
@@ -152,7 +210,13 @@ export class LiveInstances {
     await p.handle?.kill(sig);
   }
 
-  async writeStdin(opId: string, spid: number, value: string, encoding: string | undefined, close: boolean): Promise<void> {
+  async writeStdin(
+    opId: string,
+    spid: number,
+    value: string,
+    encoding: string | undefined,
+    close: boolean,
+  ): Promise<void> {
     const l = this.get(opId);
     const p = l.procs.get(spid);
     if (!p) throw notFound(`no process ${spid} in this instance`);
@@ -162,7 +226,11 @@ export class LiveInstances {
       return;
     }
     if (bytes.length > 0) {
-      await new Promise<void>((resolve, reject) => p.stdin?.write(bytes, (err) => (err ? reject(conflict(`stdin of process ${spid} is closed`)) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        p.stdin?.write(bytes, (err) =>
+          err ? reject(conflict(`stdin of process ${spid} is closed`)) : resolve(),
+        ),
+      );
       await l.emit(spid, "stdin", { ...toStreamRepr(bytes) });
     }
     if (close) p.stdin.end();
@@ -170,19 +238,28 @@ export class LiveInstances {
 }
 
 export function parseExecSpec(body: unknown, defaults: { cwd: string }): ExecSpec {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalidArgument("request body must be a JSON object");
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    throw invalidArgument("request body must be a JSON object");
   const b = body as Record<string, unknown>;
-  if (typeof b["command"] !== "string" || b["command"] === "") throw invalidArgument("command must be a non-empty string");
+  if (typeof b["command"] !== "string" || b["command"] === "")
+    throw invalidArgument("command must be a non-empty string");
   const args = b["args"] ?? [];
-  if (!Array.isArray(args) || !args.every((a) => typeof a === "string")) throw invalidArgument("args must be an array of strings");
+  if (!Array.isArray(args) || !args.every((a) => typeof a === "string"))
+    throw invalidArgument("args must be an array of strings");
   const env = b["env"] ?? {};
-  if (typeof env !== "object" || env === null || Array.isArray(env) || !Object.values(env).every((v) => typeof v === "string")) {
+  if (
+    typeof env !== "object" ||
+    env === null ||
+    Array.isArray(env) ||
+    !Object.values(env).every((v) => typeof v === "string")
+  ) {
     throw invalidArgument("env must be an object of strings");
   }
   const int = (k: string) => {
     const v = b[k];
     if (v === undefined || v === null) return 0;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw invalidArgument(`${k} must be a non-negative integer`);
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0)
+      throw invalidArgument(`${k} must be a non-negative integer`);
     return v;
   };
   const cwd = b["cwd"] === undefined || b["cwd"] === null || b["cwd"] === "" ? defaults.cwd : b["cwd"];
@@ -194,16 +271,25 @@ export function parseExecSpec(body: unknown, defaults: { cwd: string }): ExecSpe
     const o = s as Record<string, unknown>;
     const value = o["value"] ?? "";
     const encoding = o["encoding"] ?? "ascii";
-    if (typeof value !== "string" || (encoding !== "ascii" && encoding !== "base64")) throw invalidArgument("stdin must be {value: string, encoding: ascii|base64}");
+    if (typeof value !== "string" || (encoding !== "ascii" && encoding !== "base64"))
+      throw invalidArgument("stdin must be {value: string, encoding: ascii|base64}");
     const close = o["close"] === undefined || o["close"] === null ? true : o["close"];
     if (typeof close !== "boolean") throw invalidArgument("stdin.close must be a boolean");
     stdin = { value, encoding, close };
   }
   const t = b["truncate_output_at"];
   const truncate = t === undefined || t === null ? DEFAULT_TRUNCATE : t;
-  if (typeof truncate !== "number" || !Number.isInteger(truncate) || truncate < 0) throw invalidArgument("truncate_output_at must be a non-negative integer");
+  if (typeof truncate !== "number" || !Number.isInteger(truncate) || truncate < 0)
+    throw invalidArgument("truncate_output_at must be a non-negative integer");
   return {
-    command: b["command"], args: args as string[], shell: b["shell"] === true, env: env as Record<string, string>, cwd,
-    uid: int("uid"), gid: int("gid"), stdin, truncate_output_at: Math.min(truncate, MAX_TRUNCATE),
+    command: b["command"],
+    args: args as string[],
+    shell: b["shell"] === true,
+    env: env as Record<string, string>,
+    cwd,
+    uid: int("uid"),
+    gid: int("gid"),
+    stdin,
+    truncate_output_at: Math.min(truncate, MAX_TRUNCATE),
   };
 }

@@ -11,7 +11,10 @@ const MAX_SYMLINKS = 40;
  * component, whose own symlink (if any) is NOT followed.
  */
 export async function resolveForWrite(root: string, path: string): Promise<string> {
-  const want = posix.normalize(path).split("/").filter((c) => c !== "" && c !== ".");
+  const want = posix
+    .normalize(path)
+    .split("/")
+    .filter((c) => c !== "" && c !== ".");
   if (want.length === 0) throw invalidArgument("cannot write to /");
   const done: string[] = [];
   let pending = want.slice(0, -1);
@@ -48,7 +51,12 @@ export async function resolveForWrite(root: string, path: string): Promise<strin
 }
 
 /** Copies a blob into the rootfs at `path` with ownership and mode (replacing what was there). */
-export async function writeFileInto(root: string, path: string, source: string, o: { uid: number; gid: number; mode: number }): Promise<void> {
+export async function writeFileInto(
+  root: string,
+  path: string,
+  source: string,
+  o: { uid: number; gid: number; mode: number },
+): Promise<void> {
   const host = await resolveForWrite(root, path);
   try {
     const st = await lstat(host);

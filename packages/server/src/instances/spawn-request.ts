@@ -72,25 +72,34 @@ export function parseMode(v: unknown, key: string): string {
   let n: number;
   if (!given(v)) n = 0o644;
   else if (typeof v === "number" && Number.isInteger(v) && v >= 0) n = v;
-  else if (typeof v === "string" && /^(0o|0O)?[0-7]{1,7}$/.test(v.trim())) n = Number.parseInt(v.trim().replace(/^0[oO]/, ""), 8);
+  else if (typeof v === "string" && /^(0o|0O)?[0-7]{1,7}$/.test(v.trim()))
+    n = Number.parseInt(v.trim().replace(/^0[oO]/, ""), 8);
   else throw invalidArgument(`${key} must be an octal mode like "0644"`);
   return (n & 0o7777).toString(8).padStart(4, "0");
 }
 
 /** Validates and normalises a spawn body. Unknown keys are ignored (clients send extras). */
-export function parseSpawnRequest(body: unknown, limits: ProjectLimits, defaultNetworking: boolean): InstanceMetadata {
+export function parseSpawnRequest(
+  body: unknown,
+  limits: ProjectLimits,
+  defaultNetworking: boolean,
+): InstanceMetadata {
   if (!isObj(body)) throw invalidArgument("request body must be a JSON object");
   const command = body["command"];
-  if (typeof command !== "string" || command === "") throw invalidArgument("command must be a non-empty string");
+  if (typeof command !== "string" || command === "")
+    throw invalidArgument("command must be a non-empty string");
   if (command.includes("\0")) throw invalidArgument("command must not contain NUL");
   const image = body["image"];
-  if (typeof image !== "string" || image === "") throw invalidArgument("image must be an image UUID or \"tag:NAME\"");
-  if (!image.startsWith("tag:") && !isUuid(image.toLowerCase())) throw invalidArgument("image must be an image UUID or \"tag:NAME\"");
+  if (typeof image !== "string" || image === "")
+    throw invalidArgument('image must be an image UUID or "tag:NAME"');
+  if (!image.startsWith("tag:") && !isUuid(image.toLowerCase()))
+    throw invalidArgument('image must be an image UUID or "tag:NAME"');
 
   let args: string[] = [];
   if (given(body["args"])) {
     const a = body["args"];
-    if (!Array.isArray(a) || !a.every((x) => typeof x === "string" && !x.includes("\0"))) throw invalidArgument("args must be an array of strings");
+    if (!Array.isArray(a) || !a.every((x) => typeof x === "string" && !x.includes("\0")))
+      throw invalidArgument("args must be an array of strings");
     args = a as string[];
   }
   const env: Record<string, string> = {};
@@ -99,7 +108,8 @@ export function parseSpawnRequest(body: unknown, limits: ProjectLimits, defaultN
     if (!isObj(e)) throw invalidArgument("env must be an object of strings");
     for (const [k, v] of Object.entries(e)) {
       if (typeof v !== "string") throw invalidArgument(`env.${k} must be a string`);
-      if (k === "" || k.includes("=") || k.includes("\0") || v.includes("\0")) throw invalidArgument(`env key ${JSON.stringify(k)} is invalid`);
+      if (k === "" || k.includes("=") || k.includes("\0") || v.includes("\0"))
+        throw invalidArgument(`env key ${JSON.stringify(k)} is invalid`);
       env[k] = v;
     }
   }
@@ -108,7 +118,8 @@ export function parseSpawnRequest(body: unknown, limits: ProjectLimits, defaultN
   let hostname = DEFAULT_HOSTNAME;
   if (given(body["hostname"]) && body["hostname"] !== "") {
     const h = body["hostname"];
-    if (typeof h !== "string" || !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(h)) throw invalidArgument("hostname must be a valid host name (at most 63 characters)");
+    if (typeof h !== "string" || !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(h))
+      throw invalidArgument("hostname must be a valid host name (at most 63 characters)");
     hostname = h;
   }
   const uid = given(body["uid"]) ? int(body["uid"], "uid", 0, MAX_ID) : 0;
@@ -122,7 +133,8 @@ export function parseSpawnRequest(body: unknown, limits: ProjectLimits, defaultN
       const value = s["value"] ?? "";
       const encoding = s["encoding"] ?? "ascii";
       if (typeof value !== "string") throw invalidArgument("stdin.value must be a string");
-      if (encoding !== "ascii" && encoding !== "base64") throw invalidArgument('stdin.encoding must be "ascii" or "base64"');
+      if (encoding !== "ascii" && encoding !== "base64")
+        throw invalidArgument('stdin.encoding must be "ascii" or "base64"');
       decodeStreamInput(value, encoding, "stdin");
       stdin = { value, encoding, close: given(s["close"]) ? bool(s, "close", true) : true };
     } else throw invalidArgument("stdin must be an object {value, encoding}");
@@ -131,7 +143,9 @@ export function parseSpawnRequest(body: unknown, limits: ProjectLimits, defaultN
   const timeout = given(body["timeout"])
     ? Math.min(int(body["timeout"], "timeout", 1, 7 * 86400), limits.instance_max_timeout)
     : Math.min(DEFAULT_TIMEOUT, limits.instance_max_timeout);
-  const truncate = given(body["truncate_output_at"]) ? int(body["truncate_output_at"], "truncate_output_at", 0, Number.MAX_SAFE_INTEGER) : DEFAULT_TRUNCATE;
+  const truncate = given(body["truncate_output_at"])
+    ? int(body["truncate_output_at"], "truncate_output_at", 0, Number.MAX_SAFE_INTEGER)
+    : DEFAULT_TRUNCATE;
 
   const files: Record<string, FileSpec> = {};
   if (given(body["files"])) {
@@ -140,9 +154,11 @@ export function parseSpawnRequest(body: unknown, limits: ProjectLimits, defaultN
     for (const [path, spec] of Object.entries(f)) {
       const p = absPath(path, `files key ${JSON.stringify(path.slice(0, 100))}`);
       if (p === "/") throw invalidArgument("files: cannot write to /");
-      if (!isObj(spec)) throw invalidArgument(`files[${JSON.stringify(path)}] must be an object {uuid, mode, uid, gid}`);
+      if (!isObj(spec))
+        throw invalidArgument(`files[${JSON.stringify(path)}] must be an object {uuid, mode, uid, gid}`);
       const uuid = spec["uuid"];
-      if (typeof uuid !== "string" || !isUuid(uuid.toLowerCase())) throw invalidArgument(`files[${JSON.stringify(path)}].uuid must be a file UUID`);
+      if (typeof uuid !== "string" || !isUuid(uuid.toLowerCase()))
+        throw invalidArgument(`files[${JSON.stringify(path)}].uuid must be a file UUID`);
       files[p] = {
         uuid: uuid.toLowerCase(),
         uid: given(spec["uid"]) ? int(spec["uid"], "files.uid", 0, MAX_ID) : 0,
@@ -156,7 +172,11 @@ export function parseSpawnRequest(body: unknown, limits: ProjectLimits, defaultN
   if (given(body["resources_limits"])) {
     const r = body["resources_limits"];
     if (!isObj(r)) throw invalidArgument("resources_limits must be an object");
-    if (given(r["max_layer_bytes"])) maxLayer = Math.min(int(r["max_layer_bytes"], "resources_limits.max_layer_bytes", 1, Number.MAX_SAFE_INTEGER), limits.instance_max_layer_bytes);
+    if (given(r["max_layer_bytes"]))
+      maxLayer = Math.min(
+        int(r["max_layer_bytes"], "resources_limits.max_layer_bytes", 1, Number.MAX_SAFE_INTEGER),
+        limits.instance_max_layer_bytes,
+      );
   }
   let networking = defaultNetworking;
   if (given(body["networking"])) {

@@ -15,9 +15,17 @@ export interface HostReportLine {
 export async function hostReport(): Promise<{ lines: HostReportLine[] }> {
   const lines: HostReportLine[] = [];
   const filesystems = await readFile("/proc/filesystems", "utf8").catch(() => "");
-  lines.push({ name: "overlayfs", ok: /\boverlay\b/.test(filesystems), detail: /\boverlay\b/.test(filesystems) ? "supported" : "not in /proc/filesystems" });
+  lines.push({
+    name: "overlayfs",
+    ok: /\boverlay\b/.test(filesystems),
+    detail: /\boverlay\b/.test(filesystems) ? "supported" : "not in /proc/filesystems",
+  });
   lines.push({ name: "cgroups", ok: true, detail: await cgroupMode() });
-  lines.push({ name: "root", ok: process.getuid?.() === 0, detail: process.getuid?.() === 0 ? "running as root" : "not root: sandboxes need root" });
+  lines.push({
+    name: "root",
+    ok: process.getuid?.() === 0,
+    detail: process.getuid?.() === 0 ? "running as root" : "not root: sandboxes need root",
+  });
   for (const bin of ["crun", "runc", "runsc"]) {
     const v = await version(bin);
     lines.push({ name: bin, ok: v !== undefined, detail: v ?? "not found" });

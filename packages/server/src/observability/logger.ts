@@ -8,7 +8,10 @@ export function createLogger(level: LogLevel): Logger {
   return pino({
     level,
     base: { service: "contree-server" },
-    redact: { paths: ["req.headers.authorization", "headers.authorization", "*.password", "*.token"], censor: "<redacted>" },
+    redact: {
+      paths: ["req.headers.authorization", "headers.authorization", "*.password", "*.token"],
+      censor: "<redacted>",
+    },
     timestamp: pino.stdTimeFunctions.isoTime,
   });
 }

@@ -45,7 +45,8 @@ export class Gauge implements Metric {
   }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
-    for (const [k, v] of this.values) lines.push(`${this.name}${k ? `{${k}}` : ""} ${typeof v === "function" ? v() : v}`);
+    for (const [k, v] of this.values)
+      lines.push(`${this.name}${k ? `{${k}}` : ""} ${typeof v === "function" ? v() : v}`);
     return lines.join("\n");
   }
 }
@@ -55,7 +56,9 @@ export class Histogram implements Metric {
   constructor(
     readonly name: string,
     readonly help: string,
-    readonly buckets: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    readonly buckets: readonly number[] = [
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+    ],
   ) {}
   observe(labels: Labels, v: number): void {
     const k = labelKey(labels);
@@ -64,7 +67,8 @@ export class Histogram implements Metric {
       s = { counts: this.buckets.map(() => 0), sum: 0, count: 0 };
       this.series.set(k, s);
     }
-    for (let i = 0; i < this.buckets.length; i++) if (v <= (this.buckets[i] as number)) s.counts[i] = (s.counts[i] as number) + 1;
+    for (let i = 0; i < this.buckets.length; i++)
+      if (v <= (this.buckets[i] as number)) s.counts[i] = (s.counts[i] as number) + 1;
     s.sum += v;
     s.count += 1;
   }
@@ -72,7 +76,9 @@ export class Histogram implements Metric {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
     for (const [k, s] of this.series) {
       const pre = k ? `${k},` : "";
-      this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket{${pre}le="${b}"} ${s.counts[i]}`));
+      this.buckets.forEach((b, i) => {
+        lines.push(`${this.name}_bucket{${pre}le="${b}"} ${s.counts[i]}`);
+      });
       lines.push(`${this.name}_bucket{${pre}le="+Inf"} ${s.count}`);
       lines.push(`${this.name}_sum${k ? `{${k}}` : ""} ${s.sum}`);
       lines.push(`${this.name}_count${k ? `{${k}}` : ""} ${s.count}`);
@@ -106,7 +112,10 @@ export function createHttpMetrics(reg: MetricsRegistry) {
   return {
     requests: reg.counter("contree_http_requests_total", "HTTP requests by method, route and status"),
     errors: reg.counter("contree_http_errors_total", "HTTP error responses by kind"),
-    latency: reg.histogram("contree_http_request_duration_seconds", "HTTP request latency by method and route"),
+    latency: reg.histogram(
+      "contree_http_request_duration_seconds",
+      "HTTP request latency by method and route",
+    ),
   };
 }
 export type HttpMetrics = ReturnType<typeof createHttpMetrics>;

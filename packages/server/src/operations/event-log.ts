@@ -24,7 +24,12 @@ export class EventLog {
 
   constructor(private readonly repo: OperationRepo) {}
 
-  append(operationId: string, spid: number, type: string, data: Record<string, unknown>): Promise<OperationEvent> {
+  append(
+    operationId: string,
+    spid: number,
+    type: string,
+    data: Record<string, unknown>,
+  ): Promise<OperationEvent> {
     // Appends of one operation are chained so ids are assigned and stored in order.
     const prev = this.chains.get(operationId) ?? Promise.resolve();
     const next = prev.then(async () => {

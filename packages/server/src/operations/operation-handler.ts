@@ -1,4 +1,8 @@
-import type { OperationCompletion, OperationKind, OperationRecord } from "../metadata/repos/operation-repo.js";
+import type {
+  OperationCompletion,
+  OperationKind,
+  OperationRecord,
+} from "../metadata/repos/operation-repo.js";
 
 export interface HandlerContext {
   /** Aborted on cancel (reason "cancelled") or server shutdown (reason "shutdown"). */

@@ -3,13 +3,14 @@ import type { ProjectLimits } from "../config/config.js";
 import { AppError, failedPrecondition, notFound } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
-import type { Project } from "../metadata/repos/project-repo.js";
 import {
   ACTIVE_STATUSES,
   type OperationKind,
   type OperationRecord,
   type OperationStatus,
+  TERMINAL_STATUSES,
 } from "../metadata/repos/operation-repo.js";
+import type { Project } from "../metadata/repos/project-repo.js";
 import type { Logger } from "../observability/logger.js";
 import type { EventLog } from "./event-log.js";
 import type { HandlerOutcome, OperationHandler } from "./operation-handler.js";
@@ -25,10 +26,16 @@ export interface OperationQueueOptions {
   nodeSlots?: Partial<Record<OperationKind, number>>;
 }
 
+/** How far before the newest finish a crash-cut completion is looked for (generous: the gap is ms). */
+const COMPLETION_REPAIR_WINDOW_MS = 60 * 60 * 1000;
+
 export function defaultNodeSlots(): Record<OperationKind, number> {
   const cores = availableParallelism();
   const memSlots = Math.floor(totalmem() / (256 * 1024 * 1024));
-  return { instance: Math.max(2, Math.min(cores * 8, memSlots)), image_import: Math.max(2, Math.min(cores * 2, 8)) };
+  return {
+    instance: Math.max(2, Math.min(cores * 8, memSlots)),
+    image_import: Math.max(2, Math.min(cores * 2, 8)),
+  };
 }
 
 interface Running {
@@ -58,21 +65,84 @@ export class OperationQueue {
 
   /** After a crash nothing is running: in-flight operations end FAILED; pending ones are kept. */
   async recover(): Promise<number> {
+    // Before anything below finishes operations (and moves the newest finished_at to now).
+    await this.repairCompletions();
     const stale = await this.o.store.operations.inStatus(["ASSIGNED", "EXECUTING"]);
     for (const op of stale) {
-      await this.finish(op, { status: "FAILED", error: "the server restarted while the operation was running" }, op.startedAt ?? op.createdAt);
+      await this.finish(
+        op,
+        { status: "FAILED", error: "the server restarted while the operation was running" },
+        op.startedAt ?? op.createdAt,
+      );
     }
     return stale.length;
+  }
+
+  /**
+   * finish() stores the terminal status, then appends the completion event: a crash between the
+   * two leaves a finished operation whose log never ends, and its followers would wait forever.
+   * Only operations that finished shortly before the crash can be in that state.
+   */
+  private async repairCompletions(): Promise<void> {
+    const db = this.o.store.db;
+    const newest = await db
+      .selectFrom("operations")
+      .select((eb) => eb.fn.max("finished_at").as("m"))
+      .executeTakeFirst();
+    if (newest?.m == null) return;
+    const cut = await db
+      .selectFrom("operations as o")
+      .select("o.id")
+      .where("o.status", "in", [...TERMINAL_STATUSES])
+      .where("o.finished_at", ">=", Number(newest.m) - COMPLETION_REPAIR_WINDOW_MS)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom("operation_events as e")
+              .select("e.seq")
+              .whereRef("e.operation_id", "=", "o.id")
+              .where("e.type", "=", "completion"),
+          ),
+        ),
+      )
+      .execute();
+    for (const { id } of cut) {
+      const op = await this.o.store.operations.get(id);
+      if (!op) continue;
+      await this.o.events.append(op.id, 0, "completion", {
+        status: op.status,
+        duration_ms: Math.max(0, (op.finishedAt ?? op.createdAt) - (op.startedAt ?? op.createdAt)),
+        result_image_uuid: op.status === "CANCELLED" ? null : op.resultImageId,
+        image_size_bytes: op.imageSize,
+        error: op.error,
+      });
+      this.o.events.forget(op.id);
+    }
+    if (cut.length > 0)
+      this.o.logger.warn({ repaired: cut.length }, "completion events lost in a crash were restored");
   }
 
   start(): void {
     this.kick();
   }
 
-  async enqueue(project: Project, kind: OperationKind, metadata: Record<string, unknown>, imageId?: string | null): Promise<OperationRecord> {
+  async enqueue(
+    project: Project,
+    kind: OperationKind,
+    metadata: Record<string, unknown>,
+    imageId?: string | null,
+  ): Promise<OperationRecord> {
     const id = newId();
     const createdAt = Date.now();
-    await this.o.store.operations.insert({ id, projectId: project.id, kind, metadata, imageId: imageId ?? null, createdAt });
+    await this.o.store.operations.insert({
+      id,
+      projectId: project.id,
+      kind,
+      metadata,
+      imageId: imageId ?? null,
+      createdAt,
+    });
     this.kick();
     const op = await this.o.store.operations.get(id);
     if (!op) throw new AppError("internal", "operation vanished after insert");
@@ -157,8 +227,10 @@ export class OperationQueue {
   private fits(op: OperationRecord, limits: ProjectLimits): boolean {
     if (this.runningCount(op.kind) >= this.nodeSlots[op.kind]) return false;
     let projectRunning = 0;
-    for (const r of this.running.values()) if (r.op.projectId === op.projectId && r.op.kind === op.kind) projectRunning++;
-    const cap = op.kind === "instance" ? limits.instance_max_concurrency : limits.images_import_max_concurrency;
+    for (const r of this.running.values())
+      if (r.op.projectId === op.projectId && r.op.kind === op.kind) projectRunning++;
+    const cap =
+      op.kind === "instance" ? limits.instance_max_concurrency : limits.images_import_max_concurrency;
     return projectRunning < cap;
   }
 
@@ -176,7 +248,11 @@ export class OperationQueue {
     return true;
   }
 
-  private async execute(op: OperationRecord, handler: OperationHandler | undefined, abort: AbortController): Promise<void> {
+  private async execute(
+    op: OperationRecord,
+    handler: OperationHandler | undefined,
+    abort: AbortController,
+  ): Promise<void> {
     const t0 = Date.now();
     let outcome: HandlerOutcome | { status: "CANCELLED"; error: null };
     try {
@@ -199,14 +275,18 @@ export class OperationQueue {
       outcome =
         abort.signal.reason === "shutdown"
           ? { status: "FAILED", error: "the server shut down while the operation was running" }
-          : { ...outcome, status: "CANCELLED", error: null } as HandlerOutcome | { status: "CANCELLED"; error: null };
+          : ({ ...outcome, status: "CANCELLED", error: null } as
+              | HandlerOutcome
+              | { status: "CANCELLED"; error: null });
     }
     await this.finish(op, outcome, t0);
   }
 
   private async finish(
     op: OperationRecord,
-    outcome: (HandlerOutcome | { status: "CANCELLED" | "FAILED"; error: string | null }) & { completion?: Record<string, unknown> },
+    outcome: (HandlerOutcome | { status: "CANCELLED" | "FAILED"; error: string | null }) & {
+      completion?: Record<string, unknown>;
+    },
     startedAt: number,
   ): Promise<void> {
     const status = outcome.status as Extract<OperationStatus, "SUCCESS" | "FAILED" | "CANCELLED">;

@@ -148,5 +148,9 @@ export async function mountScratch(target: string, bytes: number): Promise<void>
   checkPath(target, "scratch mount target");
   await mkdir(target, { recursive: true });
   const size = Math.max(4096, Math.ceil(bytes / 4096) * 4096);
-  await mustRun("mount", ["-t", "tmpfs", "-o", `size=${size},mode=0700`, "contree-scratch", target], "scratch mount");
+  await mustRun(
+    "mount",
+    ["-t", "tmpfs", "-o", `size=${size},mode=0700`, "contree-scratch", target],
+    "scratch mount",
+  );
 }

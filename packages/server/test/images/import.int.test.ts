@@ -18,7 +18,10 @@ describe("image import through the API", () => {
   });
 
   async function importImage(ref: string, tag?: string) {
-    const r = await t.api("/v1/images/import", { method: "POST", json: { registry: { url: `docker://${reg.host}/${ref}` }, ...(tag ? { tag } : {}) } });
+    const r = await t.api("/v1/images/import", {
+      method: "POST",
+      json: { registry: { url: `docker://${reg.host}/${ref}` }, ...(tag ? { tag } : {}) },
+    });
     expect(r.status).toBe(202);
     const { uuid } = (await r.json()) as { uuid: string };
     expect(r.headers.get("location")).toBe(`/v1/operations/${uuid}`);
@@ -32,7 +35,9 @@ describe("image import through the API", () => {
     const result = op["result"] as { image: string; tag: string };
     expect(result.tag).toBe("busybox:latest");
     expect(op["result_image_uuid"]).toBe(result.image);
-    const list = (await (await t.api("/v1/images?tag=busybox")).json()) as { images: Array<{ uuid: string; tag: string; created_at: string }> };
+    const list = (await (await t.api("/v1/images?tag=busybox")).json()) as {
+      images: Array<{ uuid: string; tag: string; created_at: string }>;
+    };
     expect(list.images[0]?.uuid).toBe(result.image);
     expect(list.images[0]?.tag).toBe("busybox:latest");
     expect(typeof list.images[0]?.created_at).toBe("string");
@@ -50,7 +55,12 @@ describe("image import through the API", () => {
   });
 
   it("imports zstd and uncompressed layers and Docker manifest lists", async () => {
-    for (const ref of [FIXTURE_IMAGES.busyboxZstd, FIXTURE_IMAGES.busyboxUncompressed, FIXTURE_IMAGES.busyboxDocker, FIXTURE_IMAGES.features]) {
+    for (const ref of [
+      FIXTURE_IMAGES.busyboxZstd,
+      FIXTURE_IMAGES.busyboxUncompressed,
+      FIXTURE_IMAGES.busyboxDocker,
+      FIXTURE_IMAGES.features,
+    ]) {
       const op = await importImage(ref);
       expect(op["status"], `${ref}: ${String(op["error"])}`).toBe("SUCCESS");
     }
@@ -65,16 +75,29 @@ describe("image import through the API", () => {
   it("masks credentials in the operation metadata", async () => {
     const r = await t.api("/v1/images/import", {
       method: "POST",
-      json: { registry: { url: `docker://${reg.host}/${FIXTURE_IMAGES.busybox}`, credentials: { username: "u", password: "hunter2" } } },
+      json: {
+        registry: {
+          url: `docker://${reg.host}/${FIXTURE_IMAGES.busybox}`,
+          credentials: { username: "u", password: "hunter2" },
+        },
+      },
     });
     const { uuid } = (await r.json()) as { uuid: string };
     const op = await waitOperation(t, uuid);
     expect(JSON.stringify(op)).not.toContain("hunter2");
-    expect((op["metadata"] as { registry: { credentials: { password: string } } }).registry.credentials.password).toBe("<MASKED>");
+    expect(
+      (op["metadata"] as { registry: { credentials: { password: string } } }).registry.credentials.password,
+    ).toBe("<MASKED>");
   });
 
   it("rejects bad import requests with 400", async () => {
-    for (const body of [{}, { registry: { url: "" } }, { registry: { url: "UPPER/Case" } }, { registry: { url: "busybox" }, timeout: "5" }, { registry: { url: "busybox" }, tag: "bad tag" }]) {
+    for (const body of [
+      {},
+      { registry: { url: "" } },
+      { registry: { url: "UPPER/Case" } },
+      { registry: { url: "busybox" }, timeout: "5" },
+      { registry: { url: "busybox" }, tag: "bad tag" },
+    ]) {
       const r = await t.api("/v1/images/import", { method: "POST", json: body });
       expect(r.status, JSON.stringify(body)).toBe(400);
       const e = (await r.json()) as { error: string; status: number };

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_MOUNT_CHAIN } from "../../src/images/compactor.js";
 import { importBusybox } from "../harness/busybox-image.js";
 import { startTestServer, type TestServer, waitOperation } from "../harness/in-process.js";
 import type { RegistryHandle } from "../harness/registry.js";
-import { MAX_MOUNT_CHAIN } from "../../src/images/compactor.js";
 
 describe("deep lineage", () => {
   let t: TestServer;
@@ -21,7 +21,11 @@ describe("deep lineage", () => {
   async function run(image: string, command: string) {
     const r = await t.api("/v1/instances", { method: "POST", json: { command, shell: true, image } });
     const { uuid } = (await r.json()) as { uuid: string };
-    return (await waitOperation(t, uuid)) as { status: string; result: { image: string }; metadata: { result: { stdout: { value: string } } } };
+    return (await waitOperation(t, uuid)) as {
+      status: string;
+      result: { image: string };
+      metadata: { result: { stdout: { value: string } } };
+    };
   }
 
   it("keeps mount chains short while lineage grows, and every file stays visible", async () => {
@@ -30,7 +34,10 @@ describe("deep lineage", () => {
     const chain: string[] = [];
     for (let i = 0; i < depth; i++) {
       // Every 7th run also deletes the previous file: whiteouts must survive flattening.
-      const op = await run(img, `echo ${i} > /data-${i}; mkdir -p /d; echo ${i} >> /d/log${i % 7 === 6 ? `; rm /data-${i - 1}` : ""}`);
+      const op = await run(
+        img,
+        `echo ${i} > /data-${i}; mkdir -p /d; echo ${i} >> /d/log${i % 7 === 6 ? `; rm /data-${i - 1}` : ""}`,
+      );
       expect(op.status).toBe("SUCCESS");
       img = op.result.image;
       chain.push(img);

@@ -4,11 +4,18 @@ import { startTestServer, type TestServer, waitOperation } from "../harness/in-p
 import type { RegistryHandle } from "../harness/registry.js";
 
 type Doc = Record<string, unknown> & {
-  metadata: { result: { state: { exit_code: number; signal: number; timed_out: boolean }; stdout: { value: string; encoding: string }; stderr: { value: string } } };
+  metadata: {
+    result: {
+      state: { exit_code: number; signal: number; timed_out: boolean };
+      stdout: { value: string; encoding: string };
+      stderr: { value: string };
+    };
+  };
   result: { image: string | null };
 };
 
-const decode = (s: { value: string; encoding?: string }) => (s.encoding === "base64" ? Buffer.from(s.value, "base64").toString() : s.value);
+const decode = (s: { value: string; encoding?: string }) =>
+  s.encoding === "base64" ? Buffer.from(s.value, "base64").toString() : s.value;
 
 describe("runs", () => {
   let t: TestServer;
@@ -16,7 +23,9 @@ describe("runs", () => {
   let base: string;
 
   beforeAll(async () => {
-    t = await startTestServer({ runtime: (process.env["CONTREE_TEST_RUNTIME"] as "oci" | undefined) ?? "oci" });
+    t = await startTestServer({
+      runtime: (process.env["CONTREE_TEST_RUNTIME"] as "oci" | undefined) ?? "oci",
+    });
     ({ registry: reg, image: base } = await importBusybox(t));
   });
   afterAll(async () => {
@@ -33,7 +42,11 @@ describe("runs", () => {
   }
 
   it("runs a shell command, captures output and snapshots the change as a child image", async () => {
-    const op = await run({ command: "echo hi > /out; echo done; echo err >&2", shell: true, image: "tag:busybox:latest" });
+    const op = await run({
+      command: "echo hi > /out; echo done; echo err >&2",
+      shell: true,
+      image: "tag:busybox:latest",
+    });
     expect(op["status"], String(op["error"])).toBe("SUCCESS");
     expect(op.metadata.result.state.exit_code).toBe(0);
     expect(op.metadata.result.state.signal).toBe(-1);
@@ -73,8 +86,18 @@ describe("runs", () => {
       [{ command: "true", image: "tag:missing:tag" }, 404],
       [{ command: "true", image: base, cwd: "relative" }, 400],
       [{ command: "true", image: base, timeout: "5" }, 400],
-      [{ command: "true", image: base, files: { "/a": { uuid: "00000000-0000-4000-8000-000000000000" } } }, 404],
-      [{ command: "true", image: base, files: { "/a": { uuid: "00000000-0000-4000-8000-000000000000", mode: "rwx" } } }, 400],
+      [
+        { command: "true", image: base, files: { "/a": { uuid: "00000000-0000-4000-8000-000000000000" } } },
+        404,
+      ],
+      [
+        {
+          command: "true",
+          image: base,
+          files: { "/a": { uuid: "00000000-0000-4000-8000-000000000000", mode: "rwx" } },
+        },
+        400,
+      ],
     ];
     for (const [body, status] of bad) {
       const r = await t.api("/v1/instances", { method: "POST", json: body });
@@ -83,7 +106,11 @@ describe("runs", () => {
   });
 
   it("injects uploaded files with every mode spelling", async () => {
-    const up = await t.api("/v1/files", { method: "POST", body: "#!/bin/sh\necho script-ran\n", headers: { "content-type": "application/octet-stream" } });
+    const up = await t.api("/v1/files", {
+      method: "POST",
+      body: "#!/bin/sh\necho script-ran\n",
+      headers: { "content-type": "application/octet-stream" },
+    });
     const { uuid } = (await up.json()) as { uuid: string };
     const op = await run({
       command: "/opt/a/run.sh; stat -c '%a %u:%g' /opt/a/run.sh /b /c/d /e",
@@ -102,7 +129,8 @@ describe("runs", () => {
   it("max_layer_bytes stops a disk filler inside the sandbox and the run records it", async () => {
     const cap = 8 * 1024 * 1024;
     const op = await run({
-      command: "rm /etc/hostname; dd if=/dev/zero of=/big bs=1M count=64 2>/dev/null; echo dd=$?; ls -l /big | awk '{print $5}'",
+      command:
+        "rm /etc/hostname; dd if=/dev/zero of=/big bs=1M count=64 2>/dev/null; echo dd=$?; ls -l /big | awk '{print $5}'",
       shell: true,
       image: base,
       resources_limits: { max_layer_bytes: cap },
@@ -115,7 +143,11 @@ describe("runs", () => {
     expect(events).toContain("event: size_cap");
     // The capped layer is still a proper layer: the whiteout of /etc/hostname survived the copy.
     const child = op.result.image as string;
-    const check = await run({ command: "test -e /etc/hostname && echo present || echo gone; test -e /big && echo big", shell: true, image: child });
+    const check = await run({
+      command: "test -e /etc/hostname && echo present || echo gone; test -e /big && echo big",
+      shell: true,
+      image: child,
+    });
     expect(decode(check.metadata.result.stdout)).toBe("gone\nbig\n");
   });
 });

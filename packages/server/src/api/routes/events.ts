@@ -1,4 +1,4 @@
-import { createGzip, constants as zlibConstants, type Gzip } from "node:zlib";
+import { createGzip, type Gzip, constants as zlibConstants } from "node:zlib";
 import { Type } from "@sinclair/typebox";
 import { requirePermission } from "../../auth/principal.js";
 import { invalidArgument, notFound } from "../../core/errors.js";
@@ -60,7 +60,8 @@ export function eventsRoutes(d: EventsRouteDeps) {
         const cursorText = req.headers["last-event-id"] ?? req.query.since;
         let cursor = -1;
         if (typeof cursorText === "string" && cursorText.trim() !== "") {
-          if (!/^-?\d+$/.test(cursorText.trim())) throw invalidArgument("since / Last-Event-Id must be an integer event id");
+          if (!/^-?\d+$/.test(cursorText.trim()))
+            throw invalidArgument("since / Last-Event-Id must be an integer event id");
           cursor = Number(cursorText.trim());
         }
         let spid: number | undefined;
@@ -68,7 +69,8 @@ export function eventsRoutes(d: EventsRouteDeps) {
           if (!/^\d+$/.test(req.query.spid)) throw invalidArgument("spid must be a non-negative integer");
           spid = Number(req.query.spid);
         }
-        const wanted = (e: OperationEvent) => spid === undefined || e.spid === spid || e.type === "completion";
+        const wanted = (e: OperationEvent) =>
+          spid === undefined || e.spid === spid || e.type === "completion";
 
         reply.hijack();
         const res = reply.raw;
@@ -111,7 +113,8 @@ export function eventsRoutes(d: EventsRouteDeps) {
         };
         req.raw.on("close", markClosed);
         res.on("close", markClosed);
-        const drained = () => Promise.race([new Promise<void>((r) => (z ?? res).once("drain", () => r())), gone]);
+        const drained = () =>
+          Promise.race([new Promise<void>((r) => (z ?? res).once("drain", () => r())), gone]);
 
         // Live events arrive here while we replay; ids at or below the cursor are dropped.
         let buffered: OperationEvent[] = [];

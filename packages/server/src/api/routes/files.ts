@@ -1,9 +1,9 @@
 import type { Readable } from "node:stream";
 import { Type } from "@sinclair/typebox";
-import type { ApiApp } from "../api-app.js";
 import { isoMicros } from "../../core/time.js";
 import { FileService } from "../../files/file-service.js";
 import type { FileRecord } from "../../metadata/repos/file-repo.js";
+import type { ApiApp } from "../api-app.js";
 import type { AppDeps } from "../app.js";
 import { ErrorSchema, PageQuerySchema, parsePage } from "../pagination.js";
 import { principalOf } from "../request-context.js";

@@ -1,7 +1,7 @@
 import { Type } from "@sinclair/typebox";
+import { requirePermission } from "../../auth/principal.js";
 import type { Config } from "../../config/config.js";
 import { effectiveLimits } from "../../config/limits.js";
-import { requirePermission } from "../../auth/principal.js";
 import { invalidArgument } from "../../core/errors.js";
 import { parseFlag } from "../../core/time.js";
 import type { ImageService } from "../../images/image-service.js";
@@ -65,11 +65,19 @@ export function imagesRoutes(d: ImagesRouteDeps) {
               Type.Object({
                 url: Type.String(),
                 credentials: Type.Optional(
-                  Type.Union([Type.Object({ username: Type.Optional(Type.String()), password: Type.Optional(Type.String()) }), Type.Null()]),
+                  Type.Union([
+                    Type.Object({
+                      username: Type.Optional(Type.String()),
+                      password: Type.Optional(Type.String()),
+                    }),
+                    Type.Null(),
+                  ]),
                 ),
               }),
             ]),
-            credentials: Type.Optional(Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()])),
+            credentials: Type.Optional(
+              Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
+            ),
             tag: Type.Optional(Type.Union([Type.String(), Type.Null()])),
             timeout: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
           }),
@@ -118,7 +126,8 @@ export function imagesRoutes(d: ImagesRouteDeps) {
         const p = principalOf(req);
         requirePermission(p, "set_image_tag");
         const tag = req.query.tag === "" ? undefined : req.query.tag;
-        if (tag !== undefined && tag.length > 256) throw invalidArgument("tag must be at most 256 characters");
+        if (tag !== undefined && tag.length > 256)
+          throw invalidArgument("tag must be at most 256 characters");
         const img = await d.images.removeTag(p.project, req.params.image_uuid.toLowerCase(), tag);
         return imageJson(img, await d.images.tagOf(p.project, img));
       },

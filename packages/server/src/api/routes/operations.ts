@@ -3,12 +3,21 @@ import { requirePermission } from "../../auth/principal.js";
 import { invalidArgument, notFound } from "../../core/errors.js";
 import { isUuid } from "../../core/ids.js";
 import type { MetadataStore } from "../../metadata/metadata-store.js";
-import { OPERATION_STATUSES, type OperationKind, type OperationStatus } from "../../metadata/repos/operation-repo.js";
+import {
+  OPERATION_STATUSES,
+  type OperationKind,
+  type OperationStatus,
+} from "../../metadata/repos/operation-repo.js";
 import type { OperationQueue } from "../../operations/operation-queue.js";
 import type { ApiApp } from "../api-app.js";
 import { ErrorSchema, FlagSchema, PageQuerySchema, parsePage } from "../pagination.js";
 import { principalOf } from "../request-context.js";
-import { OperationSchema, OperationSummarySchema, operationJson, operationSummaryJson } from "../views/operation-view.js";
+import {
+  OperationSchema,
+  OperationSummarySchema,
+  operationJson,
+  operationSummaryJson,
+} from "../views/operation-view.js";
 
 export interface OperationsRouteDeps {
   store: MetadataStore;
@@ -27,7 +36,11 @@ export function operationsRoutes(d: OperationsRouteDeps) {
       {
         schema: {
           summary: "List operations (a bare JSON array, newest first)",
-          querystring: Type.Object({ ...PageQuerySchema, status: Type.Optional(Type.String()), kind: Type.Optional(Type.String()) }),
+          querystring: Type.Object({
+            ...PageQuerySchema,
+            status: Type.Optional(Type.String()),
+            kind: Type.Optional(Type.String()),
+          }),
           response: { 200: Type.Array(Type.Ref(OperationSummarySchema)), 400: ErrorSchema },
         },
       },
@@ -45,7 +58,8 @@ export function operationsRoutes(d: OperationsRouteDeps) {
         }
         let kind: OperationKind | undefined;
         if (q.kind !== undefined && q.kind !== "") {
-          if (q.kind !== "instance" && q.kind !== "image_import") throw invalidArgument('kind must be "instance" or "image_import"');
+          if (q.kind !== "instance" && q.kind !== "image_import")
+            throw invalidArgument('kind must be "instance" or "image_import"');
           kind = q.kind;
         }
         const rows = await d.store.operations.list(p.project.id, { ...parsePage(q), status, kind });
@@ -80,7 +94,11 @@ export function operationsRoutes(d: OperationsRouteDeps) {
         schema: {
           summary: "Cancel an operation (409 once it has finished)",
           params: OperationParams,
-          response: { 202: Type.Object({ uuid: Type.String(), status: Type.String() }), 404: ErrorSchema, 409: ErrorSchema },
+          response: {
+            202: Type.Object({ uuid: Type.String(), status: Type.String() }),
+            404: ErrorSchema,
+            409: ErrorSchema,
+          },
         },
       },
       async (req, reply) => {

@@ -1,4 +1,5 @@
 import { Type } from "@sinclair/typebox";
+import type { Principal } from "../../auth/principal.js";
 import { requirePermission } from "../../auth/principal.js";
 import { failedPrecondition, invalidArgument, notFound } from "../../core/errors.js";
 import { isUuid } from "../../core/ids.js";
@@ -7,13 +8,15 @@ import type { InstanceMetadata } from "../../instances/spawn-request.js";
 import type { MetadataStore } from "../../metadata/metadata-store.js";
 import { ACTIVE_STATUSES, type OperationRecord } from "../../metadata/repos/operation-repo.js";
 import type { ApiApp } from "../api-app.js";
-import type { Principal } from "../../auth/principal.js";
 import { ErrorSchema } from "../pagination.js";
 import { principalOf } from "../request-context.js";
 
 const Params = Type.Object({ operation_id: Type.String() });
 const SpidParams = Type.Object({ operation_id: Type.String(), spid: Type.String() });
-const Stdin = Type.Object({ value: Type.String(), encoding: Type.Optional(Type.String()), close: Type.Optional(Type.Boolean()) }, { additionalProperties: true });
+const Stdin = Type.Object(
+  { value: Type.String(), encoding: Type.Optional(Type.String()), close: Type.Optional(Type.Boolean()) },
+  { additionalProperties: true },
+);
 
 function spidOf(s: string): number {
   if (!/^\d{1,9}$/.test(s) || Number(s) < 1) throw invalidArgument("spid must be a positive integer");
@@ -25,12 +28,14 @@ export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances 
   async function activeInstance(p: Principal, raw: string): Promise<OperationRecord> {
     const id = raw.toLowerCase();
     const op = isUuid(id) ? await d.store.operations.get(id, p.project.id) : undefined;
-    if (!op || op.kind !== "instance") throw notFound("operation not found");
+    if (op?.kind !== "instance") throw notFound("operation not found");
     return op;
   }
   function requireRunning(op: OperationRecord): void {
-    if (!ACTIVE_STATUSES.includes(op.status)) throw failedPrecondition(`the instance has finished (${op.status})`);
-    if (!d.live.has(op.id)) throw failedPrecondition("the instance is not running yet; retry once its main process has started");
+    if (!ACTIVE_STATUSES.includes(op.status))
+      throw failedPrecondition(`the instance has finished (${op.status})`);
+    if (!d.live.has(op.id))
+      throw failedPrecondition("the instance is not running yet; retry once its main process has started");
   }
 
   return async (app: ApiApp): Promise<void> => {
@@ -41,7 +46,12 @@ export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances 
           summary: "Start another process in a running instance",
           params: Params,
           body: Type.Object({ command: Type.String() }, { additionalProperties: true }),
-          response: { 201: Type.Object({ spid: Type.Integer() }), 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema },
+          response: {
+            201: Type.Object({ spid: Type.Integer() }),
+            400: ErrorSchema,
+            404: ErrorSchema,
+            409: ErrorSchema,
+          },
         },
       },
       async (req, reply) => {
@@ -84,7 +94,11 @@ export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances 
           summary: "Signal a process (default TERM); the instance goes on unless it is spid 1",
           params: SpidParams,
           querystring: Type.Object({ signal: Type.Optional(Type.String()) }),
-          response: { 202: Type.Object({ spid: Type.Integer(), signal: Type.String() }), 404: ErrorSchema, 409: ErrorSchema },
+          response: {
+            202: Type.Object({ spid: Type.Integer(), signal: Type.String() }),
+            404: ErrorSchema,
+            409: ErrorSchema,
+          },
         },
       },
       async (req, reply) => {
@@ -106,7 +120,12 @@ export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances 
           summary: "Write to a process's stdin (and close it when close is true, the default)",
           params: SpidParams,
           body: Stdin,
-          response: { 202: Type.Object({ spid: Type.Integer() }), 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema },
+          response: {
+            202: Type.Object({ spid: Type.Integer() }),
+            400: ErrorSchema,
+            404: ErrorSchema,
+            409: ErrorSchema,
+          },
         },
       },
       async (req, reply) => {

@@ -1,7 +1,7 @@
 import { Type } from "@sinclair/typebox";
-import type { ApiApp } from "../api-app.js";
 import { effectiveLimits } from "../../config/limits.js";
 import { operationStats } from "../../metadata/repos/operation-stats.js";
+import type { ApiApp } from "../api-app.js";
 import type { AppDeps } from "../app.js";
 import { ErrorSchema } from "../pagination.js";
 import { principalOf } from "../request-context.js";

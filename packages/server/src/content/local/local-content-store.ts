@@ -53,7 +53,8 @@ export class LocalContentStore implements ContentStore {
         if (o.expected.size !== undefined && o.expected.size !== size) {
           throw dataLoss(`size mismatch: expected ${o.expected.size} bytes, got ${size}`);
         }
-        if (o.expected.digest !== digest) throw dataLoss(`digest mismatch: expected ${o.expected.digest}, got ${digest}`);
+        if (o.expected.digest !== digest)
+          throw dataLoss(`digest mismatch: expected ${o.expected.digest}, got ${digest}`);
       }
       await fsyncPath(tmp);
       await rename(tmp, this.localPath(digest));
@@ -123,4 +124,3 @@ async function fsyncPath(p: string): Promise<void> {
 function isNoEnt(err: unknown): boolean {
   return typeof err === "object" && err !== null && (err as { code?: string }).code === "ENOENT";
 }
-

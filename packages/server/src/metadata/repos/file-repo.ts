@@ -15,7 +15,12 @@ export class FileRepo {
   constructor(private readonly db: Executor) {}
 
   /** Records the blob for the project, or touches and returns the existing record (dedupe). */
-  async upsert(projectId: string, sha256: string, size: number, now = Date.now()): Promise<{ file: FileRecord; created: boolean }> {
+  async upsert(
+    projectId: string,
+    sha256: string,
+    size: number,
+    now = Date.now(),
+  ): Promise<{ file: FileRecord; created: boolean }> {
     const existing = await this.findBySha(projectId, sha256);
     if (existing) {
       await this.db.updateTable("files").set({ updated_at: now }).where("id", "=", existing.id).execute();
@@ -55,11 +60,30 @@ export class FileRepo {
     let q = this.db.selectFrom("files").selectAll().where("project_id", "=", projectId);
     if (page.since !== undefined) q = q.where("created_at", ">=", page.since);
     if (page.until !== undefined) q = q.where("created_at", "<=", page.until);
-    const rows = await q.orderBy("created_at", "desc").orderBy("id", "desc").limit(page.limit).offset(page.offset).execute();
+    const rows = await q
+      .orderBy("created_at", "desc")
+      .orderBy("id", "desc")
+      .limit(page.limit)
+      .offset(page.offset)
+      .execute();
     return rows.map(toFile);
   }
 }
 
-function toFile(r: { id: string; project_id: string; sha256: string; size: number; created_at: number; updated_at: number }): FileRecord {
-  return { id: r.id, projectId: r.project_id, sha256: r.sha256, size: r.size, createdAt: r.created_at, updatedAt: r.updated_at };
+function toFile(r: {
+  id: string;
+  project_id: string;
+  sha256: string;
+  size: number;
+  created_at: number;
+  updated_at: number;
+}): FileRecord {
+  return {
+    id: r.id,
+    projectId: r.project_id,
+    sha256: r.sha256,
+    size: r.size,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
 }

@@ -45,14 +45,30 @@ export class ImageRepo {
   async insertLayer(l: LayerRecord): Promise<void> {
     await this.db
       .insertInto("layers")
-      .values({ id: l.id, kind: l.kind, chain_id: l.chainId, size: l.size, entries: l.entries, created_at: l.createdAt })
+      .values({
+        id: l.id,
+        kind: l.kind,
+        chain_id: l.chainId,
+        size: l.size,
+        entries: l.entries,
+        created_at: l.createdAt,
+      })
       .onConflict((oc) => oc.doNothing())
       .execute();
   }
 
   async layer(id: string): Promise<LayerRecord | undefined> {
     const r = await this.db.selectFrom("layers").selectAll().where("id", "=", id).executeTakeFirst();
-    return r && { id: r.id, kind: r.kind as LayerRecord["kind"], chainId: r.chain_id, size: r.size, entries: r.entries, createdAt: r.created_at };
+    return (
+      r && {
+        id: r.id,
+        kind: r.kind as LayerRecord["kind"],
+        chainId: r.chain_id,
+        size: r.size,
+        entries: r.entries,
+        createdAt: r.created_at,
+      }
+    );
   }
 
   async allLayerIds(): Promise<string[]> {
@@ -80,7 +96,12 @@ export class ImageRepo {
 
   /** An image visible to the project: its own, or one of the public project's. */
   async get(id: string, projectIds: readonly string[]): Promise<ImageRecord | undefined> {
-    const r = await this.db.selectFrom("images").selectAll().where("id", "=", id).where("project_id", "in", [...projectIds]).executeTakeFirst();
+    const r = await this.db
+      .selectFrom("images")
+      .selectAll()
+      .where("id", "=", id)
+      .where("project_id", "in", [...projectIds])
+      .executeTakeFirst();
     return r && toImage(r);
   }
 
@@ -90,7 +111,11 @@ export class ImageRepo {
   }
 
   async setMountChain(id: string, chain: string[]): Promise<void> {
-    await this.db.updateTable("images").set({ mount_chain: JSON.stringify(chain) }).where("id", "=", id).execute();
+    await this.db
+      .updateTable("images")
+      .set({ mount_chain: JSON.stringify(chain) })
+      .where("id", "=", id)
+      .execute();
   }
 
   /** Images whose mount chain is longer than `depth` (compaction candidates). */
@@ -110,7 +135,9 @@ export class ImageRepo {
     await this.db
       .insertInto("tags")
       .values({ project_id: projectId, tag, image_id: imageId, updated_at: now })
-      .onConflict((oc) => oc.columns(["project_id", "tag"]).doUpdateSet({ image_id: imageId, updated_at: now }))
+      .onConflict((oc) =>
+        oc.columns(["project_id", "tag"]).doUpdateSet({ image_id: imageId, updated_at: now }),
+      )
       .execute();
   }
 
@@ -122,7 +149,12 @@ export class ImageRepo {
   }
 
   async imageIdByTag(projectId: string, tag: string): Promise<string | undefined> {
-    const r = await this.db.selectFrom("tags").select("image_id").where("project_id", "=", projectId).where("tag", "=", tag).executeTakeFirst();
+    const r = await this.db
+      .selectFrom("tags")
+      .select("image_id")
+      .where("project_id", "=", projectId)
+      .where("tag", "=", tag)
+      .executeTakeFirst();
     return r?.image_id;
   }
 
@@ -157,7 +189,11 @@ export class ImageRepo {
               eb("tags.project_id", "=", publicProjectId),
               eb.not(
                 eb.exists(
-                  eb.selectFrom("tags as own").select("own.tag").where("own.project_id", "=", projectId).whereRef("own.tag", "=", "tags.tag"),
+                  eb
+                    .selectFrom("tags as own")
+                    .select("own.tag")
+                    .where("own.project_id", "=", projectId)
+                    .whereRef("own.tag", "=", "tags.tag"),
                 ),
               ),
             ]),
@@ -183,7 +219,12 @@ export class ImageRepo {
     if (f.uuid !== undefined) q = q.where("id", "=", f.uuid);
     if (f.since !== undefined) q = q.where("created_at", ">=", f.since);
     if (f.until !== undefined) q = q.where("created_at", "<=", f.until);
-    const rows = await q.orderBy("created_at", "desc").orderBy("id", "desc").limit(f.limit).offset(f.offset).execute();
+    const rows = await q
+      .orderBy("created_at", "desc")
+      .orderBy("id", "desc")
+      .limit(f.limit)
+      .offset(f.offset)
+      .execute();
     const out: ListedImage[] = [];
     for (const r of rows) out.push({ ...toImage(r), tag: await this.tagOf(projectId, r.id) });
     return out;

@@ -2,7 +2,14 @@ import { sql } from "kysely";
 import type { Executor } from "../metadata-store.js";
 import type { PageQuery } from "./page.js";
 
-export const OPERATION_STATUSES = ["PENDING", "ASSIGNED", "EXECUTING", "SUCCESS", "FAILED", "CANCELLED"] as const;
+export const OPERATION_STATUSES = [
+  "PENDING",
+  "ASSIGNED",
+  "EXECUTING",
+  "SUCCESS",
+  "FAILED",
+  "CANCELLED",
+] as const;
 export type OperationStatus = (typeof OPERATION_STATUSES)[number];
 export const ACTIVE_STATUSES: readonly OperationStatus[] = ["PENDING", "ASSIGNED", "EXECUTING"];
 export const TERMINAL_STATUSES: readonly OperationStatus[] = ["SUCCESS", "FAILED", "CANCELLED"];
@@ -91,7 +98,12 @@ export class OperationRepo {
     if (f.kind !== undefined) q = q.where("kind", "=", f.kind);
     if (f.since !== undefined) q = q.where("created_at", ">=", f.since);
     if (f.until !== undefined) q = q.where("created_at", "<=", f.until);
-    const rows = await q.orderBy("created_at", "desc").orderBy("id", "desc").limit(f.limit).offset(f.offset).execute();
+    const rows = await q
+      .orderBy("created_at", "desc")
+      .orderBy("id", "desc")
+      .limit(f.limit)
+      .offset(f.offset)
+      .execute();
     return rows.map(toOperation);
   }
 
@@ -109,12 +121,21 @@ export class OperationRepo {
   }
 
   async inStatus(statuses: readonly OperationStatus[]): Promise<OperationRecord[]> {
-    const rows = await this.db.selectFrom("operations").selectAll().where("status", "in", [...statuses]).execute();
+    const rows = await this.db
+      .selectFrom("operations")
+      .selectAll()
+      .where("status", "in", [...statuses])
+      .execute();
     return rows.map(toOperation);
   }
 
   /** Compare-and-set on status; false when another actor moved the operation first. */
-  async transition(id: string, from: readonly OperationStatus[], to: OperationStatus, now = Date.now()): Promise<boolean> {
+  async transition(
+    id: string,
+    from: readonly OperationStatus[],
+    to: OperationStatus,
+    now = Date.now(),
+  ): Promise<boolean> {
     const r = await this.db
       .updateTable("operations")
       .set(to === "EXECUTING" ? { status: to, started_at: now } : { status: to })
@@ -129,7 +150,11 @@ export class OperationRepo {
   }
 
   async updateMetadata(id: string, metadata: Record<string, unknown>): Promise<void> {
-    await this.db.updateTable("operations").set({ metadata: JSON.stringify(metadata) }).where("id", "=", id).execute();
+    await this.db
+      .updateTable("operations")
+      .set({ metadata: JSON.stringify(metadata) })
+      .where("id", "=", id)
+      .execute();
   }
 
   /** Moves an active operation to a terminal status with its results; false if already terminal. */
@@ -162,14 +187,25 @@ export class OperationRepo {
   }
 
   // Events: an append-only log per operation, `seq` from 0.
-  async appendEvent(e: { operationId: string; seq: number; ts: number; spid: number | null; type: string; data: string }): Promise<void> {
+  async appendEvent(e: {
+    operationId: string;
+    seq: number;
+    ts: number;
+    spid: number | null;
+    type: string;
+    data: string;
+  }): Promise<void> {
     await this.db
       .insertInto("operation_events")
       .values({ operation_id: e.operationId, seq: e.seq, ts: e.ts, spid: e.spid, type: e.type, data: e.data })
       .execute();
   }
 
-  async events(operationId: string, afterSeq: number, limit = 1000): Promise<Array<{ seq: number; ts: number; spid: number | null; type: string; data: string }>> {
+  async events(
+    operationId: string,
+    afterSeq: number,
+    limit = 1000,
+  ): Promise<Array<{ seq: number; ts: number; spid: number | null; type: string; data: string }>> {
     return this.db
       .selectFrom("operation_events")
       .select(["seq", "ts", "spid", "type", "data"])

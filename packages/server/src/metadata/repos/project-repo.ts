@@ -1,6 +1,6 @@
 import type { ProjectLimits } from "../../config/config.js";
 import { conflict, notFound } from "../../core/errors.js";
-import { newId, isUuid } from "../../core/ids.js";
+import { isUuid, newId } from "../../core/ids.js";
 import type { Executor } from "../metadata-store.js";
 
 export interface Project {
@@ -20,10 +20,7 @@ export class ProjectRepo {
     const existing = await this.findByName(name);
     if (existing) throw conflict(`project ${JSON.stringify(name)} already exists`);
     const p: Project = { id: newId(), name, limits: {}, createdAt: now };
-    await this.db
-      .insertInto("projects")
-      .values({ id: p.id, name, limits: "{}", created_at: now })
-      .execute();
+    await this.db.insertInto("projects").values({ id: p.id, name, limits: "{}", created_at: now }).execute();
     return p;
   }
 
@@ -50,10 +47,19 @@ export class ProjectRepo {
   }
 
   async setLimits(id: string, limits: Partial<ProjectLimits>): Promise<void> {
-    await this.db.updateTable("projects").set({ limits: JSON.stringify(limits) }).where("id", "=", id).execute();
+    await this.db
+      .updateTable("projects")
+      .set({ limits: JSON.stringify(limits) })
+      .where("id", "=", id)
+      .execute();
   }
 }
 
 function toProject(r: { id: string; name: string; limits: string; created_at: number }): Project {
-  return { id: r.id, name: r.name, limits: JSON.parse(r.limits) as Partial<ProjectLimits>, createdAt: r.created_at };
+  return {
+    id: r.id,
+    name: r.name,
+    limits: JSON.parse(r.limits) as Partial<ProjectLimits>,
+    createdAt: r.created_at,
+  };
 }

@@ -1,7 +1,14 @@
 import { notFound } from "../../core/errors.js";
 import type { Executor } from "../metadata-store.js";
 
-export const PERMISSIONS = ["list", "spawn", "spawn_disposable", "import", "cancel", "set_image_tag"] as const;
+export const PERMISSIONS = [
+  "list",
+  "spawn",
+  "spawn_disposable",
+  "import",
+  "cancel",
+  "set_image_tag",
+] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 export type Permissions = Record<Permission, boolean>;
 
@@ -60,7 +67,10 @@ export class TokenRepo {
   }
 
   async count(): Promise<number> {
-    const r = await this.db.selectFrom("tokens").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+    const r = await this.db
+      .selectFrom("tokens")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .executeTakeFirst();
     return Number(r?.n ?? 0);
   }
 

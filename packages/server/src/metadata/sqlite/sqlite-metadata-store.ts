@@ -65,20 +65,30 @@ export class SqliteMetadataStore implements MetadataStore {
 }
 
 function migrate(raw: BetterSqlite3.Database): void {
-  raw.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+  raw.exec(
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+  );
   const applied = new Set(
-    (raw.prepare("SELECT version FROM schema_migrations").all() as Array<{ version: number }>).map((r) => r.version),
+    (raw.prepare("SELECT version FROM schema_migrations").all() as Array<{ version: number }>).map(
+      (r) => r.version,
+    ),
   );
   const newest = Math.max(0, ...applied);
   const known = Math.max(0, ...SQLITE_MIGRATIONS.map((m) => m.version));
   if (newest > known) {
-    throw internal(`database schema version ${newest} is newer than this server (${known}); upgrade the server`);
+    throw internal(
+      `database schema version ${newest} is newer than this server (${known}); upgrade the server`,
+    );
   }
   for (const m of SQLITE_MIGRATIONS) {
     if (applied.has(m.version)) continue;
-    raw.transaction(() => {
-      raw.exec(m.sql);
-      raw.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(m.version, m.name, Date.now());
-    }).immediate();
+    raw
+      .transaction(() => {
+        raw.exec(m.sql);
+        raw
+          .prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+          .run(m.version, m.name, Date.now());
+      })
+      .immediate();
   }
 }
