@@ -6,7 +6,9 @@
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then exec "$@"; fi
 exec unshare --mount --propagation private -- sh -c '
-  if grep -q " /sys/fs/cgroup/unified cgroup2 " /proc/self/mounts && [ -s /sys/fs/cgroup/unified/cgroup.controllers ]; then
-    umount /sys/fs/cgroup/unified 2>/dev/null || true
+  # cgroupfs files report size 0, so test for content, not size. crun still writes its pids
+  # under the hidden path: a small tmpfs there keeps that off the host.
+  if grep -q " /sys/fs/cgroup/unified cgroup2 " /proc/self/mounts && grep -q . /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null; then
+    umount /sys/fs/cgroup/unified && mount -t tmpfs -o size=256k,mode=755 crun-hide /sys/fs/cgroup/unified || true
   fi
   exec "$@"' sh "$@"
