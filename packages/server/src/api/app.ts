@@ -50,6 +50,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // One access-log line per request comes from our onResponse hook, with the route and timing.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    // Followers of event streams and idle keep-alive sockets must not hold shutdown hostage.
+    forceCloseConnections: true,
     // Through the controller (not setValidatorCompiler) so contexts that add schemas keep it.
     schemaController: { compilersFactory: { buildValidator: buildValidator as never } },
   });

@@ -15,6 +15,7 @@ export const ERROR_KINDS = [
   "unprocessable",
   "payload_too_large",
   "resource_exhausted",
+  "too_early",
   "unavailable",
   "deadline_exceeded",
   "cancelled",
@@ -35,6 +36,7 @@ export const HTTP_STATUS_BY_KIND: Readonly<Record<ErrorKind, number>> = {
   unprocessable: 422,
   payload_too_large: 413,
   resource_exhausted: 429,
+  too_early: 425,
   unavailable: 503,
   deadline_exceeded: 504,
   cancelled: 499,
@@ -85,6 +87,8 @@ export const payloadTooLarge = (msg: string, o?: AppErrorOptions) =>
   new AppError("payload_too_large", msg, o);
 export const resourceExhausted = (msg: string, o?: AppErrorOptions) =>
   new AppError("resource_exhausted", msg, o);
+/** Not yet possible, retry shortly (425 + Retry-After): e.g. a run whose sandbox is starting. */
+export const tooEarly = (msg: string, o?: AppErrorOptions) => new AppError("too_early", msg, { retryAfter: 1, ...o });
 export const unavailable = (msg: string, o?: AppErrorOptions) => new AppError("unavailable", msg, o);
 export const deadlineExceeded = (msg: string, o?: AppErrorOptions) =>
   new AppError("deadline_exceeded", msg, o);

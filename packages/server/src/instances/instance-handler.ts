@@ -125,6 +125,8 @@ export class InstanceHandler implements OperationHandler {
         { signal: ctx.signal },
       );
       const started = Date.now();
+      // Registered before the spawn event: a client that waits for it may exec at once.
+      this.o.live.register(op.id, sandbox, ctx.emit, env, meta.stdin.close ? null : sandbox.stdin);
       await ctx.emit(1, "spawn", {
         pid: 1,
         command: args[0],
@@ -154,7 +156,6 @@ export class InstanceHandler implements OperationHandler {
         // `close: false` keeps it open for POST .../subprocesses/1/stdin.
         if (meta.stdin.close) sbx.stdin.end();
       }
-      this.o.live.register(op.id, sbx, ctx.emit, env, meta.stdin.close ? null : sbx.stdin);
 
       let timedOut = false;
       const timer = setTimeout(() => {

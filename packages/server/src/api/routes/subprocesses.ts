@@ -1,7 +1,7 @@
 import { Type } from "@sinclair/typebox";
 import type { Principal } from "../../auth/principal.js";
 import { requirePermission } from "../../auth/principal.js";
-import { failedPrecondition, invalidArgument, notFound } from "../../core/errors.js";
+import { failedPrecondition, invalidArgument, notFound, tooEarly } from "../../core/errors.js";
 import { isUuid } from "../../core/ids.js";
 import { type LiveInstances, parseExecSpec, parseSignal } from "../../instances/live-instances.js";
 import type { InstanceMetadata } from "../../instances/spawn-request.js";
