@@ -88,7 +88,8 @@ export const payloadTooLarge = (msg: string, o?: AppErrorOptions) =>
 export const resourceExhausted = (msg: string, o?: AppErrorOptions) =>
   new AppError("resource_exhausted", msg, o);
 /** Not yet possible, retry shortly (425 + Retry-After): e.g. a run whose sandbox is starting. */
-export const tooEarly = (msg: string, o?: AppErrorOptions) => new AppError("too_early", msg, { retryAfter: 1, ...o });
+export const tooEarly = (msg: string, o?: AppErrorOptions) =>
+  new AppError("too_early", msg, { retryAfter: 1, ...o });
 export const unavailable = (msg: string, o?: AppErrorOptions) => new AppError("unavailable", msg, o);
 export const deadlineExceeded = (msg: string, o?: AppErrorOptions) =>
   new AppError("deadline_exceeded", msg, o);
