@@ -35,7 +35,7 @@ export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances 
     if (!ACTIVE_STATUSES.includes(op.status))
       throw failedPrecondition(`the instance has finished (${op.status})`);
     if (!d.live.has(op.id))
-      throw failedPrecondition("the instance is not running yet; retry once its main process has started");
+      throw tooEarly("the instance is not running yet; retry once its main process has started");
   }
 
   return async (app: ApiApp): Promise<void> => {
