@@ -9,6 +9,6 @@ exec unshare --mount --propagation private -- sh -c '
   # cgroupfs files report size 0, so test for content, not size. crun still writes its pids
   # under the hidden path: a small tmpfs there keeps that off the host.
   if grep -q " /sys/fs/cgroup/unified cgroup2 " /proc/self/mounts && grep -q . /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null; then
-    umount /sys/fs/cgroup/unified && mount -t tmpfs -o size=256k,mode=755 crun-hide /sys/fs/cgroup/unified || true
+    umount /sys/fs/cgroup/unified && mount -t tmpfs -o size=64m,mode=755 crun-hide /sys/fs/cgroup/unified || true
   fi
   exec "$@"' sh "$@"

@@ -8,7 +8,7 @@
  * resource controllers) and pure cgroup v2. Only v1/hybrid is exercised on our machines.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { access, mkdir, readdir, readFile, rmdir, writeFile } from "node:fs/promises";
+import { access, mkdir, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { internal } from "../core/errors.js";
 import { CGROUP_ROOT, type ResourceStats, type SandboxLimits } from "./runtime-driver.js";
@@ -331,6 +331,10 @@ export class SandboxCgroup {
   /** Kills leftovers and removes the subtree from every hierarchy. Idempotent. */
   async remove(): Promise<void> {
     const dirs = this.mounts.map((m) => path.join(m.dir, this.rel));
+    // Where the hybrid cgroup2 mount is hidden under a tmpfs (scripts/in-private-mount-ns.sh),
+    // crun still creates its "unified" directories there: plain files, removed like files.
+    const hidden = hiddenUnifiedTmpfs();
+    if (hidden !== null) await rm(path.join(hidden, this.rel), { recursive: true, force: true });
     for (let attempt = 0; attempt < 20; attempt++) {
       let ok = true;
       for (const d of dirs) ok = (await removeTree(d)) && ok;
@@ -359,6 +363,17 @@ export class SandboxCgroup {
   static forId(id: string): SandboxCgroup {
     return new SandboxCgroup(id, cgroupMounts());
   }
+}
+
+/** The tmpfs covering a hidden hybrid cgroup2 mount in this mount namespace, if any. */
+function hiddenUnifiedTmpfs(): string | null {
+  const info = readFileSync("/proc/self/mountinfo", "utf8");
+  for (const line of info.split("\n")) {
+    const f = line.split(" ");
+    const sep = f.indexOf("-");
+    if (f[4] === "/sys/fs/cgroup/unified" && sep > 0 && f[sep + 1] === "tmpfs") return f[4];
+  }
+  return null;
 }
 
 function readdirSyncDirs(dir: string): string[] {
