@@ -1,5 +1,6 @@
-// What `npm pack` publishes: compiled JS with typings for every source module, the README and
-// package.json, nothing else; and the packed package imports and type-checks from a consumer's side.
+// What `npm pack` publishes: compiled JS with typings for every source module, the README, the API
+// reference it links and package.json, nothing else; and the packed package imports and type-checks
+// from a consumer's side.
 
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -26,7 +27,7 @@ describe("npm pack", () => {
   afterAll(() => rmSync(temp, { recursive: true, force: true }));
 
   it(
-    "--dry-run lists only dist JS + typings for each source module, README.md and package.json",
+    "--dry-run lists only dist JS + typings for each source module, README.md, API.md and package.json",
     async () => {
       const { stdout } = await run("npm", ["pack", "--dry-run", "--json"], { cwd: SDK, maxBuffer: 16 << 20 });
       const [pack] = JSON.parse(stdout) as PackResult[];
@@ -36,6 +37,7 @@ describe("npm pack", () => {
         .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"))
         .map((f) => f.replace(/\.ts$/, ""));
       const expected = [
+        "API.md",
         "README.md",
         "package.json",
         ...modules.flatMap((m) => [`dist/${m}.d.ts`, `dist/${m}.js`]),
