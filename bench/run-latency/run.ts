@@ -323,6 +323,7 @@ async function benchDepth(driver: Driver, reg: RegistryHandle): Promise<DepthFig
     let reached = 0;
     let longestChain = 0;
     let broke: string | null = null;
+    let prev = base;
     for (let i = 1; i <= DEPTH; i++) {
       const r = await timedRun(t, { command: `echo ${i} > /depth`, shell: true, image: img });
       if (!ok(r) || r.image === null) {
@@ -334,6 +335,7 @@ async function benchDepth(driver: Driver, reg: RegistryHandle): Promise<DepthFig
       const rec = await t.server.store.images.getAny(r.image);
       if (rec?.depth !== i)
         throw new Error(`chain run ${i} from ${img} gave ${r.image} at depth ${rec?.depth} (op ${r.id})`);
+      prev = img;
       img = r.image;
       reached = i;
       longestChain = Math.max(longestChain, rec.mountChain.length);
@@ -344,7 +346,9 @@ async function benchDepth(driver: Driver, reg: RegistryHandle): Promise<DepthFig
         );
     }
     const buildMs = performance.now() - b0;
-    const deep = img;
+    // After a break the last image is the one whose chain no run can mount; measure its parent.
+    const deep = broke === null ? img : prev;
+    if (broke !== null) reached--;
     // Let background flattening settle: the deep image's chain is short and no new flat layer appears.
     const flatCount = async () =>
       Number(
@@ -357,7 +361,8 @@ async function benchDepth(driver: Driver, reg: RegistryHandle): Promise<DepthFig
         ).n,
       );
     let last = -1;
-    for (let stable = 0; stable < 3; ) {
+    const settleBy = Date.now() + 300_000;
+    for (let stable = 0; stable < 3 && Date.now() < settleBy; ) {
       await new Promise((r) => setTimeout(r, 1000));
       const rec = await t.server.store.images.getAny(deep);
       const n = await flatCount();
