@@ -14,6 +14,8 @@ const run = promisify(execFile);
 
 /** Chains longer than this are flattened; 24 short names keep the mount options ~1 KiB. */
 export const MAX_MOUNT_CHAIN = 24;
+/** A commit never leaves a chain this long: the run waits for the flatten instead. */
+export const HARD_MOUNT_CHAIN = 200;
 
 /**
  * Keeps every image's mount chain short. An image whose chain passes the threshold gets a
@@ -34,9 +36,17 @@ export class Compactor {
     private readonly maxChain = MAX_MOUNT_CHAIN,
   ) {}
 
-  /** Called for every new image; cheap when nothing needs doing. */
-  consider(img: ImageRecord): void {
+  /**
+   * Called for every new image; cheap when nothing needs doing. Past the hard bound the caller
+   * waits for the flatten (only when flattening falls far behind a fast chain of runs).
+   */
+  async consider(img: ImageRecord): Promise<void> {
     if (this.closed || img.mountChain.length <= this.maxChain) return;
+    if (img.mountChain.length >= HARD_MOUNT_CHAIN) {
+      await this.idle();
+      await this.flatten(img);
+      return;
+    }
     this.queue.set(img.id, img);
     this.running ??= this.drain().finally(() => {
       this.running = undefined;
@@ -56,7 +66,8 @@ export class Compactor {
 
   private async drain(): Promise<void> {
     while (!this.closed && this.queue.size > 0) {
-      // Newest first: it is the one agents are about to run from.
+      // Newest first: it is the one agents are about to run from. Flattening it also shortens
+      // every queued ancestor's descendants, so older entries usually need nothing afterwards.
       const [id, img] = [...this.queue.entries()].pop() as [string, ImageRecord];
       this.queue.delete(id);
       try {
@@ -74,7 +85,7 @@ export class Compactor {
 
   async flatten(img: ImageRecord): Promise<string> {
     const current = await this.store.images.getAny(img.id);
-    if (!current || current.mountChain.length <= 1) return current?.mountChain[0] ?? "";
+    if (!current || current.mountChain.length <= this.maxChain) return current?.mountChain[0] ?? "";
     const target = join(this.scratchDir, `flat-${newId()}`);
     await mkdir(target, { recursive: true });
     const staged = await this.layers.stage();
@@ -101,7 +112,8 @@ export class Compactor {
           entries: 0,
           createdAt: Date.now(),
         });
-        await tx.images.setMountChain(current.id, [layerId]);
+        // The image and every descendant built on its old chain now mount the flat layer.
+        await tx.images.replaceChainSuffix(current.mountChain, [layerId]);
       });
       return layerId;
     } catch (err) {

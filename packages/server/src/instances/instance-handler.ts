@@ -46,8 +46,8 @@ export interface InstanceHandlerOptions {
   limits: { memoryBytes: number; pids: number; cpuQuota?: number };
   /** Running sandboxes, for subprocesses and stdin while the main process lives. */
   live: LiveInstances;
-  /** Called after a new image is committed (compaction looks at its chain). */
-  onImage?: (img: ImageRecord) => void;
+  /** Called after a new image is committed (compaction looks at its chain; may make us wait). */
+  onImage?: (img: ImageRecord) => Promise<void> | void;
 }
 
 /** Runs `instance` operations: mount → sandbox → capture → snapshot → one metadata transaction. */
@@ -278,6 +278,8 @@ export class InstanceHandler implements OperationHandler {
     const envChanged = meta.preserve_env && JSON.stringify(env) !== JSON.stringify(parent.env ?? {});
     if (diff.empty && !envChanged) return parent;
     const layerId = diff.empty ? null : runLayerId();
+    // The parent's chain may have been flattened while we ran: build on its current form.
+    const base = (await this.o.store.images.getAny(parent.id))?.mountChain ?? parent.mountChain;
     if (layerId !== null) {
       if (copy) {
         // From the scratch tmpfs: GNU cp keeps whiteouts (0/0 devices), opaque xattrs, owners, modes.
@@ -298,7 +300,7 @@ export class InstanceHandler implements OperationHandler {
       projectId: op.projectId,
       parentId: parent.id,
       layerId,
-      mountChain: layerId === null ? parent.mountChain : [layerId, ...parent.mountChain],
+      mountChain: layerId === null ? base : [layerId, ...base],
       depth: parent.depth + 1,
       env: meta.preserve_env ? env : parent.env,
       operationId: op.id,
@@ -324,7 +326,7 @@ export class InstanceHandler implements OperationHandler {
       if (layerId !== null) await rm(this.o.layers.path(layerId), { recursive: true, force: true });
       throw internal("could not record the result image", { cause: err });
     }
-    this.o.onImage?.(img);
+    await this.o.onImage?.(img);
     return img;
   }
 }

@@ -118,6 +118,33 @@ export class ImageRepo {
       .execute();
   }
 
+  /**
+   * After `oldChain` was materialised into `newChain`, every image whose chain ends with it (the
+   * flattened image and its descendants built meanwhile) mounts the short form instead. Layer
+   * ids are [a-z0-9] only, so the JSON text of a chain suffix is unambiguous.
+   */
+  async replaceChainSuffix(oldChain: readonly string[], newChain: readonly string[]): Promise<number> {
+    const oldText = JSON.stringify(oldChain);
+    const newText = JSON.stringify(newChain);
+    const exact = await this.db
+      .updateTable("images")
+      .set({ mount_chain: newText })
+      .where("mount_chain", "=", oldText)
+      .executeTakeFirst();
+    const oldSuffix = `,${oldText.slice(1)}`;
+    const newSuffix = `,${newText.slice(1)}`;
+    const r = await this.db
+      .updateTable("images")
+      .set({
+        mount_chain: sql<string>`substr(mount_chain, 1, length(mount_chain) - ${oldSuffix.length}) || ${newSuffix}`,
+      })
+      .where(
+        sql<boolean>`length(mount_chain) > ${oldSuffix.length} AND substr(mount_chain, -${oldSuffix.length}) = ${oldSuffix}`,
+      )
+      .executeTakeFirst();
+    return Number(exact.numUpdatedRows) + Number(r.numUpdatedRows);
+  }
+
   /** Images whose mount chain is longer than `depth` (compaction candidates). */
   async deepChains(minLength: number, limit = 16): Promise<ImageRecord[]> {
     const rows = await this.db
