@@ -59,8 +59,12 @@ export function parseSignal(s: string | undefined): NodeJS.Signals {
  * Sandboxes of running instance operations, so that extra processes (spid ≥ 2) can be started
  * in them, signalled and fed stdin while the main process (spid 1) lives.
  */
+/** Ended instances whose subprocess results are kept in memory. */
+const MAX_ENDED = 64;
+
 export class LiveInstances {
   private readonly live = new Map<string, Live>();
+  private readonly ended = new Map<string, Map<number, ReturnType<typeof fold>>>();
 
   register(
     opId: string,
@@ -86,6 +90,7 @@ export class LiveInstances {
     const l = this.live.get(opId);
     if (!l) return;
     this.live.delete(opId);
+
     for (const p of l.procs.values()) {
       p.stdin?.end();
       if (p.handle && !p.final) await p.handle.kill("SIGKILL").catch(() => undefined);
@@ -93,6 +98,11 @@ export class LiveInstances {
     // Their exit events must precede the operation's completion (followers close right after it).
     const pending = [...l.procs.values()].flatMap((p) => (p.settled ? [p.settled] : []));
     await Promise.race([Promise.all(pending), new Promise((r) => setTimeout(r, 5000).unref())]);
+    // Folded results of subprocesses stay readable after the instance ends (bounded, oldest dropped).
+    const results = new Map<number, ReturnType<typeof fold>>();
+    for (const p of l.procs.values()) if (p.spid >= 2) results.set(p.spid, fold(p));
+    this.ended.set(opId, results);
+    if (this.ended.size > MAX_ENDED) this.ended.delete(this.ended.keys().next().value as string);
   }
 
   has(opId: string): boolean {
@@ -176,26 +186,17 @@ export class LiveInstances {
   }
 
   /** The folded InstanceResult of a process so far (exit code and signal -1 while running). */
+  /** Whether this instance is running, or ended recently enough that its processes are known. */
+  knows(opId: string): boolean {
+    return this.live.has(opId) || this.ended.has(opId);
+  }
+
   result(opId: string, spid: number) {
-    const l = this.live.get(opId);
-    const p = l?.procs.get(spid);
-    if (!l || !p) throw notFound(`no process ${spid} in this instance`);
-    const running = p.final === undefined;
-    return {
-      state: {
-        exit_code: p.final?.exitCode ?? -1,
-        signal: p.final?.signal ?? -1,
-        pid: p.handle?.pid ?? 1,
-        timed_out: false,
-        stopped: false,
-        continued: false,
-        core_dump: false,
-        running,
-      },
-      stdout: p.final?.stdout ?? { value: "", encoding: "ascii", truncated: false },
-      stderr: p.final?.stderr ?? { value: "", encoding: "ascii", truncated: false },
-      resources: resultResources(undefined, (p.final?.ended ?? Date.now()) - p.started),
-    };
+    const ended = this.ended.get(opId)?.get(spid);
+    if (ended) return ended;
+    const p = this.live.get(opId)?.procs.get(spid);
+    if (!p) throw notFound(`no process ${spid} in this instance`);
+    return fold(p);
   }
 
   async signal(opId: string, spid: number, sig: NodeJS.Signals): Promise<void> {
@@ -291,5 +292,24 @@ export function parseExecSpec(body: unknown, defaults: { cwd: string }): ExecSpe
     gid: int("gid"),
     stdin,
     truncate_output_at: Math.min(truncate, MAX_TRUNCATE),
+  };
+}
+
+/** The folded InstanceResult of one process (exit code and signal -1 while it runs). */
+function fold(p: Proc) {
+  return {
+    state: {
+      exit_code: p.final?.exitCode ?? -1,
+      signal: p.final?.signal ?? -1,
+      pid: p.handle?.pid ?? 1,
+      timed_out: false,
+      stopped: false,
+      continued: false,
+      core_dump: false,
+      running: p.final === undefined,
+    },
+    stdout: p.final?.stdout ?? { value: "", encoding: "ascii", truncated: false },
+    stderr: p.final?.stderr ?? { value: "", encoding: "ascii", truncated: false },
+    resources: resultResources(undefined, (p.final?.ended ?? Date.now()) - p.started),
   };
 }

@@ -82,7 +82,7 @@ export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances 
           const result = (op.metadata as { result?: Record<string, unknown> }).result;
           if (result) return result;
         }
-        if (!d.live.has(op.id)) throw notFound(`no process ${spid} in this instance`);
+        if (!d.live.knows(op.id)) throw notFound(`no process ${spid} in this instance`);
         return d.live.result(op.id, spid) as Record<string, unknown>;
       },
     );
