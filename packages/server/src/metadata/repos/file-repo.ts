@@ -1,5 +1,6 @@
 import { newId } from "../../core/ids.js";
 import type { Executor } from "../metadata-store.js";
+import type { FilesTable } from "../schema.js";
 import type { PageQuery } from "./page.js";
 
 export interface FileRecord {
@@ -70,14 +71,7 @@ export class FileRepo {
   }
 }
 
-function toFile(r: {
-  id: string;
-  project_id: string;
-  sha256: string;
-  size: number;
-  created_at: number;
-  updated_at: number;
-}): FileRecord {
+function toFile(r: FilesTable): FileRecord {
   return {
     id: r.id,
     projectId: r.project_id,

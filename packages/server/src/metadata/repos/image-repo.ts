@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import type { Executor } from "../metadata-store.js";
+import type { ImagesTable } from "../schema.js";
 import type { PageQuery } from "./page.js";
 
 export interface ImageRecord {
@@ -258,19 +259,7 @@ export class ImageRepo {
   }
 }
 
-function toImage(r: {
-  id: string;
-  project_id: string;
-  parent_id: string | null;
-  layer_id: string | null;
-  mount_chain: string;
-  depth: number;
-  env: string | null;
-  operation_id: string | null;
-  size: number;
-  source: string | null;
-  created_at: number;
-}): ImageRecord {
+function toImage(r: ImagesTable): ImageRecord {
   return {
     id: r.id,
     projectId: r.project_id,

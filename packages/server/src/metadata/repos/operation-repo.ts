@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import type { Executor } from "../metadata-store.js";
+import type { OperationsTable } from "../schema.js";
 import type { PageQuery } from "./page.js";
 
 export const OPERATION_STATUSES = [
@@ -226,24 +227,7 @@ export class OperationRepo {
   }
 }
 
-function toOperation(r: {
-  id: string;
-  project_id: string;
-  kind: string;
-  status: string;
-  error: string | null;
-  metadata: string;
-  image_id: string | null;
-  result_image_id: string | null;
-  result_tag: string | null;
-  image_size: number;
-  consumed_cpu: number;
-  consumed_memory: number;
-  cancel_requested: number;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-}): OperationRecord {
+function toOperation(r: OperationsTable): OperationRecord {
   return {
     id: r.id,
     projectId: r.project_id,

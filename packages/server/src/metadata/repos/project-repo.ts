@@ -2,6 +2,7 @@ import type { ProjectLimits } from "../../config/config.js";
 import { conflict, notFound } from "../../core/errors.js";
 import { isUuid, newId } from "../../core/ids.js";
 import type { Executor } from "../metadata-store.js";
+import type { ProjectsTable } from "../schema.js";
 
 export interface Project {
   id: string;
@@ -55,7 +56,7 @@ export class ProjectRepo {
   }
 }
 
-function toProject(r: { id: string; name: string; limits: string; created_at: number }): Project {
+function toProject(r: ProjectsTable): Project {
   return {
     id: r.id,
     name: r.name,

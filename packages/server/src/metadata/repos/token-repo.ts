@@ -1,5 +1,6 @@
 import { notFound } from "../../core/errors.js";
 import type { Executor } from "../metadata-store.js";
+import type { TokensTable } from "../schema.js";
 
 export const PERMISSIONS = [
   "list",
@@ -88,16 +89,7 @@ export class TokenRepo {
   }
 }
 
-function toToken(r: {
-  id: string;
-  project_id: string;
-  admin: number;
-  permissions: string;
-  description: string;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-}): TokenRecord {
+function toToken(r: TokensTable): TokenRecord {
   return {
     id: r.id,
     projectId: r.project_id,
