@@ -258,7 +258,8 @@ export class OperationQueue {
     try {
       if (!handler) throw new AppError("internal", `no handler for operation kind ${op.kind}`);
       if (!(await this.o.store.operations.transition(op.id, ["ASSIGNED"], "EXECUTING", t0))) return;
-      const current = (await this.o.store.operations.get(op.id)) ?? op;
+      // Only status and start time changed since the pending row was read: no second read on the run path.
+      const current: OperationRecord = { ...op, status: "EXECUTING", startedAt: t0 };
       outcome = await handler.run(current, {
         signal: abort.signal,
         emit: async (spid, type, data) => {
