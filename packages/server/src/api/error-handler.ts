@@ -47,8 +47,6 @@ export function makeErrorHandler(metrics: HttpMetrics) {
     else req.log.info({ kind: app.kind, msg: app.message }, "request rejected");
     metrics.errors.inc({ kind: app.kind });
     if (app.retryAfter !== undefined) void reply.header("retry-after", String(app.retryAfter));
-    // Unread request bodies (e.g. an oversized upload) must not keep the connection busy.
-    if (status === 413) void reply.header("connection", "close");
     void reply.code(status).type("application/json").send({ error: app.message, status });
   };
 }

@@ -1,7 +1,7 @@
 import type { Readable } from "node:stream";
 import type { ContentStore } from "../content/content-store.js";
 import { digestFromHex, hexOf } from "../core/digest.js";
-import { invalidArgument, notFound } from "../core/errors.js";
+import { invalidArgument, isKind, notFound } from "../core/errors.js";
 import { isUuid } from "../core/ids.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { FileRecord } from "../metadata/repos/file-repo.js";
@@ -17,10 +17,16 @@ export class FileService {
 
   /** Streams the body into the content store (verified, atomic) and records it for the project. */
   async upload(projectId: string, body: Readable, signal?: AbortSignal): Promise<FileRecord> {
-    const blob = await this.content.ingest(body, {
-      maxBytes: this.maxUploadBytes,
-      ...(signal ? { signal } : {}),
-    });
+    let blob: Awaited<ReturnType<ContentStore["ingest"]>>;
+    try {
+      blob = await this.content.ingest(body, {
+        maxBytes: this.maxUploadBytes,
+        ...(signal ? { signal } : {}),
+      });
+    } catch (err) {
+      if (isKind(err, "payload_too_large")) drainThenDrop(body);
+      throw err;
+    }
     const { file } = await this.store.files.upsert(projectId, hexOf(blob.digest), blob.size);
     return file;
   }
@@ -43,4 +49,16 @@ export class FileService {
   list(projectId: string, page: PageQuery): Promise<FileRecord[]> {
     return this.store.files.list(projectId, page);
   }
+}
+
+/**
+ * After a 413 the client is usually still sending: read and discard for a short while so it
+ * sees the answer instead of a reset connection, then drop the connection if it goes on.
+ */
+function drainThenDrop(body: Readable, graceMs = 5000): void {
+  const timer = setTimeout(() => body.destroy(), graceMs);
+  timer.unref();
+  body.once("end", () => clearTimeout(timer));
+  body.once("close", () => clearTimeout(timer));
+  body.resume();
 }

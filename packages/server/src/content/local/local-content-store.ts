@@ -1,7 +1,7 @@
 import { createWriteStream } from "node:fs";
 import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { Readable, Transform } from "node:stream";
+import { PassThrough, Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { type Digest, hexOf, sha256 } from "../../core/digest.js";
 import { AppError, dataLoss, notFound, payloadTooLarge, toAppError } from "../../core/errors.js";
@@ -47,7 +47,15 @@ export class LocalContentStore implements ContentStore {
     });
     try {
       const out = createWriteStream(tmp, { flags: "wx" });
-      await pipeline(source, meter, out, o.signal ? { signal: o.signal } : {});
+      // The source stays the caller's: a refused upload must not reset the client's connection.
+      const feed = new PassThrough();
+      source.pipe(feed);
+      source.once("error", (err) => feed.destroy(err));
+      try {
+        await pipeline(feed, meter, out, o.signal ? { signal: o.signal } : {});
+      } finally {
+        source.unpipe(feed);
+      }
       const digest = `sha256:${hash.digest("hex")}` as Digest;
       if (o.expected) {
         if (o.expected.size !== undefined && o.expected.size !== size) {
