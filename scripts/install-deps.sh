@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the server and its tests need on Debian 12 (run as root): sandbox runtimes,
-# the offline registry and image tools, then the npm dependencies, and builds the workspace.
+# the offline registry and image tools, a C compiler (the native addon, native/), then the npm
+# dependencies, and builds the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(runc crun runsc iproute2 iptables busybox-static jq zstd attr libcap2-bin
-      docker-registry skopeo apache2-utils debootstrap rsync curl ca-certificates)
+      docker-registry skopeo apache2-utils debootstrap rsync curl ca-certificates gcc libc6-dev)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

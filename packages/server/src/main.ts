@@ -32,6 +32,7 @@ import { EventLog } from "./operations/event-log.js";
 import { OperationQueue } from "./operations/operation-queue.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
 import { reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
+import { nativeSysUnavailableReason } from "./sys/native-sys.js";
 
 export interface DataLayout {
   root: string;
@@ -109,6 +110,12 @@ export async function createServer(
     },
     "sandbox runtime selected",
   );
+  const nativeMissing = nativeSysUnavailableReason();
+  if (nativeMissing !== null)
+    logger.warn(
+      { reason: nativeMissing },
+      "native addon not in use: runs spawn mount/umount and fork the server for every process (slower)",
+    );
   const compactor = new Compactor(store, layers, layout.runs, logger);
   const live = new LiveInstances();
   const instanceHandler = new InstanceHandler({

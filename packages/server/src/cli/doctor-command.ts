@@ -4,6 +4,19 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { type HostReportLine, hostReport } from "../observability/host-report.js";
 import { candidateDrivers } from "../runtime/index.js";
+import { nativeSysUnavailableReason } from "../sys/native-sys.js";
+
+function nativeLine(): HostReportLine {
+  const why = nativeSysUnavailableReason();
+  return {
+    name: "native addon",
+    ok: why === null,
+    detail:
+      why === null
+        ? "loaded: posix_spawn and mount syscalls on the run path"
+        : `${why}; falling back to spawning mount/umount and fork-based spawns (slower runs)`,
+  };
+}
 
 /** Runs every driver's self-test in a scratch dir and says why one fails. */
 async function driverLines(): Promise<HostReportLine[]> {
@@ -47,7 +60,7 @@ export function registerDoctorCommand(program: Command): void {
     .option("--json", "machine-readable output")
     .action(async (opts: { json?: boolean }) => {
       const report = await hostReport();
-      const lines = [...report.lines, ...(await driverLines())];
+      const lines = [...report.lines, nativeLine(), ...(await driverLines())];
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ lines }, null, 2)}\n`);
         return;

@@ -1,6 +1,6 @@
 /** Running host tools (mount, ip, iptables, runtimes) with bounded captured output. */
-import { spawn } from "node:child_process";
 import { internal } from "../core/errors.js";
+import { launch } from "../sys/proc.js";
 
 export interface CommandResult {
   code: number;
@@ -26,32 +26,43 @@ export function runCommand(
   o: CommandOptions = {},
 ): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, {
-      cwd: o.cwd,
+    o.signal?.throwIfAborted();
+    const child = launch(file, args, {
+      ...(o.cwd === undefined ? {} : { cwd: o.cwd }),
       env: o.env ?? process.env,
-      stdio: [o.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-      signal: o.signal,
-      timeout: o.timeoutMs,
-      killSignal: "SIGKILL",
+      stdin: o.input === undefined ? "ignore" : "pipe",
     });
+    const kill = () => child.kill("SIGKILL");
+    const timer = o.timeoutMs === undefined ? undefined : setTimeout(kill, o.timeoutMs);
+    o.signal?.addEventListener("abort", kill, { once: true });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outLen = 0;
     let errLen = 0;
-    child.stdout?.on("data", (b: Buffer) => {
+    child.stdout.on("data", (b: Buffer) => {
       if (outLen < MAX_CAPTURE) out.push(b);
       outLen += b.length;
     });
-    child.stderr?.on("data", (b: Buffer) => {
+    child.stderr.on("data", (b: Buffer) => {
       if (errLen < MAX_CAPTURE) err.push(b);
       errLen += b.length;
     });
-    if (o.input !== undefined) child.stdin?.end(o.input);
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
+    if (o.input !== undefined) {
+      child.stdin?.on("error", () => undefined);
+      child.stdin?.end(o.input);
+    }
+    // Like child_process's 'close': exited, and both pipes drained.
+    const closed = (s: NodeJS.ReadableStream) => new Promise((r) => s.once("close", r));
+    void Promise.all([child.exited, closed(child.stdout), closed(child.stderr)]).then(([r]) => {
+      if (timer !== undefined) clearTimeout(timer);
+      o.signal?.removeEventListener("abort", kill);
+      if (r.error) {
+        reject(r.error);
+        return;
+      }
       resolve({
-        code: code ?? -1,
-        signal,
+        code: r.code ?? -1,
+        signal: r.signal,
         stdout: Buffer.concat(out).toString("utf8"),
         stderr: Buffer.concat(err).toString("utf8"),
       });

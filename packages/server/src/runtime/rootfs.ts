@@ -2,15 +2,17 @@
  * Per-run overlay root filesystems: lowers = the image's layer chain, a fresh upper/work pair,
  * mounted at `target`. Snapshotting (rename of the upper) is the caller's business.
  *
- * The legacy mount(2) option string is capped at 4096 bytes. Layers live side by side in one
- * directory, so we mount with `cwd` = that directory and bare relative names (~41 bytes each:
- * fine up to ~90 lowers); longer chains go through a throw-away directory of short symlinks
- * (`0`, `1`, …), which the kernel resolves at mount time and no longer needs afterwards.
+ * With the native addon the overlay is built with fsopen/fsconfig, one `lowerdir+` per layer:
+ * no option-string limit. The CLI fallback goes through mount(2)'s legacy option string, capped
+ * at 4096 bytes: layers live side by side in one directory, so it mounts with `cwd` = that
+ * directory and bare relative names (~41 bytes each: fine up to ~90 lowers); longer chains go
+ * through a throw-away directory of short symlinks (`0`, `1`, …), which the kernel resolves at
+ * mount time and no longer needs afterwards.
  */
 import { lstat, mkdir, mkdtemp, readdir, rm, symlink } from "node:fs/promises";
 import path from "node:path";
 import { internal, invalidArgument } from "../core/errors.js";
-import { mustRun, runCommand } from "./command.js";
+import { CLI_OPTION_BUDGET, type Mounter, mounter } from "../sys/mount.js";
 
 export interface MountRootfsOptions {
   /** Absolute layer directories, top-most first. */
@@ -24,10 +26,8 @@ export interface MountRootfsOptions {
 
 /** Kernel's overlay limit; the caller keeps chains far shorter by compaction. */
 export const MAX_LOWERS = 500;
-/** util-linux copies at most a page of options; stay clear of it. */
-const OPTION_BUDGET = 4000;
 /** Keep layers self-contained in "upper format": no metacopy/redirect/index state tying them to a mount. */
-const FIXED_OPTS = "index=off,redirect_dir=off,metacopy=off";
+const FIXED_OPTS = ["index=off", "redirect_dir=off", "metacopy=off"];
 
 function checkPath(p: string, what: string): void {
   if (!path.isAbsolute(p)) throw invalidArgument(`${what} must be absolute`);
@@ -36,10 +36,11 @@ function checkPath(p: string, what: string): void {
     throw invalidArgument(`${what} contains characters overlayfs options cannot carry`);
 }
 
+/** The legacy option string the CLI fallback passes (exported for its length tests). */
 export function buildOverlayOptions(o: MountRootfsOptions, lowerNames: string[]): string {
   const lower = `lowerdir=${lowerNames.join(":")}`;
-  if (o.readOnly) return `ro,${lower},${FIXED_OPTS}`;
-  return `${lower},upperdir=${o.upper},workdir=${o.work},${FIXED_OPTS}`;
+  if (o.readOnly) return `ro,${lower},${FIXED_OPTS.join(",")}`;
+  return `${lower},upperdir=${o.upper},workdir=${o.work},${FIXED_OPTS.join(",")}`;
 }
 
 function commonParent(dirs: string[]): string | null {
@@ -49,7 +50,11 @@ function commonParent(dirs: string[]): string | null {
   return dirs.every((d) => path.dirname(d) === parent) ? parent : null;
 }
 
-export async function mountRootfs(o: MountRootfsOptions): Promise<void> {
+function mountFailed(err: unknown): Error {
+  return internal("overlay mount failed", { cause: err });
+}
+
+export async function mountRootfs(o: MountRootfsOptions, m: Mounter = mounter()): Promise<void> {
   if (o.lowers.length === 0) throw invalidArgument("at least one lower layer is required");
   if (o.lowers.length > MAX_LOWERS) throw invalidArgument("layer chain too deep");
   for (const l of o.lowers) checkPath(l, "layer path");
@@ -66,17 +71,28 @@ export async function mountRootfs(o: MountRootfsOptions): Promise<void> {
   const only = o.lowers[0];
   if (o.readOnly && o.lowers.length === 1 && only !== undefined) {
     // overlayfs refuses a single lower without an upper; a read-only bind is the same view.
-    await mustRun("mount", ["--bind", only, o.target], "mount");
-    await mustRun("mount", ["-o", "remount,bind,ro", o.target], "mount", {});
+    await m.bindReadOnly(only, o.target).catch((err: unknown) => {
+      throw mountFailed(err);
+    });
+    return;
+  }
+  const rw = o.readOnly ? {} : { upper: o.upper as string, work: o.work as string };
+  if (m.backend === "native") {
+    await m.overlay(o.target, { lowers: o.lowers, ...rw, options: FIXED_OPTS }).catch((err: unknown) => {
+      throw mountFailed(err);
+    });
     return;
   }
 
   const parent = commonParent(o.lowers);
   if (parent !== null) {
     const names = o.lowers.map((l) => path.basename(l));
-    const opts = buildOverlayOptions(o, names);
-    if (opts.length <= OPTION_BUDGET) {
-      await overlayMount(opts, o.target, parent);
+    if (buildOverlayOptions(o, names).length <= CLI_OPTION_BUDGET) {
+      await m
+        .overlay(o.target, { lowers: names, relativeTo: parent, ...rw, options: FIXED_OPTS })
+        .catch((err: unknown) => {
+          throw mountFailed(err);
+        });
       return;
     }
   }
@@ -84,31 +100,36 @@ export async function mountRootfs(o: MountRootfsOptions): Promise<void> {
   const aliasDir = await mkdtemp(path.join(path.dirname(o.target), ".lowers-"));
   try {
     await Promise.all(o.lowers.map((l, i) => symlink(l, path.join(aliasDir, String(i)))));
-    const opts = buildOverlayOptions(
-      o,
-      o.lowers.map((_, i) => String(i)),
-    );
-    if (opts.length > OPTION_BUDGET) throw invalidArgument("layer chain too deep");
-    await overlayMount(opts, o.target, aliasDir);
+    const names = o.lowers.map((_, i) => String(i));
+    if (buildOverlayOptions(o, names).length > CLI_OPTION_BUDGET)
+      throw invalidArgument("layer chain too deep");
+    await m
+      .overlay(o.target, { lowers: names, relativeTo: aliasDir, ...rw, options: FIXED_OPTS })
+      .catch((err: unknown) => {
+        throw mountFailed(err);
+      });
   } finally {
     await rm(aliasDir, { recursive: true, force: true });
   }
 }
 
-async function overlayMount(opts: string, target: string, cwd: string): Promise<void> {
-  await mustRun("mount", ["-t", "overlay", "overlay", "-o", opts, target], "overlay mount", { cwd });
-}
-
 /** Unmounts `target`; a mount still busy after a few tries is detached lazily. Missing mounts are fine. */
-export async function unmount(target: string): Promise<void> {
+export async function unmount(target: string, m: Mounter = mounter()): Promise<void> {
   for (let i = 0; i < 5; i++) {
-    const r = await runCommand("umount", [target]);
-    if (r.code === 0) return;
-    if (/not mounted|no mount point|not found/i.test(r.stderr)) return;
-    if (!/busy/i.test(r.stderr)) throw internal("unmount failed", { cause: new Error(r.stderr.trim()) });
+    try {
+      await m.umount(target);
+      return;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      // Not a mount point (EINVAL) or no such path: nothing to undo.
+      if (code === "EINVAL" || code === "ENOENT") return;
+      if (code !== "EBUSY") throw internal("unmount failed", { cause: err });
+    }
     await new Promise((res) => setTimeout(res, 20 * (i + 1)));
   }
-  await mustRun("umount", ["-l", target], "unmount");
+  await m.umount(target, { lazy: true }).catch((err: unknown) => {
+    throw internal("unmount failed", { cause: err });
+  });
 }
 
 export interface DiffStats {
@@ -144,13 +165,11 @@ export async function diffStats(upper: string): Promise<DiffStats> {
  * inside the sandbox with ENOSPC, which is how `max_layer_bytes` is enforced where the layer
  * store's filesystem has no project quotas. tmpfs keeps overlay's whiteouts and trusted xattrs.
  */
-export async function mountScratch(target: string, bytes: number): Promise<void> {
+export async function mountScratch(target: string, bytes: number, m: Mounter = mounter()): Promise<void> {
   checkPath(target, "scratch mount target");
   await mkdir(target, { recursive: true });
   const size = Math.max(4096, Math.ceil(bytes / 4096) * 4096);
-  await mustRun(
-    "mount",
-    ["-t", "tmpfs", "-o", `size=${size},mode=0700`, "contree-scratch", target],
-    "scratch mount",
-  );
+  await m.tmpfs(target, `size=${size},mode=0700`).catch((err: unknown) => {
+    throw internal("scratch mount failed", { cause: err });
+  });
 }

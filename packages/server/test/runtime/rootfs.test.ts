@@ -4,10 +4,14 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { mountsUnder } from "../../src/runtime/reclaim.js";
-import { diffStats, mountRootfs, unmount } from "../../src/runtime/rootfs.js";
+import { diffStats, mountRootfs, unmount as unmountWith } from "../../src/runtime/rootfs.js";
+import { type Mounter, mounter } from "../../src/sys/mount.js";
 
 let root = "";
 const mounted: string[] = [];
+// Both backends must behave alike: syscalls through the native addon, and util-linux's CLI.
+let m: Mounter = mounter("native");
+const unmount = (target: string) => unmountWith(target, m);
 
 beforeEach(async () => {
   root = await mkdtemp(path.join(tmpdir(), "rootfs-test-"));
@@ -39,12 +43,16 @@ async function mountRun(lowers: string[], name = "run") {
     work: path.join(run, "work"),
     target: path.join(run, "merged"),
   };
-  await mountRootfs(o);
+  await mountRootfs(o, m);
   mounted.push(o.target);
   return o;
 }
 
-describe("mountRootfs", () => {
+describe.each(["native", "cli"] as const)("mountRootfs (%s)", (backend) => {
+  beforeEach(() => {
+    m = mounter(backend);
+  });
+
   it("mounts a chain, lands writes in the upper, and unmounts", async () => {
     const lowers = await makeLayers(3);
     const o = await mountRun(lowers);
@@ -69,7 +77,7 @@ describe("mountRootfs", () => {
     expect(await readFile(path.join(o.target, "f0"), "utf8")).toBe("0");
   });
 
-  it("falls back to a symlink alias dir for chains past the option limit, and cleans it up", async () => {
+  it("mounts chains past the 4 KiB option limit (CLI: through a symlink alias dir), and cleans up", async () => {
     const lowers = await makeLayers(300);
     const o = await mountRun(lowers);
     expect(await readFile(path.join(o.target, "common.txt"), "utf8")).toBe("layer 299");
@@ -90,7 +98,7 @@ describe("mountRootfs", () => {
     const lowers = await makeLayers(2);
     for (const ls of [lowers, lowers.slice(1)]) {
       const target = path.join(root, `ro-${ls.length}`);
-      await mountRootfs({ lowers: ls, target, readOnly: true });
+      await mountRootfs({ lowers: ls, target, readOnly: true }, m);
       mounted.push(target);
       await expect(writeFile(path.join(target, "x"), "x")).rejects.toMatchObject({ code: "EROFS" });
       expect(existsSync(path.join(target, "f0"))).toBe(true);
@@ -100,15 +108,15 @@ describe("mountRootfs", () => {
   it("refuses relative paths and option separators", async () => {
     const [l] = await makeLayers(1);
     const target = path.join(root, "m");
-    await expect(mountRootfs({ lowers: ["rel"], target, readOnly: true })).rejects.toMatchObject({
+    await expect(mountRootfs({ lowers: ["rel"], target, readOnly: true }, m)).rejects.toMatchObject({
       kind: "invalid_argument",
     });
     await expect(
-      mountRootfs({ lowers: [`${l}`, "/x,upperdir=/"], target, readOnly: true }),
+      mountRootfs({ lowers: [`${l}`, "/x,upperdir=/"], target, readOnly: true }, m),
     ).rejects.toMatchObject({
       kind: "invalid_argument",
     });
-    await expect(mountRootfs({ lowers: [], target, readOnly: true })).rejects.toMatchObject({
+    await expect(mountRootfs({ lowers: [], target, readOnly: true }, m)).rejects.toMatchObject({
       kind: "invalid_argument",
     });
   });

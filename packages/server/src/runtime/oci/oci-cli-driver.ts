@@ -5,12 +5,12 @@
  * would lose without a subreaper shim), `exec` for extra processes and cgroup-wide kill.
  * Subclasses only say how to invoke their binary.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, rm, rmdir, writeFile } from "node:fs/promises";
 import { constants } from "node:os";
 import path from "node:path";
 import { cancelled, failedPrecondition, internal, invalidArgument } from "../../core/errors.js";
+import { launch, type Proc, type ProcExit } from "../../sys/proc.js";
 import { SandboxCgroup } from "../cgroups.js";
 import { runCommand } from "../command.js";
 import {
@@ -161,10 +161,10 @@ export abstract class OciCliDriver implements RuntimeDriver {
         ["run", "--bundle", spec.bundleDir, containerId],
         net === null ? {} : { netnsPath: net.nsPath },
       );
-      const child = spawn(inv.file, inv.args, {
+      const child = launch(inv.file, inv.args, {
         cwd: spec.bundleDir,
-        stdio: [spec.stdin === "pipe" ? "pipe" : "ignore", "pipe", "pipe"],
-        // Own process group: a terminal's ^C to the server must not reach sandboxes directly.
+        stdin: spec.stdin === "pipe" ? "pipe" : "ignore",
+        // Own session: a terminal's ^C to the server must not reach sandboxes directly.
         detached: true,
       });
       const netInfo: SandboxNetwork =
@@ -183,20 +183,12 @@ export abstract class OciCliDriver implements RuntimeDriver {
     return runCommand(inv.file, inv.args, { timeoutMs: 30_000 });
   }
 
-  spawnExec(
-    containerId: string,
-    processFile: string,
-    stdin: "pipe" | "null",
-    netnsPath?: string,
-  ): ChildProcess {
+  spawnExec(containerId: string, processFile: string, stdin: "pipe" | "null", netnsPath?: string): Proc {
     const inv = this.invocation(
       ["exec", "--process", processFile, containerId],
       netnsPath === undefined ? {} : { netnsPath },
     );
-    return spawn(inv.file, inv.args, {
-      stdio: [stdin === "pipe" ? "pipe" : "ignore", "pipe", "pipe"],
-      detached: true,
-    });
+    return launch(inv.file, inv.args, { stdin: stdin === "pipe" ? "pipe" : "ignore", detached: true });
   }
 
   /** Does the runtime still hold state for this container? */
@@ -219,7 +211,7 @@ class Cleanup {
   }
 }
 
-function exitFromWait(code: number | null, signal: NodeJS.Signals | null): Omit<ExitStatus, "oomKilled"> {
+function exitFromWait({ code, signal }: ProcExit): Omit<ExitStatus, "oomKilled"> {
   if (code === null) {
     // The runtime process itself died by a signal (we killed it): report like a shell would.
     const n = signal === null ? 9 : (osSignal(signal) ?? 9);
@@ -234,27 +226,15 @@ function osSignal(s: NodeJS.Signals): number | undefined {
   return (constants.signals as Record<string, number>)[s];
 }
 
-function waitChild(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      resolve({ code: child.exitCode, signal: child.signalCode });
-      return;
-    }
-    child.once("exit", (code, signal) => resolve({ code, signal }));
-    child.once("error", () => resolve({ code: 127, signal: null }));
-  });
-}
-
 class OciSandbox implements Sandbox {
   readonly pid: number;
   readonly stdin;
   readonly stdout;
   readonly stderr;
-  private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private execCount = 0;
   private killedBySigkill = false;
   private destroyed: Promise<void> | null = null;
-  private readonly children = new Set<ChildProcess>();
+  private readonly children = new Set<Proc>();
 
   constructor(
     private readonly driver: OciCliDriver,
@@ -263,13 +243,12 @@ class OciSandbox implements Sandbox {
     private readonly cg: SandboxCgroup,
     private readonly net: EgressNetwork | null,
     readonly network: SandboxNetwork,
-    private readonly child: ChildProcess,
+    private readonly child: Proc,
   ) {
-    this.pid = child.pid ?? -1;
+    this.pid = child.pid;
     this.stdin = child.stdin;
-    this.stdout = child.stdout as NonNullable<ChildProcess["stdout"]>;
-    this.stderr = child.stderr as NonNullable<ChildProcess["stderr"]>;
-    this.exited = waitChild(child);
+    this.stdout = child.stdout;
+    this.stderr = child.stderr;
     // A caller that never writes stdin must not crash the server with EPIPE.
     this.stdin?.on("error", () => undefined);
   }
@@ -279,9 +258,9 @@ class OciSandbox implements Sandbox {
   }
 
   async wait(): Promise<ExitStatus> {
-    const { code, signal } = await this.exited;
+    const ended = await this.child.exited;
     const st = await this.cg.stats();
-    let exit = exitFromWait(code, signal);
+    let exit = exitFromWait(ended);
     // A SIGKILL that lands while the runtime is still setting the container up makes the
     // runtime fail ("container init was killed") instead of reporting 137: same outcome.
     if (this.killedBySigkill && exit.signal === -1 && exit.exitCode !== 0)
@@ -290,7 +269,7 @@ class OciSandbox implements Sandbox {
   }
 
   private get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+    return this.child.running;
   }
 
   async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
@@ -304,11 +283,11 @@ class OciSandbox implements Sandbox {
     // Repeat until the runtime exits: a kill racing container creation must not miss the init.
     for (let i = 0; this.running && i < 100; i++) {
       await this.cg.kill("SIGKILL");
-      await Promise.race([this.exited, sleep(50)]);
+      await Promise.race([this.child.exited, sleep(50)]);
     }
     if (this.running) {
       this.child.kill("SIGKILL");
-      await this.exited;
+      await this.child.exited;
     }
   }
 
@@ -319,21 +298,17 @@ class OciSandbox implements Sandbox {
     const file = await writeJson(this.spec.bundleDir, `exec-${n}.json`, ociProcess(p));
     const child = this.driver.spawnExec(this.containerId, file, o.stdin ?? "null", this.net?.nsPath);
     this.children.add(child);
-    const exited = waitChild(child);
-    void exited.then(() => this.children.delete(child));
+    void child.exited.then(() => this.children.delete(child));
     child.stdin?.on("error", () => undefined);
     return {
-      pid: child.pid ?? -1,
+      pid: child.pid,
       stdin: child.stdin,
-      stdout: child.stdout as NonNullable<ChildProcess["stdout"]>,
-      stderr: child.stderr as NonNullable<ChildProcess["stderr"]>,
-      wait: async () => {
-        const r = await exited;
-        return exitFromWait(r.code, r.signal);
-      },
+      stdout: child.stdout,
+      stderr: child.stderr,
+      wait: async () => exitFromWait(await child.exited),
       kill: async (signal: NodeJS.Signals = "SIGKILL") => {
         child.kill(signal);
-        await exited;
+        await child.exited;
       },
     };
   }

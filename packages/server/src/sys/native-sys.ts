@@ -1,0 +1,91 @@
+/**
+ * The optional native addon (native/contree_sys.c, built by `npm run build`). It replaces
+ * process spawns on the run path: posix_spawn instead of libuv's fork (whose cost grows with
+ * our RSS) and mount syscalls instead of spawning `mount`/`umount`. Without it everything
+ * still works through the spawn fallbacks, only slower; `doctor` and the start-up log say so.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface NativeSpawnResult {
+  pid: number;
+  /** Parent ends, close-on-exec; -1 when stdin was not piped. */
+  stdin: number;
+  stdout: number;
+  stderr: number;
+}
+
+export interface NativeSys {
+  mount(
+    source: string | null,
+    target: string,
+    fstype: string | null,
+    flags: number,
+    data: string | null,
+  ): Promise<void>;
+  umount(target: string, flags: number): Promise<void>;
+  /** fsopen("overlay") with one `lowerdir+` per layer: no option-string length limit. */
+  mountOverlay(
+    target: string,
+    lowers: string[],
+    upper: string | null,
+    work: string | null,
+    options: string[],
+    readOnly: boolean,
+  ): Promise<void>;
+  spawn(
+    file: string,
+    argv: string[],
+    envp: string[],
+    cwd: string | null,
+    pipeStdin: boolean,
+    setsid: boolean,
+    onExit: (code: number | null, signal: number | null) => void,
+  ): NativeSpawnResult;
+}
+
+/** mount(2) flags we use. */
+export const MS_RDONLY = 1;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
+export const MS_REMOUNT = 32;
+export const MS_BIND = 4096;
+/** umount2(2) flags. */
+export const MNT_DETACH = 2;
+
+const ADDON = path.join(
+  path.dirname(fileURLToPath(import.meta.url)),
+  "..",
+  "..",
+  "native",
+  "build",
+  "contree_sys.node",
+);
+
+let loaded: { sys: NativeSys | null; reason: string | null } | undefined;
+
+function load(): { sys: NativeSys | null; reason: string | null } {
+  if (process.env["CONTREE_NO_NATIVE"] === "1")
+    return { sys: null, reason: "disabled by CONTREE_NO_NATIVE=1" };
+  if (process.platform !== "linux") return { sys: null, reason: "not Linux" };
+  if (!existsSync(ADDON)) return { sys: null, reason: "not built (run `npm run build`)" };
+  try {
+    return { sys: createRequire(import.meta.url)(ADDON) as NativeSys, reason: null };
+  } catch (err) {
+    return { sys: null, reason: `failed to load: ${(err as Error).message.split("\n")[0]}` };
+  }
+}
+
+/** The addon, or null when it is missing or disabled. */
+export function nativeSys(): NativeSys | null {
+  loaded ??= load();
+  return loaded.sys;
+}
+
+/** Why the addon is not in use (null when it is). */
+export function nativeSysUnavailableReason(): string | null {
+  loaded ??= load();
+  return loaded.reason;
+}

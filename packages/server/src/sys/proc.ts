@@ -1,0 +1,147 @@
+/**
+ * A started host process with plain pipes. Two backends behind one shape: the native addon's
+ * posix_spawn (cheap at any RSS) and Node's child_process (fork-based; the fallback).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import net from "node:net";
+import { constants } from "node:os";
+import type { Readable, Writable } from "node:stream";
+import { nativeSys } from "./native-sys.js";
+
+export interface ProcExit {
+  /** Exit status; null when a signal ended the process. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The program could not be started (fallback backend; the native one throws from launch). */
+  error?: Error;
+}
+
+export interface Proc {
+  readonly pid: number;
+  readonly stdin: Writable | null;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Settles once the process is reaped (whether or not its output was drained). */
+  readonly exited: Promise<ProcExit>;
+  /** True until the process is reaped. */
+  readonly running: boolean;
+  /** Sends a signal; a process already gone is not an error. */
+  kill(signal?: NodeJS.Signals): void;
+}
+
+export interface LaunchOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  stdin?: "pipe" | "ignore";
+  /** New session and process group: a terminal's ^C to the server does not reach it. */
+  detached?: boolean;
+  /** Force a backend (tests); default: native when the addon is loaded. */
+  backend?: "native" | "node";
+}
+
+/** Starts `file` (looked up on PATH). The native backend throws when it cannot be started. */
+export function launch(file: string, args: readonly string[], o: LaunchOptions = {}): Proc {
+  const sys = o.backend === "node" ? null : nativeSys();
+  if (o.backend === "native" && sys === null) throw new Error("native addon not available");
+  return sys === null ? new NodeProc(file, args, o) : new NativeProc(sys, file, args, o);
+}
+
+const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
+  Object.entries(constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
+);
+
+function envList(env: NodeJS.ProcessEnv): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out.push(`${k}=${v}`);
+  return out;
+}
+
+class NativeProc implements Proc {
+  readonly pid: number;
+  readonly stdin: Writable | null;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly exited: Promise<ProcExit>;
+  private done = false;
+
+  constructor(
+    sys: NonNullable<ReturnType<typeof nativeSys>>,
+    file: string,
+    args: readonly string[],
+    o: LaunchOptions,
+  ) {
+    let settle: (e: ProcExit) => void = () => undefined;
+    this.exited = new Promise((r) => {
+      settle = r;
+    });
+    const r = sys.spawn(
+      file,
+      [file, ...args],
+      envList(o.env ?? process.env),
+      o.cwd ?? null,
+      o.stdin === "pipe",
+      o.detached === true,
+      (code, sig) => {
+        this.done = true;
+        settle({ code, signal: sig === null ? null : (SIGNAL_NAMES.get(sig) ?? "SIGKILL") });
+      },
+    );
+    this.pid = r.pid;
+    // net.Socket over a pipe fd is a libuv pipe handle: non-blocking, no thread-pool reads.
+    this.stdout = new net.Socket({ fd: r.stdout, readable: true, writable: false });
+    this.stderr = new net.Socket({ fd: r.stderr, readable: true, writable: false });
+    this.stdin = r.stdin < 0 ? null : new net.Socket({ fd: r.stdin, readable: false, writable: true });
+  }
+
+  get running(): boolean {
+    return !this.done;
+  }
+
+  kill(signal: NodeJS.Signals = "SIGTERM"): void {
+    // Until reaped the pid is ours (a zombie at worst), so it cannot name another process.
+    if (this.done) return;
+    try {
+      process.kill(this.pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+class NodeProc implements Proc {
+  readonly pid: number;
+  readonly stdin: Writable | null;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly exited: Promise<ProcExit>;
+  private readonly child: ChildProcess;
+
+  constructor(file: string, args: readonly string[], o: LaunchOptions) {
+    const child = spawn(file, args, {
+      cwd: o.cwd,
+      env: o.env ?? process.env,
+      stdio: [o.stdin === "pipe" ? "pipe" : "ignore", "pipe", "pipe"],
+      detached: o.detached === true,
+    });
+    this.child = child;
+    this.exited = new Promise((resolve) => {
+      child.once("exit", (code, signal) => resolve({ code, signal }));
+      // Spawn failures (ENOENT) come as 'error' with no 'exit'.
+      child.once("error", (error) => {
+        if (child.pid === undefined) resolve({ code: 127, signal: null, error });
+      });
+    });
+    this.pid = child.pid ?? -1;
+    this.stdin = child.stdin;
+    this.stdout = child.stdout as Readable;
+    this.stderr = child.stderr as Readable;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null && this.child.pid !== undefined;
+  }
+
+  kill(signal: NodeJS.Signals = "SIGTERM"): void {
+    if (this.running) this.child.kill(signal);
+  }
+}

@@ -1,0 +1,120 @@
+/** Both process backends (native posix_spawn, Node's child_process) behave the same. */
+import { readlinkSync } from "node:fs";
+import type { Readable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { nativeSys } from "../../src/sys/native-sys.js";
+import { type LaunchOptions, launch, type Proc } from "../../src/sys/proc.js";
+
+function text(s: Readable): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    s.on("data", (b: Buffer) => parts.push(b));
+    s.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
+    s.on("error", reject);
+  });
+}
+
+async function sh(script: string, o: LaunchOptions = {}): Promise<{ p: Proc; out: string; err: string }> {
+  const p = launch("/bin/sh", ["-c", script], o);
+  const [out, err] = await Promise.all([text(p.stdout), text(p.stderr), p.exited]);
+  return { p, out, err };
+}
+
+it("the native addon is built and loads (CI must not fall back silently)", () => {
+  expect(nativeSys()).not.toBeNull();
+});
+
+describe.each(["native", "node"] as const)("launch (%s)", (backend) => {
+  const o = { backend } as const;
+
+  it("captures stdout and stderr and reports the exit code", async () => {
+    const { p, out, err } = await sh("echo out; echo err >&2; exit 3", o);
+    expect(out).toBe("out\n");
+    expect(err).toBe("err\n");
+    expect(await p.exited).toMatchObject({ code: 3, signal: null });
+    expect(p.running).toBe(false);
+  });
+
+  it("reports a signal death by name, and kill() after reaping is harmless", async () => {
+    const p = launch("/bin/sleep", ["30"], o);
+    expect(p.running).toBe(true);
+    expect(p.pid).toBeGreaterThan(1);
+    p.kill("SIGKILL");
+    expect(await p.exited).toMatchObject({ code: null, signal: "SIGKILL" });
+    p.kill("SIGKILL");
+  });
+
+  it("pipes stdin when asked, and gives /dev/null otherwise", async () => {
+    const p = launch("/bin/cat", [], { ...o, stdin: "pipe" });
+    const out = text(p.stdout);
+    p.stdin?.end("hello\nworld");
+    expect(await out).toBe("hello\nworld");
+    expect((await p.exited).code).toBe(0);
+    const q = await sh("cat; echo rc=$?", o);
+    expect(q.p.stdin).toBeNull();
+    expect(q.out).toBe("rc=0\n");
+  });
+
+  it("passes exactly the given env and cwd", async () => {
+    const { out } = await sh('echo "$FOO|$HOME|$(pwd)"', {
+      ...o,
+      env: { FOO: "bar baz", PATH: "/usr/bin:/bin" },
+      cwd: "/tmp",
+    });
+    expect(out).toBe("bar baz||/tmp\n");
+  });
+
+  it("starts children with default signal handling, no blocked signals, and no other child's pipes", async () => {
+    // Another child's pipes held open would keep its reader from ever seeing EOF.
+    const other = launch("/bin/sleep", ["5"], { ...o, stdin: "pipe" });
+    try {
+      const { out } = await sh('grep -E "^(SigBlk|SigIgn)" /proc/$$/status; ls -l /proc/$$/fd', o);
+      expect(out).toContain("SigBlk:\t0000000000000000");
+      expect(out).toContain("SigIgn:\t0000000000000000");
+      const others = [0, 1, 2].map((fd) => readlinkSync(`/proc/${other.pid}/fd/${fd}`));
+      // (Node's backend uses socket pairs, posix_spawn plain pipes.)
+      expect(others.every((l) => /^(pipe|socket):\[\d+\]$/.test(l))).toBe(true);
+      for (const l of others) expect(out).not.toContain(l);
+    } finally {
+      other.kill("SIGKILL");
+      await other.exited;
+    }
+  });
+
+  it("detached children lead their own session", async () => {
+    const script = 'read -r pid comm state ppid pgrp sid rest < /proc/$$/stat; echo "$pid $sid"';
+    const own = (await sh(script, { ...o, detached: true })).out.trim().split(" ");
+    expect(own[0]).toBe(own[1]);
+    const shared = (await sh(script, o)).out.trim().split(" ");
+    expect(shared[0]).not.toBe(shared[1]);
+  });
+
+  it("reports the exit while a grandchild still holds the output pipe", async () => {
+    const p = launch("/bin/sh", ["-c", "sleep 3 & echo started"], o);
+    const out = text(p.stdout);
+    p.stderr.resume();
+    const t0 = Date.now();
+    expect((await p.exited).code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(2500);
+    expect(await out).toBe("started\n");
+  });
+
+  it("reaps many concurrent children with the right statuses", async () => {
+    const ps = Array.from({ length: 40 }, (_, i) => sh(`exit ${i % 7}`, o));
+    const rs = await Promise.all(ps);
+    expect(await Promise.all(rs.map((r) => r.p.exited.then((e) => e.code)))).toEqual(
+      Array.from({ length: 40 }, (_, i) => i % 7),
+    );
+  });
+
+  it("fails clearly for a program that does not exist", async () => {
+    let failure: unknown;
+    try {
+      const p = launch("/nonexistent/program", [], o);
+      failure = (await p.exited).error;
+    } catch (e) {
+      failure = e;
+    }
+    expect(failure).toMatchObject({ code: "ENOENT" });
+  });
+});
