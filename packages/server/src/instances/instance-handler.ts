@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
-import { mkdir, rename, rm, statfs } from "node:fs/promises";
+import { mkdirSync } from "node:fs";
+import { rename, rm, statfs } from "node:fs/promises";
 import { hostname as hostName, release } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -72,8 +73,26 @@ export class InstanceHandler implements OperationHandler {
     let mounted = false;
     let scratchMounted = false;
     let sandbox: Sandbox | undefined;
+    let deferRelease = false;
+    /** Removes whatever the run still holds; idempotent, never throws. */
+    const releaseRun = async (): Promise<void> => {
+      await this.o.live.unregister(op.id);
+      if (sandbox)
+        await sandbox
+          .destroy()
+          .catch((err: unknown) => this.o.logger.warn({ err, opId: op.id }, "sandbox cleanup failed"));
+      if (mounted)
+        await unmount(rootfs).catch((err: unknown) =>
+          this.o.logger.warn({ err, opId: op.id }, "unmount failed"),
+        );
+      if (scratchMounted && scratch !== null)
+        await unmount(scratch).catch((err: unknown) =>
+          this.o.logger.warn({ err, opId: op.id }, "unmount failed"),
+        );
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    };
     try {
-      await mkdir(bundle, { recursive: true });
+      mkdirSync(bundle, { recursive: true });
       if (scratch !== null) {
         await mountScratch(scratch, capBytes);
         scratchMounted = true;
@@ -177,8 +196,8 @@ export class InstanceHandler implements OperationHandler {
       const [out, err] = await Promise.all([stdout.done, stderr.done]);
       const stats: ResourceStats | undefined = await sbx.stats().catch(() => undefined);
       const ended = Date.now();
-      await sbx.destroy();
-      sandbox = undefined;
+      // Tearing down cgroups and runtime state overlaps the snapshot; releaseRun() awaits it.
+      void sbx.destroy().catch(() => undefined);
       for (const [name, c] of [
         ["stdout", out],
         ["stderr", err],
@@ -235,7 +254,10 @@ export class InstanceHandler implements OperationHandler {
         reason: timedOut ? "timeout" : "job_complete",
       });
       const consumedCpu = (stats?.cpuTotalNs ?? 0) / 1e9;
+      // The result is final: what is left to remove is released after the completion is stored.
+      deferRelease = true;
       return {
+        cleanup: releaseRun,
         status: "SUCCESS",
         error: overCap
           ? `the run wrote ${diff.bytes} bytes, over max_layer_bytes (${capBytes}): no image was kept`
@@ -248,20 +270,7 @@ export class InstanceHandler implements OperationHandler {
         completion: { result_image_uuid: resultImage?.id ?? null, image_size_bytes: diff.bytes },
       };
     } finally {
-      await this.o.live.unregister(op.id);
-      if (sandbox)
-        await sandbox
-          .destroy()
-          .catch((err: unknown) => this.o.logger.warn({ err, opId: op.id }, "sandbox cleanup failed"));
-      if (mounted)
-        await unmount(rootfs).catch((err: unknown) =>
-          this.o.logger.warn({ err, opId: op.id }, "unmount failed"),
-        );
-      if (scratchMounted && scratch !== null)
-        await unmount(scratch).catch((err: unknown) =>
-          this.o.logger.warn({ err, opId: op.id }, "unmount failed"),
-        );
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      if (!deferRelease) await releaseRun();
     }
   }
 

@@ -18,6 +18,11 @@ export type HandlerOutcome = Omit<OperationCompletion, "status"> & {
   status: "SUCCESS" | "FAILED";
   /** Extra fields of the `completion` event (result_image_uuid, image_size_bytes, ...). */
   completion?: Record<string, unknown>;
+  /**
+   * Teardown that need not delay the result (unmounts, cgroups, scratch dirs): run after the
+   * completion is stored, while the operation still holds its concurrency slot.
+   */
+  cleanup?: () => Promise<void>;
 };
 
 /** Executes one kind of operation. Handlers never throw for expected failures: they return FAILED. */

@@ -280,7 +280,14 @@ export class OperationQueue {
               | HandlerOutcome
               | { status: "CANCELLED"; error: null });
     }
-    await this.finish(op, outcome, t0);
+    try {
+      await this.finish(op, outcome, t0);
+    } finally {
+      if ("cleanup" in outcome && outcome.cleanup)
+        await outcome
+          .cleanup()
+          .catch((err: unknown) => this.o.logger.warn({ err, opId: op.id }, "operation cleanup failed"));
+    }
   }
 
   private async finish(

@@ -7,8 +7,16 @@
  * Supports cgroup v1 (incl. "hybrid", where cgroup2 at /sys/fs/cgroup/unified carries no
  * resource controllers) and pure cgroup v2. Only v1/hybrid is exercised on our machines.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { access, mkdir, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import {
+  accessSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  writeFileSync,
+} from "node:fs";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { internal } from "../core/errors.js";
 import { CGROUP_ROOT, type ResourceStats, type SandboxLimits } from "./runtime-driver.js";
@@ -67,13 +75,27 @@ export function detectCgroupMode(mounts = cgroupMounts()): CgroupMode {
 
 const PERIOD_US = 100_000;
 
+/*
+ * cgroupfs files live in kernel memory: reads, writes, mkdir and rmdir there never wait on a
+ * disk, so the helpers below use sync calls (microseconds each) rather than a thread-pool round
+ * trip per file, which added milliseconds to every sandbox start and stop.
+ */
+
+function tryWrite(file: string, data: string): void {
+  try {
+    writeFileSync(file, data);
+  } catch {
+    // optional knob absent on this kernel
+  }
+}
+
 async function hostOomKills(): Promise<number> {
   return (await readKeyed("/proc/vmstat")).get("oom_kill") ?? 0;
 }
 
 async function readNum(file: string): Promise<number> {
   try {
-    const n = Number((await readFile(file, "utf8")).trim());
+    const n = Number(readFileSync(file, "utf8").trim());
     return Number.isFinite(n) ? n : 0;
   } catch {
     return 0;
@@ -83,7 +105,7 @@ async function readNum(file: string): Promise<number> {
 async function readKeyed(file: string): Promise<Map<string, number>> {
   const m = new Map<string, number>();
   try {
-    for (const line of (await readFile(file, "utf8")).split("\n")) {
+    for (const line of readFileSync(file, "utf8").split("\n")) {
       const [k, v] = line.trim().split(/\s+/);
       if (k !== undefined && v !== undefined) m.set(k, Number(v));
     }
@@ -95,7 +117,7 @@ async function readKeyed(file: string): Promise<Map<string, number>> {
 
 async function exists(p: string): Promise<boolean> {
   try {
-    await access(p);
+    accessSync(p);
     return true;
   } catch {
     return false;
@@ -110,14 +132,16 @@ async function subtreePids(dir: string): Promise<number[]> {
     const d = stack.pop() as string;
     let text = "";
     try {
-      text = await readFile(path.join(d, "cgroup.procs"), "utf8");
+      text = readFileSync(path.join(d, "cgroup.procs"), "utf8");
     } catch {
       continue;
     }
     for (const s of text.split("\n")) if (s !== "") pids.push(Number(s));
     let entries: string[] = [];
     try {
-      entries = (await readdir(d, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+      entries = readdirSync(d, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name);
     } catch {
       continue;
     }
@@ -131,7 +155,7 @@ async function removeTree(dir: string): Promise<boolean> {
   let ok = true;
   let children: string[] = [];
   try {
-    children = (await readdir(dir, { withFileTypes: true }))
+    children = readdirSync(dir, { withFileTypes: true })
       .filter((e) => e.isDirectory())
       .map((e) => e.name);
   } catch {
@@ -139,7 +163,7 @@ async function removeTree(dir: string): Promise<boolean> {
   }
   for (const c of children) ok = (await removeTree(path.join(dir, c))) && ok;
   try {
-    await rmdir(dir);
+    rmdirSync(dir);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") ok = false;
   }
@@ -194,21 +218,21 @@ export class SandboxCgroup {
   private async createV1(limits: SandboxLimits): Promise<void> {
     for (const c of ["memory", "pids", "cpu", "cpuacct", "freezer"]) {
       const d = this.v1(c);
-      if (d !== null) await mkdir(d, { recursive: true });
+      if (d !== null) mkdirSync(d, { recursive: true });
     }
     const mem = this.v1("memory");
     if (mem !== null) {
-      await writeFile(path.join(mem, "memory.limit_in_bytes"), String(limits.memoryBytes));
+      writeFileSync(path.join(mem, "memory.limit_in_bytes"), String(limits.memoryBytes));
       // No swap beyond the memory limit (only when the kernel accounts swap).
       const memsw = path.join(mem, "memory.memsw.limit_in_bytes");
-      if (await exists(memsw)) await writeFile(memsw, String(limits.memoryBytes));
+      if (await exists(memsw)) writeFileSync(memsw, String(limits.memoryBytes));
     }
     const pids = this.v1("pids");
-    if (pids !== null) await writeFile(path.join(pids, "pids.max"), String(limits.pids));
+    if (pids !== null) writeFileSync(path.join(pids, "pids.max"), String(limits.pids));
     const cpu = this.v1("cpu");
     if (cpu !== null && limits.cpuQuota !== undefined) {
-      await writeFile(path.join(cpu, "cpu.cfs_period_us"), String(PERIOD_US));
-      await writeFile(
+      writeFileSync(path.join(cpu, "cpu.cfs_period_us"), String(PERIOD_US));
+      writeFileSync(
         path.join(cpu, "cpu.cfs_quota_us"),
         String(Math.max(1000, Math.round(limits.cpuQuota * PERIOD_US))),
       );
@@ -224,16 +248,16 @@ export class SandboxCgroup {
     for (const part of this.rel.split("/")) {
       const want = ["+memory", "+pids", "+cpu"];
       const ctl = path.join(dir, "cgroup.subtree_control");
-      for (const w of want) await writeFile(ctl, w).catch(() => undefined);
+      for (const w of want) tryWrite(ctl, w);
       dir = path.join(dir, part);
-      await mkdir(dir, { recursive: true });
+      mkdirSync(dir, { recursive: true });
     }
-    await writeFile(path.join(leaf, "cgroup.subtree_control"), "+memory +pids +cpu").catch(() => undefined);
-    await writeFile(path.join(leaf, "memory.max"), String(limits.memoryBytes));
-    await writeFile(path.join(leaf, "memory.swap.max"), "0").catch(() => undefined);
-    await writeFile(path.join(leaf, "pids.max"), String(limits.pids));
+    tryWrite(path.join(leaf, "cgroup.subtree_control"), "+memory +pids +cpu");
+    writeFileSync(path.join(leaf, "memory.max"), String(limits.memoryBytes));
+    tryWrite(path.join(leaf, "memory.swap.max"), "0");
+    writeFileSync(path.join(leaf, "pids.max"), String(limits.pids));
     if (limits.cpuQuota !== undefined) {
-      await writeFile(
+      writeFileSync(
         path.join(leaf, "cpu.max"),
         `${Math.max(1000, Math.round(limits.cpuQuota * PERIOD_US))} ${PERIOD_US}`,
       );
@@ -294,7 +318,7 @@ export class SandboxCgroup {
     if (this.mode === "v2" && signal === "SIGKILL") {
       const d = this.v2() as string;
       if (await exists(path.join(d, "cgroup.kill"))) {
-        await writeFile(path.join(d, "cgroup.kill"), "1").catch(() => undefined);
+        tryWrite(path.join(d, "cgroup.kill"), "1");
         return;
       }
     }
@@ -309,8 +333,7 @@ export class SandboxCgroup {
         }
       }
     } finally {
-      if (frozen && freezer !== null)
-        await writeFile(path.join(freezer, "freezer.state"), "THAWED").catch(() => undefined);
+      if (frozen && freezer !== null) tryWrite(path.join(freezer, "freezer.state"), "THAWED");
     }
   }
 

@@ -11,6 +11,8 @@ export interface CommandResult {
 
 export interface CommandOptions {
   cwd?: string;
+  /** argv[0] when `file` is not the program's own name. */
+  argv0?: string;
   input?: string;
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -29,6 +31,7 @@ export function runCommand(
     o.signal?.throwIfAborted();
     const child = launch(file, args, {
       ...(o.cwd === undefined ? {} : { cwd: o.cwd }),
+      ...(o.argv0 === undefined ? {} : { argv0: o.argv0 }),
       env: o.env ?? process.env,
       stdin: o.input === undefined ? "ignore" : "pipe",
     });

@@ -35,6 +35,8 @@ export interface NativeSys {
     options: string[],
     readOnly: boolean,
   ): Promise<void>;
+  /** A close-on-exec, sealed memfd copy of a file (run it as /proc/self/fd/N). */
+  sealedCopy(path: string): number;
   spawn(
     file: string,
     argv: string[],

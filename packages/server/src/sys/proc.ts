@@ -35,6 +35,8 @@ export interface LaunchOptions {
   stdin?: "pipe" | "ignore";
   /** New session and process group: a terminal's ^C to the server does not reach it. */
   detached?: boolean;
+  /** argv[0] when it should differ from `file` (a program run from /proc/self/fd/N). */
+  argv0?: string;
   /** Force a backend (tests); default: native when the addon is loaded. */
   backend?: "native" | "node";
 }
@@ -76,7 +78,7 @@ class NativeProc implements Proc {
     });
     const r = sys.spawn(
       file,
-      [file, ...args],
+      [o.argv0 ?? file, ...args],
       envList(o.env ?? process.env),
       o.cwd ?? null,
       o.stdin === "pipe",
@@ -118,6 +120,7 @@ class NodeProc implements Proc {
 
   constructor(file: string, args: readonly string[], o: LaunchOptions) {
     const child = spawn(file, args, {
+      ...(o.argv0 === undefined ? {} : { argv0: o.argv0 }),
       cwd: o.cwd,
       env: o.env ?? process.env,
       stdio: [o.stdin === "pipe" ? "pipe" : "ignore", "pipe", "pipe"],

@@ -4,8 +4,11 @@
  *  - hybrid: every crun call runs as `unshare -m --propagation private sh -c 'umount <unified>;
  *    mount -t tmpfs … <unified>; exec crun …'` (measured about +10 ms per call);
  *  - a daemon started inside such a namespace (runtime/README.md), plain v1 or pure v2:
- *    crun runs directly.
+ *    crun runs directly, from a sealed in-memory copy (sys/sealed-exec.ts) so that it does not
+ *    copy and re-execute itself on every call.
  */
+
+import { sealedExecutable } from "../../sys/sealed-exec.js";
 import { cgroupMounts, detectCgroupMode } from "../cgroups.js";
 import { type Invocation, OciCliDriver, type OciCliDriverOptions } from "./oci-cli-driver.js";
 
@@ -26,7 +29,10 @@ export class CrunDriver extends OciCliDriver {
 
   protected invocation(sub: string[]): Invocation {
     const args = sub[0] === "--version" ? sub : ["--root", this.stateRoot, ...sub];
-    if (this.hiddenCgroup2 === null) return { file: this.binary, args };
+    if (this.hiddenCgroup2 === null) {
+      const sealed = sealedExecutable(this.binary);
+      return sealed === null ? { file: this.binary, args } : { file: sealed, args, argv0: "crun" };
+    }
     return {
       file: "unshare",
       args: [

@@ -5,8 +5,8 @@
  * would lose without a subreaper shim), `exec` for extra processes and cgroup-wide kill.
  * Subclasses only say how to invoke their binary.
  */
-import { existsSync } from "node:fs";
-import { mkdir, readdir, rm, rmdir, writeFile } from "node:fs/promises";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { readdir, rm, rmdir, writeFile } from "node:fs/promises";
 import { constants } from "node:os";
 import path from "node:path";
 import { cancelled, failedPrecondition, internal, invalidArgument } from "../../core/errors.js";
@@ -52,6 +52,13 @@ export interface OciCliDriverOptions {
 export interface Invocation {
   file: string;
   args: string[];
+  /** argv[0] when `file` is not the program's own name (a sealed copy at /proc/self/fd/N). */
+  argv0?: string;
+}
+
+/** Launch options that carry an invocation's argv[0]. */
+function argv0Of(inv: Invocation): { argv0?: string } {
+  return inv.argv0 === undefined ? {} : { argv0: inv.argv0 };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -97,7 +104,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
 
   async version(): Promise<string> {
     const inv = this.invocation(["--version"], {});
-    const r = await runCommand(inv.file, inv.args, { timeoutMs: 10_000 });
+    const r = await runCommand(inv.file, inv.args, { timeoutMs: 10_000, ...argv0Of(inv) });
     if (r.code !== 0) throw failedPrecondition(`${this.name} is not available`);
     const first = r.stdout.split("\n")[0] ?? "";
     return first.replace(/^.*version\s*/i, "").trim();
@@ -122,14 +129,16 @@ export abstract class OciCliDriver implements RuntimeDriver {
     if (!path.isAbsolute(spec.process.cwd)) throw invalidArgument("cwd must be absolute");
     if (spec.process.args.length === 0) throw invalidArgument("empty command");
     o.signal?.throwIfAborted();
-    await mkdir(this.stateRoot, { recursive: true });
-    await mkdir(spec.bundleDir, { recursive: true });
+    // Small metadata writes to the page cache: sync calls cost microseconds where each thread-pool
+    // round trip costs a fraction of a millisecond, on the path of every sandbox start.
+    mkdirSync(this.stateRoot, { recursive: true });
+    mkdirSync(spec.bundleDir, { recursive: true });
     const containerId = `${NAME_PREFIX}${spec.id}`;
     const cleanup = new Cleanup();
     try {
       // Ownership record: reclaim() after a crash touches only sandboxes listed here, so
       // servers (or test workers) with different state dirs never reclaim each other's.
-      const marker = await writeOwnerMarker(this.stateDir, spec.id);
+      const marker = writeOwnerMarker(this.stateDir, spec.id);
       cleanup.push(() => rm(marker, { force: true }));
       const cg = await SandboxCgroup.create(spec.id, spec.limits);
       cleanup.push(() => cg.remove());
@@ -156,12 +165,13 @@ export abstract class OciCliDriver implements RuntimeDriver {
         ),
       );
       this.adjustConfig(config, spec);
-      await writeJson(spec.bundleDir, "config.json", config);
+      writeFileSync(path.join(spec.bundleDir, "config.json"), JSON.stringify(config), { mode: 0o600 });
       const inv = this.invocation(
         ["run", "--bundle", spec.bundleDir, containerId],
         net === null ? {} : { netnsPath: net.nsPath },
       );
       const child = launch(inv.file, inv.args, {
+        ...argv0Of(inv),
         cwd: spec.bundleDir,
         stdin: spec.stdin === "pipe" ? "pipe" : "ignore",
         // Own session: a terminal's ^C to the server must not reach sandboxes directly.
@@ -180,7 +190,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
   /** Runs a runtime subcommand to completion (state, delete, kill). */
   async call(sub: string[], netnsPath?: string): Promise<{ code: number; stdout: string; stderr: string }> {
     const inv = this.invocation(sub, netnsPath === undefined ? {} : { netnsPath });
-    return runCommand(inv.file, inv.args, { timeoutMs: 30_000 });
+    return runCommand(inv.file, inv.args, { timeoutMs: 30_000, ...argv0Of(inv) });
   }
 
   spawnExec(containerId: string, processFile: string, stdin: "pipe" | "null", netnsPath?: string): Proc {
@@ -188,7 +198,11 @@ export abstract class OciCliDriver implements RuntimeDriver {
       ["exec", "--process", processFile, containerId],
       netnsPath === undefined ? {} : { netnsPath },
     );
-    return launch(inv.file, inv.args, { stdin: stdin === "pipe" ? "pipe" : "ignore", detached: true });
+    return launch(inv.file, inv.args, {
+      ...argv0Of(inv),
+      stdin: stdin === "pipe" ? "pipe" : "ignore",
+      detached: true,
+    });
   }
 
   /** Does the runtime still hold state for this container? */
@@ -363,10 +377,10 @@ export function ownerMarkerPath(stateDir: string, id: string): string {
   return path.join(stateDir, OWNER_DIR, id);
 }
 
-async function writeOwnerMarker(stateDir: string, id: string): Promise<string> {
+function writeOwnerMarker(stateDir: string, id: string): string {
   const file = ownerMarkerPath(stateDir, id);
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, "");
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, "");
   return file;
 }
 
