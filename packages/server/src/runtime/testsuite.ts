@@ -405,6 +405,17 @@ export function registerConformanceSuite(
         expect(r.out).toMatch(/rc=[1-9]/);
       });
 
+      it("runs under a seccomp filter (oci) or on gVisor's kernel (gvisor)", async () => {
+        if (driver.kind === "oci") {
+          const r = await runSh("grep '^Seccomp:' /proc/self/status");
+          expect(r.out).toMatch(/^Seccomp:\s+2$/m);
+        } else {
+          // The guest talks to gVisor's Sentry, whose kernel log says so; the host's never would.
+          const r = await runSh("dmesg");
+          expect(r.out).toMatch(/gVisor/);
+        }
+      });
+
       it("cannot see another sandbox's files", async () => {
         const a = await start({}, ["/bin/sh", "-c", "echo secret-a > /root/a.txt; echo up; sleep 60"]);
         await waitFor(() => a.out().includes("up"));

@@ -83,6 +83,7 @@ export interface OciConfig {
     rootfsPropagation: string;
     seccomp?: OciSeccomp;
   };
+  annotations?: Record<string, string>;
 }
 
 /** The character devices a Linux userland needs; everything else (block devices, kvm, …) is denied. */

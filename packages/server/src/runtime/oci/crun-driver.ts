@@ -8,9 +8,12 @@
  *    copy and re-execute itself on every call.
  */
 
+import path from "node:path";
 import { sealedExecutable } from "../../sys/sealed-exec.js";
 import { cgroupMounts, detectCgroupMode } from "../cgroups.js";
+import type { OciConfig } from "./bundle.js";
 import { type Invocation, OciCliDriver, type OciCliDriverOptions } from "./oci-cli-driver.js";
+import { compileSeccompWithCrun, exitCodeOf, SECCOMP_BPF_ANNOTATION } from "./seccomp-bpf.js";
 
 export class CrunDriver extends OciCliDriver {
   readonly name = "crun";
@@ -25,6 +28,27 @@ export class CrunDriver extends OciCliDriver {
     const mounts = cgroupMounts();
     this.hiddenCgroup2 =
       detectCgroupMode(mounts) === "hybrid" ? (mounts.find((m) => m.version === 2)?.dir ?? null) : null;
+  }
+
+  /** The compiled seccomp filter, made once (seccomp-bpf.ts); null = keep the JSON profile. */
+  private seccompBpf: Promise<string | null> | undefined;
+
+  protected override async prepareConfig(config: OciConfig): Promise<void> {
+    const profile = config.linux.seccomp;
+    // The wrapped (hybrid) invocation gains nothing worth the extra machinery.
+    if (profile === undefined || this.hiddenCgroup2 !== null) return;
+    this.seccompBpf ??= compileSeccompWithCrun(profile, {
+      stateDir: this.stateDirectory,
+      stateRoot: this.stateRoot,
+      workDir: path.join(this.stateDirectory, "scratch"),
+      run: (sub) => {
+        const inv = this.invocation(sub);
+        return exitCodeOf(inv.file, inv.args, inv.argv0);
+      },
+    });
+    const bpf = await this.seccompBpf;
+    if (bpf === null) return;
+    config.annotations = { ...config.annotations, [SECCOMP_BPF_ANNOTATION]: bpf };
   }
 
   protected invocation(sub: string[]): Invocation {

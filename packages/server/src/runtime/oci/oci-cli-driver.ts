@@ -97,6 +97,9 @@ export abstract class OciCliDriver implements RuntimeDriver {
   /** Last chance to adjust the generated config for this runtime. */
   protected adjustConfig(_config: OciConfig, _spec: SandboxSpec): void {}
 
+  /** Like adjustConfig, for adjustments that need I/O (done once and cached by the driver). */
+  protected async prepareConfig(_config: OciConfig): Promise<void> {}
+
   /** Non-KILL signals: runtimes that hide their processes (gVisor) route them through `kill --all`. */
   protected signalViaRuntime(): boolean {
     return false;
@@ -165,6 +168,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
         ),
       );
       this.adjustConfig(config, spec);
+      await this.prepareConfig(config);
       writeFileSync(path.join(spec.bundleDir, "config.json"), JSON.stringify(config), { mode: 0o600 });
       const inv = this.invocation(
         ["run", "--bundle", spec.bundleDir, containerId],
