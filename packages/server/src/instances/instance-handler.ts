@@ -105,7 +105,6 @@ export class InstanceHandler implements OperationHandler {
         const src = this.o.content.localPath(digestFromHex(file.sha256) as Digest);
         await writeFileInto(rootfs, path, src, { uid: f.uid, gid: f.gid, mode: Number.parseInt(f.mode, 8) });
       }
-      await ensureDir(rootfs, meta.cwd);
 
       const env = {
         PATH: DEFAULT_PATH,
@@ -115,15 +114,19 @@ export class InstanceHandler implements OperationHandler {
         ...meta.env,
       };
       const args = meta.shell ? ["/bin/sh", "-c", meta.command, ...meta.args] : [meta.command, ...meta.args];
-      await ctx.emit(0, "init", {
-        started_at: isoMicros(t0),
-        runtime_path: `/usr/bin/${this.o.driver.name}`,
-        verbose: false,
-        init_pid: 1,
-        hostname: hostName(),
-        kernel: release(),
-        machine: process.arch,
-      });
+      // The cwd check (file system, thread pool) and the event (database) overlap.
+      await Promise.all([
+        ensureDir(rootfs, meta.cwd),
+        ctx.emit(0, "init", {
+          started_at: isoMicros(t0),
+          runtime_path: `/usr/bin/${this.o.driver.name}`,
+          verbose: false,
+          init_pid: 1,
+          hostname: hostName(),
+          kernel: release(),
+          machine: process.arch,
+        }),
+      ]);
       sandbox = await this.o.driver.start(
         {
           id: runId,
@@ -213,18 +216,21 @@ export class InstanceHandler implements OperationHandler {
 
       const signal = timedOut ? 9 : exit.signal;
       const exitCode = timedOut || exit.signal > 0 ? -1 : exit.exitCode;
-      await ctx.emit(1, "exit", {
-        pid: 1,
-        code: exitCode,
-        signal,
-        timed_out: timedOut,
-        duration_ms: ended - started,
-        core_dump: false,
-        resources: eventResources(stats),
-      });
-
-      await unmount(rootfs);
-      mounted = false;
+      // The unmount (it syncs the upper to disk, thread pool) overlaps the event (database).
+      await Promise.all([
+        ctx.emit(1, "exit", {
+          pid: 1,
+          code: exitCode,
+          signal,
+          timed_out: timedOut,
+          duration_ms: ended - started,
+          core_dump: false,
+          resources: eventResources(stats),
+        }),
+        unmount(rootfs).then(() => {
+          mounted = false;
+        }),
+      ]);
       const diff = await diffStats(upper);
       const result = {
         state: {
