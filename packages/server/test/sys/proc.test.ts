@@ -1,9 +1,10 @@
 /** Both process backends (native posix_spawn, Node's child_process) behave the same. */
-import { readlinkSync } from "node:fs";
+import { readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { nativeSys } from "../../src/sys/native-sys.js";
 import { type LaunchOptions, launch, type Proc } from "../../src/sys/proc.js";
+import { sealedExecutable } from "../../src/sys/sealed-exec.js";
 
 function text(s: Readable): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -116,5 +117,30 @@ describe.each(["native", "node"] as const)("launch (%s)", (backend) => {
       failure = e;
     }
     expect(failure).toMatchObject({ code: "ENOENT" });
+  });
+});
+
+describe("sealedExecutable", () => {
+  it("runs a program from a sealed in-memory copy that cannot be written", async () => {
+    const sealed = sealedExecutable("sleep");
+    expect(sealed).toMatch(/^\/proc\/self\/fd\/\d+$/);
+    expect(sealedExecutable("sleep")).toBe(sealed); // one copy per binary
+    const p = launch(sealed as string, ["5"], { argv0: "sleep" });
+    try {
+      expect(readlinkSync(`/proc/${p.pid}/exe`)).toMatch(/^\/memfd:contree-exec/);
+      expect(readFileSync(`/proc/${p.pid}/cmdline`, "utf8").split("\0")[0]).toBe("sleep");
+    } finally {
+      p.kill("SIGKILL");
+      await p.exited;
+    }
+    // F_SEAL_WRITE: neither a write nor a truncation gets through.
+    expect(() => writeFileSync(sealed as string, "#!/bin/sh\n")).toThrow(/EPERM|operation not permitted/i);
+    // Close-on-exec: other children never hold the copy (the path means nothing inside them).
+    const r = await sh(`ls -l /proc/$$/fd | grep -c memfd; "${sealed}" 0 2>/dev/null; echo rc=$?`);
+    expect(r.out).toBe("0\nrc=127\n");
+  });
+
+  it("gives null for a program that is not there", () => {
+    expect(sealedExecutable("no-such-program-anywhere")).toBeNull();
   });
 });

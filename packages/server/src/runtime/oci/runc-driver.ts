@@ -1,3 +1,4 @@
+import { sealedExecutable } from "../../sys/sealed-exec.js";
 import { type Invocation, OciCliDriver, type OciCliDriverOptions } from "./oci-cli-driver.js";
 
 export class RuncDriver extends OciCliDriver {
@@ -11,6 +12,9 @@ export class RuncDriver extends OciCliDriver {
   }
 
   protected invocation(sub: string[]): Invocation {
-    return { file: this.binary, args: ["--root", this.stateRoot, ...sub] };
+    const args = ["--root", this.stateRoot, ...sub];
+    // From a sealed copy, `runc init` does not clone and re-execute the binary (sys/sealed-exec.ts).
+    const sealed = sealedExecutable(this.binary);
+    return sealed === null ? { file: this.binary, args } : { file: sealed, args, argv0: "runc" };
   }
 }
