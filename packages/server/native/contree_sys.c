@@ -366,13 +366,15 @@ static void close_pair(int p[2]) {
 }
 
 /*
- * spawn(file, argv[], envp[], cwd|null, pipeStdin, setsid, onExit) →
+ * spawn(file, argv[], envp[], cwd|null, pipeStdin, setsid, onExit[, inheritFds[]]) →
  *   { pid, stdin: fd|-1, stdout: fd, stderr: fd }
- * The returned fds are the parent's ends, close-on-exec; the caller owns them.
+ * The returned fds are the parent's ends, close-on-exec; the caller owns them. `inheritFds`
+ * stay open, at the same numbers, in this child only (their close-on-exec flag is cleared in
+ * the child alone, by dup2(fd, fd)).
  */
 static napi_value js_spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value a[7];
+  size_t argc = 8;
+  napi_value a[8];
   CHECK(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
   if (argc < 7) {
     napi_throw_type_error(env, NULL, "spawn(file, argv, envp, cwd, pipeStdin, setsid, onExit)");
@@ -394,6 +396,32 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
     return NULL;
   }
 
+  int keep[16];
+  uint32_t nkeep = 0;
+  if (argc >= 8) {
+    bool is_arr = false;
+    napi_valuetype kt;
+    napi_typeof(env, a[7], &kt);
+    if (kt != napi_undefined && (napi_is_array(env, a[7], &is_arr) != napi_ok || !is_arr)) {
+      free(file); free(cwd); free_strv(argv); free_strv(envp);
+      napi_throw_type_error(env, NULL, "spawn: inheritFds must be an array");
+      return NULL;
+    }
+    if (is_arr) {
+      napi_get_array_length(env, a[7], &nkeep);
+      if (nkeep > 16) nkeep = 16;
+      for (uint32_t k = 0; k < nkeep; k++) {
+        napi_value el;
+        napi_get_element(env, a[7], k, &el);
+        if (napi_get_value_int32(env, el, &keep[k]) != napi_ok || keep[k] < 3) {
+          free(file); free(cwd); free_strv(argv); free_strv(envp);
+          napi_throw_type_error(env, NULL, "spawn: inheritFds must be fds above 2");
+          return NULL;
+        }
+      }
+    }
+  }
+
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
   int e = 0;
   if ((pipe_stdin && pipe2(in, O_CLOEXEC) != 0) || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0)
@@ -410,6 +438,7 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_adddup2(&fa, err[1], 2);
     if (cwd != NULL) posix_spawn_file_actions_addchdir_np(&fa, cwd);
+    for (uint32_t k = 0; k < nkeep; k++) posix_spawn_file_actions_adddup2(&fa, keep[k], keep[k]);
     /* Node ignores SIGPIPE and libuv blocks signals around forks: children start clean.
        Every bit set, not sigfillset(): that leaves out glibc's two internal signals, which
        posix_spawn would then start as ignored in the child (and so in the sandbox). */

@@ -19,6 +19,7 @@ import {
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { internal } from "../core/errors.js";
+import { v1DeviceAllowRules } from "./devices.js";
 import { CGROUP_ROOT, type ResourceStats, type SandboxLimits } from "./runtime-driver.js";
 
 export type CgroupMode = "v1" | "hybrid" | "v2";
@@ -74,6 +75,8 @@ export function detectCgroupMode(mounts = cgroupMounts()): CgroupMode {
 }
 
 const PERIOD_US = 100_000;
+/** v1 hierarchies a sandbox gets a cgroup in (cpu and cpuacct are usually one mount). */
+const V1_CONTROLLERS = ["memory", "pids", "cpu", "cpuacct", "freezer"];
 
 /*
  * cgroupfs files live in kernel memory: reads, writes, mkdir and rmdir there never wait on a
@@ -196,13 +199,30 @@ export class SandboxCgroup {
     return m === undefined ? null : path.join(m.dir, this.rel);
   }
 
+  /** Device rules are ours (see create()). */
+  private deviceRules = false;
+
+  private v1Controllers(): string[] {
+    return this.deviceRules ? [...V1_CONTROLLERS, "devices"] : V1_CONTROLLERS;
+  }
+
   /** Memory limit we set (0 = unknown, e.g. reclaim). */
   private memoryLimit = 0;
   /** Host-wide OOM kill count when the sandbox was created (cgroup v1 fallback). */
   private hostOomBaseline = 0;
 
-  static async create(id: string, limits: SandboxLimits): Promise<SandboxCgroup> {
+  /**
+   * `deviceRules`: also write the device allow-list on this cgroup (cgroup v1). Only for runtimes
+   * started inside it that do not manage cgroups (crun --cgroup-manager=disabled): others put
+   * their own, wider defaults on their child cgroup (runc adds /dev/net/tun) and fail under ours.
+   */
+  static async create(
+    id: string,
+    limits: SandboxLimits,
+    o: { deviceRules?: boolean } = {},
+  ): Promise<SandboxCgroup> {
     const cg = new SandboxCgroup(id, cgroupMounts());
+    cg.deviceRules = o.deviceRules === true;
     cg.memoryLimit = limits.memoryBytes;
     cg.hostOomBaseline = await hostOomKills();
     try {
@@ -216,9 +236,16 @@ export class SandboxCgroup {
   }
 
   private async createV1(limits: SandboxLimits): Promise<void> {
-    for (const c of ["memory", "pids", "cpu", "cpuacct", "freezer"]) {
+    for (const c of this.v1Controllers()) {
       const d = this.v1(c);
       if (d !== null) mkdirSync(d, { recursive: true });
+    }
+    // Deny every device but the few a userland needs: for crun started inside our cgroups
+    // (joinFiles) the only device rules there are.
+    const dev = this.deviceRules ? this.v1("devices") : null;
+    if (dev !== null) {
+      writeFileSync(path.join(dev, "devices.deny"), "a");
+      for (const rule of v1DeviceAllowRules()) writeFileSync(path.join(dev, "devices.allow"), rule);
     }
     const mem = this.v1("memory");
     if (mem !== null) {
@@ -237,6 +264,22 @@ export class SandboxCgroup {
         String(Math.max(1000, Math.round(limits.cpuQuota * PERIOD_US))),
       );
     }
+  }
+
+  /**
+   * The cgroup.procs files a process writes itself into to be inside this sandbox's cgroups
+   * (and so under its limits, accounting and device rules) before it runs the runtime. Only
+   * for plain v1: on v2 the device rules are eBPF programs that the runtime attaches itself.
+   */
+  joinFiles(): string[] | null {
+    if (this.mode !== "v1" || !this.deviceRules) return null;
+    const dirs = new Set<string>();
+    for (const c of this.v1Controllers()) {
+      const d = this.v1(c);
+      if (d === null) return null;
+      dirs.add(d);
+    }
+    return [...dirs].map((d) => path.join(d, "cgroup.procs"));
   }
 
   private async createV2(limits: SandboxLimits): Promise<void> {

@@ -7,7 +7,9 @@
  * and assert that it FAILED. Network tests only talk to 127.0.0.1 and to network namespaces
  * created here. Needs root, a static busybox, iptables and iproute2.
  */
+
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { lstat, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -425,6 +427,46 @@ export function registerConformanceSuite(
         expect(b.out).not.toContain("secret-a");
         expect(b.out).toContain("done");
         await a.sandbox.kill();
+      });
+
+      it("keeps the main process and exec'd processes inside the sandbox's cgroup", async () => {
+        const r = await start({}, ["/bin/sh", "-c", "echo up; exec sleep 60"]);
+        await waitFor(() => r.out().includes("up"));
+        const h = await r.sandbox.exec({
+          args: ["/bin/sleep", "61"],
+          env: ["PATH=/bin"],
+          cwd: "/",
+          uid: 0,
+          gid: 0,
+        });
+        try {
+          const cg = SandboxCgroup.forId(r.sandbox.id);
+          if (guestPids) {
+            // Both sleeps are host tasks in our cgroup (where limits and accounting live).
+            const cmdlines = async () =>
+              (await cg.pids()).map((pid) => {
+                try {
+                  return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+                } catch {
+                  return "";
+                }
+              });
+            const end = Date.now() + 20_000;
+            let seen: string[] = [];
+            while (Date.now() < end) {
+              seen = await cmdlines();
+              if (seen.includes("sleep 60") && seen.includes("/bin/sleep 61")) break;
+              await new Promise((res) => setTimeout(res, 20));
+            }
+            expect(seen).toContain("sleep 60");
+            expect(seen).toContain("/bin/sleep 61");
+          } else {
+            // gVisor: the guest's processes live in the Sentry, which is in our cgroup.
+            expect((await cg.pids()).length).toBeGreaterThan(0);
+          }
+        } finally {
+          await h.kill("SIGKILL");
+        }
       });
 
       it("stops a fork bomb at the pids limit", async () => {

@@ -45,6 +45,8 @@ export interface NativeSys {
     pipeStdin: boolean,
     setsid: boolean,
     onExit: (code: number | null, signal: number | null) => void,
+    /** Kept open, at the same numbers, in this child only. */
+    inheritFds?: number[],
   ): NativeSpawnResult;
 }
 
@@ -57,14 +59,10 @@ export const MS_BIND = 4096;
 /** umount2(2) flags. */
 export const MNT_DETACH = 2;
 
-const ADDON = path.join(
-  path.dirname(fileURLToPath(import.meta.url)),
-  "..",
-  "..",
-  "native",
-  "build",
-  "contree_sys.node",
-);
+const BUILD_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "native", "build");
+const ADDON = path.join(BUILD_DIR, "contree_sys.node");
+/** native/cgexec.c: joins cgroups, then executes the real program. */
+export const CGEXEC = path.join(BUILD_DIR, "contree-cgexec");
 
 let loaded: { sys: NativeSys | null; reason: string | null } | undefined;
 

@@ -3,10 +3,11 @@
  * posix_spawn (cheap at any RSS) and Node's child_process (fork-based; the fallback).
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import net from "node:net";
 import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
-import { nativeSys } from "./native-sys.js";
+import { CGEXEC, nativeSys } from "./native-sys.js";
 
 export interface ProcExit {
   /** Exit status; null when a signal ended the process. */
@@ -37,6 +38,12 @@ export interface LaunchOptions {
   detached?: boolean;
   /** argv[0] when it should differ from `file` (a program run from /proc/self/fd/N). */
   argv0?: string;
+  /**
+   * cgroup.procs files the process joins before it executes `file` (through native/cgexec.c), so
+   * it and everything it forks start inside those cgroups. Native backend only: see
+   * canJoinCgroupsAtSpawn(). If any cannot be joined, `file` never runs (exit 126).
+   */
+  joinCgroups?: string[];
   /** Force a backend (tests); default: native when the addon is loaded. */
   backend?: "native" | "node";
 }
@@ -45,8 +52,17 @@ export interface LaunchOptions {
 export function launch(file: string, args: readonly string[], o: LaunchOptions = {}): Proc {
   const sys = o.backend === "node" ? null : nativeSys();
   if (o.backend === "native" && sys === null) throw new Error("native addon not available");
+  if (o.joinCgroups !== undefined && (sys === null || !existsSync(CGEXEC)))
+    throw new Error("joining cgroups at spawn needs the native addon and its cgexec helper");
   return sys === null ? new NodeProc(file, args, o) : new NativeProc(sys, file, args, o);
 }
+
+/** Whether launch() can start processes inside given cgroups (`joinCgroups`). */
+export function canJoinCgroupsAtSpawn(): boolean {
+  return nativeSys() !== null && existsSync(CGEXEC);
+}
+
+const SEALED_FD = /^\/proc\/self\/fd\/(\d+)$/;
 
 const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
   Object.entries(constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
@@ -76,9 +92,19 @@ class NativeProc implements Proc {
     this.exited = new Promise((r) => {
       settle = r;
     });
+    let exe = file;
+    let argv = [o.argv0 ?? file, ...args];
+    const inherit: number[] = [];
+    if (o.joinCgroups !== undefined) {
+      argv = [CGEXEC, ...o.joinCgroups, "--", file, ...argv];
+      exe = CGEXEC;
+      // A sealed copy (/proc/self/fd/N) must survive the helper's own exec.
+      const fd = SEALED_FD.exec(file)?.[1];
+      if (fd !== undefined) inherit.push(Number(fd));
+    }
     const r = sys.spawn(
-      file,
-      [o.argv0 ?? file, ...args],
+      exe,
+      argv,
       envList(o.env ?? process.env),
       o.cwd ?? null,
       o.stdin === "pipe",
@@ -87,6 +113,7 @@ class NativeProc implements Proc {
         this.done = true;
         settle({ code, signal: sig === null ? null : (SIGNAL_NAMES.get(sig) ?? "SIGKILL") });
       },
+      inherit,
     );
     this.pid = r.pid;
     // net.Socket over a pipe fd is a libuv pipe handle: non-blocking, no thread-pool reads.

@@ -5,6 +5,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
+import { ALLOWED_CHAR_DEVICES } from "../devices.js";
 import type { ProcessSpec, SandboxSpec } from "../runtime-driver.js";
 import { type OciSeccomp, seccompProfile } from "./seccomp.js";
 
@@ -85,18 +86,6 @@ export interface OciConfig {
   };
   annotations?: Record<string, string>;
 }
-
-/** The character devices a Linux userland needs; everything else (block devices, kvm, …) is denied. */
-const ALLOWED_CHAR_DEVICES: Array<[number, number | undefined]> = [
-  [1, 3], // null
-  [1, 5], // zero
-  [1, 7], // full
-  [1, 8], // random
-  [1, 9], // urandom
-  [5, 0], // tty
-  [5, 2], // ptmx
-  [136, undefined], // pts/*
-];
 
 export function ociProcess(p: ProcessSpec): OciProcess {
   return {

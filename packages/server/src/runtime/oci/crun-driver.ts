@@ -9,6 +9,7 @@
  */
 
 import path from "node:path";
+import { canJoinCgroupsAtSpawn } from "../../sys/proc.js";
 import { sealedExecutable } from "../../sys/sealed-exec.js";
 import { cgroupMounts, detectCgroupMode } from "../cgroups.js";
 import type { OciConfig } from "./bundle.js";
@@ -23,11 +24,12 @@ export class CrunDriver extends OciCliDriver {
   /** cgroup2 mount to hide from crun, or null when crun can run as is. */
   readonly hiddenCgroup2: string | null;
 
-  constructor(o: OciCliDriverOptions) {
+  constructor(o: OciCliDriverOptions & { ownCgroups?: boolean }) {
     super("crun", o);
     const mounts = cgroupMounts();
-    this.hiddenCgroup2 =
-      detectCgroupMode(mounts) === "hybrid" ? (mounts.find((m) => m.version === 2)?.dir ?? null) : null;
+    const mode = detectCgroupMode(mounts);
+    this.hiddenCgroup2 = mode === "hybrid" ? (mounts.find((m) => m.version === 2)?.dir ?? null) : null;
+    this.ownCgroups = mode === "v1" && canJoinCgroupsAtSpawn() && o.ownCgroups !== false;
   }
 
   /** The compiled seccomp filter, made once (seccomp-bpf.ts); null = keep the JSON profile. */
@@ -51,8 +53,20 @@ export class CrunDriver extends OciCliDriver {
     config.annotations = { ...config.annotations, [SECCOMP_BPF_ANNOTATION]: bpf };
   }
 
+  /**
+   * On plain v1, with the native helper, crun starts inside the sandbox's cgroups and runs with
+   * `--cgroup-manager=disabled` (about 5 ms less per sandbox): limits, accounting and device
+   * rules sit on our cgroup (cgroups.ts), which the container inherits when crun forks it.
+   */
+  private readonly ownCgroups: boolean;
+
+  protected override startsInsideCgroups(): boolean {
+    return this.ownCgroups;
+  }
+
   protected invocation(sub: string[]): Invocation {
-    const args = sub[0] === "--version" ? sub : ["--root", this.stateRoot, ...sub];
+    const global = ["--root", this.stateRoot, ...(this.ownCgroups ? ["--cgroup-manager=disabled"] : [])];
+    const args = sub[0] === "--version" ? sub : [...global, ...sub];
     if (this.hiddenCgroup2 === null) {
       const sealed = sealedExecutable(this.binary);
       return sealed === null ? { file: this.binary, args } : { file: sealed, args, argv0: "crun" };

@@ -97,6 +97,14 @@ export abstract class OciCliDriver implements RuntimeDriver {
   /** Last chance to adjust the generated config for this runtime. */
   protected adjustConfig(_config: OciConfig, _spec: SandboxSpec): void {}
 
+  /**
+   * True when the runtime is started inside the sandbox's cgroups (SandboxCgroup.joinFiles) and
+   * told not to manage cgroups itself; its invocation() then carries the flag that says so.
+   */
+  protected startsInsideCgroups(): boolean {
+    return false;
+  }
+
   /** Like adjustConfig, for adjustments that need I/O (done once and cached by the driver). */
   protected async prepareConfig(_config: OciConfig): Promise<void> {}
 
@@ -143,7 +151,9 @@ export abstract class OciCliDriver implements RuntimeDriver {
       // servers (or test workers) with different state dirs never reclaim each other's.
       const marker = writeOwnerMarker(this.stateDir, spec.id);
       cleanup.push(() => rm(marker, { force: true }));
-      const cg = await SandboxCgroup.create(spec.id, spec.limits);
+      const cg = await SandboxCgroup.create(spec.id, spec.limits, {
+        deviceRules: this.startsInsideCgroups(),
+      });
       cleanup.push(() => cg.remove());
       let net: EgressNetwork | null = null;
       let resolv: string | undefined;
@@ -174,8 +184,11 @@ export abstract class OciCliDriver implements RuntimeDriver {
         ["run", "--bundle", spec.bundleDir, containerId],
         net === null ? {} : { netnsPath: net.nsPath },
       );
+      const join = this.startsInsideCgroups() ? cg.joinFiles() : null;
+      if (this.startsInsideCgroups() && join === null) throw internal("sandbox cgroups cannot be joined");
       const child = launch(inv.file, inv.args, {
         ...argv0Of(inv),
+        ...(join === null ? {} : { joinCgroups: join }),
         cwd: spec.bundleDir,
         stdin: spec.stdin === "pipe" ? "pipe" : "ignore",
         // Own session: a terminal's ^C to the server must not reach sandboxes directly.
@@ -183,7 +196,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
       });
       const netInfo: SandboxNetwork =
         net === null ? { mode: "none" } : { mode: "egress", address: net.address, gateway: net.gateway };
-      return new OciSandbox(this, spec, containerId, cg, net, netInfo, child);
+      return new OciSandbox(this, spec, containerId, cg, net, netInfo, child, join);
     } catch (e) {
       await cleanup.run();
       if (o.signal?.aborted) throw cancelled("sandbox start cancelled", { cause: e });
@@ -197,13 +210,21 @@ export abstract class OciCliDriver implements RuntimeDriver {
     return runCommand(inv.file, inv.args, { timeoutMs: 30_000, ...argv0Of(inv) });
   }
 
-  spawnExec(containerId: string, processFile: string, stdin: "pipe" | "null", netnsPath?: string): Proc {
+  spawnExec(
+    containerId: string,
+    processFile: string,
+    stdin: "pipe" | "null",
+    netnsPath: string | undefined,
+    joinCgroups: string[] | null,
+  ): Proc {
     const inv = this.invocation(
       ["exec", "--process", processFile, containerId],
       netnsPath === undefined ? {} : { netnsPath },
     );
     return launch(inv.file, inv.args, {
       ...argv0Of(inv),
+      // The runtime does not move exec'd processes when it does not manage cgroups.
+      ...(joinCgroups === null ? {} : { joinCgroups }),
       stdin: stdin === "pipe" ? "pipe" : "ignore",
       detached: true,
     });
@@ -262,6 +283,8 @@ class OciSandbox implements Sandbox {
     private readonly net: EgressNetwork | null,
     readonly network: SandboxNetwork,
     private readonly child: Proc,
+    /** cgroup.procs files exec'd processes join (null: the runtime places them). */
+    private readonly joinCgroups: string[] | null,
   ) {
     this.pid = child.pid;
     this.stdin = child.stdin;
@@ -314,7 +337,13 @@ class OciSandbox implements Sandbox {
     await this.waitRunning();
     const n = ++this.execCount;
     const file = await writeJson(this.spec.bundleDir, `exec-${n}.json`, ociProcess(p));
-    const child = this.driver.spawnExec(this.containerId, file, o.stdin ?? "null", this.net?.nsPath);
+    const child = this.driver.spawnExec(
+      this.containerId,
+      file,
+      o.stdin ?? "null",
+      this.net?.nsPath,
+      this.joinCgroups,
+    );
     this.children.add(child);
     void child.exited.then(() => this.children.delete(child));
     child.stdin?.on("error", () => undefined);

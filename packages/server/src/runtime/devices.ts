@@ -1,0 +1,21 @@
+/**
+ * The character devices a Linux userland needs inside a sandbox; everything else (block
+ * devices, kvm, …) is denied. One list for the OCI config (runtimes that manage cgroups) and
+ * for the v1 devices cgroup we write ourselves (crun started inside our cgroups).
+ */
+export const ALLOWED_CHAR_DEVICES: ReadonlyArray<readonly [major: number, minor: number | undefined]> = [
+  [1, 3], // null
+  [1, 5], // zero
+  [1, 7], // full
+  [1, 8], // random
+  [1, 9], // urandom
+  [5, 0], // tty
+  [5, 2], // ptmx
+  [136, undefined], // pts/*
+];
+
+/** cgroup v1 `devices.allow` lines: the list above, plus mknod (not open) of anything. */
+export function v1DeviceAllowRules(): string[] {
+  const rules = ALLOWED_CHAR_DEVICES.map(([major, minor]) => `c ${major}:${minor ?? "*"} rwm`);
+  return [...rules, "c *:* m", "b *:* m"];
+}
