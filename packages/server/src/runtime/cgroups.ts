@@ -1,8 +1,8 @@
 /**
  * The service-owned cgroup of one sandbox: `/<CGROUP_ROOT>/<id>`, with the runtime creating
- * its container cgroup `ctr` below it. Limits sit on our parent, so OOM counters and CPU/memory
- * totals survive the runtime deleting `ctr` (lab §2, §8), and kill/freeze work the same for
- * every driver.
+ * its container cgroup `ctr` below it, or (crun on v1) the runtime started inside it directly
+ * (joinFiles). Limits sit on our cgroup, so OOM counters and CPU/memory totals survive the
+ * runtime deleting `ctr` (lab §2, §8), and kill/freeze work the same for every driver.
  *
  * Supports cgroup v1 (incl. "hybrid", where cgroup2 at /sys/fs/cgroup/unified carries no
  * resource controllers) and pure cgroup v2. Only v1/hybrid is exercised on our machines.
