@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { type HostReportLine, hostReport } from "../observability/host-report.js";
 import { candidateDrivers } from "../runtime/index.js";
 import { nativeSysUnavailableReason } from "../sys/native-sys.js";
+import { canJoinCgroupsAtSpawn } from "../sys/proc.js";
 
 function nativeLine(): HostReportLine {
   const why = nativeSysUnavailableReason();
@@ -13,7 +14,11 @@ function nativeLine(): HostReportLine {
     ok: why === null,
     detail:
       why === null
-        ? "loaded: posix_spawn and mount syscalls on the run path"
+        ? `loaded: posix_spawn and mount syscalls on the run path; ${
+            canJoinCgroupsAtSpawn()
+              ? "cgexec helper present (crun starts inside sandbox cgroups on cgroup v1)"
+              : "cgexec helper missing (crun manages its own cgroups)"
+          }`
         : `${why}; falling back to spawning mount/umount and fork-based spawns (slower runs)`,
   };
 }

@@ -357,7 +357,8 @@ describe("client call sequences (contree-api.md §6) under the strict client con
   });
 
   it("6.7–6.10 operations: list forms, get, cancel (MCP: GET then DELETE), 409 once terminal", async () => {
-    const id = await spawn({ image: busybox, command: "sleep 30", disposable: true, timeout: 60 });
+    // Exec form: the program and its arguments apart (a "sleep 30" program does not exist).
+    const id = await spawn({ image: busybox, command: "sleep", args: ["30"], disposable: true, timeout: 60 });
     await waitSpawned(id);
     const active = await json<Array<{ uuid: string }>>(
       await api("/v1/operations?status=EXECUTING&offset=0&limit=1000"),

@@ -78,7 +78,9 @@ function processesIn(id: string): number[] {
   for (const p of readdirSync("/proc")) {
     if (!/^\d+$/.test(p)) continue;
     try {
-      if (readFileSync(`/proc/${p}/cgroup`, "utf8").includes(`/contree/${id}/`)) pids.push(Number(p));
+      // In `/contree/<id>` itself (crun started inside it) or below it (a runtime's `ctr`).
+      if (new RegExp(`/contree/${id}(/|$)`, "m").test(readFileSync(`/proc/${p}/cgroup`, "utf8")))
+        pids.push(Number(p));
     } catch {
       // exited meanwhile
     }
