@@ -250,15 +250,29 @@ static napi_value bad_args(napi_env env, mount_op *op, const char *msg) {
   return NULL;
 }
 
+/* Reads exactly `n` arguments into `a` and allocates an op of `kind`; NULL with a JS exception
+   pending when the call is malformed. */
+static mount_op *new_op(napi_env env, napi_callback_info info, size_t n, napi_value *a, enum op_kind kind,
+                        const char *usage) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, a, NULL, NULL) != napi_ok || argc < n) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  mount_op *op = calloc(1, sizeof *op);
+  if (op == NULL) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  op->kind = kind;
+  return op;
+}
+
 /* mount(source|null, target, fstype|null, flags, data|null) → Promise<void> */
 static napi_value js_mount(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value a[5];
-  CHECK(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
-  if (argc < 5) return bad_args(env, NULL, "mount(source, target, fstype, flags, data)");
-  mount_op *op = calloc(1, sizeof *op);
-  if (op == NULL) return bad_args(env, NULL, "out of memory");
-  op->kind = OP_MOUNT;
+  mount_op *op = new_op(env, info, 5, a, OP_MOUNT, "mount(source, target, fstype, flags, data)");
+  if (op == NULL) return NULL;
   int ok1, ok2, ok3, ok4;
   op->source = get_string(env, a[0], &ok1);
   op->target = get_string(env, a[1], &ok2);
@@ -273,13 +287,9 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
 
 /* umount(target, flags) → Promise<void> */
 static napi_value js_umount(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value a[2];
-  CHECK(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
-  if (argc < 2) return bad_args(env, NULL, "umount(target, flags)");
-  mount_op *op = calloc(1, sizeof *op);
-  if (op == NULL) return bad_args(env, NULL, "out of memory");
-  op->kind = OP_UMOUNT;
+  mount_op *op = new_op(env, info, 2, a, OP_UMOUNT, "umount(target, flags)");
+  if (op == NULL) return NULL;
   int ok;
   op->target = get_string(env, a[0], &ok);
   int32_t flags;
@@ -291,13 +301,9 @@ static napi_value js_umount(napi_env env, napi_callback_info info) {
 
 /* mountOverlay(target, lowers[], upper|null, work|null, options[], readonly) → Promise<void> */
 static napi_value js_mount_overlay(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value a[6];
-  CHECK(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
-  if (argc < 6) return bad_args(env, NULL, "mountOverlay(target, lowers, upper, work, options, readonly)");
-  mount_op *op = calloc(1, sizeof *op);
-  if (op == NULL) return bad_args(env, NULL, "out of memory");
-  op->kind = OP_OVERLAY;
+  mount_op *op = new_op(env, info, 6, a, OP_OVERLAY, "mountOverlay(target, lowers, upper, work, options, readonly)");
+  if (op == NULL) return NULL;
   int ok1, ok2, ok3, ok4, ok5;
   bool ro;
   op->target = get_string(env, a[0], &ok1);
