@@ -17,7 +17,9 @@ beforeAll(async () => {
   root = await mkdtemp(path.join(tmpdir(), "select-reclaim-"));
 });
 afterAll(async () => {
+  // Both servers' state dirs: a failed assertion must not leave the "other" sandbox behind.
   await reclaim({ stateDir: path.join(root, "state"), mountRoots: [root] }).catch(() => undefined);
+  await reclaim({ stateDir: path.join(root, "state-other") }).catch(() => undefined);
   await removeFirewallIfUnused().catch(() => false);
   await rm(root, { recursive: true, force: true });
 });
