@@ -5,7 +5,7 @@
  */
 import path from "node:path";
 import { MNT_DETACH, MS_BIND, MS_RDONLY, MS_REMOUNT, type NativeSys, nativeSys } from "./native-sys.js";
-import { launch } from "./proc.js";
+import { runCommand } from "./run-command.js";
 
 export interface OverlaySpec {
   /** Layer directories, top-most first: absolute, or names relative to `relativeTo`. */
@@ -65,16 +65,9 @@ class NativeMounter implements Mounter {
 }
 
 async function cli(file: string, args: string[], cwd?: string): Promise<void> {
-  const p = launch(file, args, { ...(cwd === undefined ? {} : { cwd }) });
-  p.stdout.resume();
-  let stderr = "";
-  p.stderr.on("data", (b: Buffer) => {
-    if (stderr.length < 4096) stderr += b.toString("utf8");
-  });
-  const [r] = await Promise.all([p.exited, new Promise((res) => p.stderr.once("close", res))]);
-  if (r.error) throw r.error;
+  const r = await runCommand(file, args, cwd === undefined ? {} : { cwd });
   if (r.code === 0) return;
-  const msg = stderr.trim();
+  const msg = r.stderr.trim();
   // umount(8) says "no mount point specified" for a path that does not exist.
   const code = /not mounted/i.test(msg)
     ? "EINVAL"

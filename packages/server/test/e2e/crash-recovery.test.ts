@@ -88,6 +88,20 @@ function processesIn(id: string): number[] {
   return pids;
 }
 
+/** Polls an operation until it is terminal; its document then. */
+async function waitTerminal(api: ReturnType<typeof client>, id: string): Promise<OpDoc> {
+  let doc: OpDoc = { status: "", error: null };
+  await waitFor(
+    `operation ${id}`,
+    async () => {
+      doc = (await (await api(`/v1/operations/${id}`)).json()) as OpDoc;
+      return TERMINAL.includes(doc.status);
+    },
+    120_000,
+  );
+  return doc;
+}
+
 const ls = async (dir: string) => (await readdir(dir).catch(() => [] as string[])).sort();
 
 describe("crash recovery: SIGKILL of the daemon mid-run, then restart on the same data dir", () => {
@@ -143,18 +157,7 @@ describe("crash recovery: SIGKILL of the daemon mid-run, then restart on the sam
     const api = client(first);
     const opStatus = async (id: string) =>
       ((await (await api(`/v1/operations/${id}`)).json()) as OpDoc).status;
-    const waitOp = async (id: string) => {
-      let doc: OpDoc = { status: "", error: null };
-      await waitFor(
-        `operation ${id}`,
-        async () => {
-          doc = (await (await api(`/v1/operations/${id}`)).json()) as OpDoc;
-          return TERMINAL.includes(doc.status);
-        },
-        120_000,
-      );
-      return doc;
-    };
+    const waitOp = (id: string) => waitTerminal(api, id);
     const spawn = async (body: Record<string, unknown>) => {
       const r = await api("/v1/instances", {
         method: "POST",
@@ -322,18 +325,7 @@ describe("crash recovery: SIGKILL of the daemon mid-run, then restart on the sam
   it("new runs and imports work after the restart, from old and new images", async () => {
     const d = second as Daemon;
     const api = client(d);
-    const waitOp = async (id: string) => {
-      let doc: OpDoc = { status: "", error: null };
-      await waitFor(
-        `operation ${id}`,
-        async () => {
-          doc = (await (await api(`/v1/operations/${id}`)).json()) as OpDoc;
-          return TERMINAL.includes(doc.status);
-        },
-        120_000,
-      );
-      return doc;
-    };
+    const waitOp = (id: string) => waitTerminal(api, id);
     const runOp = async (body: Record<string, unknown>) => {
       const r = await api("/v1/instances", { method: "POST", json: { shell: true, ...body } });
       expect(r.status).toBe(202);

@@ -6,7 +6,8 @@ import path from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { SandboxCgroup } from "../../src/runtime/cgroups.js";
 import { BLOCKED_SYSCALLS, seccompProfile } from "../../src/runtime/oci/seccomp.js";
-import { compileSeccompWithCrun, exitCodeOf } from "../../src/runtime/oci/seccomp-bpf.js";
+import { compileSeccompWithCrun } from "../../src/runtime/oci/seccomp-bpf.js";
+import { runCommand } from "../../src/sys/run-command.js";
 import { sealedExecutable } from "../../src/sys/sealed-exec.js";
 
 let dir = "";
@@ -24,10 +25,13 @@ function calls(stateDir: string) {
     stateDir,
     stateRoot,
     workDir: path.join(stateDir, "scratch"),
-    run: (sub: string[]) =>
-      bin === null
-        ? exitCodeOf("crun", ["--root", stateRoot, ...sub])
-        : exitCodeOf(bin, ["--root", stateRoot, ...sub], "crun"),
+    run: async (sub: string[]) =>
+      (
+        await runCommand(bin ?? "crun", ["--root", stateRoot, ...sub], {
+          untilExit: true,
+          ...(bin === null ? {} : { argv0: "crun" }),
+        })
+      ).code,
   };
 }
 

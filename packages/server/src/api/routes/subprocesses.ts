@@ -18,6 +18,9 @@ const Stdin = Type.Object(
   { additionalProperties: true },
 );
 
+/** What a route acting on a running instance can answer besides success. */
+const LIVE_ERRORS = { 404: ErrorSchema, 409: ErrorSchema, 425: ErrorSchema };
+
 function spidOf(s: string): number {
   if (!/^\d{1,9}$/.test(s) || Number(s) < 1) throw invalidArgument("spid must be a positive integer");
   return Number(s);
@@ -31,11 +34,19 @@ export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances 
     if (op?.kind !== "instance") throw notFound("operation not found");
     return op;
   }
-  function requireRunning(op: OperationRecord): void {
+  /** The caller's instance, which must be running now: 409 once finished, 425 before it starts. */
+  async function runningInstance(
+    p: Principal,
+    permission: Parameters<typeof requirePermission>[1],
+    raw: string,
+  ): Promise<OperationRecord> {
+    requirePermission(p, permission);
+    const op = await activeInstance(p, raw);
     if (!ACTIVE_STATUSES.includes(op.status))
       throw failedPrecondition(`the instance has finished (${op.status})`);
     if (!d.live.has(op.id))
       throw tooEarly("the instance is not running yet; retry once its main process has started");
+    return op;
   }
 
   return async (app: ApiApp): Promise<void> => {
@@ -46,20 +57,11 @@ export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances 
           summary: "Start another process in a running instance",
           params: Params,
           body: Type.Object({ command: Type.String() }, { additionalProperties: true }),
-          response: {
-            201: Type.Object({ spid: Type.Integer() }),
-            400: ErrorSchema,
-            404: ErrorSchema,
-            409: ErrorSchema,
-            425: ErrorSchema,
-          },
+          response: { 201: Type.Object({ spid: Type.Integer() }), 400: ErrorSchema, ...LIVE_ERRORS },
         },
       },
       async (req, reply) => {
-        const p = principalOf(req);
-        requirePermission(p, "spawn_disposable");
-        const op = await activeInstance(p, req.params.operation_id);
-        requireRunning(op);
+        const op = await runningInstance(principalOf(req), "spawn_disposable", req.params.operation_id);
         const spec = parseExecSpec(req.body, { cwd: (op.metadata as InstanceMetadata).cwd });
         return reply.code(201).send({ spid: await d.live.exec(op.id, spec) });
       },
@@ -95,19 +97,11 @@ export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances 
           summary: "Signal a process (default TERM); the instance goes on unless it is spid 1",
           params: SpidParams,
           querystring: Type.Object({ signal: Type.Optional(Type.String()) }),
-          response: {
-            202: Type.Object({ spid: Type.Integer(), signal: Type.String() }),
-            404: ErrorSchema,
-            409: ErrorSchema,
-            425: ErrorSchema,
-          },
+          response: { 202: Type.Object({ spid: Type.Integer(), signal: Type.String() }), ...LIVE_ERRORS },
         },
       },
       async (req, reply) => {
-        const p = principalOf(req);
-        requirePermission(p, "cancel");
-        const op = await activeInstance(p, req.params.operation_id);
-        requireRunning(op);
+        const op = await runningInstance(principalOf(req), "cancel", req.params.operation_id);
         const spid = spidOf(req.params.spid);
         const sig = parseSignal(req.query.signal);
         await d.live.signal(op.id, spid, sig);
@@ -122,20 +116,11 @@ export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances 
           summary: "Write to a process's stdin (and close it when close is true, the default)",
           params: SpidParams,
           body: Stdin,
-          response: {
-            202: Type.Object({ spid: Type.Integer() }),
-            400: ErrorSchema,
-            404: ErrorSchema,
-            409: ErrorSchema,
-            425: ErrorSchema,
-          },
+          response: { 202: Type.Object({ spid: Type.Integer() }), 400: ErrorSchema, ...LIVE_ERRORS },
         },
       },
       async (req, reply) => {
-        const p = principalOf(req);
-        requirePermission(p, "spawn_disposable");
-        const op = await activeInstance(p, req.params.operation_id);
-        requireRunning(op);
+        const op = await runningInstance(principalOf(req), "spawn_disposable", req.params.operation_id);
         const spid = spidOf(req.params.spid);
         await d.live.writeStdin(op.id, spid, req.body.value, req.body.encoding, req.body.close ?? true);
         return reply.code(202).send({ spid });

@@ -10,11 +10,12 @@
 
 import path from "node:path";
 import { canJoinCgroupsAtSpawn } from "../../sys/proc.js";
+import { runCommand } from "../../sys/run-command.js";
 import { sealedExecutable } from "../../sys/sealed-exec.js";
 import { cgroupMounts, detectCgroupMode } from "../cgroups.js";
 import type { OciConfig } from "./bundle.js";
 import { type Invocation, OciCliDriver, type OciCliDriverOptions } from "./oci-cli-driver.js";
-import { compileSeccompWithCrun, exitCodeOf, SECCOMP_BPF_ANNOTATION } from "./seccomp-bpf.js";
+import { compileSeccompWithCrun, SECCOMP_BPF_ANNOTATION } from "./seccomp-bpf.js";
 
 export class CrunDriver extends OciCliDriver {
   readonly name = "crun";
@@ -43,9 +44,15 @@ export class CrunDriver extends OciCliDriver {
       stateDir: this.stateDirectory,
       stateRoot: this.stateRoot,
       workDir: path.join(this.stateDirectory, "scratch"),
-      run: (sub) => {
+      run: async (sub) => {
         const inv = this.invocation(sub);
-        return exitCodeOf(inv.file, inv.args, inv.argv0);
+        // A created container keeps crun's stdio: wait for the exit, not for the pipes.
+        const r = await runCommand(inv.file, inv.args, {
+          untilExit: true,
+          timeoutMs: 30_000,
+          ...(inv.argv0 === undefined ? {} : { argv0: inv.argv0 }),
+        });
+        return r.code;
       },
     });
     const bpf = await this.seccompBpf;

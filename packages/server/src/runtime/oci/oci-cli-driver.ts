@@ -272,6 +272,7 @@ class OciSandbox implements Sandbox {
   readonly stderr;
   private execCount = 0;
   private killedBySigkill = false;
+  private finalStats: ResourceStats | null = null;
   private destroyed: Promise<void> | null = null;
   private readonly children = new Set<Proc>();
 
@@ -300,7 +301,9 @@ class OciSandbox implements Sandbox {
 
   async wait(): Promise<ExitStatus> {
     const ended = await this.child.exited;
-    const st = await this.cg.stats();
+    // The main process is gone and its pid namespace with it: these totals are final.
+    this.finalStats ??= await this.cg.stats();
+    const st = this.finalStats;
     let exit = exitFromWait(ended);
     // A SIGKILL that lands while the runtime is still setting the container up makes the
     // runtime fail ("container init was killed") instead of reporting 137: same outcome.
@@ -380,7 +383,8 @@ class OciSandbox implements Sandbox {
   }
 
   stats(): Promise<ResourceStats> {
-    return this.cg.stats();
+    // After wait(), the same figures without reading the cgroup again (run path).
+    return this.finalStats === null ? this.cg.stats() : Promise.resolve(this.finalStats);
   }
 
   destroy(): Promise<void> {

@@ -9,7 +9,6 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { launch } from "../../sys/proc.js";
 import { HOST_BUSYBOX } from "../busybox.js";
 import { SandboxCgroup } from "../cgroups.js";
 import { NAME_PREFIX } from "../runtime-driver.js";
@@ -26,7 +25,7 @@ export interface CrunCalls {
   stateRoot: string;
   /** Scratch space for the throw-away bundle. */
   workDir: string;
-  /** Starts `<crun> <sub…>` (global flags included) and resolves with its exit code. */
+  /** Runs `<crun> <sub…>` (global flags included) until it exits; resolves with its exit code. */
   run(sub: string[]): Promise<number>;
 }
 
@@ -78,15 +77,4 @@ export async function compileSeccompWithCrun(profile: OciSeccomp, crun: CrunCall
     await rm(ownerMarkerPath(crun.stateDir, id), { force: true });
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-/** Exit code of a runtime call whose output nobody needs (a created container keeps stdio open). */
-export async function exitCodeOf(file: string, args: string[], argv0?: string): Promise<number> {
-  const p = launch(file, args, argv0 === undefined ? {} : { argv0 });
-  p.stdout.resume();
-  p.stderr.resume();
-  const r = await p.exited;
-  p.stdout.destroy();
-  p.stderr.destroy();
-  return r.code ?? -1;
 }
