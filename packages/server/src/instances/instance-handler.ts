@@ -11,6 +11,7 @@ import { newId } from "../core/ids.js";
 import { decodeStreamInput, toStreamRepr } from "../core/stream-repr.js";
 import { isoMicros } from "../core/time.js";
 import { type LayerStore, runLayerId } from "../images/layer-store.js";
+import { neutralizeDevices } from "../layers/inert-device.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { ImageRecord } from "../metadata/repos/image-repo.js";
 import type { OperationRecord } from "../metadata/repos/operation-repo.js";
@@ -296,6 +297,10 @@ export class InstanceHandler implements OperationHandler {
     // The parent's chain may have been flattened while we ran: build on its current form.
     const base = (await this.o.store.images.getAny(parent.id))?.mountChain ?? parent.mountChain;
     if (layerId !== null) {
+      // The sandbox may have made device nodes (CAP_MKNOD): none reaches the layer store live.
+      await neutralizeDevices(upper).catch((err: unknown) => {
+        throw internal("could not neutralise device nodes in the run's changes", { cause: err });
+      });
       if (copy) {
         // From the scratch tmpfs: GNU cp keeps whiteouts (0/0 devices), opaque xattrs, owners, modes.
         const staged = await this.o.layers.stage();

@@ -1,9 +1,12 @@
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { getAttributeSync } from "@napi-rs/xattr";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isAppError } from "../core/errors.js";
+import { major, minor } from "./device.js";
+import { DEVICE_XATTR, neutralizeDevices } from "./inert-device.js";
 import { applyLayer } from "./layer-applier.js";
 import { MergedView } from "./merged-view.js";
 import { type TarWriterEntry, writeTar } from "./tar-writer.js";
@@ -164,4 +167,95 @@ describe("applyLayer semantics", () => {
     expect(getAttributeSync(path.join(dest, "f"), "trusted.overlay.redirect")).toBeNull();
     expect(getAttributeSync(path.join(dest, "f"), "user.keep")).toEqual(Buffer.from([0xde, 0xad]));
   });
+
+  describe("device nodes", () => {
+    /** Every char/block node under a layer dir that is not a 0/0 whiteout. */
+    const liveNodes = (root: string): string[] => {
+      const out: string[] = [];
+      const walk = (d: string): void => {
+        for (const n of fs.readdirSync(d)) {
+          const p = path.join(d, n);
+          const st = fs.lstatSync(p);
+          if (st.isDirectory()) walk(p);
+          else if (st.isBlockDevice() || (st.isCharacterDevice() && st.rdev !== 0)) out.push(p);
+        }
+      };
+      walk(root);
+      return out;
+    };
+    const hostile: Spec[] = [
+      { name: "probe/kmsg", type: "char", mode: 0o666, devmajor: 1, devminor: 11 },
+      { name: "probe/hwrng", type: "char", mode: 0o666, devmajor: 10, devminor: 183 },
+      { name: "probe/kvm", type: "char", mode: 0o666, devmajor: 10, devminor: 232 },
+      { name: "probe/tun", type: "char", mode: 0o666, devmajor: 10, devminor: 200 },
+      { name: "probe/vcs", type: "char", mode: 0o666, devmajor: 7, devminor: 0 },
+      { name: "probe/mem", type: "char", mode: 0o666, devmajor: 1, devminor: 1 },
+      { name: "probe/disk", type: "block", mode: 0o666, devmajor: 254, devminor: 0 },
+      { name: "probe/big", type: "char", mode: 0o4640, uid: 3, gid: 4, devmajor: 4095, devminor: 1_000_000 },
+    ];
+
+    it("are never created live: each is an inert stand-in that the merged view reports as the device", async () => {
+      const { dest } = await apply([
+        { name: "probe" },
+        ...hostile,
+        { name: "probe/fifo", type: "fifo", mode: 0o600 },
+      ]);
+      expect(liveNodes(dest)).toEqual([]);
+      const st = fs.lstatSync(path.join(dest, "probe/kmsg"));
+      expect(st.isFile() && st.size === 0 && (st.mode & 0o7777) === 0).toBe(true);
+      expect(fs.lstatSync(path.join(dest, "probe/fifo")).isFIFO()).toBe(true);
+      const v = view();
+      for (const e of hostile) {
+        const got = await v.lstat(`/${e.name}`);
+        expect(got).toMatchObject({ type: e.type, mode: e.mode, size: 0, uid: e.uid ?? 0, gid: e.gid ?? 0 });
+        expect([major(got.rdev), minor(got.rdev)]).toEqual([e.devmajor, e.devminor]);
+        expect(await kindOf(v.openRead(`/${e.name}`))).toBe("unprocessable");
+      }
+      // our own record never shows as an attribute of the entry
+      expect([...(await v.xattrs("/probe/kmsg")).keys()]).toEqual([]);
+    });
+
+    it("a hardlink over a live node of an older lower layer copies it up as a stand-in", async () => {
+      const { dest: lower } = await apply([{ name: "d" }, { name: "d/x", data: "x" }]);
+      const made = await runMknod(path.join(lower, "d/kmsg"), "c", 1, 11);
+      expect(made).toBe(0);
+      const { dest } = await apply([{ name: "d/link", type: "hardlink", linkname: "d/kmsg" }]);
+      expect(liveNodes(dest)).toEqual([]);
+      const got = await view().lstat("/d/link");
+      expect(got.type).toBe("char");
+      expect([major(got.rdev), minor(got.rdev)]).toEqual([1, 11]);
+    });
+
+    it("a layer cannot forge a device record on a regular file", async () => {
+      const { dest, r } = await apply([
+        { name: "fake", data: "", mode: 0, xattrs: new Map([[DEVICE_XATTR, Buffer.from("c 1 11 666")]]) },
+      ]);
+      expect(r.droppedXattrs).toBe(1);
+      expect(getAttributeSync(path.join(dest, "fake"), DEVICE_XATTR)).toBeNull();
+      expect((await view().lstat("/fake")).type).toBe("file");
+    });
+
+    it("neutralizeDevices replaces live nodes a sandbox made and keeps whiteouts", async () => {
+      const upper = path.join(dir, "upper");
+      fs.mkdirSync(path.join(upper, "a/b"), { recursive: true });
+      expect(await runMknod(path.join(upper, "a/b/kmsg"), "c", 1, 11)).toBe(0);
+      expect(await runMknod(path.join(upper, "disk"), "b", 254, 0)).toBe(0);
+      expect(await runMknod(path.join(upper, "wh"), "c", 0, 0)).toBe(0);
+      fs.symlinkSync("/dev/kmsg", path.join(upper, "link"));
+      expect(await neutralizeDevices(upper)).toBe(2);
+      expect(liveNodes(upper)).toEqual([]);
+      expect(fs.lstatSync(path.join(upper, "wh")).isCharacterDevice()).toBe(true);
+      expect(fs.lstatSync(path.join(upper, "link")).isSymbolicLink()).toBe(true);
+      const got = await new MergedView([upper]).lstat("/a/b/kmsg");
+      expect(got).toMatchObject({ type: "char", mode: 0o666 });
+      expect((await new MergedView([upper]).lstat("/disk")).type).toBe("block");
+    });
+  });
 });
+
+function runMknod(p: string, t: "c" | "b", maj: number, min: number): Promise<number | null> {
+  return new Promise((resolve) => {
+    const c = spawn("mknod", ["-m", "666", p, t, String(maj), String(min)], { stdio: "ignore" });
+    c.on("exit", (code) => resolve(code));
+  });
+}

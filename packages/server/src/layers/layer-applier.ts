@@ -9,9 +9,11 @@
  * then chown → chmod → xattrs (chown clears setuid/setgid and file capabilities), directory
  * mtimes at the end.
  *
- * Node has no mknod(2): device nodes and FIFOs come from one `sh` helper per layer running
- * `mknod` (mknod.ts); whiteouts, the common case, are hard links to one 0/0 device made once per
- * layer, as overlayfs itself shares whiteout inodes.
+ * Device nodes are never created live: a char or block device becomes an inert stand-in (an
+ * empty mode-000 file recording the device in an xattr, inert-device.ts) that inspect still
+ * reports as the device. Node has no mknod(2): FIFOs and the whiteout device come from one `sh`
+ * helper per layer running `mknod` (mknod.ts); whiteouts, the common case, are hard links to one
+ * 0/0 device made once per layer, as overlayfs itself shares whiteout inodes.
  *
  * It uses synchronous fs calls between awaits of the stream: run it where blocking is acceptable
  * (a worker or a child process) if the event loop must stay responsive. On failure or abort dest
@@ -30,6 +32,7 @@ import {
   resourceExhausted,
 } from "../core/errors.js";
 import { major, minor } from "./device.js";
+import { DEVICE_XATTR, writeInertDevice } from "./inert-device.js";
 import { Mknod } from "./mknod.js";
 import {
   type DirCache,
@@ -69,6 +72,8 @@ export interface ApplyLayerResult {
 /** Name of the shared whiteout inode while a layer is applied; ".wh." names are never entries. */
 const WHITEOUT_TEMPLATE = ".wh..wh.contree-whiteout";
 const OVERLAY_XATTR_PREFIXES = ["trusted.overlay.", "user.overlay."];
+/** Attributes a layer tar may not set: overlay's own, and the device record of our stand-ins. */
+const REFUSED_XATTR_PREFIXES = [...OVERLAY_XATTR_PREFIXES, DEVICE_XATTR];
 
 export async function applyLayer(
   source: Readable | AsyncIterable<Uint8Array>,
@@ -183,11 +188,18 @@ class Applier {
         await this.hardlink(parentComps, name, e);
         return;
       case "char":
-      case "block":
+      case "block": {
+        const slot = this.slot(parentComps, name);
+        this.clear(slot);
+        writeInertDevice(slot.host, { kind: e.type, major: e.devmajor, minor: e.devminor, mode: e.mode });
+        // the stand-in keeps mode 000: the device's own mode is in its record
+        this.setAttrs(slot.host, { ...e, mode: 0 }, false);
+        return;
+      }
       case "fifo": {
         const slot = this.slot(parentComps, name);
         this.clear(slot);
-        await this.nodes.make(slot.host, e.type, e.mode, e.devmajor, e.devminor);
+        await this.nodes.make(slot.host, e.type, e.mode, 0, 0);
         this.setAttrs(slot.host, e, false);
         return;
       }
@@ -415,10 +427,14 @@ class Applier {
       fs.symlinkSync(fs.readlinkSync(from), to);
       fs.lchownSync(to, st.uid, st.gid);
     } else {
-      const type = st.isFIFO() ? "fifo" : st.isBlockDevice() ? "block" : "char";
-      await this.nodes.make(to, type, st.mode & 0o7777, major(st.rdev), minor(st.rdev));
+      if (st.isFIFO()) await this.nodes.make(to, "fifo", st.mode & 0o7777, 0, 0);
+      else {
+        // a live node in a lower layer of an older data dir: the copy is a stand-in
+        const kind = st.isBlockDevice() ? "block" : "char";
+        writeInertDevice(to, { kind, major: major(st.rdev), minor: minor(st.rdev), mode: st.mode & 0o7777 });
+      }
       fs.lchownSync(to, st.uid, st.gid);
-      fs.chmodSync(to, st.mode & 0o7777);
+      if (st.isFIFO()) fs.chmodSync(to, st.mode & 0o7777);
       this.copyXattrs(from, to);
     }
     fs.lutimesSync(to, st.atime, st.mtime);
@@ -450,8 +466,9 @@ class Applier {
 
   private setXattrs(host: string, xattrs: Map<string, Buffer>): void {
     for (const [k, v] of xattrs) {
-      // overlay's own attributes in a layer would redirect or hide paths of other layers
-      if (OVERLAY_XATTR_PREFIXES.some((p) => k.startsWith(p))) {
+      // overlay's own attributes in a layer would redirect or hide paths of other layers; a
+      // device record would make inspect report a device that is not there
+      if (REFUSED_XATTR_PREFIXES.some((p) => k.startsWith(p))) {
         this.result.droppedXattrs++;
         continue;
       }

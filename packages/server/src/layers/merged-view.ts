@@ -10,6 +10,7 @@ import fs from "node:fs";
 import type { Readable } from "node:stream";
 import { getAttribute, listAttributes } from "@napi-rs/xattr";
 import { internal, isAppError, notFound, unprocessable } from "../core/errors.js";
+import { DEVICE_XATTR, inertDeviceAt, makedev } from "./inert-device.js";
 import {
   type DirCache,
   hostPath,
@@ -43,7 +44,8 @@ export interface MergedStat {
   layer: number;
 }
 
-const OVERLAY_XATTR_PREFIXES = ["trusted.overlay.", "user.overlay."];
+/** Our own bookkeeping, never shown as an entry's attributes: overlay's and the device record. */
+const HIDDEN_XATTR_PREFIXES = ["trusted.overlay.", "user.overlay.", DEVICE_XATTR];
 const CACHE_LIMIT = 10_000;
 
 export class MergedView {
@@ -117,6 +119,7 @@ export class MergedView {
     if (r.node.kind === "dir") throw unprocessable("is a directory");
     if (r.node.kind !== "leaf" || !r.node.st.isFile()) throw unprocessable("not a regular file");
     const host = hostPath(this.roots[r.node.layer]!, r.parts);
+    if (inertDeviceAt(host, r.node.st) !== null) throw unprocessable("not a regular file");
     const fh = await hostCall(() => fs.promises.open(host, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW));
     try {
       const st = await fh.stat();
@@ -190,7 +193,7 @@ export class MergedView {
     const layer = node.kind === "dir" ? node.layers[0]! : node.layer;
     const host = hostPath(this.roots[layer]!, parts);
     for (const k of await hostCall(() => listAttributes(host))) {
-      if (OVERLAY_XATTR_PREFIXES.some((p) => k.startsWith(p))) continue;
+      if (HIDDEN_XATTR_PREFIXES.some((p) => k.startsWith(p))) continue;
       const v = await hostCall(() => getAttribute(host, k));
       if (v !== null) out.set(k, v);
     }
@@ -201,6 +204,22 @@ export class MergedView {
     if (node.kind === "missing") throw notFound("no such file or directory");
     const st = node.st;
     const layer = node.kind === "dir" ? node.layers[0]! : node.layer;
+    const dev = node.kind === "leaf" ? inertDeviceAt(hostPath(this.roots[layer]!, parts), st) : null;
+    if (dev !== null) {
+      return {
+        path: `/${parts.join("/")}`,
+        type: dev.kind,
+        mode: dev.mode,
+        uid: st.uid,
+        gid: st.gid,
+        size: 0,
+        mtimeMs: st.mtimeMs,
+        nlink: st.nlink,
+        rdev: makedev(dev.major, dev.minor),
+        inode: `${st.dev}:${st.ino}`,
+        layer,
+      };
+    }
     return {
       path: `/${parts.join("/")}`,
       type: fileType(st),

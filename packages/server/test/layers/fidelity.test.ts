@@ -1,8 +1,17 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { inertDeviceAt } from "../../src/layers/inert-device.js";
 import { MergedView } from "../../src/layers/merged-view.js";
-import { applyChain, readManifest, script, snapshot, tempDir, withOverlay } from "./helpers.js";
+import {
+  applyChain,
+  readManifest,
+  script,
+  snapshot,
+  standInsAsDevices,
+  tempDir,
+  withOverlay,
+} from "./helpers.js";
 
 // The 3-layer "features" image (busybox, extras, feat: owners, setuid/setgid/sticky, hardlinks,
 // devices, fifo, capability and user xattrs, long and UTF-8 names, whiteouts, opaque dir) applied
@@ -28,7 +37,9 @@ describe("layer applier fidelity: features image", () => {
     expect(results.map((r) => r.skipped)).toEqual([0, 0, 0]);
     script("gnutar-unpack.sh", [blobs, path.join(work, "fx/man-features.json"), path.join(work, "gnu")]);
     const oracle = snapshot(path.join(work, "gnu"));
-    const ours = await withOverlay(dirs, path.join(work, "mnt"), () => snapshot(path.join(work, "mnt")));
+    const ours = await withOverlay(dirs, path.join(work, "mnt"), () =>
+      standInsAsDevices(snapshot(path.join(work, "mnt"))),
+    );
     expect(oracle.split("\n").length).toBeGreaterThan(300);
     expect(ours).toEqual(oracle);
     // the capability survived as raw bytes, setgid survived chown
@@ -55,8 +66,14 @@ describe("layer applier fidelity: features image", () => {
       const walk = (rel: string): void => {
         for (const n of fs.readdirSync(path.join(work, "mnt2", rel)).sort()) {
           const p = rel ? `${rel}/${n}` : n;
-          const st = fs.lstatSync(path.join(work, "mnt2", p));
-          out.push(`/${p} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.isFile() ? st.size : 0}`);
+          const host = path.join(work, "mnt2", p);
+          const st = fs.lstatSync(host);
+          // a device stand-in shows as the device it records
+          const dev = inertDeviceAt(host, st);
+          const mode = dev === null ? st.mode : (dev.kind === "char" ? 0o20000 : 0o60000) | dev.mode;
+          out.push(
+            `/${p} ${mode.toString(8)} ${st.uid}:${st.gid} ${st.isFile() && dev === null ? st.size : 0}`,
+          );
           if (st.isDirectory()) walk(p);
         }
       };

@@ -96,6 +96,32 @@ export function snapshot(dir: string): string {
     .join("\n");
 }
 
+/**
+ * A snapshot of a mounted chain shows device stand-ins as empty mode-000 files with the device
+ * record in an xattr (the applier never creates live device nodes): rewrite those lines the way
+ * snapshot.sh prints the device itself, so the tree compares with GNU tar's.
+ */
+export function standInsAsDevices(snap: string): string {
+  return snap
+    .split("\n")
+    .map((l) => {
+      const f = l.split("\t");
+      const last = f[f.length - 1] ?? "";
+      const m = /(?:^| )trusted\.contree\.device=0x([0-9a-f]+) /.exec(last);
+      if (m === null || f[1] !== "f") return l;
+      const [t, maj, min, mode] = Buffer.from(m[1]!, "hex").toString("latin1").split(" ");
+      const bits = Number.parseInt(mode!, 8);
+      f[1] = t!;
+      f[2] = bits === 0 ? "0" : `0${bits.toString(8)}`;
+      f[5] = "dev";
+      const rest = last.replace(m[0], m[0].startsWith(" ") ? " " : "").trim();
+      f[f.length - 1] =
+        `${Number(maj).toString(16)}:${Number(min).toString(16)} ${rest === "" ? "" : `${rest} `}`;
+      return f.join("\t");
+    })
+    .join("\n");
+}
+
 /** Every path under root with its type, size and mtime, for "nothing changed" checks. */
 export function treeState(root: string, skip: (p: string) => boolean = () => false): string[] {
   const out: string[] = [];
