@@ -172,9 +172,14 @@ static void do_overlay(mount_op *op) {
   for (char **l = op->lowers; rc == 0 && *l; l++) rc = fsconfig_str(fs, "lowerdir+", *l);
   if (rc == 0 && op->upper) rc = fsconfig_str(fs, "upperdir", op->upper);
   if (rc == 0 && op->workdir) rc = fsconfig_str(fs, "workdir", op->workdir);
+  unsigned int attrs = op->readonly ? MOUNT_ATTR_RDONLY : 0;
   for (char **o = op->options; rc == 0 && o && *o; o++) {
     char *eq = strchr(*o, '=');
-    if (eq == NULL) rc = fsconfig_str(fs, *o, NULL);
+    /* Per-mount flags, not overlay parameters: they go to fsmount(). */
+    if (strcmp(*o, "nodev") == 0) attrs |= MOUNT_ATTR_NODEV;
+    else if (strcmp(*o, "nosuid") == 0) attrs |= MOUNT_ATTR_NOSUID;
+    else if (strcmp(*o, "noexec") == 0) attrs |= MOUNT_ATTR_NOEXEC;
+    else if (eq == NULL) rc = fsconfig_str(fs, *o, NULL);
     else {
       *eq = '\0';
       rc = fsconfig_str(fs, *o, eq + 1);
@@ -188,7 +193,7 @@ static void do_overlay(mount_op *op) {
     close(fs);
     return;
   }
-  int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, op->readonly ? MOUNT_ATTR_RDONLY : 0);
+  int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs);
   if (mnt < 0) {
     op->err = errno;
     read_fs_log(fs, op->detail, sizeof op->detail);

@@ -201,6 +201,8 @@ export class SandboxCgroup {
 
   /** Device rules are ours (see create()). */
   private deviceRules = false;
+  /** Char devices allowed beyond the container set (the runtime's own, e.g. kvm for gVisor). */
+  private extraDevices: ReadonlyArray<readonly [number, number]> = [];
 
   private v1Controllers(): string[] {
     return this.deviceRules ? [...V1_CONTROLLERS, "devices"] : V1_CONTROLLERS;
@@ -212,17 +214,21 @@ export class SandboxCgroup {
   private hostOomBaseline = 0;
 
   /**
-   * `deviceRules`: also write the device allow-list on this cgroup (cgroup v1). Only for runtimes
-   * started inside it that do not manage cgroups (crun --cgroup-manager=disabled): others put
-   * their own, wider defaults on their child cgroup (runc adds /dev/net/tun) and fail under ours.
+   * `deviceRules`: also write the device allow-list on this cgroup (cgroup v1). For runtimes
+   * started inside it that do not manage cgroups (crun --cgroup-manager=disabled), and for runsc,
+   * which ignores the OCI device rules (its sandbox and gofer start under ours, see
+   * deviceJoinFiles). runc puts its own, wider defaults on its child cgroup (it adds
+   * /dev/net/tun) and fails under ours. `extraDevices`: char devices the runtime's own processes
+   * open on the host.
    */
   static async create(
     id: string,
     limits: SandboxLimits,
-    o: { deviceRules?: boolean } = {},
+    o: { deviceRules?: boolean; extraDevices?: ReadonlyArray<readonly [number, number]> } = {},
   ): Promise<SandboxCgroup> {
     const cg = new SandboxCgroup(id, cgroupMounts());
     cg.deviceRules = o.deviceRules === true;
+    cg.extraDevices = o.extraDevices ?? [];
     cg.memoryLimit = limits.memoryBytes;
     cg.hostOomBaseline = await hostOomKills();
     try {
@@ -245,7 +251,8 @@ export class SandboxCgroup {
     const dev = this.deviceRules ? this.v1("devices") : null;
     if (dev !== null) {
       writeFileSync(path.join(dev, "devices.deny"), "a");
-      for (const rule of v1DeviceAllowRules()) writeFileSync(path.join(dev, "devices.allow"), rule);
+      for (const rule of v1DeviceAllowRules(this.extraDevices))
+        writeFileSync(path.join(dev, "devices.allow"), rule);
     }
     const mem = this.v1("memory");
     if (mem !== null) {
@@ -280,6 +287,18 @@ export class SandboxCgroup {
       dirs.add(d);
     }
     return [...dirs].map((d) => path.join(d, "cgroup.procs"));
+  }
+
+  /**
+   * Only the devices cgroup's cgroup.procs: a runtime that manages the other controllers itself
+   * but leaves devices open (runsc) starts in it, so its sandbox and gofer (and anything they
+   * fork) can open no host device beyond the allow-list. v1 and hybrid (the devices controller
+   * is a v1 one there); null on pure v2, where device rules are eBPF programs.
+   */
+  deviceJoinFiles(): string[] | null {
+    if (this.mode === "v2" || !this.deviceRules) return null;
+    const d = this.v1("devices");
+    return d === null ? null : [path.join(d, "cgroup.procs")];
   }
 
   private async createV2(limits: SandboxLimits): Promise<void> {
@@ -429,6 +448,13 @@ export class SandboxCgroup {
   static forId(id: string): SandboxCgroup {
     return new SandboxCgroup(id, cgroupMounts());
   }
+}
+
+/** Host directory of an OCI `cgroupsPath` in the v1 devices hierarchy (null without one). */
+export function v1DevicesDir(ociPath: string): string | null {
+  if (detectCgroupMode() === "v2") return null;
+  const m = cgroupMounts().find((x) => x.version === 1 && x.controllers.includes("devices"));
+  return m === undefined ? null : path.join(m.dir, ociPath);
 }
 
 /** The tmpfs covering a hidden hybrid cgroup2 mount in this mount namespace, if any. */

@@ -14,8 +14,17 @@ export const ALLOWED_CHAR_DEVICES: ReadonlyArray<readonly [major: number, minor:
   [136, undefined], // pts/*
 ];
 
-/** cgroup v1 `devices.allow` lines: the list above, plus mknod (not open) of anything. */
-export function v1DeviceAllowRules(): string[] {
-  const rules = ALLOWED_CHAR_DEVICES.map(([major, minor]) => `c ${major}:${minor ?? "*"} rwm`);
+/** /dev/kvm: only for gVisor's own sentry on its kvm platform, never for a container. */
+export const KVM_DEVICE: readonly [number, number] = [10, 232];
+
+/**
+ * cgroup v1 `devices.allow` lines: the list above (plus `extra` char devices the runtime itself
+ * needs on the host), plus mknod (not open) of anything: a node made that way stays unopenable,
+ * and the rootfs is mounted nodev.
+ */
+export function v1DeviceAllowRules(
+  extra: ReadonlyArray<readonly [major: number, minor: number]> = [],
+): string[] {
+  const rules = [...ALLOWED_CHAR_DEVICES, ...extra].map(([major, minor]) => `c ${major}:${minor ?? "*"} rwm`);
   return [...rules, "c *:* m", "b *:* m"];
 }

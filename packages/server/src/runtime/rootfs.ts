@@ -27,8 +27,13 @@ export interface MountRootfsOptions {
 
 /** Kernel's overlay limit; the caller keeps chains far shorter by compaction. */
 export const MAX_LOWERS = 500;
-/** Keep layers self-contained in "upper format": no metacopy/redirect/index state tying them to a mount. */
-const FIXED_OPTS = ["index=off", "redirect_dir=off", "metacopy=off"];
+/**
+ * Keep layers self-contained in "upper format": no metacopy/redirect/index state tying them to a
+ * mount. `nodev`: a device node in the rootfs never opens a host device, whatever a layer or an
+ * older data dir holds (the runtime's own /dev is a separate mount). `nosuid` costs nothing: the
+ * sandbox runs with no_new_privs, under which setuid bits and file capabilities are ignored anyway.
+ */
+const FIXED_OPTS = ["index=off", "redirect_dir=off", "metacopy=off", "nodev", "nosuid"];
 
 function checkPath(p: string, what: string): void {
   if (!path.isAbsolute(p)) throw invalidArgument(`${what} must be absolute`);

@@ -9,13 +9,14 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { lstat, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { readFileSync, statSync } from "node:fs";
+import { lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { major, minor } from "../layers/device.js";
 import { buildBusyboxRootfs } from "./busybox.js";
 import { SandboxCgroup } from "./cgroups.js";
 import { runCommand } from "./command.js";
@@ -45,6 +46,12 @@ interface Collected {
   (): string;
   /** Resolves when the writer side closed (or after `ms`, for streams a test abandons). */
   ended: (ms?: number) => Promise<void>;
+}
+
+/** The block device the host's root filesystem lives on (a target for device probes). */
+function hostRootDisk(): { major: number; minor: number } {
+  const dev = statSync("/").dev;
+  return { major: major(dev), minor: minor(dev) };
 }
 
 /** Reads a stream into memory up to `cap` bytes, discarding the rest (still draining). */
@@ -144,7 +151,11 @@ export function registerConformanceSuite(
       if (root !== "") await rm(root, { recursive: true, force: true });
     });
 
-    async function start(p: Partial2 = {}, args: string[] = ["/bin/true"]): Promise<Run> {
+    async function start(
+      p: Partial2 = {},
+      args: string[] = ["/bin/true"],
+      extraLowers: string[] = [],
+    ): Promise<Run> {
       const n = ++seq;
       const id = `t${process.pid}-${label}-${n}`;
       const dir = path.join(root, "runs", String(n));
@@ -152,7 +163,12 @@ export function registerConformanceSuite(
       const merged = path.join(dir, "merged");
       const entry = { sandbox: null as Sandbox | null, dir, merged };
       live.push(entry);
-      await mountRootfs({ lowers: [base], upper, work: path.join(dir, "work"), target: merged });
+      await mountRootfs({
+        lowers: [...extraLowers, base],
+        upper,
+        work: path.join(dir, "work"),
+        target: merged,
+      });
       const spec: SandboxSpec = {
         id,
         rootfs: merged,
@@ -171,8 +187,9 @@ export function registerConformanceSuite(
     async function runSh(
       script: string,
       p: Partial2 = {},
+      extraLowers: string[] = [],
     ): Promise<{ status: ExitStatus; out: string; err: string; upper: string; sandbox: Sandbox }> {
-      const r = await start(p, ["/bin/sh", "-c", script]);
+      const r = await start(p, ["/bin/sh", "-c", script], extraLowers);
       const status = await withTimeout(r.sandbox.wait(), 30_000, "sandbox exit");
       await Promise.all([r.out.ended(), r.err.ended()]);
       return { status, out: r.out(), err: r.err(), upper: r.upper, sandbox: r.sandbox };
@@ -400,6 +417,87 @@ export function registerConformanceSuite(
         );
         expect(r.out).toContain("done");
         expect(r.out).not.toMatch(/KVM-OPEN|BLK-OPEN|BLK2-OPEN|\bkvm\b|\bvda\b|\bsda\b/);
+      });
+
+      it("cannot use device nodes that a layer holds, wherever they sit", async () => {
+        // A layer as an older data dir may still hold it (the applier now stores stand-ins):
+        // live, world-writable nodes of host devices at ordinary paths.
+        const devLayer = path.join(layers, `devices-${"0".repeat(32)}`);
+        const disk = hostRootDisk();
+        const nodes: Array<[string, string]> = [
+          ["kmsg", "c 1 11"],
+          ["hwrng", "c 10 183"],
+          ["kvm", "c 10 232"],
+          ["tun", "c 10 200"],
+          ["vcs", "c 7 0"],
+          ["mem", "c 1 1"],
+          ["disk", `b ${disk.major} ${disk.minor}`],
+        ];
+        await mkdir(path.join(devLayer, "probe"), { recursive: true });
+        for (const [name, spec] of nodes) {
+          const [t, ma, mi] = spec.split(" ");
+          const made = await runCommand("mknod", [
+            "-m",
+            "666",
+            path.join(devLayer, "probe", name),
+            t!,
+            ma!,
+            mi!,
+          ]);
+          expect(made.code).toBe(0);
+        }
+        helpers.push(() => rm(devLayer, { recursive: true, force: true }));
+        const marker = `contree-kmsg-probe-${process.pid}-${label}-${Date.now()}`;
+        const r = await runSh(
+          `for n in ${nodes.map(([n]) => n).join(" ")}; do f=/probe/$n; ` +
+            '{ [ -c $f ] || [ -b $f ]; } && echo "present-$n"; ' +
+            'head -c1 $f >/dev/null 2>&1 && echo "READ-$n"; ' +
+            '( exec 3<>$f ) 2>/dev/null && echo "OPENRW-$n"; done; ' +
+            `echo ${marker} > /probe/kmsg 2>/dev/null && echo WROTE-kmsg; echo done`,
+          {},
+          [devLayer],
+        );
+        expect(r.out).toContain("done");
+        // the probe is not vacuous: the sandbox sees the nodes as devices (gVisor's gofer shows
+        // no block devices at all)
+        for (const [n, spec] of nodes) {
+          if (driver.kind === "oci" || spec.startsWith("c")) expect(r.out).toContain(`present-${n}`);
+        }
+        expect(r.out).not.toMatch(/READ-|OPENRW-|WROTE-/);
+        const dmesg = await runCommand("dmesg", []);
+        expect(dmesg.code).toBe(0);
+        expect(dmesg.stdout).not.toContain(marker);
+      });
+
+      it("cannot open a device node it makes itself (rootfs, /tmp or /dev)", async () => {
+        const disk = hostRootDisk();
+        const marker = `contree-mknod-probe-${process.pid}-${label}-${Date.now()}`;
+        const made = [
+          ["kmsg", "c 1 11"],
+          ["hwrng", "c 10 183"],
+          ["kvm", "c 10 232"],
+          ["vcs", "c 7 0"],
+          ["mem", "c 1 1"],
+          ["disk", `b ${disk.major} ${disk.minor}`],
+          // gVisor serves /dev/net/tun from its own netstack, never the host's: OCI runtimes only
+          ...(driver.kind === "oci" ? [["tun", "c 10 200"]] : []),
+        ];
+        const script = made
+          .map(
+            ([n, spec]) =>
+              // only a node that is there is probed: opening a missing name would create a file
+              `for d in / /tmp /dev; do f=$d/mk-${n}; mknod -m 666 $f ${spec} 2>/dev/null && echo "made-$f"; ` +
+              `if [ -c $f ] || [ -b $f ]; then head -c1 $f >/dev/null 2>&1 && echo "READ-$f"; ` +
+              `( exec 3<>$f ) 2>/dev/null && echo "OPENRW-$f"; fi; done`,
+          )
+          .join("; ");
+        const r = await runSh(
+          `${script}; for d in / /tmp /dev; do [ -c $d/mk-kmsg ] && echo ${marker} > $d/mk-kmsg 2>/dev/null && echo WROTE-$d; done; echo done`,
+        );
+        expect(r.out).toContain("done");
+        expect(r.out).not.toMatch(/READ-|OPENRW-|WROTE-/);
+        const dmesg = await runCommand("dmesg", []);
+        expect(dmesg.stdout).not.toContain(marker);
       });
 
       it("cannot create a user namespace", async () => {

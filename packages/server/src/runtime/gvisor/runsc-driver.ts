@@ -8,6 +8,7 @@
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { KVM_DEVICE } from "../devices.js";
 import type { EgressNetwork } from "../network.js";
 import type { BundleOptions, OciConfig } from "../oci/bundle.js";
 import { type Invocation, OciCliDriver, type OciCliDriverOptions } from "../oci/oci-cli-driver.js";
@@ -72,9 +73,23 @@ export class RunscDriver extends OciCliDriver {
         destination: "/tmp",
         type: "bind",
         source: path.join(spec.rootfs, "tmp"),
-        options: ["rbind", "rw"],
+        options: ["rbind", "rw", "nodev", "nosuid"],
       });
     }
+  }
+
+  /**
+   * runsc (this release) applies no OCI device rules: its sandbox and gofer would otherwise run in
+   * the server's own devices cgroup, which allows every device (a node in an image opened the
+   * host's /dev/kmsg). They start under our allow-list instead; the sentry needs /dev/kvm only
+   * on the kvm platform.
+   */
+  protected override confinedToDeviceCgroup(): boolean {
+    return true;
+  }
+
+  protected override runtimeDevices(): ReadonlyArray<readonly [number, number]> {
+    return this.platform === "kvm" ? [KVM_DEVICE] : [];
   }
 
   protected override signalViaRuntime(): boolean {

@@ -85,6 +85,12 @@ export interface OciConfig {
     seccomp?: OciSeccomp;
   };
   annotations?: Record<string, string>;
+  hooks?: { createRuntime?: OciHook[] };
+}
+
+export interface OciHook {
+  path: string;
+  args: string[];
 }
 
 export function ociProcess(p: ProcessSpec): OciProcess {

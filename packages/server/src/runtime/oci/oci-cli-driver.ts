@@ -10,7 +10,7 @@ import { readdir, rm, rmdir, writeFile } from "node:fs/promises";
 import { constants } from "node:os";
 import path from "node:path";
 import { cancelled, failedPrecondition, internal, invalidArgument } from "../../core/errors.js";
-import { launch, type Proc, type ProcExit } from "../../sys/proc.js";
+import { canJoinCgroupsAtSpawn, launch, type Proc, type ProcExit } from "../../sys/proc.js";
 import { SandboxCgroup } from "../cgroups.js";
 import { runCommand } from "../command.js";
 import {
@@ -63,6 +63,18 @@ function argv0Of(inv: Invocation): { argv0?: string } {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The invocation run inside the given cgroups: through launch()'s cgexec helper when the native
+ * addon is there, else through `sh`, whose builtin echo moves the shell itself before it execs
+ * the runtime (fails closed: exit 126, nothing run).
+ */
+function joiningCgroups(inv: Invocation, procs: string[]): Invocation & { joinCgroups?: string[] } {
+  if (canJoinCgroupsAtSpawn()) return { ...inv, joinCgroups: procs };
+  if (inv.argv0 !== undefined) throw internal("cannot join cgroups for a sealed runtime without the addon");
+  const script = 'for f; do shift; [ "$f" = -- ] && break; echo 0 > "$f" || exit 126; done; exec "$@"';
+  return { file: "sh", args: ["-c", script, "sh", ...procs, "--", inv.file, ...inv.args] };
+}
+
 export abstract class OciCliDriver implements RuntimeDriver {
   abstract readonly name: DriverName;
   abstract readonly kind: DriverKind;
@@ -103,6 +115,19 @@ export abstract class OciCliDriver implements RuntimeDriver {
    */
   protected startsInsideCgroups(): boolean {
     return false;
+  }
+
+  /**
+   * True for a runtime that ignores the OCI device rules (runsc): it starts inside the sandbox's
+   * devices cgroup, with our allow-list, so nothing it or its children do opens another host device.
+   */
+  protected confinedToDeviceCgroup(): boolean {
+    return false;
+  }
+
+  /** Char devices the runtime's own processes need on the host beyond the container set. */
+  protected runtimeDevices(): ReadonlyArray<readonly [number, number]> {
+    return [];
   }
 
   /** Like adjustConfig, for adjustments that need I/O (done once and cached by the driver). */
@@ -152,7 +177,8 @@ export abstract class OciCliDriver implements RuntimeDriver {
       const marker = writeOwnerMarker(this.stateDir, spec.id);
       cleanup.push(() => rm(marker, { force: true }));
       const cg = await SandboxCgroup.create(spec.id, spec.limits, {
-        deviceRules: this.startsInsideCgroups(),
+        deviceRules: this.startsInsideCgroups() || this.confinedToDeviceCgroup(),
+        extraDevices: this.runtimeDevices(),
       });
       cleanup.push(() => cg.remove());
       let net: EgressNetwork | null = null;
@@ -186,9 +212,13 @@ export abstract class OciCliDriver implements RuntimeDriver {
       );
       const join = this.startsInsideCgroups() ? cg.joinFiles() : null;
       if (this.startsInsideCgroups() && join === null) throw internal("sandbox cgroups cannot be joined");
-      const child = launch(inv.file, inv.args, {
-        ...argv0Of(inv),
+      const devicesJoin = this.confinedToDeviceCgroup() ? cg.deviceJoinFiles() : null;
+      const run: Invocation & { joinCgroups?: string[] } =
+        devicesJoin === null ? inv : joiningCgroups(inv, devicesJoin);
+      const child = launch(run.file, run.args, {
+        ...argv0Of(run),
         ...(join === null ? {} : { joinCgroups: join }),
+        ...(run.joinCgroups === undefined ? {} : { joinCgroups: run.joinCgroups }),
         cwd: spec.bundleDir,
         stdin: spec.stdin === "pipe" ? "pipe" : "ignore",
         // Own session: a terminal's ^C to the server must not reach sandboxes directly.
