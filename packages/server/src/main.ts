@@ -31,7 +31,7 @@ import { MetricsRegistry } from "./observability/metrics.js";
 import { EventLog } from "./operations/event-log.js";
 import { OperationQueue } from "./operations/operation-queue.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
-import { reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
+import { type RuntimeDriver, reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
 import { nativeSysUnavailableReason } from "./sys/native-sys.js";
 
 export interface DataLayout {
@@ -68,10 +68,16 @@ export interface Server {
   close(): Promise<void>;
 }
 
+/** Test seam: the runtime candidates, strongest first, instead of those config.runtime names. */
+export interface ServerSeams {
+  drivers?: (o: { stateDir: string }) => RuntimeDriver[];
+}
+
 /** Builds the whole server for a configuration, without listening. */
 export async function createServer(
   config: Config,
   logger: Logger = createLogger(config.logLevel),
+  seams: ServerSeams = {},
 ): Promise<Server> {
   const layout = dataLayout(config.dataDir);
   await mkdir(layout.root, { recursive: true, mode: 0o700 });
@@ -99,6 +105,7 @@ export async function createServer(
   const { driver, report } = await selectDriver(config.runtime, {
     stateDir: layout.runtimeState,
     workDir: layout.selfTest,
+    ...(seams.drivers === undefined ? {} : { candidates: seams.drivers({ stateDir: layout.runtimeState }) }),
   });
   logger.info(
     {

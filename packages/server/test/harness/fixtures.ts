@@ -39,6 +39,8 @@ export const FIXTURE_IMAGES = {
   busyboxUncompressed: "fixtures/busybox-uncompressed:latest",
   /** 3 layers: busybox, extras, feature layer with odd modes, devices, xattrs, whiteouts. */
   features: "fixtures/features:latest",
+  /** busybox plus /probe/* : world-writable nodes of host devices (kmsg, hwrng, kvm, tun, vcs, mem, the root disk). */
+  devices: "fixtures/devices:latest",
 } as const;
 
 export interface Fixtures {

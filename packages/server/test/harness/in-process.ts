@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../../src/config/config.js";
 import { loadConfig } from "../../src/config/load-config.js";
-import { createServer, type Server } from "../../src/main.js";
+import { createServer, type Server, type ServerSeams } from "../../src/main.js";
 import { createLogger } from "../../src/observability/logger.js";
 
 export interface TestServer {
@@ -22,6 +22,7 @@ export interface TestServer {
 export async function startTestServer(
   overrides: Partial<Config> = {},
   env: NodeJS.ProcessEnv = {},
+  seams: ServerSeams = {},
 ): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "contree-test-"));
   const token = "test-admin-token";
@@ -32,6 +33,7 @@ export async function startTestServer(
   const server = await createServer(
     config,
     createLogger((process.env["TEST_LOG_LEVEL"] as "info" | undefined) ?? "silent"),
+    seams,
   );
   const url = await server.app.listen({ host: "127.0.0.1", port: 0 });
   return {
