@@ -1,8 +1,9 @@
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { runCommand } from "../../src/runtime/command.js";
 import { mountsUnder } from "../../src/runtime/reclaim.js";
 import { diffStats, mountRootfs, unmount as unmountWith } from "../../src/runtime/rootfs.js";
 import { type Mounter, mounter } from "../../src/sys/mount.js";
@@ -68,6 +69,31 @@ describe.each(["native", "cli"] as const)("mountRootfs (%s)", (backend) => {
     expect(d).toEqual({ bytes: 5, entries: 2, empty: false });
     const wh = await stat(path.join(o.upper, "f0"));
     expect(wh.isCharacterDevice() && wh.rdev === 0).toBe(true);
+  });
+
+  it("mounts nodev and nosuid: a device node in a layer does not open (short and aliased chains)", async () => {
+    for (const [name, n] of [
+      ["short", 2],
+      ["long", 120],
+    ] as const) {
+      const lowers = await makeLayers(n, path.join(root, `layers-${name}`));
+      const node = path.join(lowers[0]!, "null-dev");
+      const made = await runCommand("mknod", ["-m", "666", node, "c", "1", "3"]);
+      expect(made.code).toBe(0);
+      const o = await mountRun(lowers, `run-${name}`);
+      const line = (await readFile("/proc/self/mountinfo", "utf8"))
+        .split("\n")
+        .find((l) => l.split(" ")[4] === o.target);
+      expect(line?.split(" ")[5]?.split(",")).toEqual(expect.arrayContaining(["nodev", "nosuid"]));
+      const err = await open(path.join(o.target, "null-dev"), "r").then(
+        async (fh) => {
+          await fh.close();
+          return "opened";
+        },
+        (e: NodeJS.ErrnoException) => e.code,
+      );
+      expect(err).toBe("EACCES");
+    }
   });
 
   it("mounts 90 side-by-side layers with relative names", async () => {
