@@ -68,8 +68,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * addon is there, else through `sh`, whose builtin echo moves the shell itself before it execs
  * the runtime (fails closed: exit 126, nothing run).
  */
-function joiningCgroups(inv: Invocation, procs: string[]): Invocation & { joinCgroups?: string[] } {
-  if (canJoinCgroupsAtSpawn()) return { ...inv, joinCgroups: procs };
+export function joiningCgroups(
+  inv: Invocation,
+  procs: string[],
+  viaHelper = canJoinCgroupsAtSpawn(),
+): Invocation & { joinCgroups?: string[] } {
+  if (viaHelper) return { ...inv, joinCgroups: procs };
   if (inv.argv0 !== undefined) throw internal("cannot join cgroups for a sealed runtime without the addon");
   const script = 'for f; do shift; [ "$f" = -- ] && break; echo 0 > "$f" || exit 126; done; exec "$@"';
   return { file: "sh", args: ["-c", script, "sh", ...procs, "--", inv.file, ...inv.args] };
