@@ -90,6 +90,8 @@ export async function createServer(
 
   const layers = await LayerStore.open(layout.root);
   const reclaimedLayers = await layers.reclaim(new Set(await store.images.allLayerIds()));
+  const legacyDevices = await layers.neutralizeLegacyDevices();
+  if (legacyDevices) logger.info({ replaced: legacyDevices }, "device nodes in older layers made inert");
   if (reclaimedLayers.staging + reclaimedLayers.orphans > 0)
     logger.info(reclaimedLayers, "removed half-written layers left by an earlier run");
   const registry = new HttpRegistryClient({ insecureRegistries: config.insecureRegistries });

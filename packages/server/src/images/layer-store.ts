@@ -1,6 +1,8 @@
-import { lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { newId } from "../core/ids.js";
+import { neutralizeDevices } from "../layers/inert-device.js";
 
 /**
  * Immutable layer directories in overlayfs upper format, `<data>/layers/<id>`, plus a staging
@@ -11,7 +13,7 @@ export class LayerStore {
   readonly layersDir: string;
   readonly stagingDir: string;
 
-  private constructor(dataDir: string) {
+  private constructor(private readonly dataDir: string) {
     this.layersDir = join(dataDir, "layers");
     this.stagingDir = join(dataDir, "staging");
   }
@@ -80,7 +82,24 @@ export class LayerStore {
     }
     return { staging, orphans };
   }
+
+  /**
+   * Start-up, once per data dir: layers written before device nodes became stand-ins may still
+   * hold live ones. Mounted nodev and under the device allow-list they could not be opened; this
+   * replaces them too, so no live node is left at all. Returns how many (null: done before).
+   */
+  async neutralizeLegacyDevices(): Promise<number | null> {
+    const marker = join(this.dataDir, DEVICES_MARKER);
+    if (existsSync(marker)) return null;
+    let replaced = 0;
+    for (const name of await readdir(this.layersDir)) replaced += await neutralizeDevices(this.path(name));
+    await writeFile(marker, "");
+    return replaced;
+  }
 }
+
+/** Written once every layer of a data dir holds device stand-ins only (see neutralizeLegacyDevices). */
+const DEVICES_MARKER = "layers-devices-inert";
 
 export function runLayerId(): string {
   return `r${newId().replace(/-/g, "").slice(0, 24)}`;

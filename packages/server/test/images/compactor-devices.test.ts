@@ -76,3 +76,28 @@ describe("compactor and device nodes", () => {
     expect((await store.images.getAny(img.id))?.mountChain).toEqual([flat]);
   });
 });
+
+describe("layers of an older data dir", () => {
+  it("get their live device nodes replaced once, at start-up", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "contree-legacy-dev-"));
+    try {
+      const layers = await LayerStore.open(dir);
+      mkdirSync(join(layers.path("i0legacy"), "dev"), { recursive: true });
+      execFileSync("mknod", ["-m", "666", join(layers.path("i0legacy"), "dev/kmsg"), "c", "1", "11"]);
+      execFileSync("mknod", [join(layers.path("i0legacy"), "dev/wh"), "c", "0", "0"]);
+      expect(await layers.neutralizeLegacyDevices()).toBe(1);
+      expect(lstatSync(join(layers.path("i0legacy"), "dev/kmsg")).isFile()).toBe(true);
+      expect(lstatSync(join(layers.path("i0legacy"), "dev/wh")).isCharacterDevice()).toBe(true);
+      expect(await new MergedView([layers.path("i0legacy")]).lstat("/dev/kmsg")).toMatchObject({
+        type: "char",
+      });
+      // a marker keeps later starts from walking every layer again
+      execFileSync("mknod", [join(layers.path("i0legacy"), "dev/late"), "c", "1", "3"]);
+      expect(await layers.neutralizeLegacyDevices()).toBeNull();
+      // reclaim does not take the marker for an orphan layer
+      expect(await layers.reclaim(new Set(["i0legacy"]), 0)).toEqual({ staging: 0, orphans: 0 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
