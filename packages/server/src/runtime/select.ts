@@ -1,6 +1,8 @@
 /**
  * Start-up driver selection: probe every candidate, keep the strongest one whose self-test
- * passes. The report is what `doctor` prints and what the server logs.
+ * passes. The self-test runs the userland probe (self-test.ts), so a driver on which a
+ * glibc/coreutils image would fail (`ls`: "Invalid argument") is never picked. The report
+ * and explainSelection() are what `doctor` prints and what the server logs.
  */
 import { mkdir } from "node:fs/promises";
 import { failedPrecondition, invalidArgument } from "../core/errors.js";
@@ -8,7 +10,7 @@ import { RunscDriver, type RunscPlatform } from "./gvisor/runsc-driver.js";
 import { CrunDriver } from "./oci/crun-driver.js";
 import type { OciCliDriverOptions } from "./oci/oci-cli-driver.js";
 import { RuncDriver } from "./oci/runc-driver.js";
-import type { DriverKind, DriverName, RuntimeDriver } from "./runtime-driver.js";
+import type { DriverKind, DriverName, RuntimeDriver, SelfTestResult } from "./runtime-driver.js";
 
 export type DriverPreference = "auto" | "gvisor" | "oci";
 
@@ -18,7 +20,7 @@ export interface DriverReport {
   found: boolean;
   version?: string;
   isolation?: string;
-  selfTest?: { ok: true } | { ok: false; reason: string };
+  selfTest?: SelfTestResult;
 }
 
 export interface SelectOptions extends OciCliDriverOptions {
@@ -80,4 +82,23 @@ export async function selectDriver(
     throw failedPrecondition(`no usable sandbox runtime (${why.join("; ")})`);
   }
   return { driver: chosen, report };
+}
+
+/**
+ * Which driver this host gets and why, in one line: every candidate before the chosen one
+ * with the reason it was passed over, then the chosen one with its workaround, if any.
+ * E.g. "runsc rejected: glibc/coreutils userland would fail: statx-noautomount EINVAL → crun".
+ */
+export function explainSelection(report: readonly DriverReport[], chosen: DriverName | null): string {
+  const parts: string[] = [];
+  for (const r of report) {
+    const st = r.selfTest;
+    if (r.name === chosen && st?.ok) {
+      parts.push(st.note === undefined ? `${r.name}: self-test passed` : `${r.name}: ${st.note}`);
+      break;
+    }
+    if (!r.found) parts.push(`${r.name}: not installed`);
+    else if (st !== undefined && !st.ok) parts.push(`${r.name} rejected: ${st.reason}`);
+  }
+  return `${parts.join("; ")} → ${chosen ?? "no usable driver"}`;
 }
