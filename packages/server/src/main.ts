@@ -31,7 +31,7 @@ import { MetricsRegistry } from "./observability/metrics.js";
 import { EventLog } from "./operations/event-log.js";
 import { OperationQueue } from "./operations/operation-queue.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
-import { reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
+import { explainSelection, reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
 import { nativeSysUnavailableReason } from "./sys/native-sys.js";
 
 export interface DataLayout {
@@ -106,6 +106,7 @@ export async function createServer(
       kind: driver.kind,
       version: report.find((r) => r.name === driver.name)?.version,
       isolation: driver.isolation,
+      why: explainSelection(report, driver.name),
       report,
     },
     "sandbox runtime selected",

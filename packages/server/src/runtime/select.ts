@@ -51,10 +51,11 @@ export function candidateDrivers(pref: DriverPreference, o: SelectOptions): Runt
   }
 }
 
-export async function selectDriver(
+/** Runs the candidates' self-tests; `driver` is null when none passes. */
+export async function probeDrivers(
   pref: DriverPreference,
   o: SelectOptions,
-): Promise<{ driver: RuntimeDriver; report: DriverReport[] }> {
+): Promise<{ driver: RuntimeDriver | null; report: DriverReport[] }> {
   await mkdir(o.workDir, { recursive: true });
   const report: DriverReport[] = [];
   let chosen: RuntimeDriver | null = null;
@@ -75,13 +76,17 @@ export async function selectDriver(
     entry.isolation = d.isolation;
     if (entry.selfTest.ok && chosen === null) chosen = d;
   }
-  if (chosen === null) {
-    const why = report.map(
-      (r) => `${r.name}: ${!r.found ? "not found" : r.selfTest?.ok ? "ok" : (r.selfTest?.reason ?? "?")}`,
-    );
-    throw failedPrecondition(`no usable sandbox runtime (${why.join("; ")})`);
-  }
   return { driver: chosen, report };
+}
+
+export async function selectDriver(
+  pref: DriverPreference,
+  o: SelectOptions,
+): Promise<{ driver: RuntimeDriver; report: DriverReport[] }> {
+  const { driver, report } = await probeDrivers(pref, o);
+  if (driver === null)
+    throw failedPrecondition(`no usable sandbox runtime (${explainSelection(report, null)})`);
+  return { driver, report };
 }
 
 /**
