@@ -59,8 +59,8 @@ export function openMetadata(dataDir: string): MetadataStore {
 
 export interface Server {
   app: FastifyInstance;
-  /** The sandbox runtime in use (name, kind, isolation). */
-  runtime: { name: string; kind: string; isolation: string };
+  /** The sandbox runtime in use (name, kind, isolation) and why this host got it. */
+  runtime: { name: string; kind: string; isolation: string; why: string };
   store: MetadataStore;
   logger: Logger;
   /** Set on the very first start when a token was created. */
@@ -99,6 +99,7 @@ export async function createServer(
   const { driver, report } = await selectDriver(config.runtime, {
     stateDir: layout.runtimeState,
     workDir: layout.selfTest,
+    runscStatxFix: config.runscStatxFix,
   });
   logger.info(
     {
@@ -170,7 +171,12 @@ export async function createServer(
   let closed = false;
   return {
     app,
-    runtime: { name: driver.name, kind: driver.kind, isolation: driver.isolation },
+    runtime: {
+      name: driver.name,
+      kind: driver.kind,
+      isolation: driver.isolation,
+      why: explainSelection(report, driver.name),
+    },
     store,
     logger,
     ...(boot.createdToken ? { bootstrapToken: boot.createdToken } : {}),

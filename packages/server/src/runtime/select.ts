@@ -6,13 +6,14 @@
  */
 import { mkdir } from "node:fs/promises";
 import { failedPrecondition, invalidArgument } from "../core/errors.js";
-import { RunscDriver, type RunscPlatform } from "./gvisor/runsc-driver.js";
+import { RunscDriver, type RunscPlatform, type StatxFixMode } from "./gvisor/runsc-driver.js";
 import { CrunDriver } from "./oci/crun-driver.js";
 import type { OciCliDriverOptions } from "./oci/oci-cli-driver.js";
 import { RuncDriver } from "./oci/runc-driver.js";
 import type { DriverKind, DriverName, RuntimeDriver, SelfTestResult } from "./runtime-driver.js";
 
-export type DriverPreference = "auto" | "gvisor" | "oci";
+/** A kind (the first of its drivers that passes) or one driver by name. */
+export type DriverPreference = "auto" | "gvisor" | "oci" | "crun" | "runc" | "runsc";
 
 export interface DriverReport {
   name: DriverName;
@@ -27,6 +28,7 @@ export interface SelectOptions extends OciCliDriverOptions {
   /** Scratch space for self-tests. */
   workDir: string;
   runscPlatform?: RunscPlatform;
+  runscStatxFix?: StatxFixMode;
   signal?: AbortSignal;
   /** Probe every candidate even after one passed (doctor); start-up stops at the first. */
   probeAll?: boolean;
@@ -37,11 +39,17 @@ export interface SelectOptions extends OciCliDriverOptions {
 /** Strongest first: gVisor puts a user-space kernel between sandbox and host; crun is faster than runc. */
 export function candidateDrivers(pref: DriverPreference, o: SelectOptions): RuntimeDriver[] {
   const base = { stateDir: o.stateDir, ...(o.egress === undefined ? {} : { egress: o.egress }) };
-  const gvisor = () => new RunscDriver({ ...base, platform: o.runscPlatform ?? "auto" });
+  const gvisor = () =>
+    new RunscDriver({ ...base, platform: o.runscPlatform ?? "auto", statxFix: o.runscStatxFix ?? "auto" });
   const oci = () => [new CrunDriver(base), new RuncDriver(base)];
   switch (pref) {
     case "gvisor":
+    case "runsc":
       return [gvisor()];
+    case "crun":
+      return [new CrunDriver(base)];
+    case "runc":
+      return [new RuncDriver(base)];
     case "oci":
       return oci();
     case "auto":
