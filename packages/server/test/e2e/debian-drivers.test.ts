@@ -28,7 +28,7 @@ const SCRIPT = [
   'echo "ls $(ls /usr/bin | wc -l)"',
   "stat -c 'stat %n %s %U:%G %F' /etc/passwd",
   "ls -la / > /dev/null && echo ls-la-ok",
-  "cp -a /etc /tmp/etc-copy && diff -r /etc /tmp/etc-copy && echo cp-a-ok",
+  "cp -a /etc /tmp/etc-copy && diff -r --no-dereference /etc /tmp/etc-copy && echo cp-a-ok",
   'echo "find $(find /etc -maxdepth 1 | wc -l)"',
   "sh -c 'echo sh-c-ok'",
   "apt-get --version | head -n 1",
