@@ -91,7 +91,11 @@ export async function createServer(
   const importer = new ImageImporter(store, layers);
   const imports = new ImportHandler(store, registry, importer);
   // Nothing runs yet: every sandbox, mount and run dir still here was left by a crash.
-  const swept = await reclaimSandboxes({ stateDir: layout.runtimeState, mountRoots: [layout.runs] });
+  // Self-tests mount too (runsc's statx workaround): a crash mid-self-test leaves one there.
+  const swept = await reclaimSandboxes({
+    stateDir: layout.runtimeState,
+    mountRoots: [layout.runs, layout.selfTest],
+  });
   await rm(layout.runs, { recursive: true, force: true });
   await mkdir(layout.runs, { recursive: true, mode: 0o700 });
   if (swept.containers + swept.mounts + swept.cgroups + swept.netns > 0)
