@@ -13,8 +13,15 @@
  * would answer ENOSYS. When PROGRAM exits, this process exits with its status (128+N for a
  * signal N, which is how the runtime reports a signal death anyway).
  *
+ * Signals: as the sandbox's pid 1 it ignores them (the server signals every process with
+ * `runsc kill --all`, so PROGRAM gets them directly); as an `exec`'d process, which is what
+ * `runsc exec` signals, it passes each signal on to PROGRAM. It closes its own stdio once
+ * PROGRAM runs, so a pipe sees EOF when PROGRAM closes it.
+ *
  * Limits: processes in the sandbox are already traced, so they cannot be traced again (strace
- * and gdb inside report EPERM) and /proc/PID/status shows the tracer.
+ * and gdb inside report EPERM) and /proc/PID/status shows the tracer; PROGRAM runs as pid 2;
+ * a SIGSTOP sent to a traced process is swallowed; when an `exec`'d PROGRAM exits, processes
+ * it left in the background end with it (PTRACE_O_EXITKILL).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -104,12 +111,18 @@ static void fix_call(pid_t pid) {
   ptrace(PTRACE_SETREGS, pid, 0, &r);
 }
 
+static pid_t main_pid;
+
+static void forward(int sig) {
+  kill(main_pid, sig);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: statx-fix PROGRAM [ARG...]\n");
     return 126;
   }
-  pid_t main_pid = fork();
+  main_pid = fork();
   if (main_pid < 0) {
     perror("statx-fix: fork");
     return 126;
@@ -122,15 +135,14 @@ int main(int argc, char **argv) {
     }
     exec_program(&argv[1]);
   }
-  /* The tracer itself must not be stopped or killed by job-control or terminal signals. */
-  signal(SIGINT, SIG_IGN);
-  signal(SIGQUIT, SIG_IGN);
-  signal(SIGTSTP, SIG_IGN);
-  signal(SIGTTIN, SIG_IGN);
-  signal(SIGTTOU, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);
-  signal(SIGTERM, SIG_IGN);
-  signal(SIGPIPE, SIG_IGN);
+  /* Only the parent: PROGRAM keeps the dispositions it was started with. */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = getpid() == 1 ? SIG_IGN : forward;
+  sa.sa_flags = SA_RESTART;
+  sigfillset(&sa.sa_mask);
+  for (int s = 1; s < SIGRTMIN; s++)
+    if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD) sigaction(s, &sa, NULL);
   int status;
   if (waitpid(main_pid, &status, __WALL) != main_pid || !WIFSTOPPED(status)) {
     fprintf(stderr, "statx-fix: child did not stop\n");
@@ -144,6 +156,8 @@ int main(int argc, char **argv) {
     return 126;
   }
   ptrace(PTRACE_CONT, main_pid, 0, 0);
+  if (syscall(SYS_close_range, 0U, ~0U, 0U) != 0)
+    for (int fd = 0; fd < 1024; fd++) close(fd);
   for (;;) {
     pid_t pid = waitpid(-1, &status, __WALL);
     if (pid < 0) {
