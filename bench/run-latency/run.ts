@@ -170,7 +170,11 @@ async function importBusybox(t: TestServer, reg: RegistryHandle): Promise<string
 
 /** In-process server whose selection lands on `driver` (see the header for runc). */
 async function startFor(driver: Driver): Promise<{ t: TestServer; restore: () => Promise<void> }> {
-  const env = { CONTREE_INSTANCE_MAX_CONCURRENCY: "1000", CONTREE_INSTANCE_MAX_TIMEOUT: "3600" };
+  const env = {
+    CONTREE_INSTANCE_MAX_CONCURRENCY: "1000",
+    CONTREE_INSTANCE_MAX_TIMEOUT: "3600",
+    CONTREE_RUNSC_STATX_FIX: process.env["CONTREE_RUNSC_STATX_FIX"] ?? "auto",
+  };
   if (driver !== "runc") {
     const t = await startTestServer({ runtime: driver === "runsc" ? "gvisor" : "oci" }, env);
     return { t, restore: async () => undefined };

@@ -50,3 +50,17 @@ execFileSync(cc, ["-O2", "-Wall", "-Wextra", "-Werror", "-static", "-o", helper,
   stdio: "inherit",
 });
 console.log(`built ${helper}`);
+
+// Run inside sandboxes, so static (the sandbox's libc may be anything or nothing):
+// probe.c, the driver self-test of what glibc/coreutils userlands need, and statx-fix.c,
+// the gVisor entry point that strips a statx flag this runsc rejects.
+for (const [name, src] of [
+  ["contree-probe", "probe.c"],
+  ["contree-statx-fix", "statx-fix.c"],
+]) {
+  const bin = join(here, "build", name);
+  execFileSync(cc, ["-O2", "-Wall", "-Wextra", "-Werror", "-static", "-o", bin, join(here, src)], {
+    stdio: "inherit",
+  });
+  console.log(`built ${bin}`);
+}

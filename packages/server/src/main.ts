@@ -31,7 +31,12 @@ import { MetricsRegistry } from "./observability/metrics.js";
 import { EventLog } from "./operations/event-log.js";
 import { OperationQueue } from "./operations/operation-queue.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
-import { type RuntimeDriver, reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
+import {
+  explainSelection,
+  type RuntimeDriver,
+  reclaim as reclaimSandboxes,
+  selectDriver,
+} from "./runtime/index.js";
 import { nativeSysUnavailableReason } from "./sys/native-sys.js";
 
 export interface DataLayout {
@@ -59,8 +64,8 @@ export function openMetadata(dataDir: string): MetadataStore {
 
 export interface Server {
   app: FastifyInstance;
-  /** The sandbox runtime in use (name, kind, isolation). */
-  runtime: { name: string; kind: string; isolation: string };
+  /** The sandbox runtime in use (name, kind, isolation) and why this host got it. */
+  runtime: { name: string; kind: string; isolation: string; why: string };
   store: MetadataStore;
   logger: Logger;
   /** Set on the very first start when a token was created. */
@@ -99,7 +104,11 @@ export async function createServer(
   const importer = new ImageImporter(store, layers);
   const imports = new ImportHandler(store, registry, importer);
   // Nothing runs yet: every sandbox, mount and run dir still here was left by a crash.
-  const swept = await reclaimSandboxes({ stateDir: layout.runtimeState, mountRoots: [layout.runs] });
+  // Self-tests mount too (runsc's statx workaround): a crash mid-self-test leaves one there.
+  const swept = await reclaimSandboxes({
+    stateDir: layout.runtimeState,
+    mountRoots: [layout.runs, layout.selfTest],
+  });
   await rm(layout.runs, { recursive: true, force: true });
   await mkdir(layout.runs, { recursive: true, mode: 0o700 });
   if (swept.containers + swept.mounts + swept.cgroups + swept.netns > 0)
@@ -108,6 +117,7 @@ export async function createServer(
     stateDir: layout.runtimeState,
     workDir: layout.selfTest,
     ...(seams.drivers === undefined ? {} : { candidates: seams.drivers({ stateDir: layout.runtimeState }) }),
+    runscStatxFix: config.runscStatxFix,
   });
   logger.info(
     {
@@ -115,6 +125,7 @@ export async function createServer(
       kind: driver.kind,
       version: report.find((r) => r.name === driver.name)?.version,
       isolation: driver.isolation,
+      why: explainSelection(report, driver.name),
       report,
     },
     "sandbox runtime selected",
@@ -178,7 +189,12 @@ export async function createServer(
   let closed = false;
   return {
     app,
-    runtime: { name: driver.name, kind: driver.kind, isolation: driver.isolation },
+    runtime: {
+      name: driver.name,
+      kind: driver.kind,
+      isolation: driver.isolation,
+      why: explainSelection(report, driver.name),
+    },
     store,
     logger,
     ...(boot.createdToken ? { bootstrapToken: boot.createdToken } : {}),

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { type HostReportLine, hostReport } from "../observability/host-report.js";
-import { candidateDrivers } from "../runtime/index.js";
+import { explainSelection, probeDrivers } from "../runtime/index.js";
 import { nativeSysUnavailableReason } from "../sys/native-sys.js";
 import { canJoinCgroupsAtSpawn } from "../sys/proc.js";
 
@@ -23,34 +23,37 @@ function nativeLine(): HostReportLine {
   };
 }
 
-/** Runs every driver's self-test in a scratch dir and says why one fails. */
+/**
+ * Runs every driver's self-test (a sandbox plus the glibc/coreutils userland probe) in a
+ * scratch dir, says why one fails or which workaround it needs, and which driver `auto` gives.
+ */
 async function driverLines(): Promise<HostReportLine[]> {
   const work = await mkdtemp(join(tmpdir(), "contree-doctor-"));
   const lines: HostReportLine[] = [];
   try {
-    let chosen: string | undefined;
-    for (const d of candidateDrivers("auto", { stateDir: join(work, "state"), workDir: work })) {
-      let version: string;
-      try {
-        version = await d.version();
-      } catch {
-        lines.push({ name: `driver ${d.name}`, ok: false, detail: "not installed" });
-        continue;
-      }
-      const r = await d.selfTest({ workDir: work });
-      if (r.ok && chosen === undefined) chosen = d.name;
+    const { driver, report: reports } = await probeDrivers("auto", {
+      stateDir: join(work, "state"),
+      workDir: work,
+      probeAll: true,
+    });
+    for (const r of reports) {
+      const st = r.selfTest;
       lines.push({
-        name: `driver ${d.name} (${d.kind})`,
-        ok: r.ok,
-        detail: r.ok
-          ? `${version}; self-test passed; ${d.isolation}`
-          : `${version}; self-test failed: ${r.reason}`,
+        name: `driver ${r.name} (${r.kind})`,
+        ok: r.found && st?.ok === true,
+        detail: !r.found
+          ? "not installed"
+          : st === undefined
+            ? `${r.version}; not probed`
+            : st.ok
+              ? `${r.version}; self-test passed${st.note === undefined ? "" : ` (${st.note})`}; ${r.isolation}`
+              : `${r.version}; self-test failed: ${st.reason}`,
       });
     }
     lines.push({
       name: "runtime auto",
-      ok: chosen !== undefined,
-      detail: chosen ? `would use ${chosen}` : "no driver passes its self-test",
+      ok: driver !== null,
+      detail: explainSelection(reports, driver?.name ?? null),
     });
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -8,7 +8,7 @@ export function registerServeCommand(program: Command): void {
     .description("start the API server")
     .option("--data-dir <dir>", "data directory (env CONTREE_DATA_DIR)")
     .option("--listen <host:port>", "address to listen on (env CONTREE_LISTEN)")
-    .option("--runtime <auto|gvisor|oci>", "sandbox runtime (env CONTREE_RUNTIME)")
+    .option("--runtime <auto|gvisor|oci|crun|runc|runsc>", "sandbox runtime (env CONTREE_RUNTIME)")
     .option("--log-level <level>", "log level (env CONTREE_LOG_LEVEL)")
     .option("--path-prefix <prefix>", "mount prefix before /v1 (env CONTREE_PATH_PREFIX)")
     .action(

@@ -1,5 +1,6 @@
 /** The validated server configuration. Built once at start-up by `loadConfig`. */
-export type RuntimeChoice = "auto" | "gvisor" | "oci";
+/** A kind (`gvisor`, `oci`: the first of its drivers that passes) or one driver by name. */
+export type RuntimeChoice = "auto" | "gvisor" | "oci" | "crun" | "runc" | "runsc";
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
 export interface ProjectLimits {
@@ -21,6 +22,8 @@ export interface Config {
   /** Largest accepted `POST /v1/files` body. */
   maxUploadBytes: number;
   runtime: RuntimeChoice;
+  /** runsc's statx workaround: `auto` (when the self-test needs it), `on`, `off`. */
+  runscStatxFix: "auto" | "on" | "off";
   /** Registry hosts (host[:port]) that may be reached over plain HTTP besides loopback ones. */
   insecureRegistries: string[];
   /** Defaults for every project; a project row may override them. */

@@ -148,12 +148,23 @@ describe("loadConfig", () => {
     ["--listen", { listen: "::1:8080" }, {}, "listen address must be HOST:PORT"],
     ["--listen", { listen: "" }, {}, "listen address must be HOST:PORT"],
     ["CONTREE_LISTEN", {}, { CONTREE_LISTEN: "a b:1" }, "listen address must be HOST:PORT"],
-    ["--runtime", { runtime: "docker" }, {}, 'runtime must be one of auto, gvisor, oci, got "docker"'],
+    [
+      "--runtime",
+      { runtime: "docker" },
+      {},
+      'runtime must be one of auto, gvisor, oci, crun, runc, runsc, got "docker"',
+    ],
     [
       "CONTREE_RUNTIME",
       {},
       { CONTREE_RUNTIME: "kata" },
-      'runtime must be one of auto, gvisor, oci, got "kata"',
+      'runtime must be one of auto, gvisor, oci, crun, runc, runsc, got "kata"',
+    ],
+    [
+      "CONTREE_RUNSC_STATX_FIX",
+      {},
+      { CONTREE_RUNSC_STATX_FIX: "yes" },
+      'CONTREE_RUNSC_STATX_FIX must be auto, on or off, got "yes"',
     ],
     [
       "--log-level",

@@ -44,7 +44,7 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
 };
 
 const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
-const RUNTIMES: readonly RuntimeChoice[] = ["auto", "gvisor", "oci"];
+const RUNTIMES: readonly RuntimeChoice[] = ["auto", "gvisor", "oci", "crun", "runc", "runsc"];
 
 /**
  * Builds the configuration from defaults < environment < flags and validates all of it,
@@ -73,6 +73,11 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   const runtime = pick(flags.runtime, "CONTREE_RUNTIME") ?? "auto";
   if (!RUNTIMES.includes(runtime as RuntimeChoice)) {
     problems.push(`runtime must be one of ${RUNTIMES.join(", ")}, got ${JSON.stringify(runtime)}`);
+  }
+
+  const runscStatxFix = nonEmpty(env["CONTREE_RUNSC_STATX_FIX"]) ?? "auto";
+  if (runscStatxFix !== "auto" && runscStatxFix !== "on" && runscStatxFix !== "off") {
+    problems.push(`CONTREE_RUNSC_STATX_FIX must be auto, on or off, got ${JSON.stringify(runscStatxFix)}`);
   }
 
   const int = (name: string, fallback: number, min: number): number => {
@@ -154,6 +159,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     logLevel: logLevel as LogLevel,
     maxUploadBytes,
     runtime: runtime as RuntimeChoice,
+    runscStatxFix: runscStatxFix as Config["runscStatxFix"],
     insecureRegistries,
     defaultLimits,
     defaultNetworking,

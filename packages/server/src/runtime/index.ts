@@ -20,6 +20,8 @@ export {
   candidateDrivers,
   type DriverPreference,
   type DriverReport,
+  explainSelection,
+  probeDrivers,
   type SelectOptions,
   selectDriver,
 } from "./select.js";

@@ -51,15 +51,9 @@ export async function reclaim(o: ReclaimOptions): Promise<ReclaimReport> {
     new RunscDriver({ stateDir: o.stateDir, platform: "ptrace" }),
   ];
   for (const d of drivers) {
-    let ids: string[] = [];
-    try {
-      ids = (await readdir(d.stateRoot)).filter((n) => n.startsWith(NAME_PREFIX));
-    } catch {
-      continue;
-    }
-    for (const id of ids) {
+    for (const id of await d.listContainers()) {
       // A failed delete still leaves the cgroups to us below.
-      await d.call(["delete", "--force", id]).catch(() => undefined);
+      await d.deleteState(id).catch(() => undefined);
       report.containers++;
     }
   }

@@ -100,7 +100,11 @@ export interface Sandbox {
   destroy(): Promise<void>;
 }
 
-export type SelfTestResult = { ok: true } | { ok: false; reason: string };
+export type SelfTestResult =
+  /** `note`: a workaround the driver turned on to pass (doctor and the start-up log say it). */
+  | { ok: true; note?: string }
+  /** `failedChecks`: the userland probe's failed checks when the sandbox itself ran. */
+  | { ok: false; reason: string; failedChecks?: string[] };
 
 export interface SelfTestOptions {
   /** Scratch directory the self-test may create files in. */

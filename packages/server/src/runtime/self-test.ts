@@ -1,10 +1,21 @@
-/** The start-up check every driver runs: a real sandbox over a busybox rootfs must echo. */
-import { mkdtemp, rm } from "node:fs/promises";
+/**
+ * The start-up check every driver runs: a real sandbox over a busybox rootfs must echo, then
+ * run the userland probe (native/probe.c): the system calls, with the flags, that glibc and
+ * coreutils make. A sandbox that runs busybox but answers `statx(…, AT_NO_AUTOMOUNT, …)` with
+ * EINVAL breaks `ls` in every Debian-based image, so it fails here.
+ */
+import { existsSync } from "node:fs";
+import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import path from "node:path";
+import { PROBE } from "../sys/native-sys.js";
 import { buildBusyboxRootfs } from "./busybox.js";
 import type { RuntimeDriver, SelfTestOptions, SelfTestResult } from "./runtime-driver.js";
 
 const MARK = "contree-selftest-ok";
+const PROBE_IN_SANDBOX = "/.contree-probe";
+const PROBE_OK = "contree-probe ok";
+const PROBE_FAILED = /^contree-probe failed: (.*)$/m;
+const PROBE_FAIL_LINE = /^(\S+) FAIL \S+$/gm;
 
 export async function selfTestSandbox(
   driver: RuntimeDriver,
@@ -15,14 +26,23 @@ export async function selfTestSandbox(
   const id = `selftest-${driver.name}-${process.pid}-${Date.now().toString(36)}`;
   let sandbox: Awaited<ReturnType<RuntimeDriver["start"]>> | null = null;
   try {
+    if (!existsSync(PROBE))
+      return { ok: false, reason: "the userland probe (native/probe.c) is not built: run `npm run build`" };
     const rootfs = path.join(dir, "rootfs");
     await buildBusyboxRootfs(rootfs);
+    await copyFile(PROBE, path.join(rootfs, PROBE_IN_SANDBOX));
     sandbox = await driver.start(
       {
         id,
         rootfs,
         bundleDir: path.join(dir, "bundle"),
-        process: { args: ["/bin/sh", "-c", `echo ${MARK}`], env: ["PATH=/bin"], cwd: "/", uid: 0, gid: 0 },
+        process: {
+          args: ["/bin/sh", "-c", `echo ${MARK} && exec ${PROBE_IN_SANDBOX}`],
+          env: ["PATH=/bin"],
+          cwd: "/",
+          uid: 0,
+          gid: 0,
+        },
         hostname: "selftest",
         network: "none",
         limits: { memoryBytes: 256 * 1024 * 1024, pids: 256 },
@@ -42,7 +62,15 @@ export async function selfTestSandbox(
     clearTimeout(timer);
     if (res === "timeout") return { ok: false, reason: `no exit within ${timeoutMs} ms` };
     const out = Buffer.concat(chunks).toString();
-    if (res.exitCode !== 0 || !out.includes(MARK)) {
+    const failed = PROBE_FAILED.exec(out);
+    if (out.includes(MARK) && failed !== null) {
+      return {
+        ok: false,
+        reason: `glibc/coreutils userland would fail: ${failed[1]}`,
+        failedChecks: [...out.matchAll(PROBE_FAIL_LINE)].map((m) => m[1] ?? ""),
+      };
+    }
+    if (res.exitCode !== 0 || !out.includes(MARK) || !out.includes(PROBE_OK)) {
       const err = Buffer.concat(errs).toString().trim().slice(0, 400);
       return { ok: false, reason: `exit ${res.exitCode}${err === "" ? "" : `: ${err}`}` };
     }

@@ -63,6 +63,10 @@ const BUILD_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", 
 const ADDON = path.join(BUILD_DIR, "contree_sys.node");
 /** native/cgexec.c: joins cgroups, then executes the real program. */
 export const CGEXEC = path.join(BUILD_DIR, "contree-cgexec");
+/** native/probe.c: the userland system-call probe a driver's self-test runs in a sandbox. */
+export const PROBE = path.join(BUILD_DIR, "contree-probe");
+/** native/statx-fix.c: gVisor entry point that strips AT_NO_AUTOMOUNT from statx/newfstatat. */
+export const STATX_FIX = path.join(BUILD_DIR, "contree-statx-fix");
 
 let loaded: { sys: NativeSys | null; reason: string | null } | undefined;
 

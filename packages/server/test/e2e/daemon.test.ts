@@ -309,7 +309,9 @@ describe("bad configuration", () => {
       expect(listen.code).toBe(2);
       expect(listen.stderr).toContain('listen address must be HOST:PORT, got "localhost"');
       expect(runtime.code).toBe(2);
-      expect(runtime.stderr).toContain('runtime must be one of auto, gvisor, oci, got "kata"');
+      expect(runtime.stderr).toContain(
+        'runtime must be one of auto, gvisor, oci, crun, runc, runsc, got "kata"',
+      );
       expect(both.code).toBe(2);
       expect(both.stderr).toContain("listen port must be 0..65535, got 99999");
       expect(both.stderr).toContain("log level must be one of");

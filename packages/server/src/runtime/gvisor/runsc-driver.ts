@@ -4,23 +4,36 @@
  *  - netstack networking is broken on recent kernels, so egress joins our prepared netns with
  *    `nsenter --net=` and `--network=host` (never `ip netns exec`, which remounts /sys);
  *  - the kvm platform hangs under nested PVM here; `platform: "auto"` tries it in the
- *    self-test with a short deadline and otherwise uses ptrace.
+ *    self-test with a short deadline and otherwise uses ptrace;
+ *  - its kernel rejects AT_NO_AUTOMOUNT in statx: `statxFix: "auto"` turns the workaround of
+ *    statx-fix.ts on when the self-test's userland probe fails only there.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import { KVM_DEVICE } from "../devices.js";
 import type { EgressNetwork } from "../network.js";
-import type { BundleOptions, OciConfig } from "../oci/bundle.js";
+import { type BundleOptions, type OciConfig, type OciProcess, ociProcess } from "../oci/bundle.js";
 import { type Invocation, OciCliDriver, type OciCliDriverOptions } from "../oci/oci-cli-driver.js";
-import type { SandboxSpec, SelfTestOptions, SelfTestResult } from "../runtime-driver.js";
+import type { ProcessSpec, SandboxSpec, SelfTestOptions, SelfTestResult } from "../runtime-driver.js";
 import { selfTestSandbox } from "../self-test.js";
+import {
+  applyStatxFix,
+  mountStatxFixPoint,
+  statxFixArgs,
+  statxFixBinary,
+  statxFixCovers,
+} from "./statx-fix.js";
 
 export type RunscPlatform = "ptrace" | "kvm" | "auto";
+/** auto: on when the self-test's userland probe needs it (see statx-fix.ts). */
+export type StatxFixMode = "auto" | "on" | "off";
 
 export interface RunscDriverOptions extends OciCliDriverOptions {
   platform?: RunscPlatform;
   /** Deadline for the kvm probe in `auto` mode. */
   kvmProbeMs?: number;
+  statxFix?: StatxFixMode;
 }
 
 export class RunscDriver extends OciCliDriver {
@@ -29,12 +42,24 @@ export class RunscDriver extends OciCliDriver {
   private platform: "ptrace" | "kvm";
   private readonly auto: boolean;
   private readonly kvmProbeMs: number;
+  private readonly statxFixMode: StatxFixMode;
+  /** The workaround's host binary while it is on. */
+  private statxFix: string | null = null;
+  /** Sandboxes started with the workaround (their `exec`s get it too). */
+  private readonly fixed = new Set<string>();
 
   constructor(o: RunscDriverOptions) {
     super("runsc", o);
     this.auto = (o.platform ?? "auto") === "auto";
     this.platform = o.platform === "kvm" ? "kvm" : "ptrace";
     this.kvmProbeMs = o.kvmProbeMs ?? 8000;
+    this.statxFixMode = o.statxFix ?? "auto";
+    if (this.statxFixMode === "on") this.statxFix = statxFixBinary();
+  }
+
+  /** True while new sandboxes get the statx workaround. */
+  get statxFixActive(): boolean {
+    return this.statxFix !== null;
   }
 
   get isolation(): string {
@@ -67,7 +92,25 @@ export class RunscDriver extends OciCliDriver {
    * runsc mounts a sandbox-private tmpfs over an empty /tmp; writes there would never reach
    * the snapshot. Binding the rootfs's own /tmp keeps them in the overlay like other runtimes.
    */
+  protected override async prepareRootfs(spec: SandboxSpec): Promise<(() => Promise<void>) | null> {
+    if (this.statxFix === null) return null;
+    const undo = await mountStatxFixPoint(spec.rootfs);
+    if (undo === null) return null;
+    this.fixed.add(spec.id);
+    return async () => {
+      this.fixed.delete(spec.id);
+      await undo();
+    };
+  }
+
+  override execProcess(id: string, p: ProcessSpec): OciProcess {
+    const proc = ociProcess(p);
+    if (this.fixed.has(id)) proc.args = statxFixArgs(proc.args);
+    return proc;
+  }
+
   protected override adjustConfig(config: OciConfig, spec: SandboxSpec): void {
+    if (this.statxFix !== null && this.fixed.has(spec.id)) applyStatxFix(config, this.statxFix);
     if (existsSync(path.join(spec.rootfs, "tmp")) && !config.mounts.some((m) => m.destination === "/tmp")) {
       config.mounts.push({
         destination: "/tmp",
@@ -92,17 +135,59 @@ export class RunscDriver extends OciCliDriver {
     return this.platform === "kvm" ? [KVM_DEVICE] : [];
   }
 
+  /**
+   * runsc keeps `<id>_sandbox:<sandbox id>.state` and `.lock` files, not a directory per
+   * container. A sandbox killed before it was fully up (the kvm probe that hangs here) has
+   * only the lock; `runsc delete` then refuses it and the file used to stay, one per start.
+   */
+  private stateFiles(containerId: string): string[] {
+    try {
+      return readdirSync(this.stateRoot).filter((n) => n.startsWith(`${containerId}_sandbox:`));
+    } catch {
+      return [];
+    }
+  }
+
+  override hasState(containerId: string): boolean {
+    return this.stateFiles(containerId).length > 0;
+  }
+
+  override async listContainers(): Promise<string[]> {
+    const names = (await super.listContainers()).map((n) => n.split("_sandbox:")[0] ?? n);
+    return [...new Set(names)];
+  }
+
+  override async deleteState(containerId: string, netnsPath?: string): Promise<void> {
+    if (this.stateFiles(containerId).some((n) => n.endsWith(".state")))
+      await this.call(["delete", "--force", containerId], netnsPath);
+    for (const n of this.stateFiles(containerId)) await rm(path.join(this.stateRoot, n), { force: true });
+  }
+
   protected override signalViaRuntime(): boolean {
     return true;
   }
 
   override async selfTest(o: SelfTestOptions): Promise<SelfTestResult> {
+    let first: SelfTestResult | null = null;
     if (this.auto && existsSync("/dev/kvm")) {
       this.platform = "kvm";
       const kvm = await selfTestSandbox(this, o, this.kvmProbeMs);
-      if (kvm.ok) return kvm;
-      this.platform = "ptrace";
+      // The sandbox ran (its probe may still fail): the platform works.
+      if (kvm.ok || kvm.failedChecks !== undefined) first = kvm;
+      else this.platform = "ptrace";
     }
-    return selfTestSandbox(this, o);
+    first ??= await selfTestSandbox(this, o);
+    if (first.ok || this.statxFixMode !== "auto" || !statxFixCovers(first.failedChecks ?? [])) return first;
+    const binary = statxFixBinary();
+    if (binary === null) return { ok: false, reason: `${first.reason} (the statx workaround is not built)` };
+    this.statxFix = binary;
+    const fixed = await selfTestSandbox(this, o);
+    if (fixed.ok)
+      return {
+        ok: true,
+        note: `statx AT_NO_AUTOMOUNT rejected (${first.failedChecks?.join(", ")}) → statx workaround active`,
+      };
+    this.statxFix = null;
+    return { ok: false, reason: `${first.reason}; with the statx workaround: ${fixed.reason}` };
   }
 }

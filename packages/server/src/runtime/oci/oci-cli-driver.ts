@@ -38,7 +38,14 @@ import {
   type SelfTestResult,
 } from "../runtime-driver.js";
 import { selfTestSandbox } from "../self-test.js";
-import { type BundleOptions, type OciConfig, ociConfig, ociProcess, writeJson } from "./bundle.js";
+import {
+  type BundleOptions,
+  type OciConfig,
+  type OciProcess,
+  ociConfig,
+  ociProcess,
+  writeJson,
+} from "./bundle.js";
 
 export interface OciCliDriverOptions {
   /** Where runtime state (`--root`) lives; one subdirectory per runtime. */
@@ -134,6 +141,19 @@ export abstract class OciCliDriver implements RuntimeDriver {
     return [];
   }
 
+  /**
+   * Host-side work on the rootfs before the runtime starts (runsc: a mount point for its entry
+   * point). The returned undo runs once, when the main process has exited or at destroy.
+   */
+  protected async prepareRootfs(_spec: SandboxSpec): Promise<(() => Promise<void>) | null> {
+    return null;
+  }
+
+  /** The OCI process of an extra process (`exec`) in sandbox `id`. */
+  execProcess(_id: string, p: ProcessSpec): OciProcess {
+    return ociProcess(p);
+  }
+
   /** Like adjustConfig, for adjustments that need I/O (done once and cached by the driver). */
   protected async prepareConfig(_config: OciConfig): Promise<void> {}
 
@@ -185,6 +205,8 @@ export abstract class OciCliDriver implements RuntimeDriver {
         extraDevices: this.runtimeDevices(),
       });
       cleanup.push(() => cg.remove());
+      const undoRootfs = await this.prepareRootfs(spec);
+      if (undoRootfs !== null) cleanup.push(undoRootfs);
       let net: EgressNetwork | null = null;
       let resolv: string | undefined;
       if (spec.network === "egress") {
@@ -230,7 +252,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
       });
       const netInfo: SandboxNetwork =
         net === null ? { mode: "none" } : { mode: "egress", address: net.address, gateway: net.gateway };
-      return new OciSandbox(this, spec, containerId, cg, net, netInfo, child, join);
+      return new OciSandbox(this, spec, containerId, cg, net, netInfo, child, join, undoRootfs);
     } catch (e) {
       await cleanup.run();
       if (o.signal?.aborted) throw cancelled("sandbox start cancelled", { cause: e });
@@ -267,6 +289,20 @@ export abstract class OciCliDriver implements RuntimeDriver {
   /** Does the runtime still hold state for this container? */
   hasState(containerId: string): boolean {
     return existsSync(path.join(this.stateRoot, containerId));
+  }
+
+  /** Containers the runtime holds state for under our state root (reclaim). */
+  async listContainers(): Promise<string[]> {
+    try {
+      return (await readdir(this.stateRoot)).filter((n) => n.startsWith(NAME_PREFIX));
+    } catch {
+      return [];
+    }
+  }
+
+  /** Removes whatever state the runtime keeps for a container (destroy, reclaim). */
+  async deleteState(containerId: string, netnsPath?: string): Promise<void> {
+    if (this.hasState(containerId)) await this.call(["delete", "--force", containerId], netnsPath);
   }
 
   get routesSignals(): boolean {
@@ -320,6 +356,7 @@ class OciSandbox implements Sandbox {
     private readonly child: Proc,
     /** cgroup.procs files exec'd processes join (null: the runtime places them). */
     private readonly joinCgroups: string[] | null,
+    private readonly undoRootfs: (() => Promise<void>) | null,
   ) {
     this.pid = child.pid;
     this.stdin = child.stdin;
@@ -335,6 +372,8 @@ class OciSandbox implements Sandbox {
 
   async wait(): Promise<ExitStatus> {
     const ended = await this.child.exited;
+    // Before the caller unmounts the rootfs: nothing of ours may keep it busy.
+    await this.releaseRootfs();
     // The main process is gone and its pid namespace with it: these totals are final.
     this.finalStats ??= await this.cg.stats();
     const st = this.finalStats;
@@ -344,6 +383,13 @@ class OciSandbox implements Sandbox {
     if (this.killedBySigkill && exit.signal === -1 && exit.exitCode !== 0)
       exit = { exitCode: 137, signal: 9 };
     return { ...exit, oomKilled: st.oomKills > 0 };
+  }
+
+  private rootfsReleased: Promise<void> | null = null;
+  private releaseRootfs(): Promise<void> {
+    this.rootfsReleased ??=
+      this.undoRootfs === null ? Promise.resolve() : this.undoRootfs().catch(() => undefined);
+    return this.rootfsReleased;
   }
 
   private get running(): boolean {
@@ -373,7 +419,11 @@ class OciSandbox implements Sandbox {
     if (this.destroyed !== null) throw failedPrecondition("sandbox is destroyed");
     await this.waitRunning();
     const n = ++this.execCount;
-    const file = await writeJson(this.spec.bundleDir, `exec-${n}.json`, ociProcess(p));
+    const file = await writeJson(
+      this.spec.bundleDir,
+      `exec-${n}.json`,
+      this.driver.execProcess(this.spec.id, p),
+    );
     const child = this.driver.spawnExec(
       this.containerId,
       file,
@@ -432,9 +482,8 @@ class OciSandbox implements Sandbox {
     this.stdout.destroy();
     this.stderr.destroy();
     this.stdin?.destroy();
-    if (this.driver.hasState(this.containerId)) {
-      await this.driver.call(["delete", "--force", this.containerId], this.net?.nsPath);
-    }
+    await this.driver.deleteState(this.containerId, this.net?.nsPath);
+    await this.releaseRootfs();
     if (this.net !== null) await teardownNetns(this.net.nsName);
     await this.cg.remove();
     await removeBundleFiles(this.spec.bundleDir);
