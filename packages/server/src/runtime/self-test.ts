@@ -4,9 +4,11 @@
  * coreutils make. A sandbox that runs busybox but answers `statx(…, AT_NO_AUTOMOUNT, …)` with
  * EINVAL breaks `ls` in every Debian-based image, so it fails here.
  */
+
 import { existsSync } from "node:fs";
 import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import path from "node:path";
+import { finished } from "node:stream/promises";
 import { PROBE } from "../sys/native-sys.js";
 import { buildBusyboxRootfs } from "./busybox.js";
 import type { RuntimeDriver, SelfTestOptions, SelfTestResult } from "./runtime-driver.js";
@@ -58,7 +60,12 @@ export async function selfTestSandbox(
     const timeout = new Promise<"timeout">((r) => {
       timer = setTimeout(() => r("timeout"), timeoutMs);
     });
-    const res = await Promise.race([sandbox.wait(), timeout]);
+    // The exit can be reported before the pipes are drained: read the output to its end too.
+    const ended = (s: NodeJS.ReadableStream) => finished(s).catch(() => undefined);
+    const exited = Promise.all([sandbox.wait(), ended(sandbox.stdout), ended(sandbox.stderr)]).then(
+      ([r]) => r,
+    );
+    const res = await Promise.race([exited, timeout]);
     clearTimeout(timer);
     if (res === "timeout") return { ok: false, reason: `no exit within ${timeoutMs} ms` };
     const out = Buffer.concat(chunks).toString();
