@@ -2,7 +2,7 @@
  * Composition root: the only module that picks concrete backends. Everything else receives its
  * dependencies as arguments, so tests build the same graph with other choices.
  */
-import { mkdir, rm } from "node:fs/promises";
+import { chmod, mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
@@ -74,7 +74,10 @@ export async function createServer(
   logger: Logger = createLogger(config.logLevel),
 ): Promise<Server> {
   const layout = dataLayout(config.dataDir);
-  await mkdir(layout.root, { recursive: true, mode: 0o700 });
+  await mkdir(layout.root, { recursive: true, mode: 0o711 });
+  // Sandboxes in user namespaces are unprivileged host uids: the runtime, acting as one, must
+  // pass through here to their rootfs (runs/<op>/rootfs). Search only: nothing can be listed.
+  await chmod(layout.root, 0o711);
   const store = openMetadata(config.dataDir);
   const content = await LocalContentStore.open(layout.content);
   const reclaimed = await content.reclaim();
@@ -93,7 +96,7 @@ export async function createServer(
   // Nothing runs yet: every sandbox, mount and run dir still here was left by a crash.
   const swept = await reclaimSandboxes({ stateDir: layout.runtimeState, mountRoots: [layout.runs] });
   await rm(layout.runs, { recursive: true, force: true });
-  await mkdir(layout.runs, { recursive: true, mode: 0o700 });
+  await mkdir(layout.runs, { recursive: true, mode: 0o711 });
   if (swept.containers + swept.mounts + swept.cgroups + swept.netns > 0)
     logger.info(swept, "reclaimed sandboxes left by an earlier run");
   const { driver, report } = await selectDriver(config.runtime, {

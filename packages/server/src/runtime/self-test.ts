@@ -1,8 +1,9 @@
 /** The start-up check every driver runs: a real sandbox over a busybox rootfs must echo. */
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import path from "node:path";
 import { buildBusyboxRootfs } from "./busybox.js";
-import type { RuntimeDriver, SelfTestOptions, SelfTestResult } from "./runtime-driver.js";
+import { mountRootfs, unmount } from "./rootfs.js";
+import type { RuntimeDriver, SelfTestOptions, SelfTestResult, UserRangeLease } from "./runtime-driver.js";
 
 const MARK = "contree-selftest-ok";
 
@@ -12,11 +13,28 @@ export async function selfTestSandbox(
   timeoutMs = 30_000,
 ): Promise<SelfTestResult> {
   const dir = await mkdtemp(path.join(o.workDir, `selftest-${driver.name}-`));
+  // A runtime in a user namespace reaches the rootfs as an unprivileged host uid (search only).
+  await chmod(dir, 0o711);
   const id = `selftest-${driver.name}-${process.pid}-${Date.now().toString(36)}`;
   let sandbox: Awaited<ReturnType<RuntimeDriver["start"]>> | null = null;
+  let lease: UserRangeLease | null = null;
+  let merged: string | null = null;
   try {
-    const rootfs = path.join(dir, "rootfs");
+    let rootfs = path.join(dir, "rootfs");
     await buildBusyboxRootfs(rootfs);
+    // In a user namespace the root must be an idmapped overlay, as for every run.
+    lease = driver.userRange?.() ?? null;
+    if (lease !== null) {
+      merged = path.join(dir, "merged");
+      await mountRootfs({
+        lowers: [rootfs],
+        upper: path.join(dir, "rw", "upper"),
+        work: path.join(dir, "rw", "work"),
+        target: merged,
+        idmap: lease.range,
+      });
+      rootfs = merged;
+    }
     sandbox = await driver.start(
       {
         id,
@@ -27,6 +45,7 @@ export async function selfTestSandbox(
         network: "none",
         limits: { memoryBytes: 256 * 1024 * 1024, pids: 256 },
         stdin: "null",
+        ...(lease === null ? {} : { users: lease.range }),
       },
       o.signal === undefined ? {} : { signal: o.signal },
     );
@@ -57,6 +76,8 @@ export async function selfTestSandbox(
     };
   } finally {
     await sandbox?.destroy().catch(() => undefined);
+    if (merged !== null) await unmount(merged).catch(() => undefined);
+    lease?.release();
     await rm(dir, { recursive: true, force: true });
   }
 }
