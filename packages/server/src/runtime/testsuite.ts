@@ -30,6 +30,8 @@ export interface ConformanceOptions {
   hogLimitBytes?: number;
   /** The driver runs sandboxes in a user namespace (root inside is not host root). */
   userNamespace?: boolean;
+  /** Egress traffic goes through the sandbox's own network stack (gVisor netstack), not the host kernel's. */
+  ownNetworkStack?: boolean;
 }
 
 type Partial2 = Partial<Omit<SandboxSpec, "process">> & { process?: Partial<SandboxSpec["process"]> };
@@ -637,7 +639,7 @@ export function registerConformanceSuite(
         const r = await runSh("cat /proc/mounts; echo ===; cat /proc/self/mountinfo", { network: "egress" });
         expect(r.status.exitCode).toBe(0);
         expect(r.out).toContain("===");
-        for (const leak of [root, path.dirname(root), "/run/contree-binds", tmpdir(), "/var/lib"])
+        for (const leak of [root, path.join(tmpdir(), "conf-"), "/run/contree-binds", "/var/lib"])
           expect(r.out, `mount table shows ${leak}`).not.toContain(leak);
       });
 
@@ -760,6 +762,26 @@ export function registerConformanceSuite(
         // The sandbox's resolv.conf bind did not create a file in its upper.
         expect((await diffStats(r.upper)).empty).toBe(true);
       });
+
+      it.runIf(opts.ownNetworkStack === true)(
+        "egress runs on the sandbox's own network stack, not the host kernel's",
+        async () => {
+          const r = await start({ network: "egress" }, [
+            "/bin/sh",
+            "-c",
+            "ip -4 -o addr show eth0; echo up; sleep 60",
+          ]);
+          await waitFor(() => r.out().includes("up"));
+          const addr = r.sandbox.network.address as string;
+          expect(r.out()).toContain(addr);
+          // The user-space stack took the address over: the host kernel's side of the namespace
+          // has none (with host passthrough the kernel would hold it and do the TCP/IP).
+          const ns = await runCommand("ip", ["-n", `ctr-${r.sandbox.id}`, "-4", "-o", "addr", "show"]);
+          expect(ns.code).toBe(0);
+          expect(ns.stdout).not.toContain(addr);
+          await r.sandbox.kill();
+        },
+      );
 
       it("a sandbox without networking has only loopback", async () => {
         const r = await runSh("ls /sys/class/net | tr '\\n' ' '");

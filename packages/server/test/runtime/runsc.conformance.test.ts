@@ -5,4 +5,5 @@ import { registerConformanceSuite } from "../../src/runtime/testsuite.js";
 registerConformanceSuite("runsc", (stateDir) => new RunscDriver({ stateDir, platform: "ptrace" }), {
   guestPidsAreHostTasks: false,
   hogLimitBytes: 256 * 1024 * 1024,
+  ownNetworkStack: true,
 });

@@ -1,15 +1,19 @@
 /**
  * gVisor over the same OCI bundle. Notes from the lab (§3) for runsc 20221219:
  *  - `--overlay2=none` explicitly, so writes reach our overlay upper;
- *  - netstack networking is broken on recent kernels, so egress joins our prepared netns with
- *    `nsenter --net=` and `--network=host` (never `ip netns exec`, which remounts /sys);
+ *  - egress uses gVisor's own network stack (`--network=sandbox`): the guest's TCP/IP runs in
+ *    the Sentry, not in the host kernel; runsc takes over the veth of our prepared netns (named
+ *    in the bundle) through an AF_PACKET socket. This runsc refuses to, because it decides "root
+ *    network namespace" by the presence of /proc/sys/net/core/rmem_default, which kernels since
+ *    6.x show in every netns (google/gvisor#10704): `runsc run` is started in that netns
+ *    (`nsenter --net=`, never `ip netns exec`, which remounts /sys) and in a private mount
+ *    namespace where a tmpfs hides /proc/sys/net/core, and nowhere else;
  *  - the kvm platform hangs under nested PVM here; `platform: "auto"` tries it in the
  *    self-test with a short deadline and otherwise uses ptrace.
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
-import type { EgressNetwork } from "../network.js";
-import type { BundleOptions, OciConfig } from "../oci/bundle.js";
+import type { OciConfig } from "../oci/bundle.js";
 import { type Invocation, OciCliDriver, type OciCliDriverOptions } from "../oci/oci-cli-driver.js";
 import type { SandboxSpec, SelfTestOptions, SelfTestResult } from "../runtime-driver.js";
 import { selfTestSandbox } from "../self-test.js";
@@ -50,16 +54,27 @@ export class RunscDriver extends OciCliDriver {
       "--root",
       this.stateRoot,
       "--overlay2=none",
-      `--network=${ctx.netnsPath === undefined ? "none" : "host"}`,
+      `--network=${ctx.netnsPath === undefined ? "none" : "sandbox"}`,
       `--platform=${this.platform}`,
       ...sub,
     ];
     if (ctx.netnsPath === undefined) return { file: this.binary, args };
-    return { file: "nsenter", args: [`--net=${ctx.netnsPath}`, this.binary, ...args] };
-  }
-
-  protected override bundleOptions(base: BundleOptions, net: EgressNetwork | null): BundleOptions {
-    return net === null ? base : { ...base, netnsPath: null };
+    // Every call joins the netns: the sandbox's control socket is an abstract unix socket, which
+    // lives in a network namespace. Only `run` sets the network up and needs the hidden sysctl.
+    const hide =
+      sub[0] === "run"
+        ? [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            'mount -t tmpfs -o size=4k,mode=555 contree-hide /proc/sys/net/core && exec "$@"',
+            "sh",
+          ]
+        : [];
+    return { file: "nsenter", args: [`--net=${ctx.netnsPath}`, ...hide, this.binary, ...args] };
   }
 
   /**
