@@ -97,7 +97,7 @@ describe.each([
 
   async function runOk(body: Record<string, unknown>): Promise<{ out: string; image: string }> {
     const doc = await waitOp(await spawn(body));
-    expect(doc.status, String(doc.error)).toBe("SUCCESS");
+    expect(doc.status, `${doc.error}\n${daemon?.stderr().slice(-2000)}`).toBe("SUCCESS");
     return { out: decode(doc.metadata?.result?.stdout), image: String(doc.result_image_uuid) };
   }
 
