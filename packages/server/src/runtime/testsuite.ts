@@ -9,7 +9,7 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { chmod, copyFile, lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -641,6 +641,30 @@ export function registerConformanceSuite(
         expect(r.out).toContain("===");
         for (const leak of [root, path.join(tmpdir(), "conf-"), "/run/contree-binds", "/var/lib"])
           expect(r.out, `mount table shows ${leak}`).not.toContain(leak);
+      });
+
+      it("a sandbox that ends before its deadline leaves no watchdog behind", async () => {
+        const r = await start({ deadlineMs: 600_000 }, ["/bin/sh", "-c", "echo up; exec sleep 60"]);
+        await waitFor(() => r.out().includes("up"));
+        const dogs = () => {
+          const found: number[] = [];
+          for (const p of readdirSync("/proc")) {
+            if (!/^\d+$/.test(p)) continue;
+            try {
+              const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+              if (argv[0]?.endsWith("contree-watchdog") && argv[2] === String(r.sandbox.pid))
+                found.push(Number(p));
+            } catch {
+              // exited meanwhile
+            }
+          }
+          return found;
+        };
+        expect(dogs()).toHaveLength(1);
+        await r.sandbox.kill();
+        await withTimeout(r.sandbox.wait(), 15_000, "exit after kill");
+        await waitFor(() => dogs().length === 0, 10_000);
+        expect(dogs()).toEqual([]);
       });
 
       it("dies at its deadline even when nobody kills it (a dead server)", async () => {
