@@ -1,16 +1,17 @@
 /**
  * Defence in depth of the sandbox, attacked the way a tenant would: an ordinary (non-admin)
  * token of its own project, against the real daemon process, for every driver the server can
- * run (`--runtime oci` = crun, `--runtime gvisor` = runsc; runc shares crun's code paths and
- * runs through the conformance suite).
- *  - OCI: sandbox root is an unprivileged host uid (user namespace), and host-only privileges
+ * run: `--runtime oci` (crun), the same with a `crun` on PATH that fails (selection falls to
+ * runc), and `--runtime gvisor` (runsc).
+ *  - crun: sandbox root is an unprivileged host uid (user namespace), and host-only privileges
  *    (mknod, reading root-only host files) do nothing;
  *  - files keep their in-image owners, modes, whiteouts and opaque dirs through a committed image;
  *  - the mount table a sandbox reads names no host path;
  *  - after a SIGKILL of the server, a running sandbox still dies at its timeout.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mountsUnder, reclaim } from "../../src/runtime/reclaim.js";
@@ -57,13 +58,15 @@ function processesIn(id: string): number[] {
 }
 
 describe.each([
-  { runtime: "oci", oci: true },
-  { runtime: "gvisor", oci: false },
-])("tenant attacks on the sandbox ($runtime)", ({ runtime, oci }) => {
+  { driver: "crun", runtime: "oci", userns: true, hideCrun: false },
+  { driver: "runc", runtime: "oci", userns: false, hideCrun: true },
+  { driver: "runsc", runtime: "gvisor", userns: false, hideCrun: false },
+])("tenant attacks on the sandbox ($driver)", ({ driver, runtime, userns, hideCrun }) => {
   let registry: RegistryHandle;
   let daemon: Daemon | undefined;
   let dataDir = "";
   let secret = "";
+  let shimDir = "";
 
   const api = async (path: string, json?: unknown): Promise<Response> =>
     fetch(`${(daemon as Daemon).url}${path}`, {
@@ -104,10 +107,20 @@ describe.each([
   beforeAll(async () => {
     const fx = await fixtures();
     registry = await startRegistry({ seedFrom: fx.registryData });
-    daemon = await startDaemon({
-      args: ["--runtime", runtime],
-      env: { CONTREE_LOG_LEVEL: "warn", CONTREE_INSECURE_REGISTRIES: registry.host },
-    });
+    const env: Record<string, string> = {
+      CONTREE_LOG_LEVEL: "info",
+      CONTREE_INSECURE_REGISTRIES: registry.host,
+    };
+    if (hideCrun) {
+      // `crun --version` fails: OCI selection falls to runc.
+      shimDir = await mkdtemp(join(tmpdir(), "no-crun-"));
+      await writeFile(join(shimDir, "crun"), "#!/bin/sh\nexit 127\n");
+      await chmod(join(shimDir, "crun"), 0o755);
+      env["PATH"] = `${shimDir}:${process.env["PATH"] ?? "/usr/bin:/bin"}`;
+    }
+    daemon = await startDaemon({ args: ["--runtime", runtime], env });
+    // The start-up log names the driver it selected.
+    expect(daemon.stdout() + daemon.stderr()).toContain(`"runtime":"${driver}"`);
     dataDir = daemon.dataDir;
     const dd = ["--data-dir", dataDir];
     const project = await runCli(["project", "create", "tenant", ...dd]);
@@ -147,9 +160,10 @@ describe.each([
       await rm(dataDir, { recursive: true, force: true });
     }
     await registry?.stop();
+    if (shimDir !== "") await rm(shimDir, { recursive: true, force: true });
   });
 
-  it.runIf(oci)("sandbox root is an unprivileged host uid: host privileges do nothing", async () => {
+  it.runIf(userns)("sandbox root is an unprivileged host uid: host privileges do nothing", async () => {
     const { out } = await runOk({
       command:
         "cat /proc/self/uid_map; mknod /tmp/n c 1 3 && echo MKNOD-OK; " +
