@@ -2,6 +2,7 @@
  * Composition root: the only module that picks concrete backends. Everything else receives its
  * dependencies as arguments, so tests build the same graph with other choices.
  */
+import { existsSync } from "node:fs";
 import { chmod, mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -32,7 +33,7 @@ import { EventLog } from "./operations/event-log.js";
 import { OperationQueue } from "./operations/operation-queue.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
 import { reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
-import { nativeSysUnavailableReason } from "./sys/native-sys.js";
+import { nativeSysUnavailableReason, WATCHDOG } from "./sys/native-sys.js";
 
 export interface DataLayout {
   root: string;
@@ -113,6 +114,11 @@ export async function createServer(
     },
     "sandbox runtime selected",
   );
+  if (!existsSync(WATCHDOG))
+    logger.warn(
+      { helper: WATCHDOG },
+      "sandbox watchdog not built (`npm run build`): if the server dies, its sandboxes outlive their timeouts until the next start",
+    );
   const nativeMissing = nativeSysUnavailableReason();
   if (nativeMissing !== null)
     logger.warn(

@@ -193,8 +193,6 @@ export abstract class OciCliDriver implements RuntimeDriver {
         ["run", "--bundle", spec.bundleDir, containerId],
         net === null ? {} : { netnsPath: net.nsPath },
       );
-      if (spec.deadlineMs !== undefined && !existsSync(WATCHDOG))
-        throw failedPrecondition("the sandbox watchdog is not built (run `npm run build`)");
       const join = this.startsInsideCgroups() ? cg.joinFiles() : null;
       if (this.startsInsideCgroups() && join === null) throw internal("sandbox cgroups cannot be joined");
       const child = launch(inv.file, inv.args, {
@@ -205,7 +203,9 @@ export abstract class OciCliDriver implements RuntimeDriver {
         // Own session: a terminal's ^C to the server must not reach sandboxes directly.
         detached: true,
       });
-      if (spec.deadlineMs !== undefined) {
+      // Without the helper (not built) a crashed server's sandboxes run until the next start's
+      // reclaim; the start-up log warns about it.
+      if (spec.deadlineMs !== undefined && existsSync(WATCHDOG)) {
         try {
           startWatchdog(spec.deadlineMs, child.pid, cg.taskDir());
         } catch (e) {
