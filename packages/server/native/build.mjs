@@ -64,3 +64,14 @@ for (const [name, src] of [
   });
   console.log(`built ${bin}`);
 }
+// The sandbox watchdog (watchdog.c): enforces a timeout when the server is gone; static for the
+// same reason.
+const watchdog = join(here, "build", "contree-watchdog");
+execFileSync(
+  cc,
+  ["-O2", "-Wall", "-Wextra", "-Werror", "-static", "-o", watchdog, join(here, "watchdog.c")],
+  {
+    stdio: "inherit",
+  },
+);
+console.log(`built ${watchdog}`);

@@ -22,6 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/file.h>
+#include <sys/fsuid.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/sendfile.h>
@@ -29,6 +32,14 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/capability.h>
+
+#ifndef FSCONFIG_SET_FD
+#define FSCONFIG_SET_FD 5
+#endif
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
 
 #define CHECK(env, call)                                                  \
   do {                                                                    \
@@ -60,6 +71,8 @@ static const char *errno_name(int e) {
     case EAGAIN: return "EAGAIN";
     case E2BIG: return "E2BIG";
     case ESRCH: return "ESRCH";
+    case EOVERFLOW: return "EOVERFLOW";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
     default: return "EUNKNOWN";
   }
 }
@@ -139,6 +152,7 @@ typedef struct {
   char **options; /* "key" or "key=value" */
   unsigned long flags;
   int readonly;
+  unsigned idmap_host, idmap_size; /* idmap_size 0: layers are not idmapped */
   int err;
   char detail[512];
 } mount_op;
@@ -165,47 +179,202 @@ static void read_fs_log(int fd, char *out, size_t cap) {
   }
 }
 
-static void do_overlay(mount_op *op) {
-  int fs = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
-  if (fs < 0) { op->err = errno; snprintf(op->detail, sizeof op->detail, "fsopen"); return; }
-  int rc = fsconfig_str(fs, "source", "overlay");
-  for (char **l = op->lowers; rc == 0 && *l; l++) rc = fsconfig_str(fs, "lowerdir+", *l);
-  if (rc == 0 && op->upper) rc = fsconfig_str(fs, "upperdir", op->upper);
-  if (rc == 0 && op->workdir) rc = fsconfig_str(fs, "workdir", op->workdir);
-  unsigned int attrs = op->readonly ? MOUNT_ATTR_RDONLY : 0;
-  for (char **o = op->options; rc == 0 && o && *o; o++) {
-    char *eq = strchr(*o, '=');
-    /* Per-mount flags, not overlay parameters: they go to fsmount(). */
-    if (strcmp(*o, "nodev") == 0) attrs |= MOUNT_ATTR_NODEV;
-    else if (strcmp(*o, "nosuid") == 0) attrs |= MOUNT_ATTR_NOSUID;
-    else if (strcmp(*o, "noexec") == 0) attrs |= MOUNT_ATTR_NOEXEC;
-    else if (eq == NULL) rc = fsconfig_str(fs, *o, NULL);
-    else {
-      *eq = '\0';
-      rc = fsconfig_str(fs, *o, eq + 1);
-      *eq = '=';
+/*
+ * A user namespace that maps ids 0..size-1 to host ids host..host+size-1, as an fd (for
+ * MOUNT_ATTR_IDMAP). A namespace lives only as long as a process or an fd holds it: a child is
+ * cloned into it (sharing our memory, so no page-table copy), its maps are written, the fd is
+ * opened, and the child is killed and reaped. unshare() cannot do this: it refuses threaded
+ * callers. Returns -1 with errno set.
+ */
+static int hold_forever(void *arg) {
+  (void)arg;
+  for (;;) syscall(SYS_pause);
+  return 0;
+}
+
+static int write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = write(fd, text, strlen(text));
+  int e = errno;
+  close(fd);
+  errno = e;
+  return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+static int make_userns(unsigned host, unsigned size, char *detail, size_t cap) {
+  size_t stack_size = 64 * 1024;
+  char *stack = malloc(stack_size);
+  if (stack == NULL) return -1;
+  pid_t pid = clone(hold_forever, stack + stack_size, CLONE_VM | CLONE_NEWUSER | SIGCHLD, NULL);
+  if (pid < 0) {
+    int e = errno;
+    free(stack);
+    snprintf(detail, cap, "clone(CLONE_NEWUSER)");
+    errno = e;
+    return -1;
+  }
+  char path[64], map[64];
+  int fd = -1, e = 0;
+  snprintf(map, sizeof map, "0 %u %u\n", host, size);
+  snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
+  if (write_file(path, map) != 0) { e = errno; snprintf(detail, cap, "uid_map"); }
+  snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
+  if (e == 0 && write_file(path, map) != 0) { e = errno; snprintf(detail, cap, "gid_map"); }
+  snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+  if (e == 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) { e = errno; snprintf(detail, cap, "ns/user"); }
+  kill(pid, SIGKILL);
+  while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR) {}
+  free(stack);
+  errno = e;
+  return e == 0 ? fd : -1;
+}
+
+/* A detached copy of the mount at `path` (optionally idmapped): the overlay is given fds to
+   these, so its options in /proc/mounts name no host path ("/" for a layer). */
+static int detached(const char *path, int userns, char *detail, size_t cap) {
+  int t = (int)syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (t < 0) { snprintf(detail, cap, "open_tree"); return -1; }
+  if (userns >= 0) {
+    struct mount_attr a;
+    memset(&a, 0, sizeof a);
+    a.attr_set = MOUNT_ATTR_IDMAP;
+    a.userns_fd = (unsigned long long)userns;
+    if (syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH, &a, sizeof a) != 0) {
+      int e = errno;
+      close(t);
+      snprintf(detail, cap, "mount_setattr(MOUNT_ATTR_IDMAP)");
+      errno = e;
+      return -1;
     }
   }
-  if (rc == 0) rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
-  if (rc != 0) {
-    op->err = errno;
-    read_fs_log(fs, op->detail, sizeof op->detail);
-    close(fs);
-    return;
+  return t;
+}
+
+/*
+ * overlayfs does its own work in the upper (work dir, whiteouts, copy-up) with the credentials
+ * of whoever created the mount. Through an idmapped upper, host uid 0 has no mapping (EOVERFLOW),
+ * so the mount is created with fsuid/fsgid = the range's first host id (in-image root), all
+ * capabilities kept. setfsuid() and capset() change only the calling thread.
+ */
+struct saved_creds { struct __user_cap_header_struct h; struct __user_cap_data_struct d[2]; };
+
+static int become_range_root(unsigned host, struct saved_creds *s) {
+  memset(s, 0, sizeof *s);
+  s->h.version = _LINUX_CAPABILITY_VERSION_3;
+  if (syscall(SYS_capget, &s->h, s->d) != 0) return -1;
+  setfsgid(host);
+  setfsuid(host);
+  /* fsuid 0 → non-0 dropped the file-system capabilities from the effective set: restore them. */
+  if (syscall(SYS_capset, &s->h, s->d) != 0) {
+    int e = errno;
+    setfsuid(0);
+    setfsgid(0);
+    errno = e;
+    return -1;
   }
-  int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs);
-  if (mnt < 0) {
-    op->err = errno;
-    read_fs_log(fs, op->detail, sizeof op->detail);
-    close(fs);
-    return;
+  return 0;
+}
+
+static void back_to_root(void) {
+  /* fsuid back to 0 puts the file-system capabilities back into the effective set. */
+  setfsuid(0);
+  setfsgid(0);
+}
+
+static int same_parent(const char *a, const char *b, char *parent, size_t cap) {
+  const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+  if (sa == NULL || sb == NULL || sa == a || sa - a != sb - b || strncmp(a, b, (size_t)(sa - a)) != 0) return 0;
+  if ((size_t)(sa - a) >= cap) return 0;
+  memcpy(parent, a, (size_t)(sa - a));
+  parent[sa - a] = '\0';
+  return 1;
+}
+
+static void do_overlay(mount_op *op) {
+  int userns = -1, dir = -1, up = -1, wk = -1, fs = -1, mnt = -1;
+  int nl = 0;
+  for (char **l = op->lowers; *l; l++) nl++;
+  int *lower = calloc((size_t)nl, sizeof(int));
+  if (lower == NULL) { op->err = ENOMEM; return; }
+  for (int i = 0; i < nl; i++) lower[i] = -1;
+  char parent[4096];
+  int rc = 0;
+  unsigned int attrs = op->readonly ? MOUNT_ATTR_RDONLY : 0;
+
+  if (op->idmap_size > 0 && (userns = make_userns(op->idmap_host, op->idmap_size, op->detail, sizeof op->detail)) < 0)
+    rc = -1;
+  for (int i = 0; rc == 0 && i < nl; i++)
+    if ((lower[i] = detached(op->lowers[i], userns, op->detail, sizeof op->detail)) < 0) rc = -1;
+  if (rc == 0 && op->upper) {
+    /* upper and work must be on one mount: one detached copy of their common parent. */
+    if (!same_parent(op->upper, op->workdir, parent, sizeof parent)) {
+      errno = EINVAL;
+      snprintf(op->detail, sizeof op->detail, "upper and work must be siblings");
+      rc = -1;
+    } else if ((dir = detached(parent, userns, op->detail, sizeof op->detail)) < 0) {
+      rc = -1;
+    } else {
+      up = openat(dir, strrchr(op->upper, '/') + 1, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      wk = openat(dir, strrchr(op->workdir, '/') + 1, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (up < 0 || wk < 0) { snprintf(op->detail, sizeof op->detail, "upper/work"); rc = -1; }
+    }
   }
-  close(fs);
-  if (syscall(SYS_move_mount, mnt, "", AT_FDCWD, op->target, MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-    op->err = errno;
-    snprintf(op->detail, sizeof op->detail, "move_mount");
+  if (rc != 0) op->err = errno;
+
+  if (rc == 0) {
+    fs = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+    if (fs < 0) { op->err = errno; snprintf(op->detail, sizeof op->detail, "fsopen"); rc = -1; }
   }
-  close(mnt);
+  if (rc == 0) {
+    rc = fsconfig_str(fs, "source", "overlay");
+    for (int i = 0; rc == 0 && i < nl; i++)
+      rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lower[i]);
+    if (rc == 0 && up >= 0) rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "upperdir", NULL, up);
+    if (rc == 0 && wk >= 0) rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "workdir", NULL, wk);
+    for (char **o = op->options; rc == 0 && o && *o; o++) {
+      char *eq = strchr(*o, '=');
+      /* Per-mount flags, not overlay parameters: they go to fsmount(). */
+      if (strcmp(*o, "nodev") == 0) attrs |= MOUNT_ATTR_NODEV;
+      else if (strcmp(*o, "nosuid") == 0) attrs |= MOUNT_ATTR_NOSUID;
+      else if (strcmp(*o, "noexec") == 0) attrs |= MOUNT_ATTR_NOEXEC;
+      else if (eq == NULL) rc = fsconfig_str(fs, *o, NULL);
+      else {
+        *eq = '\0';
+        rc = fsconfig_str(fs, *o, eq + 1);
+        *eq = '=';
+      }
+    }
+    if (rc == 0) {
+      struct saved_creds sc;
+      if (userns >= 0 && become_range_root(op->idmap_host, &sc) != 0) {
+        rc = -1;
+      } else {
+        rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
+        int e = errno;
+        if (userns >= 0) back_to_root();
+        errno = e;
+      }
+    }
+    if (rc != 0) {
+      op->err = errno;
+      read_fs_log(fs, op->detail, sizeof op->detail);
+    }
+  }
+  if (rc == 0) {
+    mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs);
+    if (mnt < 0) {
+      op->err = errno;
+      read_fs_log(fs, op->detail, sizeof op->detail);
+    } else if (syscall(SYS_move_mount, mnt, "", AT_FDCWD, op->target, MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+      op->err = errno;
+      snprintf(op->detail, sizeof op->detail, "move_mount");
+    }
+  }
+  for (int i = 0; i < nl; i++) if (lower[i] >= 0) close(lower[i]);
+  free(lower);
+  int fds[] = {userns, dir, up, wk, fs, mnt};
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) if (fds[i] >= 0) close(fds[i]);
 }
 
 static void op_execute(napi_env env, void *data) {
@@ -304,10 +473,12 @@ static napi_value js_umount(napi_env env, napi_callback_info info) {
   return queue_op(env, op);
 }
 
-/* mountOverlay(target, lowers[], upper|null, work|null, options[], readonly) → Promise<void> */
+/* mountOverlay(target, lowers[], upper|null, work|null, options[], readonly, idmapHost, idmapSize)
+   → Promise<void>; idmapSize 0 = layers not idmapped. */
 static napi_value js_mount_overlay(napi_env env, napi_callback_info info) {
-  napi_value a[6];
-  mount_op *op = new_op(env, info, 6, a, OP_OVERLAY, "mountOverlay(target, lowers, upper, work, options, readonly)");
+  napi_value a[8];
+  mount_op *op = new_op(env, info, 8, a, OP_OVERLAY,
+                        "mountOverlay(target, lowers, upper, work, options, readonly, idmapHost, idmapSize)");
   if (op == NULL) return NULL;
   int ok1, ok2, ok3, ok4, ok5;
   bool ro;
@@ -317,7 +488,8 @@ static napi_value js_mount_overlay(napi_env env, napi_callback_info info) {
   op->workdir = get_string(env, a[3], &ok4);
   op->options = get_strv(env, a[4], NULL, &ok5);
   if (!ok1 || !ok2 || !ok3 || !ok4 || !ok5 || op->target == NULL || op->lowers[0] == NULL ||
-      napi_get_value_bool(env, a[5], &ro) != napi_ok)
+      napi_get_value_bool(env, a[5], &ro) != napi_ok || napi_get_value_uint32(env, a[6], &op->idmap_host) != napi_ok ||
+      napi_get_value_uint32(env, a[7], &op->idmap_size) != napi_ok || (op->upper == NULL) != (op->workdir == NULL))
     return bad_args(env, op, "mountOverlay: bad arguments");
   op->readonly = ro;
   return queue_op(env, op);
@@ -569,6 +741,44 @@ static napi_value js_sealed_copy(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* ---------- advisory locks ---------- */
+
+/*
+ * tryLock(path) → fd | -1: an exclusive flock on `path` (created if missing), held until the fd
+ * is closed or the process dies (the kernel drops it then: no stale locks after a crash);
+ * -1 when another holder has it.
+ */
+static napi_value js_try_lock(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value a[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
+  int ok;
+  char *path = argc < 1 ? NULL : get_string(env, a[0], &ok);
+  if (path == NULL) {
+    napi_throw_type_error(env, NULL, "tryLock(path)");
+    return NULL;
+  }
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    napi_throw(env, make_error(env, errno, "tryLock", path));
+    free(path);
+    return NULL;
+  }
+  free(path);
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    close(fd);
+    if (e != EWOULDBLOCK) {
+      napi_throw(env, make_error(env, e, "tryLock", "flock"));
+      return NULL;
+    }
+    fd = -1;
+  }
+  napi_value r;
+  napi_create_int32(env, fd, &r);
+  return r;
+}
+
 /* ---------- module ---------- */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -578,6 +788,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mountOverlay", NULL, js_mount_overlay, NULL, NULL, NULL, napi_default, NULL},
       {"spawn", NULL, js_spawn, NULL, NULL, NULL, napi_default, NULL},
       {"sealedCopy", NULL, js_sealed_copy, NULL, NULL, NULL, napi_default, NULL},
+      {"tryLock", NULL, js_try_lock, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

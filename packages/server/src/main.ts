@@ -2,7 +2,8 @@
  * Composition root: the only module that picks concrete backends. Everything else receives its
  * dependencies as arguments, so tests build the same graph with other choices.
  */
-import { mkdir, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
@@ -37,7 +38,7 @@ import {
   reclaim as reclaimSandboxes,
   selectDriver,
 } from "./runtime/index.js";
-import { nativeSysUnavailableReason } from "./sys/native-sys.js";
+import { nativeSysUnavailableReason, WATCHDOG } from "./sys/native-sys.js";
 
 export interface DataLayout {
   root: string;
@@ -85,7 +86,10 @@ export async function createServer(
   seams: ServerSeams = {},
 ): Promise<Server> {
   const layout = dataLayout(config.dataDir);
-  await mkdir(layout.root, { recursive: true, mode: 0o700 });
+  await mkdir(layout.root, { recursive: true, mode: 0o711 });
+  // Sandboxes in user namespaces are unprivileged host uids: the runtime, acting as one, must
+  // pass through here to their rootfs (runs/<op>/rootfs). Search only: nothing can be listed.
+  await chmod(layout.root, 0o711);
   const store = openMetadata(config.dataDir);
   const content = await LocalContentStore.open(layout.content);
   const reclaimed = await content.reclaim();
@@ -110,7 +114,7 @@ export async function createServer(
     mountRoots: [layout.runs, layout.selfTest],
   });
   await rm(layout.runs, { recursive: true, force: true });
-  await mkdir(layout.runs, { recursive: true, mode: 0o700 });
+  await mkdir(layout.runs, { recursive: true, mode: 0o711 });
   if (swept.containers + swept.mounts + swept.cgroups + swept.netns > 0)
     logger.info(swept, "reclaimed sandboxes left by an earlier run");
   const { driver, report } = await selectDriver(config.runtime, {
@@ -130,6 +134,11 @@ export async function createServer(
     },
     "sandbox runtime selected",
   );
+  if (!existsSync(WATCHDOG))
+    logger.warn(
+      { helper: WATCHDOG },
+      "sandbox watchdog not built (`npm run build`): if the server dies, its sandboxes outlive their timeouts until the next start",
+    );
   const nativeMissing = nativeSysUnavailableReason();
   if (nativeMissing !== null)
     logger.warn(

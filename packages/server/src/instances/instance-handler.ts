@@ -22,7 +22,7 @@ import type { ExitStatus, ResourceStats, RuntimeDriver, Sandbox } from "../runti
 import type { LiveInstances } from "./live-instances.js";
 import { OutputCapture } from "./output-capture.js";
 import { eventResources, redactEnv, resultResources } from "./resources.js";
-import { ensureDir, writeFileInto } from "./rootfs-writer.js";
+import { ensureDir, isPlainDirInside, writeFileInto } from "./rootfs-writer.js";
 import type { InstanceMetadata } from "./spawn-request.js";
 
 const run = promisify(execFile);
@@ -36,6 +36,12 @@ const run = promisify(execFile);
 export const SCRATCH_UPPER_MAX = 1024 * 1024 * 1024;
 
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * The server kills a sandbox at its timeout; a watchdog outside the server does it this much
+ * later if the server could not (it died): a sandbox never outlives its timeout by more.
+ */
+export const WATCHDOG_GRACE_MS = 2000;
 
 export interface InstanceHandlerOptions {
   store: MetadataStore;
@@ -75,6 +81,8 @@ export class InstanceHandler implements OperationHandler {
     let scratchMounted = false;
     let sandbox: Sandbox | undefined;
     let deferRelease = false;
+    // A host id range for the sandbox's user namespace (null: the driver runs without one).
+    const lease = this.o.driver.userRange?.() ?? null;
     /** Removes whatever the run still holds; idempotent, never throws. */
     const releaseRun = async (): Promise<void> => {
       await this.o.live.unregister(op.id);
@@ -91,6 +99,8 @@ export class InstanceHandler implements OperationHandler {
           this.o.logger.warn({ err, opId: op.id }, "unmount failed"),
         );
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      // Every process of the sandbox is gone (destroy killed its cgroup): the range is free.
+      lease?.release();
     };
     try {
       mkdirSync(bundle, { recursive: true });
@@ -98,13 +108,37 @@ export class InstanceHandler implements OperationHandler {
         await mountScratch(scratch, capBytes);
         scratchMounted = true;
       }
-      await mountRootfs({ lowers: this.o.layers.paths(image.mountChain), upper, work, target: rootfs });
+      const lowers = this.o.layers.paths(image.mountChain);
+      const idmap = lease === null ? {} : { idmap: lease.range };
+      await mountRootfs({ lowers, upper, work, target: rootfs, ...idmap });
       mounted = true;
-      for (const [path, f] of Object.entries(meta.files)) {
-        const file = await this.o.store.files.findById(op.projectId, f.uuid);
-        if (!file || !this.o.content.localPath) throw notFound(`file ${f.uuid} not found`);
-        const src = this.o.content.localPath(digestFromHex(file.sha256) as Digest);
-        await writeFileInto(rootfs, path, src, { uid: f.uid, gid: f.gid, mode: Number.parseInt(f.mode, 8) });
+      const writeFiles = async () => {
+        for (const [path, f] of Object.entries(meta.files)) {
+          const file = await this.o.store.files.findById(op.projectId, f.uuid);
+          if (!file || !this.o.content.localPath) throw notFound(`file ${f.uuid} not found`);
+          const src = this.o.content.localPath(digestFromHex(file.sha256) as Digest);
+          await writeFileInto(rootfs, path, src, {
+            uid: f.uid,
+            gid: f.gid,
+            mode: Number.parseInt(f.mode, 8),
+          });
+        }
+      };
+      if (lease !== null && (Object.keys(meta.files).length > 0 || !isPlainDirInside(rootfs, meta.cwd))) {
+        // Host root has no id in an idmapped view: the server's own writes (files, a missing cwd)
+        // go through a plain mount of the same upper first, with the owners as given.
+        await unmount(rootfs);
+        mounted = false;
+        await mountRootfs({ lowers, upper, work, target: rootfs });
+        mounted = true;
+        await writeFiles();
+        await ensureDir(rootfs, meta.cwd);
+        await unmount(rootfs);
+        mounted = false;
+        await mountRootfs({ lowers, upper, work, target: rootfs, ...idmap });
+        mounted = true;
+      } else {
+        await writeFiles();
       }
 
       const env = {
@@ -144,6 +178,8 @@ export class InstanceHandler implements OperationHandler {
           network: meta.networking.enabled ? "egress" : "none",
           limits: this.o.limits,
           stdin: "pipe",
+          deadlineMs: meta.timeout * 1000 + WATCHDOG_GRACE_MS,
+          ...(lease === null ? {} : { users: lease.range }),
         },
         { signal: ctx.signal },
       );

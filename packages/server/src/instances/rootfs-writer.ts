@@ -77,7 +77,7 @@ export async function writeFileInto(
  * overlay whose dentries are cached: microseconds, where the general resolver's thread-pool
  * round trips cost a millisecond on every run's path.
  */
-function isPlainDirInside(root: string, path: string): boolean {
+export function isPlainDirInside(root: string, path: string): boolean {
   let host = root;
   for (const c of posix.normalize(path).split("/")) {
     if (c === "" || c === ".") continue;

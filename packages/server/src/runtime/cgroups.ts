@@ -366,6 +366,11 @@ export class SandboxCgroup {
     };
   }
 
+  /** The directory whose subtree holds every process of the sandbox (for the watchdog). */
+  taskDir(): string | null {
+    return this.mode === "v2" ? this.v2() : (this.v1("pids") ?? this.v1("memory"));
+  }
+
   /** Host pids of every process in the sandbox. */
   async pids(): Promise<number[]> {
     const d = this.mode === "v2" ? this.v2() : (this.v1("pids") ?? this.v1("memory"));

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import path from "node:path";
+import { removeBindFiles } from "./bind-files.js";
 import { SandboxCgroup } from "./cgroups.js";
 import { RunscDriver } from "./gvisor/runsc-driver.js";
 import { listSandboxNetns, teardownNetns } from "./network.js";
@@ -68,7 +69,10 @@ export async function reclaim(o: ReclaimOptions): Promise<ReclaimReport> {
     await teardownNetns(ns);
     report.netns++;
   }
-  for (const id of owned) await rm(ownerMarkerPath(o.stateDir, id), { force: true });
+  for (const id of owned) {
+    await removeBindFiles(id);
+    await rm(ownerMarkerPath(o.stateDir, id), { force: true });
+  }
 
   for (const target of mountsUnder(o.mountRoots ?? [])) {
     await unmount(target);

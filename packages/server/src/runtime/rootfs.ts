@@ -2,18 +2,21 @@
  * Per-run overlay root filesystems: lowers = the image's layer chain, a fresh upper/work pair,
  * mounted at `target`. Snapshotting (rename of the upper) is the caller's business.
  *
- * With the native addon the overlay is built with fsopen/fsconfig, one `lowerdir+` per layer:
- * no option-string limit. The CLI fallback goes through mount(2)'s legacy option string, capped
- * at 4096 bytes: layers live side by side in one directory, so it mounts with `cwd` = that
- * directory and bare relative names (~41 bytes each: fine up to ~90 lowers); longer chains go
- * through a throw-away directory of short symlinks (`0`, `1`, …), which the kernel resolves at
- * mount time and no longer needs afterwards.
+ * A sandbox reads its root's mount options in /proc/mounts, so they never name a host path:
+ *  - with the native addon the overlay is built with fsopen/fsconfig, each layer (and the
+ *    upper/work pair) handed over as an fd to a detached copy of its mount, one `lowerdir+` per
+ *    layer: no option-string limit, and the options read `lowerdir+=/,upperdir=/upper,…`. The
+ *    same copies can be idmapped (`idmap`), for sandboxes in a user namespace;
+ *  - the CLI fallback goes through mount(2)'s legacy option string (4096 bytes at most), which
+ *    the kernel shows as given: it mounts from a throw-away directory of short symlinks (`0`, `1`,
+ *    …, `u`, `w`) with that directory as cwd. The kernel resolves them at mount time and no
+ *    longer needs them afterwards.
  */
 import { mkdirSync } from "node:fs";
 import { lstat, mkdir, mkdtemp, readdir, rm, symlink } from "node:fs/promises";
 import path from "node:path";
-import { internal, invalidArgument } from "../core/errors.js";
-import { CLI_OPTION_BUDGET, type Mounter, mounter } from "../sys/mount.js";
+import { failedPrecondition, internal, invalidArgument } from "../core/errors.js";
+import { CLI_OPTION_BUDGET, type IdRange, type Mounter, mounter } from "../sys/mount.js";
 
 export interface MountRootfsOptions {
   /** Absolute layer directories, top-most first. */
@@ -23,6 +26,13 @@ export interface MountRootfsOptions {
   target: string;
   /** No upper: a read-only view of the chain (upper/work are ignored). */
   readOnly?: boolean;
+  /**
+   * Idmap the layers to this host id range (a sandbox in a user namespace with the same
+   * mapping sees in-image owners; its writes land in the upper with in-image owners). Needs a
+   * mounter that idmapsLayers. Host root has no mapping in such a view: the server writes
+   * through a mount without `idmap`.
+   */
+  idmap?: IdRange;
 }
 
 /** Kernel's overlay limit; the caller keeps chains far shorter by compaction. */
@@ -47,13 +57,6 @@ export function buildOverlayOptions(o: MountRootfsOptions, lowerNames: string[])
   const lower = `lowerdir=${lowerNames.join(":")}`;
   if (o.readOnly) return `ro,${lower},${FIXED_OPTS.join(",")}`;
   return `${lower},upperdir=${o.upper},workdir=${o.work},${FIXED_OPTS.join(",")}`;
-}
-
-function commonParent(dirs: string[]): string | null {
-  const first = dirs[0];
-  if (first === undefined) return null;
-  const parent = path.dirname(first);
-  return dirs.every((d) => path.dirname(d) === parent) ? parent : null;
 }
 
 function mountFailed(err: unknown): Error {
@@ -83,32 +86,34 @@ export async function mountRootfs(o: MountRootfsOptions, m: Mounter = mounter())
     });
     return;
   }
-  const rw = o.readOnly ? {} : { upper: o.upper as string, work: o.work as string };
+  if (o.idmap !== undefined && !m.idmapsLayers)
+    throw failedPrecondition("idmapped layers need the native addon");
   if (m.backend === "native") {
-    await m.overlay(o.target, { lowers: o.lowers, ...rw, options: FIXED_OPTS }).catch((err: unknown) => {
-      throw mountFailed(err);
-    });
+    const rw = o.readOnly ? {} : { upper: o.upper as string, work: o.work as string };
+    if (!o.readOnly && path.dirname(rw.upper as string) !== path.dirname(rw.work as string))
+      throw invalidArgument("upper and work must be in one directory");
+    const idmap = o.idmap === undefined ? {} : { idmap: o.idmap };
+    await m
+      .overlay(o.target, { lowers: o.lowers, ...rw, ...idmap, options: FIXED_OPTS })
+      .catch((err: unknown) => {
+        throw mountFailed(err);
+      });
     return;
   }
-
-  const parent = commonParent(o.lowers);
-  if (parent !== null) {
-    const names = o.lowers.map((l) => path.basename(l));
-    if (buildOverlayOptions(o, names).length <= CLI_OPTION_BUDGET) {
-      await m
-        .overlay(o.target, { lowers: names, relativeTo: parent, ...rw, options: FIXED_OPTS })
-        .catch((err: unknown) => {
-          throw mountFailed(err);
-        });
-      return;
-    }
-  }
-  // Long or scattered chains: alias each lower by its index.
+  // CLI: every path through a short alias, so the options show none.
   const aliasDir = await mkdtemp(path.join(path.dirname(o.target), ".lowers-"));
   try {
-    await Promise.all(o.lowers.map((l, i) => symlink(l, path.join(aliasDir, String(i)))));
     const names = o.lowers.map((_, i) => String(i));
-    if (buildOverlayOptions(o, names).length > CLI_OPTION_BUDGET)
+    const links = o.lowers.map((l, i) => symlink(l, path.join(aliasDir, String(i))));
+    const rw: { upper?: string; work?: string } = {};
+    if (!o.readOnly) {
+      links.push(symlink(o.upper as string, path.join(aliasDir, "u")));
+      links.push(symlink(o.work as string, path.join(aliasDir, "w")));
+      rw.upper = "u";
+      rw.work = "w";
+    }
+    await Promise.all(links);
+    if (buildOverlayOptions({ ...o, ...rw }, names).length > CLI_OPTION_BUDGET)
       throw invalidArgument("layer chain too deep");
     await m
       .overlay(o.target, { lowers: names, relativeTo: aliasDir, ...rw, options: FIXED_OPTS })

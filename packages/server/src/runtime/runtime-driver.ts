@@ -5,6 +5,11 @@
  * caps output, and snapshots the upper dir afterwards.
  */
 import type { Readable, Writable } from "node:stream";
+import type { IdRange } from "../sys/mount.js";
+import type { UserRangeLease } from "./userns.js";
+
+export type { IdRange } from "../sys/mount.js";
+export type { UserRangeLease } from "./userns.js";
 
 export type DriverName = "crun" | "runc" | "runsc";
 export type DriverKind = "oci" | "gvisor";
@@ -39,6 +44,17 @@ export interface SandboxSpec {
   network: "none" | "egress";
   limits: SandboxLimits;
   stdin: "pipe" | "null";
+  /**
+   * Run in a user namespace that maps ids 0..size-1 to this host range: sandbox root is an
+   * unprivileged host uid. The rootfs must have been mounted with its layers idmapped to the
+   * same range (mountRootfs `idmap`). Only for drivers whose userRange() gave it.
+   */
+  users?: IdRange;
+  /**
+   * The sandbox is killed this many ms after start() even when the server is gone (a watchdog
+   * process outside the server's process tree); unset = no limit.
+   */
+  deadlineMs?: number;
 }
 
 export interface ExitStatus {
@@ -120,6 +136,12 @@ export interface RuntimeDriver {
   version(): Promise<string>;
   selfTest(o: SelfTestOptions): Promise<SelfTestResult>;
   start(spec: SandboxSpec, o?: { signal?: AbortSignal }): Promise<Sandbox>;
+  /**
+   * A host id range for one sandbox's user namespace, or null when this driver runs sandboxes
+   * without one. The caller mounts the rootfs with `idmap: lease.range`, starts the sandbox with
+   * `users: lease.range`, and releases the lease after destroy().
+   */
+  userRange?(): UserRangeLease | null;
 }
 
 /** Prefix of every container, netns and veth name this service creates; reclaim keys on it. */

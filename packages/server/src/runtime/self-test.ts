@@ -6,12 +6,13 @@
  */
 
 import { existsSync } from "node:fs";
-import { copyFile, mkdtemp, rm } from "node:fs/promises";
+import { chmod, copyFile, mkdtemp, rm } from "node:fs/promises";
 import path from "node:path";
 import { finished } from "node:stream/promises";
 import { PROBE } from "../sys/native-sys.js";
 import { buildBusyboxRootfs } from "./busybox.js";
-import type { RuntimeDriver, SelfTestOptions, SelfTestResult } from "./runtime-driver.js";
+import { mountRootfs, unmount } from "./rootfs.js";
+import type { RuntimeDriver, SelfTestOptions, SelfTestResult, UserRangeLease } from "./runtime-driver.js";
 
 const MARK = "contree-selftest-ok";
 const PROBE_IN_SANDBOX = "/.contree-probe";
@@ -25,14 +26,31 @@ export async function selfTestSandbox(
   timeoutMs = 30_000,
 ): Promise<SelfTestResult> {
   const dir = await mkdtemp(path.join(o.workDir, `selftest-${driver.name}-`));
+  // A runtime in a user namespace reaches the rootfs as an unprivileged host uid (search only).
+  await chmod(dir, 0o711);
   const id = `selftest-${driver.name}-${process.pid}-${Date.now().toString(36)}`;
   let sandbox: Awaited<ReturnType<RuntimeDriver["start"]>> | null = null;
+  let lease: UserRangeLease | null = null;
+  let merged: string | null = null;
   try {
     if (!existsSync(PROBE))
       return { ok: false, reason: "the userland probe (native/probe.c) is not built: run `npm run build`" };
-    const rootfs = path.join(dir, "rootfs");
+    let rootfs = path.join(dir, "rootfs");
     await buildBusyboxRootfs(rootfs);
     await copyFile(PROBE, path.join(rootfs, PROBE_IN_SANDBOX));
+    // In a user namespace the root must be an idmapped overlay, as for every run.
+    lease = driver.userRange?.() ?? null;
+    if (lease !== null) {
+      merged = path.join(dir, "merged");
+      await mountRootfs({
+        lowers: [rootfs],
+        upper: path.join(dir, "rw", "upper"),
+        work: path.join(dir, "rw", "work"),
+        target: merged,
+        idmap: lease.range,
+      });
+      rootfs = merged;
+    }
     sandbox = await driver.start(
       {
         id,
@@ -49,6 +67,7 @@ export async function selfTestSandbox(
         network: "none",
         limits: { memoryBytes: 256 * 1024 * 1024, pids: 256 },
         stdin: "null",
+        ...(lease === null ? {} : { users: lease.range }),
       },
       o.signal === undefined ? {} : { signal: o.signal },
     );
@@ -92,6 +111,8 @@ export async function selfTestSandbox(
     };
   } finally {
     await sandbox?.destroy().catch(() => undefined);
+    if (merged !== null) await unmount(merged).catch(() => undefined);
+    lease?.release();
     await rm(dir, { recursive: true, force: true });
   }
 }

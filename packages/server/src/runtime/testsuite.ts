@@ -9,8 +9,8 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
-import { lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { chmod, copyFile, lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -22,16 +22,34 @@ import { SandboxCgroup } from "./cgroups.js";
 import { runCommand } from "./command.js";
 import { removeFirewallIfUnused } from "./network.js";
 import { diffStats, mountRootfs, unmount } from "./rootfs.js";
-import type { ExitStatus, RuntimeDriver, Sandbox, SandboxSpec } from "./runtime-driver.js";
+import type { ExitStatus, RuntimeDriver, Sandbox, SandboxSpec, UserRangeLease } from "./runtime-driver.js";
 
 export interface ConformanceOptions {
   /** Guest processes are host tasks (OCI); false for gVisor, where the pids cgroup bounds the sentry. */
   guestPidsAreHostTasks?: boolean;
   /** Memory limit for the memory-hog test (gVisor's sentry needs headroom). */
   hogLimitBytes?: number;
+  /** The driver runs sandboxes in a user namespace (root inside is not host root). */
+  userNamespace?: boolean;
+  /** Egress traffic goes through the sandbox's own network stack (gVisor netstack), not the host kernel's. */
+  ownNetworkStack?: boolean;
 }
 
 type Partial2 = Partial<Omit<SandboxSpec, "process">> & { process?: Partial<SandboxSpec["process"]> };
+
+/** owner:group mode of a host path, as `stat -c '%u:%g %a'` prints it. */
+async function ownerMode(p: string): Promise<string> {
+  const st = await lstat(p);
+  return `${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)}`;
+}
+
+/** A host xattr's value as hex ("" when absent). */
+async function xattrHex(file: string, name: string): Promise<string> {
+  const r = await runCommand("getfattr", ["--absolute-names", "-e", "hex", "-n", name, file]);
+  return r.code === 0
+    ? (new RegExp(`^${name.replaceAll(".", "\\.")}=(\\S+)$`, "m").exec(r.stdout)?.[1] ?? "")
+    : "";
+}
 
 interface Run {
   sandbox: Sandbox;
@@ -125,14 +143,28 @@ export function registerConformanceSuite(
     let base = "";
     let driver: RuntimeDriver;
     let seq = 0;
-    const live: Array<{ sandbox: Sandbox | null; dir: string; merged: string }> = [];
+    const live: Array<{
+      sandbox: Sandbox | null;
+      dir: string;
+      merged: string;
+      lease: UserRangeLease | null;
+    }> = [];
     const helpers: Array<() => Promise<unknown>> = [];
 
     beforeAll(async () => {
       root = await mkdtemp(path.join(tmpdir(), `conf-${label}-`));
+      // As the server's data dir: searchable for runtimes acting as a sandbox's unprivileged uid.
+      await chmod(root, 0o711);
       layers = path.join(root, "layers");
       base = path.join(layers, `base-${"0".repeat(35)}`);
       await buildBusyboxRootfs(base);
+      // In-image owners and attributes the ownership tests follow through a run.
+      await runCommand("chown", ["-R", "1000:1000", path.join(base, "home/user")]);
+      await copyFile(path.join(base, "bin/busybox"), path.join(base, "bin/capped"));
+      const cap = await runCommand("setcap", ["cap_net_bind_service+ep", path.join(base, "bin/capped")]);
+      if (cap.code !== 0) throw new Error(`setcap: ${cap.stderr}`);
+      await mkdir(path.join(base, "opq/old"), { recursive: true });
+      await writeFile(path.join(base, "opq/old/f"), "old\n");
       driver = factory(path.join(root, "state"));
     });
 
@@ -141,6 +173,7 @@ export function registerConformanceSuite(
       for (const r of live.splice(0)) {
         await r.sandbox?.destroy().catch(() => undefined);
         await unmount(r.merged).catch(() => undefined);
+        r.lease?.release();
         await rm(r.dir, { recursive: true, force: true });
       }
     });
@@ -161,13 +194,16 @@ export function registerConformanceSuite(
       const dir = path.join(root, "runs", String(n));
       const upper = path.join(dir, "upper");
       const merged = path.join(dir, "merged");
-      const entry = { sandbox: null as Sandbox | null, dir, merged };
+      // As the run pipeline does: a user range (drivers with user namespaces) and layers idmapped to it.
+      const lease = driver.userRange?.() ?? null;
+      const entry = { sandbox: null as Sandbox | null, dir, merged, lease };
       live.push(entry);
       await mountRootfs({
         lowers: [...extraLowers, base],
         upper,
         work: path.join(dir, "work"),
         target: merged,
+        ...(lease === null ? {} : { idmap: lease.range }),
       });
       const spec: SandboxSpec = {
         id,
@@ -178,6 +214,8 @@ export function registerConformanceSuite(
         limits: p.limits ?? { memoryBytes: 256 * MiB, pids: 256 },
         stdin: p.stdin ?? "null",
         process: { args, env: ["PATH=/bin", "HOME=/root"], cwd: "/", uid: 0, gid: 0, ...p.process },
+        ...(lease === null ? {} : { users: lease.range }),
+        ...(p.deadlineMs === undefined ? {} : { deadlineMs: p.deadlineMs }),
       };
       const sandbox = await driver.start(spec);
       entry.sandbox = sandbox;
@@ -611,6 +649,130 @@ export function registerConformanceSuite(
       });
     });
 
+    describe("user ids and host paths", () => {
+      it.runIf(opts.userNamespace === true)(
+        "root inside is an unprivileged host uid in its own user namespace",
+        async () => {
+          const r = await start({}, ["/bin/sh", "-c", "cat /proc/self/uid_map; echo up; exec sleep 60"]);
+          await waitFor(() => r.out().includes("up"));
+          const map = (r.out().split("\n")[0] ?? "").trim().split(/\s+/).map(Number);
+          expect(map[0]).toBe(0);
+          expect(map[1]).toBeGreaterThan(0);
+          expect(map[2]).toBeLessThan(4294967295);
+          // From the host: the sandbox's processes run as that unprivileged uid.
+          const cg = SandboxCgroup.forId(r.sandbox.id);
+          const uids: number[] = [];
+          for (const pid of await cg.pids()) {
+            try {
+              if (readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep\0"))
+                uids.push(
+                  ...(/^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "")
+                    .split(/\s+/)
+                    .map(Number),
+                );
+            } catch {
+              // exited meanwhile
+            }
+          }
+          expect(uids).toHaveLength(4);
+          for (const u of uids) expect(u).toBe(map[1]);
+          await r.sandbox.kill();
+        },
+      );
+
+      it.runIf(opts.userNamespace === true)(
+        "root's capabilities have no effect on host objects (mknod, reading root-only sysfs files)",
+        async () => {
+          const r = await runSh(
+            "mknod /tmp/nul c 1 3 && echo MKNOD-OK; f=$(find /sys/module -type f -perm 0400 2>/dev/null | head -n 1); " +
+              'echo "file=$f"; cat "$f" >/dev/null 2>&1 && echo DAC-READ || echo DAC-DENIED',
+          );
+          expect(r.out).not.toContain("MKNOD-OK");
+          expect(r.out).toMatch(/file=\/sys\/module\/\S+/);
+          expect(r.out).toContain("DAC-DENIED");
+          expect(await stat(path.join(r.upper, "tmp/nul")).catch(() => null)).toBeNull();
+        },
+      );
+
+      it("image owners show inside, and the sandbox's writes keep in-image owners in the upper", async () => {
+        const r = await runSh(
+          "stat -c '%u:%g %n' /bin/busybox /home/user /bin/capped; " +
+            "echo r > /rootfile; mkdir /rootdir; echo c > /chowned; chown 1000:1000 /chowned; " +
+            "cp /bin/busybox /bin/suid; chown 1000:1000 /bin/suid; chmod 4755 /bin/suid; " +
+            "chmod 750 /bin/capped; rm /bin/cat; rm -rf /opq; mkdir /opq; echo n > /opq/new; echo done",
+        );
+        expect(r.err).toBe("");
+        expect(r.out).toBe("0:0 /bin/busybox\n1000:1000 /home/user\n0:0 /bin/capped\ndone\n");
+        const u = r.upper;
+        expect(await ownerMode(path.join(u, "rootfile"))).toBe("0:0 644");
+        expect(await ownerMode(path.join(u, "rootdir"))).toBe("0:0 755");
+        expect(await ownerMode(path.join(u, "chowned"))).toBe("1000:1000 644");
+        expect(await ownerMode(path.join(u, "bin/suid"))).toBe("1000:1000 4755");
+        // The file capability copied up as it was in the image (v2, no namespace root id).
+        expect(await ownerMode(path.join(u, "bin/capped"))).toBe("0:0 750");
+        const capped = await xattrHex(path.join(base, "bin/capped"), "security.capability");
+        // VFS_CAP_REVISION_2 (little endian, low bit = effective): no root id, unlike a v3 one.
+        expect(capped).toMatch(/^0x0[01]000002/);
+        expect(await xattrHex(path.join(u, "bin/capped"), "security.capability")).toBe(capped);
+        const wh = await lstat(path.join(u, "bin/cat"));
+        expect(wh.isCharacterDevice() && wh.rdev === 0 && wh.uid === 0 && wh.gid === 0).toBe(true);
+        expect(await xattrHex(path.join(u, "opq"), "trusted.overlay.opaque")).toBe("0x79");
+        expect(await ownerMode(path.join(u, "opq/new"))).toBe("0:0 644");
+        expect(await stat(path.join(u, "opq/old")).catch(() => null)).toBeNull();
+
+        const user = await runSh("echo u > /tmp/by-user; mkdir /home/user/d; echo done", {
+          process: { uid: 1000, gid: 1000 },
+        });
+        expect(user.out).toBe("done\n");
+        expect(await ownerMode(path.join(user.upper, "tmp/by-user"))).toBe("1000:1000 644");
+        expect(await ownerMode(path.join(user.upper, "home/user/d"))).toBe("1000:1000 755");
+      });
+
+      it("/proc/mounts and mountinfo name no host path", async () => {
+        const r = await runSh("cat /proc/mounts; echo ===; cat /proc/self/mountinfo", { network: "egress" });
+        expect(r.status.exitCode).toBe(0);
+        expect(r.out).toContain("===");
+        for (const leak of [root, path.join(tmpdir(), "conf-"), "/run/contree-binds", "/var/lib"])
+          expect(r.out, `mount table shows ${leak}`).not.toContain(leak);
+      });
+
+      it("a sandbox that ends before its deadline leaves no watchdog behind", async () => {
+        const r = await start({ deadlineMs: 600_000 }, ["/bin/sh", "-c", "echo up; exec sleep 60"]);
+        await waitFor(() => r.out().includes("up"));
+        const dogs = () => {
+          const found: number[] = [];
+          for (const p of readdirSync("/proc")) {
+            if (!/^\d+$/.test(p)) continue;
+            try {
+              const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+              if (argv[0]?.endsWith("contree-watchdog") && argv[2] === String(r.sandbox.pid))
+                found.push(Number(p));
+            } catch {
+              // exited meanwhile
+            }
+          }
+          return found;
+        };
+        expect(dogs()).toHaveLength(1);
+        await r.sandbox.kill();
+        await withTimeout(r.sandbox.wait(), 15_000, "exit after kill");
+        await waitFor(() => dogs().length === 0, 10_000);
+        expect(dogs()).toEqual([]);
+      });
+
+      it("dies at its deadline even when nobody kills it (a dead server)", async () => {
+        const r = await start({ deadlineMs: 1500 }, ["/bin/sh", "-c", "echo up; exec sleep 1000"]);
+        await waitFor(() => r.out().includes("up"));
+        // Nothing here calls kill(): only the watchdog can end it.
+        const st = await withTimeout(r.sandbox.wait(), 30_000, "exit at the deadline");
+        expect(st.signal).toBe(9);
+        const cg = SandboxCgroup.forId(r.sandbox.id);
+        for (let i = 0; i < 50 && (await cg.pids()).length > 0; i++)
+          await new Promise((res) => setTimeout(res, 50));
+        expect(await cg.pids()).toEqual([]);
+      });
+    });
+
     describe("egress networking", () => {
       // An "outside world" of our own: netns reached through the host, one public-looking
       // (TEST-NET-2) and one private address. No packet leaves this machine.
@@ -717,6 +879,26 @@ export function registerConformanceSuite(
         // The sandbox's resolv.conf bind did not create a file in its upper.
         expect((await diffStats(r.upper)).empty).toBe(true);
       });
+
+      it.runIf(opts.ownNetworkStack === true)(
+        "egress runs on the sandbox's own network stack, not the host kernel's",
+        async () => {
+          const r = await start({ network: "egress" }, [
+            "/bin/sh",
+            "-c",
+            "ip -4 -o addr show eth0; echo up; sleep 60",
+          ]);
+          await waitFor(() => r.out().includes("up"));
+          const addr = r.sandbox.network.address as string;
+          expect(r.out()).toContain(addr);
+          // The user-space stack took the address over: the host kernel's side of the namespace
+          // has none (with host passthrough the kernel would hold it and do the TCP/IP).
+          const ns = await runCommand("ip", ["-n", `ctr-${r.sandbox.id}`, "-4", "-o", "addr", "show"]);
+          expect(ns.code).toBe(0);
+          expect(ns.stdout).not.toContain(addr);
+          await r.sandbox.kill();
+        },
+      );
 
       it("a sandbox without networking has only loopback", async () => {
         const r = await runSh("ls /sys/class/net | tr '\\n' ' '");

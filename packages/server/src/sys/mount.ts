@@ -17,11 +17,27 @@ export interface OverlaySpec {
   work?: string;
   /** Extra options, "key" or "key=value". */
   options: string[];
+  /**
+   * Idmap every layer (native backend only, see Mounter.idmapsLayers): ids 0..size-1 on disk
+   * appear as host ids hostId… in the overlay, and the overlay writes them back as they were.
+   */
+  idmap?: IdRange;
+}
+
+/** A contiguous range of host user and group ids (the same numbers for both). */
+export interface IdRange {
+  hostId: number;
+  size: number;
 }
 
 export interface Mounter {
   readonly backend: "native" | "cli";
-  /** overlayfs at `target`. The CLI backend is limited by the 4 KiB option string. */
+  /** Whether overlay() takes `idmap` (idmapped layer mounts need the native backend). */
+  readonly idmapsLayers: boolean;
+  /**
+   * overlayfs at `target`. The CLI backend is limited by the 4 KiB option string, and shows the
+   * strings it was given in the mount's options (pass relative names to hide host paths).
+   */
   overlay(target: string, o: OverlaySpec): Promise<void>;
   /** Read-only bind mount of `source` at `target`. */
   bindReadOnly(source: string, target: string): Promise<void>;
@@ -36,13 +52,26 @@ function errnoError(message: string, code: string): Error {
 
 class NativeMounter implements Mounter {
   readonly backend = "native";
+  readonly idmapsLayers = true;
   constructor(private readonly sys: NativeSys) {}
 
   overlay(target: string, o: OverlaySpec): Promise<void> {
     const ro = o.upper === undefined;
     const base = o.relativeTo;
     const lowers = base === undefined ? o.lowers : o.lowers.map((l) => path.resolve(base, l));
-    return this.sys.mountOverlay(target, lowers, o.upper ?? null, o.work ?? null, o.options, ro);
+    const base2 = base ?? "/";
+    const upper = o.upper === undefined ? null : path.resolve(base2, o.upper);
+    const work = o.work === undefined ? null : path.resolve(base2, o.work);
+    return this.sys.mountOverlay(
+      target,
+      lowers,
+      upper,
+      work,
+      o.options,
+      ro,
+      o.idmap?.hostId ?? 0,
+      o.idmap?.size ?? 0,
+    );
   }
 
   async bindReadOnly(source: string, target: string): Promise<void> {
@@ -84,8 +113,10 @@ export const CLI_OPTION_BUDGET = 4000;
 
 class CliMounter implements Mounter {
   readonly backend = "cli";
+  readonly idmapsLayers = false;
 
   async overlay(target: string, o: OverlaySpec): Promise<void> {
+    if (o.idmap !== undefined) throw errnoError("idmapped layers need the native addon", "EOPNOTSUPP");
     const parts = [`lowerdir=${o.lowers.join(":")}`];
     if (o.upper !== undefined && o.work !== undefined) parts.push(`upperdir=${o.upper}`, `workdir=${o.work}`);
     else parts.unshift("ro");

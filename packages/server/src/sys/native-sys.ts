@@ -26,7 +26,13 @@ export interface NativeSys {
     data: string | null,
   ): Promise<void>;
   umount(target: string, flags: number): Promise<void>;
-  /** fsopen("overlay") with one `lowerdir+` per layer: no option-string length limit. */
+  /**
+   * fsopen("overlay") with one `lowerdir+` per layer: no option-string length limit. Every layer
+   * (and the upper/work pair, which must be siblings) is passed as an fd to a detached copy of its
+   * mount, so the overlay's options name no host path. With `idmapSize` > 0 those copies are
+   * idmapped (ids 0..size-1 on disk ↔ host ids idmapHost…), and the mount is created as the
+   * range's root.
+   */
   mountOverlay(
     target: string,
     lowers: string[],
@@ -34,7 +40,11 @@ export interface NativeSys {
     work: string | null,
     options: string[],
     readOnly: boolean,
+    idmapHost: number,
+    idmapSize: number,
   ): Promise<void>;
+  /** An exclusive flock on `path` (created if missing) as an fd, or -1 when someone holds it. */
+  tryLock(path: string): number;
   /** A close-on-exec, sealed memfd copy of a file (run it as /proc/self/fd/N). */
   sealedCopy(path: string): number;
   spawn(
@@ -67,6 +77,8 @@ export const CGEXEC = path.join(BUILD_DIR, "contree-cgexec");
 export const PROBE = path.join(BUILD_DIR, "contree-probe");
 /** native/statx-fix.c: gVisor entry point that strips AT_NO_AUTOMOUNT from statx/newfstatat. */
 export const STATX_FIX = path.join(BUILD_DIR, "contree-statx-fix");
+/** native/watchdog.c: kills a sandbox at its deadline when the server is gone. */
+export const WATCHDOG = path.join(BUILD_DIR, "contree-watchdog");
 
 let loaded: { sys: NativeSys | null; reason: string | null } | undefined;
 

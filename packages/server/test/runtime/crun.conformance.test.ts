@@ -1,4 +1,4 @@
 import { CrunDriver } from "../../src/runtime/oci/crun-driver.js";
 import { registerConformanceSuite } from "../../src/runtime/testsuite.js";
 
-registerConformanceSuite("crun", (stateDir) => new CrunDriver({ stateDir }));
+registerConformanceSuite("crun", (stateDir) => new CrunDriver({ stateDir }), { userNamespace: true });

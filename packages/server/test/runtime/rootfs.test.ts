@@ -54,6 +54,20 @@ describe.each(["native", "cli"] as const)("mountRootfs (%s)", (backend) => {
     m = mounter(backend);
   });
 
+  it("names no host path in the mount's options (what a sandbox reads in /proc/mounts)", async () => {
+    const lowers = await makeLayers(30);
+    const o = await mountRun(lowers);
+    const line = (await readFile("/proc/self/mountinfo", "utf8"))
+      .split("\n")
+      .find((l) => l.split(" ")[4] === o.target);
+    expect(line).toBeDefined();
+    const options = (line as string).split(" - ")[1] as string;
+    expect(options).toMatch(/lowerdir/);
+    expect(options).not.toContain(root);
+    expect(options).not.toContain("layer-");
+    expect(options).not.toContain(tmpdir());
+  });
+
   it("mounts a chain, lands writes in the upper, and unmounts", async () => {
     const lowers = await makeLayers(3);
     const o = await mountRun(lowers);

@@ -1,8 +1,13 @@
 /**
  * gVisor over the same OCI bundle. Notes from the lab (§3) for runsc 20221219:
  *  - `--overlay2=none` explicitly, so writes reach our overlay upper;
- *  - netstack networking is broken on recent kernels, so egress joins our prepared netns with
- *    `nsenter --net=` and `--network=host` (never `ip netns exec`, which remounts /sys);
+ *  - egress uses gVisor's own network stack (`--network=sandbox`): the guest's TCP/IP runs in
+ *    the Sentry, not in the host kernel; runsc takes over the veth of our prepared netns (named
+ *    in the bundle) through an AF_PACKET socket. This runsc refuses to, because it decides "root
+ *    network namespace" by the presence of /proc/sys/net/core/rmem_default, which kernels since
+ *    6.x show in every netns (google/gvisor#10704): `runsc run` is started in that netns
+ *    (`nsenter --net=`, never `ip netns exec`, which remounts /sys) and in a private mount
+ *    namespace where a tmpfs hides /proc/sys/net/core, and nowhere else;
  *  - the kvm platform hangs under nested PVM here; `platform: "auto"` tries it in the
  *    self-test with a short deadline and otherwise uses ptrace;
  *  - its kernel rejects AT_NO_AUTOMOUNT in statx: `statxFix: "auto"` turns the workaround of
@@ -12,8 +17,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { KVM_DEVICE } from "../devices.js";
-import type { EgressNetwork } from "../network.js";
-import { type BundleOptions, type OciConfig, type OciProcess, ociProcess } from "../oci/bundle.js";
+import { type OciConfig, type OciProcess, ociProcess } from "../oci/bundle.js";
 import { type Invocation, OciCliDriver, type OciCliDriverOptions } from "../oci/oci-cli-driver.js";
 import type { ProcessSpec, SandboxSpec, SelfTestOptions, SelfTestResult } from "../runtime-driver.js";
 import { selfTestSandbox } from "../self-test.js";
@@ -76,22 +80,30 @@ export class RunscDriver extends OciCliDriver {
       "--root",
       this.stateRoot,
       "--overlay2=none",
-      `--network=${ctx.netnsPath === undefined ? "none" : "host"}`,
+      `--network=${ctx.netnsPath === undefined ? "none" : "sandbox"}`,
       `--platform=${this.platform}`,
       ...sub,
     ];
     if (ctx.netnsPath === undefined) return { file: this.binary, args };
-    return { file: "nsenter", args: [`--net=${ctx.netnsPath}`, this.binary, ...args] };
+    // Every call joins the netns: the sandbox's control socket is an abstract unix socket, which
+    // lives in a network namespace. Only `run` sets the network up and needs the hidden sysctl.
+    const hide =
+      sub[0] === "run"
+        ? [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            'mount -t tmpfs -o size=4k,mode=555 contree-hide /proc/sys/net/core && exec "$@"',
+            "sh",
+          ]
+        : [];
+    return { file: "nsenter", args: [`--net=${ctx.netnsPath}`, ...hide, this.binary, ...args] };
   }
 
-  protected override bundleOptions(base: BundleOptions, net: EgressNetwork | null): BundleOptions {
-    return net === null ? base : { ...base, netnsPath: null };
-  }
-
-  /**
-   * runsc mounts a sandbox-private tmpfs over an empty /tmp; writes there would never reach
-   * the snapshot. Binding the rootfs's own /tmp keeps them in the overlay like other runtimes.
-   */
+  /** The statx workaround's mount point (see statx-fix.ts), for sandboxes that get it. */
   protected override async prepareRootfs(spec: SandboxSpec): Promise<(() => Promise<void>) | null> {
     if (this.statxFix === null) return null;
     const undo = await mountStatxFixPoint(spec.rootfs);
@@ -109,6 +121,10 @@ export class RunscDriver extends OciCliDriver {
     return proc;
   }
 
+  /**
+   * runsc mounts a sandbox-private tmpfs over an empty /tmp; writes there would never reach
+   * the snapshot. Binding the rootfs's own /tmp keeps them in the overlay like other runtimes.
+   */
   protected override adjustConfig(config: OciConfig, spec: SandboxSpec): void {
     if (this.statxFix !== null && this.fixed.has(spec.id)) applyStatxFix(config, this.statxFix);
     if (existsSync(path.join(spec.rootfs, "tmp")) && !config.mounts.some((m) => m.destination === "/tmp")) {

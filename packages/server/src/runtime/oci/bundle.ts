@@ -58,6 +58,12 @@ interface OciDeviceRule {
   access: string;
 }
 
+export interface OciIdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
 export interface OciProcess {
   terminal: boolean;
   user: { uid: number; gid: number; additionalGids: number[] };
@@ -77,6 +83,8 @@ export interface OciConfig {
   mounts: OciMount[];
   linux: {
     cgroupsPath: string;
+    uidMappings?: OciIdMapping[];
+    gidMappings?: OciIdMapping[];
     resources: { devices: OciDeviceRule[] };
     namespaces: Array<{ type: string; path?: string }>;
     maskedPaths: string[];
@@ -188,6 +196,15 @@ export function ociConfig(spec: SandboxSpec, o: BundleOptions): OciConfig {
       rootfsPropagation: "private",
     },
   };
+  if (spec.users !== undefined) {
+    // Container ids 0..size-1 are host ids hostId…: root inside is an unprivileged host uid, and
+    // its capabilities reach only what the user namespace owns. The layers are idmapped to the
+    // same range (rootfs.ts), so the image's owners read and write as they are on disk.
+    const map = [{ containerID: 0, hostID: spec.users.hostId, size: spec.users.size }];
+    config.linux.namespaces.unshift({ type: "user" });
+    config.linux.uidMappings = map;
+    config.linux.gidMappings = map;
+  }
   if (o.seccomp !== false) config.linux.seccomp = seccompProfile();
   return config;
 }

@@ -9,24 +9,51 @@
  */
 
 import path from "node:path";
+import { mounter } from "../../sys/mount.js";
 import { canJoinCgroupsAtSpawn } from "../../sys/proc.js";
 import { runCommand } from "../../sys/run-command.js";
 import { sealedExecutable } from "../../sys/sealed-exec.js";
 import { cgroupMounts, detectCgroupMode } from "../cgroups.js";
+import type { SandboxSpec, SelfTestOptions, SelfTestResult } from "../runtime-driver.js";
+import { selfTestSandbox } from "../self-test.js";
+import { leaseUserRange, type UserRangeLease } from "../userns.js";
 import type { OciConfig } from "./bundle.js";
 import { type Invocation, OciCliDriver, type OciCliDriverOptions } from "./oci-cli-driver.js";
 import { compileSeccompWithCrun, SECCOMP_BPF_ANNOTATION } from "./seccomp-bpf.js";
 
+export interface CrunDriverOptions extends OciCliDriverOptions {
+  ownCgroups?: boolean;
+  /**
+   * Sandboxes in a user namespace over idmapped layers (default: on where the native addon
+   * mounts; off with `false` or CONTREE_NO_USERNS=1). The self-test turns it off, with the
+   * reason in `isolation`, where the kernel cannot idmap overlay layers.
+   */
+  userNamespace?: boolean;
+}
+
 export class CrunDriver extends OciCliDriver {
   readonly name = "crun";
   readonly kind = "oci";
-  readonly isolation =
-    "Linux namespaces, seccomp, reduced capabilities, cgroups (crun); shares the host kernel";
   /** cgroup2 mount to hide from crun, or null when crun can run as is. */
   readonly hiddenCgroup2: string | null;
+  /** Why sandboxes run without a user namespace (null: they run in one). */
+  private noUserns: string | null;
 
-  constructor(o: OciCliDriverOptions & { ownCgroups?: boolean }) {
+  get isolation(): string {
+    const base = "Linux namespaces, seccomp, reduced capabilities, cgroups (crun); shares the host kernel";
+    return this.noUserns === null
+      ? `${base}; user namespace per sandbox (root inside is an unprivileged host uid, idmapped layers)`
+      : `${base}; no user namespace (${this.noUserns}): root inside is host root`;
+  }
+
+  constructor(o: CrunDriverOptions) {
     super("crun", o);
+    this.noUserns =
+      o.userNamespace === false || process.env["CONTREE_NO_USERNS"] === "1"
+        ? "disabled by configuration"
+        : !mounter().idmapsLayers
+          ? "idmapped layers need the native addon"
+          : null;
     const mounts = cgroupMounts();
     const mode = detectCgroupMode(mounts);
     this.hiddenCgroup2 = mode === "hybrid" ? (mounts.find((m) => m.version === 2)?.dir ?? null) : null;
@@ -69,6 +96,45 @@ export class CrunDriver extends OciCliDriver {
 
   protected override startsInsideCgroups(): boolean {
     return this.ownCgroups;
+  }
+
+  /** Whether sandboxes run in a user namespace. */
+  get userNamespace(): boolean {
+    return this.noUserns === null;
+  }
+
+  userRange(): UserRangeLease | null {
+    return this.noUserns === null ? leaseUserRange() : null;
+  }
+
+  protected override acceptsUsers(): boolean {
+    return this.noUserns === null;
+  }
+
+  protected override adjustConfig(config: OciConfig, spec: SandboxSpec): void {
+    if (spec.users === undefined) return;
+    // sysfs can be mounted only from the user namespace that owns the network namespace, and a
+    // prepared netns (egress) belongs to the host. A bind of the host's /sys (crun's fallback)
+    // would show host devices and every sandbox's veth: egress sandboxes get an empty tmpfs.
+    if (spec.network === "egress") {
+      const sys = config.mounts.find((m) => m.destination === "/sys");
+      if (sys !== undefined) {
+        sys.type = "tmpfs";
+        sys.source = "tmpfs";
+        sys.options = ["nosuid", "noexec", "nodev", "size=64k", "mode=755"];
+      }
+    }
+  }
+
+  /**
+   * The self-test runs a sandbox the way runs will (in a user namespace when that is on); if
+   * only that fails, sandboxes run without one and `isolation` says why.
+   */
+  override async selfTest(o: SelfTestOptions): Promise<SelfTestResult> {
+    const r = await selfTestSandbox(this, o);
+    if (r.ok || this.noUserns !== null) return r;
+    this.noUserns = `self-test failed in a user namespace: ${r.reason}`;
+    return selfTestSandbox(this, o);
   }
 
   protected invocation(sub: string[]): Invocation {

@@ -6,11 +6,13 @@
  * Subclasses only say how to invoke their binary.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { readdir, rm, rmdir, writeFile } from "node:fs/promises";
+import { readdir, rm, rmdir } from "node:fs/promises";
 import { constants } from "node:os";
 import path from "node:path";
 import { cancelled, failedPrecondition, internal, invalidArgument } from "../../core/errors.js";
+import { WATCHDOG } from "../../sys/native-sys.js";
 import { canJoinCgroupsAtSpawn, launch, type Proc, type ProcExit } from "../../sys/proc.js";
+import { removeBindFiles, writeBindFile } from "../bind-files.js";
 import { SandboxCgroup } from "../cgroups.js";
 import { runCommand } from "../command.js";
 import {
@@ -157,6 +159,11 @@ export abstract class OciCliDriver implements RuntimeDriver {
   /** Like adjustConfig, for adjustments that need I/O (done once and cached by the driver). */
   protected async prepareConfig(_config: OciConfig): Promise<void> {}
 
+  /** Whether start() takes `users` (a user namespace over idmapped layers). */
+  protected acceptsUsers(): boolean {
+    return false;
+  }
+
   /** Non-KILL signals: runtimes that hide their processes (gVisor) route them through `kill --all`. */
   protected signalViaRuntime(): boolean {
     return false;
@@ -188,6 +195,8 @@ export abstract class OciCliDriver implements RuntimeDriver {
       throw invalidArgument("paths must be absolute");
     if (!path.isAbsolute(spec.process.cwd)) throw invalidArgument("cwd must be absolute");
     if (spec.process.args.length === 0) throw invalidArgument("empty command");
+    if (spec.users !== undefined && !this.acceptsUsers())
+      throw invalidArgument(`${this.name} does not run sandboxes in a user namespace`);
     o.signal?.throwIfAborted();
     // Small metadata writes to the page cache: sync calls cost microseconds where each thread-pool
     // round trip costs a fraction of a millisecond, on the path of every sandbox start.
@@ -214,8 +223,8 @@ export abstract class OciCliDriver implements RuntimeDriver {
         net = await setupEgress(spec.id, cfg);
         const nsName = net.nsName;
         cleanup.push(() => teardownNetns(nsName));
-        resolv = await writeJson(spec.bundleDir, "resolv.conf", "");
-        await writeFile(resolv, resolvConf(cfg.dnsServers), { mode: 0o644 });
+        cleanup.push(() => removeBindFiles(spec.id));
+        resolv = await writeBindFile(spec.id, "resolv.conf", resolvConf(cfg.dnsServers), spec.bundleDir);
       }
       o.signal?.throwIfAborted();
       const config = ociConfig(
@@ -250,6 +259,18 @@ export abstract class OciCliDriver implements RuntimeDriver {
         // Own session: a terminal's ^C to the server must not reach sandboxes directly.
         detached: true,
       });
+      // Without the helper (not built) a crashed server's sandboxes run until the next start's
+      // reclaim; the start-up log warns about it.
+      if (spec.deadlineMs !== undefined && existsSync(WATCHDOG)) {
+        try {
+          startWatchdog(spec.deadlineMs, child.pid, cg.taskDir());
+        } catch (e) {
+          // Never a sandbox without its deadline.
+          child.kill("SIGKILL");
+          await child.exited;
+          throw e;
+        }
+      }
       const netInfo: SandboxNetwork =
         net === null ? { mode: "none" } : { mode: "egress", address: net.address, gateway: net.gateway };
       return new OciSandbox(this, spec, containerId, cg, net, netInfo, child, join, undoRootfs);
@@ -485,10 +506,30 @@ class OciSandbox implements Sandbox {
     await this.driver.deleteState(this.containerId, this.net?.nsPath);
     await this.releaseRootfs();
     if (this.net !== null) await teardownNetns(this.net.nsName);
+    await removeBindFiles(this.spec.id);
     await this.cg.remove();
     await removeBundleFiles(this.spec.bundleDir);
     await rm(ownerMarkerPath(this.driver.stateDirectory, this.spec.id), { force: true });
   }
+}
+
+/**
+ * A sandbox must not outlive its deadline even when the server dies (SIGKILL, OOM): a tiny
+ * static process (native/watchdog.c) in its own session, outside the server's process tree,
+ * kills the sandbox's cgroup at the deadline, and exits as soon as the runtime process ends.
+ * It watches through a pidfd and a monotonic clock; ~1 ms to start, no work while it waits.
+ */
+function startWatchdog(deadlineMs: number, runtimePid: number, cgroupDir: string | null): void {
+  if (cgroupDir === null) throw internal("sandbox cgroup has no task directory");
+  // CLOCK_MONOTONIC, the clock libuv's hrtime reads.
+  const deadline = Number(process.hrtime.bigint() / 1_000_000n) + Math.max(0, Math.ceil(deadlineMs));
+  const dog = launch(WATCHDOG, [String(deadline), String(runtimePid), cgroupDir], {
+    stdin: "ignore",
+    detached: true,
+  });
+  // Its pipes carry nothing; never let them hold the event loop.
+  dog.stdout.resume();
+  dog.stderr.resume();
 }
 
 export const OWNER_DIR = "sandboxes";
@@ -512,7 +553,7 @@ async function removeBundleFiles(dir: string): Promise<void> {
     return;
   }
   for (const n of names) {
-    if (n === "config.json" || n === "resolv.conf" || /^exec-\d+\.json$/.test(n))
+    if (n === "config.json" || n.endsWith(".resolv.conf") || /^exec-\d+\.json$/.test(n))
       await rm(path.join(dir, n), { force: true });
   }
   await rmdir(dir).catch(() => undefined);
