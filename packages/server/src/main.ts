@@ -86,7 +86,10 @@ export async function createServer(
   const reclaimedLayers = await layers.reclaim(new Set(await store.images.allLayerIds()));
   if (reclaimedLayers.staging + reclaimedLayers.orphans > 0)
     logger.info(reclaimedLayers, "removed half-written layers left by an earlier run");
-  const registry = new HttpRegistryClient({ insecureRegistries: config.insecureRegistries });
+  const registry = new HttpRegistryClient({
+    insecureRegistries: config.insecureRegistries,
+    privateRegistries: config.privateRegistries,
+  });
   const images = new ImageService(store);
   const importer = new ImageImporter(store, layers);
   const imports = new ImportHandler(store, registry, importer);

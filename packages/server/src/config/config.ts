@@ -23,6 +23,11 @@ export interface Config {
   runtime: RuntimeChoice;
   /** Registry hosts (host[:port]) that may be reached over plain HTTP besides loopback ones. */
   insecureRegistries: string[];
+  /**
+   * Non-public destinations (loopback, private, link-local, CGNAT, metadata, this host) imports
+   * may reach: HOST[:PORT], IP[:PORT], [IPv6][:PORT] or CIDR. Empty: public addresses only.
+   */
+  privateRegistries: string[];
   /** Defaults for every project; a project row may override them. */
   defaultLimits: ProjectLimits;
   /** Outbound networking for runs that do not say (`networking.enabled`). */
