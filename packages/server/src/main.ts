@@ -89,6 +89,11 @@ export async function createServer(
   const registry = new HttpRegistryClient({
     insecureRegistries: config.insecureRegistries,
     privateRegistries: config.privateRegistries,
+    onRefused: (r, address) =>
+      logger.warn(
+        { host: r.destination.hostname, port: r.destination.port, address, scope: r.verdict.scope },
+        "registry destination refused (allow it with CONTREE_PRIVATE_REGISTRIES)",
+      ),
   });
   const images = new ImageService(store);
   const importer = new ImageImporter(store, layers);

@@ -34,6 +34,8 @@ export interface GuardedAgentOptions {
   readonly policy: DestinationPolicy;
   readonly resolver?: Resolver;
   readonly connectTimeoutMs?: number;
+  /** Told of every refusal (for the operator's log; callers only ever see "unreachable"). */
+  readonly onRefused?: (refused: DestinationRefused, address: string) => void;
 }
 
 export function guardedAgent(o: GuardedAgentOptions): Agent {
@@ -50,7 +52,11 @@ export function guardedAgent(o: GuardedAgentOptions): Agent {
       // address with a private one is refused as a whole.
       for (const a of found) {
         const verdict = o.policy.check(to, a.address);
-        if (!verdict.allowed) throw new DestinationRefused(to, verdict);
+        if (!verdict.allowed) {
+          const refused = new DestinationRefused(to, verdict);
+          o.onRefused?.(refused, a.address);
+          throw refused;
+        }
       }
       return found;
     })().then(

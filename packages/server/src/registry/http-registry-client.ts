@@ -31,7 +31,7 @@ import {
 } from "../core/errors.js";
 import { checkRealm, parseWwwAuthenticate } from "./auth-challenge.js";
 import { DestinationPolicy } from "./destination-policy.js";
-import { guardedAgent, type Resolver } from "./guarded-connector.js";
+import { type GuardedAgentOptions, guardedAgent, type Resolver } from "./guarded-connector.js";
 import {
   checkConfigMatchesManifest,
   MAX_METADATA_BYTES,
@@ -82,6 +82,8 @@ export interface HttpRegistryClientOptions {
   readonly privateRegistries?: readonly string[];
   /** Name resolution for connections; tests inject one, the default is the system resolver. */
   readonly resolver?: Resolver;
+  /** Told of every destination the policy refused (the server logs it; the caller is not told why). */
+  readonly onRefused?: GuardedAgentOptions["onRefused"];
   readonly retry?: Partial<RetryPolicy>;
   /** Until response headers arrive. */
   readonly requestTimeoutMs?: number;
@@ -160,6 +162,7 @@ export class HttpRegistryClient implements RegistryClient {
     this.#dispatcher = guardedAgent({
       policy: new DestinationPolicy(options.privateRegistries ?? []),
       ...(options.resolver ? { resolver: options.resolver } : {}),
+      ...(options.onRefused ? { onRefused: options.onRefused } : {}),
     });
   }
 
