@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { authenticate } from "../auth/principal.js";
 import type { Config } from "../config/config.js";
 import type { ContentStore } from "../content/content-store.js";
+import { invalidArgument } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { Logger } from "../observability/logger.js";
@@ -14,6 +15,7 @@ import { type ApiApp, typed } from "./api-app.js";
 import { acceptsGzip } from "./compression.js";
 import { makeErrorHandler } from "./error-handler.js";
 import "./request-context.js";
+import { badRequestUrl, frameworkError, onClientError } from "./request-url.js";
 import { filesRoutes } from "./routes/files.js";
 import { metricsRoutes } from "./routes/metrics.js";
 import { whoamiRoutes } from "./routes/whoami.js";
@@ -39,6 +41,7 @@ const GZIP_MIN = 1024;
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const httpMetrics = createHttpMetrics(deps.metrics);
+  const handleError = makeErrorHandler(httpMetrics);
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     genReqId: (req) => {
@@ -54,9 +57,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     forceCloseConnections: true,
     // Through the controller (not setValidatorCompiler) so contexts that add schemas keep it.
     schemaController: { compilersFactory: { buildValidator: buildValidator as never } },
+    // URL errors Fastify and Node raise before routing get the usual {"error","status"} body.
+    frameworkErrors: (err, req, reply) => handleError(frameworkError(err), req, reply),
+    clientErrorHandler: onClientError,
   });
 
-  app.setErrorHandler(makeErrorHandler(httpMetrics));
+  app.setErrorHandler(handleError);
   app.setNotFoundHandler((_req, reply) => {
     void reply.code(404).send({ error: "not found", status: 404 });
   });
@@ -78,6 +84,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
 
   app.decorateRequest("principal", null);
+  // Before anything reads a parameter: NUL and broken encodings never reach a route.
+  app.addHook("onRequest", async (req) => {
+    const why = badRequestUrl(req.url);
+    if (why !== undefined) throw invalidArgument(why);
+  });
   app.addHook("onRequest", async (req, reply) => {
     void reply.header("x-request-id", req.id);
     if (req.routeOptions.config.public || req.routeOptions.url === undefined) return;

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../../src/config/config.js";
@@ -67,7 +68,8 @@ export async function startTestServer(
     },
     async close() {
       await server.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      // Async: fs.rmSync recurses on the JS stack and overflows on trees thousands of levels deep.
+      await rm(dataDir, { recursive: true, force: true });
     },
   };
 }
