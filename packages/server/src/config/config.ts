@@ -34,6 +34,11 @@ export interface Config {
   defaultNetworking: boolean;
   /** Per-sandbox cgroup limits. */
   sandbox: { memoryBytes: number; pids: number; cpus: number | undefined };
+  /**
+   * Bearer token that may read `/metrics` (besides admin tokens); "public" serves it without
+   * authentication. Undefined: admin tokens only.
+   */
+  metricsToken: string | undefined;
   /** Token to create on first start instead of a random one. */
   bootstrapToken: string | undefined;
 }

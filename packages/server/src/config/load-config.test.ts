@@ -216,6 +216,12 @@ describe("loadConfig", () => {
       'insecure registry "http://reg:5000" is not HOST[:PORT]',
     ],
     [
+      "metrics token",
+      {},
+      { CONTREE_METRICS_TOKEN: "short" },
+      'CONTREE_METRICS_TOKEN must be "public" or 16..512 printable ASCII characters',
+    ],
+    [
       "private registry",
       {},
       { CONTREE_PRIVATE_REGISTRIES: "127.0.0.1:5000,10.0.0.0/40" },

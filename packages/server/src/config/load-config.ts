@@ -35,6 +35,8 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CONTREE_PRIVATE_REGISTRIES:
     "comma-separated loopback/private/link-local destinations imports may reach: HOST[:PORT], IP[:PORT], CIDR (default: public only)",
   CONTREE_BOOTSTRAP_TOKEN: "token created for the default project on first start",
+  CONTREE_METRICS_TOKEN:
+    'bearer token for GET /metrics besides admin tokens; "public" = no authentication (default: admin tokens only)',
   CONTREE_DEFAULT_NETWORKING: "0|1: outbound networking for runs that do not ask (default 0)",
   CONTREE_SANDBOX_MEMORY_BYTES: "memory limit of each sandbox (default 2147483648)",
   CONTREE_SANDBOX_PIDS: "process limit of each sandbox (default 1024)",
@@ -148,6 +150,10 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     problems.push("CONTREE_BOOTSTRAP_TOKEN must be 8..512 printable ASCII characters without spaces");
   }
 
+  const metricsToken = nonEmpty(env["CONTREE_METRICS_TOKEN"]);
+  if (metricsToken !== undefined && metricsToken !== "public" && !/^[\x21-\x7e]{16,512}$/.test(metricsToken))
+    problems.push('CONTREE_METRICS_TOKEN must be "public" or 16..512 printable ASCII characters without spaces');
+
   if (problems.length > 0) {
     throw invalidArgument(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
   }
@@ -165,6 +171,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     defaultLimits,
     defaultNetworking,
     sandbox,
+    metricsToken,
     bootstrapToken,
   };
 }

@@ -41,6 +41,9 @@ export async function filesRoutes(app: ApiApp, deps: AppDeps): Promise<void> {
     scope.post(
       "/files",
       {
+        // Checked against Content-Length before the body is read (app.ts); streamed bodies are
+        // counted by the file service.
+        bodyLimit: Math.max(1, deps.config.maxUploadBytes),
         schema: {
           summary: "Upload a file (raw bytes, chunked or with Content-Length)",
           response: { 201: Type.Ref(FileSchema), 400: ErrorSchema, 413: ErrorSchema },
