@@ -152,7 +152,9 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
 
   const metricsToken = nonEmpty(env["CONTREE_METRICS_TOKEN"]);
   if (metricsToken !== undefined && metricsToken !== "public" && !/^[\x21-\x7e]{16,512}$/.test(metricsToken))
-    problems.push('CONTREE_METRICS_TOKEN must be "public" or 16..512 printable ASCII characters without spaces');
+    problems.push(
+      'CONTREE_METRICS_TOKEN must be "public" or 16..512 printable ASCII characters without spaces',
+    );
 
   if (problems.length > 0) {
     throw invalidArgument(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
