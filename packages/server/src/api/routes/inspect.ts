@@ -28,15 +28,17 @@ const PathQuery = Type.Object({ path: Type.Optional(ImagePathSchema) });
 /** Repeatable query parameter: one value or several (at most 64, like grep's own caps). */
 const Many = (item: ReturnType<typeof Type.String>) =>
   Type.Optional(Type.Union([item, Type.Array(item, { maxItems: 64 })]));
-const Count = (max: number, what: string) =>
-  Type.Optional(
-    Type.Integer({
-      minimum: 0,
-      maximum: max,
-      description: what,
-      "x-error": `${what} must be an integer 0..${max}`,
-    }),
+/** A count 0..max; empty means "not given", as it always has. */
+const Count = (max: number, what: string) => {
+  const message = `${what} must be an integer 0..${max}`;
+  return Type.Optional(
+    Type.Union([
+      Type.Literal("", { "x-error": message }),
+      Type.Integer({ minimum: 0, maximum: max, description: what, "x-error": message }),
+    ]),
   );
+};
+const count = (v: number | "" | undefined): number | undefined => (v === "" ? undefined : v);
 
 const FileItemSchema = Type.Object(
   {
@@ -256,11 +258,11 @@ export function inspectRoutes(d: InspectRouteDeps) {
             patterns,
             paths: many(q.path),
             globs: many(q.glob),
-            maxCount: q.max_count,
-            maxTotal: q.max_total,
+            maxCount: count(q.max_count),
+            maxTotal: count(q.max_total),
             caseMode,
-            before: q.before ?? 0,
-            after: q.after ?? 0,
+            before: count(q.before) ?? 0,
+            after: count(q.after) ?? 0,
           },
           principalOf(req).project.id,
         );
