@@ -96,7 +96,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const limit = req.routeOptions.bodyLimit ?? BODY_LIMIT;
     if (declared !== undefined && Number(declared) > limit) {
       void reply.header("connection", "close");
-      throw new AppError("payload_too_large", `request body is larger than ${limit} bytes`);
+      throw new AppError("payload_too_large", `request body exceeds the limit of ${limit} bytes`);
     }
   });
   app.addHook("onRequest", async (req, reply) => {

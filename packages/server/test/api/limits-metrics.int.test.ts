@@ -61,7 +61,7 @@ describe("a body declared larger than the route takes", () => {
     );
     expect(answer).toMatch(/^HTTP\/1\.1 413 /);
     const body = answer.slice(answer.indexOf("\r\n\r\n") + 4);
-    expect(JSON.parse(body)).toEqual({ error: expect.stringMatching(/larger than/), status: 413 });
+    expect(JSON.parse(body)).toEqual({ error: expect.stringMatching(/exceeds the limit of/), status: 413 });
   });
 
   it("an upload under the limit still works", async () => {
