@@ -103,7 +103,15 @@ export async function createServer(
   if (legacyDevices) logger.info({ replaced: legacyDevices }, "device nodes in older layers made inert");
   if (reclaimedLayers.staging + reclaimedLayers.orphans > 0)
     logger.info(reclaimedLayers, "removed half-written layers left by an earlier run");
-  const registry = new HttpRegistryClient({ insecureRegistries: config.insecureRegistries });
+  const registry = new HttpRegistryClient({
+    insecureRegistries: config.insecureRegistries,
+    privateRegistries: config.privateRegistries,
+    onRefused: (r, address) =>
+      logger.warn(
+        { host: r.destination.hostname, port: r.destination.port, address, scope: r.verdict.scope },
+        "registry destination refused (allow it with CONTREE_PRIVATE_REGISTRIES)",
+      ),
+  });
   const images = new ImageService(store);
   const importer = new ImageImporter(store, layers);
   const imports = new ImportHandler(store, registry, importer);

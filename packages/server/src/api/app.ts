@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { authenticate } from "../auth/principal.js";
 import type { Config } from "../config/config.js";
 import type { ContentStore } from "../content/content-store.js";
+import { AppError, invalidArgument } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { Logger } from "../observability/logger.js";
@@ -14,6 +15,7 @@ import { type ApiApp, typed } from "./api-app.js";
 import { acceptsGzip } from "./compression.js";
 import { makeErrorHandler } from "./error-handler.js";
 import "./request-context.js";
+import { badRequestUrl, frameworkError, onClientError } from "./request-url.js";
 import { filesRoutes } from "./routes/files.js";
 import { metricsRoutes } from "./routes/metrics.js";
 import { whoamiRoutes } from "./routes/whoami.js";
@@ -35,10 +37,13 @@ export interface AppDeps {
 /** MCP rejects JSON bodies over 64 KiB that carry a Content-Length; such bodies go out chunked. */
 const MAX_FRAMED_JSON = 64 * 1024;
 const GZIP_MIN = 1024;
+/** Largest JSON body (uploads have their own limit, CONTREE_MAX_UPLOAD_BYTES). */
+const BODY_LIMIT = 16 * 1024 * 1024;
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const httpMetrics = createHttpMetrics(deps.metrics);
+  const handleError = makeErrorHandler(httpMetrics);
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     genReqId: (req) => {
@@ -46,7 +51,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return typeof given === "string" && /^[\w.:-]{1,128}$/.test(given) ? given : newId();
     },
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 512 },
-    bodyLimit: 16 * 1024 * 1024,
+    bodyLimit: BODY_LIMIT,
     // One access-log line per request comes from our onResponse hook, with the route and timing.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
@@ -54,9 +59,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     forceCloseConnections: true,
     // Through the controller (not setValidatorCompiler) so contexts that add schemas keep it.
     schemaController: { compilersFactory: { buildValidator: buildValidator as never } },
+    // URL errors Fastify and Node raise before routing get the usual {"error","status"} body.
+    frameworkErrors: (err, req, reply) => handleError(frameworkError(err), req, reply),
+    clientErrorHandler: onClientError,
   });
 
-  app.setErrorHandler(makeErrorHandler(httpMetrics));
+  app.setErrorHandler(handleError);
   app.setNotFoundHandler((_req, reply) => {
     void reply.code(404).send({ error: "not found", status: 404 });
   });
@@ -78,6 +86,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
 
   app.decorateRequest("principal", null);
+  // Before anything reads a parameter: NUL and broken encodings never reach a route.
+  app.addHook("onRequest", async (req, reply) => {
+    const why = badRequestUrl(req.url);
+    if (why !== undefined) throw invalidArgument(why);
+    // A body declared larger than the route takes is refused from the header, before a byte of
+    // it is read; the connection is closed rather than drained.
+    const declared = req.headers["content-length"];
+    const limit = req.routeOptions.bodyLimit ?? BODY_LIMIT;
+    if (declared !== undefined && Number(declared) > limit) {
+      void reply.header("connection", "close");
+      throw new AppError("payload_too_large", `request body exceeds the limit of ${limit} bytes`);
+    }
+  });
   app.addHook("onRequest", async (req, reply) => {
     void reply.header("x-request-id", req.id);
     if (req.routeOptions.config.public || req.routeOptions.url === undefined) return;

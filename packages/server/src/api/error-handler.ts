@@ -6,6 +6,10 @@ import type { HttpMetrics } from "../observability/metrics.js";
 function fromFastifyError(err: FastifyError): AppError | undefined {
   if (err.validation) {
     const first = err.validation[0];
+    const custom = (first as { parentSchema?: Record<string, unknown> } | undefined)?.parentSchema?.[
+      "x-error"
+    ];
+    if (typeof custom === "string") return new AppError("invalid_argument", custom);
     const where = err.validationContext ?? "request";
     const path = first?.instancePath ? first.instancePath.replace(/^\//, "").replace(/\//g, ".") : "";
     const msg = first ? `${where}${path ? `.${path}` : ""} ${first.message ?? "is invalid"}` : err.message;

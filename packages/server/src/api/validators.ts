@@ -4,7 +4,9 @@ import type { FastifySchemaCompiler } from "fastify";
 /**
  * Bodies are validated strictly (a string where a number belongs is a 400, never silently
  * coerced); query strings and path params are text on the wire, so they are coerced. Unknown
- * properties are tolerated everywhere because clients send extra keys.
+ * properties are tolerated everywhere because clients send extra keys. A query or path schema
+ * may carry "x-error": the message a violation of it gives (error-handler.ts), so limits
+ * declared in the schema keep the wording clients know.
  */
 export function buildValidator(
   externalSchemas: Record<string, unknown> = {},
@@ -12,6 +14,8 @@ export function buildValidator(
   const make = (coerceTypes: false | "array") => {
     const ajv = new Ajv({
       coerceTypes,
+      // Errors carry their schema, so a schema may name its own message ("x-error").
+      verbose: coerceTypes !== false,
       useDefaults: true,
       removeAdditional: false,
       allErrors: false,

@@ -26,12 +26,22 @@ export interface Config {
   runscStatxFix: "auto" | "on" | "off";
   /** Registry hosts (host[:port]) that may be reached over plain HTTP besides loopback ones. */
   insecureRegistries: string[];
+  /**
+   * Non-public destinations (loopback, private, link-local, CGNAT, metadata, this host) imports
+   * may reach: HOST[:PORT], IP[:PORT], [IPv6][:PORT] or CIDR. Empty: public addresses only.
+   */
+  privateRegistries: string[];
   /** Defaults for every project; a project row may override them. */
   defaultLimits: ProjectLimits;
   /** Outbound networking for runs that do not say (`networking.enabled`). */
   defaultNetworking: boolean;
   /** Per-sandbox cgroup limits. */
   sandbox: { memoryBytes: number; pids: number; cpus: number | undefined };
+  /**
+   * Bearer token that may read `/metrics` (besides admin tokens); "public" serves it without
+   * authentication. Undefined: admin tokens only.
+   */
+  metricsToken: string | undefined;
   /** Token to create on first start instead of a random one. */
   bootstrapToken: string | undefined;
 }

@@ -25,6 +25,7 @@ describe("loadConfig", () => {
       maxUploadBytes: 1024 * 1024 * 1024,
       runtime: "auto",
       insecureRegistries: [],
+      privateRegistries: [],
       defaultLimits: DEFAULT_LIMITS,
       bootstrapToken: undefined,
     });
@@ -41,6 +42,7 @@ describe("loadConfig", () => {
         CONTREE_MAX_UPLOAD_BYTES: "1000",
         CONTREE_RUNTIME: "oci",
         CONTREE_INSECURE_REGISTRIES: " reg.local:5000 , mirror ,",
+        CONTREE_PRIVATE_REGISTRIES: "reg.local:5000, 10.0.0.0/8,[::1]:5000",
         CONTREE_BOOTSTRAP_TOKEN: "secret-token-1",
         CONTREE_INSTANCE_MAX_TIMEOUT: "60",
         CONTREE_INSTANCE_MAX_CONCURRENCY: "2",
@@ -58,6 +60,7 @@ describe("loadConfig", () => {
       maxUploadBytes: 1000,
       runtime: "oci",
       insecureRegistries: ["reg.local:5000", "mirror"],
+      privateRegistries: ["reg.local:5000", "10.0.0.0/8", "[::1]:5000"],
       defaultLimits: {
         instance_max_timeout: 60,
         instance_max_concurrency: 2,
@@ -224,6 +227,18 @@ describe("loadConfig", () => {
       'insecure registry "http://reg:5000" is not HOST[:PORT]',
     ],
     [
+      "metrics token",
+      {},
+      { CONTREE_METRICS_TOKEN: "short" },
+      'CONTREE_METRICS_TOKEN must be "public" or 16..512 printable ASCII characters',
+    ],
+    [
+      "private registry",
+      {},
+      { CONTREE_PRIVATE_REGISTRIES: "127.0.0.1:5000,10.0.0.0/40" },
+      'CONTREE_PRIVATE_REGISTRIES: "10.0.0.0/40" is not HOST[:PORT]',
+    ],
+    [
       "token",
       {},
       { CONTREE_BOOTSTRAP_TOKEN: "short" },
@@ -277,6 +292,7 @@ describe("loadConfig", () => {
       "CONTREE_MAX_UPLOAD_BYTES",
       "CONTREE_RUNTIME",
       "CONTREE_INSECURE_REGISTRIES",
+      "CONTREE_PRIVATE_REGISTRIES",
       "CONTREE_BOOTSTRAP_TOKEN",
       "CONTREE_INSTANCE_MAX_TIMEOUT",
     ]) {

@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from "node:path";
 import { invalidArgument } from "../core/errors.js";
+import { parseAllowEntry } from "../registry/destination-policy.js";
 import type { Config, LogLevel, ProjectLimits, RuntimeChoice } from "./config.js";
 
 /** Values given on the command line; each wins over its environment variable. */
@@ -31,7 +32,11 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CONTREE_MAX_UPLOAD_BYTES: "largest accepted file upload in bytes (default 1073741824)",
   CONTREE_RUNTIME: "auto|gvisor|oci (default auto)",
   CONTREE_INSECURE_REGISTRIES: "comma-separated registry hosts reachable over plain http",
+  CONTREE_PRIVATE_REGISTRIES:
+    "comma-separated loopback/private/link-local destinations imports may reach: HOST[:PORT], IP[:PORT], CIDR (default: public only)",
   CONTREE_BOOTSTRAP_TOKEN: "token created for the default project on first start",
+  CONTREE_METRICS_TOKEN:
+    'bearer token for GET /metrics besides admin tokens; "public" = no authentication (default: admin tokens only)',
   CONTREE_DEFAULT_NETWORKING: "0|1: outbound networking for runs that do not ask (default 0)",
   CONTREE_SANDBOX_MEMORY_BYTES: "memory limit of each sandbox (default 2147483648)",
   CONTREE_SANDBOX_PIDS: "process limit of each sandbox (default 1024)",
@@ -116,13 +121,16 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     ),
   };
 
-  const insecureRegistries = (nonEmpty(env["CONTREE_INSECURE_REGISTRIES"]) ?? "")
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s !== "");
+  const insecureRegistries = list(env["CONTREE_INSECURE_REGISTRIES"]);
   for (const host of insecureRegistries) {
     if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(host))
       problems.push(`insecure registry ${JSON.stringify(host)} is not HOST[:PORT]`);
+  }
+
+  const privateRegistries = list(env["CONTREE_PRIVATE_REGISTRIES"]);
+  for (const entry of privateRegistries) {
+    const parsed = parseAllowEntry(entry);
+    if (typeof parsed === "string") problems.push(`CONTREE_PRIVATE_REGISTRIES: ${parsed}`);
   }
 
   const netRaw = nonEmpty(env["CONTREE_DEFAULT_NETWORKING"]) ?? "0";
@@ -147,6 +155,12 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     problems.push("CONTREE_BOOTSTRAP_TOKEN must be 8..512 printable ASCII characters without spaces");
   }
 
+  const metricsToken = nonEmpty(env["CONTREE_METRICS_TOKEN"]);
+  if (metricsToken !== undefined && metricsToken !== "public" && !/^[\x21-\x7e]{16,512}$/.test(metricsToken))
+    problems.push(
+      'CONTREE_METRICS_TOKEN must be "public" or 16..512 printable ASCII characters without spaces',
+    );
+
   if (problems.length > 0) {
     throw invalidArgument(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
   }
@@ -161,11 +175,20 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     runtime: runtime as RuntimeChoice,
     runscStatxFix: runscStatxFix as Config["runscStatxFix"],
     insecureRegistries,
+    privateRegistries,
     defaultLimits,
     defaultNetworking,
     sandbox,
+    metricsToken,
     bootstrapToken,
   };
+}
+
+function list(v: string | undefined): string[] {
+  return (nonEmpty(v) ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

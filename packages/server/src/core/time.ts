@@ -24,12 +24,17 @@ const UNIT_SECONDS: Readonly<Record<string, number>> = {
  * bare integer seconds or durations (`15m`, `2h`, `3d`, `1w`, `3600s`) meaning "that long
  * before now". Returns epoch milliseconds.
  */
+/** The range of a JavaScript Date, in ms either side of the epoch. */
+const MAX_DATE_MS = 8.64e15;
+
 export function parseTimeBound(raw: string, name: string, now: number = Date.now()): number {
   const s = raw.trim();
   const rel = /^(\d+(?:\.\d+)?)([smhdwMy]?)$/.exec(s);
   if (rel) {
     const unit = UNIT_SECONDS[rel[2] === "" ? "s" : (rel[2] as string)] as number;
-    return now - Number(rel[1]) * unit * 1000;
+    const t = now - Number(rel[1]) * unit * 1000;
+    // Further back than a Date can be (about 270,000 years) is a typo, not a bound.
+    if (Number.isFinite(t) && t >= -MAX_DATE_MS) return t;
   }
   if (/^\d{4}-\d{2}-\d{2}/.test(s)) {
     // Python's isoformat() may carry up to 6 fraction digits, Date only reads 3.

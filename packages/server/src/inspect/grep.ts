@@ -2,7 +2,9 @@
  * grep over an image (contree-api §2.8.6): walks the requested paths in the merged view (symlinks
  * reported by the walk are not followed, hidden files included), skips binary files (a NUL in
  * the first 8 KiB), and hands file contents in batches to a regex worker. Every search is
- * bounded by a deadline and by caps on files, bytes and output; hitting one sets `truncated`.
+ * bounded by a deadline (the walk included: a directory tree thousands of levels deep is cut
+ * off, not walked for half a minute) and by caps on depth, entries, bytes and output; hitting
+ * one sets `truncated` and says which in the optional `truncated_reason`.
  */
 import { invalidArgument, isKind, notFound } from "../core/errors.js";
 import { type MergedStat, MergedView } from "../layers/merged-view.js";
@@ -23,9 +25,12 @@ export interface GrepRequest {
 }
 
 export interface GrepLimits {
+  /** For the whole search: walk, reads and matching. */
   deadlineMs: number;
   /** Directory entries visited. */
   maxEntries: number;
+  /** Directory levels below a requested path that are entered. */
+  maxDepth: number;
   /** Bytes of file content read. */
   maxScanBytes: number;
   /** Larger files are not searched (and make the result truncated). */
@@ -40,6 +45,7 @@ export interface GrepLimits {
 export const DEFAULT_GREP_LIMITS: GrepLimits = {
   deadlineMs: 5000,
   maxEntries: 200_000,
+  maxDepth: 256,
   maxScanBytes: 512 * 1024 * 1024,
   maxFileBytes: 64 * 1024 * 1024,
   maxOutputBytes: 4 * 1024 * 1024,
@@ -49,12 +55,31 @@ export const DEFAULT_GREP_LIMITS: GrepLimits = {
 
 export type GrepMatchRow = MatchRow & { path: string };
 
+/** What cut a search short (first one wins). */
+export type TruncatedReason =
+  | "deadline"
+  | "busy"
+  | "depth"
+  | "entries"
+  | "file_size"
+  | "scan_bytes"
+  | "output"
+  | "max_total"
+  | "max_count";
+
 export interface GrepResult {
   path: string;
   paths: string[];
   patterns: string[];
   truncated: boolean;
+  /** Extension: set with `truncated`. */
+  truncated_reason?: TruncatedReason;
   matches: GrepMatchRow[];
+}
+
+function cut(result: GrepResult, reason: TruncatedReason): void {
+  if (!result.truncated) result.truncated_reason = reason;
+  result.truncated = true;
 }
 
 const MAX_PATTERNS = 64;
@@ -123,10 +148,18 @@ export async function grepView(
 
   const lease = await pool.acquire(deadline - Date.now());
   if (lease === null) {
-    result.truncated = true;
+    cut(result, "busy");
     return result;
   }
-  const state = { total: 0, outBytes: 0, scanned: 0, entries: 0, stop: false };
+  const state: WalkState = {
+    total: 0,
+    outBytes: 0,
+    scanned: 0,
+    entries: 0,
+    stop: false,
+    deadline,
+    cut: undefined,
+  };
   let batch: Array<Candidate & { data: Uint8Array }> = [];
   let batchBytes = 0;
 
@@ -145,18 +178,18 @@ export async function grepView(
     };
     const outcome = await lease.run(job, deadline - Date.now());
     if (outcome.kind === "timeout") {
-      result.truncated = true;
+      cut(result, "deadline");
       state.stop = true;
       return;
     }
-    if (outcome.result.length < files.length) result.truncated = true; // max_total left files unsearched
+    if (outcome.result.length < files.length) cut(result, "max_total"); // files left unsearched
     for (const fm of outcome.result) {
       const file = files[fm.id]!;
-      if (fm.more) result.truncated = true;
+      if (fm.more) cut(result, "max_count");
       for (const r of fm.rows) {
         state.outBytes += r.line_bytes;
         if (state.outBytes > limits.maxOutputBytes || result.matches.length >= limits.maxRows) {
-          result.truncated = true;
+          cut(result, "output");
           state.stop = true;
           return;
         }
@@ -172,17 +205,17 @@ export async function grepView(
     outer: for (const t of targets) {
       for await (const c of candidates(view, t, globs, state, limits)) {
         if (state.stop) {
-          result.truncated = true; // a limit was reached and this file was never searched
+          cut(result, "max_total"); // a limit was reached and this file was never searched
           break outer;
         }
         if (Date.now() >= deadline) {
-          result.truncated = true;
+          cut(result, "deadline");
           break outer;
         }
         if (seen.has(c.real)) continue; // overlapping paths are searched once
         seen.add(c.real);
         if (c.size > limits.maxFileBytes || state.scanned + c.size > limits.maxScanBytes) {
-          result.truncated = true;
+          cut(result, c.size > limits.maxFileBytes ? "file_size" : "scan_bytes");
           continue;
         }
         const data = await readWhole(view, c.real, c.size);
@@ -194,19 +227,32 @@ export async function grepView(
         if (batchBytes >= BATCH_BYTES || batch.length >= BATCH_FILES) await flush();
       }
     }
+    // The walk stopped on its own budget (it yields nothing more then).
+    if (state.cut !== undefined) cut(result, state.cut);
     await flush();
-    if (state.entries > limits.maxEntries) result.truncated = true;
+    if (state.entries > limits.maxEntries) cut(result, "entries");
   } finally {
     lease.release();
   }
   return result;
 }
 
+interface WalkState {
+  total: number;
+  outBytes: number;
+  scanned: number;
+  entries: number;
+  stop: boolean;
+  readonly deadline: number;
+  /** Set when the walk itself ran out of time or depth. */
+  cut: TruncatedReason | undefined;
+}
+
 async function* candidates(
   view: MergedView,
   t: { display: string; real: string; st: MergedStat },
   globs: GlobFilter,
-  state: { entries: number; stop: boolean },
+  state: WalkState,
   limits: GrepLimits,
 ): AsyncGenerator<Candidate> {
   if (t.st.type === "file") {
@@ -214,9 +260,14 @@ async function* candidates(
     return;
   }
   if (t.st.type !== "dir") return;
-  const stack: string[] = [t.real];
+  // Directories alone yield nothing, so the walk watches the clock itself.
+  const stack: Array<{ path: string; depth: number }> = [{ path: t.real, depth: 0 }];
   while (stack.length > 0) {
-    const dir = stack.pop()!;
+    if (Date.now() >= state.deadline) {
+      state.cut ??= "deadline";
+      return;
+    }
+    const { path: dir, depth } = stack.pop()!;
     let entries: MergedStat[];
     try {
       entries = await view.list(dir);
@@ -231,13 +282,15 @@ async function* candidates(
       const display = t.display === "/" ? `/${rel}` : `${t.display}/${rel}`;
       const name = rel.slice(rel.lastIndexOf("/") + 1);
       if (e.type === "dir") {
-        if (globs.entersDir(name, rel, display)) subdirs.push(e.path);
+        if (!globs.entersDir(name, rel, display)) continue;
+        if (depth + 1 > limits.maxDepth) state.cut ??= "depth";
+        else subdirs.push(e.path);
       } else if (e.type === "file" && globs.includesFile(name, rel, display)) {
         yield { display, real: e.path, size: e.size };
       }
     }
     // depth-first in name order: the stack pops the first subdirectory next
-    for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
+    for (let i = subdirs.length - 1; i >= 0; i--) stack.push({ path: subdirs[i]!, depth: depth + 1 });
   }
 }
 

@@ -13,7 +13,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { isKind, notFound, unprocessable } from "../core/errors.js";
+import { AppError, isKind, notFound, unprocessable } from "../core/errors.js";
 import { MergedView } from "../layers/merged-view.js";
 import { archiveView } from "../layers/tar-writer.js";
 import { type Accounts, readAccounts } from "./accounts.js";
@@ -44,6 +44,8 @@ export interface InspectOptions {
   grep?: Partial<GrepLimits>;
   /** Regex worker threads (default 2). */
   grepWorkers?: number;
+  /** Searches one project may run at once; more get a 429 (default 2). */
+  grepPerProject?: number;
 }
 
 const READLINK_BATCH = 64;
@@ -64,12 +66,15 @@ export class InspectService {
   private readonly grepLimits: GrepLimits;
   private readonly pool: RegexWorkerPool;
   private emptyRoot: Promise<string> | undefined;
+  private readonly grepPerProject: number;
+  private readonly grepsRunning = new Map<string, number>();
 
   constructor(opts: InspectOptions = {}) {
     this.cacheSize = Math.max(1, opts.viewCacheSize ?? 64);
     this.maxListedEntries = Math.max(0, opts.listingCacheEntries ?? 100_000);
     this.grepLimits = { ...DEFAULT_GREP_LIMITS, ...opts.grep };
     this.pool = new RegexWorkerPool(opts.grepWorkers ?? 2);
+    this.grepPerProject = Math.max(1, opts.grepPerProject ?? 2);
   }
 
   /** `{path, files}` of a directory; 404 if missing, 422 if not a directory. */
@@ -143,9 +148,27 @@ export class InspectService {
     return archiveView(c.view, norm);
   }
 
-  async grep(img: ImageFs, req: GrepRequest): Promise<GrepResult> {
-    const c = await this.image(img);
-    return grepView(c.view, req, this.grepLimits, this.pool);
+  /**
+   * A search on behalf of `project`: each project runs at most `grepPerProject` at once, so one
+   * tenant's searches (each up to the deadline) cannot take every worker and walk slot.
+   */
+  async grep(img: ImageFs, req: GrepRequest, project: string): Promise<GrepResult> {
+    const running = this.grepsRunning.get(project) ?? 0;
+    if (running >= this.grepPerProject)
+      throw new AppError(
+        "resource_exhausted",
+        `too many searches running in this project (at most ${this.grepPerProject}); retry shortly`,
+        { retryAfter: 1 },
+      );
+    this.grepsRunning.set(project, running + 1);
+    try {
+      const c = await this.image(img);
+      return await grepView(c.view, req, this.grepLimits, this.pool);
+    } finally {
+      const left = (this.grepsRunning.get(project) ?? 1) - 1;
+      if (left <= 0) this.grepsRunning.delete(project);
+      else this.grepsRunning.set(project, left);
+    }
   }
 
   async close(): Promise<void> {

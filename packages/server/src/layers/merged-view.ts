@@ -9,7 +9,7 @@
 import fs from "node:fs";
 import type { Readable } from "node:stream";
 import { getAttribute, listAttributes } from "@napi-rs/xattr";
-import { internal, isAppError, notFound, unprocessable } from "../core/errors.js";
+import { internal, invalidArgument, isAppError, notFound, unprocessable } from "../core/errors.js";
 import { DEVICE_XATTR, inertDeviceAt, makedev } from "./inert-device.js";
 import {
   type DirCache,
@@ -161,6 +161,7 @@ export class MergedView {
   }
 
   private async resolve(path: string, follow: boolean): Promise<{ parts: string[]; node: MergedNode }> {
+    if (path.includes("\u0000")) throw invalidArgument("path contains a NUL character");
     const r = await runAsync(resolvePath(this.roots, path, follow, this.cache)).catch(mapHostError);
     if (r.node.kind === "missing") throw notFound("no such file or directory");
     return { parts: r.name === null ? r.parent.parts : [...r.parent.parts, r.name], node: r.node };
@@ -263,6 +264,8 @@ function mapHostError(err: unknown): never {
   const code = (err as { code?: unknown } | null)?.code;
   if (code === "ENOENT") throw notFound("no such file or directory");
   if (code === "ENOTDIR") throw unprocessable("not a directory");
+  // Deeper than the host can name (PATH_MAX counts the layer directory too).
+  if (code === "ENAMETOOLONG") throw unprocessable("path is too long");
   throw internal("cannot read the image filesystem", { cause: err });
 }
 

@@ -1,6 +1,5 @@
 /** WWW-Authenticate parsing (RFC 7235 auth-params) and the realm sanity check for bearer tokens. */
 import { unavailable } from "../core/errors.js";
-import { hostnameOf, isLoopbackHost } from "./reference.js";
 
 export interface Challenge {
   /** Lowercased scheme: "bearer", "basic", … */
@@ -57,9 +56,9 @@ export function parseWwwAuthenticate(header: string): Challenge[] {
 }
 
 /**
- * The token realm must be http(s); credentials must not travel over plain HTTP unless the
- * registry itself is spoken to over HTTP; and a remote registry may not point us at loopback
- * (a cheap guard against being used to poke at services on this host).
+ * The token realm must be http(s), and credentials must not travel over plain HTTP unless the
+ * registry itself is spoken to over HTTP. Where the realm may point (not at loopback, private or
+ * metadata addresses unless allowed) is decided when connecting, like every other destination.
  */
 export function checkRealm(realm: string, registryUrl: URL): URL {
   let url: URL;
@@ -74,9 +73,5 @@ export function checkRealm(realm: string, registryUrl: URL): URL {
     throw unavailable(`registry ${registryUrl.host} sent a token realm with embedded credentials`);
   if (url.protocol === "http:" && registryUrl.protocol === "https:")
     throw unavailable(`registry ${registryUrl.host} sent a plain-http token realm for an https registry`);
-  if (isLoopbackHost(url.host) && !isLoopbackHost(registryUrl.host))
-    throw unavailable(
-      `registry ${registryUrl.host} sent a token realm on ${hostnameOf(url.host)}, which is refused`,
-    );
   return url;
 }

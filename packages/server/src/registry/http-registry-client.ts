@@ -6,10 +6,17 @@
  * downgrade), retries with exponential backoff on network errors / 429 / 5xx honouring
  * Retry-After, a timeout until headers and an idle timeout on bodies, and the caller's
  * AbortSignal throughout. Blob downloads resume with Range after a broken connection.
+ *
+ * Every connection goes through a guarded dispatcher (guarded-connector.ts): loopback, private,
+ * link-local, metadata and this host's own addresses are refused unless the operator allows
+ * them, checked on the address actually connected to, also after redirects and for token
+ * realms. A refused destination fails exactly like an unreachable one (same retries, same
+ * message) so imports cannot tell an open port from a closed one.
  */
 import { createHmac, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import type { ReadableStreamDefaultReader, ReadableStreamReadResult } from "node:stream/web";
+import { type Dispatcher, fetch, type Response } from "undici";
 import { type Digest, parseDigest, sha256Of } from "../core/digest.js";
 import {
   AppError,
@@ -23,6 +30,8 @@ import {
   unprocessable,
 } from "../core/errors.js";
 import { checkRealm, parseWwwAuthenticate } from "./auth-challenge.js";
+import { DestinationPolicy } from "./destination-policy.js";
+import { type GuardedAgentOptions, guardedAgent, type Resolver } from "./guarded-connector.js";
 import {
   checkConfigMatchesManifest,
   MAX_METADATA_BYTES,
@@ -66,6 +75,15 @@ export interface RetryPolicy {
 export interface HttpRegistryClientOptions {
   /** host[:port] of registries spoken to over plain HTTP (loopback registries always are). */
   readonly insecureRegistries?: readonly string[];
+  /**
+   * Non-public destinations imports may reach (destination-policy.ts: HOST[:PORT], IP[:PORT],
+   * CIDR). Default none: only public addresses.
+   */
+  readonly privateRegistries?: readonly string[];
+  /** Name resolution for connections; tests inject one, the default is the system resolver. */
+  readonly resolver?: Resolver;
+  /** Told of every destination the policy refused (the server logs it; the caller is not told why). */
+  readonly onRefused?: GuardedAgentOptions["onRefused"];
   readonly retry?: Partial<RetryPolicy>;
   /** Until response headers arrive. */
   readonly requestTimeoutMs?: number;
@@ -104,9 +122,22 @@ class AttemptFailed extends Error {
   constructor(
     readonly reason: "timeout" | "network",
     readonly detail: string,
+    cause?: unknown,
   ) {
-    super(detail);
+    super(detail, { cause });
   }
+}
+
+/**
+ * The one message for a destination that refused the connection, could not be resolved or
+ * reached, or that the destination policy refused. It names nothing (not even the port the
+ * caller gave, so an open and a closed port read byte for byte the same); the cause, for the
+ * server log, keeps the detail.
+ */
+export const UNREACHABLE = "registry is unreachable or not an allowed destination";
+
+function unreachable(err: unknown): AppError {
+  return unavailable(UNREACHABLE, { cause: err });
 }
 
 export class HttpRegistryClient implements RegistryClient {
@@ -119,6 +150,7 @@ export class HttpRegistryClient implements RegistryClient {
   /** Bearer tokens per (host, scope, credential fingerprint); never the credentials themselves. */
   readonly #auth = new Map<string, CachedAuth>();
   readonly #credSecret = randomBytes(32);
+  readonly #dispatcher: Dispatcher;
 
   constructor(options: HttpRegistryClientOptions = {}) {
     this.#insecure = new Set((options.insecureRegistries ?? []).map((h) => h.toLowerCase()));
@@ -127,6 +159,11 @@ export class HttpRegistryClient implements RegistryClient {
     this.#idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
     this.#maxRedirects = options.maxRedirects ?? 5;
     this.#userAgent = options.userAgent ?? "contree-server";
+    this.#dispatcher = guardedAgent({
+      policy: new DestinationPolicy(options.privateRegistries ?? []),
+      ...(options.resolver ? { resolver: options.resolver } : {}),
+      ...(options.onRefused ? { onRefused: options.onRefused } : {}),
+    });
   }
 
   async resolveManifest(ref: ImageReference, options: ResolveOptions = {}): Promise<ResolvedImage> {
@@ -364,7 +401,7 @@ export class HttpRegistryClient implements RegistryClient {
             throw deadlineExceeded(
               `registry ${s.host} did not answer within ${this.#requestTimeoutMs / 1000} s`,
             );
-          throw unavailable(`registry ${s.host} is unreachable (${err.detail})`);
+          throw unreachable(err);
         }
         await sleep(this.#backoff(attempt), s.signal);
         continue;
@@ -407,11 +444,17 @@ export class HttpRegistryClient implements RegistryClient {
       const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
       let res: Response;
       try {
-        res = await fetch(url, { method: "GET", headers: h, redirect: "manual", signal: sig });
+        res = await fetch(url, {
+          method: "GET",
+          headers: h,
+          redirect: "manual",
+          signal: sig,
+          dispatcher: this.#dispatcher,
+        });
       } catch (err) {
         throwIfCallerAborted(signal, err);
         if (timeout.aborted) throw new AttemptFailed("timeout", "timeout");
-        throw new AttemptFailed("network", networkDetail(err));
+        throw new AttemptFailed("network", networkDetail(err), err);
       }
       if (res.status < 300 || res.status >= 400 || res.status === 304) return res;
       const location = res.headers.get("location");
@@ -471,8 +514,9 @@ export class HttpRegistryClient implements RegistryClient {
       } catch (err) {
         throwIfCallerAborted(s.signal, err);
         if (err instanceof AppError) throw err;
-        if (attempt >= this.#retry.attempts)
-          throw unavailable(`token service of registry ${s.host} is unreachable`);
+        if (attempt >= this.#retry.attempts) {
+          throw unreachable(err);
+        }
         await sleep(this.#backoff(attempt), s.signal);
         continue;
       }

@@ -306,8 +306,8 @@ describe("HTTP conventions", () => {
   });
 
   describe("metrics", () => {
-    it("GET /metrics is public and counts requests by method, route and status", async () => {
-      const scrape = async () => (await api.call({ method: "GET", url: "/metrics", token: null })).body;
+    it("GET /metrics (admin token) counts requests by method, route and status", async () => {
+      const scrape = async () => (await api.call({ method: "GET", url: "/metrics" })).body;
       const count = (text: string, line: string) => {
         const m = text.split("\n").find((l) => l.startsWith(line));
         return m ? Number(m.slice(line.length).trim()) : 0;
@@ -316,7 +316,7 @@ describe("HTTP conventions", () => {
       const before = count(await scrape(), key);
       for (let i = 0; i < 3; i++) await api.call({ method: "GET", url: "/v1/whoami" });
       await api.call({ method: "GET", url: "/v1/whoami", token: "bad-token-xyz" });
-      const res = await api.call({ method: "GET", url: "/metrics", token: null });
+      const res = await api.call({ method: "GET", url: "/metrics" });
       expect(res.statusCode).toBe(200);
       expect(res.headers["content-type"]).toMatch(/^text\/plain/);
       expect(count(res.body, key)).toBe(before + 3);
@@ -366,9 +366,8 @@ describe("mounted under a path prefix", () => {
       });
 
       it("metrics and the OpenAPI document follow the prefix", async () => {
-        expect((await api.call({ method: "GET", url: "/sandboxes/metrics", token: null })).statusCode).toBe(
-          200,
-        );
+        expect((await api.call({ method: "GET", url: "/sandboxes/metrics" })).statusCode).toBe(200);
+        expectErrorBody(await api.call({ method: "GET", url: "/sandboxes/metrics", token: null }), 401);
         const doc = (
           await api.call({ method: "GET", url: "/sandboxes/v1/openapi.json", token: null })
         ).json() as {

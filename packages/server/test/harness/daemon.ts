@@ -90,7 +90,12 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<Daemon> {
   if (!args.includes("--data-dir")) args.push("--data-dir", dataDir);
   if (!args.includes("--listen")) args.push("--listen", "127.0.0.1:0");
   const token = o.token === undefined ? TEST_BOOTSTRAP_TOKEN : o.token;
-  const env = cleanEnv({ ...(token === null ? {} : { CONTREE_BOOTSTRAP_TOKEN: token }), ...o.env });
+  const env = cleanEnv({
+    ...(token === null ? {} : { CONTREE_BOOTSTRAP_TOKEN: token }),
+    // The test registries listen on 127.0.0.1 (see TEST_PRIVATE_REGISTRIES in in-process.ts).
+    CONTREE_PRIVATE_REGISTRIES: "127.0.0.0/8",
+    ...o.env,
+  });
 
   const { cmd, argv } = cliCommand(args);
   const proc = spawn(cmd, argv, { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });

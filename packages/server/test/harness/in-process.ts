@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../../src/config/config.js";
@@ -18,6 +19,13 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/**
+ * The test registries (test/harness/registry.ts) listen on 127.0.0.1, which the server refuses
+ * to import from unless told: test servers allow it explicitly. Attack tests pass
+ * `{ CONTREE_PRIVATE_REGISTRIES: "" }` (or a narrower list) to get the production default.
+ */
+export const TEST_PRIVATE_REGISTRIES = "127.0.0.0/8";
+
 /** A real server (same graph as the daemon) in this process, on a free loopback port. */
 export async function startTestServer(
   overrides: Partial<Config> = {},
@@ -27,7 +35,14 @@ export async function startTestServer(
   const dataDir = mkdtempSync(join(tmpdir(), "contree-test-"));
   const token = "test-admin-token";
   const config = {
-    ...loadConfig({ dataDir, listen: "127.0.0.1:0" }, { CONTREE_BOOTSTRAP_TOKEN: token, ...env }),
+    ...loadConfig(
+      { dataDir, listen: "127.0.0.1:0" },
+      {
+        CONTREE_BOOTSTRAP_TOKEN: token,
+        CONTREE_PRIVATE_REGISTRIES: TEST_PRIVATE_REGISTRIES,
+        ...env,
+      },
+    ),
     ...overrides,
   };
   const server = await createServer(
@@ -55,7 +70,8 @@ export async function startTestServer(
     },
     async close() {
       await server.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      // Async: fs.rmSync recurses on the JS stack and overflows on trees thousands of levels deep.
+      await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -9,7 +9,8 @@ import { REGISTRY_PASSWORD, REGISTRY_USER, type RegistryHandle, startRegistry } 
 
 const good: Credentials = { username: REGISTRY_USER, password: REGISTRY_PASSWORD };
 const wrong: Credentials = { username: REGISTRY_USER, password: "not-the-password" };
-const quick = { retry: { baseDelayMs: 10, maxDelayMs: 50 } };
+/** The test registries, token servers and proxies all listen on loopback: allowed explicitly. */
+const quick = { retry: { baseDelayMs: 10, maxDelayMs: 50 }, privateRegistries: ["127.0.0.0/8"] };
 
 let fx: Fixtures;
 beforeAll(async () => {

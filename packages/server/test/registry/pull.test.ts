@@ -10,7 +10,11 @@ import { type RegistryHandle, startRegistry } from "../harness/registry.js";
 
 let fx: Fixtures;
 let reg: RegistryHandle;
-const client = new HttpRegistryClient({ retry: { baseDelayMs: 10, maxDelayMs: 50 } });
+/** The test registry listens on loopback: allowed explicitly. */
+const client = new HttpRegistryClient({
+  retry: { baseDelayMs: 10, maxDelayMs: 50 },
+  privateRegistries: ["127.0.0.0/8"],
+});
 
 /** Digest of a tag in the fixture OCI layout (what the pushed registry must serve). */
 function layoutDigest(tag: string): string {

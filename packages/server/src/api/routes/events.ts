@@ -44,8 +44,8 @@ export function eventsRoutes(d: EventsRouteDeps) {
           params: OperationParams,
           querystring: Type.Object({
             follow: FlagSchema,
-            since: Type.Optional(Type.String()),
-            spid: Type.Optional(Type.String()),
+            since: Type.Optional(Type.String({ maxLength: 32, description: "event id to resume after" })),
+            spid: Type.Optional(Type.String({ maxLength: 16 })),
           }),
           response: { 404: ErrorSchema, 400: ErrorSchema },
         },
@@ -60,13 +60,13 @@ export function eventsRoutes(d: EventsRouteDeps) {
         const cursorText = req.headers["last-event-id"] ?? req.query.since;
         let cursor = -1;
         if (typeof cursorText === "string" && cursorText.trim() !== "") {
-          if (!/^-?\d+$/.test(cursorText.trim()))
-            throw invalidArgument("since / Last-Event-Id must be an integer event id");
           cursor = Number(cursorText.trim());
+          if (!/^-?\d{1,15}$/.test(cursorText.trim()) || cursor < -1)
+            throw invalidArgument("since / Last-Event-Id must be an integer event id");
         }
         let spid: number | undefined;
         if (req.query.spid !== undefined && req.query.spid !== "") {
-          if (!/^\d+$/.test(req.query.spid)) throw invalidArgument("spid must be a non-negative integer");
+          if (!/^\d{1,9}$/.test(req.query.spid)) throw invalidArgument("spid must be a non-negative integer");
           spid = Number(req.query.spid);
         }
         const wanted = (e: OperationEvent) =>

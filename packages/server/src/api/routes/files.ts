@@ -41,6 +41,9 @@ export async function filesRoutes(app: ApiApp, deps: AppDeps): Promise<void> {
     scope.post(
       "/files",
       {
+        // Checked against Content-Length before the body is read (app.ts); streamed bodies are
+        // counted by the file service.
+        bodyLimit: Math.max(1, deps.config.maxUploadBytes),
         schema: {
           summary: "Upload a file (raw bytes, chunked or with Content-Length)",
           response: { 201: Type.Ref(FileSchema), 400: ErrorSchema, 413: ErrorSchema },
@@ -62,8 +65,8 @@ export async function filesRoutes(app: ApiApp, deps: AppDeps): Promise<void> {
         summary: "List uploaded files; with sha256= or uuid= answer one file or 404 (legacy form)",
         querystring: Type.Object({
           ...PageQuerySchema,
-          sha256: Type.Optional(Type.String()),
-          uuid: Type.Optional(Type.String()),
+          sha256: Type.Optional(Type.String({ maxLength: 80 })),
+          uuid: Type.Optional(Type.String({ maxLength: 64 })),
         }),
         response: {
           200: Type.Union([Type.Object({ files: Type.Array(Type.Ref(FileSchema)) }), Type.Ref(FileSchema)]),
@@ -87,7 +90,7 @@ export async function filesRoutes(app: ApiApp, deps: AppDeps): Promise<void> {
     {
       schema: {
         summary: "A file record by its content hash (HEAD: exists?)",
-        params: Type.Object({ sha256: Type.String() }),
+        params: Type.Object({ sha256: Type.String({ maxLength: 80 }) }),
         response: { 200: Type.Ref(FileSchema), 400: ErrorSchema, 404: ErrorSchema },
       },
     },

@@ -8,7 +8,14 @@ import type { ImageService } from "../../images/image-service.js";
 import type { ImportHandler } from "../../images/import-handler.js";
 import type { OperationQueue } from "../../operations/operation-queue.js";
 import type { ApiApp } from "../api-app.js";
-import { ErrorSchema, FlagSchema, PageQuerySchema, parsePage } from "../pagination.js";
+import {
+  ErrorSchema,
+  FlagSchema,
+  IdParamSchema,
+  PageQuerySchema,
+  parsePage,
+  TagTextSchema,
+} from "../pagination.js";
 import { principalOf } from "../request-context.js";
 import { ImageSchema, imageJson } from "../views/image-view.js";
 
@@ -19,7 +26,7 @@ export interface ImagesRouteDeps {
   queue: OperationQueue;
 }
 
-const ImageParams = Type.Object({ image_uuid: Type.String() });
+const ImageParams = Type.Object({ image_uuid: IdParamSchema });
 
 export function imagesRoutes(d: ImagesRouteDeps) {
   return async (app: ApiApp): Promise<void> => {
@@ -33,9 +40,9 @@ export function imagesRoutes(d: ImagesRouteDeps) {
           querystring: Type.Object({
             ...PageQuerySchema,
             tagged: FlagSchema,
-            tag: Type.Optional(Type.String()),
-            uuid: Type.Optional(Type.String()),
-            kind: Type.Optional(Type.String({ description: "legacy, ignored" })),
+            tag: Type.Optional(TagTextSchema),
+            uuid: Type.Optional(Type.String({ maxLength: 64 })),
+            kind: Type.Optional(Type.String({ maxLength: 64, description: "legacy, ignored" })),
           }),
           response: { 200: Type.Object({ images: Type.Array(Type.Ref(ImageSchema)) }), 400: ErrorSchema },
         },
@@ -118,8 +125,10 @@ export function imagesRoutes(d: ImagesRouteDeps) {
         schema: {
           summary: "Remove a tag (or every tag of the image in this project)",
           params: ImageParams,
-          querystring: Type.Object({ tag: Type.Optional(Type.String()) }),
-          response: { 200: Type.Ref(ImageSchema), 404: ErrorSchema, 409: ErrorSchema },
+          querystring: Type.Object({
+            tag: Type.Optional({ ...TagTextSchema, "x-error": "tag must be at most 256 characters" }),
+          }),
+          response: { 200: Type.Ref(ImageSchema), 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema },
         },
       },
       async (req) => {

@@ -13,7 +13,7 @@ import {
   InspectService,
 } from "../../inspect/inspect-service.js";
 import type { ApiApp } from "../api-app.js";
-import { ErrorSchema, FlagSchema } from "../pagination.js";
+import { ErrorSchema, FlagSchema, IdParamSchema, ImagePathSchema, TagTextSchema } from "../pagination.js";
 import { principalOf } from "../request-context.js";
 import { ImageSchema, imageJson } from "../views/image-view.js";
 
@@ -23,10 +23,22 @@ export interface InspectRouteDeps {
   options?: InspectOptions;
 }
 
-const Params = Type.Object({ image_uuid: Type.String() });
-const PathQuery = Type.Object({ path: Type.Optional(Type.String()) });
-/** Repeatable query parameter: one value or several. */
-const Many = Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())]));
+const Params = Type.Object({ image_uuid: IdParamSchema });
+const PathQuery = Type.Object({ path: Type.Optional(ImagePathSchema) });
+/** Repeatable query parameter: one value or several (at most 64, like grep's own caps). */
+const Many = (item: ReturnType<typeof Type.String>) =>
+  Type.Optional(Type.Union([item, Type.Array(item, { maxItems: 64 })]));
+/** A count 0..max; empty means "not given", as it always has. */
+const Count = (max: number, what: string) => {
+  const message = `${what} must be an integer 0..${max}`;
+  return Type.Optional(
+    Type.Union([
+      Type.Literal("", { "x-error": message }),
+      Type.Integer({ minimum: 0, maximum: max, description: what, "x-error": message }),
+    ]),
+  );
+};
+const count = (v: number | "" | undefined): number | undefined => (v === "" ? undefined : v);
 
 const FileItemSchema = Type.Object(
   {
@@ -66,12 +78,6 @@ function many(v: string | string[] | undefined): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
-function optionalInt(name: string, v: string | undefined): number | undefined {
-  if (v === undefined || v === "") return undefined;
-  if (!/^\d{1,15}$/.test(v.trim())) throw invalidArgument(`${name} must be a non-negative integer`);
-  return Number(v.trim());
-}
-
 export function inspectRoutes(d: InspectRouteDeps) {
   return async (app: ApiApp): Promise<void> => {
     const inspect = new InspectService(d.options);
@@ -91,7 +97,7 @@ export function inspectRoutes(d: InspectRouteDeps) {
       {
         schema: {
           summary: "Find an image by tag: 302 to its inspect URL (project tag first, then public)",
-          querystring: Type.Object({ tag: Type.Optional(Type.String()) }),
+          querystring: Type.Object({ tag: Type.Optional(TagTextSchema) }),
           response: {
             302: Type.Null({ description: "Location: <uuid>/" }),
             400: ErrorSchema,
@@ -136,7 +142,7 @@ export function inspectRoutes(d: InspectRouteDeps) {
         schema: {
           summary: "List a directory of the image (JSON, or ls -l-like text with `text`)",
           params: Params,
-          querystring: Type.Object({ path: Type.Optional(Type.String()), text: FlagSchema }),
+          querystring: Type.Object({ path: Type.Optional(ImagePathSchema), text: FlagSchema }),
           response: {
             // Not a union with the text form: an anyOf serializer validates every response
             // (~3 ms for /bin); a string payload with a text type bypasses the serializer anyway.
@@ -208,14 +214,14 @@ export function inspectRoutes(d: InspectRouteDeps) {
           summary: "Search file contents (Rust regex syntax; bounded by a deadline and output caps)",
           params: Params,
           querystring: Type.Object({
-            pattern: Many,
-            path: Many,
-            glob: Many,
-            max_count: Type.Optional(Type.String()),
-            max_total: Type.Optional(Type.String()),
-            case: Type.Optional(Type.String()),
-            before: Type.Optional(Type.String()),
-            after: Type.Optional(Type.String()),
+            pattern: Many(Type.String({ maxLength: 4096 })),
+            path: Many(ImagePathSchema),
+            glob: Many(Type.String({ maxLength: 1024 })),
+            max_count: Count(1_000_000_000, "max_count"),
+            max_total: Count(1_000_000_000, "max_total"),
+            case: Type.Optional(Type.String({ maxLength: 16 })),
+            before: Count(1000, "before"),
+            after: Count(1000, "after"),
           }),
           response: {
             200: Type.Object({
@@ -223,10 +229,17 @@ export function inspectRoutes(d: InspectRouteDeps) {
               paths: Type.Array(Type.String()),
               patterns: Type.Array(Type.String()),
               truncated: Type.Boolean(),
+              truncated_reason: Type.Optional(
+                Type.String({
+                  description:
+                    "extension: what cut the search short (deadline, busy, depth, entries, file_size, scan_bytes, output, max_total, max_count)",
+                }),
+              ),
               matches: Type.Array(GrepMatchSchema),
             }),
             400: ErrorSchema,
             404: ErrorSchema,
+            429: ErrorSchema,
           },
         },
       },
@@ -239,16 +252,20 @@ export function inspectRoutes(d: InspectRouteDeps) {
           q.case === undefined || q.case === "" ? "sensitive" : q.case.toLowerCase()
         ) as CaseMode;
         if (!CASES.includes(caseMode)) throw invalidArgument(`case must be one of ${CASES.join(", ")}`);
-        return inspect.grep(fs, {
-          patterns,
-          paths: many(q.path),
-          globs: many(q.glob),
-          maxCount: optionalInt("max_count", q.max_count),
-          maxTotal: optionalInt("max_total", q.max_total),
-          caseMode,
-          before: optionalInt("before", q.before) ?? 0,
-          after: optionalInt("after", q.after) ?? 0,
-        });
+        return inspect.grep(
+          fs,
+          {
+            patterns,
+            paths: many(q.path),
+            globs: many(q.glob),
+            maxCount: count(q.max_count),
+            maxTotal: count(q.max_total),
+            caseMode,
+            before: count(q.before) ?? 0,
+            after: count(q.after) ?? 0,
+          },
+          principalOf(req).project.id,
+        );
       },
     );
   };

@@ -10,7 +10,7 @@ import {
 } from "../../metadata/repos/operation-repo.js";
 import type { OperationQueue } from "../../operations/operation-queue.js";
 import type { ApiApp } from "../api-app.js";
-import { ErrorSchema, FlagSchema, PageQuerySchema, parsePage } from "../pagination.js";
+import { ErrorSchema, FlagSchema, IdParamSchema, PageQuerySchema, parsePage } from "../pagination.js";
 import { principalOf } from "../request-context.js";
 import {
   OperationSchema,
@@ -24,7 +24,7 @@ export interface OperationsRouteDeps {
   queue: OperationQueue;
 }
 
-export const OperationParams = Type.Object({ operation_id: Type.String() });
+export const OperationParams = Type.Object({ operation_id: IdParamSchema });
 
 export function operationsRoutes(d: OperationsRouteDeps) {
   return async (app: ApiApp): Promise<void> => {
@@ -38,8 +38,8 @@ export function operationsRoutes(d: OperationsRouteDeps) {
           summary: "List operations (a bare JSON array, newest first)",
           querystring: Type.Object({
             ...PageQuerySchema,
-            status: Type.Optional(Type.String()),
-            kind: Type.Optional(Type.String()),
+            status: Type.Optional(Type.String({ maxLength: 32 })),
+            kind: Type.Optional(Type.String({ maxLength: 32 })),
           }),
           response: { 200: Type.Array(Type.Ref(OperationSummarySchema)), 400: ErrorSchema },
         },

@@ -8,11 +8,14 @@ import type { InstanceMetadata } from "../../instances/spawn-request.js";
 import type { MetadataStore } from "../../metadata/metadata-store.js";
 import { ACTIVE_STATUSES, type OperationRecord } from "../../metadata/repos/operation-repo.js";
 import type { ApiApp } from "../api-app.js";
-import { ErrorSchema } from "../pagination.js";
+import { ErrorSchema, IdParamSchema } from "../pagination.js";
 import { principalOf } from "../request-context.js";
 
-const Params = Type.Object({ operation_id: Type.String() });
-const SpidParams = Type.Object({ operation_id: Type.String(), spid: Type.String() });
+const Params = Type.Object({ operation_id: IdParamSchema });
+const SpidParams = Type.Object({
+  operation_id: IdParamSchema,
+  spid: Type.String({ maxLength: 16, description: "process id in the instance, 1 = main" }),
+});
 const Stdin = Type.Object(
   { value: Type.String(), encoding: Type.Optional(Type.String()), close: Type.Optional(Type.Boolean()) },
   { additionalProperties: true },
@@ -96,7 +99,7 @@ export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances 
         schema: {
           summary: "Signal a process (default TERM); the instance goes on unless it is spid 1",
           params: SpidParams,
-          querystring: Type.Object({ signal: Type.Optional(Type.String()) }),
+          querystring: Type.Object({ signal: Type.Optional(Type.String({ maxLength: 16 })) }),
           response: { 202: Type.Object({ spid: Type.Integer(), signal: Type.String() }), ...LIVE_ERRORS },
         },
       },
