@@ -32,6 +32,8 @@ import { EventLog } from "./operations/event-log.js";
 import { OperationQueue } from "./operations/operation-queue.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
 import { reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
+import { selectScratch } from "./runtime/scratch/select-scratch.js";
+import { DiskGuard } from "./storage/disk-guard.js";
 import { nativeSysUnavailableReason } from "./sys/native-sys.js";
 
 export interface DataLayout {
@@ -77,6 +79,8 @@ export async function createServer(
   await mkdir(layout.root, { recursive: true, mode: 0o700 });
   const store = openMetadata(config.dataDir);
   const content = await LocalContentStore.open(layout.content);
+  const disk = new DiskGuard({ dataDir: layout.root, ...config.storage, logger });
+  await disk.start();
   const reclaimed = await content.reclaim();
   if (reclaimed > 0) logger.info({ reclaimed }, "removed unfinished uploads left by an earlier run");
   const boot = await bootstrap(store, config.bootstrapToken);
@@ -116,6 +120,18 @@ export async function createServer(
       { reason: nativeMissing },
       "native addon not in use: runs spawn mount/umount and fork the server for every process (slower)",
     );
+  const scratch = await selectScratch({
+    mode: config.scratch.mode,
+    runsDir: layout.runs,
+    layersDir: layers.layersDir,
+    tmpfsMaxBytes: config.scratch.tmpfsMaxBytes,
+    warmCapBytes: config.defaultLimits.instance_max_layer_bytes,
+    logger,
+  });
+  (scratch.backend.enforced ? logger.info.bind(logger) : logger.warn.bind(logger))(
+    { scratch: scratch.backend.name, reason: scratch.reason, probes: scratch.probes },
+    "run scratch selected (how max_layer_bytes is enforced)",
+  );
   const compactor = new Compactor(store, layers, layout.runs, logger);
   const live = new LiveInstances();
   const instanceHandler = new InstanceHandler({
@@ -126,6 +142,8 @@ export async function createServer(
     content,
     driver,
     runsDir: layout.runs,
+    scratch: scratch.backend,
+    disk,
     logger,
     limits: {
       memoryBytes: config.sandbox.memoryBytes,
@@ -153,6 +171,7 @@ export async function createServer(
     store,
     content,
     metrics,
+    storage: disk,
     plugins: [
       imagesRoutes({ config, images, imports, queue }),
       operationsRoutes({ store, queue }),
@@ -178,6 +197,8 @@ export async function createServer(
       closed = true;
       await queue.close();
       await compactor.close();
+      await scratch.backend.close();
+      disk.close();
       await app.close();
       await store.close();
     },
