@@ -170,7 +170,15 @@ async function importBusybox(t: TestServer, reg: RegistryHandle): Promise<string
 
 /** In-process server whose selection lands on `driver` (see the header for runc). */
 async function startFor(driver: Driver): Promise<{ t: TestServer; restore: () => Promise<void> }> {
-  const env = { CONTREE_INSTANCE_MAX_CONCURRENCY: "1000", CONTREE_INSTANCE_MAX_TIMEOUT: "3600" };
+  const env: Record<string, string> = {
+    CONTREE_INSTANCE_MAX_CONCURRENCY: "1000",
+    CONTREE_INSTANCE_MAX_TIMEOUT: "3600",
+  };
+  // The scratch backend to measure (CONTREE_SCRATCH=plain is the pre-enforcement behaviour).
+  for (const k of ["CONTREE_SCRATCH", "CONTREE_SCRATCH_TMPFS_MAX_BYTES"]) {
+    const v = process.env[k];
+    if (v !== undefined) env[k] = v;
+  }
   if (driver !== "runc") {
     const t = await startTestServer({ runtime: driver === "runsc" ? "gvisor" : "oci" }, env);
     return { t, restore: async () => undefined };

@@ -63,6 +63,8 @@ export interface Server {
   app: FastifyInstance;
   /** The sandbox runtime in use (name, kind, isolation). */
   runtime: { name: string; kind: string; isolation: string };
+  /** How max_layer_bytes is enforced (runtime/scratch) and why. */
+  scratch: { backend: string; enforced: boolean; reason: string };
   store: MetadataStore;
   logger: Logger;
   /** Set on the very first start when a token was created. */
@@ -93,7 +95,12 @@ export async function createServer(
   const registry = new HttpRegistryClient({ insecureRegistries: config.insecureRegistries });
   const images = new ImageService(store);
   const importer = new ImageImporter(store, layers);
-  const imports = new ImportHandler(store, registry, importer);
+  const imports = new ImportHandler(
+    store,
+    registry,
+    importer,
+    (p) => effectiveLimits(config.defaultLimits, p).images_import_max_unpacked_bytes,
+  );
   // Nothing runs yet: every sandbox, mount and run dir still here was left by a crash.
   const swept = await reclaimSandboxes({ stateDir: layout.runtimeState, mountRoots: [layout.runs] });
   await rm(layout.runs, { recursive: true, force: true });
@@ -189,6 +196,7 @@ export async function createServer(
   return {
     app,
     runtime: { name: driver.name, kind: driver.kind, isolation: driver.isolation },
+    scratch: { backend: scratch.backend.name, enforced: scratch.backend.enforced, reason: scratch.reason },
     store,
     logger,
     ...(boot.createdToken ? { bootstrapToken: boot.createdToken } : {}),

@@ -6,7 +6,7 @@ import type { Logger } from "../../observability/logger.js";
 import { type Mounter, mounter } from "../../sys/mount.js";
 import { runCommand } from "../../sys/run-command.js";
 import { unmount } from "../rootfs.js";
-import { FULL_SLACK_BYTES, type RunScratch, type ScratchBackend } from "./scratch.js";
+import { type RunScratch, reachedCap, type ScratchBackend } from "./scratch.js";
 
 const MiB = 1024 * 1024;
 
@@ -33,20 +33,23 @@ const MKFS_ARGS = [
 const MOUNT_OPTIONS = "noinit_itable,discard";
 
 /**
- * Image size whose usable space is just under `capBytes` (measured: 0.4-1.1 MiB under, from
- * 1.2 GiB to 64 GiB): inode tables take 1/128 of the image at one 256-byte inode per 32 KiB,
- * bitmaps and descriptors about 1/16384, plus ~15 MiB of fixed metadata. The post-run check of
- * the diff's apparent size stays exact either way.
+ * ext4's own metadata takes 1.2-3% of an image of this kind (measured from 16 MiB to 4 GiB,
+ * more for small ones): the image is made a little larger and the surplus is taken by a
+ * preallocated file (unwritten extents: counted as used, never written, so the sparse image
+ * does not grow), leaving exactly the cap usable.
  */
 export function loopImageBytes(capBytes: number): number {
-  const raw = capBytes / (1 - 1 / 128 - 1 / 16384) + 15 * MiB;
-  return Math.ceil(raw / MiB) * MiB;
+  return Math.ceil((capBytes * 1.04 + 2 * MiB) / MiB) * MiB;
 }
+
+/** Name of the file that takes the image's surplus; outside the run's upper and work dirs. */
+const PAD_FILE = "cap-pad";
 
 interface LoopFs {
   image: string;
   mount: string;
-  bytes: number;
+  /** The cap it holds (usable bytes). */
+  cap: number;
 }
 
 export interface LoopScratchOptions {
@@ -83,24 +86,24 @@ export class LoopScratch implements ScratchBackend {
 
   /** Prepares one filesystem for `capBytes` in the background (start-up: the default cap). */
   warm(capBytes: number): void {
-    const bytes = loopImageBytes(capBytes);
-    if (this.closed || this.warming.has(bytes) || this.idle.some((f) => f.bytes === bytes)) return;
+    const cap = capBytes;
+    if (this.closed || this.warming.has(cap) || this.idle.some((f) => f.cap === cap)) return;
     if (this.idle.length >= this.idleMax) return;
-    const p = this.create(bytes)
+    const p = this.create(cap)
       .then((fs) => this.park(fs))
       .catch((err: unknown) => this.o.logger.warn({ err }, "could not prepare a scratch filesystem"))
-      .finally(() => this.warming.delete(bytes));
-    this.warming.set(bytes, p);
+      .finally(() => this.warming.delete(cap));
+    this.warming.set(cap, p);
   }
 
   async acquire(_runDir: string, capBytes: number): Promise<RunScratch> {
-    const bytes = loopImageBytes(capBytes);
-    let i = this.idle.findIndex((f) => f.bytes === bytes);
-    if (i < 0 && this.warming.has(bytes)) {
-      await this.warming.get(bytes);
-      i = this.idle.findIndex((f) => f.bytes === bytes);
+    const cap = capBytes;
+    let i = this.idle.findIndex((f) => f.cap === cap);
+    if (i < 0 && this.warming.has(cap)) {
+      await this.warming.get(cap);
+      i = this.idle.findIndex((f) => f.cap === cap);
     }
-    const fs = i >= 0 ? (this.idle.splice(i, 1)[0] as LoopFs) : await this.create(bytes);
+    const fs = i >= 0 ? (this.idle.splice(i, 1)[0] as LoopFs) : await this.create(cap);
     // The next run of this size finds one ready.
     this.warm(capBytes);
     const upper = join(fs.mount, "upper");
@@ -119,7 +122,7 @@ export class LoopScratch implements ScratchBackend {
       commit: "copy",
       reachedCap: async () => {
         const s = await statfs(fs.mount);
-        return s.bavail * s.bsize < FULL_SLACK_BYTES;
+        return reachedCap(s.bavail * s.bsize, capBytes);
       },
       release: async () => {
         if (released) return;
@@ -144,22 +147,31 @@ export class LoopScratch implements ScratchBackend {
     this.idle.push(fs);
   }
 
-  private async create(bytes: number): Promise<LoopFs> {
+  private async create(cap: number): Promise<LoopFs> {
     const n = this.seq++;
     const image = join(this.o.dir, `${process.pid}.${n}.img`);
     const mount = join(this.o.dir, `${process.pid}.${n}`);
     await mkdir(mount, { recursive: true, mode: 0o700 });
+    let mounted = false;
     try {
-      await writeSparse(image, bytes);
+      await writeSparse(image, loopImageBytes(cap));
       const r = await runCommand("mkfs.ext4", [...MKFS_ARGS, image]);
       if (r.code !== 0) throw new Error(`mkfs.ext4 failed: ${r.stderr.trim()}`);
       await this.m.loop(image, mount, "ext4", MOUNT_OPTIONS);
+      mounted = true;
+      const s = await statfs(mount);
+      const surplus = Math.floor((s.bavail * s.bsize - cap) / 4096) * 4096;
+      if (surplus > 0) {
+        const f = await runCommand("fallocate", ["-l", String(surplus), join(mount, PAD_FILE)]);
+        if (f.code !== 0) throw new Error(`fallocate failed: ${f.stderr.trim()}`);
+      }
     } catch (err) {
+      if (mounted) await unmount(mount, this.m).catch(() => undefined);
       await rm(image, { force: true });
       await rm(mount, { recursive: true, force: true });
       throw internal("could not create the run's scratch filesystem", { cause: err });
     }
-    return { image, mount, bytes };
+    return { image, mount, cap };
   }
 
   private async destroy(fs: LoopFs): Promise<void> {

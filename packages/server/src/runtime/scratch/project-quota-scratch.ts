@@ -2,7 +2,7 @@ import { mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../../observability/logger.js";
 import type { NativeSys } from "../../sys/native-sys.js";
-import { FULL_SLACK_BYTES, type RunScratch, type ScratchBackend } from "./scratch.js";
+import { type RunScratch, reachedCap, type ScratchBackend } from "./scratch.js";
 
 /** Project ids we hand out: clear of the small ids admins give by hand (/etc/projid). */
 export const FIRST_PROJECT_ID = 0x43540000;
@@ -69,7 +69,7 @@ export class ProjectQuotaScratch implements ScratchBackend {
       commit: this.sameFsAsLayers ? "rename" : "copy",
       reachedCap: async () => {
         const q = this.sys.projectQuota(dir, id);
-        return q.usedBytes + FULL_SLACK_BYTES > capBytes;
+        return reachedCap(capBytes - q.usedBytes, capBytes);
       },
       release: async () => {
         if (released) return;

@@ -31,8 +31,15 @@ export interface ScratchBackend {
   close(): Promise<void>;
 }
 
-/** Small enough to count as "reached the cap": a write of this size would not have fitted. */
-export const FULL_SLACK_BYTES = 64 * 1024;
+/**
+ * Whether a run that leaves `availBytes` of its `capBytes` unused ran into the cap. Filesystems
+ * refuse a write before the last byte is used (ext4 reserves blocks for a write's metadata
+ * first; a 1 MiB write that does not fit whole may fail whole), so "full" is "less left than a
+ * large write": up to 2 MiB, or 1/32 of a small cap, at least 64 KiB.
+ */
+export function reachedCap(availBytes: number, capBytes: number): boolean {
+  return availBytes < Math.max(64 * 1024, Math.min(2 * 1024 * 1024, capBytes / 32));
+}
 
 /** Caps up to `smallMax` go to `small`, the rest to `large`. */
 export class TieredScratch implements ScratchBackend {

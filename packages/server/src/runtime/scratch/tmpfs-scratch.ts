@@ -3,7 +3,7 @@ import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../../observability/logger.js";
 import { mountScratch, unmount } from "../rootfs.js";
-import { FULL_SLACK_BYTES, type RunScratch, type ScratchBackend } from "./scratch.js";
+import { type RunScratch, reachedCap, type ScratchBackend } from "./scratch.js";
 
 /**
  * A size-capped tmpfs per run: mounting costs a fraction of a millisecond and works on any
@@ -30,7 +30,7 @@ export class TmpfsScratch implements ScratchBackend {
       commit: "copy",
       reachedCap: async () => {
         const fs = await statfs(dir);
-        return fs.bavail * fs.bsize < FULL_SLACK_BYTES;
+        return reachedCap(fs.bavail * fs.bsize, capBytes);
       },
       release: async () => {
         if (!mounted) return;
