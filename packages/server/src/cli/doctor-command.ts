@@ -3,8 +3,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
-import { type HostReportLine, hostReport } from "../observability/host-report.js";
 import { loadConfig } from "../config/load-config.js";
+import { type HostReportLine, hostReport } from "../observability/host-report.js";
 import { createLogger } from "../observability/logger.js";
 import { candidateDrivers } from "../runtime/index.js";
 import { probeLoop, probeProjectQuota } from "../runtime/scratch/select-scratch.js";
@@ -73,19 +73,18 @@ async function scratchLines(dataDir: string, tmpfsMaxBytes: number): Promise<Hos
   try {
     const quota = await probeProjectQuota(work);
     const loop = quota.ok ? undefined : await probeLoop(work, createLogger("silent"));
+    const why = quota.ok ? "" : `${quota.detail}; `;
     const lines: HostReportLine[] = [
-      { name: "scratch project-quota", ok: quota.ok, detail: quota.detail },
-      ...(loop ? [{ name: "scratch loop", ok: loop.ok, detail: loop.detail }] : []),
+      {
+        name: "run scratch (max_layer_bytes)",
+        ok: quota.ok || loop?.ok === true,
+        detail: quota.ok
+          ? "project quotas: writes past the cap fail inside the sandbox at any size; commit is a rename"
+          : loop?.ok
+            ? `${why}caps up to ${tmpfsMaxBytes} bytes on a size-capped tmpfs, larger ones (the default 12 GiB included) on a loop-mounted ext4 of the cap's size; commit copies the diff`
+            : `${why}${loop?.detail ?? ""}: only caps up to ${tmpfsMaxBytes} bytes are enforced while writing (tmpfs), larger ones are checked after the run; give the data dir a filesystem with project quotas (XFS prjquota) or loop devices`,
+      },
     ];
-    lines.push({
-      name: "run scratch (max_layer_bytes)",
-      ok: quota.ok || loop?.ok === true,
-      detail: quota.ok
-        ? "project quotas: writes past the cap fail inside the sandbox at any size; commit is a rename"
-        : loop?.ok
-          ? `caps up to ${tmpfsMaxBytes} bytes on a size-capped tmpfs, larger ones (the default 12 GiB included) on a loop-mounted ext4 of the cap's size; commit copies the diff`
-          : `only caps up to ${tmpfsMaxBytes} bytes are enforced while writing (tmpfs); larger ones are checked after the run: give the data dir a filesystem with project quotas (XFS prjquota) or loop devices`,
-    });
     return lines;
   } finally {
     await rm(work, { recursive: true, force: true });
