@@ -1,5 +1,5 @@
 import { mkdirSync } from "node:fs";
-import { mkdir, open, rm, statfs } from "node:fs/promises";
+import { mkdir, open, rm, rmdir, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { internal } from "../../core/errors.js";
 import type { Logger } from "../../observability/logger.js";
@@ -189,6 +189,8 @@ export class LoopScratch implements ScratchBackend {
     await Promise.all([...this.warming.values()]);
     const idle = this.idle.splice(0);
     await Promise.all(idle.map((f) => this.destroy(f)));
+    // Empty once every filesystem is gone (runs still holding one keep it).
+    await rmdir(this.o.dir).catch(() => undefined);
   }
 }
 
