@@ -117,7 +117,8 @@ export const STORAGE_FULL_MESSAGE = "the server is out of storage space; try aga
 
 /** Anything thrown that is not an AppError becomes `internal`; the original stays as cause. */
 export function toAppError(err: unknown): AppError {
-  if (isAppError(err) && err.kind === "insufficient_storage") return err;
+  if (isAppError(err) && (err.kind === "insufficient_storage" || err.kind === "payload_too_large"))
+    return err;
   // Out of space wherever it surfaced (a file write, SQLite, a wrapped cause): one clear 507.
   if (isStorageFull(err)) return insufficientStorage(STORAGE_FULL_MESSAGE, { cause: err });
   if (isAppError(err)) return err;

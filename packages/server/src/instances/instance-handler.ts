@@ -4,7 +4,7 @@ import { hostname as hostName, release } from "node:os";
 import { join } from "node:path";
 import type { ContentStore } from "../content/content-store.js";
 import { type Digest, digestFromHex } from "../core/digest.js";
-import { internal, isStorageFull, notFound } from "../core/errors.js";
+import { internal, isStorageFull, notFound, payloadTooLarge } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { decodeStreamInput, toStreamRepr } from "../core/stream-repr.js";
 import { isoMicros } from "../core/time.js";
@@ -89,7 +89,18 @@ export class InstanceHandler implements OperationHandler {
         const file = await this.o.store.files.findById(op.projectId, f.uuid);
         if (!file || !this.o.content.localPath) throw notFound(`file ${f.uuid} not found`);
         const src = this.o.content.localPath(digestFromHex(file.sha256) as Digest);
-        await writeFileInto(rootfs, path, src, { uid: f.uid, gid: f.gid, mode: Number.parseInt(f.mode, 8) });
+        await writeFileInto(rootfs, path, src, {
+          uid: f.uid,
+          gid: f.gid,
+          mode: Number.parseInt(f.mode, 8),
+        }).catch((err: unknown) => {
+          // Out of space here is the run's own cap, not the server's storage.
+          if (isStorageFull(err))
+            throw payloadTooLarge(`the run's files do not fit in max_layer_bytes (${capBytes})`, {
+              cause: err,
+            });
+          throw err;
+        });
       }
 
       const env = {

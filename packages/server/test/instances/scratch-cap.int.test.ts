@@ -82,6 +82,30 @@ describe.each(DRIVERS)("max_layer_bytes while writing ($name)", ({ name, runtime
     expect(decode(check.metadata.result.stdout)).toBe(`gone\n${sizeLine}\n`);
   });
 
+  it("uploaded files that do not fit the cap fail the run with a message about the cap", async () => {
+    const attacker = await tenant(t);
+    const up = await attacker.api("/v1/files", {
+      method: "POST",
+      headers: { "content-type": "application/octet-stream" },
+      body: Buffer.alloc(3 * MiB, 7),
+    });
+    expect(up.status).toBe(201);
+    const { uuid } = (await up.json()) as { uuid: string };
+    const r = await attacker.api("/v1/instances", {
+      method: "POST",
+      json: {
+        image: "tag:busybox:latest",
+        command: "true",
+        files: { "/big": { uuid } },
+        resources_limits: { max_layer_bytes: MiB },
+      },
+    });
+    const j = (await r.json()) as { uuid: string };
+    const op = await waitOperation(t, j.uuid, 60_000);
+    expect(op["status"]).toBe("FAILED");
+    expect(op["error"]).toBe(`the run's files do not fit in max_layer_bytes (${MiB})`);
+  });
+
   it("runs under the default cap write and commit as before", async () => {
     const op = await run({ command: "echo hi > /out; mkdir -p /d/e; echo x > /d/e/f" });
     expect(op["status"], String(op["error"])).toBe("SUCCESS");

@@ -15,6 +15,7 @@ import { createLogger } from "../../src/observability/logger.js";
 import { LoopScratch } from "../../src/runtime/scratch/loop-scratch.js";
 import { ProjectQuotaScratch } from "../../src/runtime/scratch/project-quota-scratch.js";
 import { probeProjectQuota, selectScratch } from "../../src/runtime/scratch/select-scratch.js";
+import { mounter } from "../../src/sys/mount.js";
 import { nativeSys } from "../../src/sys/native-sys.js";
 
 const MiB = 1024 * 1024;
@@ -41,37 +42,40 @@ describe("loop scratch", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("writes past the cap fail with ENOSPC; a returned filesystem is reused empty; close unmounts all", async () => {
-    const loop = new LoopScratch({ dir, logger, idleMax: 2 });
-    try {
-      const cap = 24 * MiB;
-      const a = await loop.acquire(dir, cap);
-      await writeFile(join(a.upper, "ok"), Buffer.alloc(cap - 2 * MiB));
-      await expect(writeFile(join(a.upper, "over"), Buffer.alloc(4 * MiB))).rejects.toMatchObject({
-        code: "ENOSPC",
-      });
-      expect(await a.reachedCap()).toBe(true);
-      const mountOfA = statSync(a.upper).dev;
-      await a.release();
-      await a.release();
-      // Two runs at once: the one warmed in the background and the one given back, emptied.
-      const b = await loop.acquire(dir, cap);
-      const c = await loop.acquire(dir, cap);
+  it.each(["native", "cli"] as const)(
+    "(%s mounter) writes past the cap fail with ENOSPC; a returned filesystem is reused empty; close unmounts all",
+    async (backend) => {
+      const loop = new LoopScratch({ dir, logger, idleMax: 2, mounter: mounter(backend) });
       try {
-        expect([statSync(b.upper).dev, statSync(c.upper).dev]).toContain(mountOfA);
-        for (const s of [b, c]) {
-          expect(existsSync(join(s.upper, "ok"))).toBe(false);
-          expect(await s.reachedCap()).toBe(false);
+        const cap = 24 * MiB;
+        const a = await loop.acquire(dir, cap);
+        await writeFile(join(a.upper, "ok"), Buffer.alloc(cap - 2 * MiB));
+        await expect(writeFile(join(a.upper, "over"), Buffer.alloc(4 * MiB))).rejects.toMatchObject({
+          code: "ENOSPC",
+        });
+        expect(await a.reachedCap()).toBe(true);
+        const mountOfA = statSync(a.upper).dev;
+        await a.release();
+        await a.release();
+        // Two runs at once: the one warmed in the background and the one given back, emptied.
+        const b = await loop.acquire(dir, cap);
+        const c = await loop.acquire(dir, cap);
+        try {
+          expect([statSync(b.upper).dev, statSync(c.upper).dev]).toContain(mountOfA);
+          for (const s of [b, c]) {
+            expect(existsSync(join(s.upper, "ok"))).toBe(false);
+            expect(await s.reachedCap()).toBe(false);
+          }
+        } finally {
+          await b.release();
+          await c.release();
         }
       } finally {
-        await b.release();
-        await c.release();
+        await loop.close();
       }
-    } finally {
-      await loop.close();
-    }
-    expect(mountsBelow(dir)).toBe(0);
-  });
+      expect(mountsBelow(dir)).toBe(0);
+    },
+  );
 });
 
 describe("project-quota scratch", () => {
