@@ -10,6 +10,7 @@ import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { insufficientStorage, STORAGE_FULL_MESSAGE } from "../core/errors.js";
 import type { Logger } from "../observability/logger.js";
+import { runCommand } from "../sys/run-command.js";
 
 export interface DiskGuardOptions {
   dataDir: string;
@@ -89,8 +90,13 @@ export class DiskGuard {
 
   private async take(): Promise<void> {
     try {
-      // Written, not sparse: the blocks must really be allocated to be worth giving back.
-      await writeFile(this.reservePath, Buffer.alloc(this.o.reserveBytes), { mode: 0o600 });
+      // Allocated, not sparse, or it would give nothing back: preallocated where the filesystem
+      // can (no data written), else written.
+      const f = await runCommand("fallocate", ["-l", String(this.o.reserveBytes), this.reservePath]).catch(
+        () => undefined,
+      );
+      if (f?.code !== 0)
+        await writeFile(this.reservePath, Buffer.alloc(this.o.reserveBytes), { mode: 0o600 });
       this.reserveHeld = true;
     } catch (err) {
       await rm(this.reservePath, { force: true });
