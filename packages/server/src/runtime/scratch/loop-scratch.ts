@@ -42,6 +42,9 @@ export function loopImageBytes(capBytes: number): number {
   return Math.ceil((capBytes * 1.04 + 2 * MiB) / MiB) * MiB;
 }
 
+/** Below this much free space on the data filesystem, used scratch filesystems are not reused. */
+const HOST_LOW_BYTES = 256 * MiB;
+
 /** Name of the file that takes the image's surplus; outside the run's upper and work dirs. */
 const PAD_FILE = "cap-pad";
 
@@ -130,7 +133,11 @@ export class LoopScratch implements ScratchBackend {
         try {
           await rm(upper, { recursive: true, force: true });
           await rm(work, { recursive: true, force: true });
-          this.park(fs);
+          // Images are sparse: on a nearly full data filesystem the loop device may have failed
+          // writes the run never saw. Such a filesystem is not trusted again.
+          const host = await statfs(this.o.dir);
+          if (host.bavail * host.bsize < HOST_LOW_BYTES) await this.destroy(fs);
+          else this.park(fs);
         } catch (err) {
           this.o.logger.warn({ err }, "could not empty a scratch filesystem");
           await this.destroy(fs);
