@@ -170,11 +170,16 @@ async function importBusybox(t: TestServer, reg: RegistryHandle): Promise<string
 
 /** In-process server whose selection lands on `driver` (see the header for runc). */
 async function startFor(driver: Driver): Promise<{ t: TestServer; restore: () => Promise<void> }> {
-  const env = {
+  const env: Record<string, string> = {
     CONTREE_INSTANCE_MAX_CONCURRENCY: "1000",
     CONTREE_INSTANCE_MAX_TIMEOUT: "3600",
     CONTREE_RUNSC_STATX_FIX: process.env["CONTREE_RUNSC_STATX_FIX"] ?? "auto",
   };
+  // The scratch backend to measure (CONTREE_SCRATCH=plain is the pre-enforcement behaviour).
+  for (const k of ["CONTREE_SCRATCH", "CONTREE_SCRATCH_TMPFS_MAX_BYTES"]) {
+    const v = process.env[k];
+    if (v !== undefined) env[k] = v;
+  }
   if (driver !== "runc") {
     const t = await startTestServer({ runtime: driver === "runsc" ? "gvisor" : "oci" }, env);
     return { t, restore: async () => undefined };

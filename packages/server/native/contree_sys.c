@@ -40,6 +40,9 @@
 #ifndef MOUNT_ATTR_IDMAP
 #define MOUNT_ATTR_IDMAP 0x00100000
 #endif
+#include <sys/ioctl.h>
+#include <linux/loop.h>
+#include <linux/quota.h>
 
 #define CHECK(env, call)                                                  \
   do {                                                                    \
@@ -73,6 +76,11 @@ static const char *errno_name(int e) {
     case ESRCH: return "ESRCH";
     case EOVERFLOW: return "EOVERFLOW";
     case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EDQUOT: return "EDQUOT";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case ENOTTY: return "ENOTTY";
+    case ENXIO: return "ENXIO";
+    case EIO: return "EIO";
     default: return "EUNKNOWN";
   }
 }
@@ -141,7 +149,7 @@ static void free_strv(char **v) {
 
 /* ---------- async mount work ---------- */
 
-enum op_kind { OP_MOUNT, OP_UMOUNT, OP_OVERLAY };
+enum op_kind { OP_MOUNT, OP_UMOUNT, OP_OVERLAY, OP_LOOP };
 
 typedef struct {
   enum op_kind kind;
@@ -377,6 +385,46 @@ static void do_overlay(mount_op *op) {
   for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) if (fds[i] >= 0) close(fds[i]);
 }
 
+/*
+ * Attaches `source` (a filesystem image) to a free loop device with LO_FLAGS_AUTOCLEAR and
+ * mounts it: the device detaches itself when the last reference goes, i.e. on umount, or right
+ * here when the mount fails, and with the mount when a crashed server's mount namespace dies.
+ */
+static void do_loop_mount(mount_op *op) {
+  int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+  if (ctl < 0) { op->err = errno; snprintf(op->detail, sizeof op->detail, "/dev/loop-control"); return; }
+  int img = open(op->source, O_RDWR | O_CLOEXEC);
+  if (img < 0) { op->err = errno; snprintf(op->detail, sizeof op->detail, "image"); close(ctl); return; }
+  op->err = EBUSY;
+  /* Another process may take the free device between GET_FREE and CONFIGURE: try again. */
+  for (int tries = 0; tries < 32 && op->err == EBUSY; tries++) {
+    int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+    if (n < 0) { op->err = errno; snprintf(op->detail, sizeof op->detail, "LOOP_CTL_GET_FREE"); break; }
+    char dev[64];
+    snprintf(dev, sizeof dev, "/dev/loop%d", n);
+    int lfd = open(dev, O_RDWR | O_CLOEXEC);
+    if (lfd < 0) { op->err = errno; snprintf(op->detail, sizeof op->detail, "%s", dev); break; }
+    struct loop_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.fd = (unsigned int)img;
+    cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+    if (ioctl(lfd, LOOP_CONFIGURE, &cfg) != 0) {
+      op->err = errno;
+      snprintf(op->detail, sizeof op->detail, "LOOP_CONFIGURE");
+      close(lfd);
+      continue;
+    }
+    op->err = 0;
+    if (mount(dev, op->target, op->fstype, op->flags, op->data) != 0) {
+      op->err = errno;
+      snprintf(op->detail, sizeof op->detail, "mount %s", dev);
+    }
+    close(lfd);
+  }
+  close(img);
+  close(ctl);
+}
+
 static void op_execute(napi_env env, void *data) {
   (void)env;
   mount_op *op = data;
@@ -390,6 +438,9 @@ static void op_execute(napi_env env, void *data) {
       break;
     case OP_OVERLAY:
       do_overlay(op);
+      break;
+    case OP_LOOP:
+      do_loop_mount(op);
       break;
   }
 }
@@ -493,6 +544,156 @@ static napi_value js_mount_overlay(napi_env env, napi_callback_info info) {
     return bad_args(env, op, "mountOverlay: bad arguments");
   op->readonly = ro;
   return queue_op(env, op);
+}
+
+/* mountLoop(image, target, fstype, flags, data|null) → Promise<void> */
+static napi_value js_mount_loop(napi_env env, napi_callback_info info) {
+  napi_value a[5];
+  mount_op *op = new_op(env, info, 5, a, OP_LOOP, "mountLoop(image, target, fstype, flags, data)");
+  if (op == NULL) return NULL;
+  int ok1, ok2, ok3, ok4;
+  op->source = get_string(env, a[0], &ok1);
+  op->target = get_string(env, a[1], &ok2);
+  op->fstype = get_string(env, a[2], &ok3);
+  op->data = get_string(env, a[4], &ok4);
+  double flags;
+  if (!ok1 || !ok2 || !ok3 || !ok4 || op->source == NULL || op->target == NULL || op->fstype == NULL ||
+      napi_get_value_double(env, a[3], &flags) != napi_ok)
+    return bad_args(env, op, "mountLoop: bad arguments");
+  op->flags = (unsigned long)flags;
+  return queue_op(env, op);
+}
+
+/* ---------- project quotas (XFS, ext4 with the project feature) ---------- */
+
+/* struct fsxattr and its ioctls, declared here: <linux/fs.h> clashes with <sys/mount.h>. */
+struct cs_fsxattr {
+  __u32 fsx_xflags;
+  __u32 fsx_extsize;
+  __u32 fsx_nextents;
+  __u32 fsx_projid;
+  __u32 fsx_cowextsize;
+  unsigned char fsx_pad[8];
+};
+#define CS_FS_IOC_FSGETXATTR _IOR('X', 31, struct cs_fsxattr)
+#define CS_FS_IOC_FSSETXATTR _IOW('X', 32, struct cs_fsxattr)
+#define CS_FS_XFLAG_PROJINHERIT 0x00000200
+#ifndef SYS_quotactl_fd
+#define SYS_quotactl_fd 443
+#endif
+
+static int get_u32_arg(napi_env env, napi_value v, uint32_t *out) {
+  return napi_get_value_uint32(env, v, out) == napi_ok;
+}
+
+/* setProjectId(dir, projectId) → undefined: the project id, with PROJINHERIT so that
+   everything created below inherits it. */
+static napi_value js_set_project_id(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value a[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
+  int ok = 0;
+  char *dir = argc < 2 ? NULL : get_string(env, a[0], &ok);
+  uint32_t id;
+  if (dir == NULL || !get_u32_arg(env, a[1], &id)) {
+    free(dir);
+    napi_throw_type_error(env, NULL, "setProjectId(dir, projectId)");
+    return NULL;
+  }
+  int e = 0;
+  const char *step = "open";
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  struct cs_fsxattr fsx;
+  if (fd < 0) e = errno;
+  if (e == 0 && ioctl(fd, CS_FS_IOC_FSGETXATTR, &fsx) != 0) { e = errno; step = "FS_IOC_FSGETXATTR"; }
+  if (e == 0) {
+    fsx.fsx_projid = id;
+    fsx.fsx_xflags |= CS_FS_XFLAG_PROJINHERIT;
+    if (ioctl(fd, CS_FS_IOC_FSSETXATTR, &fsx) != 0) { e = errno; step = "FS_IOC_FSSETXATTR"; }
+  }
+  if (fd >= 0) close(fd);
+  free(dir);
+  if (e != 0) {
+    napi_throw(env, make_error(env, e, "setProjectId", step));
+    return NULL;
+  }
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+/* setProjectLimit(path, projectId, limitBytes) → undefined: the project's block hard limit on
+   the filesystem holding `path` (0 = none). */
+static napi_value js_set_project_limit(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value a[3];
+  CHECK(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
+  int ok = 0;
+  char *p = argc < 3 ? NULL : get_string(env, a[0], &ok);
+  uint32_t id;
+  double bytes;
+  if (p == NULL || !get_u32_arg(env, a[1], &id) || napi_get_value_double(env, a[2], &bytes) != napi_ok ||
+      bytes < 0) {
+    free(p);
+    napi_throw_type_error(env, NULL, "setProjectLimit(path, projectId, limitBytes)");
+    return NULL;
+  }
+  int e = 0;
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) e = errno;
+  if (e == 0) {
+    struct if_dqblk dq;
+    memset(&dq, 0, sizeof dq);
+    /* Block limits are in 1 KiB units (QIF_DQBLKSIZE). */
+    dq.dqb_bhardlimit = (__u64)((bytes + 1023) / 1024);
+    dq.dqb_valid = QIF_BLIMITS;
+    if (syscall(SYS_quotactl_fd, fd, QCMD(Q_SETQUOTA, PRJQUOTA), id, &dq) != 0) e = errno;
+  }
+  if (fd >= 0) close(fd);
+  free(p);
+  if (e != 0) {
+    napi_throw(env, make_error(env, e, "setProjectLimit", "quotactl_fd"));
+    return NULL;
+  }
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+/* projectQuota(path, projectId) → {usedBytes, usedInodes, limitBytes} of a project on path's filesystem. */
+static napi_value js_project_quota(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value a[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
+  int ok = 0;
+  char *p = argc < 2 ? NULL : get_string(env, a[0], &ok);
+  uint32_t id;
+  if (p == NULL || !get_u32_arg(env, a[1], &id)) {
+    free(p);
+    napi_throw_type_error(env, NULL, "projectQuota(path, projectId)");
+    return NULL;
+  }
+  int e = 0;
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  struct if_dqblk dq;
+  memset(&dq, 0, sizeof dq);
+  if (fd < 0) e = errno;
+  else if (syscall(SYS_quotactl_fd, fd, QCMD(Q_GETQUOTA, PRJQUOTA), id, &dq) != 0) e = errno;
+  if (fd >= 0) close(fd);
+  free(p);
+  if (e != 0) {
+    napi_throw(env, make_error(env, e, "projectQuota", "quotactl_fd"));
+    return NULL;
+  }
+  napi_value r, used, inodes, limit;
+  napi_create_object(env, &r);
+  napi_create_double(env, (double)dq.dqb_curspace, &used);
+  napi_create_double(env, (double)dq.dqb_curinodes, &inodes);
+  napi_create_double(env, (double)dq.dqb_bhardlimit * 1024.0, &limit);
+  napi_set_named_property(env, r, "usedBytes", used);
+  napi_set_named_property(env, r, "usedInodes", inodes);
+  napi_set_named_property(env, r, "limitBytes", limit);
+  return r;
 }
 
 /* ---------- spawn ---------- */
@@ -789,6 +990,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"spawn", NULL, js_spawn, NULL, NULL, NULL, napi_default, NULL},
       {"sealedCopy", NULL, js_sealed_copy, NULL, NULL, NULL, napi_default, NULL},
       {"tryLock", NULL, js_try_lock, NULL, NULL, NULL, napi_default, NULL},
+      {"mountLoop", NULL, js_mount_loop, NULL, NULL, NULL, napi_default, NULL},
+      {"setProjectId", NULL, js_set_project_id, NULL, NULL, NULL, napi_default, NULL},
+      {"setProjectLimit", NULL, js_set_project_limit, NULL, NULL, NULL, napi_default, NULL},
+      {"projectQuota", NULL, js_project_quota, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

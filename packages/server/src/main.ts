@@ -38,6 +38,8 @@ import {
   reclaim as reclaimSandboxes,
   selectDriver,
 } from "./runtime/index.js";
+import { selectScratch } from "./runtime/scratch/select-scratch.js";
+import { DiskGuard } from "./storage/disk-guard.js";
 import { nativeSysUnavailableReason, WATCHDOG } from "./sys/native-sys.js";
 
 export interface DataLayout {
@@ -67,6 +69,8 @@ export interface Server {
   app: FastifyInstance;
   /** The sandbox runtime in use (name, kind, isolation) and why this host got it. */
   runtime: { name: string; kind: string; isolation: string; why: string };
+  /** How max_layer_bytes is enforced (runtime/scratch) and why. */
+  scratch: { backend: string; enforced: boolean; reason: string };
   store: MetadataStore;
   logger: Logger;
   /** Set on the very first start when a token was created. */
@@ -92,6 +96,8 @@ export async function createServer(
   await chmod(layout.root, 0o711);
   const store = openMetadata(config.dataDir);
   const content = await LocalContentStore.open(layout.content);
+  const disk = new DiskGuard({ dataDir: layout.root, ...config.storage, logger });
+  await disk.start();
   const reclaimed = await content.reclaim();
   if (reclaimed > 0) logger.info({ reclaimed }, "removed unfinished uploads left by an earlier run");
   const boot = await bootstrap(store, config.bootstrapToken);
@@ -114,7 +120,12 @@ export async function createServer(
   });
   const images = new ImageService(store);
   const importer = new ImageImporter(store, layers);
-  const imports = new ImportHandler(store, registry, importer);
+  const imports = new ImportHandler(
+    store,
+    registry,
+    importer,
+    (p) => effectiveLimits(config.defaultLimits, p).images_import_max_unpacked_bytes,
+  );
   // Nothing runs yet: every sandbox, mount and run dir still here was left by a crash.
   // Self-tests mount too (runsc's statx workaround): a crash mid-self-test leaves one there.
   const swept = await reclaimSandboxes({
@@ -153,6 +164,18 @@ export async function createServer(
       { reason: nativeMissing },
       "native addon not in use: runs spawn mount/umount and fork the server for every process (slower)",
     );
+  const scratch = await selectScratch({
+    mode: config.scratch.mode,
+    runsDir: layout.runs,
+    layersDir: layers.layersDir,
+    tmpfsMaxBytes: config.scratch.tmpfsMaxBytes,
+    warmCapBytes: config.defaultLimits.instance_max_layer_bytes,
+    logger,
+  });
+  (scratch.backend.enforced ? logger.info.bind(logger) : logger.warn.bind(logger))(
+    { scratch: scratch.backend.name, reason: scratch.reason, probes: scratch.probes },
+    "run scratch selected (how max_layer_bytes is enforced)",
+  );
   const compactor = new Compactor(store, layers, layout.runs, logger);
   const live = new LiveInstances();
   const instanceHandler = new InstanceHandler({
@@ -163,6 +186,8 @@ export async function createServer(
     content,
     driver,
     runsDir: layout.runs,
+    scratch: scratch.backend,
+    disk,
     logger,
     limits: {
       memoryBytes: config.sandbox.memoryBytes,
@@ -190,6 +215,7 @@ export async function createServer(
     store,
     content,
     metrics,
+    storage: disk,
     plugins: [
       imagesRoutes({ config, images, imports, queue }),
       operationsRoutes({ store, queue }),
@@ -212,6 +238,7 @@ export async function createServer(
       isolation: driver.isolation,
       why: explainSelection(report, driver.name),
     },
+    scratch: { backend: scratch.backend.name, enforced: scratch.backend.enforced, reason: scratch.reason },
     store,
     logger,
     ...(boot.createdToken ? { bootstrapToken: boot.createdToken } : {}),
@@ -220,6 +247,8 @@ export async function createServer(
       closed = true;
       await queue.close();
       await compactor.close();
+      await scratch.backend.close();
+      disk.close();
       await app.close();
       await store.close();
     },

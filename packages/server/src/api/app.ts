@@ -30,6 +30,8 @@ export interface AppDeps {
   store: MetadataStore;
   content: ContentStore;
   metrics: MetricsRegistry;
+  /** Refuses new writes (507) while the data filesystem is nearly full; reads are never refused. */
+  storage?: { assertWritable(): void };
   /** Extra route plugins registered under `<prefix>/v1` (images, operations, inspect, ...). */
   plugins?: ReadonlyArray<(app: ApiApp) => Promise<void>>;
 }
@@ -39,11 +41,21 @@ const MAX_FRAMED_JSON = 64 * 1024;
 const GZIP_MIN = 1024;
 /** Largest JSON body (uploads have their own limit, CONTREE_MAX_UPLOAD_BYTES). */
 const BODY_LIMIT = 16 * 1024 * 1024;
+/** Requests that store something new: refused while the data filesystem is full (507). */
+const WRITE_ROUTES = new Set([
+  "POST /files",
+  "POST /instances",
+  "POST /images/import",
+  "PATCH /images/:image_uuid/tag",
+  "DELETE /images/:image_uuid/tag",
+  "POST /operations/:operation_id/subprocesses",
+]);
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const httpMetrics = createHttpMetrics(deps.metrics);
   const handleError = makeErrorHandler(httpMetrics);
+  const v1Prefix = `${config.pathPrefix}/v1`;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     genReqId: (req) => {
@@ -108,6 +120,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       req.headers.authorization,
       typeof project === "string" ? project : undefined,
     );
+    if (deps.storage && WRITE_ROUTES.has(`${req.method} ${req.routeOptions.url.slice(v1Prefix.length)}`))
+      deps.storage.assertWritable();
   });
 
   app.addHook("onResponse", async (req, reply) => {

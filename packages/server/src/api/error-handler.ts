@@ -1,5 +1,12 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { AppError, type ErrorKind, HTTP_STATUS_BY_KIND, isAppError } from "../core/errors.js";
+import {
+  AppError,
+  type ErrorKind,
+  HTTP_STATUS_BY_KIND,
+  isAppError,
+  isStorageFull,
+  toAppError,
+} from "../core/errors.js";
 import type { HttpMetrics } from "../observability/metrics.js";
 
 /** Fastify's own 4xx errors (parsing, validation, limits) translated into our kinds. */
@@ -41,7 +48,7 @@ export function errorBody(err: AppError): { error: string; status: number } {
 export function makeErrorHandler(metrics: HttpMetrics) {
   return function handleError(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
     let app: AppError;
-    if (isAppError(err)) app = err;
+    if (isAppError(err) || isStorageFull(err)) app = toAppError(err);
     else
       app =
         fromFastifyError(err as FastifyError) ?? new AppError("internal", "internal error", { cause: err });

@@ -1,9 +1,13 @@
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Command } from "commander";
+import { loadConfig } from "../config/load-config.js";
 import { type HostReportLine, hostReport } from "../observability/host-report.js";
+import { createLogger } from "../observability/logger.js";
 import { explainSelection, probeDrivers } from "../runtime/index.js";
+import { probeLoop, probeProjectQuota } from "../runtime/scratch/select-scratch.js";
 import { nativeSysUnavailableReason } from "../sys/native-sys.js";
 import { canJoinCgroupsAtSpawn } from "../sys/proc.js";
 
@@ -61,14 +65,50 @@ async function driverLines(): Promise<HostReportLine[]> {
   return lines;
 }
 
+/**
+ * How `max_layer_bytes` would be enforced for runs in `dataDir` (probed in a scratch dir on the
+ * same filesystem: the data dir, or its nearest existing parent).
+ */
+async function scratchLines(dataDir: string, tmpfsMaxBytes: number): Promise<HostReportLine[]> {
+  let base = dataDir;
+  while (!existsSync(base) && dirname(base) !== base) base = dirname(base);
+  const work = await mkdtemp(join(base, ".contree-doctor-"));
+  try {
+    const quota = await probeProjectQuota(work);
+    const loop = quota.ok ? undefined : await probeLoop(work, createLogger("silent"));
+    const why = quota.ok ? "" : `${quota.detail}; `;
+    const lines: HostReportLine[] = [
+      {
+        name: "run scratch (max_layer_bytes)",
+        ok: quota.ok || loop?.ok === true,
+        detail: quota.ok
+          ? "project quotas: writes past the cap fail inside the sandbox at any size; commit is a rename"
+          : loop?.ok
+            ? `${why}caps up to ${tmpfsMaxBytes} bytes on a size-capped tmpfs, larger ones (the default 12 GiB included) on a loop-mounted ext4 of the cap's size; commit copies the diff`
+            : `${why}${loop?.detail ?? ""}: only caps up to ${tmpfsMaxBytes} bytes are enforced while writing (tmpfs), larger ones are checked after the run; give the data dir a filesystem with project quotas (XFS prjquota) or loop devices`,
+      },
+    ];
+    return lines;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
 export function registerDoctorCommand(program: Command): void {
   program
     .command("doctor")
     .description("report what this host offers for running sandboxes, with every driver's self-test")
     .option("--json", "machine-readable output")
-    .action(async (opts: { json?: boolean }) => {
+    .option("--data-dir <dir>", "data directory whose filesystem is probed for run scratch")
+    .action(async (opts: { json?: boolean; dataDir?: string }) => {
+      const config = loadConfig({ dataDir: opts.dataDir });
       const report = await hostReport();
-      const lines = [...report.lines, nativeLine(), ...(await driverLines())];
+      const lines = [
+        ...report.lines,
+        nativeLine(),
+        ...(await scratchLines(config.dataDir, config.scratch.tmpfsMaxBytes)),
+        ...(await driverLines()),
+      ];
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ lines }, null, 2)}\n`);
         return;

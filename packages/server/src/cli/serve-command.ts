@@ -21,7 +21,13 @@ export function registerServeCommand(program: Command): void {
       }) => {
         const config = loadConfig(opts);
         const server = await createServer(config);
-        const address = await server.app.listen({ host: config.host, port: config.port });
+        // A failed listen (address in use) still releases what start-up set up (scratch mounts).
+        const address = await server.app
+          .listen({ host: config.host, port: config.port })
+          .catch(async (err: unknown) => {
+            await server.close().catch(() => undefined);
+            throw err;
+          });
         const url = `${address}${config.pathPrefix}`;
         if (server.bootstrapToken) {
           const { secret, generated } = server.bootstrapToken;

@@ -3,12 +3,17 @@
 export type RuntimeChoice = "auto" | "gvisor" | "oci" | "crun" | "runc" | "runsc";
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
+/** How runs' writes are capped (runtime/scratch); `auto` picks the best the host offers. */
+export type ScratchChoice = "auto" | "project-quota" | "loop" | "plain";
+
 export interface ProjectLimits {
   instance_max_timeout: number;
   instance_max_concurrency: number;
   instance_max_layer_bytes: number;
   images_import_max_concurrency: number;
   images_import_max_timeout: number;
+  /** Largest unpacked size of one import (file contents plus a per-entry overhead). */
+  images_import_max_unpacked_bytes: number;
 }
 
 export interface Config {
@@ -42,6 +47,10 @@ export interface Config {
    * authentication. Undefined: admin tokens only.
    */
   metricsToken: string | undefined;
+  /** Run scratch: the backend and the largest cap put on a tmpfs when quotas are missing. */
+  scratch: { mode: ScratchChoice; tmpfsMaxBytes: number };
+  /** Below `minFreeBytes` free on the data filesystem new writes get 507; a reserve is held for results. */
+  storage: { minFreeBytes: number; reserveBytes: number };
   /** Token to create on first start instead of a random one. */
   bootstrapToken: string | undefined;
 }

@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { invalidArgument } from "../core/errors.js";
 import { parseAllowEntry } from "../registry/destination-policy.js";
-import type { Config, LogLevel, ProjectLimits, RuntimeChoice } from "./config.js";
+import type { Config, LogLevel, ProjectLimits, RuntimeChoice, ScratchChoice } from "./config.js";
 
 /** Values given on the command line; each wins over its environment variable. */
 export interface ConfigFlags {
@@ -21,6 +21,7 @@ export const DEFAULT_LIMITS: ProjectLimits = {
   instance_max_layer_bytes: 12 * 1024 * 1024 * 1024,
   images_import_max_concurrency: 5,
   images_import_max_timeout: 3600,
+  images_import_max_unpacked_bytes: 16 * 1024 * 1024 * 1024,
 };
 
 /** Every environment variable the server reads, with its meaning (printed by `config --help`). */
@@ -46,10 +47,20 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CONTREE_INSTANCE_MAX_LAYER_BYTES: "default per-project limit (bytes)",
   CONTREE_IMAGES_IMPORT_MAX_CONCURRENCY: "default per-project limit",
   CONTREE_IMAGES_IMPORT_MAX_TIMEOUT: "default per-project limit (seconds)",
+  CONTREE_IMAGES_IMPORT_MAX_UNPACKED_BYTES:
+    "default per-project limit: unpacked size of one import, file bytes + 512 per entry (bytes)",
+  CONTREE_MIN_FREE_BYTES:
+    "below this much free space on the data filesystem new writes get 507 (default 268435456)",
+  CONTREE_STORAGE_RESERVE_BYTES:
+    "space held back for running operations to record their results on a full disk (default 33554432)",
+  CONTREE_SCRATCH: "auto|project-quota|loop|plain: how a run's max_layer_bytes is enforced (default auto)",
+  CONTREE_SCRATCH_TMPFS_MAX_BYTES:
+    "caps up to this use a tmpfs when the data filesystem has no project quotas (default 1073741824, 0: never)",
 };
 
 const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 const RUNTIMES: readonly RuntimeChoice[] = ["auto", "gvisor", "oci", "crun", "runc", "runsc"];
+const SCRATCH_CHOICES: readonly ScratchChoice[] = ["auto", "project-quota", "loop", "plain"];
 
 /**
  * Builds the configuration from defaults < environment < flags and validates all of it,
@@ -119,6 +130,24 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
       DEFAULT_LIMITS.images_import_max_timeout,
       1,
     ),
+    images_import_max_unpacked_bytes: int(
+      "CONTREE_IMAGES_IMPORT_MAX_UNPACKED_BYTES",
+      DEFAULT_LIMITS.images_import_max_unpacked_bytes,
+      1,
+    ),
+  };
+  const storage = {
+    minFreeBytes: int("CONTREE_MIN_FREE_BYTES", 256 * 1024 * 1024, 0),
+    reserveBytes: int("CONTREE_STORAGE_RESERVE_BYTES", 32 * 1024 * 1024, 0),
+  };
+  const scratchMode = nonEmpty(env["CONTREE_SCRATCH"]) ?? "auto";
+  if (!SCRATCH_CHOICES.includes(scratchMode as ScratchChoice))
+    problems.push(
+      `CONTREE_SCRATCH must be one of ${SCRATCH_CHOICES.join(", ")}, got ${JSON.stringify(scratchMode)}`,
+    );
+  const scratch = {
+    mode: scratchMode as ScratchChoice,
+    tmpfsMaxBytes: int("CONTREE_SCRATCH_TMPFS_MAX_BYTES", 1024 * 1024 * 1024, 0),
   };
 
   const insecureRegistries = list(env["CONTREE_INSECURE_REGISTRIES"]);
@@ -180,6 +209,8 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     defaultNetworking,
     sandbox,
     metricsToken,
+    scratch,
+    storage,
     bootstrapToken,
   };
 }

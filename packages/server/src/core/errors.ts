@@ -20,6 +20,7 @@ export const ERROR_KINDS = [
   "deadline_exceeded",
   "cancelled",
   "data_loss",
+  "insufficient_storage",
   "internal",
 ] as const;
 
@@ -41,6 +42,7 @@ export const HTTP_STATUS_BY_KIND: Readonly<Record<ErrorKind, number>> = {
   deadline_exceeded: 504,
   cancelled: 499,
   data_loss: 500,
+  insufficient_storage: 507,
   internal: 500,
 };
 
@@ -95,10 +97,30 @@ export const deadlineExceeded = (msg: string, o?: AppErrorOptions) =>
   new AppError("deadline_exceeded", msg, o);
 export const cancelled = (msg: string, o?: AppErrorOptions) => new AppError("cancelled", msg, o);
 export const dataLoss = (msg: string, o?: AppErrorOptions) => new AppError("data_loss", msg, o);
+/** The server's storage is full (507): new writes are refused until space is freed. */
+export const insufficientStorage = (msg: string, o?: AppErrorOptions) =>
+  new AppError("insufficient_storage", msg, o);
 export const internal = (msg: string, o?: AppErrorOptions) => new AppError("internal", msg, o);
+
+/** Out of space on the data filesystem: ENOSPC/EDQUOT from a file call, SQLITE_FULL from SQLite. */
+export function isStorageFull(err: unknown): boolean {
+  for (let e = err, depth = 0; e !== null && e !== undefined && depth < 8; depth++) {
+    if (isAppError(e) && e.kind === "insufficient_storage") return true;
+    const code = (e as { code?: unknown }).code;
+    if (code === "ENOSPC" || code === "EDQUOT" || code === "SQLITE_FULL") return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+export const STORAGE_FULL_MESSAGE = "the server is out of storage space; try again later";
 
 /** Anything thrown that is not an AppError becomes `internal`; the original stays as cause. */
 export function toAppError(err: unknown): AppError {
+  if (isAppError(err) && (err.kind === "insufficient_storage" || err.kind === "payload_too_large"))
+    return err;
+  // Out of space wherever it surfaced (a file write, SQLite, a wrapped cause): one clear 507.
+  if (isStorageFull(err)) return insufficientStorage(STORAGE_FULL_MESSAGE, { cause: err });
   if (isAppError(err)) return err;
   if (err instanceof Error && err.name === "AbortError")
     return cancelled("operation cancelled", { cause: err });

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { pipeline, type Readable, Transform } from "node:stream";
 import { type Digest, hexOf } from "../core/digest.js";
-import { dataLoss } from "../core/errors.js";
+import { dataLoss, payloadTooLarge } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { applyLayer } from "../layers/layer-applier.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
@@ -28,6 +28,12 @@ export interface ImportRequest {
   operationId: string | null;
   signal: AbortSignal;
   progress?: ImportProgress;
+  /**
+   * Most bytes this import may unpack (images_import_max_unpacked_bytes), counted on the
+   * decompressed tar streams as they arrive: file contents plus 512 bytes of header per entry,
+   * so millions of empty files count too. Past it the import stops at once.
+   */
+  maxUnpackedBytes?: number;
 }
 
 /** OCI chain ids: a layer's content depends on everything below it, so it is keyed by the chain. */
@@ -65,50 +71,59 @@ export class ImageImporter {
     }
     const chains = chainIds(config.diffIds);
     const ids = chains.map(importedLayerId);
+    const budget = { max: req.maxUnpackedBytes ?? Number.POSITIVE_INFINITY, used: 0 };
     let total = 0;
-    for (let i = 0; i < manifest.layers.length; i++) {
-      req.signal.throwIfAborted();
-      const desc = manifest.layers[i] as Descriptor;
-      const id = ids[i] as string;
-      const existing = await this.store.images.layer(id);
-      if (existing) {
-        total += existing.size;
+    // New layers stay in staging until every layer is in place: a failed or cancelled import
+    // leaves no layer dir and no layer row behind, only staging dirs that are removed here.
+    const staged: Array<{ id: string; dir: string; chainId: string; bytes: number; entries: number }> = [];
+    const dirOf = new Map<string, string>();
+    try {
+      for (let i = 0; i < manifest.layers.length; i++) {
+        req.signal.throwIfAborted();
+        const desc = manifest.layers[i] as Descriptor;
+        const id = ids[i] as string;
+        const existing = await this.store.images.layer(id);
+        if (existing) {
+          total += existing.size;
+          await req.progress?.({
+            layer: i + 1,
+            layers: ids.length,
+            digest: desc.digest,
+            size: desc.size,
+            reused: true,
+          });
+          continue;
+        }
+        const lowers = ids
+          .slice(0, i)
+          .reverse()
+          .map((l) => dirOf.get(l) ?? this.layers.path(l));
+        const dir = await this.layers.stage();
+        staged.push({ id, dir, chainId: chains[i] as string, bytes: 0, entries: 0 });
+        dirOf.set(id, dir);
+        const applied = await this.applyOne(req, desc, config.diffIds[i] as Digest, dir, lowers, budget);
+        Object.assign(staged[staged.length - 1] as object, {
+          bytes: applied.bytes,
+          entries: applied.entries,
+        });
+        total += applied.bytes;
         await req.progress?.({
           layer: i + 1,
           layers: ids.length,
           digest: desc.digest,
           size: desc.size,
-          reused: true,
+          reused: false,
         });
-        continue;
       }
-      const lowers = this.layers.paths(ids.slice(0, i).reverse());
-      const staged = await this.layers.stage();
-      try {
-        const applied = await this.applyOne(req, desc, config.diffIds[i] as Digest, staged, lowers);
-        await this.layers.publish(staged, id);
-        await this.store.images.insertLayer({
-          id,
-          kind: "import",
-          chainId: chains[i] as string,
-          size: applied.bytes,
-          entries: applied.entries,
-          createdAt: Date.now(),
-        });
-        total += applied.bytes;
-      } catch (err) {
-        await this.layers.discard(staged);
-        throw err;
+      req.signal.throwIfAborted();
+      for (const l of staged) {
+        await this.layers.publish(l.dir, l.id);
+        l.dir = "";
       }
-      await req.progress?.({
-        layer: i + 1,
-        layers: ids.length,
-        digest: desc.digest,
-        size: desc.size,
-        reused: false,
-      });
+    } catch (err) {
+      await Promise.all(staged.filter((l) => l.dir !== "").map((l) => this.layers.discard(l.dir)));
+      throw err;
     }
-    req.signal.throwIfAborted();
     const image: ImageRecord = {
       id: newId(),
       projectId: req.project.id,
@@ -123,6 +138,15 @@ export class ImageImporter {
       createdAt: Date.now(),
     };
     await this.store.transaction(async (tx) => {
+      for (const l of staged)
+        await tx.images.insertLayer({
+          id: l.id,
+          kind: "import",
+          chainId: l.chainId,
+          size: l.bytes,
+          entries: l.entries,
+          createdAt: image.createdAt,
+        });
       await tx.images.insert(image);
       if (req.tag !== null) await tx.images.setTag(req.project.id, req.tag, image.id);
     });
@@ -135,11 +159,22 @@ export class ImageImporter {
     diffId: Digest,
     dest: string,
     lowers: string[],
+    budget: { max: number; used: number },
   ) {
     const blob = await req.openLayer(desc, req.signal);
     const hash = createHash("sha256");
     const hashing = new Transform({
       transform(chunk: Buffer, _enc, cb) {
+        // The decompressed tar: contents padded to 512 bytes plus a 512-byte header per entry.
+        budget.used += chunk.length;
+        if (budget.used > budget.max) {
+          cb(
+            payloadTooLarge(
+              `the image unpacks to more than ${budget.max} bytes (images_import_max_unpacked_bytes): import stopped`,
+            ),
+          );
+          return;
+        }
         hash.update(chunk);
         cb(null, chunk);
       },

@@ -89,6 +89,8 @@ export class ImportHandler implements OperationHandler {
     private readonly store: MetadataStore,
     private readonly registry: RegistryClient,
     private readonly importer: ImageImporter,
+    /** The project's images_import_max_unpacked_bytes (none: unlimited). */
+    private readonly maxUnpackedBytesOf?: (project: Project) => number,
   ) {}
 
   async start(
@@ -128,6 +130,7 @@ export class ImportHandler implements OperationHandler {
         operationId: op.id,
         signal,
         progress: (p) => ctx.emit(0, "progress", { stage: "layer", ...p }),
+        ...(this.maxUnpackedBytesOf ? { maxUnpackedBytes: this.maxUnpackedBytesOf(project) } : {}),
       });
       return {
         status: "SUCCESS",

@@ -1,12 +1,10 @@
-import { execFile } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { rename, rm, statfs } from "node:fs/promises";
+import { rename, rm } from "node:fs/promises";
 import { hostname as hostName, release } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import type { ContentStore } from "../content/content-store.js";
 import { type Digest, digestFromHex } from "../core/digest.js";
-import { internal, notFound } from "../core/errors.js";
+import { internal, isStorageFull, notFound, payloadTooLarge } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { decodeStreamInput, toStreamRepr } from "../core/stream-repr.js";
 import { isoMicros } from "../core/time.js";
@@ -17,23 +15,15 @@ import type { ImageRecord } from "../metadata/repos/image-repo.js";
 import type { OperationRecord } from "../metadata/repos/operation-repo.js";
 import type { Logger } from "../observability/logger.js";
 import type { HandlerContext, HandlerOutcome, OperationHandler } from "../operations/operation-handler.js";
-import { diffStats, mountRootfs, mountScratch, unmount } from "../runtime/rootfs.js";
+import { diffStats, mountRootfs, unmount } from "../runtime/rootfs.js";
 import type { ExitStatus, ResourceStats, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
+import type { RunScratch, ScratchBackend } from "../runtime/scratch/scratch.js";
+import { runCommand } from "../sys/run-command.js";
 import type { LiveInstances } from "./live-instances.js";
 import { OutputCapture } from "./output-capture.js";
 import { eventResources, redactEnv, resultResources } from "./resources.js";
 import { ensureDir, isPlainDirInside, writeFileInto } from "./rootfs-writer.js";
 import type { InstanceMetadata } from "./spawn-request.js";
-
-const run = promisify(execFile);
-
-/**
- * Runs capped at or below this many layer bytes write into a size-limited tmpfs upper, so the
- * cap holds inside the sandbox (ENOSPC); committing them is a copy, proportional to the diff.
- * Bigger caps use the layer store's filesystem directly (commit is a rename) and are checked
- * after the run.
- */
-export const SCRATCH_UPPER_MAX = 1024 * 1024 * 1024;
 
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -48,12 +38,16 @@ export interface InstanceHandlerOptions {
   layers: LayerStore;
   content: ContentStore;
   driver: RuntimeDriver;
-  /** Scratch space for runs, on the same filesystem as the layer store (commit is a rename). */
+  /** Per-run dirs (rootfs, bundle), on the data filesystem. */
   runsDir: string;
+  /** Where a run's upper/work live so that max_layer_bytes holds while it writes. */
+  scratch: ScratchBackend;
   logger: Logger;
   limits: { memoryBytes: number; pids: number; cpuQuota?: number };
   /** Running sandboxes, for subprocesses and stdin while the main process lives. */
   live: LiveInstances;
+  /** The data filesystem's guard: its reserve is given back when a result must be stored on a full disk. */
+  disk?: { relieve(): Promise<void> };
   /** Called after a new image is committed (compaction looks at its chain; may make us wait). */
   onImage?: (img: ImageRecord) => Promise<void> | void;
 }
@@ -72,13 +66,10 @@ export class InstanceHandler implements OperationHandler {
     const runId = `${op.id.slice(0, 8)}${op.id.slice(9, 13)}`;
     const dir = join(this.o.runsDir, op.id);
     const capBytes = meta.resources_limits.max_layer_bytes;
-    const scratch = capBytes <= SCRATCH_UPPER_MAX ? join(dir, "scratch") : null;
-    const upper = join(scratch ?? dir, "upper");
-    const work = join(scratch ?? dir, "work");
+    let scratch: RunScratch | undefined;
     const rootfs = join(dir, "rootfs");
     const bundle = join(dir, "bundle");
     let mounted = false;
-    let scratchMounted = false;
     let sandbox: Sandbox | undefined;
     let deferRelease = false;
     // A host id range for the sandbox's user namespace (null: the driver runs without one).
@@ -94,20 +85,15 @@ export class InstanceHandler implements OperationHandler {
         await unmount(rootfs).catch((err: unknown) =>
           this.o.logger.warn({ err, opId: op.id }, "unmount failed"),
         );
-      if (scratchMounted && scratch !== null)
-        await unmount(scratch).catch((err: unknown) =>
-          this.o.logger.warn({ err, opId: op.id }, "unmount failed"),
-        );
+      if (scratch) await scratch.release();
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
       // Every process of the sandbox is gone (destroy killed its cgroup): the range is free.
       lease?.release();
     };
     try {
       mkdirSync(bundle, { recursive: true });
-      if (scratch !== null) {
-        await mountScratch(scratch, capBytes);
-        scratchMounted = true;
-      }
+      scratch = await this.o.scratch.acquire(dir, capBytes);
+      const { upper, work } = scratch;
       const lowers = this.o.layers.paths(image.mountChain);
       const idmap = lease === null ? {} : { idmap: lease.range };
       await mountRootfs({ lowers, upper, work, target: rootfs, ...idmap });
@@ -121,6 +107,13 @@ export class InstanceHandler implements OperationHandler {
             uid: f.uid,
             gid: f.gid,
             mode: Number.parseInt(f.mode, 8),
+          }).catch((err: unknown) => {
+            // Out of space here is the run's own cap, not the server's storage.
+            if (isStorageFull(err))
+              throw payloadTooLarge(`the run's files do not fit in max_layer_bytes (${capBytes})`, {
+                cause: err,
+              });
+            throw err;
           });
         }
       };
@@ -230,6 +223,12 @@ export class InstanceHandler implements OperationHandler {
         clearTimeout(timer);
         ctx.signal.removeEventListener("abort", onAbort);
       }
+      // From here the run has a result: a full disk may cost events, never the result itself.
+      const after = (spid: number, type: string, data: Record<string, unknown>) =>
+        ctx.emit(spid, type, data).catch((err: unknown) => {
+          if (!isStorageFull(err)) throw err;
+          this.o.logger.warn({ err, opId: op.id, type }, "event not stored: out of storage space");
+        });
       // The main process is gone: whatever it left running (daemons, subprocesses) goes too.
       await this.o.live.unregister(op.id);
       await sbx.kill("SIGKILL").catch(() => undefined);
@@ -243,7 +242,7 @@ export class InstanceHandler implements OperationHandler {
         ["stderr", err],
       ] as const) {
         if (c.dropped > 0)
-          await ctx.emit(1, "truncated", {
+          await after(1, "truncated", {
             stream: name,
             bytes_emitted: c.emitted,
             bytes_dropped: c.dropped,
@@ -255,7 +254,7 @@ export class InstanceHandler implements OperationHandler {
       const exitCode = timedOut || exit.signal > 0 ? -1 : exit.exitCode;
       // The unmount (it syncs the upper to disk, thread pool) overlaps the event (database).
       await Promise.all([
-        ctx.emit(1, "exit", {
+        after(1, "exit", {
           pid: 1,
           code: exitCode,
           signal,
@@ -285,14 +284,32 @@ export class InstanceHandler implements OperationHandler {
         resources: resultResources(stats, ended - started),
       };
       let resultImage: ImageRecord | null = null;
-      // The scratch filesystem filled up (writes failed inside), or an uncapped upper grew past the cap.
-      const fs = scratch === null ? undefined : await statfs(scratch);
-      const full = fs !== undefined && fs.bavail * fs.bsize < 64 * 1024;
+      // The scratch filled up (writes failed inside), or an upper grew past the cap (apparent size).
+      const full = await scratch.reachedCap();
       const overCap = diff.bytes > capBytes;
-      if (full || overCap) await ctx.emit(0, "size_cap", { limit_bytes: capBytes, file_size: diff.bytes });
-      if (!meta.disposable && !overCap)
-        resultImage = await this.commit(op, meta, image, env, upper, diff, scratch !== null);
-      await ctx.emit(0, "shutdown", {
+      if (full || overCap) await after(0, "size_cap", { limit_bytes: capBytes, file_size: diff.bytes });
+      let noImage: string | null = overCap
+        ? `the run wrote ${diff.bytes} bytes, over max_layer_bytes (${capBytes}): no image was kept`
+        : null;
+      if (!meta.disposable && !overCap) {
+        try {
+          resultImage = await this.commit(op, meta, image, env, upper, diff, scratch.commit === "copy");
+        } catch (err) {
+          // The run finished: its output, exit code and resources are recorded whatever happens to its diff.
+          const storageFull = isStorageFull(err);
+          this.o.logger.error({ err, opId: op.id }, "the run's changes could not be saved");
+          noImage = storageFull
+            ? "the run finished but its changes could not be saved: the server is out of storage space (no image was made)"
+            : "the run finished but its changes could not be saved (no image was made)";
+          if (storageFull) {
+            // What the run wrote is no longer needed; the reserve makes room for the result.
+            await scratch.release();
+            await this.o.disk?.relieve();
+          }
+        }
+      }
+      if (resultImage !== null && resultImage.id !== image.id) await this.o.onImage?.(resultImage);
+      await after(0, "shutdown", {
         stopped_at: isoMicros(Date.now()),
         reason: timedOut ? "timeout" : "job_complete",
       });
@@ -302,9 +319,7 @@ export class InstanceHandler implements OperationHandler {
       return {
         cleanup: releaseRun,
         status: "SUCCESS",
-        error: overCap
-          ? `the run wrote ${diff.bytes} bytes, over max_layer_bytes (${capBytes}): no image was kept`
-          : null,
+        error: noImage,
         metadata: { ...meta, result },
         resultImageId: resultImage?.id ?? null,
         imageSize: diff.bytes,
@@ -338,10 +353,14 @@ export class InstanceHandler implements OperationHandler {
         throw internal("could not neutralise device nodes in the run's changes", { cause: err });
       });
       if (copy) {
-        // From the scratch tmpfs: GNU cp keeps whiteouts (0/0 devices), opaque xattrs, owners, modes.
+        // From another filesystem: GNU cp keeps whiteouts (0/0 devices), opaque xattrs, owners, modes.
         const staged = await this.o.layers.stage();
         try {
-          await run("cp", ["-a", "--no-target-directory", `${upper}/.`, staged]);
+          const r = await runCommand("cp", ["-a", "--no-target-directory", `${upper}/.`, staged]);
+          if (r.code !== 0) {
+            const full = /No space left on device|Disk quota exceeded/.test(r.stderr);
+            throw Object.assign(new Error(`cp failed: ${r.stderr.trim()}`), full ? { code: "ENOSPC" } : {});
+          }
           await this.o.layers.publish(staged, layerId);
         } catch (err) {
           await this.o.layers.discard(staged);
@@ -382,7 +401,6 @@ export class InstanceHandler implements OperationHandler {
       if (layerId !== null) await rm(this.o.layers.path(layerId), { recursive: true, force: true });
       throw internal("could not record the result image", { cause: err });
     }
-    await this.o.onImage?.(img);
     return img;
   }
 }

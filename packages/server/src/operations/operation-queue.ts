@@ -1,6 +1,6 @@
 import { availableParallelism, totalmem } from "node:os";
 import type { ProjectLimits } from "../config/config.js";
-import { AppError, failedPrecondition, notFound } from "../core/errors.js";
+import { AppError, failedPrecondition, isStorageFull, notFound, toAppError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import {
@@ -268,7 +268,10 @@ export class OperationQueue {
         setMetadata: (m) => this.o.store.operations.updateMetadata(op.id, m),
       });
     } catch (err) {
-      const app = err instanceof AppError ? err : new AppError("internal", "internal error", { cause: err });
+      const app =
+        err instanceof AppError || isStorageFull(err)
+          ? toAppError(err)
+          : new AppError("internal", "internal error", { cause: err });
       if (app.kind === "internal") this.o.logger.error({ err, opId: op.id }, "operation handler failed");
       outcome = { status: "FAILED", error: app.message };
     }

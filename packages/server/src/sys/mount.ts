@@ -4,7 +4,16 @@
  * to the errno name (EBUSY, EINVAL, ENOENT, …) in both backends, as far as the CLI tells.
  */
 import path from "node:path";
-import { MNT_DETACH, MS_BIND, MS_RDONLY, MS_REMOUNT, type NativeSys, nativeSys } from "./native-sys.js";
+import {
+  MNT_DETACH,
+  MS_BIND,
+  MS_NODEV,
+  MS_NOSUID,
+  MS_RDONLY,
+  MS_REMOUNT,
+  type NativeSys,
+  nativeSys,
+} from "./native-sys.js";
 import { runCommand } from "./run-command.js";
 
 export interface OverlaySpec {
@@ -42,6 +51,11 @@ export interface Mounter {
   /** Read-only bind mount of `source` at `target`. */
   bindReadOnly(source: string, target: string): Promise<void>;
   tmpfs(target: string, options: string): Promise<void>;
+  /**
+   * Mounts a filesystem image through a loop device that detaches itself on umount.
+   * `options` are the filesystem's own (comma-separated); it is mounted nosuid,nodev.
+   */
+  loop(image: string, target: string, fstype: string, options: string): Promise<void>;
   /** `lazy` detaches a busy mount (MNT_DETACH). */
   umount(target: string, o?: { lazy?: boolean }): Promise<void>;
 }
@@ -86,6 +100,10 @@ class NativeMounter implements Mounter {
 
   tmpfs(target: string, options: string): Promise<void> {
     return this.sys.mount("contree-scratch", target, "tmpfs", 0, options);
+  }
+
+  loop(image: string, target: string, fstype: string, options: string): Promise<void> {
+    return this.sys.mountLoop(image, target, fstype, MS_NOSUID | MS_NODEV, options);
   }
 
   umount(target: string, o: { lazy?: boolean } = {}): Promise<void> {
@@ -138,6 +156,11 @@ class CliMounter implements Mounter {
 
   tmpfs(target: string, options: string): Promise<void> {
     return cli("mount", ["-t", "tmpfs", "-o", options, "contree-scratch", target]);
+  }
+
+  loop(image: string, target: string, fstype: string, options: string): Promise<void> {
+    // mount(8) sets the loop device up with autoclear, as the native backend does.
+    return cli("mount", ["-t", fstype, "-o", `loop,nosuid,nodev,${options}`, image, target]);
   }
 
   umount(target: string, o: { lazy?: boolean } = {}): Promise<void> {

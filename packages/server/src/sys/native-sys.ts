@@ -45,6 +45,20 @@ export interface NativeSys {
   ): Promise<void>;
   /** An exclusive flock on `path` (created if missing) as an fd, or -1 when someone holds it. */
   tryLock(path: string): number;
+  /**
+   * Attaches a filesystem image to a free loop device (autoclear: it detaches on umount) and
+   * mounts it at `target`.
+   */
+  mountLoop(image: string, target: string, fstype: string, flags: number, data: string | null): Promise<void>;
+  /** Project id on `dir`, with PROJINHERIT (what is created below inherits it). */
+  setProjectId(dir: string, projectId: number): void;
+  /** The project's block hard limit on the filesystem holding `path` (0 = none). */
+  setProjectLimit(path: string, projectId: number, limitBytes: number): void;
+  /** A project's usage and block hard limit on the filesystem holding `path`. */
+  projectQuota(
+    path: string,
+    projectId: number,
+  ): { usedBytes: number; usedInodes: number; limitBytes: number };
   /** A close-on-exec, sealed memfd copy of a file (run it as /proc/self/fd/N). */
   sealedCopy(path: string): number;
   spawn(

@@ -16,6 +16,7 @@ const DEFAULT_LIMITS = {
   instance_max_layer_bytes: 12884901888,
   images_import_max_concurrency: 5,
   images_import_max_timeout: 3600,
+  images_import_max_unpacked_bytes: 17179869184,
 };
 
 describe("GET /v1/whoami and authentication", () => {

@@ -121,6 +121,8 @@ describe("crash recovery: SIGKILL of the daemon mid-run, then restart on the sam
   let committedOp = "";
   let sandboxIds: string[] = [];
 
+  /** The run scratch pool (loop-mounted ext4 images, runtime/scratch): `<pid>.<n>` per daemon. */
+  const SCRATCH = ".scratch";
   const state = () => ({
     mounts: mountsUnder([dataDir]),
     runs: join(dataDir, "runs"),
@@ -224,7 +226,12 @@ describe("crash recovery: SIGKILL of the daemon mid-run, then restart on the sam
         return evs.some((e) => e.type === "spawn");
       });
     }
-    await waitFor("the writer's files", () => existsSync(join(dataDir, "runs", writer, "upper", "written")));
+    // Runs under the default cap write into a loop-mounted scratch filesystem of the pool.
+    const writerUpper = () =>
+      readdirSync(join(dataDir, "runs", SCRATCH))
+        .map((n) => join(dataDir, "runs", SCRATCH, n, "upper"))
+        .find((u) => existsSync(join(u, "written")));
+    await waitFor("the writer's files", () => writerUpper() !== undefined);
     await waitFor(
       "a staged layer of the import",
       async () => (await opStatus(importOp)) === "EXECUTING" && (await ls(state().staging)).length > 0,
@@ -239,9 +246,14 @@ describe("crash recovery: SIGKILL of the daemon mid-run, then restart on the sam
 
     // The wreckage: a mounted rootfs per run, live containers with their processes, cgroups, the netns.
     const s = state();
-    expect(s.mounts.sort()).toEqual(running.map((id) => join(s.runs, id, "rootfs")).sort());
-    expect(await ls(s.runs)).toEqual([...running].sort());
-    expect(existsSync(join(s.runs, writer, "upper", "data", "b"))).toBe(true);
+    const firstPid = first.pid;
+    const scratchMounts = s.mounts.filter((m) => m.startsWith(join(s.runs, SCRATCH, `${firstPid}.`)));
+    expect(scratchMounts.length).toBeGreaterThanOrEqual(running.length);
+    expect(s.mounts.filter((m) => !scratchMounts.includes(m)).sort()).toEqual(
+      running.map((id) => join(s.runs, id, "rootfs")).sort(),
+    );
+    expect(await ls(s.runs)).toEqual([SCRATCH, ...running].sort());
+    expect(existsSync(join(writerUpper() as string, "data", "b"))).toBe(true);
     expect((await ls(s.staging)).length).toBeGreaterThan(0);
     expect((await ls(s.crunState)).filter((n) => n.startsWith("ctr-"))).toEqual(
       sandboxIds.map((id) => `ctr-${id}`),
@@ -258,8 +270,12 @@ describe("crash recovery: SIGKILL of the daemon mid-run, then restart on the sam
     expect(sandboxIds.length, "the crash step did not get far").toBeGreaterThan(0);
     second = await startDaemon({ dataDir, args: ["--runtime", "oci"], env: { CONTREE_LOG_LEVEL: "warn" } });
     const s = state();
-    expect(s.mounts).toEqual([]);
-    expect(await ls(s.runs)).toEqual([]);
+    // Only the new daemon's own scratch pool is mounted (warmed at start-up).
+    const secondPid = second.pid;
+    const own = join(s.runs, SCRATCH, `${secondPid}.`);
+    expect(s.mounts.filter((m) => !m.startsWith(own))).toEqual([]);
+    expect((await ls(s.runs)).filter((n) => n !== SCRATCH)).toEqual([]);
+    expect((await ls(join(s.runs, SCRATCH))).filter((n) => !n.startsWith(`${secondPid}.`))).toEqual([]);
     expect(await ls(s.staging)).toEqual([]);
     expect(await ls(s.markers)).toEqual([]);
     expect((await ls(s.crunState)).filter((n) => n.startsWith("ctr-"))).toEqual([]);
@@ -270,11 +286,15 @@ describe("crash recovery: SIGKILL of the daemon mid-run, then restart on the sam
       expect(netns).not.toContain(`ctr-${id}`);
     }
     // No runtime process of the dead daemon survives (the new daemon's own argv names the data dir).
-    const { stdout } = await run("ps", ["-eo", "pid=,args="]);
+    // (Nor its children: it may be making its scratch pool's first filesystem, mkfs on the data dir.)
+    const { stdout } = await run("ps", ["-eo", "pid=,ppid=,args="]);
     const strays = stdout
       .split("\n")
       .filter((l) => l.includes(dataDir) && !l.includes("ps -eo"))
-      .filter((l) => Number(l.trim().split(/\s+/)[0]) !== second?.pid);
+      .filter((l) => {
+        const [pid, ppid] = l.trim().split(/\s+/).map(Number);
+        return pid !== second?.pid && ppid !== second?.pid;
+      });
     expect(strays).toEqual([]);
   }, 120_000);
 

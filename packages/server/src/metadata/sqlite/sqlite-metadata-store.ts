@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
-import { Kysely, SqliteDialect } from "kysely";
+import { Kysely, SqliteDialect, sql } from "kysely";
 import { internal } from "../../core/errors.js";
 import type { MetadataStore, Repos } from "../metadata-store.js";
 import { SQLITE_MIGRATIONS } from "../migrations/sqlite/index.js";
@@ -54,8 +54,23 @@ export class SqliteMetadataStore implements MetadataStore {
     return new SqliteMetadataStore(db, raw);
   }
 
+  /**
+   * Like Kysely's transaction, but a failure keeps its own error: SQLite rolls a transaction back
+   * by itself on some errors (SQLITE_FULL, IOERR, NOMEM), and the ROLLBACK Kysely then sends
+   * fails with "cannot rollback - no transaction is active", which used to replace the cause.
+   */
   transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute((trx) => fn(reposFor(trx)));
+    return this.db.connection().execute(async (conn) => {
+      await sql`begin`.execute(conn);
+      try {
+        const result = await fn(reposFor(conn));
+        await sql`commit`.execute(conn);
+        return result;
+      } catch (err) {
+        if (this.raw.inTransaction) await sql`rollback`.execute(conn).catch(() => undefined);
+        throw err;
+      }
+    });
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,110 @@
+/**
+ * Free-space guard of the data filesystem. Below `minFreeBytes` new writes (uploads, spawns,
+ * imports, tag changes) are refused with 507 while reads and in-flight work go on. A reserve
+ * file of `reserveBytes` is held while there is room and given back when space runs short, so
+ * that operations already running can still record their results (a finished run's output and
+ * exit code are never lost to a full disk); it is taken again once space has come back.
+ */
+import { statfsSync } from "node:fs";
+import { rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { insufficientStorage, STORAGE_FULL_MESSAGE } from "../core/errors.js";
+import type { Logger } from "../observability/logger.js";
+import { runCommand } from "../sys/run-command.js";
+
+export interface DiskGuardOptions {
+  dataDir: string;
+  /** New writes are refused below this much free space. */
+  minFreeBytes: number;
+  /** Held back for in-flight work; 0 disables the reserve. */
+  reserveBytes: number;
+  logger: Logger;
+}
+
+/** statfs is a few microseconds, but a busy API needs it far less often than per request. */
+const FRESH_MS = 200;
+const RESERVE_FILE = "storage-reserve";
+
+export class DiskGuard {
+  private freeBytes = Number.POSITIVE_INFINITY;
+  private checkedAt = 0;
+  private reserveHeld = false;
+  private taking: Promise<void> | undefined;
+  private readonly timer: NodeJS.Timeout;
+  private readonly reservePath: string;
+
+  constructor(private readonly o: DiskGuardOptions) {
+    this.reservePath = join(o.dataDir, RESERVE_FILE);
+    this.timer = setInterval(() => this.refresh(true), 1000);
+    this.timer.unref();
+  }
+
+  /** Measures and takes the reserve if there is room (start-up). */
+  async start(): Promise<void> {
+    this.refresh(true);
+    await this.taking;
+  }
+
+  /** Free bytes on the data filesystem (not counting the reserve). */
+  free(): number {
+    this.refresh(false);
+    return this.freeBytes;
+  }
+
+  /** Throws 507 when new writes must be refused. */
+  assertWritable(): void {
+    if (this.free() < this.o.minFreeBytes) throw insufficientStorage(STORAGE_FULL_MESSAGE);
+  }
+
+  /** Gives the reserve back now (an operation ran out of space and has a result to record). */
+  async relieve(): Promise<void> {
+    await this.taking;
+    if (!this.reserveHeld) return;
+    this.reserveHeld = false;
+    await rm(this.reservePath, { force: true });
+    this.o.logger.warn(
+      { reserveBytes: this.o.reserveBytes },
+      "data filesystem full: released the storage reserve so running operations can record their results",
+    );
+    this.checkedAt = 0;
+  }
+
+  private refresh(force: boolean): void {
+    const now = Date.now();
+    if (!force && now - this.checkedAt < FRESH_MS) return;
+    this.checkedAt = now;
+    try {
+      const s = statfsSync(this.o.dataDir);
+      this.freeBytes = s.bavail * s.bsize;
+    } catch (err) {
+      this.o.logger.warn({ err }, "statfs of the data dir failed");
+      return;
+    }
+    if (this.o.reserveBytes <= 0 || this.taking !== undefined) return;
+    if (this.reserveHeld && this.freeBytes < this.o.minFreeBytes / 2) void this.relieve();
+    else if (!this.reserveHeld && this.freeBytes > this.o.minFreeBytes + 2 * this.o.reserveBytes)
+      this.taking = this.take().finally(() => {
+        this.taking = undefined;
+      });
+  }
+
+  private async take(): Promise<void> {
+    try {
+      // Allocated, not sparse, or it would give nothing back: preallocated where the filesystem
+      // can (no data written), else written.
+      const f = await runCommand("fallocate", ["-l", String(this.o.reserveBytes), this.reservePath]).catch(
+        () => undefined,
+      );
+      if (f?.code !== 0)
+        await writeFile(this.reservePath, Buffer.alloc(this.o.reserveBytes), { mode: 0o600 });
+      this.reserveHeld = true;
+    } catch (err) {
+      await rm(this.reservePath, { force: true });
+      this.o.logger.warn({ err }, "could not take the storage reserve");
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}
