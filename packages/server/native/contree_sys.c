@@ -77,7 +77,6 @@ static const char *errno_name(int e) {
     case EOVERFLOW: return "EOVERFLOW";
     case EOPNOTSUPP: return "EOPNOTSUPP";
     case EDQUOT: return "EDQUOT";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
     case ENOTTY: return "ENOTTY";
     case ENXIO: return "ENXIO";
     case EIO: return "EIO";
