@@ -29,6 +29,11 @@ export interface Config {
   defaultNetworking: boolean;
   /** Per-sandbox cgroup limits. */
   sandbox: { memoryBytes: number; pids: number; cpus: number | undefined };
+  /**
+   * Heavy requests (streams of stored run output, event replays, inspect downloads, archives and
+   * greps) in flight per token and per project; past them the answer is 429.
+   */
+  heavyRequests: { perToken: number; perProject: number };
   /** Token to create on first start instead of a random one. */
   bootstrapToken: string | undefined;
 }

@@ -22,6 +22,9 @@ export const DEFAULT_LIMITS: ProjectLimits = {
   images_import_max_timeout: 3600,
 };
 
+/** Heavy requests in flight: enough for a client following or downloading several runs at once. */
+export const DEFAULT_HEAVY = { perToken: 8, perProject: 16 };
+
 /** Every environment variable the server reads, with its meaning (printed by `config --help`). */
 export const ENV_VARS: Readonly<Record<string, string>> = {
   CONTREE_DATA_DIR: `data directory (default ${DEFAULT_DATA_DIR})`,
@@ -31,6 +34,8 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CONTREE_MAX_UPLOAD_BYTES: "largest accepted file upload in bytes (default 1073741824)",
   CONTREE_RUNTIME: "auto|gvisor|oci (default auto)",
   CONTREE_INSECURE_REGISTRIES: "comma-separated registry hosts reachable over plain http",
+  CONTREE_HEAVY_PER_TOKEN: `heavy requests (large outputs, event replays, inspect downloads/archives/greps) in flight per token (default ${DEFAULT_HEAVY.perToken})`,
+  CONTREE_HEAVY_PER_PROJECT: `the same, per project (default ${DEFAULT_HEAVY.perProject})`,
   CONTREE_BOOTSTRAP_TOKEN: "token created for the default project on first start",
   CONTREE_DEFAULT_NETWORKING: "0|1: outbound networking for runs that do not ask (default 0)",
   CONTREE_SANDBOX_MEMORY_BYTES: "memory limit of each sandbox (default 2147483648)",
@@ -137,6 +142,11 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     cpus,
   };
 
+  const heavyRequests = {
+    perToken: int("CONTREE_HEAVY_PER_TOKEN", DEFAULT_HEAVY.perToken, 1),
+    perProject: int("CONTREE_HEAVY_PER_PROJECT", DEFAULT_HEAVY.perProject, 1),
+  };
+
   const bootstrapToken = nonEmpty(env["CONTREE_BOOTSTRAP_TOKEN"]);
   if (bootstrapToken !== undefined && !/^[\x21-\x7e]{8,512}$/.test(bootstrapToken)) {
     problems.push("CONTREE_BOOTSTRAP_TOKEN must be 8..512 printable ASCII characters without spaces");
@@ -158,6 +168,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     defaultLimits,
     defaultNetworking,
     sandbox,
+    heavyRequests,
     bootstrapToken,
   };
 }

@@ -16,6 +16,7 @@ import type { ImageRecord } from "../metadata/repos/image-repo.js";
 import type { OperationRecord } from "../metadata/repos/operation-repo.js";
 import type { Logger } from "../observability/logger.js";
 import type { HandlerContext, HandlerOutcome, OperationHandler } from "../operations/operation-handler.js";
+import type { OutputStore } from "../outputs/output-store.js";
 import { diffStats, mountRootfs, mountScratch, unmount } from "../runtime/rootfs.js";
 import type { ExitStatus, ResourceStats, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
 import type { LiveInstances } from "./live-instances.js";
@@ -40,6 +41,8 @@ export interface InstanceHandlerOptions {
   store: MetadataStore;
   layers: LayerStore;
   content: ContentStore;
+  /** Where stdout/stderr past the inline size are kept (the database holds references). */
+  outputs: OutputStore;
   driver: RuntimeDriver;
   /** Scratch space for runs, on the same filesystem as the layer store (commit is a rename). */
   runsDir: string;
@@ -162,12 +165,18 @@ export class InstanceHandler implements OperationHandler {
         env: redactEnv(env),
       });
       const sbx = sandbox;
-      const stdout = new OutputCapture(sbx.stdout, meta.truncate_output_at, (c) =>
-        ctx.emit(1, "stdout", { ...toStreamRepr(c) }),
-      );
-      const stderr = new OutputCapture(sbx.stderr, meta.truncate_output_at, (c) =>
-        ctx.emit(1, "stderr", { ...toStreamRepr(c) }),
-      );
+      const capture = (stream: "stdout" | "stderr") => {
+        const name = `1.${stream}`;
+        return new OutputCapture(
+          stream === "stdout" ? sbx.stdout : sbx.stderr,
+          meta.truncate_output_at,
+          { name, create: () => this.o.outputs.create(op.id, name) },
+          (data) => ctx.emit(1, stream, data),
+          (err) => this.o.logger.warn({ err, opId: op.id, stream }, "could not store output"),
+        );
+      };
+      const stdout = capture("stdout");
+      const stderr = capture("stderr");
       if (sbx.stdin) {
         const input = decodeStreamInput(meta.stdin.value, meta.stdin.encoding, "stdin");
         sbx.stdin.on("error", () => undefined);

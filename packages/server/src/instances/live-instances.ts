@@ -2,6 +2,8 @@ import { constants as osConstants } from "node:os";
 import type { Writable } from "node:stream";
 import { conflict, failedPrecondition, invalidArgument, notFound } from "../core/errors.js";
 import { decodeStreamInput, type StreamRepr, toStreamRepr } from "../core/stream-repr.js";
+import type { OutputRef } from "../outputs/output-ref.js";
+import type { OutputStore } from "../outputs/output-store.js";
 import type { ProcessHandle, ProcessSpec, Sandbox } from "../runtime/runtime-driver.js";
 import { OutputCapture } from "./output-capture.js";
 import { eventResources, redactEnv, resultResources } from "./resources.js";
@@ -31,7 +33,13 @@ interface Proc {
   /** Settles once the process's exit has been recorded (its `exit` event appended). */
   settled?: Promise<void>;
   /** Set once the process has exited and its output is complete. */
-  final?: { exitCode: number; signal: number; stdout: StreamRepr; stderr: StreamRepr; ended: number };
+  final?: {
+    exitCode: number;
+    signal: number;
+    stdout: StreamRepr | OutputRef;
+    stderr: StreamRepr | OutputRef;
+    ended: number;
+  };
 }
 
 interface Live {
@@ -65,6 +73,9 @@ const MAX_ENDED = 64;
 export class LiveInstances {
   private readonly live = new Map<string, Live>();
   private readonly ended = new Map<string, Map<number, ReturnType<typeof fold>>>();
+
+  /** Subprocess output past the inline size goes to the operation's streams in `outputs`. */
+  constructor(private readonly outputs: OutputStore) {}
 
   register(
     opId: string,
@@ -142,12 +153,17 @@ export class LiveInstances {
       truncate_at: spec.truncate_output_at,
       env: redactEnv(env),
     });
-    proc.stdout = new OutputCapture(handle.stdout, spec.truncate_output_at, (c) =>
-      l.emit(spid, "stdout", { ...toStreamRepr(c) }),
-    );
-    proc.stderr = new OutputCapture(handle.stderr, spec.truncate_output_at, (c) =>
-      l.emit(spid, "stderr", { ...toStreamRepr(c) }),
-    );
+    const capture = (stream: "stdout" | "stderr") => {
+      const name = `${spid}.${stream}`;
+      return new OutputCapture(
+        stream === "stdout" ? handle.stdout : handle.stderr,
+        spec.truncate_output_at,
+        { name, create: () => this.outputs.create(opId, name) },
+        (data) => l.emit(spid, stream, data),
+      );
+    };
+    proc.stdout = capture("stdout");
+    proc.stderr = capture("stderr");
     handle.stdin?.on("error", () => undefined);
     await this.writeStdin(opId, spid, spec.stdin.value, spec.stdin.encoding, spec.stdin.close);
     proc.settled = (async () => {

@@ -13,6 +13,7 @@ import {
   InspectService,
 } from "../../inspect/inspect-service.js";
 import type { ApiApp } from "../api-app.js";
+import type { HeavyGate } from "../heavy-gate.js";
 import { ErrorSchema, FlagSchema } from "../pagination.js";
 import { principalOf } from "../request-context.js";
 import { ImageSchema, imageJson } from "../views/image-view.js";
@@ -20,6 +21,8 @@ import { ImageSchema, imageJson } from "../views/image-view.js";
 export interface InspectRouteDeps {
   images: ImageService;
   layers: LayerStore;
+  /** Downloads, archives and greps are heavy: in flight per token/project is capped. */
+  gate: HeavyGate;
   options?: InspectOptions;
 }
 
@@ -163,6 +166,7 @@ export function inspectRoutes(d: InspectRouteDeps) {
     ) => {
       const fs = await imageFs(req, req.params.image_uuid);
       const path = req.query.path ?? "";
+      d.gate.hold(principalOf(req), reply);
       if (req.method === "HEAD") {
         const { size } = await inspect.statFile(fs, path);
         return reply.type("application/octet-stream").header("content-length", String(size)).send();
@@ -185,6 +189,7 @@ export function inspectRoutes(d: InspectRouteDeps) {
     ) => {
       const fs = await imageFs(req, req.params.image_uuid);
       const path = req.query.path ?? "/";
+      d.gate.hold(principalOf(req), reply);
       void reply.type("application/x-tar");
       if (req.method === "HEAD") {
         await inspect.checkPath(fs, path);
@@ -230,8 +235,9 @@ export function inspectRoutes(d: InspectRouteDeps) {
           },
         },
       },
-      async (req) => {
+      async (req, reply) => {
         const fs = await imageFs(req, req.params.image_uuid);
+        d.gate.hold(principalOf(req), reply);
         const q = req.query;
         const patterns = many(q.pattern);
         if (patterns.length === 0) throw invalidArgument("pattern is required");
