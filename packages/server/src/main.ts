@@ -167,7 +167,7 @@ export async function createServer(
       operationsRoutes({ store, queue, outputs, gate }),
       instancesRoutes({
         config,
-        instances: new InstanceService(config, store, images, queue, config.defaultNetworking),
+        instances: new InstanceService(config, store, images, queue, config.defaultNetworking, outputs),
       }),
       eventsRoutes({ store, events, outputs, gate }),
       subprocessRoutes({ store, live, outputs, gate }),

@@ -16,7 +16,9 @@ import type { ImageRecord } from "../metadata/repos/image-repo.js";
 import type { OperationRecord } from "../metadata/repos/operation-repo.js";
 import type { Logger } from "../observability/logger.js";
 import type { HandlerContext, HandlerOutcome, OperationHandler } from "../operations/operation-handler.js";
+import { isOutputRef } from "../outputs/output-ref.js";
 import type { OutputStore } from "../outputs/output-store.js";
+import { readRange } from "../outputs/repr-chunks.js";
 import { diffStats, mountRootfs, mountScratch, unmount } from "../runtime/rootfs.js";
 import type { ExitStatus, ResourceStats, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
 import type { LiveInstances } from "./live-instances.js";
@@ -24,6 +26,7 @@ import { OutputCapture } from "./output-capture.js";
 import { eventResources, redactEnv, resultResources } from "./resources.js";
 import { ensureDir, writeFileInto } from "./rootfs-writer.js";
 import type { InstanceMetadata } from "./spawn-request.js";
+import { chunkRefs } from "./stdin-log.js";
 
 const run = promisify(execFile);
 
@@ -178,11 +181,18 @@ export class InstanceHandler implements OperationHandler {
       const stdout = capture("stdout");
       const stderr = capture("stderr");
       if (sbx.stdin) {
-        const input = decodeStreamInput(meta.stdin.value, meta.stdin.encoding, "stdin");
+        // A large stdin was stored apart at spawn time (`1.input`); its echo refers to it.
+        const stored = isOutputRef(meta.stdin) ? meta.stdin : null;
+        const input = stored
+          ? await readRange(this.o.outputs, op.id, stored)
+          : decodeStreamInput(meta.stdin.value, meta.stdin.encoding, "stdin");
         sbx.stdin.on("error", () => undefined);
         if (input.length > 0) {
           sbx.stdin.write(input);
-          await ctx.emit(1, "stdin", { ...toStreamRepr(input) });
+          if (stored)
+            for (const ref of chunkRefs(stored.$out.stream, 0, input.length))
+              await ctx.emit(1, "stdin", { ...ref });
+          else await ctx.emit(1, "stdin", { ...toStreamRepr(input) });
         }
         // `close: false` keeps it open for POST .../subprocesses/1/stdin.
         if (meta.stdin.close) sbx.stdin.end();

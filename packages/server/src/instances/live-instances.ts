@@ -8,6 +8,7 @@ import type { ProcessHandle, ProcessSpec, Sandbox } from "../runtime/runtime-dri
 import { OutputCapture } from "./output-capture.js";
 import { eventResources, redactEnv, resultResources } from "./resources.js";
 import { DEFAULT_TRUNCATE, MAX_TRUNCATE } from "./spawn-request.js";
+import { StdinLog } from "./stdin-log.js";
 
 type Emit = (spid: number, type: string, data: Record<string, unknown>) => Promise<void>;
 
@@ -27,6 +28,8 @@ interface Proc {
   spid: number;
   handle: ProcessHandle | null;
   stdin: Writable | null;
+  /** Echo events of what was written to stdin (large writes stored apart). */
+  stdinLog: StdinLog;
   started: number;
   stdout: OutputCapture | null;
   stderr: OutputCapture | null;
@@ -89,6 +92,7 @@ export class LiveInstances {
       spid: 1,
       handle: null,
       stdin: mainStdin,
+      stdinLog: this.stdinLog(opId, 1),
       started: Date.now(),
       stdout: null,
       stderr: null,
@@ -109,11 +113,17 @@ export class LiveInstances {
     // Their exit events must precede the operation's completion (followers close right after it).
     const pending = [...l.procs.values()].flatMap((p) => (p.settled ? [p.settled] : []));
     await Promise.race([Promise.all(pending), new Promise((r) => setTimeout(r, 5000).unref())]);
+    for (const p of l.procs.values()) await p.stdinLog.close().catch(() => undefined);
     // Folded results of subprocesses stay readable after the instance ends (bounded, oldest dropped).
     const results = new Map<number, ReturnType<typeof fold>>();
     for (const p of l.procs.values()) if (p.spid >= 2) results.set(p.spid, fold(p));
     this.ended.set(opId, results);
     if (this.ended.size > MAX_ENDED) this.ended.delete(this.ended.keys().next().value as string);
+  }
+
+  private stdinLog(opId: string, spid: number): StdinLog {
+    const name = `${spid}.stdin`;
+    return new StdinLog(name, () => this.outputs.create(opId, name));
   }
 
   has(opId: string): boolean {
@@ -139,7 +149,15 @@ export class LiveInstances {
       gid: spec.gid,
     };
     const handle = await l.sandbox.exec(p, { stdin: "pipe" });
-    const proc: Proc = { spid, handle, stdin: handle.stdin, started: Date.now(), stdout: null, stderr: null };
+    const proc: Proc = {
+      spid,
+      handle,
+      stdin: handle.stdin,
+      stdinLog: this.stdinLog(opId, spid),
+      started: Date.now(),
+      stdout: null,
+      stderr: null,
+    };
     l.procs.set(spid, proc);
     await l.emit(spid, "spawn", {
       pid: handle.pid,
@@ -248,7 +266,7 @@ export class LiveInstances {
           err ? reject(conflict(`stdin of process ${spid} is closed`)) : resolve(),
         ),
       );
-      await l.emit(spid, "stdin", { ...toStreamRepr(bytes) });
+      for (const data of await p.stdinLog.record(bytes)) await l.emit(spid, "stdin", data);
     }
     if (close) p.stdin.end();
   }

@@ -8,10 +8,15 @@ export interface OutputRef {
   /** Set on results (decided over the whole stream while capturing); events pick per chunk. */
   encoding?: "ascii" | "base64";
   truncated?: boolean;
+  /** Set on a spawn's stored `stdin` (ClosableStreamRepr). */
+  close?: boolean;
 }
 
-/** `<spid>.stdout` / `<spid>.stderr`: the only stream names a store accepts. */
-export const STREAM_NAME = /^[1-9]\d{0,8}\.(stdout|stderr)$/;
+/**
+ * The only stream names a store accepts: `<spid>.stdout|stderr` (captured output), `<spid>.stdin`
+ * (input written to a running process), `1.input` (a spawn request's stdin).
+ */
+export const STREAM_NAME = /^[1-9]\d{0,8}\.(stdout|stderr|stdin|input)$/;
 
 export function isOutputRef(v: unknown): v is OutputRef {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return false;

@@ -1,3 +1,4 @@
+import { StringDecoder } from "node:string_decoder";
 import { invalidArgument } from "../core/errors.js";
 import { type StreamRepr, toStreamRepr } from "../core/stream-repr.js";
 import type { OutputRef } from "./output-ref.js";
@@ -21,9 +22,11 @@ export async function* reprJson(
   const encoding = ref.encoding ?? "base64";
   yield '{"value":"';
   let carry = Buffer.alloc(0);
+  // "ascii" output is printable ASCII; a spawn's "ascii" stdin is any UTF-8 text (split safely).
+  const text = new StringDecoder("utf8");
   for await (const chunk of store.read(operationId, ref.$out, chunkBytes)) {
     if (encoding === "ascii") {
-      yield JSON.stringify(chunk.toString("latin1")).slice(1, -1);
+      yield JSON.stringify(text.write(chunk)).slice(1, -1);
       continue;
     }
     // Reads may come back short: only whole 3-byte groups are encoded before the end.
@@ -32,9 +35,19 @@ export async function* reprJson(
     carry = Buffer.from(bytes.subarray(whole));
     if (whole > 0) yield bytes.subarray(0, whole).toString("base64");
   }
+  if (encoding === "ascii") yield JSON.stringify(text.end()).slice(1, -1);
   if (carry.length > 0) yield carry.toString("base64");
   yield `","encoding":"${encoding}"`;
-  yield ref.truncated === undefined ? "}" : `,"truncated":${ref.truncated ? "true" : "false"}}`;
+  if (ref.truncated !== undefined) yield `,"truncated":${ref.truncated ? "true" : "false"}`;
+  if (ref.close !== undefined) yield `,"close":${ref.close ? "true" : "false"}`;
+  yield "}";
+}
+
+/** All bytes a reference names (callers bound `length`: a spawn's stdin, at most the body limit). */
+export async function readRange(store: OutputStore, operationId: string, ref: OutputRef): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of store.read(operationId, ref.$out, REPR_CHUNK_BYTES * 16)) parts.push(c);
+  return Buffer.concat(parts);
 }
 
 /** An event's chunk as the StreamRepr it was captured as (one capture chunk, so small). */

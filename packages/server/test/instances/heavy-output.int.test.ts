@@ -62,7 +62,7 @@ function hold(url: string, path: string, token: string, headers: Record<string, 
 }
 
 const decode = (r: { value: string; encoding: string }) =>
-  Buffer.from(r.value, r.encoding === "base64" ? "base64" : "latin1");
+  Buffer.from(r.value, r.encoding === "base64" ? "base64" : "utf8");
 
 /** Size of the database file with everything checkpointed into it (the WAL is a fixed-size log). */
 async function dbBytes(t: TestServer): Promise<number> {
@@ -162,6 +162,61 @@ describe.each(["oci", "gvisor"] as const)("heavy output reads (%s)", (runtime) =
     );
     // The output is 32 MiB; the database keeps references and small rows only.
     expect(growth).toBeLessThan(1024 * 1024);
+  });
+
+  it("a large stdin (spawn body) is kept out of the database and echoed back exactly", {
+    timeout: 300_000,
+  }, async () => {
+    const binary = randomBytes(300 * 1024);
+    const text = "héllo wörld ✓ ".repeat(40_000);
+    for (const stdin of [
+      { value: binary.toString("base64"), encoding: "base64", bytes: binary },
+      { value: text, encoding: "ascii", bytes: Buffer.from(text, "utf8") },
+    ]) {
+      const before = await dbBytes(t);
+      const r = await api(tenantA, "/v1/instances", {
+        method: "POST",
+        json: {
+          image: "tag:busybox:latest",
+          command: "cat",
+          disposable: true,
+          stdin: { value: stdin.value, encoding: stdin.encoding },
+        },
+      });
+      const { uuid } = (await r.json()) as { uuid: string };
+      expect(r.status).toBe(202);
+      let doc: {
+        status: string;
+        metadata: {
+          stdin: { value: string; encoding: string; close: boolean };
+          result: { stdout: { value: string; encoding: string } };
+        };
+      };
+      for (;;) {
+        doc = (await (await api(tenantA, `/v1/operations/${uuid}`)).json()) as typeof doc;
+        if (TERMINAL.includes(doc.status)) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      expect(doc.status).toBe("SUCCESS");
+      expect(doc.metadata.stdin).toEqual({ value: stdin.value, encoding: stdin.encoding, close: true });
+      expect(decode(doc.metadata.result.stdout).equals(stdin.bytes)).toBe(true);
+      const ev = await hold(t.url, `/v1/operations/${uuid}/events`, tenantA);
+      const frames = (await ev.body())
+        .toString()
+        .split("\n\n")
+        .filter((f) => f.startsWith("id: "))
+        .map(
+          (f) =>
+            JSON.parse(f.slice(f.indexOf("data: ") + 6)) as {
+              type: string;
+              data: { value: string; encoding: string };
+            },
+        );
+      const echoed = Buffer.concat(frames.filter((e) => e.type === "stdin").map((e) => decode(e.data)));
+      expect(echoed.equals(stdin.bytes)).toBe(true);
+      // Input, echo and output are ~3 × its size; the database keeps references (and 64 KiB inline output).
+      expect((await dbBytes(t)) - before).toBeLessThan(stdin.bytes.length / 2);
+    }
   });
 
   it("concurrent operation reads: exact bytes for those let in, 429 past the limits, other tenants unaffected", {
