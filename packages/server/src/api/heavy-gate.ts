@@ -7,6 +7,8 @@ export interface HeavyLimits {
   perToken: number;
   /** Heavy requests one project may have in flight (all its tokens together). */
   perProject: number;
+  /** Heavy requests the whole server takes at once (all projects together). */
+  total: number;
 }
 
 /**
@@ -18,6 +20,7 @@ export interface HeavyLimits {
 export class HeavyGate {
   private readonly byToken = new Map<string, number>();
   private readonly byProject = new Map<string, number>();
+  private total = 0;
 
   constructor(private readonly limits: HeavyLimits) {}
 
@@ -35,12 +38,18 @@ export class HeavyGate {
         `too many heavy requests in flight for this project (limit ${this.limits.perProject}); retry later`,
         { retryAfter: 1 },
       );
+    if (this.total >= this.limits.total)
+      throw resourceExhausted("the server has too many heavy requests in flight; retry later", {
+        retryAfter: 1,
+      });
     this.byToken.set(p.token.id, t + 1);
     this.byProject.set(p.project.id, pr + 1);
+    this.total++;
     let released = false;
     return () => {
       if (released) return;
       released = true;
+      this.total--;
       dec(this.byToken, p.token.id);
       dec(this.byProject, p.project.id);
     };

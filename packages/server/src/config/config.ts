@@ -33,7 +33,7 @@ export interface Config {
    * Heavy requests (streams of stored run output, event replays, inspect downloads, archives and
    * greps) in flight per token and per project; past them the answer is 429.
    */
-  heavyRequests: { perToken: number; perProject: number };
+  heavyRequests: { perToken: number; perProject: number; total: number };
   /** Token to create on first start instead of a random one. */
   bootstrapToken: string | undefined;
 }

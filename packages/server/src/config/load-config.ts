@@ -23,7 +23,7 @@ export const DEFAULT_LIMITS: ProjectLimits = {
 };
 
 /** Heavy requests in flight: enough for a client following or downloading several runs at once. */
-export const DEFAULT_HEAVY = { perToken: 8, perProject: 16 };
+export const DEFAULT_HEAVY = { perToken: 8, perProject: 16, total: 64 };
 
 /** Every environment variable the server reads, with its meaning (printed by `config --help`). */
 export const ENV_VARS: Readonly<Record<string, string>> = {
@@ -36,6 +36,7 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CONTREE_INSECURE_REGISTRIES: "comma-separated registry hosts reachable over plain http",
   CONTREE_HEAVY_PER_TOKEN: `heavy requests (large outputs, event replays, inspect downloads/archives/greps) in flight per token (default ${DEFAULT_HEAVY.perToken})`,
   CONTREE_HEAVY_PER_PROJECT: `the same, per project (default ${DEFAULT_HEAVY.perProject})`,
+  CONTREE_HEAVY_TOTAL: `the same, for the whole server (default ${DEFAULT_HEAVY.total})`,
   CONTREE_BOOTSTRAP_TOKEN: "token created for the default project on first start",
   CONTREE_DEFAULT_NETWORKING: "0|1: outbound networking for runs that do not ask (default 0)",
   CONTREE_SANDBOX_MEMORY_BYTES: "memory limit of each sandbox (default 2147483648)",
@@ -145,6 +146,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   const heavyRequests = {
     perToken: int("CONTREE_HEAVY_PER_TOKEN", DEFAULT_HEAVY.perToken, 1),
     perProject: int("CONTREE_HEAVY_PER_PROJECT", DEFAULT_HEAVY.perProject, 1),
+    total: int("CONTREE_HEAVY_TOTAL", DEFAULT_HEAVY.total, 1),
   };
 
   const bootstrapToken = nonEmpty(env["CONTREE_BOOTSTRAP_TOKEN"]);

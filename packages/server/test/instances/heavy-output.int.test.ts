@@ -89,7 +89,10 @@ describe.each(["oci", "gvisor"] as const)("heavy output reads (%s)", (runtime) =
     });
 
   beforeAll(async () => {
-    t = await startTestServer({ runtime, heavyRequests: { perToken: PER_TOKEN, perProject: PER_PROJECT } });
+    t = await startTestServer({
+      runtime,
+      heavyRequests: { perToken: PER_TOKEN, perProject: PER_PROJECT, total: 64 },
+    });
     const store = t.server.store;
     const a = await store.projects.create("stall-tenant-a");
     const b = await store.projects.create("stall-tenant-b");
