@@ -1,13 +1,11 @@
-import { pipeline, Readable } from "node:stream";
-import { createGzip } from "node:zlib";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { jsonStream } from "../outputs/json-stream.js";
 import { containsOutputRef } from "../outputs/output-ref.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import { reprJson } from "../outputs/repr-chunks.js";
-import { acceptsGzip } from "./compression.js";
 import type { HeavyGate } from "./heavy-gate.js";
 import { principalOf } from "./request-context.js";
+import { sendStream } from "./stream-reply.js";
 
 export interface OutputResponseDeps {
   outputs: OutputStore;
@@ -29,19 +27,10 @@ export function sendWithOutputs<T>(
 ): T | FastifyReply {
   if (!containsOutputRef(doc)) return doc;
   d.gate.hold(principalOf(req), reply);
-  const text = Readable.from(
+  return sendStream(
+    req,
+    reply,
+    "application/json; charset=utf-8",
     jsonStream(doc, (ref) => reprJson(d.outputs, operationId, ref)),
-    { objectMode: false, highWaterMark: 64 * 1024 },
   );
-  void reply.type("application/json; charset=utf-8");
-  if (req.method !== "HEAD" && acceptsGzip(String(req.headers["accept-encoding"] ?? ""))) {
-    void reply.header("content-encoding", "gzip").header("vary", "accept-encoding");
-    const gz = createGzip();
-    pipeline(text, gz, (err) => {
-      if (err) req.log.warn({ err }, "streamed response ended early");
-    });
-    return reply.send(gz);
-  }
-  text.once("error", (err) => req.log.warn({ err }, "streamed response ended early"));
-  return reply.send(text);
 }

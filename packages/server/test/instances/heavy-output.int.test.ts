@@ -222,6 +222,48 @@ describe.each(["oci", "gvisor"] as const)("heavy output reads (%s)", (runtime) =
     }
   });
 
+  it("a directory of many entries is listed in pieces (JSON and text) with every entry", {
+    timeout: 300_000,
+  }, async () => {
+    const r = await api(tenantA, "/v1/instances", {
+      method: "POST",
+      json: {
+        image: "tag:busybox:latest",
+        command: "mkdir /many && cd /many && seq 1 5000 | xargs touch",
+        shell: true,
+      },
+    });
+    const { uuid } = (await r.json()) as { uuid: string };
+    let doc: { status: string; result_image_uuid: string | null };
+    for (;;) {
+      doc = (await (await api(tenantA, `/v1/operations/${uuid}`)).json()) as typeof doc;
+      if (TERMINAL.includes(doc.status)) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(doc.status).toBe("SUCCESS");
+    const list = await api(tenantA, `/v1/inspect/${doc.result_image_uuid}/list?path=/many`);
+    expect(list.status).toBe(200);
+    expect(list.headers.get("content-type")).toMatch(/^application\/json/);
+    const listing = (await list.json()) as {
+      path: string;
+      files: Array<{ path: string; is_regular: boolean }>;
+    };
+    expect(listing.path).toBe("/many");
+    expect(new Set(listing.files.map((f) => f.path))).toEqual(
+      new Set(Array.from({ length: 5000 }, (_, i) => String(i + 1))),
+    );
+    expect(listing.files.every((f) => f.is_regular)).toBe(true);
+    const text = await (
+      await api(tenantA, `/v1/inspect/${doc.result_image_uuid}/list?path=/many&text=1`)
+    ).text();
+    const rows = text.split("\n").filter((l) => l !== "");
+    expect(rows[0]).toMatch(/^total /);
+    expect(rows.length).toBe(5001);
+    // Aligned columns: every row's text before the name has the same length.
+    const prefix = (l: string) => l.length - (l.split(" ").at(-1)?.length ?? 0);
+    expect(new Set(rows.slice(1).map(prefix)).size).toBe(1);
+  });
+
   it("concurrent operation reads: exact bytes for those let in, 429 past the limits, other tenants unaffected", {
     timeout: 600_000,
   }, async () => {

@@ -16,6 +16,7 @@ import type { ApiApp } from "../api-app.js";
 import type { HeavyGate } from "../heavy-gate.js";
 import { ErrorSchema, FlagSchema } from "../pagination.js";
 import { principalOf } from "../request-context.js";
+import { listingJson, sendStream } from "../stream-reply.js";
 import { ImageSchema, imageJson } from "../views/image-view.js";
 
 export interface InspectRouteDeps {
@@ -64,6 +65,8 @@ const GrepMatchSchema = Type.Object({
 });
 
 const CASES: readonly CaseMode[] = ["sensitive", "insensitive", "smart"];
+/** Listings with more entries are heavy: gated, and streamed a few hundred rows at a time. */
+const STREAM_LISTING_FROM = 2000;
 
 function many(v: string | string[] | undefined): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
@@ -152,11 +155,17 @@ export function inspectRoutes(d: InspectRouteDeps) {
       async (req, reply) => {
         const fs = await imageFs(req, req.params.image_uuid);
         const listing = await inspect.list(fs, req.query.path);
+        const big = listing.files.length >= STREAM_LISTING_FROM;
+        if (big) d.gate.hold(principalOf(req), reply);
         if (req.query.text !== undefined && parseFlag(req.query.text)) {
+          if (big)
+            return sendStream(req, reply, "text/plain; charset=utf-8", inspect.listTextChunks(listing, 500));
           const text: unknown = inspect.listText(listing);
           return reply.type("text/plain; charset=utf-8").send(text as DirectoryListing);
         }
-        return listing;
+        return big
+          ? sendStream(req, reply, "application/json; charset=utf-8", listingJson(listing))
+          : listing;
       },
     );
 
