@@ -66,6 +66,8 @@ export interface Server {
   runtime: { name: string; kind: string; isolation: string };
   store: MetadataStore;
   logger: Logger;
+  /** Heavy requests in flight per token/project (read by tests and metrics). */
+  heavy: HeavyGate;
   /** Set on the very first start when a token was created. */
   bootstrapToken?: { secret: string; generated: boolean };
   close(): Promise<void>;
@@ -181,6 +183,7 @@ export async function createServer(
     runtime: { name: driver.name, kind: driver.kind, isolation: driver.isolation },
     store,
     logger,
+    heavy: gate,
     ...(boot.createdToken ? { bootstrapToken: boot.createdToken } : {}),
     async close() {
       if (closed) return;

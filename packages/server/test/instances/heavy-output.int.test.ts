@@ -13,6 +13,7 @@ import { type IncomingHttpHeaders, type IncomingMessage, request } from "node:ht
 import { join } from "node:path";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Principal } from "../../src/auth/principal.js";
 import { issueToken } from "../../src/auth/tokens.js";
 import { MAX_TRUNCATE } from "../../src/instances/spawn-request.js";
 import { FIXTURE_IMAGES, fixtures } from "../harness/fixtures.js";
@@ -74,6 +75,8 @@ describe.each(["oci", "gvisor"] as const)("heavy output reads (%s)", (runtime) =
   let t: TestServer;
   let reg: RegistryHandle;
   let tenantA: string;
+  let tokenIdA = "";
+  let projectA = "";
   let tenantA2: string;
   let tenantB: string;
   let opId = "";
@@ -96,7 +99,10 @@ describe.each(["oci", "gvisor"] as const)("heavy output reads (%s)", (runtime) =
     const store = t.server.store;
     const a = await store.projects.create("stall-tenant-a");
     const b = await store.projects.create("stall-tenant-b");
-    tenantA = (await issueToken(store, { projectId: a.id })).secret;
+    const issued = await issueToken(store, { projectId: a.id });
+    tenantA = issued.secret;
+    tokenIdA = issued.record.id;
+    projectA = a.id;
     tenantA2 = (await issueToken(store, { projectId: a.id })).secret;
     tenantB = (await issueToken(store, { projectId: b.id })).secret;
     reg = await startRegistry({ seedFrom: (await fixtures()).registryData });
@@ -222,6 +228,56 @@ describe.each(["oci", "gvisor"] as const)("heavy output reads (%s)", (runtime) =
     }
   });
 
+  it("a large stdin write to a running process is stored apart and echoed exactly", {
+    timeout: 300_000,
+  }, async () => {
+    const bytes = randomBytes(300 * 1024);
+    const r = await api(tenantA, "/v1/instances", {
+      method: "POST",
+      json: {
+        image: "tag:busybox:latest",
+        command: "cat",
+        disposable: true,
+        stdin: { value: "", encoding: "ascii", close: false },
+      },
+    });
+    const { uuid } = (await r.json()) as { uuid: string };
+    for (;;) {
+      const w = await api(tenantA, `/v1/operations/${uuid}/subprocesses/1/stdin`, {
+        method: "POST",
+        json: { value: bytes.toString("base64"), encoding: "base64", close: true },
+      });
+      await w.arrayBuffer();
+      if (w.status === 202) break;
+      // 425 until the main process has started (the API says: retry after Retry-After)
+      expect(w.status).toBe(425);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    let doc: { status: string; metadata: { result: { stdout: { value: string; encoding: string } } } };
+    for (;;) {
+      doc = (await (await api(tenantA, `/v1/operations/${uuid}`)).json()) as typeof doc;
+      if (TERMINAL.includes(doc.status)) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(doc.status).toBe("SUCCESS");
+    expect(decode(doc.metadata.result.stdout).equals(bytes)).toBe(true);
+    const ev = await hold(t.url, `/v1/operations/${uuid}/events`, tenantA);
+    const frames = (await ev.body())
+      .toString()
+      .split("\n\n")
+      .filter((f) => f.startsWith("id: "))
+      .map(
+        (f) =>
+          JSON.parse(f.slice(f.indexOf("data: ") + 6)) as {
+            type: string;
+            data: { value: string; encoding: string };
+          },
+      );
+    const echoed = frames.filter((e) => e.type === "stdin");
+    expect(echoed.length).toBeGreaterThan(1);
+    expect(Buffer.concat(echoed.map((e) => decode(e.data))).equals(bytes)).toBe(true);
+  });
+
   it("a directory of many entries is listed in pieces (JSON and text) with every entry", {
     timeout: 300_000,
   }, async () => {
@@ -327,8 +383,9 @@ describe.each(["oci", "gvisor"] as const)("heavy output reads (%s)", (runtime) =
     timeout: 600_000,
   }, async () => {
     expect(opId).not.toBe("");
-    // The previous test's last reader is closed; its slot is released when its socket closes.
-    await new Promise((res) => setTimeout(res, 200));
+    // The previous test's last reader was closed: its slot goes once the server sees the socket close.
+    const a = { token: { id: tokenIdA }, project: { id: projectA } } as Principal;
+    while (t.server.heavy.inFlight(a).project > 0) await new Promise((res) => setTimeout(res, 10));
     const path = `/v1/operations/${opId}/events`;
     const reads = await Promise.all(
       Array.from({ length: READERS }, () => hold(t.url, path, tenantA, { accept: "text/event-stream" })),
