@@ -10,6 +10,12 @@ export interface OutputFile {
   seal(): Promise<void>;
 }
 
+/** Reads ranges of one operation's streams, keeping each stream open until `close`. */
+export interface OutputReader {
+  read(ref: OutputRef["$out"], chunkBytes: number): AsyncIterable<Buffer>;
+  close(): Promise<void>;
+}
+
 /**
  * Captured stdout/stderr of operations, kept outside the metadata database: the database holds
  * small references ({@link OutputRef}) to byte ranges of a per-operation, per-stream file. Streams
@@ -24,6 +30,8 @@ export interface OutputStore {
    * (damaged by a crash) yields what it has.
    */
   read(operationId: string, ref: OutputRef["$out"], chunkBytes: number): AsyncIterable<Buffer>;
+  /** For many reads of one operation (an event replay): streams are opened once, not per read. */
+  reader(operationId: string): OutputReader;
   /** Whether any output of the operation is stored out of line. */
   has(operationId: string): Promise<boolean>;
   /** Removes every stream of an operation. */

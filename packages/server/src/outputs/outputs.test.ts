@@ -92,10 +92,15 @@ describe("streamed documents with stored output", () => {
     const op = newId();
     const bytes = Buffer.concat([Buffer.from("abc\n"), randomBytes(100)]);
     const ref = await stored(op, "2.stderr", bytes);
-    expect(await chunkRepr(store, op, { $out: { ...ref.$out, offset: 0, length: 4 } })).toEqual(
+    const reader = store.reader(op);
+    expect(await chunkRepr(reader, { $out: { ...ref.$out, offset: 0, length: 4 } })).toEqual(
       toStreamRepr(Buffer.from("abc\n")),
     );
-    expect(await chunkRepr(store, op, ref)).toEqual(toStreamRepr(bytes));
+    expect(await chunkRepr(reader, ref)).toEqual(toStreamRepr(bytes));
+    expect(await chunkRepr(reader, { $out: { stream: "3.stdout", offset: 0, length: 4 } })).toEqual(
+      toStreamRepr(Buffer.alloc(0)),
+    );
+    await reader.close();
   });
 });
 
@@ -184,13 +189,14 @@ describe("OutputCapture", () => {
     let inline = 0;
     let next = -1;
     const rebuilt: Buffer[] = [];
+    const reader = store.reader(op);
     for (const e of events) {
       if (isOutputRef(e)) {
         if (next < 0) next = inline;
         expect(e.$out.offset).toBe(next);
         expect(e.$out.length).toBeLessThanOrEqual(64 * 1024);
         next += e.$out.length;
-        const c = await chunkRepr(store, op, e);
+        const c = await chunkRepr(reader, e);
         rebuilt.push(Buffer.from(c.value, c.encoding === "base64" ? "base64" : "latin1"));
       } else {
         expect(next).toBe(-1);
@@ -200,6 +206,7 @@ describe("OutputCapture", () => {
         rebuilt.push(b);
       }
     }
+    await reader.close();
     expect(inline).toBeLessThanOrEqual(INLINE_OUTPUT_MAX);
     expect(Buffer.concat(rebuilt).equals(bytes.subarray(0, 300_000))).toBe(true);
   });

@@ -2,7 +2,7 @@ import { StringDecoder } from "node:string_decoder";
 import { invalidArgument } from "../core/errors.js";
 import { type StreamRepr, toStreamRepr } from "../core/stream-repr.js";
 import type { OutputRef } from "./output-ref.js";
-import type { OutputStore } from "./output-store.js";
+import type { OutputReader, OutputStore } from "./output-store.js";
 
 /** Bytes read and encoded per step: a multiple of 3, so base64 pieces concatenate cleanly. */
 export const REPR_CHUNK_BYTES = 48 * 1024;
@@ -51,13 +51,9 @@ export async function readRange(store: OutputStore, operationId: string, ref: Ou
 }
 
 /** An event's chunk as the StreamRepr it was captured as (one capture chunk, so small). */
-export async function chunkRepr(
-  store: OutputStore,
-  operationId: string,
-  ref: OutputRef,
-): Promise<StreamRepr> {
+export async function chunkRepr(reader: OutputReader, ref: OutputRef): Promise<StreamRepr> {
   if (ref.$out.length > MAX_EVENT_REF_BYTES) throw invalidArgument("output reference too large for an event");
   const parts: Buffer[] = [];
-  for await (const c of store.read(operationId, ref.$out, ref.$out.length)) parts.push(c);
+  for await (const c of reader.read(ref.$out, ref.$out.length)) parts.push(c);
   return toStreamRepr(Buffer.concat(parts));
 }

@@ -83,8 +83,9 @@ export function eventsRoutes(d: EventsRouteDeps) {
         // Replaying stored output is heavy (read, encode, send up to tens of MB): gated.
         if (await d.outputs.has(id)) d.gate.hold(p, reply);
         /** The event as sent: a chunk kept in the output store is read back, one chunk at a time. */
+        const reader = d.outputs.reader(id);
         const resolved = async (e: OperationEvent): Promise<OperationEvent> =>
-          isOutputRef(e.data) ? { ...e, data: { ...(await chunkRepr(d.outputs, id, e.data)) } } : e;
+          isOutputRef(e.data) ? { ...e, data: { ...(await chunkRepr(reader, e.data)) } } : e;
 
         reply.hijack();
         const res = reply.raw;
@@ -225,6 +226,7 @@ export function eventsRoutes(d: EventsRouteDeps) {
           req.log.warn({ err }, "event stream ended early");
           end();
         } finally {
+          await reader.close().catch(() => undefined);
           unsubscribe();
           if (keepalive) clearInterval(keepalive);
         }

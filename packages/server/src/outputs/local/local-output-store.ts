@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { internal } from "../../core/errors.js";
 import { isUuid } from "../../core/ids.js";
 import { STREAM_NAME } from "../output-ref.js";
-import type { OutputFile, OutputStore } from "../output-store.js";
+import type { OutputFile, OutputReader, OutputStore } from "../output-store.js";
 
 /** Streams as files `<root>/<operation id>/<spid>.<stdout|stderr>`. */
 export class LocalOutputStore implements OutputStore {
@@ -37,27 +37,48 @@ export class LocalOutputStore implements OutputStore {
     ref: { stream: string; offset: number; length: number },
     chunkBytes: number,
   ): AsyncIterable<Buffer> {
-    let fh: FileHandle;
+    const reader = this.reader(operationId);
     try {
-      fh = await open(this.path(operationId, ref.stream), "r");
-    } catch (err) {
-      if (isNoEnt(err)) return;
-      throw err;
-    }
-    try {
-      let pos = ref.offset;
-      const end = ref.offset + ref.length;
-      while (pos < end) {
-        const want = Math.min(chunkBytes, end - pos);
-        const buf = Buffer.allocUnsafe(want);
-        const { bytesRead } = await fh.read(buf, 0, want, pos);
-        if (bytesRead === 0) return;
-        pos += bytesRead;
-        yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
-      }
+      yield* reader.read(ref, chunkBytes);
     } finally {
-      await fh.close();
+      await reader.close();
     }
+  }
+
+  reader(operationId: string): OutputReader {
+    const handles = new Map<string, Promise<FileHandle | null>>();
+    const handle = (stream: string): Promise<FileHandle | null> => {
+      let h = handles.get(stream);
+      if (!h) {
+        h = open(this.path(operationId, stream), "r").catch((err: unknown) => {
+          if (isNoEnt(err)) return null;
+          throw err;
+        });
+        handles.set(stream, h);
+      }
+      return h;
+    };
+    return {
+      async *read(ref, chunkBytes) {
+        const fh = await handle(ref.stream);
+        if (fh === null) return;
+        let pos = ref.offset;
+        const end = ref.offset + ref.length;
+        while (pos < end) {
+          const want = Math.min(chunkBytes, end - pos);
+          const buf = Buffer.allocUnsafe(want);
+          const { bytesRead } = await fh.read(buf, 0, want, pos);
+          if (bytesRead === 0) return;
+          pos += bytesRead;
+          yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
+        }
+      },
+      async close() {
+        const all = [...handles.values()];
+        handles.clear();
+        for (const h of all) await (await h.catch(() => null))?.close();
+      },
+    };
   }
 
   async has(operationId: string): Promise<boolean> {
