@@ -21,22 +21,34 @@ export function chunkRefs(stream: string, offset: number, length: number): Outpu
  */
 export class StdinLog {
   private file: OutputFile | null = null;
+  /** Once closed the stream is never created again (that would truncate what events refer to). */
+  private closed = false;
+  /** Writes of one process may overlap (two POSTs): stored ones go one after another. */
+  private chain: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly name: string,
     private readonly create: () => Promise<OutputFile>,
   ) {}
 
-  async record(bytes: Buffer): Promise<Array<Record<string, unknown>>> {
-    if (bytes.length <= INLINE_OUTPUT_MAX) return [{ ...toStreamRepr(bytes) }];
-    this.file ??= await this.create();
-    const offset = this.file.size;
-    await this.file.append(bytes);
-    return chunkRefs(this.name, offset, bytes.length).map((r) => ({ ...r }));
+  record(bytes: Buffer): Promise<Array<Record<string, unknown>>> {
+    if (bytes.length <= INLINE_OUTPUT_MAX || this.closed)
+      return Promise.resolve([{ ...toStreamRepr(bytes) }]);
+    const next = this.chain.then(async () => {
+      if (this.closed) return [{ ...toStreamRepr(bytes) }];
+      this.file ??= await this.create();
+      const offset = this.file.size;
+      await this.file.append(bytes);
+      return chunkRefs(this.name, offset, bytes.length).map((r) => ({ ...r }));
+    });
+    this.chain = next.catch(() => undefined);
+    return next;
   }
 
   /** Makes the stream durable and closes it (after the process's last write). */
   async close(): Promise<void> {
+    this.closed = true;
+    await this.chain;
     const f = this.file;
     this.file = null;
     await f?.seal();

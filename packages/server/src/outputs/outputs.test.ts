@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { newId } from "../core/ids.js";
 import { toStreamRepr } from "../core/stream-repr.js";
 import { INLINE_OUTPUT_MAX, OutputCapture } from "../instances/output-capture.js";
+import { StdinLog } from "../instances/stdin-log.js";
 import { jsonStream } from "./json-stream.js";
 import { LocalOutputStore } from "./local/local-output-store.js";
 import { isOutputRef, type OutputRef } from "./output-ref.js";
@@ -209,5 +210,34 @@ describe("OutputCapture", () => {
     await reader.close();
     expect(inline).toBeLessThanOrEqual(INLINE_OUTPUT_MAX);
     expect(Buffer.concat(rebuilt).equals(bytes.subarray(0, 300_000))).toBe(true);
+  });
+});
+
+describe("StdinLog", () => {
+  it("overlapping large writes get disjoint ranges; small ones and late ones are echoed inline", async () => {
+    const op = newId();
+    const log = new StdinLog("2.stdin", () => store.create(op, "2.stdin"));
+    const a = randomBytes(100_000);
+    const b = randomBytes(150_000);
+    const [ea, eb, small] = await Promise.all([log.record(a), log.record(b), log.record(Buffer.from("hi"))]);
+    expect(small).toEqual([{ value: "hi", encoding: "ascii" }]);
+    await log.close();
+    const reader = store.reader(op);
+    const back = async (events: Array<Record<string, unknown>>) => {
+      const parts: Buffer[] = [];
+      for (const e of events) {
+        expect(isOutputRef(e)).toBe(true);
+        if (!isOutputRef(e)) throw new Error("not a reference");
+        const c = await chunkRepr(reader, e);
+        parts.push(Buffer.from(c.value, c.encoding === "base64" ? "base64" : "latin1"));
+      }
+      return Buffer.concat(parts);
+    };
+    expect((await back(ea ?? [])).equals(a)).toBe(true);
+    expect((await back(eb ?? [])).equals(b)).toBe(true);
+    await reader.close();
+    const late = await log.record(randomBytes(100_000));
+    expect(late.length).toBe(1);
+    expect(isOutputRef(late[0])).toBe(false);
   });
 });
