@@ -7,6 +7,7 @@ import { chmod, mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
+import { HeavyGate } from "./api/heavy-gate.js";
 import { eventsRoutes } from "./api/routes/events.js";
 import { imagesRoutes } from "./api/routes/images.js";
 import { inspectRoutes } from "./api/routes/inspect.js";
@@ -31,6 +32,7 @@ import { createLogger, type Logger } from "./observability/logger.js";
 import { MetricsRegistry } from "./observability/metrics.js";
 import { EventLog } from "./operations/event-log.js";
 import { OperationQueue } from "./operations/operation-queue.js";
+import { LocalOutputStore } from "./outputs/local/local-output-store.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
 import {
   explainSelection,
@@ -50,11 +52,12 @@ export interface DataLayout {
 
 export function dataLayout(
   dataDir: string,
-): DataLayout & { runs: string; runtimeState: string; selfTest: string } {
+): DataLayout & { runs: string; runtimeState: string; selfTest: string; outputs: string } {
   return {
     root: dataDir,
     database: join(dataDir, "metadata.db"),
     content: join(dataDir, "content"),
+    outputs: join(dataDir, "outputs"),
     runs: join(dataDir, "runs"),
     runtimeState: join(dataDir, "runtime"),
     selfTest: join(dataDir, "selftest"),
@@ -73,6 +76,8 @@ export interface Server {
   scratch: { backend: string; enforced: boolean; reason: string };
   store: MetadataStore;
   logger: Logger;
+  /** Heavy requests in flight per token/project (read by tests and metrics). */
+  heavy: HeavyGate;
   /** Set on the very first start when a token was created. */
   bootstrapToken?: { secret: string; generated: boolean };
   close(): Promise<void>;
@@ -101,6 +106,10 @@ export async function createServer(
   const reclaimed = await content.reclaim();
   if (reclaimed > 0) logger.info({ reclaimed }, "removed unfinished uploads left by an earlier run");
   const boot = await bootstrap(store, config.bootstrapToken);
+  const outputs = await LocalOutputStore.open(layout.outputs);
+  // Streams are created only for operations that have a row: anything else was left by a crash.
+  const orphanOutputs = await outputs.reclaim(async (id) => (await store.operations.get(id)) !== undefined);
+  if (orphanOutputs > 0) logger.info({ orphanOutputs }, "removed output of operations that no longer exist");
   const metrics = new MetricsRegistry();
 
   const layers = await LayerStore.open(layout.root);
@@ -177,13 +186,14 @@ export async function createServer(
     "run scratch selected (how max_layer_bytes is enforced)",
   );
   const compactor = new Compactor(store, layers, layout.runs, logger);
-  const live = new LiveInstances();
+  const live = new LiveInstances(outputs);
   const instanceHandler = new InstanceHandler({
     onImage: (img) => compactor.consider(img),
     live,
     store,
     layers,
     content,
+    outputs,
     driver,
     runsDir: layout.runs,
     scratch: scratch.backend,
@@ -209,6 +219,7 @@ export async function createServer(
   const failed = await queue.recover();
   if (failed > 0) logger.warn({ failed }, "operations interrupted by a restart were marked FAILED");
 
+  const gate = new HeavyGate(config.heavyRequests);
   const app = await buildApp({
     config,
     logger,
@@ -218,14 +229,14 @@ export async function createServer(
     storage: disk,
     plugins: [
       imagesRoutes({ config, images, imports, queue }),
-      operationsRoutes({ store, queue }),
+      operationsRoutes({ store, queue, outputs, gate }),
       instancesRoutes({
         config,
-        instances: new InstanceService(config, store, images, queue, config.defaultNetworking),
+        instances: new InstanceService(config, store, images, queue, config.defaultNetworking, outputs),
       }),
-      eventsRoutes({ store, events }),
-      subprocessRoutes({ store, live }),
-      inspectRoutes({ images, layers }),
+      eventsRoutes({ store, events, outputs, gate }),
+      subprocessRoutes({ store, live, outputs, gate }),
+      inspectRoutes({ images, layers, gate }),
     ],
   });
   queue.start();
@@ -241,6 +252,7 @@ export async function createServer(
     scratch: { backend: scratch.backend.name, enforced: scratch.backend.enforced, reason: scratch.reason },
     store,
     logger,
+    heavy: gate,
     ...(boot.createdToken ? { bootstrapToken: boot.createdToken } : {}),
     async close() {
       if (closed) return;

@@ -51,6 +51,11 @@ export interface Config {
   scratch: { mode: ScratchChoice; tmpfsMaxBytes: number };
   /** Below `minFreeBytes` free on the data filesystem new writes get 507; a reserve is held for results. */
   storage: { minFreeBytes: number; reserveBytes: number };
+  /**
+   * Heavy requests (streams of stored run output, event replays, inspect downloads, archives and
+   * greps) in flight per token and per project; past them the answer is 429.
+   */
+  heavyRequests: { perToken: number; perProject: number; total: number };
   /** Token to create on first start instead of a random one. */
   bootstrapToken: string | undefined;
 }

@@ -1,7 +1,14 @@
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { isAppError } from "../core/errors.js";
-import { type ConfigFlags, DEFAULT_LIMITS, ENV_VARS, loadConfig, parseListen } from "./load-config.js";
+import {
+  type ConfigFlags,
+  DEFAULT_HEAVY,
+  DEFAULT_LIMITS,
+  ENV_VARS,
+  loadConfig,
+  parseListen,
+} from "./load-config.js";
 
 function refusal(flags: ConfigFlags, env: NodeJS.ProcessEnv): string {
   try {
@@ -29,6 +36,22 @@ describe("loadConfig", () => {
       defaultLimits: DEFAULT_LIMITS,
       bootstrapToken: undefined,
     });
+  });
+
+  it("heavy-request limits: defaults, environment, refusals", () => {
+    expect(loadConfig({}, {}).heavyRequests).toEqual(DEFAULT_HEAVY);
+    expect(
+      loadConfig(
+        {},
+        { CONTREE_HEAVY_PER_TOKEN: "2", CONTREE_HEAVY_PER_PROJECT: "3", CONTREE_HEAVY_TOTAL: "9" },
+      ).heavyRequests,
+    ).toEqual({ perToken: 2, perProject: 3, total: 9 });
+    expect(refusal({}, { CONTREE_HEAVY_PER_TOKEN: "0" })).toMatch(
+      /CONTREE_HEAVY_PER_TOKEN must be an integer >= 1/,
+    );
+    expect(refusal({}, { CONTREE_HEAVY_TOTAL: "many" })).toMatch(
+      /CONTREE_HEAVY_TOTAL must be an integer >= 1/,
+    );
   });
 
   it("reads every environment variable", () => {

@@ -24,6 +24,9 @@ export const DEFAULT_LIMITS: ProjectLimits = {
   images_import_max_unpacked_bytes: 16 * 1024 * 1024 * 1024,
 };
 
+/** Heavy requests in flight: enough for a client following or downloading several runs at once. */
+export const DEFAULT_HEAVY = { perToken: 8, perProject: 16, total: 64 };
+
 /** Every environment variable the server reads, with its meaning (printed by `config --help`). */
 export const ENV_VARS: Readonly<Record<string, string>> = {
   CONTREE_DATA_DIR: `data directory (default ${DEFAULT_DATA_DIR})`,
@@ -35,6 +38,9 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CONTREE_INSECURE_REGISTRIES: "comma-separated registry hosts reachable over plain http",
   CONTREE_PRIVATE_REGISTRIES:
     "comma-separated loopback/private/link-local destinations imports may reach: HOST[:PORT], IP[:PORT], CIDR (default: public only)",
+  CONTREE_HEAVY_PER_TOKEN: `heavy requests (large outputs, event replays, inspect downloads/archives/greps) in flight per token (default ${DEFAULT_HEAVY.perToken})`,
+  CONTREE_HEAVY_PER_PROJECT: `the same, per project (default ${DEFAULT_HEAVY.perProject})`,
+  CONTREE_HEAVY_TOTAL: `the same, for the whole server (default ${DEFAULT_HEAVY.total})`,
   CONTREE_BOOTSTRAP_TOKEN: "token created for the default project on first start",
   CONTREE_METRICS_TOKEN:
     'bearer token for GET /metrics besides admin tokens; "public" = no authentication (default: admin tokens only)',
@@ -179,6 +185,12 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     cpus,
   };
 
+  const heavyRequests = {
+    perToken: int("CONTREE_HEAVY_PER_TOKEN", DEFAULT_HEAVY.perToken, 1),
+    perProject: int("CONTREE_HEAVY_PER_PROJECT", DEFAULT_HEAVY.perProject, 1),
+    total: int("CONTREE_HEAVY_TOTAL", DEFAULT_HEAVY.total, 1),
+  };
+
   const bootstrapToken = nonEmpty(env["CONTREE_BOOTSTRAP_TOKEN"]);
   if (bootstrapToken !== undefined && !/^[\x21-\x7e]{8,512}$/.test(bootstrapToken)) {
     problems.push("CONTREE_BOOTSTRAP_TOKEN must be 8..512 printable ASCII characters without spaces");
@@ -211,6 +223,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     metricsToken,
     scratch,
     storage,
+    heavyRequests,
     bootstrapToken,
   };
 }

@@ -113,23 +113,38 @@ export function lsDate(mtime: number, now = Date.now() / 1000): string {
 
 /** The text form of a listing: a "total" line, then one aligned `ls -l` row per entry. */
 export function listingText(items: readonly FileItem[], now = Date.now() / 1000): string {
-  const rows = items.map((f) => [
-    modeString(f.mode),
-    String(f.nlink),
-    f.owner,
-    f.group,
-    humanSize(f.size),
-    lsDate(f.mtime, now),
-    f.is_symlink ? `${printable(f.path)} -> ${printable(f.symlink_to)}` : printable(f.path),
-  ]);
-  const width = (k: number) => Math.max(0, ...rows.map((r) => r[k]!.length));
-  const w = [0, width(1), width(2), width(3), width(4)];
-  const total = items.reduce((s, f) => s + f.size, 0);
-  let out = `total ${humanSize(total)}\n`;
-  for (const r of rows) {
-    out += `${r[0]} ${r[1]!.padStart(w[1]!)} ${r[2]!.padEnd(w[2]!)} ${r[3]!.padEnd(w[3]!)} ${r[4]!.padStart(w[4]!)} ${r[5]} ${r[6]}\n`;
+  return [...listingTextChunks(items, items.length + 1, now)].join("");
+}
+
+/**
+ * The text form in pieces of `rowsPerChunk` rows, so a huge directory can be sent a piece at a
+ * time (widths are found in one pass first; no spread of a million arguments).
+ */
+export function* listingTextChunks(
+  items: readonly FileItem[],
+  rowsPerChunk: number,
+  now = Date.now() / 1000,
+): Generator<string> {
+  const w = [0, 0, 0, 0, 0];
+  let total = 0;
+  for (const f of items) {
+    w[1] = Math.max(w[1]!, String(f.nlink).length);
+    w[2] = Math.max(w[2]!, f.owner.length);
+    w[3] = Math.max(w[3]!, f.group.length);
+    w[4] = Math.max(w[4]!, humanSize(f.size).length);
+    total += f.size;
   }
-  return out;
+  let out = `total ${humanSize(total)}\n`;
+  let n = 0;
+  for (const f of items) {
+    const name = f.is_symlink ? `${printable(f.path)} -> ${printable(f.symlink_to)}` : printable(f.path);
+    out += `${modeString(f.mode)} ${String(f.nlink).padStart(w[1]!)} ${f.owner.padEnd(w[2]!)} ${f.group.padEnd(w[3]!)} ${humanSize(f.size).padStart(w[4]!)} ${lsDate(f.mtime, now)} ${name}\n`;
+    if (++n % rowsPerChunk === 0) {
+      yield out;
+      out = "";
+    }
+  }
+  if (out !== "") yield out;
 }
 
 /** Names are hostile: control characters (a newline would forge a row) are shown escaped. */

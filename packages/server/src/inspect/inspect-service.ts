@@ -17,7 +17,7 @@ import { AppError, isKind, notFound, unprocessable } from "../core/errors.js";
 import { MergedView } from "../layers/merged-view.js";
 import { archiveView } from "../layers/tar-writer.js";
 import { type Accounts, readAccounts } from "./accounts.js";
-import { type FileItem, fileItem, listingText } from "./file-item.js";
+import { type FileItem, fileItem, listingText, listingTextChunks } from "./file-item.js";
 import { DEFAULT_GREP_LIMITS, type GrepLimits, type GrepRequest, type GrepResult, grepView } from "./grep.js";
 import { RegexWorkerPool } from "./regex-worker-pool.js";
 
@@ -111,6 +111,11 @@ export class InspectService {
   /** The `ls -l`-like text form of a listing. */
   listText(listing: DirectoryListing): string {
     return listingText(listing.files);
+  }
+
+  /** The same text in pieces of `rowsPerPiece` rows (for directories too big for one string). */
+  listTextChunks(listing: DirectoryListing, rowsPerPiece: number): Iterable<string> {
+    return listingTextChunks(listing.files, rowsPerPiece);
   }
 
   /** A regular file (symlinks followed inside the image) opened for streaming. */

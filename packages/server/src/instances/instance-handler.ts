@@ -15,6 +15,9 @@ import type { ImageRecord } from "../metadata/repos/image-repo.js";
 import type { OperationRecord } from "../metadata/repos/operation-repo.js";
 import type { Logger } from "../observability/logger.js";
 import type { HandlerContext, HandlerOutcome, OperationHandler } from "../operations/operation-handler.js";
+import { isOutputRef } from "../outputs/output-ref.js";
+import type { OutputStore } from "../outputs/output-store.js";
+import { readRange } from "../outputs/repr-chunks.js";
 import { diffStats, mountRootfs, unmount } from "../runtime/rootfs.js";
 import type { ExitStatus, ResourceStats, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
 import type { RunScratch, ScratchBackend } from "../runtime/scratch/scratch.js";
@@ -24,6 +27,7 @@ import { OutputCapture } from "./output-capture.js";
 import { eventResources, redactEnv, resultResources } from "./resources.js";
 import { ensureDir, isPlainDirInside, writeFileInto } from "./rootfs-writer.js";
 import type { InstanceMetadata } from "./spawn-request.js";
+import { chunkRefs } from "./stdin-log.js";
 
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -37,6 +41,8 @@ export interface InstanceHandlerOptions {
   store: MetadataStore;
   layers: LayerStore;
   content: ContentStore;
+  /** Where stdout/stderr past the inline size are kept (the database holds references). */
+  outputs: OutputStore;
   driver: RuntimeDriver;
   /** Per-run dirs (rootfs, bundle), on the data filesystem. */
   runsDir: string;
@@ -192,18 +198,31 @@ export class InstanceHandler implements OperationHandler {
         env: redactEnv(env),
       });
       const sbx = sandbox;
-      const stdout = new OutputCapture(sbx.stdout, meta.truncate_output_at, (c) =>
-        ctx.emit(1, "stdout", { ...toStreamRepr(c) }),
-      );
-      const stderr = new OutputCapture(sbx.stderr, meta.truncate_output_at, (c) =>
-        ctx.emit(1, "stderr", { ...toStreamRepr(c) }),
-      );
+      const capture = (stream: "stdout" | "stderr") => {
+        const name = `1.${stream}`;
+        return new OutputCapture(
+          stream === "stdout" ? sbx.stdout : sbx.stderr,
+          meta.truncate_output_at,
+          { name, create: () => this.o.outputs.create(op.id, name) },
+          (data) => ctx.emit(1, stream, data),
+          (err) => this.o.logger.warn({ err, opId: op.id, stream }, "could not store output"),
+        );
+      };
+      const stdout = capture("stdout");
+      const stderr = capture("stderr");
       if (sbx.stdin) {
-        const input = decodeStreamInput(meta.stdin.value, meta.stdin.encoding, "stdin");
+        // A large stdin was stored apart at spawn time (`1.input`); its echo refers to it.
+        const stored = isOutputRef(meta.stdin) ? meta.stdin : null;
+        const input = stored
+          ? await readRange(this.o.outputs, op.id, stored)
+          : decodeStreamInput(meta.stdin.value, meta.stdin.encoding, "stdin");
         sbx.stdin.on("error", () => undefined);
         if (input.length > 0) {
           sbx.stdin.write(input);
-          await ctx.emit(1, "stdin", { ...toStreamRepr(input) });
+          if (stored)
+            for (const ref of chunkRefs(stored.$out.stream, 0, input.length))
+              await ctx.emit(1, "stdin", { ...ref });
+          else await ctx.emit(1, "stdin", { ...toStreamRepr(input) });
         }
         // `close: false` keeps it open for POST .../subprocesses/1/stdin.
         if (meta.stdin.close) sbx.stdin.end();

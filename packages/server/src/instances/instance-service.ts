@@ -3,10 +3,15 @@ import { requirePermission } from "../auth/principal.js";
 import type { Config } from "../config/config.js";
 import { effectiveLimits } from "../config/limits.js";
 import { notFound } from "../core/errors.js";
+import { newId } from "../core/ids.js";
+import { decodeStreamInput } from "../core/stream-repr.js";
 import type { ImageService } from "../images/image-service.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { OperationRecord } from "../metadata/repos/operation-repo.js";
 import type { OperationQueue } from "../operations/operation-queue.js";
+import type { OutputRef } from "../outputs/output-ref.js";
+import type { OutputStore } from "../outputs/output-store.js";
+import { INLINE_OUTPUT_MAX } from "./output-capture.js";
 import { type InstanceMetadata, parseSpawnRequest } from "./spawn-request.js";
 
 /** Validates a spawn synchronously (400/403/404 before anything exists), then queues it. */
@@ -17,6 +22,8 @@ export class InstanceService {
     private readonly images: ImageService,
     private readonly queue: OperationQueue,
     private readonly defaultNetworking: boolean,
+    /** A large stdin is kept here (`1.input`), not in the operation's metadata document. */
+    private readonly outputs: OutputStore,
   ) {}
 
   async spawn(p: Principal, body: unknown): Promise<{ op: OperationRecord; meta: InstanceMetadata }> {
@@ -27,7 +34,28 @@ export class InstanceService {
     for (const f of new Set(Object.values(meta.files).map((x) => x.uuid))) {
       if (!(await this.store.files.findById(p.project.id, f))) throw notFound(`file ${f} not found`);
     }
-    const op = await this.queue.enqueue(p.project, "instance", meta, image.id);
-    return { op, meta };
+    if (meta.stdin.value.length <= INLINE_OUTPUT_MAX) {
+      return { op: await this.queue.enqueue(p.project, "instance", meta, image.id), meta };
+    }
+    // Stored before the row exists; start-up reclaim removes it if the row never comes.
+    const id = newId();
+    const bytes = decodeStreamInput(meta.stdin.value, meta.stdin.encoding, "stdin");
+    const file = await this.outputs.create(id, "1.input");
+    try {
+      await file.append(bytes);
+    } finally {
+      await file.seal();
+    }
+    const stdin: OutputRef = {
+      $out: { stream: "1.input", offset: 0, length: bytes.length },
+      encoding: meta.stdin.encoding,
+      close: meta.stdin.close,
+    };
+    try {
+      return { op: await this.queue.enqueue(p.project, "instance", { ...meta, stdin }, image.id, id), meta };
+    } catch (err) {
+      await this.outputs.remove(id).catch(() => undefined);
+      throw err;
+    }
   }
 }

@@ -2,10 +2,13 @@ import { constants as osConstants } from "node:os";
 import type { Writable } from "node:stream";
 import { conflict, failedPrecondition, invalidArgument, notFound } from "../core/errors.js";
 import { decodeStreamInput, type StreamRepr, toStreamRepr } from "../core/stream-repr.js";
+import type { OutputRef } from "../outputs/output-ref.js";
+import type { OutputStore } from "../outputs/output-store.js";
 import type { ProcessHandle, ProcessSpec, Sandbox } from "../runtime/runtime-driver.js";
 import { OutputCapture } from "./output-capture.js";
 import { eventResources, redactEnv, resultResources } from "./resources.js";
 import { DEFAULT_TRUNCATE, MAX_TRUNCATE } from "./spawn-request.js";
+import { StdinLog } from "./stdin-log.js";
 
 type Emit = (spid: number, type: string, data: Record<string, unknown>) => Promise<void>;
 
@@ -25,13 +28,21 @@ interface Proc {
   spid: number;
   handle: ProcessHandle | null;
   stdin: Writable | null;
+  /** Echo events of what was written to stdin (large writes stored apart). */
+  stdinLog: StdinLog;
   started: number;
   stdout: OutputCapture | null;
   stderr: OutputCapture | null;
   /** Settles once the process's exit has been recorded (its `exit` event appended). */
   settled?: Promise<void>;
   /** Set once the process has exited and its output is complete. */
-  final?: { exitCode: number; signal: number; stdout: StreamRepr; stderr: StreamRepr; ended: number };
+  final?: {
+    exitCode: number;
+    signal: number;
+    stdout: StreamRepr | OutputRef;
+    stderr: StreamRepr | OutputRef;
+    ended: number;
+  };
 }
 
 interface Live {
@@ -66,6 +77,9 @@ export class LiveInstances {
   private readonly live = new Map<string, Live>();
   private readonly ended = new Map<string, Map<number, ReturnType<typeof fold>>>();
 
+  /** Subprocess output past the inline size goes to the operation's streams in `outputs`. */
+  constructor(private readonly outputs: OutputStore) {}
+
   register(
     opId: string,
     sandbox: Sandbox,
@@ -78,6 +92,7 @@ export class LiveInstances {
       spid: 1,
       handle: null,
       stdin: mainStdin,
+      stdinLog: this.stdinLog(opId, 1),
       started: Date.now(),
       stdout: null,
       stderr: null,
@@ -98,11 +113,17 @@ export class LiveInstances {
     // Their exit events must precede the operation's completion (followers close right after it).
     const pending = [...l.procs.values()].flatMap((p) => (p.settled ? [p.settled] : []));
     await Promise.race([Promise.all(pending), new Promise((r) => setTimeout(r, 5000).unref())]);
+    for (const p of l.procs.values()) await p.stdinLog.close().catch(() => undefined);
     // Folded results of subprocesses stay readable after the instance ends (bounded, oldest dropped).
     const results = new Map<number, ReturnType<typeof fold>>();
     for (const p of l.procs.values()) if (p.spid >= 2) results.set(p.spid, fold(p));
     this.ended.set(opId, results);
     if (this.ended.size > MAX_ENDED) this.ended.delete(this.ended.keys().next().value as string);
+  }
+
+  private stdinLog(opId: string, spid: number): StdinLog {
+    const name = `${spid}.stdin`;
+    return new StdinLog(name, () => this.outputs.create(opId, name));
   }
 
   has(opId: string): boolean {
@@ -128,7 +149,15 @@ export class LiveInstances {
       gid: spec.gid,
     };
     const handle = await l.sandbox.exec(p, { stdin: "pipe" });
-    const proc: Proc = { spid, handle, stdin: handle.stdin, started: Date.now(), stdout: null, stderr: null };
+    const proc: Proc = {
+      spid,
+      handle,
+      stdin: handle.stdin,
+      stdinLog: this.stdinLog(opId, spid),
+      started: Date.now(),
+      stdout: null,
+      stderr: null,
+    };
     l.procs.set(spid, proc);
     await l.emit(spid, "spawn", {
       pid: handle.pid,
@@ -142,12 +171,17 @@ export class LiveInstances {
       truncate_at: spec.truncate_output_at,
       env: redactEnv(env),
     });
-    proc.stdout = new OutputCapture(handle.stdout, spec.truncate_output_at, (c) =>
-      l.emit(spid, "stdout", { ...toStreamRepr(c) }),
-    );
-    proc.stderr = new OutputCapture(handle.stderr, spec.truncate_output_at, (c) =>
-      l.emit(spid, "stderr", { ...toStreamRepr(c) }),
-    );
+    const capture = (stream: "stdout" | "stderr") => {
+      const name = `${spid}.${stream}`;
+      return new OutputCapture(
+        stream === "stdout" ? handle.stdout : handle.stderr,
+        spec.truncate_output_at,
+        { name, create: () => this.outputs.create(opId, name) },
+        (data) => l.emit(spid, stream, data),
+      );
+    };
+    proc.stdout = capture("stdout");
+    proc.stderr = capture("stderr");
     handle.stdin?.on("error", () => undefined);
     await this.writeStdin(opId, spid, spec.stdin.value, spec.stdin.encoding, spec.stdin.close);
     proc.settled = (async () => {
@@ -232,7 +266,7 @@ export class LiveInstances {
           err ? reject(conflict(`stdin of process ${spid} is closed`)) : resolve(),
         ),
       );
-      await l.emit(spid, "stdin", { ...toStreamRepr(bytes) });
+      for (const data of await p.stdinLog.record(bytes)) await l.emit(spid, "stdin", data);
     }
     if (close) p.stdin.end();
   }

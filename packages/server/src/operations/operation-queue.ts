@@ -132,8 +132,9 @@ export class OperationQueue {
     kind: OperationKind,
     metadata: Record<string, unknown>,
     imageId?: string | null,
+    /** Given when something was stored under the id before the row (e.g. a large stdin). */
+    id = newId(),
   ): Promise<OperationRecord> {
-    const id = newId();
     const createdAt = Date.now();
     await this.o.store.operations.insert({
       id,

@@ -44,10 +44,11 @@ export class SseStream {
     res.on("data", (c: Buffer) => {
       this.wireBytes += c.length;
     });
-    const gz = res.headers["content-encoding"] === "gzip";
-    const body = gz
-      ? res.pipe(createGunzip({ finishFlush: 2 /* Z_SYNC_FLUSH: tolerate a cut stream */ }))
-      : res;
+    const gunzip =
+      res.headers["content-encoding"] === "gzip"
+        ? createGunzip({ finishFlush: 2 /* Z_SYNC_FLUSH: tolerate a cut stream */ })
+        : undefined;
+    const body = gunzip ? res.pipe(gunzip) : res;
     const dec = new TextDecoder();
     body.on("data", (c: Buffer) => {
       const at = Date.now();
@@ -63,7 +64,16 @@ export class SseStream {
     body.on("end", () => done());
     body.on("error", (e: Error) => done(e));
     res.on("error", (e: Error) => done(e));
-    res.on("close", () => setImmediate(() => done()));
+    if (!gunzip) res.on("close", () => setImmediate(() => done()));
+    else {
+      // gunzip runs on the thread pool: the last frames may still be inflating when the socket
+      // closes, so the stream is over only when the decompressor has ended (a cut stream is ended
+      // here, and Z_SYNC_FLUSH lets it give out what it has).
+      res.on("close", () => {
+        if (!gunzip.writableEnded) gunzip.end();
+      });
+      gunzip.on("close", () => done());
+    }
   }
 
   private wake(): void {

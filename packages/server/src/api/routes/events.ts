@@ -7,13 +7,16 @@ import { parseFlag } from "../../core/time.js";
 import type { MetadataStore } from "../../metadata/metadata-store.js";
 import { TERMINAL_STATUSES } from "../../metadata/repos/operation-repo.js";
 import type { EventLog, OperationEvent } from "../../operations/event-log.js";
+import { isOutputRef } from "../../outputs/output-ref.js";
+import { chunkRepr } from "../../outputs/repr-chunks.js";
 import type { ApiApp } from "../api-app.js";
 import { acceptsGzip } from "../compression.js";
+import type { OutputResponseDeps } from "../output-response.js";
 import { ErrorSchema, FlagSchema } from "../pagination.js";
 import { principalOf } from "../request-context.js";
 import { OperationParams } from "./operations.js";
 
-export interface EventsRouteDeps {
+export interface EventsRouteDeps extends OutputResponseDeps {
   store: MetadataStore;
   events: EventLog;
   keepaliveMs?: number;
@@ -26,6 +29,12 @@ const REPLAY_PAGE = 500;
 
 function frame(e: OperationEvent): string {
   return `id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
+}
+
+/** Payload bytes an event brings into memory (a stored chunk is read only when it is sent). */
+function weight(e: OperationEvent): number {
+  if (isOutputRef(e.data)) return Math.ceil((e.data.$out.length * 4) / 3) + 256;
+  return typeof e.data["value"] === "string" ? e.data["value"].length + 256 : 256;
 }
 
 /**
@@ -71,6 +80,12 @@ export function eventsRoutes(d: EventsRouteDeps) {
         }
         const wanted = (e: OperationEvent) =>
           spid === undefined || e.spid === spid || e.type === "completion";
+        // Replaying stored output is heavy (read, encode, send up to tens of MB): gated.
+        if (await d.outputs.has(id)) d.gate.hold(p, reply);
+        /** The event as sent: a chunk kept in the output store is read back, one chunk at a time. */
+        const reader = d.outputs.reader(id);
+        const resolved = async (e: OperationEvent): Promise<OperationEvent> =>
+          isOutputRef(e.data) ? { ...e, data: { ...(await chunkRepr(reader, e.data)) } } : e;
 
         reply.hijack();
         const res = reply.raw;
@@ -123,7 +138,7 @@ export function eventsRoutes(d: EventsRouteDeps) {
         let wake: (() => void) | undefined;
         const unsubscribe = follow
           ? d.events.subscribe(id, (e) => {
-              const size = typeof e.data["value"] === "string" ? e.data["value"].length + 256 : 256;
+              const size = weight(e);
               if (overflow || buffered.length >= MAX_BUFFERED || bufferedBytes + size > MAX_BUFFERED_BYTES) {
                 // Dropped here, read back from the log later: a slow reader costs no memory.
                 overflow = true;
@@ -146,7 +161,7 @@ export function eventsRoutes(d: EventsRouteDeps) {
           const emit = async (e: OperationEvent) => {
             if (e.id <= cursor) return;
             cursor = e.id;
-            if (wanted(e) && !write(frame(e))) await drained();
+            if (wanted(e) && !write(frame(await resolved(e)))) await drained();
             if (e.type === "completion") done = true;
           };
           const replay = async () => {
@@ -206,7 +221,12 @@ export function eventsRoutes(d: EventsRouteDeps) {
             }
           }
           end();
+        } catch (err) {
+          // Headers are out: all that is left is to end the stream (the client resumes by id).
+          req.log.warn({ err }, "event stream ended early");
+          end();
         } finally {
+          await reader.close().catch(() => undefined);
           unsubscribe();
           if (keepalive) clearInterval(keepalive);
         }

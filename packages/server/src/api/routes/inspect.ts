@@ -13,13 +13,17 @@ import {
   InspectService,
 } from "../../inspect/inspect-service.js";
 import type { ApiApp } from "../api-app.js";
+import type { HeavyGate } from "../heavy-gate.js";
 import { ErrorSchema, FlagSchema, IdParamSchema, ImagePathSchema, TagTextSchema } from "../pagination.js";
 import { principalOf } from "../request-context.js";
+import { listingJson, sendStream } from "../stream-reply.js";
 import { ImageSchema, imageJson } from "../views/image-view.js";
 
 export interface InspectRouteDeps {
   images: ImageService;
   layers: LayerStore;
+  /** Downloads, archives and greps are heavy: in flight per token/project is capped. */
+  gate: HeavyGate;
   options?: InspectOptions;
 }
 
@@ -73,6 +77,8 @@ const GrepMatchSchema = Type.Object({
 });
 
 const CASES: readonly CaseMode[] = ["sensitive", "insensitive", "smart"];
+/** Listings with more entries are heavy: gated, and streamed a few hundred rows at a time. */
+const STREAM_LISTING_FROM = 2000;
 
 function many(v: string | string[] | undefined): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
@@ -155,11 +161,17 @@ export function inspectRoutes(d: InspectRouteDeps) {
       async (req, reply) => {
         const fs = await imageFs(req, req.params.image_uuid);
         const listing = await inspect.list(fs, req.query.path);
+        const big = listing.files.length >= STREAM_LISTING_FROM;
+        if (big) d.gate.hold(principalOf(req), reply);
         if (req.query.text !== undefined && parseFlag(req.query.text)) {
+          if (big)
+            return sendStream(req, reply, "text/plain; charset=utf-8", inspect.listTextChunks(listing, 500));
           const text: unknown = inspect.listText(listing);
           return reply.type("text/plain; charset=utf-8").send(text as DirectoryListing);
         }
-        return listing;
+        return big
+          ? sendStream(req, reply, "application/json; charset=utf-8", listingJson(listing))
+          : listing;
       },
     );
 
@@ -169,6 +181,7 @@ export function inspectRoutes(d: InspectRouteDeps) {
     ) => {
       const fs = await imageFs(req, req.params.image_uuid);
       const path = req.query.path ?? "";
+      d.gate.hold(principalOf(req), reply);
       if (req.method === "HEAD") {
         const { size } = await inspect.statFile(fs, path);
         return reply.type("application/octet-stream").header("content-length", String(size)).send();
@@ -191,6 +204,7 @@ export function inspectRoutes(d: InspectRouteDeps) {
     ) => {
       const fs = await imageFs(req, req.params.image_uuid);
       const path = req.query.path ?? "/";
+      d.gate.hold(principalOf(req), reply);
       void reply.type("application/x-tar");
       if (req.method === "HEAD") {
         await inspect.checkPath(fs, path);
@@ -243,8 +257,9 @@ export function inspectRoutes(d: InspectRouteDeps) {
           },
         },
       },
-      async (req) => {
+      async (req, reply) => {
         const fs = await imageFs(req, req.params.image_uuid);
+        d.gate.hold(principalOf(req), reply);
         const q = req.query;
         const patterns = many(q.pattern);
         if (patterns.length === 0) throw invalidArgument("pattern is required");

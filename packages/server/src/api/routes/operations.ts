@@ -10,6 +10,7 @@ import {
 } from "../../metadata/repos/operation-repo.js";
 import type { OperationQueue } from "../../operations/operation-queue.js";
 import type { ApiApp } from "../api-app.js";
+import { type OutputResponseDeps, sendWithOutputs } from "../output-response.js";
 import { ErrorSchema, FlagSchema, IdParamSchema, PageQuerySchema, parsePage } from "../pagination.js";
 import { principalOf } from "../request-context.js";
 import {
@@ -19,7 +20,7 @@ import {
   operationSummaryJson,
 } from "../views/operation-view.js";
 
-export interface OperationsRouteDeps {
+export interface OperationsRouteDeps extends OutputResponseDeps {
   store: MetadataStore;
   queue: OperationQueue;
 }
@@ -78,13 +79,14 @@ export function operationsRoutes(d: OperationsRouteDeps) {
           response: { 200: Type.Ref(OperationSchema), 404: ErrorSchema },
         },
       },
-      async (req) => {
+      async (req, reply) => {
         const p = principalOf(req);
         requirePermission(p, "list");
         const id = req.params.operation_id.toLowerCase();
         const op = isUuid(id) ? await d.store.operations.get(id, p.project.id) : undefined;
         if (!op) throw notFound("operation not found");
-        return operationJson(op);
+        // Large output is stored apart and streamed from there (a heavy request, gated).
+        return sendWithOutputs(d, req, reply, op.id, operationJson(op));
       },
     );
 

@@ -8,6 +8,7 @@ import type { InstanceMetadata } from "../../instances/spawn-request.js";
 import type { MetadataStore } from "../../metadata/metadata-store.js";
 import { ACTIVE_STATUSES, type OperationRecord } from "../../metadata/repos/operation-repo.js";
 import type { ApiApp } from "../api-app.js";
+import { type OutputResponseDeps, sendWithOutputs } from "../output-response.js";
 import { ErrorSchema, IdParamSchema } from "../pagination.js";
 import { principalOf } from "../request-context.js";
 
@@ -30,7 +31,7 @@ function spidOf(s: string): number {
 }
 
 /** Extra processes in a running instance (spid ≥ 2) and stdin of any of them (spid 1 = main). */
-export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances }) {
+export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances } & OutputResponseDeps) {
   async function activeInstance(p: Principal, raw: string): Promise<OperationRecord> {
     const id = raw.toLowerCase();
     const op = isUuid(id) ? await d.store.operations.get(id, p.project.id) : undefined;
@@ -79,17 +80,17 @@ export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances 
           response: { 200: Type.Object({}, { additionalProperties: true }), 404: ErrorSchema },
         },
       },
-      async (req) => {
+      async (req, reply) => {
         const p = principalOf(req);
         requirePermission(p, "list");
         const op = await activeInstance(p, req.params.operation_id);
         const spid = spidOf(req.params.spid);
         if (spid === 1 && !d.live.has(op.id)) {
           const result = (op.metadata as { result?: Record<string, unknown> }).result;
-          if (result) return result;
+          if (result) return sendWithOutputs(d, req, reply, op.id, result);
         }
         if (!d.live.knows(op.id)) throw notFound(`no process ${spid} in this instance`);
-        return d.live.result(op.id, spid) as Record<string, unknown>;
+        return sendWithOutputs(d, req, reply, op.id, d.live.result(op.id, spid) as Record<string, unknown>);
       },
     );
 

@@ -1,4 +1,4 @@
-import { createWriteStream } from "node:fs";
+import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, Readable, Transform } from "node:stream";
@@ -45,8 +45,9 @@ export class LocalContentStore implements ContentStore {
         cb(null, chunk);
       },
     });
+    let out: WriteStream | undefined;
     try {
-      const out = createWriteStream(tmp, { flags: "wx" });
+      out = createWriteStream(tmp, { flags: "wx" });
       // The source stays the caller's: a refused upload must not reset the client's connection.
       const feed = new PassThrough();
       source.pipe(feed);
@@ -69,6 +70,15 @@ export class LocalContentStore implements ContentStore {
       await fsyncPath(this.blobDir);
       return { digest, size };
     } catch (err) {
+      // The file is opened asynchronously: an ingest aborted at once may see it created after an
+      // early rm. Wait until the stream has let go of it.
+      if (out && !out.closed) {
+        const o = out;
+        await new Promise<void>((r) => {
+          o.once("close", () => r());
+          o.destroy();
+        });
+      }
       await rm(tmp, { force: true });
       throw err instanceof AppError ? err : toAppError(err);
     }
