@@ -9,7 +9,7 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { chmod, copyFile, lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -109,9 +109,9 @@ function close(server: Server): Promise<void> {
   return new Promise((res) => server.close(() => res()));
 }
 
-async function waitFor(cond: () => boolean, ms = 20_000): Promise<void> {
+async function waitFor(cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > end) throw new Error("condition not reached");
     await new Promise((res) => setTimeout(res, 20));
   }
@@ -660,6 +660,18 @@ export function registerConformanceSuite(
           expect(map[2]).toBeLessThan(4294967295);
           // From the host: the sandbox's processes run as that unprivileged uid.
           const cg = SandboxCgroup.forId(r.sandbox.id);
+          // "up" is printed before the shell execs sleep: wait for the exec.
+          const sleeping = async () => {
+            for (const pid of await cg.pids()) {
+              try {
+                if (readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep\0")) return true;
+              } catch {
+                // exited meanwhile
+              }
+            }
+            return false;
+          };
+          await waitFor(sleeping);
           const uids: number[] = [];
           for (const pid of await cg.pids()) {
             try {
@@ -772,7 +784,9 @@ export function registerConformanceSuite(
     describe("egress networking", () => {
       // An "outside world" of our own: netns reached through the host, one public-looking
       // (TEST-NET-2) and one private address. No packet leaves this machine.
-      const k = (process.pid % 60) + 1;
+      // Suites run in parallel processes: each claims its own slot k, or two would put the same
+      // addresses on two veths and one suite's connections would reach the other's listeners.
+      const k = claimOutsideSlot();
       const outside = [
         {
           ns: `tout-${process.pid}-pub`,
@@ -812,6 +826,7 @@ export function registerConformanceSuite(
       afterAll(async () => {
         for (const s of servers) s.kill("SIGKILL");
         for (const o of outside) await runCommand("ip", ["netns", "del", o.ns]);
+        releaseOutsideSlot(k);
       });
 
       /** A one-shot TCP listener inside an outside netns; resolves to what it received. */
@@ -900,4 +915,42 @@ export function registerConformanceSuite(
       });
     });
   });
+}
+
+const OUTSIDE_SLOTS = "/run/contree-test-outside";
+
+/**
+ * A slot 1..60 for the egress tests' outside addresses, held by this process: a slot file names
+ * its holder's pid, and a holder that is gone (a crashed run) gives its slot up.
+ */
+function claimOutsideSlot(): number {
+  mkdirSync(OUTSIDE_SLOTS, { recursive: true });
+  for (let k = 1; k <= 60; k++) {
+    const file = path.join(OUTSIDE_SLOTS, String(k));
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        writeFileSync(file, String(process.pid), { flag: "wx" });
+        return k;
+      } catch {
+        const holder = Number(readFileSync(file, "utf8").trim());
+        if (holder === process.pid || !Number.isInteger(holder) || holder <= 0) break;
+        try {
+          process.kill(holder, 0);
+          break;
+        } catch {
+          rmSync(file, { force: true });
+        }
+      }
+    }
+  }
+  throw new Error("no free slot for the egress tests' outside hosts");
+}
+
+function releaseOutsideSlot(k: number): void {
+  const file = path.join(OUTSIDE_SLOTS, String(k));
+  try {
+    if (Number(readFileSync(file, "utf8").trim()) === process.pid) rmSync(file, { force: true });
+  } catch {
+    // already gone
+  }
 }
