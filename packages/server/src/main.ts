@@ -34,12 +34,7 @@ import { EventLog } from "./operations/event-log.js";
 import { OperationQueue } from "./operations/operation-queue.js";
 import { LocalOutputStore } from "./outputs/local/local-output-store.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
-import {
-  explainSelection,
-  type RuntimeDriver,
-  reclaim as reclaimSandboxes,
-  selectDriver,
-} from "./runtime/index.js";
+import { explainSelection, reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
 import { selectScratch } from "./runtime/scratch/select-scratch.js";
 import { DiskGuard } from "./storage/disk-guard.js";
 import { nativeSysUnavailableReason, WATCHDOG } from "./sys/native-sys.js";
@@ -83,16 +78,10 @@ export interface Server {
   close(): Promise<void>;
 }
 
-/** Test seam: the runtime candidates, strongest first, instead of those config.runtime names. */
-export interface ServerSeams {
-  drivers?: (o: { stateDir: string }) => RuntimeDriver[];
-}
-
 /** Builds the whole server for a configuration, without listening. */
 export async function createServer(
   config: Config,
   logger: Logger = createLogger(config.logLevel),
-  seams: ServerSeams = {},
 ): Promise<Server> {
   const layout = dataLayout(config.dataDir);
   await mkdir(layout.root, { recursive: true, mode: 0o711 });
@@ -148,7 +137,6 @@ export async function createServer(
   const { driver, report } = await selectDriver(config.runtime, {
     stateDir: layout.runtimeState,
     workDir: layout.selfTest,
-    ...(seams.drivers === undefined ? {} : { candidates: seams.drivers({ stateDir: layout.runtimeState }) }),
     runscStatxFix: config.runscStatxFix,
   });
   logger.info(

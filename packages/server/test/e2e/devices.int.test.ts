@@ -15,10 +15,6 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { issueToken } from "../../src/auth/tokens.js";
 import { major, minor } from "../../src/layers/device.js";
-import { RunscDriver } from "../../src/runtime/gvisor/runsc-driver.js";
-import { CrunDriver } from "../../src/runtime/oci/crun-driver.js";
-import { RuncDriver } from "../../src/runtime/oci/runc-driver.js";
-import type { RuntimeDriver } from "../../src/runtime/runtime-driver.js";
 import { FIXTURE_IMAGES, fixtures } from "../harness/fixtures.js";
 import { startTestServer, type TestServer } from "../harness/in-process.js";
 import { type RegistryHandle, startRegistry } from "../harness/registry.js";
@@ -34,11 +30,7 @@ type Op = Record<string, unknown> & {
   result?: { image: string | null };
 };
 
-const DRIVERS: Array<[string, (stateDir: string) => RuntimeDriver]> = [
-  ["crun", (stateDir) => new CrunDriver({ stateDir })],
-  ["runc", (stateDir) => new RuncDriver({ stateDir })],
-  ["runsc", (stateDir) => new RunscDriver({ stateDir, platform: "ptrace" })],
-];
+const DRIVERS = ["crun", "runc", "runsc"] as const;
 
 /** Char/block nodes under `root` that are not 0/0 whiteouts, relative paths. */
 function liveDeviceNodes(root: string): string[] {
@@ -58,7 +50,7 @@ function liveDeviceNodes(root: string): string[] {
 const decode = (s: { value: string; encoding?: string }) =>
   s.encoding === "base64" ? Buffer.from(s.value, "base64").toString() : s.value;
 
-describe.each(DRIVERS)("host devices from images and runs (%s)", (name, make) => {
+describe.each(DRIVERS)("host devices from images and runs (%s)", (name) => {
   let t: TestServer;
   let reg: RegistryHandle;
   let tenant = "";
@@ -92,11 +84,7 @@ describe.each(DRIVERS)("host devices from images and runs (%s)", (name, make) =>
   beforeAll(async () => {
     const fx = await fixtures();
     reg = await startRegistry({ seedFrom: fx.registryData });
-    t = await startTestServer(
-      { insecureRegistries: [reg.host] },
-      {},
-      { drivers: ({ stateDir }) => [make(stateDir)] },
-    );
+    t = await startTestServer({ insecureRegistries: [reg.host], runtime: name });
     expect(t.server.runtime.name).toBe(name);
     const project = await t.server.store.projects.create("tenant-devices");
     tenant = (await issueToken(t.server.store, { projectId: project.id, admin: false })).secret;

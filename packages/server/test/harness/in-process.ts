@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../../src/config/config.js";
 import { loadConfig } from "../../src/config/load-config.js";
-import { createServer, type Server, type ServerSeams } from "../../src/main.js";
+import { createServer, type Server } from "../../src/main.js";
 import { createLogger } from "../../src/observability/logger.js";
 
 export interface TestServer {
@@ -30,7 +30,6 @@ export const TEST_PRIVATE_REGISTRIES = "127.0.0.0/8";
 export async function startTestServer(
   overrides: Partial<Config> = {},
   env: NodeJS.ProcessEnv = {},
-  seams: ServerSeams = {},
 ): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "contree-test-"));
   const token = "test-admin-token";
@@ -48,7 +47,6 @@ export async function startTestServer(
   const server = await createServer(
     config,
     createLogger((process.env["TEST_LOG_LEVEL"] as "info" | undefined) ?? "silent"),
-    seams,
   );
   const url = await server.app.listen({ host: "127.0.0.1", port: 0 });
   return {
