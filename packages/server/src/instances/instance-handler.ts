@@ -18,7 +18,7 @@ import type { HandlerContext, HandlerOutcome, OperationHandler } from "../operat
 import { isOutputRef } from "../outputs/output-ref.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import { readRange } from "../outputs/repr-chunks.js";
-import { diffStats, mountRootfs, unmount } from "../runtime/rootfs.js";
+import { type DiffStats, diffStats, mountRootfs, unmount } from "../runtime/rootfs.js";
 import type { ExitStatus, ResourceStats, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
 import type { RunScratch, ScratchBackend } from "../runtime/scratch/scratch.js";
 import { runCommand } from "../sys/run-command.js";
@@ -358,7 +358,7 @@ export class InstanceHandler implements OperationHandler {
     parent: ImageRecord,
     env: Record<string, string>,
     upper: string,
-    diff: { empty: boolean; bytes: number; entries: number },
+    diff: DiffStats,
     copy: boolean,
   ): Promise<ImageRecord> {
     const envChanged = meta.preserve_env && JSON.stringify(env) !== JSON.stringify(parent.env ?? {});
@@ -366,11 +366,14 @@ export class InstanceHandler implements OperationHandler {
     const layerId = diff.empty ? null : runLayerId();
     // The parent's chain may have been flattened while we ran: build on its current form.
     const base = (await this.o.store.images.getAny(parent.id))?.mountChain ?? parent.mountChain;
-    if (layerId !== null) {
-      // The sandbox may have made device nodes (CAP_MKNOD): none reaches the layer store live.
+    // The sandbox made device nodes (CAP_MKNOD; the diff walk counted them): none reaches the
+    // layer store live.
+    if (layerId !== null && diff.devices > 0) {
       await neutralizeDevices(upper).catch((err: unknown) => {
         throw internal("could not neutralise device nodes in the run's changes", { cause: err });
       });
+    }
+    if (layerId !== null) {
       if (copy) {
         // From another filesystem: GNU cp keeps whiteouts (0/0 devices), opaque xattrs, owners, modes.
         const staged = await this.o.layers.stage();

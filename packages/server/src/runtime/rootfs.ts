@@ -151,12 +151,15 @@ export interface DiffStats {
   entries: number;
   /** Nothing written: the run did not change the filesystem. */
   empty: boolean;
+  /** Block nodes and char nodes other than overlay's 0/0 whiteouts (a sandbox with CAP_MKNOD made them). */
+  devices: number;
 }
 
 /** Walks an (unmounted or mounted) upper directory. Does not follow symlinks. */
 export async function diffStats(upper: string): Promise<DiffStats> {
   let bytes = 0;
   let entries = 0;
+  let devices = 0;
   const stack = [upper];
   while (stack.length > 0) {
     const dir = stack.pop() as string;
@@ -167,9 +170,10 @@ export async function diffStats(upper: string): Promise<DiffStats> {
       entries++;
       if (st.isDirectory()) stack.push(p);
       else if (st.isFile() || st.isSymbolicLink()) bytes += st.size;
+      else if (st.isBlockDevice() || (st.isCharacterDevice() && st.rdev !== 0)) devices++;
     }
   }
-  return { bytes, entries, empty: entries === 0 };
+  return { bytes, entries, empty: entries === 0, devices };
 }
 
 /**
