@@ -51,12 +51,14 @@ execFileSync(cc, ["-O2", "-Wall", "-Wextra", "-Werror", "-static", "-o", helper,
 });
 console.log(`built ${helper}`);
 
-// Run inside sandboxes, so static (the sandbox's libc may be anything or nothing):
-// probe.c, the driver self-test of what glibc/coreutils userlands need, and statx-fix.c,
-// the gVisor entry point that strips a statx flag this runsc rejects.
+// Static, since each runs where no particular libc can be counted on: probe.c, the driver
+// self-test of what glibc/coreutils userlands need, and statx-fix.c, the gVisor entry point that
+// strips a statx flag this runsc rejects (both inside sandboxes); watchdog.c, which enforces a
+// sandbox's timeout when the server is gone.
 for (const [name, src] of [
   ["contree-probe", "probe.c"],
   ["contree-statx-fix", "statx-fix.c"],
+  ["contree-watchdog", "watchdog.c"],
 ]) {
   const bin = join(here, "build", name);
   execFileSync(cc, ["-O2", "-Wall", "-Wextra", "-Werror", "-static", "-o", bin, join(here, src)], {
@@ -64,14 +66,3 @@ for (const [name, src] of [
   });
   console.log(`built ${bin}`);
 }
-// The sandbox watchdog (watchdog.c): enforces a timeout when the server is gone; static for the
-// same reason.
-const watchdog = join(here, "build", "contree-watchdog");
-execFileSync(
-  cc,
-  ["-O2", "-Wall", "-Wextra", "-Werror", "-static", "-o", watchdog, join(here, "watchdog.c")],
-  {
-    stdio: "inherit",
-  },
-);
-console.log(`built ${watchdog}`);

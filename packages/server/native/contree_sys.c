@@ -335,10 +335,24 @@ static void do_overlay(mount_op *op) {
   }
   if (rc == 0) {
     rc = fsconfig_str(fs, "source", "overlay");
-    for (int i = 0; rc == 0 && i < nl; i++)
-      rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lower[i]);
-    if (rc == 0 && up >= 0) rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "upperdir", NULL, up);
-    if (rc == 0 && wk >= 0) rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "workdir", NULL, wk);
+    /* Layers as fds need kernel 6.13; before it overlayfs takes only strings (EINVAL). The fds
+     * exist for idmapped layers: without an idmap the same directories by path mount alike. */
+    int by_path = 0;
+    if (rc == 0 && nl > 0) {
+      rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lower[0]);
+      if (rc != 0 && errno == EINVAL && userns < 0) by_path = 1;
+    }
+    if (by_path) {
+      rc = 0;
+      for (int i = 0; rc == 0 && i < nl; i++) rc = fsconfig_str(fs, "lowerdir+", op->lowers[i]);
+      if (rc == 0 && op->upper) rc = fsconfig_str(fs, "upperdir", op->upper);
+      if (rc == 0 && op->upper) rc = fsconfig_str(fs, "workdir", op->workdir);
+    } else {
+      for (int i = 1; rc == 0 && i < nl; i++)
+        rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lower[i]);
+      if (rc == 0 && up >= 0) rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "upperdir", NULL, up);
+      if (rc == 0 && wk >= 0) rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "workdir", NULL, wk);
+    }
     for (char **o = op->options; rc == 0 && o && *o; o++) {
       char *eq = strchr(*o, '=');
       /* Per-mount flags, not overlay parameters: they go to fsmount(). */
@@ -415,10 +429,14 @@ static void do_loop_mount(mount_op *op) {
     }
     op->err = 0;
     if (mount(dev, op->target, op->fstype, op->flags, op->data) != 0) {
+      /* The device was ours: its mount failing (EBUSY included) is the image's or the
+       * target's fault, which another device would not cure. Detach now, and report. */
       op->err = errno;
       snprintf(op->detail, sizeof op->detail, "mount %s", dev);
+      ioctl(lfd, LOOP_CLR_FD, 0);
     }
     close(lfd);
+    break;
   }
   close(img);
   close(ctl);

@@ -102,7 +102,12 @@ export class InstanceHandler implements OperationHandler {
       const { upper, work } = scratch;
       const lowers = this.o.layers.paths(image.mountChain);
       const idmap = lease === null ? {} : { idmap: lease.range };
-      await mountRootfs({ lowers, upper, work, target: rootfs, ...idmap });
+      // Host root has no id in an idmapped view: the server's own writes (files, a missing cwd)
+      // go through a plain mount of the same upper first, with the owners as given. With files
+      // that is known up front; whether the cwd exists only the merged view tells.
+      const hasFiles = Object.keys(meta.files).length > 0;
+      const plainFirst = lease !== null && hasFiles;
+      await mountRootfs({ lowers, upper, work, target: rootfs, ...(plainFirst ? {} : idmap) });
       mounted = true;
       const writeFiles = async () => {
         for (const [path, f] of Object.entries(meta.files)) {
@@ -123,13 +128,13 @@ export class InstanceHandler implements OperationHandler {
           });
         }
       };
-      if (lease !== null && (Object.keys(meta.files).length > 0 || !isPlainDirInside(rootfs, meta.cwd))) {
-        // Host root has no id in an idmapped view: the server's own writes (files, a missing cwd)
-        // go through a plain mount of the same upper first, with the owners as given.
-        await unmount(rootfs);
-        mounted = false;
-        await mountRootfs({ lowers, upper, work, target: rootfs });
-        mounted = true;
+      if (lease !== null && (plainFirst || !isPlainDirInside(rootfs, meta.cwd))) {
+        if (!plainFirst) {
+          await unmount(rootfs);
+          mounted = false;
+          await mountRootfs({ lowers, upper, work, target: rootfs });
+          mounted = true;
+        }
         await writeFiles();
         await ensureDir(rootfs, meta.cwd);
         await unmount(rootfs);

@@ -9,12 +9,16 @@
  * with the namespace. Files are removed with their sandbox, and by reclaim after a crash.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { readdir, rm, statfs } from "node:fs/promises";
+import { rm, statfs } from "node:fs/promises";
 import path from "node:path";
 import { mounter } from "../sys/mount.js";
 
 export const BIND_DIR = "/run/contree-binds";
 const TMPFS_MAGIC = 0x01021994;
+
+/** The files a sandbox may get bound in; removal goes by these names. */
+const BIND_FILE_NAMES = ["resolv.conf"] as const;
+type BindFileName = (typeof BIND_FILE_NAMES)[number];
 
 let ready: Promise<boolean> | undefined;
 
@@ -23,7 +27,8 @@ async function ensureTmpfs(dir: string): Promise<boolean> {
   if ((await statfs(dir)).type === TMPFS_MAGIC) return true;
   try {
     // Sandboxes in user namespaces open the files as unprivileged host ids: traversable, not listable.
-    await mounter().tmpfs(dir, "size=1m,mode=0711");
+    // One small file per egress sandbox: room for many thousands running at once.
+    await mounter().tmpfs(dir, "size=64m,nr_inodes=1m,mode=0711");
   } catch {
     return false;
   }
@@ -36,7 +41,7 @@ async function ensureTmpfs(dir: string): Promise<boolean> {
  */
 export async function writeBindFile(
   id: string,
-  name: string,
+  name: BindFileName,
   content: string,
   fallbackDir: string,
 ): Promise<string> {
@@ -47,14 +52,7 @@ export async function writeBindFile(
   return file;
 }
 
-/** Removes every bind source of sandbox `id` (idempotent). */
+/** Removes every bind source of sandbox `id` (idempotent); by name, so no listing of the shared dir. */
 export async function removeBindFiles(id: string): Promise<void> {
-  let names: string[] = [];
-  try {
-    names = await readdir(BIND_DIR);
-  } catch {
-    return;
-  }
-  const prefix = `${id}.`;
-  for (const n of names) if (n.startsWith(prefix)) await rm(path.join(BIND_DIR, n), { force: true });
+  for (const n of BIND_FILE_NAMES) await rm(path.join(BIND_DIR, `${id}.${n}`), { force: true });
 }

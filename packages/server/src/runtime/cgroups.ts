@@ -371,9 +371,14 @@ export class SandboxCgroup {
     return this.mode === "v2" ? this.v2() : (this.v1("pids") ?? this.v1("memory"));
   }
 
+  /** The v1 freezer directory that freezes the sandbox before a kill, or null (v2, or none). */
+  freezerDir(): string | null {
+    return this.mode === "v2" ? null : this.v1("freezer");
+  }
+
   /** Host pids of every process in the sandbox. */
   async pids(): Promise<number[]> {
-    const d = this.mode === "v2" ? this.v2() : (this.v1("pids") ?? this.v1("memory"));
+    const d = this.taskDir();
     return d === null ? [] : subtreePids(d);
   }
 
@@ -389,7 +394,7 @@ export class SandboxCgroup {
         return;
       }
     }
-    const freezer = this.mode === "v2" ? null : this.v1("freezer");
+    const freezer = this.freezerDir();
     const frozen = freezer !== null && (await this.freeze(freezer));
     try {
       for (const pid of await this.pids()) {

@@ -119,8 +119,11 @@ export interface Sandbox {
 export type SelfTestResult =
   /** `note`: a workaround the driver turned on to pass (doctor and the start-up log say it). */
   | { ok: true; note?: string }
-  /** `failedChecks`: the userland probe's failed checks when the sandbox itself ran. */
-  | { ok: false; reason: string; failedChecks?: string[] };
+  /**
+   * `failedChecks`: the userland probe's failed checks when the sandbox itself ran.
+   * `idmapRefused`: the kernel refused the idmapped rootfs mount (no sandbox ran).
+   */
+  | { ok: false; reason: string; failedChecks?: string[]; idmapRefused?: boolean };
 
 export interface SelfTestOptions {
   /** Scratch directory the self-test may create files in. */

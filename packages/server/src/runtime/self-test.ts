@@ -20,6 +20,16 @@ const PROBE_OK = "contree-probe ok";
 const PROBE_FAILED = /^contree-probe failed: (.*)$/m;
 const PROBE_FAIL_LINE = /^(\S+) FAIL \S+$/gm;
 
+/** What a kernel answers when it cannot give overlayfs idmapped layers. */
+const IDMAP_REFUSED = new Set(["EINVAL", "EOPNOTSUPP", "EOVERFLOW", "ENOSYS"]);
+const IDMAP_REFUSED_REASON = "the kernel refused the idmapped overlay mount";
+
+function errnoCode(e: unknown): string | undefined {
+  const c = e instanceof Error ? (e.cause ?? e) : e;
+  const code = typeof c === "object" && c !== null ? (c as { code?: unknown }).code : undefined;
+  return typeof code === "string" ? code : undefined;
+}
+
 export async function selfTestSandbox(
   driver: RuntimeDriver,
   o: SelfTestOptions,
@@ -38,19 +48,26 @@ export async function selfTestSandbox(
     let rootfs = path.join(dir, "rootfs");
     await buildBusyboxRootfs(rootfs);
     await copyFile(PROBE, path.join(rootfs, PROBE_IN_SANDBOX));
-    // In a user namespace the root must be an idmapped overlay, as for every run.
+    // Mounted as every run's rootfs is (a writable overlay, idmapped in a user namespace), so a
+    // kernel that cannot mount it fails here and not at the first run.
     lease = driver.userRange?.() ?? null;
-    if (lease !== null) {
-      merged = path.join(dir, "merged");
+    const target = path.join(dir, "merged");
+    try {
       await mountRootfs({
         lowers: [rootfs],
         upper: path.join(dir, "rw", "upper"),
         work: path.join(dir, "rw", "work"),
-        target: merged,
-        idmap: lease.range,
+        target,
+        ...(lease === null ? {} : { idmap: lease.range }),
       });
-      rootfs = merged;
+    } catch (e) {
+      const code = errnoCode(e);
+      if (lease !== null && code !== undefined && IDMAP_REFUSED.has(code))
+        return { ok: false, reason: `${IDMAP_REFUSED_REASON} (${code})`, idmapRefused: true };
+      throw e;
     }
+    merged = target;
+    rootfs = merged;
     sandbox = await driver.start(
       {
         id,

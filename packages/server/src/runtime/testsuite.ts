@@ -9,7 +9,7 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { chmod, copyFile, lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -17,12 +17,14 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { major, minor } from "../layers/device.js";
+import { nativeSys } from "../sys/native-sys.js";
 import { buildBusyboxRootfs } from "./busybox.js";
 import { SandboxCgroup } from "./cgroups.js";
 import { runCommand } from "./command.js";
 import { removeFirewallIfUnused } from "./network.js";
 import { diffStats, mountRootfs, unmount } from "./rootfs.js";
 import type { ExitStatus, RuntimeDriver, Sandbox, SandboxSpec, UserRangeLease } from "./runtime-driver.js";
+import { FIRST_HOST_ID, LOCK_DIR, RANGE_SIZE } from "./userns.js";
 
 export interface ConformanceOptions {
   /** Guest processes are host tasks (OCI); false for gVisor, where the pids cgroup bounds the sentry. */
@@ -54,6 +56,8 @@ async function xattrHex(file: string, name: string): Promise<string> {
 interface Run {
   sandbox: Sandbox;
   upper: string;
+  /** The user-id range the sandbox runs in (drivers with user namespaces). */
+  lease: UserRangeLease | null;
   out: Collected;
   err: Collected;
 }
@@ -219,7 +223,7 @@ export function registerConformanceSuite(
       };
       const sandbox = await driver.start(spec);
       entry.sandbox = sandbox;
-      return { sandbox, upper, out: collect(sandbox.stdout), err: collect(sandbox.stderr) };
+      return { sandbox, upper, lease, out: collect(sandbox.stdout), err: collect(sandbox.stderr) };
     }
 
     async function runSh(
@@ -767,6 +771,28 @@ export function registerConformanceSuite(
         await waitFor(() => dogs().length === 0, 10_000);
         expect(dogs()).toEqual([]);
       });
+
+      if (opts.userNamespace === true)
+        it("its user-id range stays claimed while it runs, even when the server lets go of it", async () => {
+          const r = await start({ deadlineMs: 600_000 }, ["/bin/sh", "-c", "echo up; exec sleep 60"]);
+          const sys = nativeSys();
+          if (r.lease === null || sys === null) throw new Error("a user-namespace driver must lease a range");
+          await waitFor(() => r.out().includes("up"));
+          const slotFile = path.join(LOCK_DIR, String((r.lease.range.hostId - FIRST_HOST_ID) / RANGE_SIZE));
+          // What a dead server's kernel does: the server's own lock fd goes.
+          r.lease.release();
+          expect(sys.tryLock(slotFile), "another server could lease the running sandbox's range").toBe(-1);
+          await r.sandbox.kill();
+          await withTimeout(r.sandbox.wait(), 15_000, "exit after kill");
+          // Free again once the watchdog has seen the sandbox end.
+          const fds: number[] = [];
+          await waitFor(() => {
+            const fd = sys.tryLock(slotFile);
+            if (fd >= 0) fds.push(fd);
+            return fd >= 0;
+          }, 10_000);
+          for (const fd of fds) closeSync(fd);
+        });
 
       it("dies at its deadline even when nobody kills it (a dead server)", async () => {
         const r = await start({ deadlineMs: 1500 }, ["/bin/sh", "-c", "echo up; exec sleep 1000"]);

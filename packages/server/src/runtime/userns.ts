@@ -9,7 +9,9 @@
  * Ranges start at 2^28, far above system and login accounts and the usual /etc/subuid
  * allotments. A range is held by an exclusive flock on `/run/contree-userns/<slot>`: servers on
  * one host (each with its own data dir) never hand out the same range, and the kernel drops the
- * lock when its holder dies, so a crash leaves no stale claim.
+ * lock when its holder dies, so a crash leaves no stale claim. A sandbox's watchdog inherits the
+ * lock fd (a flock lasts while any fd of its open file is open): a sandbox that outlives a dead
+ * server keeps its range claimed until the watchdog has seen it end or killed it.
  */
 import { closeSync, mkdirSync } from "node:fs";
 import path from "node:path";
@@ -30,23 +32,41 @@ export interface UserRangeLease {
 }
 
 let next = Math.floor(Math.random() * SLOTS);
+/** Lock dirs made by this process: one mkdir per dir, not one per run. */
+const madeDirs = new Set<string>();
+/** Lock fd of each range held by this process, by its first host id. */
+const lockFds = new Map<number, number>();
+
+/**
+ * The lock fd of a range this process holds, for a helper that must keep the range claimed
+ * while the sandbox may outlive the server (the watchdog inherits it), or undefined.
+ */
+export function userRangeLockFd(range: IdRange): number | undefined {
+  return lockFds.get(range.hostId);
+}
 
 /** Claims a free range (needs the native addon: Node has no flock). */
 export function leaseUserRange(lockDir = LOCK_DIR): UserRangeLease {
   const sys = nativeSys();
   if (sys === null) throw new Error("user ranges need the native addon");
-  mkdirSync(lockDir, { recursive: true, mode: 0o700 });
+  if (!madeDirs.has(lockDir)) {
+    mkdirSync(lockDir, { recursive: true, mode: 0o700 });
+    madeDirs.add(lockDir);
+  }
   for (let i = 0; i < SLOTS; i++) {
     const slot = next;
     next = (next + 1) % SLOTS;
     const fd = sys.tryLock(path.join(lockDir, String(slot)));
     if (fd < 0) continue;
     let held = true;
+    const range = { hostId: FIRST_HOST_ID + slot * RANGE_SIZE, size: RANGE_SIZE };
+    lockFds.set(range.hostId, fd);
     return {
-      range: { hostId: FIRST_HOST_ID + slot * RANGE_SIZE, size: RANGE_SIZE },
+      range,
       release() {
         if (!held) return;
         held = false;
+        lockFds.delete(range.hostId);
         closeSync(fd);
       },
     };

@@ -44,6 +44,11 @@ export interface LaunchOptions {
    * canJoinCgroupsAtSpawn(). If any cannot be joined, `file` never runs (exit 126).
    */
   joinCgroups?: string[];
+  /**
+   * Open fds the process keeps, under the same numbers (e.g. a lock it must go on holding after
+   * the server is gone). Native backend only.
+   */
+  inheritFds?: number[];
   /** Force a backend (tests); default: native when the addon is loaded. */
   backend?: "native" | "node";
 }
@@ -52,6 +57,8 @@ export interface LaunchOptions {
 export function launch(file: string, args: readonly string[], o: LaunchOptions = {}): Proc {
   const sys = o.backend === "node" ? null : nativeSys();
   if (o.backend === "native" && sys === null) throw new Error("native addon not available");
+  if (o.inheritFds !== undefined && o.inheritFds.length > 0 && sys === null)
+    throw new Error("inheriting fds needs the native addon");
   if (o.joinCgroups !== undefined && (sys === null || !existsSync(CGEXEC)))
     throw new Error("joining cgroups at spawn needs the native addon and its cgexec helper");
   return sys === null ? new NodeProc(file, args, o) : new NativeProc(sys, file, args, o);
@@ -94,7 +101,7 @@ class NativeProc implements Proc {
     });
     let exe = file;
     let argv = [o.argv0 ?? file, ...args];
-    const inherit: number[] = [];
+    const inherit: number[] = [...(o.inheritFds ?? [])];
     if (o.joinCgroups !== undefined) {
       argv = [CGEXEC, ...o.joinCgroups, "--", file, ...argv];
       exe = CGEXEC;

@@ -80,7 +80,7 @@ describe.each(["native", "cli"] as const)("mountRootfs (%s)", (backend) => {
     mounted.pop();
     expect(existsSync(path.join(o.target, "common.txt"))).toBe(false);
     const d = await diffStats(o.upper);
-    expect(d).toEqual({ bytes: 5, entries: 2, empty: false });
+    expect(d).toEqual({ bytes: 5, entries: 2, devices: 0, empty: false });
     const wh = await stat(path.join(o.upper, "f0"));
     expect(wh.isCharacterDevice() && wh.rdev === 0).toBe(true);
   });

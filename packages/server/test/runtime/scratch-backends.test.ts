@@ -48,6 +48,8 @@ describe("loop scratch", () => {
       const loop = new LoopScratch({ dir, logger, idleMax: 2, mounter: mounter(backend) });
       try {
         const cap = 24 * MiB;
+        // The default cap: the one size kept ready without being asked for before.
+        loop.warm(cap);
         const a = await loop.acquire(dir, cap);
         await writeFile(join(a.upper, "ok"), Buffer.alloc(cap - 2 * MiB));
         await expect(writeFile(join(a.upper, "over"), Buffer.alloc(4 * MiB))).rejects.toMatchObject({
@@ -76,6 +78,20 @@ describe("loop scratch", () => {
       expect(mountsBelow(dir)).toBe(0);
     },
   );
+
+  it("a tenant's one-off cap is neither kept nor prepared again (no pool of odd sizes)", async () => {
+    const loop = new LoopScratch({ dir, logger, idleMax: 2 });
+    try {
+      const oneOff = 17 * MiB + 4096;
+      const s = await loop.acquire(dir, oneOff);
+      await s.release();
+      // Nothing left mounted: the run's filesystem went with it and none was made for the size.
+      expect(mountsBelow(dir)).toBe(0);
+    } finally {
+      await loop.close();
+    }
+    expect(mountsBelow(dir)).toBe(0);
+  });
 });
 
 describe("project-quota scratch", () => {

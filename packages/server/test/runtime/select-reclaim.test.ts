@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +15,9 @@ import { selectDriver } from "../../src/runtime/select.js";
 let root = "";
 beforeAll(async () => {
   root = await mkdtemp(path.join(tmpdir(), "select-reclaim-"));
+  // As the server's data dir: searchable by a sandbox's unprivileged host uid (crun in a user
+  // namespace), or crun's self-test fails, as it must.
+  await chmod(root, 0o711);
 });
 afterAll(async () => {
   // Both servers' state dirs: a failed assertion must not leave the "other" sandbox behind.

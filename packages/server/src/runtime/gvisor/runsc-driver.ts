@@ -174,9 +174,11 @@ export class RunscDriver extends OciCliDriver {
   }
 
   override async deleteState(containerId: string, netnsPath?: string): Promise<void> {
-    if (this.stateFiles(containerId).some((n) => n.endsWith(".state")))
+    const files = this.stateFiles(containerId);
+    if (files.some((n) => n.endsWith(".state")))
       await this.call(["delete", "--force", containerId], netnsPath);
-    for (const n of this.stateFiles(containerId)) await rm(path.join(this.stateRoot, n), { force: true });
+    // The ones listed before the delete: it may remove some, rm tolerates that.
+    for (const n of files) await rm(path.join(this.stateRoot, n), { force: true });
   }
 
   protected override signalViaRuntime(): boolean {

@@ -5,7 +5,7 @@
  * would lose without a subreaper shim), `exec` for extra processes and cgroup-wide kill.
  * Subclasses only say how to invoke their binary.
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { readdir, rm, rmdir } from "node:fs/promises";
 import { constants } from "node:os";
 import path from "node:path";
@@ -40,6 +40,7 @@ import {
   type SelfTestResult,
 } from "../runtime-driver.js";
 import { selfTestSandbox } from "../self-test.js";
+import { userRangeLockFd } from "../userns.js";
 import {
   type BundleOptions,
   type OciConfig,
@@ -69,6 +70,9 @@ export interface Invocation {
 function argv0Of(inv: Invocation): { argv0?: string } {
   return inv.argv0 === undefined ? {} : { argv0: inv.argv0 };
 }
+
+/** Built or not is fixed for the life of the process: checked once, not per run. */
+const WATCHDOG_BUILT = existsSync(WATCHDOG);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -261,9 +265,10 @@ export abstract class OciCliDriver implements RuntimeDriver {
       });
       // Without the helper (not built) a crashed server's sandboxes run until the next start's
       // reclaim; the start-up log warns about it.
-      if (spec.deadlineMs !== undefined && existsSync(WATCHDOG)) {
+      if (spec.deadlineMs !== undefined && WATCHDOG_BUILT) {
         try {
-          startWatchdog(spec.deadlineMs, child.pid, cg.taskDir());
+          const lock = spec.users === undefined ? undefined : userRangeLockFd(spec.users);
+          startWatchdog(spec.deadlineMs, child.pid, cg.taskDir(), cg.freezerDir(), lock);
         } catch (e) {
           // Never a sandbox without its deadline.
           child.kill("SIGKILL");
@@ -519,17 +524,45 @@ class OciSandbox implements Sandbox {
  * kills the sandbox's cgroup at the deadline, and exits as soon as the runtime process ends.
  * It watches through a pidfd and a monotonic clock; ~1 ms to start, no work while it waits.
  */
-function startWatchdog(deadlineMs: number, runtimePid: number, cgroupDir: string | null): void {
+function startWatchdog(
+  deadlineMs: number,
+  runtimePid: number,
+  cgroupDir: string | null,
+  freezerDir: string | null,
+  userRangeLock: number | undefined,
+): void {
   if (cgroupDir === null) throw internal("sandbox cgroup has no task directory");
+  // Read before this process can reap the runtime: the watchdog checks that the pid it watches
+  // is still this process, not one that got the pid after it.
+  const started = processStartTime(runtimePid);
   // CLOCK_MONOTONIC, the clock libuv's hrtime reads.
   const deadline = Number(process.hrtime.bigint() / 1_000_000n) + Math.max(0, Math.ceil(deadlineMs));
-  const dog = launch(WATCHDOG, [String(deadline), String(runtimePid), cgroupDir], {
+  const args = [
+    String(deadline),
+    String(runtimePid),
+    started,
+    cgroupDir,
+    ...(freezerDir === null ? [] : [freezerDir]),
+  ];
+  const dog = launch(WATCHDOG, args, {
     stdin: "ignore",
     detached: true,
+    // It holds the sandbox's user-id range lock too: a server that died does not free the range
+    // of a sandbox still running, only the sandbox's end does.
+    ...(userRangeLock === undefined ? {} : { inheritFds: [userRangeLock] }),
   });
   // Its pipes carry nothing; never let them hold the event loop.
   dog.stdout.resume();
   dog.stderr.resume();
+}
+
+/** Field 22 of /proc/PID/stat: the start time in clock ticks since boot. */
+function processStartTime(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // The command name (field 2) may hold spaces and parentheses: count from its last ')'.
+  const start = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  if (start === undefined || !/^\d+$/.test(start)) throw internal("runtime process start time unreadable");
+  return start;
 }
 
 export const OWNER_DIR = "sandboxes";

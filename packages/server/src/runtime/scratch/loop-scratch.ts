@@ -79,6 +79,7 @@ export class LoopScratch implements ScratchBackend {
   private readonly warming = new Map<number, Promise<void>>();
   private seq = 0;
   private closed = false;
+  private defaultCap: number | undefined;
   private readonly idleMax: number;
   private readonly m: Mounter;
 
@@ -87,9 +88,16 @@ export class LoopScratch implements ScratchBackend {
     this.m = o.mounter ?? mounter();
   }
 
-  /** Prepares one filesystem for `capBytes` in the background (start-up: the default cap). */
+  /**
+   * Prepares one filesystem for `capBytes`, the default cap, in the background, and keeps one
+   * ready for it from now on.
+   */
   warm(capBytes: number): void {
-    const cap = capBytes;
+    this.defaultCap = capBytes;
+    this.prepare(capBytes);
+  }
+
+  private prepare(cap: number): void {
     if (this.closed || this.warming.has(cap) || this.idle.some((f) => f.cap === cap)) return;
     if (this.idle.length >= this.idleMax) return;
     const p = this.create(cap)
@@ -107,8 +115,10 @@ export class LoopScratch implements ScratchBackend {
       i = this.idle.findIndex((f) => f.cap === cap);
     }
     const fs = i >= 0 ? (this.idle.splice(i, 1)[0] as LoopFs) : await this.create(cap);
-    // The next run of this size finds one ready.
-    this.warm(capBytes);
+    // Only sizes that were asked for before (pooled) or the default are kept ready: a tenant's
+    // one-off caps would fill the pool, push the default out and cost an mkfs each.
+    const pooled = i >= 0 || cap === this.defaultCap;
+    if (pooled) this.prepare(cap);
     const upper = join(fs.mount, "upper");
     const work = join(fs.mount, "work");
     try {
@@ -136,7 +146,7 @@ export class LoopScratch implements ScratchBackend {
           // Images are sparse: on a nearly full data filesystem the loop device may have failed
           // writes the run never saw. Such a filesystem is not trusted again.
           const host = await statfs(this.o.dir);
-          if (host.bavail * host.bsize < HOST_LOW_BYTES) await this.destroy(fs);
+          if (!pooled || host.bavail * host.bsize < HOST_LOW_BYTES) await this.destroy(fs);
           else this.park(fs);
         } catch (err) {
           this.o.logger.warn({ err }, "could not empty a scratch filesystem");

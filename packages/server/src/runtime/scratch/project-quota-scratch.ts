@@ -1,5 +1,7 @@
+import { randomInt } from "node:crypto";
 import { mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { resourceExhausted } from "../../core/errors.js";
 import type { Logger } from "../../observability/logger.js";
 import type { NativeSys } from "../../sys/native-sys.js";
 import { type RunScratch, reachedCap, type ScratchBackend } from "./scratch.js";
@@ -20,7 +22,9 @@ const LAST_PROJECT_ID = 0x7ffffff0;
 export class ProjectQuotaScratch implements ScratchBackend {
   readonly name = "project-quota";
   readonly enforced = true;
-  private next = FIRST_PROJECT_ID;
+  // A random start: ids of layers kept from earlier starts cluster at the bottom, and each one
+  // skipped costs a synchronous quotactl.
+  private next = FIRST_PROJECT_ID + randomInt(LAST_PROJECT_ID - FIRST_PROJECT_ID + 1);
   private readonly live = new Set<number>();
   private readonly sameFsAsLayers: boolean;
 
@@ -44,7 +48,7 @@ export class ProjectQuotaScratch implements ScratchBackend {
         return id;
       }
     }
-    throw new Error("no free project id");
+    throw resourceExhausted("no free project id for the run's scratch quota");
   }
 
   async acquire(runDir: string, capBytes: number): Promise<RunScratch> {
