@@ -26,7 +26,8 @@ export function sendWithOutputs<T>(
   doc: T,
 ): T | FastifyReply {
   if (!containsOutputRef(doc)) return doc;
-  d.gate.hold(principalOf(req), reply);
+  // A HEAD reads nothing (headers only): no slot.
+  if (req.method !== "HEAD") d.gate.hold(principalOf(req), reply);
   return sendStream(
     req,
     reply,

@@ -1,6 +1,7 @@
+import Fastify from "fastify";
 import { describe, expect, it } from "vitest";
 import { type FileItem, listingText, listingTextChunks } from "../inspect/file-item.js";
-import { listingJson } from "./stream-reply.js";
+import { listingJson, sendStream } from "./stream-reply.js";
 
 function items(n: number): FileItem[] {
   return Array.from({ length: n }, (_, i) => ({
@@ -45,5 +46,30 @@ describe("streamed listings", () => {
     let rows = 0;
     for (const p of listingTextChunks(many, 10_000)) rows += p.split("\n").length - 1;
     expect(rows).toBe(1_000_001);
+  });
+});
+
+describe("streamed documents", () => {
+  it("HEAD answers with the headers alone and never makes the body; GET sends it", async () => {
+    const app = Fastify();
+    let made = 0;
+    async function* body(): AsyncGenerator<string> {
+      made++;
+      yield '{"a":';
+      yield "1}";
+    }
+    app.get("/doc", (req, reply) => sendStream(req, reply, "application/json; charset=utf-8", body()));
+    try {
+      const head = await app.inject({ method: "HEAD", url: "/doc" });
+      expect(head.statusCode).toBe(200);
+      expect(head.headers["content-type"]).toBe("application/json; charset=utf-8");
+      expect(head.body).toBe("");
+      expect(made).toBe(0);
+      const get = await app.inject({ method: "GET", url: "/doc" });
+      expect(get.body).toBe('{"a":1}');
+      expect(made).toBe(1);
+    } finally {
+      await app.close();
+    }
   });
 });

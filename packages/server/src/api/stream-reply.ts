@@ -14,12 +14,14 @@ export function sendStream(
   contentType: string,
   pieces: Iterable<string> | AsyncIterable<string>,
 ): FastifyReply {
-  const body = Readable.from(pieces, { objectMode: false, highWaterMark: 64 * 1024 });
   void reply.type(contentType);
+  // HEAD is answered with the headers alone: the body (stored output read and encoded) is never made.
+  if (req.method === "HEAD") return reply.send(Readable.from([]));
+  const body = Readable.from(pieces, { objectMode: false, highWaterMark: 64 * 1024 });
   const ended = (err: unknown) => {
     if (err) req.log.warn({ err }, "streamed response ended early");
   };
-  if (req.method !== "HEAD" && acceptsGzip(String(req.headers["accept-encoding"] ?? ""))) {
+  if (acceptsGzip(String(req.headers["accept-encoding"] ?? ""))) {
     void reply.header("content-encoding", "gzip").header("vary", "accept-encoding");
     const gz = createGzip();
     pipeline(body, gz, ended);

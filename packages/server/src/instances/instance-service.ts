@@ -4,7 +4,6 @@ import type { Config } from "../config/config.js";
 import { effectiveLimits } from "../config/limits.js";
 import { notFound } from "../core/errors.js";
 import { newId } from "../core/ids.js";
-import { decodeStreamInput } from "../core/stream-repr.js";
 import type { ImageService } from "../images/image-service.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { OperationRecord } from "../metadata/repos/operation-repo.js";
@@ -28,32 +27,32 @@ export class InstanceService {
 
   async spawn(p: Principal, body: unknown): Promise<{ op: OperationRecord; meta: InstanceMetadata }> {
     const limits = effectiveLimits(this.config.defaultLimits, p.project);
-    const meta = parseSpawnRequest(body, limits, this.defaultNetworking);
+    const { meta, stdinBytes: bytes } = parseSpawnRequest(body, limits, this.defaultNetworking);
     requirePermission(p, meta.disposable ? "spawn_disposable" : "spawn");
     const image = await this.images.resolve(p.project, meta.image);
     for (const f of new Set(Object.values(meta.files).map((x) => x.uuid))) {
       if (!(await this.store.files.findById(p.project.id, f))) throw notFound(`file ${f} not found`);
     }
-    if (meta.stdin.value.length <= INLINE_OUTPUT_MAX) {
+    if (bytes.length <= INLINE_OUTPUT_MAX) {
       return { op: await this.queue.enqueue(p.project, "instance", meta, image.id), meta };
     }
     // Stored before the row exists; start-up reclaim removes it if the row never comes.
     const id = newId();
-    const bytes = decodeStreamInput(meta.stdin.value, meta.stdin.encoding, "stdin");
-    const file = await this.outputs.create(id, "1.input");
-    try {
-      await file.append(bytes);
-    } finally {
-      await file.seal();
-    }
     const stdin: OutputRef = {
       $out: { stream: "1.input", offset: 0, length: bytes.length },
       encoding: meta.stdin.encoding,
       close: meta.stdin.close,
     };
     try {
+      const file = await this.outputs.create(id, "1.input");
+      try {
+        await file.append(bytes);
+      } finally {
+        await file.seal();
+      }
       return { op: await this.queue.enqueue(p.project, "instance", { ...meta, stdin }, image.id, id), meta };
     } catch (err) {
+      // Nothing may stay on disk for an operation that never came to be.
       await this.outputs.remove(id).catch(() => undefined);
       throw err;
     }

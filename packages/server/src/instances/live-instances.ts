@@ -1,7 +1,8 @@
 import { constants as osConstants } from "node:os";
 import type { Writable } from "node:stream";
-import { conflict, failedPrecondition, invalidArgument, notFound } from "../core/errors.js";
+import { conflict, failedPrecondition, invalidArgument, notFound, payloadTooLarge } from "../core/errors.js";
 import { decodeStreamInput, type StreamRepr, toStreamRepr } from "../core/stream-repr.js";
+import type { Logger } from "../observability/logger.js";
 import type { OutputRef } from "../outputs/output-ref.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import type { ProcessHandle, ProcessSpec, Sandbox } from "../runtime/runtime-driver.js";
@@ -9,6 +10,12 @@ import { OutputCapture } from "./output-capture.js";
 import { eventResources, redactEnv, resultResources } from "./resources.js";
 import { DEFAULT_TRUNCATE, MAX_TRUNCATE } from "./spawn-request.js";
 import { StdinLog } from "./stdin-log.js";
+
+/**
+ * Stdin one operation may be fed through the stdin endpoint (all its processes together): every
+ * write is kept (echo events, stored stream), so without a cap one tenant could fill the disk.
+ */
+export const MAX_STDIN_PER_OPERATION = 64 * 1024 * 1024;
 
 type Emit = (spid: number, type: string, data: Record<string, unknown>) => Promise<void>;
 
@@ -51,6 +58,8 @@ interface Live {
   baseEnv: Record<string, string>;
   nextSpid: number;
   procs: Map<number, Proc>;
+  /** Stdin bytes taken so far (counted against MAX_STDIN_PER_OPERATION). */
+  stdinBytes: number;
 }
 
 /** "TERM", "SIGTERM" or "15" → "SIGTERM"; anything else is a 400. */
@@ -78,7 +87,10 @@ export class LiveInstances {
   private readonly ended = new Map<string, Map<number, ReturnType<typeof fold>>>();
 
   /** Subprocess output past the inline size goes to the operation's streams in `outputs`. */
-  constructor(private readonly outputs: OutputStore) {}
+  constructor(
+    private readonly outputs: OutputStore,
+    private readonly logger?: Pick<Logger, "warn">,
+  ) {}
 
   register(
     opId: string,
@@ -97,7 +109,7 @@ export class LiveInstances {
       stdout: null,
       stderr: null,
     });
-    this.live.set(opId, { sandbox, emit, baseEnv, nextSpid: 2, procs });
+    this.live.set(opId, { sandbox, emit, baseEnv, nextSpid: 2, procs, stdinBytes: 0 });
   }
 
   /** The main process ended: close its stdin and kill what is left (the caller kills the cgroup). */
@@ -178,6 +190,7 @@ export class LiveInstances {
         spec.truncate_output_at,
         { name, create: () => this.outputs.create(opId, name) },
         (data) => l.emit(spid, stream, data),
+        (err) => this.logger?.warn({ err, opId, spid, stream }, "could not store output"),
       );
     };
     proc.stdout = capture("stdout");
@@ -261,12 +274,25 @@ export class LiveInstances {
       return;
     }
     if (bytes.length > 0) {
+      if (l.stdinBytes + bytes.length > MAX_STDIN_PER_OPERATION)
+        throw payloadTooLarge(
+          `stdin of this operation would exceed its limit of ${MAX_STDIN_PER_OPERATION} bytes; nothing was written`,
+        );
+      l.stdinBytes += bytes.length;
+      // Recorded before it goes down the pipe: a refusal (disk full) then means nothing was consumed.
+      let echoes: Array<Record<string, unknown>>;
+      try {
+        echoes = await p.stdinLog.record(bytes);
+      } catch (err) {
+        l.stdinBytes -= bytes.length;
+        throw err;
+      }
       await new Promise<void>((resolve, reject) =>
         p.stdin?.write(bytes, (err) =>
           err ? reject(conflict(`stdin of process ${spid} is closed`)) : resolve(),
         ),
       );
-      for (const data of await p.stdinLog.record(bytes)) await l.emit(spid, "stdin", data);
+      for (const data of echoes) await l.emit(spid, "stdin", data);
     }
     if (close) p.stdin.end();
   }

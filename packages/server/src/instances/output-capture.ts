@@ -3,8 +3,8 @@ import { isPrintable, type StreamRepr, toStreamRepr } from "../core/stream-repr.
 import type { OutputRef } from "../outputs/output-ref.js";
 import type { OutputFile } from "../outputs/output-store.js";
 
-/** Largest single stdout/stderr event; bigger reads are split so frames stay small. */
-const MAX_EVENT_BYTES = 64 * 1024;
+/** Largest single stdout/stderr (or stdin echo) event; bigger reads are split so frames stay small. */
+export const MAX_EVENT_BYTES = 64 * 1024;
 /**
  * Output up to this size per stream stays inline in the metadata database (events and result),
  * as small outputs are the common case (MCP caps at 8000 bytes, the CLI at 64 KiB). Past it the
@@ -88,17 +88,34 @@ export class OutputCapture {
   private async flush(): Promise<void> {
     try {
       while (this.pendingBytes > 0) {
-        const all = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending);
-        const part = all.subarray(0, MAX_EVENT_BYTES);
-        const rest = all.subarray(part.length);
-        this.pending = rest.length > 0 ? [rest] : [];
-        this.pendingBytes = rest.length;
+        const part = this.take(MAX_EVENT_BYTES);
         if (this.pendingBytes <= PAUSE_BYTES && this.stream.isPaused()) this.stream.resume();
         await this.store(part);
       }
     } finally {
       this.flushing = null;
     }
+  }
+
+  /** Up to `max` bytes from the head of `pending` (only those are copied, never the whole backlog). */
+  private take(max: number): Buffer {
+    const parts: Buffer[] = [];
+    let n = 0;
+    while (n < max && this.pending.length > 0) {
+      const head = this.pending[0] as Buffer;
+      const want = max - n;
+      if (head.length <= want) {
+        parts.push(head);
+        this.pending.shift();
+        n += head.length;
+      } else {
+        parts.push(head.subarray(0, want));
+        this.pending[0] = head.subarray(want);
+        n += want;
+      }
+    }
+    this.pendingBytes -= n;
+    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, n);
   }
 
   /** One chunk: inline while the stream is small, else appended to the file before its event. */
@@ -118,8 +135,16 @@ export class OutputCapture {
     let offset: number;
     try {
       if (this.file === null) {
-        this.file = await this.spill.create();
-        await this.file.append(Buffer.concat(this.inline));
+        // The file counts only once it holds the inline part: if that fails, the inline bytes
+        // stay the (truncated) result instead of a reference to an empty file.
+        const file = await this.spill.create();
+        try {
+          await file.append(Buffer.concat(this.inline));
+        } catch (err) {
+          await file.seal().catch(() => undefined);
+          throw err;
+        }
+        this.file = file;
         this.inline = [];
       }
       offset = this.file.size;

@@ -83,7 +83,7 @@ export function parseSpawnRequest(
   body: unknown,
   limits: ProjectLimits,
   defaultNetworking: boolean,
-): InstanceMetadata {
+): { meta: InstanceMetadata; stdinBytes: Buffer } {
   if (!isObj(body)) throw invalidArgument("request body must be a JSON object");
   const command = body["command"];
   if (typeof command !== "string" || command === "")
@@ -126,16 +126,20 @@ export function parseSpawnRequest(
   const gid = given(body["gid"]) ? int(body["gid"], "gid", 0, MAX_ID) : 0;
 
   let stdin: InstanceMetadata["stdin"] = { value: "", encoding: "ascii", close: true };
+  // Decoded once here (validation) and handed back: a spawn stdin may be 16 MiB.
+  let stdinBytes: Buffer = Buffer.alloc(0);
   if (given(body["stdin"])) {
     const s = body["stdin"];
-    if (typeof s === "string") stdin = { value: s, encoding: "ascii", close: true };
-    else if (isObj(s)) {
+    if (typeof s === "string") {
+      stdin = { value: s, encoding: "ascii", close: true };
+      stdinBytes = decodeStreamInput(s, "ascii", "stdin");
+    } else if (isObj(s)) {
       const value = s["value"] ?? "";
       const encoding = s["encoding"] ?? "ascii";
       if (typeof value !== "string") throw invalidArgument("stdin.value must be a string");
       if (encoding !== "ascii" && encoding !== "base64")
         throw invalidArgument('stdin.encoding must be "ascii" or "base64"');
-      decodeStreamInput(value, encoding, "stdin");
+      stdinBytes = decodeStreamInput(value, encoding, "stdin");
       stdin = { value, encoding, close: given(s["close"]) ? bool(s, "close", true) : true };
     } else throw invalidArgument("stdin must be an object {value, encoding}");
   }
@@ -185,7 +189,7 @@ export function parseSpawnRequest(
     networking = bool(n, "enabled", defaultNetworking);
   }
 
-  return {
+  const meta: InstanceMetadata = {
     command,
     image,
     args,
@@ -204,4 +208,5 @@ export function parseSpawnRequest(
     resources_limits: { max_layer_bytes: maxLayer },
     networking: { enabled: networking },
   };
+  return { meta, stdinBytes };
 }

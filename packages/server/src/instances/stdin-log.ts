@@ -1,10 +1,7 @@
 import { toStreamRepr } from "../core/stream-repr.js";
 import type { OutputRef } from "../outputs/output-ref.js";
 import type { OutputFile } from "../outputs/output-store.js";
-import { INLINE_OUTPUT_MAX } from "./output-capture.js";
-
-/** Largest stored range one `stdin` echo event refers to (the size of an output event). */
-const MAX_EVENT_BYTES = 64 * 1024;
+import { INLINE_OUTPUT_MAX, MAX_EVENT_BYTES } from "./output-capture.js";
 
 /** Event payloads for `length` stored bytes from `offset`: one reference per 64 KiB. */
 export function chunkRefs(stream: string, offset: number, length: number): OutputRef[] {

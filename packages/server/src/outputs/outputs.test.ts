@@ -11,7 +11,7 @@ import { StdinLog } from "../instances/stdin-log.js";
 import { jsonStream } from "./json-stream.js";
 import { LocalOutputStore } from "./local/local-output-store.js";
 import { isOutputRef, type OutputRef } from "./output-ref.js";
-import { chunkRepr, reprJson } from "./repr-chunks.js";
+import { chunkRepr, readRange, reprJson } from "./repr-chunks.js";
 
 let root: string;
 let store: LocalOutputStore;
@@ -102,6 +102,33 @@ describe("streamed documents with stored output", () => {
       toStreamRepr(Buffer.alloc(0)),
     );
     await reader.close();
+  });
+});
+
+describe("stored output cut short by a crash", () => {
+  it("a result over a stream shorter than its reference says truncated; a stored input refuses", async () => {
+    const op = newId();
+    const ref = await stored(op, "1.stdout", Buffer.from("abcdef"));
+    const long = { $out: { ...ref.$out, length: 10 }, encoding: "ascii" as const };
+    expect(JSON.parse(await text(reprJson(store, op, long)))).toEqual({
+      value: "abcdef",
+      encoding: "ascii",
+      truncated: true,
+    });
+    const stdin = {
+      $out: { stream: "1.input", offset: 0, length: 10 },
+      encoding: "ascii" as const,
+      close: true,
+    };
+    await stored(op, "1.input", Buffer.from("abc"));
+    expect(JSON.parse(await text(reprJson(store, op, stdin)))).toEqual({
+      value: "abc",
+      encoding: "ascii",
+      truncated: true,
+      close: true,
+    });
+    await expect(readRange(store, op, stdin)).rejects.toMatchObject({ kind: "data_loss" });
+    expect(await readRange(store, op, { $out: { ...stdin.$out, length: 3 } })).toEqual(Buffer.from("abc"));
   });
 });
 
@@ -210,6 +237,72 @@ describe("OutputCapture", () => {
     await reader.close();
     expect(inline).toBeLessThanOrEqual(INLINE_OUTPUT_MAX);
     expect(Buffer.concat(rebuilt).equals(bytes.subarray(0, 300_000))).toBe(true);
+  });
+});
+
+describe("OutputCapture when the store refuses", () => {
+  it("keeps the inline part as a truncated result instead of a reference to an empty file", async () => {
+    const src = new PassThrough();
+    const errors: unknown[] = [];
+    const op = newId();
+    const cap = new OutputCapture(
+      src,
+      1 << 20,
+      {
+        name: "1.stdout",
+        create: async () => {
+          const f = await store.create(op, "1.stdout");
+          return {
+            get size() {
+              return f.size;
+            },
+            append: async () => {
+              throw Object.assign(new Error("no space"), { code: "ENOSPC" });
+            },
+            seal: () => f.seal(),
+          };
+        },
+      },
+      async () => undefined,
+      (err) => errors.push(err),
+    );
+    const first = Buffer.alloc(INLINE_OUTPUT_MAX, "a");
+    src.write(first);
+    await new Promise((r) => setImmediate(r));
+    src.end(Buffer.alloc(1000, "b"));
+    const r = await cap.done;
+    expect(isOutputRef(r.repr)).toBe(false);
+    expect(r.repr).toEqual({ value: first.toString(), encoding: "ascii", truncated: true });
+    expect(r.dropped).toBe(1000);
+    expect(errors).toHaveLength(1);
+  });
+
+  it("takes events from the head of a large backlog, bytes in order", async () => {
+    const src = new PassThrough();
+    const events: Array<Record<string, unknown>> = [];
+    const op = newId();
+    const cap = new OutputCapture(
+      src,
+      4 << 20,
+      { name: "1.stdout", create: () => store.create(op, "1.stdout") },
+      async (d) => {
+        events.push(d);
+      },
+    );
+    const bytes = randomBytes(3 << 20);
+    for (let i = 0; i < bytes.length; i += 7_000) src.write(bytes.subarray(i, i + 7_000));
+    src.end();
+    const r = await cap.done;
+    expect(isOutputRef(r.repr)).toBe(true);
+    expect((await readRange(store, op, r.repr as OutputRef)).equals(bytes)).toBe(true);
+    let at = 0;
+    for (const e of events) {
+      if (!isOutputRef(e)) continue;
+      expect(e.$out.offset).toBeGreaterThanOrEqual(at);
+      expect(e.$out.length).toBeLessThanOrEqual(64 * 1024);
+      at = e.$out.offset + e.$out.length;
+    }
+    expect(at).toBe(bytes.length);
   });
 });
 

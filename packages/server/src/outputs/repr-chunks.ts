@@ -1,5 +1,5 @@
 import { StringDecoder } from "node:string_decoder";
-import { invalidArgument } from "../core/errors.js";
+import { dataLoss, invalidArgument } from "../core/errors.js";
 import { type StreamRepr, toStreamRepr } from "../core/stream-repr.js";
 import type { OutputRef } from "./output-ref.js";
 import type { OutputReader, OutputStore } from "./output-store.js";
@@ -22,9 +22,11 @@ export async function* reprJson(
   const encoding = ref.encoding ?? "base64";
   yield '{"value":"';
   let carry = Buffer.alloc(0);
+  let read = 0;
   // "ascii" output is printable ASCII; a spawn's "ascii" stdin is any UTF-8 text (split safely).
   const text = new StringDecoder("utf8");
   for await (const chunk of store.read(operationId, ref.$out, chunkBytes)) {
+    read += chunk.length;
     if (encoding === "ascii") {
       yield JSON.stringify(text.write(chunk)).slice(1, -1);
       continue;
@@ -38,7 +40,10 @@ export async function* reprJson(
   if (encoding === "ascii") yield JSON.stringify(text.end()).slice(1, -1);
   if (carry.length > 0) yield carry.toString("base64");
   yield `","encoding":"${encoding}"`;
-  if (ref.truncated !== undefined) yield `,"truncated":${ref.truncated ? "true" : "false"}`;
+  // A stream shorter than its reference (damaged by a crash) is not the complete value.
+  const short = read < ref.$out.length;
+  if (ref.truncated !== undefined || short)
+    yield `,"truncated":${ref.truncated === true || short ? "true" : "false"}`;
   if (ref.close !== undefined) yield `,"close":${ref.close ? "true" : "false"}`;
   yield "}";
 }
@@ -46,7 +51,13 @@ export async function* reprJson(
 /** All bytes a reference names (callers bound `length`: a spawn's stdin, at most the body limit). */
 export async function readRange(store: OutputStore, operationId: string, ref: OutputRef): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const c of store.read(operationId, ref.$out, REPR_CHUNK_BYTES * 16)) parts.push(c);
+  let read = 0;
+  for await (const c of store.read(operationId, ref.$out, REPR_CHUNK_BYTES * 16)) {
+    parts.push(c);
+    read += c.length;
+  }
+  // Never hand on part of the bytes as if they were all (a stream damaged by a crash).
+  if (read < ref.$out.length) throw dataLoss("stored input is incomplete");
   return Buffer.concat(parts);
 }
 

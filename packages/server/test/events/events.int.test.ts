@@ -301,6 +301,31 @@ describe("operation event streams", () => {
     });
   });
 
+  it("more follows than the per-token heavy limit, on running instances with large stdin, all succeed", {
+    timeout: 120_000,
+  }, async () => {
+    // > 64 KiB of stdin is stored as `1.input`, so each run has stored output from its start.
+    const n = t.config.heavyRequests.perToken + 1;
+    const stdin = "x".repeat(100 * 1024);
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++)
+      ids.push(
+        await spawn({ command: "cat >/dev/null; echo started; sleep 30", shell: true, stdin, timeout: 60 }),
+      );
+    // Every follow stays open (its run sleeps) while the next ones open: none may be refused.
+    const follows: SseStream[] = [];
+    for (const id of ids) follows.push(await open(id, { follow: true }));
+    for (const [i, id] of ids.entries()) {
+      await (follows[i] as SseStream).until((x) => outputOf(x.events(), "stdout").includes("started"));
+      expect((await t.api(`/v1/operations/${id}`, { method: "DELETE" })).status).toBe(202);
+    }
+    for (const f of follows) {
+      const events = await f.done();
+      noViolations(f);
+      expect(events.at(-1)).toMatchObject({ type: "completion", data: { status: "CANCELLED" } });
+    }
+  });
+
   it("a cancelled operation's follow stream ends with completion CANCELLED", async () => {
     const id = await spawn({ command: "echo started; sleep 30", shell: true, timeout: 60 });
     const s = await open(id, { follow: true });

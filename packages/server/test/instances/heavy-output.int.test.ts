@@ -278,6 +278,51 @@ describe.each(["crun", "runc", "runsc"] as const)("heavy output reads (%s)", (ru
     expect(Buffer.concat(echoed.map((e) => decode(e.data))).equals(bytes)).toBe(true);
   });
 
+  it("stdin fed to one operation is capped: past the cap the write is refused (413) and nothing reaches the process", {
+    timeout: 300_000,
+  }, async () => {
+    const r = await api(tenantA, "/v1/instances", {
+      method: "POST",
+      json: {
+        image: "tag:busybox:latest",
+        command: "wc -c",
+        shell: true,
+        disposable: true,
+        stdin: { value: "", encoding: "ascii", close: false },
+      },
+    });
+    const { uuid } = (await r.json()) as { uuid: string };
+    const write = async (value: string, close = false) => {
+      for (;;) {
+        const w = await api(tenantA, `/v1/operations/${uuid}/subprocesses/1/stdin`, {
+          method: "POST",
+          json: { value, encoding: "ascii", close },
+        });
+        const body = (await w.json().catch(() => ({}))) as { error?: string };
+        // 425 until the main process has started (the API says: retry after Retry-After)
+        if (w.status !== 425) return { status: w.status, error: body.error ?? "" };
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    };
+    const big = "x".repeat(15 * 1024 * 1024);
+    for (let i = 0; i < 4; i++) expect((await write(big)).status).toBe(202);
+    // 60 MiB taken: 15 more would pass the 64 MiB cap, 4 more reach it exactly, then not a byte more.
+    const over = await write(big);
+    expect(over.status).toBe(413);
+    expect(over.error).toMatch(/stdin of this operation would exceed its limit/);
+    expect((await write("y".repeat(4 * 1024 * 1024))).status).toBe(202);
+    expect((await write("z")).status).toBe(413);
+    expect((await write("", true)).status).toBe(202);
+    let doc: { status: string; metadata: { result: { stdout: { value: string; encoding: string } } } };
+    for (;;) {
+      doc = (await (await api(tenantA, `/v1/operations/${uuid}`)).json()) as typeof doc;
+      if (TERMINAL.includes(doc.status)) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(doc.status).toBe("SUCCESS");
+    expect(decode(doc.metadata.result.stdout).toString().trim()).toBe(String(64 * 1024 * 1024));
+  });
+
   it("a directory of many entries is listed in pieces (JSON and text) with every entry", {
     timeout: 300_000,
   }, async () => {

@@ -33,7 +33,8 @@ function frame(e: OperationEvent): string {
 
 /** Payload bytes an event brings into memory (a stored chunk is read only when it is sent). */
 function weight(e: OperationEvent): number {
-  if (isOutputRef(e.data)) return Math.ceil((e.data.$out.length * 4) / 3) + 256;
+  // A stored chunk is a small reference until it is sent (read back then, one chunk at a time).
+  if (isOutputRef(e.data)) return 256;
   return typeof e.data["value"] === "string" ? e.data["value"].length + 256 : 256;
 }
 
@@ -80,8 +81,10 @@ export function eventsRoutes(d: EventsRouteDeps) {
         }
         const wanted = (e: OperationEvent) =>
           spid === undefined || e.spid === spid || e.type === "completion";
-        // Replaying stored output is heavy (read, encode, send up to tens of MB): gated.
-        if (await d.outputs.has(id)) d.gate.hold(p, reply);
+        // Replaying stored output is heavy (read, encode, send up to tens of MB): gated, but only
+        // the replay itself; following a running operation holds no slot (a follow lives as long
+        // as its operation, and SDK waits must not be refused for it).
+        const releaseReplay = (await d.outputs.has(id)) ? d.gate.enter(p) : () => {};
         /** The event as sent: a chunk kept in the output store is read back, one chunk at a time. */
         const reader = d.outputs.reader(id);
         const resolved = async (e: OperationEvent): Promise<OperationEvent> =>
@@ -89,6 +92,7 @@ export function eventsRoutes(d: EventsRouteDeps) {
 
         reply.hijack();
         const res = reply.raw;
+        res.once("close", releaseReplay);
         const gzip = acceptsGzip(String(req.headers["accept-encoding"] ?? ""));
         res.writeHead(200, {
           "content-type": "text/event-stream; charset=utf-8",
@@ -175,6 +179,7 @@ export function eventsRoutes(d: EventsRouteDeps) {
             }
           };
           await replay();
+          if (follow) releaseReplay();
           if (!follow) {
             // A terminal operation's replay always ends with its completion event; the record turns
             // terminal a moment before that event is stored, so wait that moment out.
@@ -226,6 +231,7 @@ export function eventsRoutes(d: EventsRouteDeps) {
           req.log.warn({ err }, "event stream ended early");
           end();
         } finally {
+          releaseReplay();
           await reader.close().catch(() => undefined);
           unsubscribe();
           if (keepalive) clearInterval(keepalive);

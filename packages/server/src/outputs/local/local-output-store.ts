@@ -27,8 +27,18 @@ export class LocalOutputStore implements OutputStore {
 
   async create(operationId: string, name: string): Promise<OutputFile> {
     const p = this.path(operationId, name);
-    await mkdir(this.dir(operationId), { recursive: true, mode: 0o700 });
+    const dir = this.dir(operationId);
+    const made = await mkdir(dir, { recursive: true, mode: 0o700 });
     const fh = await open(p, "w", 0o600);
+    try {
+      // The file's name (and a new operation directory's) must survive a crash like its bytes:
+      // seal() syncs the data, this the directory entries.
+      if (made !== undefined) await syncDir(this.root);
+      await syncDir(dir);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
     return new LocalOutputFile(fh);
   }
 
@@ -130,6 +140,15 @@ class LocalOutputFile implements OutputFile {
     } finally {
       await this.fh.close();
     }
+  }
+}
+
+async function syncDir(path: string): Promise<void> {
+  const d = await open(path, "r");
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
   }
 }
 
