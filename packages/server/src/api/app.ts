@@ -41,7 +41,10 @@ const MAX_FRAMED_JSON = 64 * 1024;
 const GZIP_MIN = 1024;
 /** Largest JSON body (uploads have their own limit, CONTREE_MAX_UPLOAD_BYTES). */
 const BODY_LIMIT = 16 * 1024 * 1024;
-/** Requests that store something new: refused while the data filesystem is full (507). */
+/**
+ * Requests that store something new: refused while the data filesystem is full (507). Stdin to
+ * a running process is not one: it is what lets a run in flight finish and record its result.
+ */
 const WRITE_ROUTES = new Set([
   "POST /files",
   "POST /instances",
@@ -55,7 +58,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const httpMetrics = createHttpMetrics(deps.metrics);
   const handleError = makeErrorHandler(httpMetrics);
-  const v1Prefix = `${config.pathPrefix}/v1`;
+  const prefix = `${config.pathPrefix}/v1`;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     genReqId: (req) => {
@@ -120,7 +123,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       req.headers.authorization,
       typeof project === "string" ? project : undefined,
     );
-    if (deps.storage && WRITE_ROUTES.has(`${req.method} ${req.routeOptions.url.slice(v1Prefix.length)}`))
+    if (deps.storage && WRITE_ROUTES.has(`${req.method} ${req.routeOptions.url.slice(prefix.length)}`))
       deps.storage.assertWritable();
   });
 
@@ -166,7 +169,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
 
-  const prefix = `${config.pathPrefix}/v1`;
   await app.register(
     async (scope) => {
       const v1 = typed(scope);

@@ -72,7 +72,19 @@ async function driverLines(): Promise<HostReportLine[]> {
 async function scratchLines(dataDir: string, tmpfsMaxBytes: number): Promise<HostReportLine[]> {
   let base = dataDir;
   while (!existsSync(base) && dirname(base) !== base) base = dirname(base);
-  const work = await mkdtemp(join(base, ".contree-doctor-"));
+  let work: string;
+  try {
+    work = await mkdtemp(join(base, ".contree-doctor-"));
+  } catch (err) {
+    // A read-only or full data dir is itself the finding; the rest of the report still prints.
+    return [
+      {
+        name: "run scratch (max_layer_bytes)",
+        ok: false,
+        detail: `cannot create a probe directory in ${base}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      },
+    ];
+  }
   try {
     const quota = await probeProjectQuota(work);
     const loop = quota.ok ? undefined : await probeLoop(work, createLogger("silent"));

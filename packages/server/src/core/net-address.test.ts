@@ -47,6 +47,12 @@ describe("addressScope", () => {
     ["169.254.169.254", "metadata"],
     ["fd00:ec2::254", "metadata"],
     ["100.100.100.200", "metadata"],
+    ["168.63.129.16", "metadata"],
+    ["::ffff:168.63.129.16", "metadata"],
+    // The rest of ::/96 (not IPv4-compatible forms) is not public.
+    ["::2", "reserved"],
+    ["::ff", "reserved"],
+    ["::100", "reserved"],
     ["224.0.0.1", "multicast"],
     ["ff02::1", "multicast"],
     ["255.255.255.255", "reserved"],
@@ -65,6 +71,7 @@ describe("addressScope", () => {
     ["100.128.0.1", "public"],
     ["2606:4700::1111", "public"],
     ["::ffff:8.8.8.8", "public"],
+    ["168.63.129.17", "public"],
   ])("%s is %s", (addr, want) => {
     expect(scope(addr)).toBe(want);
   });

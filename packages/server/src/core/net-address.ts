@@ -123,6 +123,8 @@ export const METADATA_ADDRESSES: readonly string[] = [
   "169.254.170.2",
   "100.100.100.200",
   "192.0.0.192",
+  // Azure WireServer (agent and health endpoints, reachable from every VM)
+  "168.63.129.16",
   "fd00:ec2::254",
 ];
 
@@ -150,6 +152,8 @@ const V6 = table([
   ...METADATA_ADDRESSES.filter((a) => a.includes(":")).map((a) => [`${a}/128`, "metadata"] as const),
   ["::/128", "unspecified"],
   ["::1/128", "loopback"],
+  // The rest of ::/96 that is not read as IPv4-compatible (::2 to ::ff).
+  ["::/96", "reserved"],
   ["64:ff9b:1::/48", "reserved"],
   ["100::/64", "reserved"],
   ["2001::/32", "reserved"],

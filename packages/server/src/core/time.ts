@@ -19,14 +19,14 @@ const UNIT_SECONDS: Readonly<Record<string, number>> = {
   y: 365 * 86400,
 };
 
+/** The range of a JavaScript Date, in ms either side of the epoch. */
+const MAX_DATE_MS = 8.64e15;
+
 /**
  * Parses a `since`/`until` value in every form the clients send: ISO-8601 (Z or offset),
  * bare integer seconds or durations (`15m`, `2h`, `3d`, `1w`, `3600s`) meaning "that long
  * before now". Returns epoch milliseconds.
  */
-/** The range of a JavaScript Date, in ms either side of the epoch. */
-const MAX_DATE_MS = 8.64e15;
-
 export function parseTimeBound(raw: string, name: string, now: number = Date.now()): number {
   const s = raw.trim();
   const rel = /^(\d+(?:\.\d+)?)([smhdwMy]?)$/.exec(s);

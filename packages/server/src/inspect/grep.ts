@@ -10,7 +10,7 @@ import { invalidArgument, isKind, notFound } from "../core/errors.js";
 import { type MergedStat, MergedView } from "../layers/merged-view.js";
 import { compileGlobs, type GlobFilter } from "./glob.js";
 import type { MatchJob, MatchRow, WireRegex } from "./grep-matcher.js";
-import type { RegexWorkerPool } from "./regex-worker-pool.js";
+import type { RegexWorkerPool, RunOutcome } from "./regex-worker-pool.js";
 import { type CaseMode, translateRustRegex } from "./rust-regex.js";
 
 export interface GrepRequest {
@@ -146,11 +146,6 @@ export async function grepView(
   };
   if (maxTotal === 0 || maxCount === 0) return result;
 
-  const lease = await pool.acquire(deadline - Date.now());
-  if (lease === null) {
-    cut(result, "busy");
-    return result;
-  }
   const state: WalkState = {
     total: 0,
     outBytes: 0,
@@ -176,7 +171,19 @@ export async function grepView(
       after: req.after,
       files: files.map((f, id) => ({ id, data: f.data })),
     };
-    const outcome = await lease.run(job, deadline - Date.now());
+    // A worker only for this job: a long walk holds none, so other searches share the pool.
+    const lease = await pool.acquire(deadline - Date.now());
+    if (lease === null) {
+      cut(result, "busy");
+      state.stop = true;
+      return;
+    }
+    let outcome: RunOutcome;
+    try {
+      outcome = await lease.run(job, deadline - Date.now());
+    } finally {
+      lease.release();
+    }
     if (outcome.kind === "timeout") {
       cut(result, "deadline");
       state.stop = true;
@@ -200,40 +207,36 @@ export async function grepView(
     if (state.total >= maxTotal) state.stop = true;
   };
 
-  try {
-    const seen = new Set<string>();
-    outer: for (const t of targets) {
-      for await (const c of candidates(view, t, globs, state, limits)) {
-        if (state.stop) {
-          cut(result, "max_total"); // a limit was reached and this file was never searched
-          break outer;
-        }
-        if (Date.now() >= deadline) {
-          cut(result, "deadline");
-          break outer;
-        }
-        if (seen.has(c.real)) continue; // overlapping paths are searched once
-        seen.add(c.real);
-        if (c.size > limits.maxFileBytes || state.scanned + c.size > limits.maxScanBytes) {
-          cut(result, c.size > limits.maxFileBytes ? "file_size" : "scan_bytes");
-          continue;
-        }
-        const data = await readWhole(view, c.real, c.size);
-        if (data === null) continue;
-        state.scanned += data.length;
-        if (data.subarray(0, BINARY_PROBE).includes(0)) continue;
-        batch.push({ ...c, data });
-        batchBytes += data.length;
-        if (batchBytes >= BATCH_BYTES || batch.length >= BATCH_FILES) await flush();
+  const seen = new Set<string>();
+  outer: for (const t of targets) {
+    for await (const c of candidates(view, t, globs, state, limits)) {
+      if (state.stop) {
+        cut(result, "max_total"); // a limit was reached and this file was never searched
+        break outer;
       }
+      if (Date.now() >= deadline) {
+        cut(result, "deadline");
+        break outer;
+      }
+      if (seen.has(c.real)) continue; // overlapping paths are searched once
+      seen.add(c.real);
+      if (c.size > limits.maxFileBytes || state.scanned + c.size > limits.maxScanBytes) {
+        cut(result, c.size > limits.maxFileBytes ? "file_size" : "scan_bytes");
+        continue;
+      }
+      const data = await readWhole(view, c.real, c.size);
+      if (data === null) continue;
+      state.scanned += data.length;
+      if (data.subarray(0, BINARY_PROBE).includes(0)) continue;
+      batch.push({ ...c, data });
+      batchBytes += data.length;
+      if (batchBytes >= BATCH_BYTES || batch.length >= BATCH_FILES) await flush();
     }
-    // The walk stopped on its own budget (it yields nothing more then).
-    if (state.cut !== undefined) cut(result, state.cut);
-    await flush();
-    if (state.entries > limits.maxEntries) cut(result, "entries");
-  } finally {
-    lease.release();
   }
+  // The walk stopped on its own budget (it yields nothing more then).
+  if (state.cut !== undefined) cut(result, state.cut);
+  await flush();
+  if (state.entries > limits.maxEntries) cut(result, "entries");
   return result;
 }
 
@@ -270,9 +273,18 @@ async function* candidates(
     const { path: dir, depth } = stack.pop()!;
     let entries: MergedStat[];
     try {
-      entries = await view.list(dir);
+      // One huge directory must not outrun the entry cap or the deadline either; one entry past
+      // the remaining budget is enough to tell the cap was hit.
+      entries = await view.list(dir, {
+        maxEntries: Math.max(0, limits.maxEntries - state.entries) + 1,
+        deadline: state.deadline,
+      });
     } catch {
       continue;
+    }
+    if (Date.now() >= state.deadline) {
+      state.cut ??= "deadline";
+      return;
     }
     const subdirs: string[] = [];
     for (const e of entries) {

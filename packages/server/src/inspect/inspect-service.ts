@@ -13,7 +13,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { AppError, isKind, notFound, unprocessable } from "../core/errors.js";
+import { isKind, notFound, resourceExhausted, unprocessable } from "../core/errors.js";
 import { MergedView } from "../layers/merged-view.js";
 import { archiveView } from "../layers/tar-writer.js";
 import { type Accounts, readAccounts } from "./accounts.js";
@@ -154,14 +154,13 @@ export class InspectService {
   }
 
   /**
-   * A search on behalf of `project`: each project runs at most `grepPerProject` at once, so one
-   * tenant's searches (each up to the deadline) cannot take every worker and walk slot.
+   * A search on behalf of `project`: each project runs at most `grepPerProject` at once (its
+   * walks cost host I/O); a regex worker is held only while it matches one batch of files.
    */
   async grep(img: ImageFs, req: GrepRequest, project: string): Promise<GrepResult> {
     const running = this.grepsRunning.get(project) ?? 0;
     if (running >= this.grepPerProject)
-      throw new AppError(
-        "resource_exhausted",
+      throw resourceExhausted(
         `too many searches running in this project (at most ${this.grepPerProject}); retry shortly`,
         { retryAfter: 1 },
       );

@@ -48,6 +48,11 @@ export interface MergedStat {
 const HIDDEN_XATTR_PREFIXES = ["trusted.overlay.", "user.overlay.", DEVICE_XATTR];
 const CACHE_LIMIT = 10_000;
 
+export interface ListBudget {
+  maxEntries?: number;
+  deadline?: number;
+}
+
 export class MergedView {
   private readonly roots: readonly string[];
   private readonly cache = new BoundedCache(CACHE_LIMIT);
@@ -98,12 +103,18 @@ export class MergedView {
     return this.names(r.parts, r.node.layers);
   }
 
-  /** readdir plus an lstat of every entry. */
-  async list(path: string): Promise<MergedStat[]> {
+  /**
+   * readdir plus an lstat of every entry. A `budget` stops early (at `maxEntries` entries, or
+   * once the clock passes `deadline`, in ms since the epoch) and returns what was listed so far.
+   */
+  async list(path: string, budget?: ListBudget): Promise<MergedStat[]> {
     const r = await this.resolve(path, true);
     if (r.node.kind !== "dir") throw unprocessable("not a directory");
     const out: MergedStat[] = [];
+    const max = budget?.maxEntries ?? Number.POSITIVE_INFINITY;
+    const deadline = budget?.deadline ?? Number.POSITIVE_INFINITY;
     for (const name of await this.names(r.parts, r.node.layers)) {
+      if (out.length >= max || Date.now() >= deadline) break;
       const node = await runAsync(lookupChild(this.roots, r.parts, r.node.layers, name));
       if (node.kind !== "missing") out.push(this.toStat([...r.parts, name], node));
     }

@@ -38,9 +38,13 @@ export interface GuardedAgentOptions {
   readonly onRefused?: (refused: DestinationRefused, address: string) => void;
 }
 
+/** Resolved addresses tried per connection. */
+export const MAX_ADDRESSES = 4;
+
 export function guardedAgent(o: GuardedAgentOptions): Agent {
   const resolver = o.resolver ?? systemResolver;
-  const base = buildConnector({ timeout: o.connectTimeoutMs ?? 10_000 });
+  const timeoutMs = o.connectTimeoutMs ?? 10_000;
+  const base = buildConnector({ timeout: timeoutMs });
   const connect: buildConnector.connector = (opts, callback) => {
     const port = Number(opts.port) || (opts.protocol === "https:" ? 443 : 80);
     const to: Destination = { hostname: opts.hostname, port };
@@ -61,10 +65,15 @@ export function guardedAgent(o: GuardedAgentOptions): Agent {
       return found;
     })().then(
       (addresses) => {
-        // Addresses are tried in the resolver's order until one connects.
+        // Addresses are tried in the resolver's order until one connects: at most the first
+        // MAX_ADDRESSES, and none started once the connect timeout is spent overall (undici
+        // gives a connector no request signal, so a name with many black-holed addresses is
+        // bounded here rather than costing a full timeout per address).
+        const tries = Math.min(addresses.length, MAX_ADDRESSES);
+        const giveUpAt = Date.now() + timeoutMs;
         const attempt = (i: number): void => {
           base({ ...opts, hostname: (addresses[i] as ResolvedAddress).address }, (err, socket) => {
-            if (err !== null && i + 1 < addresses.length) attempt(i + 1);
+            if (err !== null && i + 1 < tries && Date.now() < giveUpAt) attempt(i + 1);
             else if (err !== null) callback(err, null);
             else callback(null, socket as NonNullable<typeof socket>);
           });

@@ -121,7 +121,7 @@ interface CachedAuth {
 class AttemptFailed extends Error {
   constructor(
     readonly reason: "timeout" | "network",
-    readonly detail: string,
+    detail: string,
     cause?: unknown,
   ) {
     super(detail, { cause });

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { issueToken } from "../../src/auth/tokens.js";
 import { isKind } from "../../src/core/errors.js";
 import { InspectService } from "../../src/inspect/inspect-service.js";
+import { MergedView } from "../../src/layers/merged-view.js";
 import { importBusybox } from "../harness/busybox-image.js";
 import { startTestServer, type TestServer, waitOperation } from "../harness/in-process.js";
 import type { RegistryHandle } from "../harness/registry.js";
@@ -109,6 +110,52 @@ describe("the walk's own deadline and the per-project bound (service level, same
       expect((await inspect.grep(fs, grepReq(), "p1")).truncated).toBe(true);
     } finally {
       await inspect.close();
+    }
+  });
+
+  it("while one project's searches run, another project's search gets its results", async () => {
+    // Two long walks from p1 (as many as there are workers and p1 may run) used to hold both
+    // regex workers to their deadline, so p2's search came back empty, truncated "busy".
+    const inspect = new InspectService({ grep: { deadlineMs: 3000, maxDepth: 100_000 }, grepWorkers: 2 });
+    const small = mkdtempSync(join(tmpdir(), "contree-grep-small-"));
+    try {
+      execFileSync("sh", ["-c", `echo needle > "${small}/f"`]);
+      let walksDone = 0;
+      const walks = [1, 2].map(() =>
+        inspect.grep({ id: "deep", layers: [tree] }, grepReq(), "p1").finally(() => walksDone++),
+      );
+      await new Promise((r) => setTimeout(r, 300)); // let p1's walks start first
+      const other = await inspect.grep({ id: "small", layers: [small] }, grepReq(), "p2");
+      // Answered while p1's walks still run, not after one of them gave its worker back.
+      expect(walksDone).toBe(0);
+      expect(other.truncated).toBe(false);
+      expect(other.matches.map((m) => m.path)).toEqual(["/f"]);
+      for (const r of await Promise.all(walks)) expect(r.truncated_reason).toBe("deadline");
+    } finally {
+      await inspect.close();
+      await rm(small, { recursive: true, force: true });
+    }
+  });
+
+  it("one huge directory stops at the entry cap", async () => {
+    const inspect = new InspectService({ grep: { maxEntries: 100 } });
+    const wide = mkdtempSync(join(tmpdir(), "contree-grep-wide-"));
+    try {
+      execFileSync("sh", [
+        "-c",
+        `cd "${wide}" && i=0; while [ $i -lt 1000 ]; do echo needle > f$i; i=$((i+1)); done`,
+      ]);
+      const r = await inspect.grep({ id: "wide", layers: [wide] }, grepReq(), "p1");
+      expect(r.truncated_reason).toBe("entries");
+      expect(r.matches.length).toBeLessThanOrEqual(100);
+      // The listing itself stops at its budget instead of stat-ing all 1,000 entries.
+      const view = new MergedView([wide]);
+      expect(await view.list("/", { maxEntries: 101 })).toHaveLength(101);
+      expect(await view.list("/", { deadline: 0 })).toEqual([]);
+      expect(await view.list("/")).toHaveLength(1000);
+    } finally {
+      await inspect.close();
+      await rm(wide, { recursive: true, force: true });
     }
   });
 });

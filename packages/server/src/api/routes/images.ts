@@ -8,14 +8,8 @@ import type { ImageService } from "../../images/image-service.js";
 import type { ImportHandler } from "../../images/import-handler.js";
 import type { OperationQueue } from "../../operations/operation-queue.js";
 import type { ApiApp } from "../api-app.js";
-import {
-  ErrorSchema,
-  FlagSchema,
-  IdParamSchema,
-  PageQuerySchema,
-  parsePage,
-  TagTextSchema,
-} from "../pagination.js";
+import { ErrorSchema, FlagSchema, PageQuerySchema, parsePage } from "../pagination.js";
+import { IdParamSchema, TagTextSchema } from "../params.js";
 import { principalOf } from "../request-context.js";
 import { ImageSchema, imageJson } from "../views/image-view.js";
 

@@ -14,7 +14,8 @@ import {
 } from "../../inspect/inspect-service.js";
 import type { ApiApp } from "../api-app.js";
 import type { HeavyGate } from "../heavy-gate.js";
-import { ErrorSchema, FlagSchema, IdParamSchema, ImagePathSchema, TagTextSchema } from "../pagination.js";
+import { ErrorSchema, FlagSchema } from "../pagination.js";
+import { IdParamSchema, ImagePathSchema, TagTextSchema } from "../params.js";
 import { principalOf } from "../request-context.js";
 import { listingJson, sendStream } from "../stream-reply.js";
 import { ImageSchema, imageJson } from "../views/image-view.js";
@@ -77,7 +78,7 @@ const GrepMatchSchema = Type.Object({
 });
 
 const CASES: readonly CaseMode[] = ["sensitive", "insensitive", "smart"];
-/** Listings with more entries are heavy: gated, and streamed a few hundred rows at a time. */
+/** Listings with more entries are streamed a few hundred rows at a time. */
 const STREAM_LISTING_FROM = 2000;
 
 function many(v: string | string[] | undefined): string[] {
@@ -160,9 +161,10 @@ export function inspectRoutes(d: InspectRouteDeps) {
       },
       async (req, reply) => {
         const fs = await imageFs(req, req.params.image_uuid);
+        // Gated before listing: a huge directory is heavy to list, not only to send.
+        d.gate.hold(principalOf(req), reply);
         const listing = await inspect.list(fs, req.query.path);
         const big = listing.files.length >= STREAM_LISTING_FROM;
-        if (big) d.gate.hold(principalOf(req), reply);
         if (req.query.text !== undefined && parseFlag(req.query.text)) {
           if (big)
             return sendStream(req, reply, "text/plain; charset=utf-8", inspect.listTextChunks(listing, 500));
