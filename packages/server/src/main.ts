@@ -90,12 +90,15 @@ export async function createServer(
   await chmod(layout.root, 0o711);
   const store = openMetadata(config.dataDir);
   const content = await LocalContentStore.open(layout.content);
+  // Every tenant's uploads and outputs: the root above stays traversable, these do not.
+  await chmod(layout.content, 0o700);
   const disk = new DiskGuard({ dataDir: layout.root, ...config.storage, logger });
   await disk.start();
   const reclaimed = await content.reclaim();
   if (reclaimed > 0) logger.info({ reclaimed }, "removed unfinished uploads left by an earlier run");
   const boot = await bootstrap(store, config.bootstrapToken);
   const outputs = await LocalOutputStore.open(layout.outputs);
+  await chmod(layout.outputs, 0o700);
   // Streams are created only for operations that have a row: anything else was left by a crash.
   const orphanOutputs = await outputs.reclaim(async (id) => (await store.operations.get(id)) !== undefined);
   if (orphanOutputs > 0) logger.info({ orphanOutputs }, "removed output of operations that no longer exist");
@@ -117,7 +120,7 @@ export async function createServer(
       ),
   });
   const images = new ImageService(store);
-  const importer = new ImageImporter(store, layers);
+  const importer = new ImageImporter(store, layers, disk);
   const imports = new ImportHandler(
     store,
     registry,
@@ -174,7 +177,7 @@ export async function createServer(
     "run scratch selected (how max_layer_bytes is enforced)",
   );
   const compactor = new Compactor(store, layers, layout.runs, logger);
-  const live = new LiveInstances(outputs);
+  const live = new LiveInstances(outputs, logger);
   const instanceHandler = new InstanceHandler({
     onImage: (img) => compactor.consider(img),
     live,

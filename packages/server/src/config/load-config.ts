@@ -27,14 +27,16 @@ export const DEFAULT_LIMITS: ProjectLimits = {
 /** Heavy requests in flight: enough for a client following or downloading several runs at once. */
 export const DEFAULT_HEAVY = { perToken: 8, perProject: 16, total: 64 };
 
-/** Every environment variable the server reads, with its meaning (printed by `config --help`). */
+/** Every environment variable the server reads, with its meaning (a reference table; a test checks it is complete). */
 export const ENV_VARS: Readonly<Record<string, string>> = {
   CONTREE_DATA_DIR: `data directory (default ${DEFAULT_DATA_DIR})`,
   CONTREE_LISTEN: `HOST:PORT to listen on (default ${DEFAULT_LISTEN})`,
   CONTREE_PATH_PREFIX: 'mount prefix before /v1, e.g. "/sandboxes" (default none)',
   CONTREE_LOG_LEVEL: "fatal|error|warn|info|debug|trace|silent (default info)",
   CONTREE_MAX_UPLOAD_BYTES: "largest accepted file upload in bytes (default 1073741824)",
-  CONTREE_RUNTIME: "auto|gvisor|oci (default auto)",
+  CONTREE_RUNTIME: "auto|gvisor|oci|crun|runc|runsc (default auto)",
+  CONTREE_RUNSC_STATX_FIX:
+    "auto|on|off: run gVisor sandboxes through the statx workaround helper (default auto: when the self-test needs it)",
   CONTREE_INSECURE_REGISTRIES: "comma-separated registry hosts reachable over plain http",
   CONTREE_PRIVATE_REGISTRIES:
     "comma-separated loopback/private/link-local destinations imports may reach: HOST[:PORT], IP[:PORT], CIDR (default: public only)",
@@ -58,7 +60,7 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CONTREE_MIN_FREE_BYTES:
     "below this much free space on the data filesystem new writes get 507 (default 268435456)",
   CONTREE_STORAGE_RESERVE_BYTES:
-    "space held back for running operations to record their results on a full disk (default 33554432)",
+    "space held back for running operations to record their results on a full disk (default 33554432, at most 1073741824)",
   CONTREE_SCRATCH: "auto|project-quota|loop|plain: how a run's max_layer_bytes is enforced (default auto)",
   CONTREE_SCRATCH_TMPFS_MAX_BYTES:
     "caps up to this use a tmpfs when the data filesystem has no project quotas (default 1073741824, 0: never)",
@@ -102,12 +104,16 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     problems.push(`CONTREE_RUNSC_STATX_FIX must be auto, on or off, got ${JSON.stringify(runscStatxFix)}`);
   }
 
-  const int = (name: string, fallback: number, min: number): number => {
+  const int = (name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
     const raw = nonEmpty(env[name]);
     if (raw === undefined) return fallback;
     const n = Number(raw);
     if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min) {
       problems.push(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+      return fallback;
+    }
+    if (n > max) {
+      problems.push(`${name} must be at most ${max}, got ${n}`);
       return fallback;
     }
     return n;
@@ -144,7 +150,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   };
   const storage = {
     minFreeBytes: int("CONTREE_MIN_FREE_BYTES", 256 * 1024 * 1024, 0),
-    reserveBytes: int("CONTREE_STORAGE_RESERVE_BYTES", 32 * 1024 * 1024, 0),
+    reserveBytes: int("CONTREE_STORAGE_RESERVE_BYTES", 32 * 1024 * 1024, 0, 1024 * 1024 * 1024),
   };
   const scratchMode = nonEmpty(env["CONTREE_SCRATCH"]) ?? "auto";
   if (!SCRATCH_CHOICES.includes(scratchMode as ScratchChoice))

@@ -4,7 +4,6 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { internal } from "../core/errors.js";
 import { newId } from "../core/ids.js";
-import { neutralizeDevices } from "../layers/inert-device.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { ImageRecord } from "../metadata/repos/image-repo.js";
 import type { Logger } from "../observability/logger.js";
@@ -102,8 +101,8 @@ export class Compactor {
       );
       await unmount(target);
       mounted = false;
-      // Lower layers of an older data dir may still hold live device nodes: the copy gets stand-ins.
-      await neutralizeDevices(staged);
+      // No live device node to carry over: layers hold stand-ins (applied, committed, or
+      // converted once at start-up), and cp -a keeps their device records.
       const layerId = `f${newId().replace(/-/g, "").slice(0, 24)}`;
       await this.layers.publish(staged, layerId);
       await this.store.transaction(async (tx) => {

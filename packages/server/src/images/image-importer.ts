@@ -62,6 +62,8 @@ export class ImageImporter {
   constructor(
     private readonly store: MetadataStore,
     private readonly layers: LayerStore,
+    /** Free-space guard: an import already running stops with 507 once the disk runs short. */
+    private readonly storage?: { assertWritable(): void },
   ) {}
 
   async import(req: ImportRequest): Promise<{ image: ImageRecord; size: number }> {
@@ -77,6 +79,9 @@ export class ImageImporter {
     // leaves no layer dir and no layer row behind, only staging dirs that are removed here.
     const staged: Array<{ id: string; dir: string; chainId: string; bytes: number; entries: number }> = [];
     const dirOf = new Map<string, string>();
+    // Layer dirs this import published: removed again if a later publish or the final
+    // transaction fails (e.g. SQLITE_FULL), unless a row (another import's) now names them.
+    const published: string[] = [];
     try {
       for (let i = 0; i < manifest.layers.length; i++) {
         req.signal.throwIfAborted();
@@ -99,13 +104,12 @@ export class ImageImporter {
           .reverse()
           .map((l) => dirOf.get(l) ?? this.layers.path(l));
         const dir = await this.layers.stage();
-        staged.push({ id, dir, chainId: chains[i] as string, bytes: 0, entries: 0 });
+        const layer = { id, dir, chainId: chains[i] as string, bytes: 0, entries: 0 };
+        staged.push(layer);
         dirOf.set(id, dir);
         const applied = await this.applyOne(req, desc, config.diffIds[i] as Digest, dir, lowers, budget);
-        Object.assign(staged[staged.length - 1] as object, {
-          bytes: applied.bytes,
-          entries: applied.entries,
-        });
+        layer.bytes = applied.bytes;
+        layer.entries = applied.entries;
         total += applied.bytes;
         await req.progress?.({
           layer: i + 1,
@@ -117,40 +121,51 @@ export class ImageImporter {
       }
       req.signal.throwIfAborted();
       for (const l of staged) {
-        await this.layers.publish(l.dir, l.id);
+        if (await this.layers.publish(l.dir, l.id)) published.push(l.id);
         l.dir = "";
       }
+      const image: ImageRecord = {
+        id: newId(),
+        projectId: req.project.id,
+        parentId: null,
+        layerId: ids[ids.length - 1] ?? null,
+        mountChain: [...ids].reverse(),
+        depth: 0,
+        env: null,
+        operationId: req.operationId,
+        size: total,
+        source: req.resolved.reference,
+        createdAt: Date.now(),
+      };
+      await this.store.transaction(async (tx) => {
+        for (const l of staged)
+          await tx.images.insertLayer({
+            id: l.id,
+            kind: "import",
+            chainId: l.chainId,
+            size: l.bytes,
+            entries: l.entries,
+            createdAt: image.createdAt,
+          });
+        await tx.images.insert(image);
+        if (req.tag !== null) await tx.images.setTag(req.project.id, req.tag, image.id);
+      });
+      return { image, size: total };
     } catch (err) {
       await Promise.all(staged.filter((l) => l.dir !== "").map((l) => this.layers.discard(l.dir)));
+      await Promise.all(published.map((id) => this.dropPublished(id)));
       throw err;
     }
-    const image: ImageRecord = {
-      id: newId(),
-      projectId: req.project.id,
-      parentId: null,
-      layerId: ids[ids.length - 1] ?? null,
-      mountChain: [...ids].reverse(),
-      depth: 0,
-      env: null,
-      operationId: req.operationId,
-      size: total,
-      source: req.resolved.reference,
-      createdAt: Date.now(),
-    };
-    await this.store.transaction(async (tx) => {
-      for (const l of staged)
-        await tx.images.insertLayer({
-          id: l.id,
-          kind: "import",
-          chainId: l.chainId,
-          size: l.bytes,
-          entries: l.entries,
-          createdAt: image.createdAt,
-        });
-      await tx.images.insert(image);
-      if (req.tag !== null) await tx.images.setTag(req.project.id, req.tag, image.id);
-    });
-    return { image, size: total };
+  }
+
+  private async dropPublished(id: string): Promise<void> {
+    try {
+      if (await this.store.images.layer(id)) return;
+    } catch {
+      // the store failing is why we are here; the start-up reclaim removes the dir if we leave it
+      return;
+    }
+    await this.layers.discard(this.layers.path(id));
   }
 
   private async applyOne(
@@ -163,16 +178,26 @@ export class ImageImporter {
   ) {
     const blob = await req.openLayer(desc, req.signal);
     const hash = createHash("sha256");
+    const storage = this.storage;
+    const overBudget = (bytes: number) => {
+      budget.used += bytes;
+      if (budget.used <= budget.max) return null;
+      return payloadTooLarge(
+        `the image unpacks to more than ${budget.max} bytes (images_import_max_unpacked_bytes): import stopped`,
+      );
+    };
     const hashing = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         // The decompressed tar: contents padded to 512 bytes plus a 512-byte header per entry.
-        budget.used += chunk.length;
-        if (budget.used > budget.max) {
-          cb(
-            payloadTooLarge(
-              `the image unpacks to more than ${budget.max} bytes (images_import_max_unpacked_bytes): import stopped`,
-            ),
-          );
+        const tooLarge = overBudget(chunk.length);
+        if (tooLarge) {
+          cb(tooLarge);
+          return;
+        }
+        try {
+          storage?.assertWritable();
+        } catch (err) {
+          cb(err as Error);
           return;
         }
         hash.update(chunk);
@@ -187,13 +212,24 @@ export class ImageImporter {
       });
     });
     let applied: Awaited<ReturnType<typeof applyLayer>>;
+    // the stream, destroyed when a copy-up stops the apply, reports only a premature close
+    let copyStop: Error | undefined;
     try {
-      applied = await applyLayer(hashing, { dest, lowers, signal: req.signal });
+      applied = await applyLayer(hashing, {
+        dest,
+        lowers,
+        signal: req.signal,
+        // a hardlink to a lower layer's file copies the whole file into this layer
+        onCopy: (bytes) => {
+          copyStop = overBudget(bytes) ?? undefined;
+          if (copyStop) throw copyStop;
+        },
+      });
     } catch (err) {
       blob.destroy();
       hashing.destroy();
       await streamed;
-      throw streamError ?? err;
+      throw copyStop ?? streamError ?? err;
     }
     // Whatever follows the end-of-archive blocks still counts for the digests.
     hashing.resume();

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { newId } from "../core/ids.js";
 import { neutralizeDevices } from "../layers/inert-device.js";
@@ -22,6 +22,10 @@ export class LayerStore {
     const s = new LayerStore(dataDir);
     await mkdir(s.layersDir, { recursive: true, mode: 0o700 });
     await mkdir(s.stagingDir, { recursive: true, mode: 0o700 });
+    // the data dir root is traversable (sandbox uids reach runs/): these are for the server only,
+    // and older data dirs made them 0755
+    await chmod(s.layersDir, 0o700);
+    await chmod(s.stagingDir, 0o700);
     return s;
   }
 
@@ -40,14 +44,19 @@ export class LayerStore {
     return dir;
   }
 
-  /** Publishes a staged dir as layer `id`; if another writer won the race, ours is discarded. */
-  async publish(staged: string, id: string): Promise<void> {
+  /**
+   * Publishes a staged dir as layer `id`; if another writer won the race, ours is discarded.
+   * True when the layer dir is ours (the caller removes it if its import then fails).
+   */
+  async publish(staged: string, id: string): Promise<boolean> {
     try {
       await rename(staged, this.path(id));
+      return true;
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
       await this.discard(staged);
+      return false;
     }
   }
 

@@ -24,13 +24,13 @@ export interface DeviceRecord {
   mode: number;
 }
 
-export function encodeDevice(d: DeviceRecord): string {
+function encodeDevice(d: DeviceRecord): string {
   return `${d.kind === "char" ? "c" : "b"} ${d.major} ${d.minor} ${(d.mode & 0o7777).toString(8)}`;
 }
 
 const RECORD = /^([cb]) (\d{1,10}) (\d{1,10}) ([0-7]{1,4})$/;
 
-export function decodeDevice(v: Buffer | null): DeviceRecord | null {
+function decodeDevice(v: Buffer | null): DeviceRecord | null {
   if (v === null || v.length > 64) return null;
   const m = RECORD.exec(v.toString("latin1"));
   if (m === null) return null;
@@ -50,7 +50,7 @@ export function makedev(maj: number, min: number): number {
 }
 
 /** The shape every stand-in has; only such files are worth an xattr read. */
-export function mayBeInertDevice(st: fs.Stats): boolean {
+function mayBeInertDevice(st: fs.Stats): boolean {
   return st.isFile() && st.size === 0 && (st.mode & 0o7777) === 0;
 }
 
@@ -72,12 +72,12 @@ export function writeInertDevice(host: string, d: DeviceRecord): void {
 }
 
 /** A live node (not a whiteout) that must not reach the layer store. */
-export function isLiveDevice(st: fs.Stats): boolean {
+function isLiveDevice(st: fs.Stats): boolean {
   return st.isBlockDevice() || (st.isCharacterDevice() && st.rdev !== 0);
 }
 
 /** Replace the live node at `host` by its stand-in, keeping owner and times. */
-export function neutralizeNode(host: string, st: fs.Stats): void {
+function neutralizeNode(host: string, st: fs.Stats): void {
   const d: DeviceRecord = {
     kind: st.isBlockDevice() ? "block" : "char",
     major: major(st.rdev),

@@ -215,11 +215,15 @@ describe("applyLayer semantics", () => {
       expect([...(await v.xattrs("/probe/kmsg")).keys()]).toEqual([]);
     });
 
-    it("a hardlink over a live node of an older lower layer copies it up as a stand-in", async () => {
+    it("a hardlink over a live node of an unconverted lower layer is refused; converted, it copies the stand-in", async () => {
       const { dest: lower } = await apply([{ name: "d" }, { name: "d/x", data: "x" }]);
       const made = await runMknod(path.join(lower, "d/kmsg"), "c", 1, 11);
       expect(made).toBe(0);
-      const { dest } = await apply([{ name: "d/link", type: "hardlink", linkname: "d/kmsg" }]);
+      const link: Spec[] = [{ name: "d/link", type: "hardlink", linkname: "d/kmsg" }];
+      await expect(apply(link)).rejects.toThrow("live device node in a stored layer");
+      // what the start-up conversion of an older data dir does to its layers
+      expect(await neutralizeDevices(lower)).toBe(1);
+      const { dest } = await apply(link);
       expect(liveNodes(dest)).toEqual([]);
       const got = await view().lstat("/d/link");
       expect(got.type).toBe("char");

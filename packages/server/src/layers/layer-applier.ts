@@ -31,7 +31,6 @@ import {
   isAppError,
   resourceExhausted,
 } from "../core/errors.js";
-import { major, minor } from "./device.js";
 import { DEVICE_XATTR, writeInertDevice } from "./inert-device.js";
 import { Mknod } from "./mknod.js";
 import {
@@ -56,12 +55,17 @@ export interface ApplyLayerOptions {
   lowers: string[];
   signal?: AbortSignal;
   tar?: TarReaderOptions;
+  /**
+   * Called with the size of each lower-layer file copied up (a hardlink to it) before the copy;
+   * it may throw to stop the apply, so copies count against the same budget as streamed bytes.
+   */
+  onCopy?: (bytes: number) => void;
 }
 
 export interface ApplyLayerResult {
   /** Tar members read (metadata headers not counted). */
   entries: number;
-  /** Regular-file bytes written. */
+  /** Regular-file bytes written, copied-up files included. */
   bytes: number;
   /** Members ignored: names with "..", unknown types, aufs metadata. */
   skipped: number;
@@ -86,6 +90,7 @@ export async function applyLayer(
   const applier = new Applier(
     dest,
     opts.lowers.map((l) => fs.realpathSync(l)),
+    opts.onCopy,
   );
   try {
     applier.inheritRoot();
@@ -122,6 +127,7 @@ class Applier {
   constructor(
     private readonly dest: string,
     lowers: string[],
+    private readonly onCopy: ((bytes: number) => void) | undefined,
   ) {
     this.roots = [dest, ...lowers];
   }
@@ -419,6 +425,8 @@ class Applier {
     const to = hostPath(this.dest, [...parent.parts, name]);
     const st = node.st;
     if (st.isFile()) {
+      this.onCopy?.(st.size);
+      this.result.bytes += st.size;
       fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
       fs.lchownSync(to, st.uid, st.gid);
       fs.chmodSync(to, st.mode & 0o7777);
@@ -426,16 +434,14 @@ class Applier {
     } else if (st.isSymbolicLink()) {
       fs.symlinkSync(fs.readlinkSync(from), to);
       fs.lchownSync(to, st.uid, st.gid);
-    } else {
-      if (st.isFIFO()) await this.nodes.make(to, "fifo", st.mode & 0o7777, 0, 0);
-      else {
-        // a live node in a lower layer of an older data dir: the copy is a stand-in
-        const kind = st.isBlockDevice() ? "block" : "char";
-        writeInertDevice(to, { kind, major: major(st.rdev), minor: minor(st.rdev), mode: st.mode & 0o7777 });
-      }
+    } else if (st.isFIFO()) {
+      await this.nodes.make(to, "fifo", st.mode & 0o7777, 0, 0);
       fs.lchownSync(to, st.uid, st.gid);
-      if (st.isFIFO()) fs.chmodSync(to, st.mode & 0o7777);
+      fs.chmodSync(to, st.mode & 0o7777);
       this.copyXattrs(from, to);
+    } else {
+      // layers hold device stand-ins (regular files) only, older data dirs once converted at start-up
+      throw internal("live device node in a stored layer");
     }
     fs.lutimesSync(to, st.atime, st.mtime);
   }

@@ -4,9 +4,11 @@
  * file of `reserveBytes` is held while there is room and given back when space runs short, so
  * that operations already running can still record their results (a finished run's output and
  * exit code are never lost to a full disk); it is taken again once space has come back.
+ * Inodes run out as surely as bytes (millions of empty files): below `minFreeInodes` free
+ * inodes writes are refused the same way.
  */
 import { statfsSync } from "node:fs";
-import { rm, writeFile } from "node:fs/promises";
+import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { insufficientStorage, STORAGE_FULL_MESSAGE } from "../core/errors.js";
 import type { Logger } from "../observability/logger.js";
@@ -18,15 +20,22 @@ export interface DiskGuardOptions {
   minFreeBytes: number;
   /** Held back for in-flight work; 0 disables the reserve. */
   reserveBytes: number;
+  /** New writes are refused below this many free inodes (default: 50,000 or 1% of them). */
+  minFreeInodes?: number;
   logger: Logger;
 }
 
 /** statfs is a few microseconds, but a busy API needs it far less often than per request. */
 const FRESH_MS = 200;
 const RESERVE_FILE = "storage-reserve";
+const DEFAULT_MIN_FREE_INODES = 50_000;
+/** The reserve is written in chunks where it cannot be preallocated: never all of it in memory. */
+const RESERVE_CHUNK = 1024 * 1024;
 
 export class DiskGuard {
   private freeBytes = Number.POSITIVE_INFINITY;
+  private freeInodes = Number.POSITIVE_INFINITY;
+  private minFreeInodes = 0;
   private checkedAt = 0;
   private reserveHeld = false;
   private taking: Promise<void> | undefined;
@@ -41,6 +50,8 @@ export class DiskGuard {
 
   /** Measures and takes the reserve if there is room (start-up). */
   async start(): Promise<void> {
+    // One left by an earlier run was sized by its setting: a lowered one must shrink it.
+    await rm(this.reservePath, { force: true });
     this.refresh(true);
     await this.taking;
   }
@@ -53,7 +64,8 @@ export class DiskGuard {
 
   /** Throws 507 when new writes must be refused. */
   assertWritable(): void {
-    if (this.free() < this.o.minFreeBytes) throw insufficientStorage(STORAGE_FULL_MESSAGE);
+    if (this.free() < this.o.minFreeBytes || this.freeInodes < this.minFreeInodes)
+      throw insufficientStorage(STORAGE_FULL_MESSAGE);
   }
 
   /** Gives the reserve back now (an operation ran out of space and has a result to record). */
@@ -76,6 +88,10 @@ export class DiskGuard {
     try {
       const s = statfsSync(this.o.dataDir);
       this.freeBytes = s.bavail * s.bsize;
+      // filesystems without a fixed inode table (btrfs) report none at all
+      this.freeInodes = s.files > 0 ? s.ffree : Number.POSITIVE_INFINITY;
+      this.minFreeInodes =
+        this.o.minFreeInodes ?? Math.min(DEFAULT_MIN_FREE_INODES, Math.floor(s.files / 100));
     } catch (err) {
       this.o.logger.warn({ err }, "statfs of the data dir failed");
       return;
@@ -95,12 +111,22 @@ export class DiskGuard {
       const f = await runCommand("fallocate", ["-l", String(this.o.reserveBytes), this.reservePath]).catch(
         () => undefined,
       );
-      if (f?.code !== 0)
-        await writeFile(this.reservePath, Buffer.alloc(this.o.reserveBytes), { mode: 0o600 });
+      if (f?.code !== 0) await this.writeReserve();
       this.reserveHeld = true;
     } catch (err) {
       await rm(this.reservePath, { force: true });
       this.o.logger.warn({ err }, "could not take the storage reserve");
+    }
+  }
+
+  private async writeReserve(): Promise<void> {
+    const fh = await open(this.reservePath, "w", 0o600);
+    try {
+      const chunk = Buffer.alloc(Math.min(RESERVE_CHUNK, this.o.reserveBytes));
+      for (let left = this.o.reserveBytes; left > 0; left -= chunk.length)
+        await fh.write(chunk, 0, Math.min(chunk.length, left));
+    } finally {
+      await fh.close();
     }
   }
 

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { issueToken } from "../../src/auth/tokens.js";
 import { major, minor } from "../../src/layers/device.js";
 import { FIXTURE_IMAGES, fixtures } from "../harness/fixtures.js";
-import { startTestServer, type TestServer } from "../harness/in-process.js";
+import { startTestServer, type TestServer, waitOperation } from "../harness/in-process.js";
 import { type RegistryHandle, startRegistry } from "../harness/registry.js";
 
 const execFileP = promisify(execFile);
@@ -62,15 +62,7 @@ describe.each(DRIVERS)("host devices from images and runs (%s)", (name) => {
       headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${tenant}` },
     });
 
-  async function wait(id: string): Promise<Op> {
-    const until = Date.now() + 120_000;
-    for (;;) {
-      const doc = (await (await call(`/v1/operations/${id}`)).json()) as Op;
-      if (["SUCCESS", "FAILED", "CANCELLED"].includes(doc.status)) return doc;
-      if (Date.now() > until) throw new Error(`operation ${id} still ${doc.status}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const wait = async (id: string) => (await waitOperation((path) => call(path), id, 120_000)) as Op;
 
   async function run(command: string, from: string): Promise<{ out: string; image: string | null }> {
     const r = await call("/v1/instances", { method: "POST", json: { command, shell: true, image: from } });

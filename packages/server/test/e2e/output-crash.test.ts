@@ -17,10 +17,10 @@ import { mountsUnder, reclaim } from "../../src/runtime/reclaim.js";
 import { decodeRepr, openEvents } from "../events/sse-client.js";
 import { type Daemon, startDaemon } from "../harness/daemon.js";
 import { FIXTURE_IMAGES, fixtures } from "../harness/fixtures.js";
+import { waitOperation } from "../harness/in-process.js";
 import { type RegistryHandle, startRegistry } from "../harness/registry.js";
 
 const run = promisify(execFile);
-const TERMINAL = ["SUCCESS", "FAILED", "CANCELLED"];
 const BYTES = 3_000_000;
 
 function client(d: Daemon) {
@@ -78,14 +78,11 @@ describe("stored output across a daemon crash", () => {
       tag: "busybox:latest",
     });
     const impId = ((await imp.json()) as { uuid: string }).uuid;
-    for (;;) {
-      const doc = (await (await api(`/v1/operations/${impId}`)).json()) as { status: string; error: string };
-      if (TERMINAL.includes(doc.status)) {
-        expect(doc.status, doc.error).toBe("SUCCESS");
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const doc = (await waitOperation((path) => api(path), impId, 180_000)) as {
+      status: string;
+      error: string;
+    };
+    expect(doc.status, doc.error).toBe("SUCCESS");
     const sp = await api("/v1/instances", {
       image: "tag:busybox:latest",
       command: `head -c ${BYTES} /dev/urandom; sleep 600`,

@@ -74,15 +74,19 @@ export async function startTestServer(
   };
 }
 
+/** Who can GET an API path: a test server, a tenant, or a bare fetch helper. */
+export type ApiGetter = { api(path: string): Promise<Response> } | ((path: string) => Promise<Response>);
+
 /** Polls an operation until it is terminal; returns its document. */
 export async function waitOperation(
-  t: TestServer,
+  api: ApiGetter,
   id: string,
   timeoutMs = 60_000,
 ): Promise<Record<string, unknown>> {
+  const get = typeof api === "function" ? api : (path: string) => api.api(path);
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const r = await t.api(`/v1/operations/${id}`);
+    const r = await get(`/v1/operations/${id}`);
     const doc = (await r.json()) as Record<string, unknown>;
     if (["SUCCESS", "FAILED", "CANCELLED"].includes(String(doc["status"]))) return doc;
     if (Date.now() > until)

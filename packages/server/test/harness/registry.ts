@@ -10,11 +10,13 @@
  * which also removes the temp dir.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { hostPlatform } from "../../src/registry/platform.js";
 
 export const REGISTRY_BIN = "/usr/bin/docker-registry";
 export const REGISTRY_USER = "testuser";
@@ -212,4 +214,71 @@ async function startTokenServer(
     throw err;
   });
   return { proc, url };
+}
+
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+const sha256 = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+
+/** Uploads a blob to a no-auth registry with the upload API; returns its digest. */
+export async function pushBlob(reg: RegistryHandle, repo: string, data: Buffer): Promise<string> {
+  const digest = sha256(data);
+  const start = await fetch(`${reg.url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+  const location = start.headers.get("location");
+  await start.arrayBuffer();
+  if (start.status !== 202 || !location) throw new Error(`blob upload not started: ${start.status}`);
+  const u = new URL(location, reg.url);
+  u.searchParams.set("digest", digest);
+  const put = await fetch(u, {
+    method: "PUT",
+    headers: { "content-type": "application/octet-stream" },
+    body: data,
+  });
+  await put.arrayBuffer();
+  if (put.status !== 201) throw new Error(`blob upload failed: ${put.status}`);
+  return digest;
+}
+
+/**
+ * Pushes an OCI image of the host platform as `repo:latest`: its layers (gzip unless a media
+ * type says otherwise), a config naming their diff ids, the manifest. Returns the layer digests.
+ */
+export async function pushImage(
+  reg: RegistryHandle,
+  repo: string,
+  layers: Array<{ blob: Buffer; diffId: string; mediaType?: string }>,
+): Promise<string[]> {
+  const p = hostPlatform();
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: p.architecture,
+      os: p.os,
+      ...(p.variant ? { variant: p.variant } : {}),
+      config: {},
+      rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) },
+    }),
+  );
+  const digests = await Promise.all(layers.map((l) => pushBlob(reg, repo, l.blob)));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: {
+        mediaType: "application/vnd.oci.image.config.v1+json",
+        digest: await pushBlob(reg, repo, config),
+        size: config.length,
+      },
+      layers: layers.map((l, i) => ({
+        mediaType: l.mediaType ?? "application/vnd.oci.image.layer.v1.tar+gzip",
+        digest: digests[i],
+        size: l.blob.length,
+      })),
+    }),
+  );
+  const r = await fetch(`${reg.url}/v2/${repo}/manifests/latest`, {
+    method: "PUT",
+    headers: { "content-type": OCI_MANIFEST },
+    body: manifest,
+  });
+  if (r.status !== 201) throw new Error(`manifest push failed: ${r.status} ${await r.text()}`);
+  return digests;
 }

@@ -2,6 +2,7 @@
  * Flattening a chain whose lower layers come from an older data dir (live device nodes, written
  * before the applier stored stand-ins) must not carry a live node into the flat layer, and must
  * keep the stand-ins' device records (cp -a through the read-only overlay keeps trusted xattrs).
+ * The start-up conversion runs first, as it does before any flatten in the server.
  */
 import { execFileSync } from "node:child_process";
 import { lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -63,6 +64,7 @@ describe("compactor and device nodes", () => {
     });
     const scratch = join(dir, "scratch");
     mkdirSync(scratch);
+    expect(await layers.neutralizeLegacyDevices()).toBe(2);
     const flat = await new Compactor(store, layers, scratch, createLogger("silent"), 1).flatten(img);
     const flatDir = layers.path(flat);
     for (const p of ["probe/kmsg", "probe/disk", "vcs"]) {

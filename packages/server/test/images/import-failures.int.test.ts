@@ -10,15 +10,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { hostPlatform } from "../../src/registry/platform.js";
 import { type Daemon, startDaemon } from "../harness/daemon.js";
 import { type FaultyProxy, startFaultyProxy } from "../harness/faulty-proxy.js";
 import { FIXTURE_IMAGES, fixtures } from "../harness/fixtures.js";
 import { startTestServer, type TestServer, waitOperation } from "../harness/in-process.js";
-import { REGISTRY_PASSWORD, REGISTRY_USER, type RegistryHandle, startRegistry } from "../harness/registry.js";
+import {
+  pushImage,
+  REGISTRY_PASSWORD,
+  REGISTRY_USER,
+  type RegistryHandle,
+  startRegistry,
+} from "../harness/registry.js";
 
 const run = promisify(execFile);
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 
 interface PushedImage {
   repo: string;
@@ -54,41 +58,10 @@ async function pushRandomImage(
       await run("gzip", ["-n", "-1", join(dir, "layer.tar")]);
       layer = await readFile(join(dir, "layer.tar.gz"));
     }
-    const p = hostPlatform();
-    const config = Buffer.from(
-      JSON.stringify({
-        architecture: p.architecture,
-        os: p.os,
-        ...(p.variant ? { variant: p.variant } : {}),
-        config: {},
-        rootfs: { type: "layers", diff_ids: [diffId] },
-      }),
-    );
-    const layerDigest = await pushBlob(reg, repo, layer);
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: OCI_MANIFEST,
-        config: {
-          mediaType: "application/vnd.oci.image.config.v1+json",
-          digest: await pushBlob(reg, repo, config),
-          size: config.length,
-        },
-        layers: [
-          {
-            mediaType: `application/vnd.oci.image.layer.v1.tar${gzip ? "+gzip" : ""}`,
-            digest: layerDigest,
-            size: layer.length,
-          },
-        ],
-      }),
-    );
-    const r = await fetch(`${reg.url}/v2/${repo}/manifests/latest`, {
-      method: "PUT",
-      headers: { "content-type": OCI_MANIFEST },
-      body: manifest,
-    });
-    if (r.status !== 201) throw new Error(`manifest push failed: ${r.status} ${await r.text()}`);
+    const [layerDigest] = await pushImage(reg, repo, [
+      { blob: layer, diffId, mediaType: `application/vnd.oci.image.layer.v1.tar${gzip ? "+gzip" : ""}` },
+    ]);
+    if (layerDigest === undefined) throw new Error("no layer pushed");
     return { repo, layerDigest };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -96,24 +69,6 @@ async function pushRandomImage(
 }
 
 const sha = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
-
-async function pushBlob(reg: RegistryHandle, repo: string, data: Buffer): Promise<string> {
-  const digest = sha(data);
-  const start = await fetch(`${reg.url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
-  const location = start.headers.get("location");
-  await start.arrayBuffer();
-  if (start.status !== 202 || !location) throw new Error(`blob upload not started: ${start.status}`);
-  const u = new URL(location, reg.url);
-  u.searchParams.set("digest", digest);
-  const put = await fetch(u, {
-    method: "PUT",
-    headers: { "content-type": "application/octet-stream" },
-    body: data,
-  });
-  await put.arrayBuffer();
-  if (put.status !== 201) throw new Error(`blob upload failed: ${put.status}`);
-  return digest;
-}
 
 async function waitFor(
   what: string,

@@ -11,14 +11,11 @@ import { join } from "node:path";
 import { createGzip } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type TarWriterEntry, writeTar } from "../../src/layers/tar-writer.js";
-import { hostPlatform } from "../../src/registry/platform.js";
-import { startTestServer, type TestServer } from "../harness/in-process.js";
-import { type RegistryHandle, startRegistry } from "../harness/registry.js";
+import { startTestServer, type TestServer, waitOperation } from "../harness/in-process.js";
+import { pushImage, type RegistryHandle, startRegistry } from "../harness/registry.js";
 import { tenant } from "../harness/tenant.js";
 
 const MiB = 1024 * 1024;
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-const sha = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 /** A layer as (gzip blob, diff id), built by streaming: the 2.15 GB never sits in memory. */
 async function gzipLayer(entries: Iterable<TarWriterEntry>): Promise<{ blob: Buffer; diffId: string }> {
@@ -48,61 +45,6 @@ const file = (name: string, size: number, body?: () => Iterable<Uint8Array>): Ta
   ...(body ? { body: async () => body() } : { body: async () => [] }),
 });
 
-async function pushBlob(reg: RegistryHandle, repo: string, data: Buffer): Promise<string> {
-  const digest = sha(data);
-  const start = await fetch(`${reg.url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
-  const location = start.headers.get("location");
-  await start.arrayBuffer();
-  if (start.status !== 202 || !location) throw new Error(`blob upload not started: ${start.status}`);
-  const u = new URL(location, reg.url);
-  u.searchParams.set("digest", digest);
-  const put = await fetch(u, {
-    method: "PUT",
-    headers: { "content-type": "application/octet-stream" },
-    body: data,
-  });
-  await put.arrayBuffer();
-  if (put.status !== 201) throw new Error(`blob upload failed: ${put.status}`);
-  return digest;
-}
-
-async function pushImage(reg: RegistryHandle, repo: string, layers: Array<{ blob: Buffer; diffId: string }>) {
-  const p = hostPlatform();
-  const config = Buffer.from(
-    JSON.stringify({
-      architecture: p.architecture,
-      os: p.os,
-      ...(p.variant ? { variant: p.variant } : {}),
-      config: {},
-      rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) },
-    }),
-  );
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: {
-        mediaType: "application/vnd.oci.image.config.v1+json",
-        digest: await pushBlob(reg, repo, config),
-        size: config.length,
-      },
-      layers: await Promise.all(
-        layers.map(async (l) => ({
-          mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
-          digest: await pushBlob(reg, repo, l.blob),
-          size: l.blob.length,
-        })),
-      ),
-    }),
-  );
-  const r = await fetch(`${reg.url}/v2/${repo}/manifests/latest`, {
-    method: "PUT",
-    headers: { "content-type": OCI_MANIFEST },
-    body: manifest,
-  });
-  if (r.status !== 201) throw new Error(`manifest push failed: ${r.status} ${await r.text()}`);
-}
-
 describe("import unpacked-size limit", () => {
   let t: TestServer;
   let reg: RegistryHandle;
@@ -124,6 +66,14 @@ describe("import unpacked-size limit", () => {
       for (let i = 0; i < 100_000; i++) yield file(`d${i % 100}/f${i}`, 0);
     };
     await pushImage(reg, "bombs/empties", [small, await gzipLayer(empties())]);
+    // A hardlink to a lower layer's file copies the whole file up into the new layer: a 20 MiB
+    // file and 20 layers of one hardlink each are ~440 MiB on disk from a few hundred tar bytes.
+    const big = await gzipLayer([file("big", 20 * MiB, () => zeros(20 * MiB))]);
+    const links = [];
+    for (let i = 0; i < 20; i++) {
+      links.push(await gzipLayer([{ ...file(`l${i}`, 0), type: "hardlink", linkname: "big" }]));
+    }
+    await pushImage(reg, "bombs/hardlinks", [big, ...links]);
   }, 300_000);
   afterAll(async () => {
     await t?.close();
@@ -139,6 +89,7 @@ describe("import unpacked-size limit", () => {
   for (const [repo, limit] of [
     ["bombs/zeros", LIMIT],
     ["bombs/empties", 16 * MiB],
+    ["bombs/hardlinks", 64 * MiB],
   ] as const) {
     it(`${repo}: stops at the limit with a clear error and leaves nothing behind`, async () => {
       await t.server.store.projects.setLimits(attacker.projectId, {
@@ -152,12 +103,7 @@ describe("import unpacked-size limit", () => {
       });
       const j = (await r.json()) as { uuid: string; error?: string };
       expect(r.status, j.error).toBe(202);
-      let op: Record<string, unknown> = {};
-      for (;;) {
-        op = (await (await attacker.api(`/v1/operations/${j.uuid}`)).json()) as Record<string, unknown>;
-        if (["SUCCESS", "FAILED", "CANCELLED"].includes(String(op["status"]))) break;
-        await new Promise((res) => setTimeout(res, 50));
-      }
+      const op = await waitOperation(attacker, j.uuid, 300_000);
       expect(op["status"]).toBe("FAILED");
       expect(String(op["error"])).toBe(
         `the image unpacks to more than ${limit} bytes (images_import_max_unpacked_bytes): import stopped`,

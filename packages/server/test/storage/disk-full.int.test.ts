@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isStorageFull } from "../../src/core/errors.js";
 import { SqliteMetadataStore } from "../../src/metadata/sqlite/sqlite-metadata-store.js";
 import { importBusybox } from "../harness/busybox-image.js";
-import { startTestServer, type TestServer } from "../harness/in-process.js";
+import { startTestServer, type TestServer, waitOperation } from "../harness/in-process.js";
 import type { RegistryHandle } from "../harness/registry.js";
 import { tenant } from "../harness/tenant.js";
 
@@ -57,13 +57,7 @@ describe("a full data filesystem", () => {
   const unfill = async () => {
     for (const f of readdirSync(data).filter((n) => n.startsWith("filler-"))) await rm(join(data, f));
   };
-  async function waitOp(id: string): Promise<Op> {
-    for (;;) {
-      const op = (await (await attacker.api(`/v1/operations/${id}`)).json()) as Op;
-      if (["SUCCESS", "FAILED", "CANCELLED"].includes(String(op["status"]))) return op;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const waitOp = async (id: string) => (await waitOperation(attacker, id, 300_000)) as Op;
   async function until(what: string, cond: () => Promise<boolean>): Promise<void> {
     for (let i = 0; i < 600; i++) {
       if (await cond()) return;

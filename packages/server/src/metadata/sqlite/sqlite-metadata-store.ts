@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { Kysely, SqliteDialect, sql } from "kysely";
@@ -43,13 +43,20 @@ export class SqliteMetadataStore implements MetadataStore {
 
   /** Opens (creating if needed) the database file and brings its schema up to date. */
   static open(path: string): SqliteMetadataStore {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    if (path !== ":memory:") {
+      mkdirSync(dirname(path), { recursive: true });
+      // Every tenant's tokens and names: the server's alone. SQLite gives the -wal and -shm
+      // files the database's mode; older data dirs have a 0644 database.
+      closeSync(openSync(path, "a", 0o600));
+      privateFiles(path);
+    }
     const raw = new BetterSqlite3(path);
     raw.pragma("journal_mode = WAL");
     raw.pragma("synchronous = NORMAL");
     raw.pragma("busy_timeout = 5000");
     raw.pragma("foreign_keys = ON");
     migrate(raw);
+    if (path !== ":memory:") privateFiles(path);
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
     return new SqliteMetadataStore(db, raw);
   }
@@ -105,5 +112,15 @@ function migrate(raw: BetterSqlite3.Database): void {
           .run(m.version, m.name, Date.now());
       })
       .immediate();
+  }
+}
+
+function privateFiles(db: string): void {
+  for (const f of [db, `${db}-wal`, `${db}-shm`]) {
+    try {
+      chmodSync(f, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
   }
 }
