@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -32,6 +32,8 @@ class CrunWithOldStatx extends CrunDriver {
 let root = "";
 beforeAll(async () => {
   root = await mkdtemp(path.join(tmpdir(), "select-userland-"));
+  // Like the server's data dir: crun's sandbox uid (user namespace) must reach the self-test's rootfs.
+  await chmod(root, 0o711);
 });
 afterAll(async () => {
   await reclaim({ stateDir: path.join(root, "state"), mountRoots: [root] }).catch(() => undefined);
