@@ -57,12 +57,38 @@ export interface SandboxSpec {
   deadlineMs?: number;
 }
 
+/**
+ * `struct rusage` of the sandboxed command and the descendants it reaped, as wait4(2) fills it
+ * inside the sandbox (times in µs, sizes in KiB, the rest counts). Which fields a platform really
+ * measures is documented per driver in docs/resources.md.
+ */
+export interface Rusage {
+  utimeUs: number;
+  stimeUs: number;
+  maxrssKb: number;
+  ixrssKb: number;
+  idrssKb: number;
+  isrssKb: number;
+  minflt: number;
+  majflt: number;
+  nswap: number;
+  inblock: number;
+  oublock: number;
+  msgsnd: number;
+  msgrcv: number;
+  nsignals: number;
+  nvcsw: number;
+  nivcsw: number;
+}
+
 export interface ExitStatus {
   exitCode: number;
   /** Terminating signal number, -1 when the process exited normally. */
   signal: number;
   /** True when the kernel OOM-killed anything in the sandbox during its life. */
   oomKilled: boolean;
+  /** Absent when the process's rusage could not be collected (it never started, or was killed with its reaper). */
+  rusage?: Rusage;
 }
 
 export interface ResourceStats {
@@ -73,6 +99,11 @@ export interface ResourceStats {
   memoryCurrentBytes: number;
   pidsCurrent: number;
   oomKills: number;
+  /** Block I/O of the sandbox's cgroup (io.stat / blkio); absent where the controller is not available. */
+  ioReadBytes?: number;
+  ioWriteBytes?: number;
+  ioReadOps?: number;
+  ioWriteOps?: number;
 }
 
 export interface ProcessHandle {
