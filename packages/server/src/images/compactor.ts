@@ -12,7 +12,7 @@ import type { LayerStore } from "./layer-store.js";
 /** Chains longer than this are flattened; 24 short names keep the mount options ~1 KiB. */
 export const MAX_MOUNT_CHAIN = 24;
 /** A commit never leaves a chain this long: the run waits for the flatten instead. */
-export const HARD_MOUNT_CHAIN = 200;
+const HARD_MOUNT_CHAIN = 200;
 
 /**
  * Keeps every image's mount chain short. An image whose chain passes the threshold gets a
