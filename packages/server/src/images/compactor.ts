@@ -1,21 +1,18 @@
-import { execFile } from "node:child_process";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { internal } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { ImageRecord } from "../metadata/repos/image-repo.js";
 import type { Logger } from "../observability/logger.js";
 import { mountRootfs, unmount } from "../runtime/rootfs.js";
+import { runCommand } from "../sys/run-command.js";
 import type { LayerStore } from "./layer-store.js";
-
-const run = promisify(execFile);
 
 /** Chains longer than this are flattened; 24 short names keep the mount options ~1 KiB. */
 export const MAX_MOUNT_CHAIN = 24;
 /** A commit never leaves a chain this long: the run waits for the flatten instead. */
-export const HARD_MOUNT_CHAIN = 200;
+const HARD_MOUNT_CHAIN = 200;
 
 /**
  * Keeps every image's mount chain short. An image whose chain passes the threshold gets a
@@ -94,11 +91,15 @@ export class Compactor {
       await mountRootfs({ lowers: this.layers.paths(current.mountChain), target, readOnly: true });
       mounted = true;
       // GNU cp keeps ownership, modes, times, xattrs (capabilities), devices, fifos and hardlinks.
-      await run("cp", ["-a", "--no-target-directory", `${target}/.`, staged], { maxBuffer: 1 << 20 }).catch(
+      const cp = await runCommand("cp", ["-a", "--no-target-directory", `${target}/.`, staged]).catch(
         (err: unknown) => {
           throw internal("copying the merged view failed", { cause: err });
         },
       );
+      if (cp.code !== 0)
+        throw internal("copying the merged view failed", {
+          cause: new Error(`cp → ${cp.signal ?? cp.code}: ${cp.stderr.trim().slice(0, 2000)}`),
+        });
       await unmount(target);
       mounted = false;
       // No live device node to carry over: layers hold stand-ins (applied, committed, or

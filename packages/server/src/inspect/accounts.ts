@@ -20,7 +20,7 @@ export async function readAccounts(view: MergedView): Promise<Accounts> {
 }
 
 /** name:x:id:… lines → id → first name that claims it. */
-export function parseIdFile(text: string): Map<number, string> {
+function parseIdFile(text: string): Map<number, string> {
   const out = new Map<number, string>();
   for (const line of text.split("\n")) {
     if (line.startsWith("#")) continue;

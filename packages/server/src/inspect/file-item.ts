@@ -61,7 +61,7 @@ export function fileItem(name: string, st: MergedStat, accounts: Accounts, symli
 }
 
 /** `-rwsr-xr-x`, from a full st_mode. */
-export function modeString(mode: number): string {
+function modeString(mode: number): string {
   const type = (Object.entries(TYPE_BITS).find(([, b]) => (mode & 0o170000) === b)?.[0] ??
     "file") as FileType;
   const bit = (m: number, c: string) => (mode & m ? c : "-");
@@ -85,7 +85,7 @@ export function modeString(mode: number): string {
 }
 
 /** Bytes below 1 KiB as an integer, else two decimals with a binary unit ("1.17 KB"). */
-export function humanSize(n: number): string {
+function humanSize(n: number): string {
   if (n < 1024) return String(n);
   const units = ["KB", "MB", "GB", "TB", "PB"];
   let v = n / 1024;
@@ -101,7 +101,7 @@ const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "
 const HALF_YEAR = 182.5 * 24 * 3600;
 
 /** `ls -l` dates in UTC: "Jan  1 00:00" within six months of now, else "Jan  1  2020". */
-export function lsDate(mtime: number, now = Date.now() / 1000): string {
+function lsDate(mtime: number, now = Date.now() / 1000): string {
   const d = new Date(mtime * 1000);
   const day = String(d.getUTCDate()).padStart(2, " ");
   const recent = Math.abs(now - mtime) < HALF_YEAR;

@@ -1,3 +1,8 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { type MatchJob, matchFiles } from "./grep-matcher.js";
 import { RegexWorkerPool } from "./regex-worker-pool.js";
@@ -106,5 +111,29 @@ describe("regex worker pool", () => {
     const ok = await again!.run(job({}), 10_000);
     again!.release();
     expect(ok.kind).toBe("done");
+  });
+
+  it("starts its worker from the built module under plain node (no TypeScript loader)", () => {
+    // What the server runs: dist/, built by `npm run build` before the tests.
+    const built = fileURLToPath(new URL("../../dist/inspect/regex-worker-pool.js", import.meta.url));
+    const script = `
+      const { RegexWorkerPool } = await import(${JSON.stringify(built)});
+      const pool = new RegexWorkerPool(1);
+      const lease = await pool.acquire(5000);
+      const out = await lease.run(${JSON.stringify({ ...job({}), files: [] })}, 10000);
+      lease.release();
+      await pool.close();
+      process.stdout.write(JSON.stringify(out));`;
+    const dir = mkdtempSync(join(tmpdir(), "contree-worker-"));
+    try {
+      writeFileSync(join(dir, "main.mjs"), script);
+      const out = execFileSync(process.execPath, [join(dir, "main.mjs")], {
+        env: { PATH: process.env["PATH"] ?? "" },
+        encoding: "utf8",
+      });
+      expect(JSON.parse(out)).toEqual({ kind: "done", result: [] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

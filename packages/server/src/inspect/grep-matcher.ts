@@ -1,9 +1,7 @@
 /**
  * The line matcher of grep. JavaScript regular expressions backtrack, so a hostile pattern can
- * run for hours on one line; the matcher therefore runs in a worker thread that the caller can
- * terminate at the deadline (regex-worker-pool.ts). `matchFiles` is shipped to the worker as
- * source text (`matchFiles.toString()`), so it must stay self-contained: no imports, no
- * references to anything outside its own body, only built-ins.
+ * run for hours on one line; the matcher therefore runs in a worker thread (regex-worker.ts) that
+ * the caller can terminate at the deadline (regex-worker-pool.ts).
  */
 
 export interface WireRegex {

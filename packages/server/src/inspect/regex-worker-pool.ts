@@ -5,21 +5,21 @@
  */
 import { Worker } from "node:worker_threads";
 import { resourceExhausted } from "../core/errors.js";
-import { type FileMatches, type MatchJob, matchFiles } from "./grep-matcher.js";
+import type { FileMatches, MatchJob } from "./grep-matcher.js";
 
-// `__name` covers the keep-names helper some TypeScript transforms insert into function bodies.
-const WORKER_SOURCE = `"use strict";
-const __name = (f) => f;
-const matchFiles = (${matchFiles.toString()});
-const { parentPort } = require("node:worker_threads");
-parentPort.on("message", (job) => {
-  try {
-    parentPort.postMessage({ ok: true, result: matchFiles(job) });
-  } catch (err) {
-    parentPort.postMessage({ ok: false, error: String(err && err.message) });
-  }
-});
-`;
+// Built, this module is dist/inspect/regex-worker-pool.js and the worker its sibling .js. Run from
+// sources (tsx, vitest) the worker is TypeScript, which a worker thread loads only after tsx's
+// loader is registered in it (Node 20 ignores `--import` in a worker's execArgv).
+const FROM_SOURCES = import.meta.url.endsWith(".ts");
+const WORKER_FILE = new URL(FROM_SOURCES ? "./regex-worker.ts" : "./regex-worker.js", import.meta.url);
+const TS_BOOT = `const { workerData } = require("node:worker_threads");
+import(workerData.tsx).then((tsx) => tsx.register()).then(() => import(workerData.file));`;
+
+function startWorker(): Worker {
+  if (!FROM_SOURCES) return new Worker(WORKER_FILE);
+  const tsx = import.meta.resolve("tsx/esm/api");
+  return new Worker(TS_BOOT, { eval: true, workerData: { tsx, file: WORKER_FILE.href } });
+}
 
 export type RunOutcome = { kind: "done"; result: FileMatches[] } | { kind: "timeout" };
 
@@ -79,7 +79,7 @@ export class RegexWorkerPool {
   }
 
   private spawn(): Worker {
-    const w = new Worker(WORKER_SOURCE, { eval: true });
+    const w = startWorker();
     w.unref();
     w.on("error", () => {
       // A crashed worker is replaced on demand; the pending job sees the exit.

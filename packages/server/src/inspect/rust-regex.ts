@@ -10,13 +10,9 @@
  * letter (`[aA][bB]`).
  */
 import { invalidArgument } from "../core/errors.js";
+import type { WireRegex } from "./grep-matcher.js";
 
 export type CaseMode = "sensitive" | "insensitive" | "smart";
-
-export interface JsRegex {
-  source: string;
-  flags: string;
-}
 
 const MAX_PATTERN = 16 * 1024;
 const MAX_REPEAT = 1000;
@@ -37,12 +33,12 @@ interface Pass {
 }
 
 /** Translate; throws invalid_argument with a public message for what cannot be translated. */
-export function translateRustRegex(pattern: string, mode: CaseMode = "sensitive"): JsRegex {
+export function translateRustRegex(pattern: string, mode: CaseMode = "sensitive"): WireRegex {
   if (pattern.length > MAX_PATTERN) throw invalidArgument(`pattern longer than ${MAX_PATTERN} characters`);
   let insensitive = mode === "insensitive";
   if (mode === "smart") insensitive = !new Translator(pattern, false, true).run().hasUpper;
   const expanded = new Translator(pattern, insensitive, true).run();
-  let out: JsRegex;
+  let out: WireRegex;
   if (expanded.uniformCase) {
     // One case mode for the whole pattern: let the engine fold case (faster, Unicode-complete).
     const t = new Translator(pattern, insensitive, false);
@@ -88,7 +84,8 @@ class Translator {
   private pos = 0;
   private out = "";
   private flags: Flags;
-  private readonly stack: Array<{ saved: Flags }> = [];
+  /** Flags to restore at each open group's end. */
+  private readonly stack: Flags[] = [];
   private sawToken = false;
   private uniformCase = true;
   private hasUpper = false;
@@ -200,7 +197,7 @@ class Translator {
 
   private group(): void {
     if (this.peek() !== "?") {
-      this.stack.push({ saved: { ...this.flags } });
+      this.stack.push({ ...this.flags });
       this.out += "(";
       return;
     }
@@ -211,7 +208,7 @@ class Translator {
     }
     if (c === ":") {
       this.pos++;
-      this.stack.push({ saved: { ...this.flags } });
+      this.stack.push({ ...this.flags });
       this.out += "(?:";
       return;
     }
@@ -222,7 +219,7 @@ class Translator {
       const name = end < 0 ? "" : this.src.slice(this.pos + 1, end);
       if (!/^[_\p{L}][_\p{L}\p{Nd}.[\]]*$/u.test(name)) bad(this.src, "invalid capture group name");
       this.pos = end + 1;
-      this.stack.push({ saved: { ...this.flags } });
+      this.stack.push({ ...this.flags });
       this.out += "("; // names do not change what matches
       return;
     }
@@ -240,7 +237,7 @@ class Translator {
           this.leadingInsensitive = this.flags.i;
         }
         if (f === ":") {
-          this.stack.push({ saved: before });
+          this.stack.push(before);
           this.out += "(?:";
         }
         return;
@@ -268,10 +265,10 @@ class Translator {
   }
 
   private closeGroup(): void {
-    const g = this.stack.pop();
-    if (!g) bad(this.src, "unopened group");
-    if (g.saved.i !== this.flags.i) this.uniformCase = false;
-    this.flags = g.saved;
+    const saved = this.stack.pop();
+    if (!saved) bad(this.src, "unopened group");
+    if (saved.i !== this.flags.i) this.uniformCase = false;
+    this.flags = saved;
     this.emitAtom(")");
     this.quantifier();
   }

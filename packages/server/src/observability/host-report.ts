@@ -1,9 +1,6 @@
-import { execFile } from "node:child_process";
 import { constants } from "node:fs";
 import { access, open, readFile } from "node:fs/promises";
-import { promisify } from "node:util";
-
-const run = promisify(execFile);
+import { runCommand } from "../sys/run-command.js";
 
 export interface HostReportLine {
   name: string;
@@ -46,8 +43,9 @@ async function cgroupMode(): Promise<string> {
 
 async function version(bin: string): Promise<string | undefined> {
   try {
-    const { stdout } = await run(bin, ["--version"], { timeout: 5000 });
-    return stdout.split("\n")[0]?.trim() || "present";
+    const r = await runCommand(bin, ["--version"], { timeoutMs: 5000 });
+    if (r.code !== 0) return "present (version query failed)";
+    return r.stdout.split("\n")[0]?.trim() || "present";
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     return code === "ENOENT" ? undefined : "present (version query failed)";

@@ -2,7 +2,7 @@
 import { chmod, copyFile, mkdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { failedPrecondition } from "../core/errors.js";
-import { runCommand } from "./command.js";
+import { runCommand } from "../sys/run-command.js";
 
 export const HOST_BUSYBOX = "/bin/busybox";
 

@@ -16,7 +16,7 @@
 import { readdirSync } from "node:fs";
 import { readFile, unlink, writeFile } from "node:fs/promises";
 import { internal } from "../core/errors.js";
-import { mustRun, runCommand } from "./command.js";
+import { type CommandOptions, type CommandResult, runCommand } from "../sys/run-command.js";
 import { NAME_PREFIX } from "./runtime-driver.js";
 
 export interface EgressConfig {
@@ -283,4 +283,20 @@ export function listSandboxNetns(): string[] {
 
 export function resolvConf(dnsServers: string[]): string {
   return dnsServers.map((s) => `nameserver ${s}\n`).join("");
+}
+
+/** Like runCommand but a non-zero exit is an internal error (message without host detail). */
+async function mustRun(
+  file: string,
+  args: readonly string[],
+  what: string,
+  o: CommandOptions = {},
+): Promise<CommandResult> {
+  const r = await runCommand(file, args, o);
+  if (r.code !== 0) {
+    throw internal(`${what} failed`, {
+      cause: new Error(`${file} ${args.join(" ")} → ${r.code ?? r.signal}: ${r.stderr.trim()}`),
+    });
+  }
+  return r;
 }

@@ -3,10 +3,10 @@ import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from "no
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runCommand } from "../../src/runtime/command.js";
 import { mountsUnder } from "../../src/runtime/reclaim.js";
 import { diffStats, mountRootfs, unmount as unmountWith } from "../../src/runtime/rootfs.js";
 import { type Mounter, mounter } from "../../src/sys/mount.js";
+import { runCommand } from "../../src/sys/run-command.js";
 
 let root = "";
 const mounted: string[] = [];

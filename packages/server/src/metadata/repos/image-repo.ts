@@ -186,7 +186,7 @@ export class ImageRepo {
     return r?.image_id;
   }
 
-  /** The tag the project shows for an image: its most recently set one. */
+  /** The tag the project shows for an image: its most recently set one (ties: the greatest). */
   async tagOf(projectId: string, imageId: string): Promise<string | null> {
     const r = await this.db
       .selectFrom("tags")
@@ -194,6 +194,7 @@ export class ImageRepo {
       .where("project_id", "=", projectId)
       .where("image_id", "=", imageId)
       .orderBy("updated_at", "desc")
+      .orderBy("tag", "desc")
       .limit(1)
       .executeTakeFirst();
     return r?.tag ?? null;
@@ -243,19 +244,32 @@ export class ImageRepo {
         .execute();
       return rows.map((r) => ({ ...toImage(r), tag: r.tag }));
     }
-    let q = this.db.selectFrom("images").selectAll().where("project_id", "=", projectId);
-    if (f.uuid !== undefined) q = q.where("id", "=", f.uuid);
-    if (f.since !== undefined) q = q.where("created_at", ">=", f.since);
-    if (f.until !== undefined) q = q.where("created_at", "<=", f.until);
+    // The shown tag comes with each row (the same pick as tagOf), not from a query per row.
+    let q = this.db
+      .selectFrom("images")
+      .selectAll("images")
+      .select((eb) =>
+        eb
+          .selectFrom("tags")
+          .select("tags.tag")
+          .where("tags.project_id", "=", projectId)
+          .whereRef("tags.image_id", "=", "images.id")
+          .orderBy("tags.updated_at", "desc")
+          .orderBy("tags.tag", "desc")
+          .limit(1)
+          .as("tag"),
+      )
+      .where("images.project_id", "=", projectId);
+    if (f.uuid !== undefined) q = q.where("images.id", "=", f.uuid);
+    if (f.since !== undefined) q = q.where("images.created_at", ">=", f.since);
+    if (f.until !== undefined) q = q.where("images.created_at", "<=", f.until);
     const rows = await q
-      .orderBy("created_at", "desc")
-      .orderBy("id", "desc")
+      .orderBy("images.created_at", "desc")
+      .orderBy("images.id", "desc")
       .limit(f.limit)
       .offset(f.offset)
       .execute();
-    const out: ListedImage[] = [];
-    for (const r of rows) out.push({ ...toImage(r), tag: await this.tagOf(projectId, r.id) });
-    return out;
+    return rows.map((r) => ({ ...toImage(r), tag: r.tag ?? null }));
   }
 }
 

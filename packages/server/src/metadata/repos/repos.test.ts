@@ -1,7 +1,9 @@
+import type { KyselyPlugin } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isAppError } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
 import { SqliteMetadataStore } from "../sqlite/sqlite-metadata-store.js";
+import { type ImageRecord, ImageRepo } from "./image-repo.js";
 import type { Project } from "./project-repo.js";
 import { PERMISSIONS, type Permissions } from "./token-repo.js";
 
@@ -108,6 +110,72 @@ describe("metadata repositories", () => {
       expect(await s.files.list(a.id, { limit: 10, offset: 100 })).toEqual([]);
       const window = await s.files.list(a.id, { limit: 100, offset: 0, since: 1010, until: 1030 });
       expect(window.map((f) => f.createdAt)).toEqual([1030, 1020, 1010]);
+    });
+  });
+
+  describe("images", () => {
+    const image = (projectId: string, createdAt: number): ImageRecord => ({
+      id: newId(),
+      projectId,
+      parentId: null,
+      layerId: null,
+      mountChain: [],
+      depth: 0,
+      env: null,
+      operationId: null,
+      size: 0,
+      source: null,
+      createdAt,
+    });
+
+    it("list without a tag filter: one query, each row with the tag tagOf shows, in order and pages", async () => {
+      let queries = 0;
+      const counting: KyselyPlugin = {
+        transformQuery: (args) => {
+          queries++;
+          return args.node;
+        },
+        transformResult: async (args) => args.result,
+      };
+      const repo = new ImageRepo(s.db.withPlugin(counting));
+      const mine: ImageRecord[] = [];
+      for (let i = 0; i < 60; i++) {
+        const img = image(a.id, 1000 + Math.floor(i / 3)); // ties in created_at
+        await s.images.insert(img);
+        mine.push(img);
+        await s.images.insert(image(b.id, 1000 + i));
+      }
+      // none, one, several (latest wins, ties broken the same way), and another project's tags
+      for (let i = 0; i < mine.length; i++) {
+        const id = mine[i]!.id;
+        for (let k = 0; k < i % 4; k++) await s.images.setTag(a.id, `t${i}-${k}`, id, 5000 + (i % 3) * k);
+        if (i % 5 === 0) await s.images.setTag(b.id, `other${i}`, id, 9000);
+      }
+      const expected = await Promise.all(
+        [...mine]
+          .sort((x, y) => y.createdAt - x.createdAt || (x.id < y.id ? 1 : -1))
+          .map(async (img) => ({ ...img, tag: await s.images.tagOf(a.id, img.id) })),
+      );
+      expect(expected.filter((e) => e.tag !== null).length).toBeGreaterThan(20);
+
+      queries = 0;
+      expect(await repo.list(a.id, b.id, { limit: 100, offset: 0 })).toEqual(expected);
+      expect(queries).toBe(1);
+      for (const [offset, limit] of [
+        [0, 7],
+        [7, 7],
+        [55, 10],
+        [60, 5],
+      ] as const) {
+        expect(await repo.list(a.id, b.id, { limit, offset })).toEqual(
+          expected.slice(offset, offset + limit),
+        );
+      }
+      const window = await repo.list(a.id, b.id, { limit: 100, offset: 0, since: 1005, until: 1010 });
+      expect(window).toEqual(expected.filter((e) => e.createdAt >= 1005 && e.createdAt <= 1010));
+      expect(await repo.list(a.id, b.id, { limit: 10, offset: 0, uuid: mine[9]!.id })).toEqual(
+        expected.filter((e) => e.id === mine[9]!.id),
+      );
     });
   });
 

@@ -12,9 +12,9 @@ import path from "node:path";
 import { cancelled, failedPrecondition, internal, invalidArgument } from "../../core/errors.js";
 import { WATCHDOG } from "../../sys/native-sys.js";
 import { canJoinCgroupsAtSpawn, launch, type Proc, type ProcExit } from "../../sys/proc.js";
+import { runCommand } from "../../sys/run-command.js";
 import { removeBindFiles, writeBindFile } from "../bind-files.js";
 import { SandboxCgroup } from "../cgroups.js";
-import { runCommand } from "../command.js";
 import {
   type EgressConfig,
   type EgressNetwork,
