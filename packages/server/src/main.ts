@@ -27,10 +27,13 @@ import { InstanceHandler } from "./instances/instance-handler.js";
 import { InstanceService } from "./instances/instance-service.js";
 import { LiveInstances } from "./instances/live-instances.js";
 import type { MetadataStore } from "./metadata/metadata-store.js";
+import { ACTIVE_STATUSES } from "./metadata/repos/operation-repo.js";
 import { SqliteMetadataStore } from "./metadata/sqlite/sqlite-metadata-store.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { MetricsRegistry } from "./observability/metrics.js";
+import { ServerMetrics } from "./observability/server-metrics.js";
 import { EventLog } from "./operations/event-log.js";
+import type { OperationHandler } from "./operations/operation-handler.js";
 import { OperationQueue } from "./operations/operation-queue.js";
 import { LocalOutputStore } from "./outputs/local/local-output-store.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
@@ -103,6 +106,19 @@ export async function createServer(
   const orphanOutputs = await outputs.reclaim(async (id) => (await store.operations.get(id)) !== undefined);
   if (orphanOutputs > 0) logger.info({ orphanOutputs }, "removed output of operations that no longer exist");
   const metrics = new MetricsRegistry();
+  const serverMetrics = new ServerMetrics(metrics, {
+    activeOperations: () => store.operations.countByStatus(ACTIVE_STATUSES),
+    kindOf: async (id) => (await store.operations.get(id))?.kind,
+    storage: () => {
+      let refusingWrites = false;
+      try {
+        disk.assertWritable();
+      } catch {
+        refusingWrites = true;
+      }
+      return { freeBytes: disk.free(), refusingWrites };
+    },
+  });
 
   const layers = await LayerStore.open(layout.root);
   const reclaimedLayers = await layers.reclaim(new Set(await store.images.allLayerIds()));
@@ -190,6 +206,8 @@ export async function createServer(
     scratch: scratch.backend,
     disk,
     logger,
+    // When InstanceHandlerOptions has `observeStage` (supervisor work), wire it here:
+    // observeStage: (stage, seconds) => serverMetrics.observeRunStage(stage, seconds),
     limits: {
       memoryBytes: config.sandbox.memoryBytes,
       pids: config.sandbox.pids,
@@ -197,11 +215,20 @@ export async function createServer(
     },
   });
   const events = new EventLog(store.operations);
+  events.observe((id, e) => serverMetrics.operationEvent(id, e));
+  // The queue wait ends where a handler takes the operation (EXECUTING, `startedAt` set).
+  const timed = (h: OperationHandler): OperationHandler => ({
+    kind: h.kind,
+    run: (op, ctx) => {
+      serverMetrics.operationStarted(op);
+      return h.run(op, ctx);
+    },
+  });
   const queue = new OperationQueue({
     store,
     events,
     logger,
-    handlers: [imports, instanceHandler],
+    handlers: [timed(imports), timed(instanceHandler)],
     limitsOf: async (projectId) => {
       const p = await store.projects.findById(projectId);
       return p ? effectiveLimits(config.defaultLimits, p) : config.defaultLimits;

@@ -43,6 +43,10 @@ export class Gauge implements Metric {
   set(labels: Labels, v: number | (() => number)): void {
     this.values.set(labelKey(labels), v);
   }
+  /** Forgets every series (a scrape-time collector sets the ones that exist now). */
+  clear(): void {
+    this.values.clear();
+  }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
     for (const [k, v] of this.values)
@@ -87,8 +91,12 @@ export class Histogram implements Metric {
   }
 }
 
+/** Reads state owned elsewhere (queue rows, free space) into gauges just before a scrape. */
+export type Collector = () => Promise<void> | void;
+
 export class MetricsRegistry {
   private readonly metrics: Metric[] = [];
+  private readonly collectors: Collector[] = [];
   counter(name: string, help: string): Counter {
     return this.add(new Counter(name, help));
   }
@@ -98,7 +106,11 @@ export class MetricsRegistry {
   histogram(name: string, help: string, buckets?: readonly number[]): Histogram {
     return this.add(new Histogram(name, help, buckets));
   }
-  render(): string {
+  collect(c: Collector): void {
+    this.collectors.push(c);
+  }
+  async render(): Promise<string> {
+    for (const c of this.collectors) await c();
     return `${this.metrics.map((m) => m.render()).join("\n")}\n`;
   }
   private add<M extends Metric>(m: M): M {
