@@ -13,6 +13,10 @@ function escapeLabel(v: string): string {
   return v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 }
 
+function header(name: string, help: string, type: string): string[] {
+  return [`# HELP ${name} ${help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`, `# TYPE ${name} ${type}`];
+}
+
 interface Metric {
   render(): string;
 }
@@ -28,7 +32,7 @@ export class Counter implements Metric {
     this.values.set(k, (this.values.get(k) ?? 0) + by);
   }
   render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    const lines = header(this.name, this.help, "counter");
     for (const [k, v] of this.values) lines.push(`${this.name}${k ? `{${k}}` : ""} ${v}`);
     return lines.join("\n");
   }
@@ -48,7 +52,7 @@ export class Gauge implements Metric {
     this.values.clear();
   }
   render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
+    const lines = header(this.name, this.help, "gauge");
     for (const [k, v] of this.values)
       lines.push(`${this.name}${k ? `{${k}}` : ""} ${typeof v === "function" ? v() : v}`);
     return lines.join("\n");
@@ -77,7 +81,7 @@ export class Histogram implements Metric {
     s.count += 1;
   }
   render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    const lines = header(this.name, this.help, "histogram");
     for (const [k, s] of this.series) {
       const pre = k ? `${k},` : "";
       this.buckets.forEach((b, i) => {
