@@ -206,8 +206,9 @@ export async function createServer(
     scratch: scratch.backend,
     disk,
     logger,
-    // When InstanceHandlerOptions has `observeStage` (supervisor work), wire it here:
+    // At the merge with the process supervisor (InstanceHandlerOptions.observeStage), wire:
     // observeStage: (stage, seconds) => serverMetrics.observeRunStage(stage, seconds),
+    // (contree_run_stage_duration_seconds{stage="prepare|start|run|commit|teardown"}, docs/metrics.md)
     limits: {
       memoryBytes: config.sandbox.memoryBytes,
       pids: config.sandbox.pids,
