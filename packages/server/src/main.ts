@@ -119,6 +119,14 @@ export async function createServer(
       return { freeBytes: disk.free(), refusingWrites };
     },
   });
+  // The queue wait ends where a handler takes the operation (EXECUTING, `startedAt` set).
+  const timed = (h: OperationHandler): OperationHandler => ({
+    kind: h.kind,
+    run: (op, ctx) => {
+      serverMetrics.operationStarted(op);
+      return h.run(op, ctx);
+    },
+  });
 
   const layers = await LayerStore.open(layout.root);
   const reclaimedLayers = await layers.reclaim(new Set(await store.images.allLayerIds()));
@@ -216,15 +224,6 @@ export async function createServer(
     },
   });
   const events = new EventLog(store.operations);
-  events.observe((id, e) => serverMetrics.operationEvent(id, e));
-  // The queue wait ends where a handler takes the operation (EXECUTING, `startedAt` set).
-  const timed = (h: OperationHandler): OperationHandler => ({
-    kind: h.kind,
-    run: (op, ctx) => {
-      serverMetrics.operationStarted(op);
-      return h.run(op, ctx);
-    },
-  });
   const queue = new OperationQueue({
     store,
     events,
@@ -235,6 +234,8 @@ export async function createServer(
       return p ? effectiveLimits(config.defaultLimits, p) : config.defaultLimits;
     },
   });
+  // Before recovery: operations it fails are counted like any other.
+  events.observe((id, e) => serverMetrics.operationEvent(id, e));
   const failed = await queue.recover();
   if (failed > 0) logger.warn({ failed }, "operations interrupted by a restart were marked FAILED");
 

@@ -4,7 +4,12 @@
  * that commits, a run cancelled while running and one cancelled while queued move exactly the
  * counters, histograms and gauges they should, and the whole page is valid exposition text.
  */
+import { mkdtempSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openMetadata } from "../../src/main.js";
 import { FIXTURE_IMAGES, fixtures } from "../harness/fixtures.js";
 import { startTestServer, type TestServer, waitOperation } from "../harness/in-process.js";
 import { type RegistryHandle, startRegistry } from "../harness/registry.js";
@@ -168,5 +173,48 @@ describe("server metrics", () => {
     expect(
       delta(after, "contree_http_requests_total", { method: "POST", route: "/v1/instances", status: "202" }),
     ).toBe(3);
+  });
+});
+
+describe("operations failed by a restart", () => {
+  it("are counted when recovery fails them (their kind read from the store)", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "contree-metrics-restart-"));
+    let again: TestServer | undefined;
+    try {
+      // What a crash leaves: rows still ASSIGNED and EXECUTING, nothing running.
+      const store = openMetadata(dataDir);
+      const project = await store.projects.create("crashed");
+      for (const [id, kind, to] of [
+        ["crash-instance", "instance", "EXECUTING"],
+        ["crash-import", "image_import", "ASSIGNED"],
+      ] as const) {
+        await store.operations.insert({
+          id,
+          projectId: project.id,
+          kind,
+          metadata: {},
+          createdAt: Date.now(),
+        });
+        expect(await store.operations.transition(id, ["PENDING"], "ASSIGNED")).toBe(true);
+        if (to === "EXECUTING") expect(await store.operations.transition(id, ["ASSIGNED"], to)).toBe(true);
+      }
+      await store.close();
+      again = await startTestServer({ dataDir }, { CONTREE_METRICS_TOKEN: METRICS_TOKEN });
+      const r = await fetch(`${again.url}/metrics`, {
+        headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+      });
+      const m = parseExposition(await r.text());
+      expect(
+        sampleValue(m, "contree_operations_finished_total", { kind: "instance", status: "FAILED" }),
+      ).toBe(1);
+      expect(
+        sampleValue(m, "contree_operations_finished_total", { kind: "image_import", status: "FAILED" }),
+      ).toBe(1);
+      expect(sampleValue(m, "contree_operations", { kind: "instance", status: "EXECUTING" })).toBe(0);
+      expect(sampleValue(m, "contree_operations", { kind: "image_import", status: "ASSIGNED" })).toBe(0);
+    } finally {
+      await again?.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
