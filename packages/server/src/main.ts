@@ -31,6 +31,7 @@ import { ACTIVE_STATUSES } from "./metadata/repos/operation-repo.js";
 import { SqliteMetadataStore } from "./metadata/sqlite/sqlite-metadata-store.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { MetricsRegistry } from "./observability/metrics.js";
+import { ProcessMetrics } from "./observability/process-metrics.js";
 import { ServerMetrics } from "./observability/server-metrics.js";
 import { EventLog } from "./operations/event-log.js";
 import type { OperationHandler } from "./operations/operation-handler.js";
@@ -119,6 +120,7 @@ export async function createServer(
       return { freeBytes: disk.free(), refusingWrites };
     },
   });
+  const processMetrics = new ProcessMetrics(metrics);
   // The queue wait ends where a handler takes the operation (EXECUTING, `startedAt` set).
   const timed = (h: OperationHandler): OperationHandler => ({
     kind: h.kind,
@@ -281,6 +283,7 @@ export async function createServer(
       await compactor.close();
       await scratch.backend.close();
       disk.close();
+      processMetrics.close();
       await app.close();
       await store.close();
     },

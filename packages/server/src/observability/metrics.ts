@@ -31,6 +31,10 @@ export class Counter implements Metric {
     const k = labelKey(labels);
     this.values.set(k, (this.values.get(k) ?? 0) + by);
   }
+  /** A total kept elsewhere (e.g. the kernel's CPU time), copied at scrape time. */
+  set(labels: Labels, total: number): void {
+    this.values.set(labelKey(labels), total);
+  }
   render(): string {
     const lines = header(this.name, this.help, "counter");
     for (const [k, v] of this.values) lines.push(`${this.name}${k ? `{${k}}` : ""} ${v}`);

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { MetricsRegistry } from "../../src/observability/metrics.js";
+import { ProcessMetrics } from "../../src/observability/process-metrics.js";
 import { ServerMetrics, type ServerMetricsSources } from "../../src/observability/server-metrics.js";
 import { parseExposition, sampleValue } from "./exposition.js";
 
@@ -134,5 +135,38 @@ describe("the exposition checker", () => {
     ["no final newline", ok.slice(0, -1)],
   ])("rejects %s", (_what, text) => {
     expect(() => parseExposition(text)).toThrow();
+  });
+});
+
+describe("process metrics", () => {
+  it("report the process under the usual names; a blocked event loop shows in the delay", async () => {
+    const reg = new MetricsRegistry();
+    const pm = new ProcessMetrics(reg);
+    try {
+      const first = parseExposition(await reg.render());
+      expect(sampleValue(first, "process_resident_memory_bytes")).toBeGreaterThan(1024 * 1024);
+      expect(sampleValue(first, "process_open_fds")).toBeGreaterThan(2);
+      const start = sampleValue(first, "process_start_time_seconds");
+      expect(Math.abs(start - (Date.now() / 1000 - process.uptime()))).toBeLessThan(2);
+      // Let the monitor take samples, then hold the loop for 300 ms.
+      await new Promise((r) => setTimeout(r, 50));
+      const until = performance.now() + 300;
+      while (performance.now() < until) {
+        // busy: nothing else runs on this thread meanwhile
+      }
+      await new Promise((r) => setTimeout(r, 30));
+      const second = parseExposition(await reg.render());
+      expect(sampleValue(second, "nodejs_eventloop_delay_max_seconds")).toBeGreaterThanOrEqual(0.25);
+      // CPU time only grows (how much a busy loop gets depends on the machine's other load).
+      expect(sampleValue(second, "process_cpu_seconds_total")).toBeGreaterThan(
+        sampleValue(first, "process_cpu_seconds_total"),
+      );
+      // The delay is per scrape interval: the block is not reported again.
+      await new Promise((r) => setTimeout(r, 50));
+      const third = parseExposition(await reg.render());
+      expect(sampleValue(third, "nodejs_eventloop_delay_max_seconds")).toBeLessThan(0.25);
+    } finally {
+      pm.close();
+    }
   });
 });
