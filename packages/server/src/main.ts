@@ -27,10 +27,14 @@ import { InstanceHandler } from "./instances/instance-handler.js";
 import { InstanceService } from "./instances/instance-service.js";
 import { LiveInstances } from "./instances/live-instances.js";
 import type { MetadataStore } from "./metadata/metadata-store.js";
+import { ACTIVE_STATUSES } from "./metadata/repos/operation-repo.js";
 import { SqliteMetadataStore } from "./metadata/sqlite/sqlite-metadata-store.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { MetricsRegistry } from "./observability/metrics.js";
+import { ProcessMetrics } from "./observability/process-metrics.js";
+import { ServerMetrics } from "./observability/server-metrics.js";
 import { EventLog } from "./operations/event-log.js";
+import type { OperationHandler } from "./operations/operation-handler.js";
 import { OperationQueue } from "./operations/operation-queue.js";
 import { LocalOutputStore } from "./outputs/local/local-output-store.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
@@ -103,6 +107,28 @@ export async function createServer(
   const orphanOutputs = await outputs.reclaim(async (id) => (await store.operations.get(id)) !== undefined);
   if (orphanOutputs > 0) logger.info({ orphanOutputs }, "removed output of operations that no longer exist");
   const metrics = new MetricsRegistry();
+  const serverMetrics = new ServerMetrics(metrics, {
+    activeOperations: () => store.operations.countByStatus(ACTIVE_STATUSES),
+    kindOf: async (id) => (await store.operations.get(id))?.kind,
+    storage: () => {
+      let refusingWrites = false;
+      try {
+        disk.assertWritable();
+      } catch {
+        refusingWrites = true;
+      }
+      return { freeBytes: disk.free(), refusingWrites };
+    },
+  });
+  const processMetrics = new ProcessMetrics(metrics);
+  // The queue wait ends where a handler takes the operation (EXECUTING, `startedAt` set).
+  const timed = (h: OperationHandler): OperationHandler => ({
+    kind: h.kind,
+    run: (op, ctx) => {
+      serverMetrics.operationStarted(op);
+      return h.run(op, ctx);
+    },
+  });
 
   const layers = await LayerStore.open(layout.root);
   const reclaimedLayers = await layers.reclaim(new Set(await store.images.allLayerIds()));
@@ -190,6 +216,9 @@ export async function createServer(
     scratch: scratch.backend,
     disk,
     logger,
+    // At the merge with the process supervisor (InstanceHandlerOptions.observeStage), wire:
+    // observeStage: (stage, seconds) => serverMetrics.observeRunStage(stage, seconds),
+    // (contree_run_stage_duration_seconds{stage="prepare|start|run|commit|teardown"}, docs/metrics.md)
     limits: {
       memoryBytes: config.sandbox.memoryBytes,
       pids: config.sandbox.pids,
@@ -201,12 +230,14 @@ export async function createServer(
     store,
     events,
     logger,
-    handlers: [imports, instanceHandler],
+    handlers: [timed(imports), timed(instanceHandler)],
     limitsOf: async (projectId) => {
       const p = await store.projects.findById(projectId);
       return p ? effectiveLimits(config.defaultLimits, p) : config.defaultLimits;
     },
   });
+  // Before recovery: operations it fails are counted like any other.
+  events.observe((id, e) => serverMetrics.operationEvent(id, e));
   const failed = await queue.recover();
   if (failed > 0) logger.warn({ failed }, "operations interrupted by a restart were marked FAILED");
 
@@ -252,6 +283,7 @@ export async function createServer(
       await compactor.close();
       await scratch.backend.close();
       disk.close();
+      processMetrics.close();
       await app.close();
       await store.close();
     },

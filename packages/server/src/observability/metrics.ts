@@ -13,6 +13,10 @@ function escapeLabel(v: string): string {
   return v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 }
 
+function header(name: string, help: string, type: string): string[] {
+  return [`# HELP ${name} ${help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`, `# TYPE ${name} ${type}`];
+}
+
 interface Metric {
   render(): string;
 }
@@ -27,8 +31,12 @@ export class Counter implements Metric {
     const k = labelKey(labels);
     this.values.set(k, (this.values.get(k) ?? 0) + by);
   }
+  /** A total kept elsewhere (e.g. the kernel's CPU time), copied at scrape time. */
+  set(labels: Labels, total: number): void {
+    this.values.set(labelKey(labels), total);
+  }
   render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    const lines = header(this.name, this.help, "counter");
     for (const [k, v] of this.values) lines.push(`${this.name}${k ? `{${k}}` : ""} ${v}`);
     return lines.join("\n");
   }
@@ -43,8 +51,12 @@ export class Gauge implements Metric {
   set(labels: Labels, v: number | (() => number)): void {
     this.values.set(labelKey(labels), v);
   }
+  /** Forgets every series (a scrape-time collector sets the ones that exist now). */
+  clear(): void {
+    this.values.clear();
+  }
   render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
+    const lines = header(this.name, this.help, "gauge");
     for (const [k, v] of this.values)
       lines.push(`${this.name}${k ? `{${k}}` : ""} ${typeof v === "function" ? v() : v}`);
     return lines.join("\n");
@@ -73,7 +85,7 @@ export class Histogram implements Metric {
     s.count += 1;
   }
   render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    const lines = header(this.name, this.help, "histogram");
     for (const [k, s] of this.series) {
       const pre = k ? `${k},` : "";
       this.buckets.forEach((b, i) => {
@@ -87,8 +99,12 @@ export class Histogram implements Metric {
   }
 }
 
+/** Reads state owned elsewhere (queue rows, free space) into gauges just before a scrape. */
+export type Collector = () => Promise<void> | void;
+
 export class MetricsRegistry {
   private readonly metrics: Metric[] = [];
+  private readonly collectors: Collector[] = [];
   counter(name: string, help: string): Counter {
     return this.add(new Counter(name, help));
   }
@@ -98,7 +114,11 @@ export class MetricsRegistry {
   histogram(name: string, help: string, buckets?: readonly number[]): Histogram {
     return this.add(new Histogram(name, help, buckets));
   }
-  render(): string {
+  collect(c: Collector): void {
+    this.collectors.push(c);
+  }
+  async render(): Promise<string> {
+    for (const c of this.collectors) await c();
     return `${this.metrics.map((m) => m.render()).join("\n")}\n`;
   }
   private add<M extends Metric>(m: M): M {

@@ -11,6 +11,8 @@ export interface OperationEvent {
 }
 
 type Listener = (e: OperationEvent) => void;
+/** Hears the events of every operation (metrics). */
+export type EventObserver = (operationId: string, e: OperationEvent) => void;
 
 /**
  * The append-only, durable per-operation event log. Ids start at 0 and increase strictly; an
@@ -21,6 +23,7 @@ export class EventLog {
   private readonly nextSeq = new Map<string, number>();
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly observers = new Set<EventObserver>();
 
   constructor(private readonly repo: OperationRepo) {}
 
@@ -40,6 +43,7 @@ export class EventLog {
       const event: OperationEvent = { id: seq, ts: isoMicros(now), spid, type, data };
       await this.repo.appendEvent({ operationId, seq, ts: now, spid, type, data: JSON.stringify(data) });
       for (const l of this.listeners.get(operationId) ?? []) l(event);
+      for (const o of this.observers) o(operationId, event);
       return event;
     });
     const settled = next.catch(() => undefined);
@@ -79,6 +83,12 @@ export class EventLog {
       set.delete(listener);
       if (set.size === 0) this.listeners.delete(operationId);
     };
+  }
+
+  /** Every stored event of every operation, after its own subscribers (must not throw). */
+  observe(observer: EventObserver): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
   }
 
   /** Drops in-memory state of a finished operation (its log stays in the store). */

@@ -211,6 +211,31 @@ export class OperationRepo {
     return Number(r?.n ?? 0);
   }
 
+  /** Operations per kind in each of the given statuses, with the oldest creation time (metrics). */
+  async countByStatus(
+    statuses: readonly OperationStatus[],
+  ): Promise<
+    Array<{ kind: OperationKind; status: OperationStatus; count: number; oldestCreatedAt: number }>
+  > {
+    const rows = await this.db
+      .selectFrom("operations")
+      .select((eb) => [
+        "kind",
+        "status",
+        eb.fn.countAll<number>().as("n"),
+        eb.fn.min<number>("created_at").as("oldest"),
+      ])
+      .where("status", "in", [...statuses])
+      .groupBy(["kind", "status"])
+      .execute();
+    return rows.map((r) => ({
+      kind: r.kind as OperationKind,
+      status: r.status as OperationStatus,
+      count: Number(r.n),
+      oldestCreatedAt: Number(r.oldest),
+    }));
+  }
+
   // Events: an append-only log per operation, `seq` from 0.
   async appendEvent(e: {
     operationId: string;
