@@ -5,10 +5,10 @@ import { sha256Of } from "../../src/core/digest.js";
 import {
   HttpRegistryClient,
   type HttpRegistryClientOptions,
-  UNREACHABLE,
 } from "../../src/registry/http-registry-client.js";
 import { parseImageReference } from "../../src/registry/reference.js";
 import type { ResolvedImage } from "../../src/registry/registry-client.js";
+import { UNREACHABLE } from "../../src/registry/retry.js";
 import { type FaultyProxy, startFaultyProxy } from "../harness/faulty-proxy.js";
 import { FIXTURE_IMAGES, type Fixtures, fixtures } from "../harness/fixtures.js";
 import { appErrorOf, drain } from "../harness/pull.js";
