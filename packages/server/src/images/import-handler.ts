@@ -144,10 +144,12 @@ export class ImportHandler implements OperationHandler {
 
   async #run(op: OperationRecord, ctx: HandlerContext): Promise<HandlerOutcome> {
     const meta = op.metadata as ImportMetadata;
-    const kept = meta.registry.credentials ? await this.vault.take(op.id) : undefined;
-    if (meta.registry.credentials && (kept === undefined || kept === "unreadable"))
-      return { status: "FAILED", error: CREDENTIALS_LOST };
-    const credentials = kept === "unreadable" ? undefined : kept;
+    let credentials: Credentials | undefined;
+    if (meta.registry.credentials) {
+      const kept = await this.vault.take(op.id);
+      if (kept === undefined || kept === "unreadable") return { status: "FAILED", error: CREDENTIALS_LOST };
+      credentials = kept;
+    }
     const timeout = AbortSignal.timeout(meta.timeout * 1000);
     const signal = AbortSignal.any([ctx.signal, timeout]);
     const project = await this.store.projects.findById(op.projectId);
