@@ -19,6 +19,7 @@ import type { Config } from "./config/config.js";
 import { effectiveLimits } from "./config/limits.js";
 import { LocalContentStore } from "./content/local/local-content-store.js";
 import { Compactor } from "./images/compactor.js";
+import { CredentialVault } from "./images/credential-vault.js";
 import { ImageImporter } from "./images/image-importer.js";
 import { ImageService } from "./images/image-service.js";
 import { ImportHandler } from "./images/import-handler.js";
@@ -151,6 +152,7 @@ export async function createServer(
     store,
     registry,
     importer,
+    await CredentialVault.open(join(layout.root, "import-credentials")),
     (p) => effectiveLimits(config.defaultLimits, p).images_import_max_unpacked_bytes,
   );
   // Nothing runs yet: every sandbox, mount and run dir still here was left by a crash.
@@ -240,6 +242,7 @@ export async function createServer(
   events.observe((id, e) => serverMetrics.operationEvent(id, e));
   const failed = await queue.recover();
   if (failed > 0) logger.warn({ failed }, "operations interrupted by a restart were marked FAILED");
+  await imports.sweepCredentials();
 
   const gate = new HeavyGate(config.heavyRequests);
   const app = await buildApp({

@@ -1,11 +1,13 @@
 import { invalidArgument } from "../core/errors.js";
+import { newId } from "../core/ids.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
-import type { OperationRecord } from "../metadata/repos/operation-repo.js";
+import { ACTIVE_STATUSES, type OperationRecord } from "../metadata/repos/operation-repo.js";
 import type { Project } from "../metadata/repos/project-repo.js";
 import type { HandlerContext, HandlerOutcome, OperationHandler } from "../operations/operation-handler.js";
 import type { OperationQueue } from "../operations/operation-queue.js";
 import { formatReference, parseImageReference } from "../registry/reference.js";
 import type { Credentials, RegistryClient } from "../registry/registry-client.js";
+import type { CredentialVault } from "./credential-vault.js";
 import type { ImageImporter } from "./image-importer.js";
 import { validateTag } from "./tag-grammar.js";
 
@@ -77,21 +79,36 @@ export function parseImportBody(
   return { meta, credentials };
 }
 
+/** What an import whose credentials cannot be opened any more ends with. */
+export const CREDENTIALS_LOST = "credentials were not kept across the restart; import again";
+
 /**
- * Runs `image_import` operations. Credentials live only in memory for the duration of the pull
- * (a restart fails in-flight imports anyway), never in the database or the logs.
+ * Runs `image_import` operations. Registry credentials are sealed in the credential vault from
+ * the request until the operation ends (so a queued import survives a restart), never in the
+ * database or the logs.
  */
 export class ImportHandler implements OperationHandler {
   readonly kind = "image_import" as const;
-  private readonly credentials = new Map<string, Credentials>();
+  /** Operations whose credentials are sealed but whose row may not be inserted yet. */
+  readonly #starting = new Set<string>();
 
   constructor(
     private readonly store: MetadataStore,
     private readonly registry: RegistryClient,
     private readonly importer: ImageImporter,
+    private readonly vault: CredentialVault,
     /** The project's images_import_max_unpacked_bytes (none: unlimited). */
     private readonly maxUnpackedBytesOf?: (project: Project) => number,
   ) {}
+
+  /** Drops the credentials of operations that are over (cancelled while queued, lost in a crash). */
+  sweepCredentials(): Promise<number> {
+    return this.vault.sweep(async (id) => {
+      if (this.#starting.has(id)) return true;
+      const op = await this.store.operations.get(id);
+      return op !== undefined && ACTIVE_STATUSES.includes(op.status);
+    });
+  }
 
   async start(
     queue: OperationQueue,
@@ -100,15 +117,39 @@ export class ImportHandler implements OperationHandler {
     maxTimeout: number,
   ): Promise<OperationRecord> {
     const { meta, credentials } = parseImportBody(body, maxTimeout);
-    const op = await queue.enqueue(project, "image_import", meta);
-    if (credentials) this.credentials.set(op.id, credentials);
-    return op;
+    if (!credentials) return queue.enqueue(project, "image_import", meta);
+    // Sealed before the row exists: the scheduler may run the operation as soon as it is queued.
+    const id = newId();
+    this.#starting.add(id);
+    try {
+      await this.vault.put(id, credentials);
+      return await queue.enqueue(project, "image_import", meta, undefined, id);
+    } catch (err) {
+      await this.vault.delete(id);
+      throw err;
+    } finally {
+      this.#starting.delete(id);
+    }
   }
 
   async run(op: OperationRecord, ctx: HandlerContext): Promise<HandlerOutcome> {
+    try {
+      return await this.#run(op, ctx);
+    } finally {
+      await this.vault.delete(op.id);
+      // Also those of imports cancelled while queued (they never reach run()); best effort.
+      await this.sweepCredentials().catch(() => 0);
+    }
+  }
+
+  async #run(op: OperationRecord, ctx: HandlerContext): Promise<HandlerOutcome> {
     const meta = op.metadata as ImportMetadata;
-    const credentials = this.credentials.get(op.id);
-    this.credentials.delete(op.id);
+    let credentials: Credentials | undefined;
+    if (meta.registry.credentials) {
+      const kept = await this.vault.take(op.id);
+      if (kept === undefined || kept === "unreadable") return { status: "FAILED", error: CREDENTIALS_LOST };
+      credentials = kept;
+    }
     const timeout = AbortSignal.timeout(meta.timeout * 1000);
     const signal = AbortSignal.any([ctx.signal, timeout]);
     const project = await this.store.projects.findById(op.projectId);

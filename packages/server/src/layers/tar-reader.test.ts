@@ -4,7 +4,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isAppError } from "../core/errors.js";
-import { parseNumeric, parsePax, readTar, type TarEntry } from "./tar-reader.js";
+import { parseNumeric, parsePax } from "../core/tar-header.js";
+import { readTar, type TarEntry } from "./tar-reader.js";
 import { encodePax, writeTar } from "./tar-writer.js";
 
 interface Read extends Omit<TarEntry, "body" | "pax"> {

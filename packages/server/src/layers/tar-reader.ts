@@ -6,6 +6,17 @@
  * that ends early is `data_loss`.
  */
 import { dataLoss, invalidArgument } from "../core/errors.js";
+import {
+  TAR_BLOCK as BLOCK,
+  DEFAULT_META_LIMITS,
+  decodeHeader,
+  field,
+  isZeroBlock,
+  paddedSize,
+  parseNumeric,
+  paxInt,
+  TarMeta,
+} from "../core/tar-header.js";
 
 export type TarEntryType = "file" | "hardlink" | "symlink" | "char" | "block" | "dir" | "fifo" | "other";
 
@@ -50,7 +61,6 @@ export interface TarReaderOptions {
   drainTrailing?: boolean;
 }
 
-const BLOCK = 512;
 const MiB = 1024 * 1024;
 
 /** Pulls exact byte counts out of an async chunk source without copying more than needed. */
@@ -149,114 +159,6 @@ class ByteSource {
   }
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-function decodeName(b: Buffer, what: string): string {
-  let s: string;
-  try {
-    s = utf8.decode(b);
-  } catch {
-    throw invalidArgument(`tar ${what} is not valid UTF-8`);
-  }
-  if (s.includes("\0")) throw invalidArgument(`tar ${what} contains a NUL byte`);
-  return s;
-}
-
-/** NUL-terminated field. */
-function field(h: Buffer, off: number, len: number): Buffer {
-  const end = h.indexOf(0, off);
-  return h.subarray(off, end < 0 || end > off + len ? off + len : end);
-}
-
-/** Octal (space/NUL padded) or base-256 (GNU/star, high bit of first byte set) numeric field. */
-export function parseNumeric(h: Buffer, off: number, len: number, what: string): number {
-  const b0 = h[off]!;
-  if (b0 & 0x80) {
-    // base-256 two's complement; 0xff lead byte = negative
-    const negative = b0 === 0xff;
-    let v = BigInt(b0 & 0x7f) - (negative ? 0x80n : 0n);
-    for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(h[off + i]!);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw invalidArgument(`tar header field ${what} out of range`);
-    }
-    return Number(v);
-  }
-  let i = off;
-  const end = off + len;
-  while (i < end && h[i] === 0x20) i++;
-  let v = 0;
-  let digits = 0;
-  for (; i < end; i++) {
-    const c = h[i]!;
-    if (c === 0 || c === 0x20) break;
-    if (c < 0x30 || c > 0x37) throw invalidArgument(`tar header field ${what} is not an octal number`);
-    v = v * 8 + (c - 0x30);
-    digits++;
-  }
-  for (; i < end; i++) {
-    const c = h[i]!;
-    if (c !== 0 && c !== 0x20) throw invalidArgument(`tar header field ${what} is not an octal number`);
-  }
-  return digits === 0 ? 0 : v;
-}
-
-function checksumOk(h: Buffer): boolean {
-  const stored = parseNumeric(h, 148, 8, "chksum");
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const c = i >= 148 && i < 156 ? 0x20 : h[i]!;
-    unsigned += c;
-    signed += c > 127 ? c - 256 : c;
-  }
-  return stored === unsigned || stored === signed;
-}
-
-const ZERO_BLOCK = Buffer.alloc(BLOCK);
-
-function isZeroBlock(h: Buffer): boolean {
-  return h.equals(ZERO_BLOCK);
-}
-
-/** PAX records "LEN KEY=VALUE\n"; values stay raw bytes. An empty value means "unset". */
-export function parsePax(buf: Buffer): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  let o = 0;
-  while (o < buf.length) {
-    // a writer may pad the data with NULs
-    if (buf[o] === 0) {
-      for (let i = o; i < buf.length; i++) if (buf[i] !== 0) throw invalidArgument("malformed PAX header");
-      break;
-    }
-    const sp = buf.indexOf(0x20, o);
-    if (sp < 0 || sp - o > 10) throw invalidArgument("malformed PAX header: bad record length");
-    const lenStr = buf.toString("latin1", o, sp);
-    if (!/^[1-9][0-9]*$/.test(lenStr)) throw invalidArgument("malformed PAX header: bad record length");
-    const len = Number(lenStr);
-    const recEnd = o + len;
-    if (recEnd > buf.length || recEnd <= sp + 1 || buf[recEnd - 1] !== 0x0a) {
-      throw invalidArgument("malformed PAX header: bad record length");
-    }
-    const rec = buf.subarray(sp + 1, recEnd - 1);
-    const eq = rec.indexOf(0x3d);
-    if (eq <= 0) throw invalidArgument("malformed PAX header: record without key");
-    const key = decodeName(rec.subarray(0, eq), "PAX key");
-    out.set(key, rec.subarray(eq + 1));
-    o = recEnd;
-  }
-  return out;
-}
-
-function paxInt(v: Buffer, key: string, allowFraction: boolean): number {
-  const s = v.toString("latin1");
-  const re = allowFraction ? /^-?[0-9]{1,16}(\.[0-9]{1,9})?$/ : /^[0-9]{1,16}$/;
-  if (!re.test(s)) throw invalidArgument(`malformed PAX ${key}`);
-  const n = Number(s);
-  if (!Number.isFinite(n) || Math.abs(n) > Number.MAX_SAFE_INTEGER)
-    throw invalidArgument(`PAX ${key} out of range`);
-  return n;
-}
-
 function typeOf(flag: string): TarEntryType {
   switch (flag) {
     case "0":
@@ -314,8 +216,10 @@ export async function* readTar(
   source: AsyncIterable<Uint8Array | string>,
   options: TarReaderOptions = {},
 ): AsyncGenerator<TarEntry, void, undefined> {
-  const maxPax = options.maxPaxBytes ?? MiB;
-  const maxLong = options.maxLongNameBytes ?? 64 * 1024;
+  const limits = {
+    maxPaxBytes: options.maxPaxBytes ?? DEFAULT_META_LIMITS.maxPaxBytes,
+    maxLongNameBytes: options.maxLongNameBytes ?? DEFAULT_META_LIMITS.maxLongNameBytes,
+  };
   const it = source[Symbol.asyncIterator]();
   const src = new ByteSource(it);
   let finished = false;
@@ -328,101 +232,34 @@ export async function* readTar(
   }
 
   async function* entries(): AsyncGenerator<TarEntry, void, undefined> {
-    let global = new Map<string, Buffer>();
-    let local: Map<string, Buffer> | null = null;
-    let longName: string | null = null;
-    let longLink: string | null = null;
-    let metaPending = false;
-
-    const readMeta = async (size: number, limit: number, what: string): Promise<Buffer> => {
-      if (size > limit) throw invalidArgument(`tar ${what} too large (${size} bytes, limit ${limit})`);
-      const padded = Math.ceil(size / BLOCK) * BLOCK;
-      const data = await src.exact(padded);
-      if (data === null) throw dataLoss("truncated tar archive");
-      // copy: the slice may alias a chunk that later reads reuse
-      return Buffer.from(data.subarray(0, size));
-    };
+    const meta = new TarMeta(limits);
 
     for (;;) {
       const h = await src.exact(BLOCK);
       if (h === null) {
         // Input ended at an entry boundary without the end-of-archive marker. archive/tar (what
         // Docker and containerd use) accepts this; a truncated body or header is still caught.
-        if (metaPending) throw dataLoss("truncated tar archive: metadata header without its entry");
+        if (meta.pending) throw dataLoss("truncated tar archive: metadata header without its entry");
         return;
       }
       if (isZeroBlock(h)) {
-        if (metaPending) throw invalidArgument("tar metadata header followed by end of archive");
+        if (meta.pending) throw invalidArgument("tar metadata header followed by end of archive");
         const h2 = await src.exact(BLOCK);
         if (h2 !== null && !isZeroBlock(h2)) throw invalidArgument("malformed tar archive: lone zero block");
         if (options.drainTrailing ?? true) await src.drain();
         return;
       }
-      if (!checksumOk(h))
-        throw invalidArgument(`tar header checksum mismatch at offset ${src.offset - BLOCK}`);
-
-      const flag = String.fromCharCode(h[156]!);
-      let size = parseNumeric(h, 124, 12, "size");
-      if (size < 0) throw invalidArgument("negative tar entry size");
-
-      if (flag === "x" || flag === "g") {
-        const data = await readMeta(size, maxPax, "PAX header");
-        const recs = parsePax(data);
-        if (flag === "g") {
-          const g = new Map(global);
-          for (const [k, v] of recs) {
-            if (v.length === 0) g.delete(k);
-            else g.set(k, v);
-          }
-          global = g;
-        } else {
-          if (local !== null) throw invalidArgument("two PAX headers for one tar entry");
-          local = recs;
-          metaPending = true;
-        }
+      const header = decodeHeader(h, src.offset - BLOCK);
+      if (header.meta !== undefined) {
+        meta.checkSize(header);
+        const data = await src.exact(paddedSize(header.size));
+        if (data === null) throw dataLoss("truncated tar archive");
+        // copy: the slice may alias a chunk that later reads reuse
+        meta.absorb(header.meta, Buffer.from(data.subarray(0, header.size)));
         continue;
       }
-      if (flag === "L" || flag === "K") {
-        const data = await readMeta(size, maxLong, flag === "L" ? "long name" : "long link");
-        const s = decodeName(field(data, 0, data.length), flag === "L" ? "long name" : "long link");
-        if (flag === "L") longName = s;
-        else longLink = s;
-        metaPending = true;
-        continue;
-      }
-      if (flag === "S" || flag === "M")
-        throw invalidArgument("sparse and multi-volume tar entries are not supported");
-
-      const magic = h.toString("latin1", 257, 263);
-      const isPosix = magic === "ustar\0";
-      const pax = new Map(global);
-      if (local) {
-        for (const [k, v] of local) {
-          if (v.length === 0) pax.delete(k);
-          else pax.set(k, v);
-        }
-      }
-      for (const k of pax.keys()) {
-        if (k.startsWith("GNU.sparse.")) throw invalidArgument("sparse tar entries are not supported");
-      }
-
-      let name: string;
-      const paxPath = pax.get("path");
-      if (paxPath) name = decodeName(paxPath, "name");
-      else if (longName !== null) name = longName;
-      else {
-        const base = decodeName(field(h, 0, 100), "name");
-        const prefix = isPosix ? decodeName(field(h, 345, 155), "name") : "";
-        name = prefix ? `${prefix}/${base}` : base;
-      }
-      let linkname: string;
-      const paxLink = pax.get("linkpath");
-      if (paxLink) linkname = decodeName(paxLink, "link name");
-      else if (longLink !== null) linkname = longLink;
-      else linkname = decodeName(field(h, 157, 100), "link name");
-
-      const paxSize = pax.get("size");
-      if (paxSize) size = paxInt(paxSize, "size", false);
+      const flag = header.typeflag;
+      const { name, linkname, size, pax, hasUstarFields } = meta.resolve(h, header);
       const paxUid = pax.get("uid");
       const paxGid = pax.get("gid");
       const paxMtime = pax.get("mtime");
@@ -433,7 +270,6 @@ export async function* readTar(
       const mtime = paxMtime ? paxInt(paxMtime, "mtime", true) : parseNumeric(h, 136, 12, "mtime");
       const paxUname = pax.get("uname");
       const paxGname = pax.get("gname");
-      const hasUstarFields = isPosix || magic === "ustar ";
 
       let type = typeOf(flag);
       // pre-POSIX archives mark directories only by a trailing slash
@@ -467,10 +303,6 @@ export async function* readTar(
         pax,
         body: emptyBody,
       };
-      local = null;
-      longName = null;
-      longLink = null;
-      metaPending = false;
 
       // Links, devices and directories carry no data even if a writer put a size in the header
       // (hardlinks in some writers do); POSIX says to read it anyway, so we skip it.

@@ -1,14 +1,22 @@
 /**
  * A random-access index of a tar file: one pass over the headers (member data is skipped, not
- * read), then members are streamed by offset. Enough tar for image archives: ustar, GNU long
- * names, pax path/linkpath/size. Symlinks and hardlinks between members are resolved inside
+ * read), then members are streamed by offset. Headers go through the same codec as the layer
+ * reader's (core/tar-header.ts), so the two accept and refuse the same archives. Symlinks and hardlinks between members are resolved inside
  * the archive (docker save writes `<id>/layer.tar -> ../<diffid>.tar`).
  */
 import { createReadStream } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { posix } from "node:path";
 import { Readable } from "node:stream";
-import { invalidArgument } from "../core/errors.js";
+import { invalidArgument, isAppError } from "../core/errors.js";
+import {
+  TAR_BLOCK as BLOCK,
+  checksumOk,
+  decodeHeader,
+  isZeroBlock,
+  paddedSize,
+  TarMeta,
+} from "../core/tar-header.js";
 
 export interface TarMember {
   /** Normalised: no leading "./" or "/", no trailing "/". */
@@ -21,9 +29,7 @@ export interface TarMember {
   readonly size: number;
 }
 
-const BLOCK = 512;
 const MAX_MEMBERS = 200_000;
-const MAX_EXT_HEADER = 1024 * 1024;
 
 export class TarIndex {
   readonly #path: string;
@@ -109,103 +115,53 @@ function normalise(name: string): string | undefined {
 }
 
 async function scan(fh: FileHandle): Promise<Map<string, TarMember>> {
+  try {
+    return await scanHeaders(fh);
+  } catch (err) {
+    // The codec's reason, under the one prefix every archive failure has.
+    if (isAppError(err) && err.kind === "invalid_argument")
+      throw invalidArgument(`not a valid image archive: ${err.message}`);
+    throw err;
+  }
+}
+
+async function scanHeaders(fh: FileHandle): Promise<Map<string, TarMember>> {
   const { size: fileSize } = await fh.stat();
   const members = new Map<string, TarMember>();
-  const header = Buffer.alloc(BLOCK);
+  const h = Buffer.alloc(BLOCK);
+  const meta = new TarMeta();
   let pos = 0;
-  let pax: Map<string, string> | undefined;
-  let globalPax = new Map<string, string>();
-  let longName: string | undefined;
-  let longLink: string | undefined;
-  const bad = (why: string) => invalidArgument(`not a valid image archive: ${why}`);
+  const bad = (why: string) => invalidArgument(why);
 
   while (pos + BLOCK <= fileSize) {
-    const { bytesRead } = await fh.read(header, 0, BLOCK, pos);
+    const { bytesRead } = await fh.read(h, 0, BLOCK, pos);
     if (bytesRead < BLOCK) throw bad("truncated tar header");
-    if (header.every((b) => b === 0)) break;
-    if (!checksumOk(header)) throw bad(pos === 0 ? "not a tar file" : "corrupt tar header");
-    const flag = header[156] ?? 0;
-    const type = flag === 0 ? "0" : String.fromCharCode(flag);
-    let size = num(header, 124, 12);
+    if (isZeroBlock(h)) {
+      if (meta.pending) throw bad("tar metadata header followed by end of archive");
+      return members;
+    }
+    if (pos === 0 && !checksumOk(h)) throw bad("not a tar file");
+    const header = decodeHeader(h, pos);
     const dataOffset = pos + BLOCK;
-    if (type === "x" || type === "g" || type === "L" || type === "K") {
-      if (size > MAX_EXT_HEADER) throw bad("oversized extended header");
-      if (dataOffset + size > fileSize) throw bad("truncated tar");
-      const data = Buffer.alloc(size);
-      await fh.read(data, 0, size, dataOffset);
-      if (type === "x") pax = parsePax(data);
-      else if (type === "g") globalPax = new Map([...globalPax, ...parsePax(data)]);
-      else if (type === "L") longName = cstr(data, 0, size);
-      else longLink = cstr(data, 0, size);
-      pos = dataOffset + Math.ceil(size / BLOCK) * BLOCK;
+    if (header.meta !== undefined) {
+      meta.checkSize(header);
+      if (dataOffset + header.size > fileSize) throw bad("truncated tar");
+      const data = Buffer.alloc(header.size);
+      await fh.read(data, 0, header.size, dataOffset);
+      meta.absorb(header.meta, data);
+      pos = dataOffset + paddedSize(header.size);
       continue;
     }
-    const px = new Map([...globalPax, ...(pax ?? [])]);
-    const ustar = header.toString("latin1", 257, 262) === "ustar";
-    const prefix = ustar ? cstr(header, 345, 155) : "";
-    const rawName = px.get("path") ?? longName ?? (prefix ? `${prefix}/` : "") + cstr(header, 0, 100);
-    const linkname = px.get("linkpath") ?? longLink ?? cstr(header, 157, 100);
-    const paxSize = px.get("size");
-    if (paxSize !== undefined) {
-      if (!/^\d{1,15}$/.test(paxSize)) throw bad("invalid pax size");
-      size = Number(paxSize);
-    }
-    pax = undefined;
-    longName = undefined;
-    longLink = undefined;
-    // Links, directories and devices carry no data whatever the size field says.
-    const dataSize =
-      type === "0" || type === "7" ? size : type === "1" || type === "2" || type === "5" ? 0 : size;
-    if (dataOffset + dataSize > fileSize) throw bad("truncated tar member");
-    const name = normalise(rawName);
+    const m = meta.resolve(h, header);
+    if (dataOffset + m.size > fileSize) throw bad("truncated tar member");
+    const type = header.typeflag === "\0" ? "0" : header.typeflag;
+    const name = normalise(m.name);
     if (name !== undefined) {
       if (members.size >= MAX_MEMBERS) throw bad("too many members");
-      members.set(name, { name, type, linkname, offset: dataOffset, size: dataSize });
+      members.set(name, { name, type, linkname: m.linkname, offset: dataOffset, size: m.size });
     }
-    pos = dataOffset + Math.ceil(dataSize / BLOCK) * BLOCK;
+    pos = dataOffset + paddedSize(m.size);
   }
+  if (meta.pending) throw bad("metadata header without its entry");
   return members;
-}
-
-function checksumOk(h: Buffer): boolean {
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (h[i] ?? 0);
-  const field = cstr(h, 148, 8).trim();
-  return /^[0-7]{1,7}$/.test(field) && Number.parseInt(field, 8) === sum;
-}
-
-function cstr(b: Buffer, off: number, len: number): string {
-  const end = b.indexOf(0, off);
-  return b.toString("utf8", off, end < 0 || end > off + len ? off + len : end);
-}
-
-function num(b: Buffer, off: number, len: number): number {
-  if ((b[off] ?? 0) & 0x80) {
-    // base-256 (GNU) for values that do not fit the octal field
-    let v = BigInt((b[off] ?? 0) & 0x7f);
-    for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(b[off + i] ?? 0);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER))
-      throw invalidArgument("not a valid image archive: size out of range");
-    return Number(v);
-  }
-  const s = cstr(b, off, len).trim();
-  if (s === "") return 0;
-  if (!/^[0-7]+$/.test(s)) throw invalidArgument("not a valid image archive: bad number in tar header");
-  return Number.parseInt(s, 8);
-}
-
-function parsePax(buf: Buffer): Map<string, string> {
-  const out = new Map<string, string>();
-  let o = 0;
-  while (o < buf.length) {
-    const sp = buf.indexOf(0x20, o);
-    if (sp < 0) break;
-    const len = Number.parseInt(buf.toString("latin1", o, sp), 10);
-    if (!(len > 0) || o + len > buf.length) break;
-    const rec = buf.subarray(sp + 1, o + len - 1);
-    const eq = rec.indexOf(0x3d);
-    if (eq > 0) out.set(rec.toString("utf8", 0, eq), rec.toString("utf8", eq + 1));
-    o += len;
-  }
-  return out;
 }

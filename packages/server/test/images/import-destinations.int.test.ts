@@ -9,7 +9,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from "nod
 import { createServer as createTcpServer, type Server as TcpServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { issueToken } from "../../src/auth/tokens.js";
-import { UNREACHABLE } from "../../src/registry/http-registry-client.js";
+import { UNREACHABLE } from "../../src/registry/retry.js";
 import { FIXTURE_IMAGES, fixtures } from "../harness/fixtures.js";
 import { startTestServer, type TestServer } from "../harness/in-process.js";
 import { type NetnsTarget, startNetnsTarget } from "../harness/netns-target.js";

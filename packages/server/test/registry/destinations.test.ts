@@ -14,9 +14,9 @@ import type { ResolvedAddress, Resolver } from "../../src/registry/guarded-conne
 import {
   HttpRegistryClient,
   type HttpRegistryClientOptions,
-  UNREACHABLE,
 } from "../../src/registry/http-registry-client.js";
 import { parseImageReference } from "../../src/registry/reference.js";
+import { UNREACHABLE } from "../../src/registry/retry.js";
 import { FIXTURE_IMAGES, fixtures } from "../harness/fixtures.js";
 import { type NetnsTarget, startNetnsTarget } from "../harness/netns-target.js";
 import { appErrorOf } from "../harness/pull.js";

@@ -5,10 +5,10 @@ import { sha256Of } from "../../src/core/digest.js";
 import {
   HttpRegistryClient,
   type HttpRegistryClientOptions,
-  UNREACHABLE,
 } from "../../src/registry/http-registry-client.js";
 import { parseImageReference } from "../../src/registry/reference.js";
 import type { ResolvedImage } from "../../src/registry/registry-client.js";
+import { UNREACHABLE } from "../../src/registry/retry.js";
 import { type FaultyProxy, startFaultyProxy } from "../harness/faulty-proxy.js";
 import { FIXTURE_IMAGES, type Fixtures, fixtures } from "../harness/fixtures.js";
 import { appErrorOf, drain } from "../harness/pull.js";
@@ -324,6 +324,59 @@ describe("hostile or outdated registries (tiny local server)", () => {
     const e = await appErrorOf(client.resolveManifest(parseImageReference(`${host}/x/y`)));
     expect(e.kind).toBe("deadline_exceeded");
     expect(e.message).toMatch(/did not answer/);
+  });
+
+  /** A registry that wants a bearer token from its own /token, whose answers `token` picks. */
+  const tokenRegistry = (token: (n: number, res: ServerResponse) => void) => {
+    let tokenCalls = 0;
+    const seen: string[] = [];
+    handler = (q, r) => {
+      if (q.url?.startsWith("/token")) {
+        token(++tokenCalls, r);
+        return;
+      }
+      seen.push(q.headers.authorization ?? "");
+      if (q.headers.authorization === "Bearer good-token") {
+        r.writeHead(404, { "content-type": "application/json" }).end(
+          '{"errors":[{"code":"MANIFEST_UNKNOWN"}]}',
+        );
+        return;
+      }
+      r.writeHead(401, { "www-authenticate": `Bearer realm="http://${host}/token",service="t"` }).end();
+    };
+    return { calls: () => tokenCalls, seen };
+  };
+
+  it("retries a token service that fails with 503, then uses its token", async () => {
+    const t = tokenRegistry((n, r) =>
+      n < 3 ? r.writeHead(503).end() : r.writeHead(200).end('{"token":"good-token"}'),
+    );
+    const e = await appErrorOf(
+      new HttpRegistryClient(fast).resolveManifest(parseImageReference(`${host}/x/y`)),
+    );
+    // The token was fetched on the third attempt and the manifest asked for with it.
+    expect(t.calls()).toBe(3);
+    expect(t.seen).toEqual(["", "Bearer good-token"]);
+    expect(e.kind).toBe("not_found");
+  });
+
+  it("gives up on a token service that keeps failing after the bounded attempts", async () => {
+    const t = tokenRegistry((_n, r) => r.writeHead(502).end());
+    const e = await appErrorOf(
+      new HttpRegistryClient(fast).resolveManifest(parseImageReference(`${host}/x/y`)),
+    );
+    expect(t.calls()).toBe(4);
+    expect(e.kind).toBe("unavailable");
+    expect(e.message).toMatch(/token service of registry 127\.0\.0\.1:\d+ failed \(HTTP 502\)/);
+  });
+
+  it("does not sit out a token service's long Retry-After", async () => {
+    const t = tokenRegistry((_n, r) => r.writeHead(429, { "retry-after": "3600" }).end());
+    const e = await appErrorOf(
+      new HttpRegistryClient(fast).resolveManifest(parseImageReference(`${host}/x/y`)),
+    );
+    expect(t.calls()).toBe(1);
+    expect(e.message).toMatch(/token service of registry .* is rate limiting us/);
   });
 
   it("refuses a bearer realm that is not http(s)", async () => {
