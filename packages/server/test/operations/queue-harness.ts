@@ -9,6 +9,7 @@ import { Writable } from "node:stream";
 import BetterSqlite3 from "better-sqlite3";
 import pino from "pino";
 import { DEFAULT_LIMITS } from "../../src/config/load-config.js";
+import type { MetadataStore } from "../../src/metadata/metadata-store.js";
 import type { OperationRecord } from "../../src/metadata/repos/operation-repo.js";
 import type { Project } from "../../src/metadata/repos/project-repo.js";
 import { SqliteMetadataStore } from "../../src/metadata/sqlite/sqlite-metadata-store.js";
@@ -95,7 +96,7 @@ export interface QueueWorld {
    * status change and each event insert, before that statement's transaction commits): anything
    * a reader could see between two commits is seen.
    */
-  probeEveryWrite(): { torn: Torn[]; probes: () => number };
+  probeEveryWrite(): ReturnType<typeof probeEveryWrite>;
   /** A fresh queue over the same store, as after a restart. */
   restart(o?: Partial<OperationQueueOptions>): OperationQueue;
   close(): Promise<void>;
@@ -162,7 +163,7 @@ export async function queueWorld(o: Partial<OperationQueueOptions> = {}): Promis
 }
 
 /** The store's own connection (private to it): a test reaches it to hook into its statements. */
-export function rawOf(store: SqliteMetadataStore): BetterSqlite3.Database {
+export function rawOf(store: MetadataStore): BetterSqlite3.Database {
   return (store as unknown as { raw: BetterSqlite3.Database }).raw;
 }
 
@@ -172,9 +173,9 @@ export function rawOf(store: SqliteMetadataStore): BetterSqlite3.Database {
  * statement's transaction commits. Whatever a reader could see between two commits is seen.
  */
 export function probeEveryWrite(
-  store: SqliteMetadataStore,
+  store: MetadataStore,
   observer: BetterSqlite3.Database,
-): { torn: Torn[]; probes: () => number } {
+): { torn: Torn[]; probes: () => number; stop: () => void } {
   const raw = rawOf(store);
   const stmt = observer.prepare(TORN_SQL);
   const torn: Torn[] = [];
@@ -189,7 +190,11 @@ export function probeEveryWrite(
       BEGIN SELECT probe_committed(); END;
     CREATE TEMP TRIGGER probe_event AFTER INSERT ON main.operation_events
       BEGIN SELECT probe_committed(); END;`);
-  return { torn, probes: () => probes };
+  return {
+    torn,
+    probes: () => probes,
+    stop: () => raw.exec("DROP TRIGGER probe_status; DROP TRIGGER probe_event;"),
+  };
 }
 
 /** Resolves when the operation's committed status is terminal. */
