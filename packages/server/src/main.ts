@@ -227,12 +227,13 @@ export async function createServer(
       ...(config.sandbox.cpus === undefined ? {} : { cpuQuota: config.sandbox.cpus }),
     },
   });
-  const events = new EventLog(store.operations);
+  const events = new EventLog(store);
   const queue = new OperationQueue({
     store,
     events,
     logger,
     handlers: [timed(imports), timed(instanceHandler)],
+    relieveStorage: () => disk.relieve(),
     limitsOf: async (projectId) => {
       const p = await store.projects.findById(projectId);
       return p ? effectiveLimits(config.defaultLimits, p) : config.defaultLimits;

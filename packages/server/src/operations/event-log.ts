@@ -1,5 +1,6 @@
 import { isoMicros } from "../core/time.js";
-import type { OperationRepo } from "../metadata/repos/operation-repo.js";
+import type { MetadataStore, Repos } from "../metadata/metadata-store.js";
+import { TERMINAL_STATUSES } from "../metadata/repos/operation-repo.js";
 
 /** One entry of an operation's log, as the SSE stream sends it. */
 export interface OperationEvent {
@@ -16,8 +17,8 @@ export type EventObserver = (operationId: string, e: OperationEvent) => void;
 
 /**
  * The append-only, durable per-operation event log. Ids start at 0 and increase strictly; an
- * event is stored before live subscribers hear of it, so "replay, then follow" never has a gap
- * (followers drop ids they already saw).
+ * event is committed before live subscribers hear of it, so "replay, then follow" never has a
+ * gap (followers drop ids they already saw).
  */
 export class EventLog {
   private readonly nextSeq = new Map<string, number>();
@@ -25,7 +26,7 @@ export class EventLog {
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly observers = new Set<EventObserver>();
 
-  constructor(private readonly repo: OperationRepo) {}
+  constructor(private readonly store: Pick<MetadataStore, "operations" | "transaction">) {}
 
   append(
     operationId: string,
@@ -33,29 +34,35 @@ export class EventLog {
     type: string,
     data: Record<string, unknown>,
   ): Promise<OperationEvent> {
-    // Appends of one operation are chained so ids are assigned and stored in order.
-    const prev = this.chains.get(operationId) ?? Promise.resolve();
-    const next = prev.then(async () => {
-      let seq = this.nextSeq.get(operationId);
-      if (seq === undefined) seq = (await this.repo.lastEventSeq(operationId)) + 1;
-      this.nextSeq.set(operationId, seq + 1);
-      const now = Date.now();
-      const event: OperationEvent = { id: seq, ts: isoMicros(now), spid, type, data };
-      await this.repo.appendEvent({ operationId, seq, ts: now, spid, type, data: JSON.stringify(data) });
-      for (const l of this.listeners.get(operationId) ?? []) l(event);
-      for (const o of this.observers) o(operationId, event);
-      return event;
+    return this.inOrder(operationId, async () => {
+      const event = await this.stored(this.store.operations, operationId, spid, type, data);
+      return this.published(operationId, event);
     });
-    const settled = next.catch(() => undefined);
-    this.chains.set(operationId, settled);
-    void settled.then(() => {
-      if (this.chains.get(operationId) === settled) this.chains.delete(operationId);
+  }
+
+  /**
+   * Appends an event in one transaction with `write` (e.g. the terminal status with the
+   * `completion` event): both are stored or neither is. When `write` answers false, nothing is
+   * stored and the result is undefined. Subscribers hear of the event after the commit.
+   */
+  appendWith(
+    operationId: string,
+    spid: number,
+    type: string,
+    data: Record<string, unknown>,
+    write: (tx: Repos) => Promise<boolean>,
+  ): Promise<OperationEvent | undefined> {
+    return this.inOrder(operationId, async () => {
+      const event = await this.store.transaction(async (tx) => {
+        if (!(await write(tx))) return undefined;
+        return this.stored(tx.operations, operationId, spid, type, data);
+      });
+      return event && this.published(operationId, event);
     });
-    return next;
   }
 
   async replay(operationId: string, afterSeq: number, limit = 1000): Promise<OperationEvent[]> {
-    const rows = await this.repo.events(operationId, afterSeq, limit);
+    const rows = await this.store.operations.events(operationId, afterSeq, limit);
     return rows.map((r) => ({
       id: r.seq,
       ts: isoMicros(r.ts),
@@ -65,11 +72,13 @@ export class EventLog {
     }));
   }
 
-  /** The last stored event of an operation (its completion once the operation has finished). */
-  async last(operationId: string): Promise<OperationEvent | undefined> {
-    const seq = await this.repo.lastEventSeq(operationId);
-    if (seq < 0) return undefined;
-    return (await this.replay(operationId, seq - 1, 1))[0];
+  /**
+   * Whether the operation has finished. Its terminal status and its `completion` event are
+   * committed together: once this is true, the log holds everything it ever will.
+   */
+  async finished(operationId: string): Promise<boolean> {
+    const status = await this.store.operations.statusOf(operationId);
+    return status === undefined || TERMINAL_STATUSES.includes(status);
   }
 
   subscribe(operationId: string, listener: Listener): () => void {
@@ -94,5 +103,38 @@ export class EventLog {
   /** Drops in-memory state of a finished operation (its log stays in the store). */
   forget(operationId: string): void {
     this.nextSeq.delete(operationId);
+  }
+
+  /** Runs the writes of one operation one after the other, so ids are assigned and stored in order. */
+  private inOrder<T>(operationId: string, fn: () => Promise<T>): Promise<T> {
+    const next = (this.chains.get(operationId) ?? Promise.resolve()).then(fn);
+    const settled = next.catch(() => undefined);
+    this.chains.set(operationId, settled);
+    void settled.then(() => {
+      if (this.chains.get(operationId) === settled) this.chains.delete(operationId);
+    });
+    return next;
+  }
+
+  /** Writes the event with the next id through `repo` (the store or an open transaction). */
+  private async stored(
+    repo: Repos["operations"],
+    operationId: string,
+    spid: number,
+    type: string,
+    data: Record<string, unknown>,
+  ): Promise<OperationEvent> {
+    const seq = this.nextSeq.get(operationId) ?? (await repo.lastEventSeq(operationId)) + 1;
+    const now = Date.now();
+    await repo.appendEvent({ operationId, seq, ts: now, spid, type, data: JSON.stringify(data) });
+    return { id: seq, ts: isoMicros(now), spid, type, data };
+  }
+
+  /** The event is stored: its id is taken (a failed write takes none) and subscribers hear of it. */
+  private published(operationId: string, e: OperationEvent): OperationEvent {
+    this.nextSeq.set(operationId, e.id + 1);
+    for (const l of this.listeners.get(operationId) ?? []) l(e);
+    for (const o of this.observers) o(operationId, e);
+    return e;
   }
 }

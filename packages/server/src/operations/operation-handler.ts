@@ -13,7 +13,7 @@ export interface HandlerContext {
   setMetadata(metadata: Record<string, unknown>): Promise<void>;
 }
 
-/** What a handler reports; the queue stores it and appends the `completion` event. */
+/** What a handler reports; the queue stores it and the `completion` event in one transaction. */
 export type HandlerOutcome = Omit<OperationCompletion, "status"> & {
   status: "SUCCESS" | "FAILED";
   /** Extra fields of the `completion` event (result_image_uuid, image_size_bytes, ...). */

@@ -1,6 +1,6 @@
 import { availableParallelism, totalmem } from "node:os";
 import type { ProjectLimits } from "../config/config.js";
-import { AppError, failedPrecondition, isStorageFull, notFound, toAppError } from "../core/errors.js";
+import { AppError, failedPrecondition, isStorageFull, toAppError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import {
@@ -8,12 +8,12 @@ import {
   type OperationKind,
   type OperationRecord,
   type OperationStatus,
-  TERMINAL_STATUSES,
 } from "../metadata/repos/operation-repo.js";
 import type { Project } from "../metadata/repos/project-repo.js";
 import type { Logger } from "../observability/logger.js";
 import type { EventLog } from "./event-log.js";
 import type { HandlerOutcome, OperationHandler } from "./operation-handler.js";
+import { findOperation } from "./operation-lookup.js";
 
 export interface OperationQueueOptions {
   store: MetadataStore;
@@ -24,10 +24,12 @@ export interface OperationQueueOptions {
   limitsOf(projectId: string): Promise<ProjectLimits>;
   /** Node-wide caps; default from cores and memory. */
   nodeSlots?: Partial<Record<OperationKind, number>>;
+  /** Frees room on a full data filesystem (the storage reserve) so a result can still be stored. */
+  relieveStorage?: () => Promise<void>;
 }
 
-/** How far before the newest finish a crash-cut completion is looked for (generous: the gap is ms). */
-const COMPLETION_REPAIR_WINDOW_MS = 60 * 60 * 1000;
+/** Waits before storing a result again when the data filesystem was full (after the reserve is given back). */
+const FULL_RETRY_MS = [0, 250, 1000, 5000];
 
 export function defaultNodeSlots(): Record<OperationKind, number> {
   const cores = availableParallelism();
@@ -63,10 +65,11 @@ export class OperationQueue {
     this.nodeSlots = { ...defaultNodeSlots(), ...o.nodeSlots };
   }
 
-  /** After a crash nothing is running: in-flight operations end FAILED; pending ones are kept. */
+  /**
+   * After a crash nothing is running: in-flight operations end FAILED (status and completion
+   * event in one transaction, like every finish); pending ones are kept.
+   */
   async recover(): Promise<number> {
-    // Before anything below finishes operations (and moves the newest finished_at to now).
-    await this.repairCompletions();
     const stale = await this.o.store.operations.inStatus(["ASSIGNED", "EXECUTING"]);
     for (const op of stale) {
       await this.finish(
@@ -74,53 +77,9 @@ export class OperationQueue {
         { status: "FAILED", error: "the server restarted while the operation was running" },
         op.startedAt ?? op.createdAt,
       );
-    }
-    return stale.length;
-  }
-
-  /**
-   * finish() stores the terminal status, then appends the completion event: a crash between the
-   * two leaves a finished operation whose log never ends, and its followers would wait forever.
-   * Only operations that finished shortly before the crash can be in that state.
-   */
-  private async repairCompletions(): Promise<void> {
-    const db = this.o.store.db;
-    const newest = await db
-      .selectFrom("operations")
-      .select((eb) => eb.fn.max("finished_at").as("m"))
-      .executeTakeFirst();
-    if (newest?.m == null) return;
-    const cut = await db
-      .selectFrom("operations as o")
-      .select("o.id")
-      .where("o.status", "in", [...TERMINAL_STATUSES])
-      .where("o.finished_at", ">=", Number(newest.m) - COMPLETION_REPAIR_WINDOW_MS)
-      .where((eb) =>
-        eb.not(
-          eb.exists(
-            eb
-              .selectFrom("operation_events as e")
-              .select("e.seq")
-              .whereRef("e.operation_id", "=", "o.id")
-              .where("e.type", "=", "completion"),
-          ),
-        ),
-      )
-      .execute();
-    for (const { id } of cut) {
-      const op = await this.o.store.operations.get(id);
-      if (!op) continue;
-      await this.o.events.append(op.id, 0, "completion", {
-        status: op.status,
-        duration_ms: Math.max(0, (op.finishedAt ?? op.createdAt) - (op.startedAt ?? op.createdAt)),
-        result_image_uuid: op.status === "CANCELLED" ? null : op.resultImageId,
-        image_size_bytes: op.imageSize,
-        error: op.error,
-      });
       this.o.events.forget(op.id);
     }
-    if (cut.length > 0)
-      this.o.logger.warn({ repaired: cut.length }, "completion events lost in a crash were restored");
+    return stale.length;
   }
 
   start(): void {
@@ -152,18 +111,18 @@ export class OperationQueue {
 
   /** Cancels an active operation of the project; 409 once terminal. */
   async cancel(projectId: string, id: string): Promise<OperationRecord> {
-    const op = await this.o.store.operations.get(id, projectId);
-    if (!op) throw notFound("operation not found");
+    const op = await findOperation(this.o.store.operations, projectId, id);
     if (!ACTIVE_STATUSES.includes(op.status)) throw failedPrecondition("operation is not cancellable");
-    await this.o.store.operations.requestCancel(id);
-    const live = this.running.get(id);
+    await this.o.store.operations.requestCancel(op.id);
+    const live = this.running.get(op.id);
     if (live) {
       live.abort.abort("cancelled");
       await live.done;
     } else {
       await this.finish(op, { status: "CANCELLED", error: null }, op.createdAt);
+      this.o.events.forget(op.id);
     }
-    return (await this.o.store.operations.get(id)) ?? op;
+    return (await this.o.store.operations.get(op.id)) ?? op;
   }
 
   /** Stops scheduling, aborts running work and waits for it (bounded). */
@@ -286,6 +245,10 @@ export class OperationQueue {
     }
     try {
       await this.finish(op, outcome, t0);
+    } catch (err) {
+      // Nothing of the result is stored (status and completion go together): the operation stays
+      // active in the store, and the next start-up's recovery ends it FAILED.
+      this.o.logger.error({ err, opId: op.id }, "the operation's result could not be stored");
     } finally {
       if ("cleanup" in outcome && outcome.cleanup)
         await outcome
@@ -294,6 +257,11 @@ export class OperationQueue {
     }
   }
 
+  /**
+   * Stores the terminal status, the results and the `completion` event in one transaction. A
+   * full data filesystem gets the storage reserve back and a few more tries: the result of a
+   * finished run is worth more than the space it needs.
+   */
   private async finish(
     op: OperationRecord,
     outcome: (HandlerOutcome | { status: "CANCELLED" | "FAILED"; error: string | null }) & {
@@ -303,16 +271,30 @@ export class OperationQueue {
   ): Promise<void> {
     const status = outcome.status as Extract<OperationStatus, "SUCCESS" | "FAILED" | "CANCELLED">;
     const { completion, ...rest } = outcome as HandlerOutcome;
-    if (!(await this.o.store.operations.complete(op.id, { ...rest, status }))) return;
     const durationMs = Date.now() - startedAt;
-    await this.o.events.append(op.id, 0, "completion", {
+    const event = {
       status,
       duration_ms: durationMs,
       result_image_uuid: null,
       image_size_bytes: 0,
       error: outcome.error ?? null,
       ...(status === "CANCELLED" ? { result_image_uuid: null } : completion),
-    });
-    this.o.logger.info({ opId: op.id, kind: op.kind, status, durationMs }, "operation finished");
+    };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const stored = await this.o.events.appendWith(op.id, 0, "completion", event, (tx) =>
+          tx.operations.complete(op.id, { ...rest, status }),
+        );
+        if (stored)
+          this.o.logger.info({ opId: op.id, kind: op.kind, status, durationMs }, "operation finished");
+        return;
+      } catch (err) {
+        const wait = FULL_RETRY_MS[attempt];
+        if (!isStorageFull(err) || wait === undefined) throw err;
+        this.o.logger.warn({ err, opId: op.id, attempt }, "out of storage space storing a result: retrying");
+        await this.o.relieveStorage?.();
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
   }
 }

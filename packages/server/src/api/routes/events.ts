@@ -1,12 +1,12 @@
 import { createGzip, type Gzip, constants as zlibConstants } from "node:zlib";
 import { Type } from "@sinclair/typebox";
 import { requirePermission } from "../../auth/principal.js";
-import { invalidArgument, notFound } from "../../core/errors.js";
-import { isUuid } from "../../core/ids.js";
+import { invalidArgument } from "../../core/errors.js";
 import { parseFlag } from "../../core/time.js";
 import type { MetadataStore } from "../../metadata/metadata-store.js";
-import { TERMINAL_STATUSES } from "../../metadata/repos/operation-repo.js";
+import { followEvents } from "../../operations/event-follower.js";
 import type { EventLog, OperationEvent } from "../../operations/event-log.js";
+import { findOperation } from "../../operations/operation-lookup.js";
 import { isOutputRef } from "../../outputs/output-ref.js";
 import { chunkRepr } from "../../outputs/repr-chunks.js";
 import type { ApiApp } from "../api-app.js";
@@ -22,26 +22,14 @@ export interface EventsRouteDeps extends OutputResponseDeps {
   keepaliveMs?: number;
 }
 
-/** Live events (and their payload bytes) buffered per follower before it reads from the log. */
-const MAX_BUFFERED = 1024;
-const MAX_BUFFERED_BYTES = 1024 * 1024;
-const REPLAY_PAGE = 500;
-
 function frame(e: OperationEvent): string {
   return `id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
 }
 
-/** Payload bytes an event brings into memory (a stored chunk is read only when it is sent). */
-function weight(e: OperationEvent): number {
-  // A stored chunk is a small reference until it is sent (read back then, one chunk at a time).
-  if (isOutputRef(e.data)) return 256;
-  return typeof e.data["value"] === "string" ? e.data["value"].length + 256 : 256;
-}
-
 /**
- * `GET /v1/operations/{id}/events`: replay of the durable log after `since`/`Last-Event-Id`,
- * then (with `follow`) live events until `completion`. A follower that falls behind never grows
- * the heap: beyond a small buffer it drops live events and catches up from the log instead.
+ * `GET /v1/operations/{id}/events`: the events of `followEvents` (replay of the durable log after
+ * `since`/`Last-Event-Id`, then with `follow` live events until `completion`) as server-sent
+ * events, with backpressure, keepalives and gzip when asked.
  */
 export function eventsRoutes(d: EventsRouteDeps) {
   const keepaliveMs = d.keepaliveMs ?? 15_000;
@@ -63,9 +51,7 @@ export function eventsRoutes(d: EventsRouteDeps) {
       async (req, reply) => {
         const p = principalOf(req);
         requirePermission(p, "list");
-        const id = req.params.operation_id.toLowerCase();
-        const op = isUuid(id) ? await d.store.operations.get(id, p.project.id) : undefined;
-        if (!op) throw notFound("operation not found");
+        const { id } = await findOperation(d.store.operations, p.project.id, req.params.operation_id);
         const follow = parseFlag(req.query.follow);
         const cursorText = req.headers["last-event-id"] ?? req.query.since;
         let cursor = -1;
@@ -126,104 +112,31 @@ export function eventsRoutes(d: EventsRouteDeps) {
           if (z) z.end();
           else res.end();
         };
+        const abort = new AbortController();
         const markClosed = () => {
           closed = true;
           onGone();
+          abort.abort();
         };
         req.raw.on("close", markClosed);
         res.on("close", markClosed);
         const drained = () =>
           Promise.race([new Promise<void>((r) => (z ?? res).once("drain", () => r())), gone]);
 
-        // Live events arrive here while we replay; ids at or below the cursor are dropped.
-        let buffered: OperationEvent[] = [];
-        let bufferedBytes = 0;
-        let overflow = false;
-        let wake: (() => void) | undefined;
-        const unsubscribe = follow
-          ? d.events.subscribe(id, (e) => {
-              const size = weight(e);
-              if (overflow || buffered.length >= MAX_BUFFERED || bufferedBytes + size > MAX_BUFFERED_BYTES) {
-                // Dropped here, read back from the log later: a slow reader costs no memory.
-                overflow = true;
-                buffered = [];
-                bufferedBytes = 0;
-              } else {
-                buffered.push(e);
-                bufferedBytes += size;
-              }
-              wake?.();
-            })
-          : () => {};
         const keepalive = follow
           ? setInterval(() => {
               write(": keepalive\n\n");
             }, keepaliveMs)
           : undefined;
         try {
-          let done = false;
-          const emit = async (e: OperationEvent) => {
-            if (e.id <= cursor) return;
-            cursor = e.id;
+          const events = followEvents(d.events, id, cursor, {
+            follow,
+            signal: abort.signal,
+            onReplayed: releaseReplay,
+          });
+          for await (const e of events) {
+            if (closed) break;
             if (wanted(e) && !write(frame(await resolved(e)))) await drained();
-            if (e.type === "completion") done = true;
-          };
-          const replay = async () => {
-            for (;;) {
-              const page = await d.events.replay(id, cursor, REPLAY_PAGE);
-              for (const e of page) {
-                if (closed || done) return;
-                await emit(e);
-              }
-              if (page.length < REPLAY_PAGE) return;
-            }
-          };
-          await replay();
-          if (follow) releaseReplay();
-          if (!follow) {
-            // A terminal operation's replay always ends with its completion event; the record turns
-            // terminal a moment before that event is stored, so wait that moment out.
-            for (let i = 0; i < 50 && !done && !closed && TERMINAL_STATUSES.includes(op.status); i++) {
-              const last = await d.events.last(id);
-              if (last?.type === "completion" && last.id <= cursor) break;
-              await new Promise((r) => setTimeout(r, 20));
-              await replay();
-            }
-            end();
-            return;
-          }
-          while (!closed && !done) {
-            if (overflow) {
-              overflow = false;
-              buffered = [];
-              bufferedBytes = 0;
-              await replay();
-              continue;
-            }
-            const batch = buffered;
-            buffered = [];
-            bufferedBytes = 0;
-            for (const e of batch) {
-              if (closed || done) break;
-              await emit(e);
-            }
-            if (done || closed) break;
-            if (buffered.length === 0) {
-              const current = await d.store.operations.get(id);
-              if (current && TERMINAL_STATUSES.includes(current.status)) {
-                await replay();
-                if (done) break;
-                // Resumed after the completion (or past the end): nothing more will ever come.
-                const last = await d.events.last(id);
-                if (last?.type === "completion" && last.id <= cursor) break;
-              }
-              await new Promise<void>((r) => {
-                wake = r;
-                setTimeout(r, 1000).unref();
-                void gone.then(r);
-              });
-              wake = undefined;
-            }
           }
           end();
         } catch (err) {
@@ -233,7 +146,6 @@ export function eventsRoutes(d: EventsRouteDeps) {
         } finally {
           releaseReplay();
           await reader.close().catch(() => undefined);
-          unsubscribe();
           if (keepalive) clearInterval(keepalive);
         }
       },

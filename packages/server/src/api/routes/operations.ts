@@ -1,13 +1,13 @@
 import { Type } from "@sinclair/typebox";
 import { requirePermission } from "../../auth/principal.js";
-import { invalidArgument, notFound } from "../../core/errors.js";
-import { isUuid } from "../../core/ids.js";
+import { invalidArgument } from "../../core/errors.js";
 import type { MetadataStore } from "../../metadata/metadata-store.js";
 import {
   OPERATION_STATUSES,
   type OperationKind,
   type OperationStatus,
 } from "../../metadata/repos/operation-repo.js";
+import { findOperation } from "../../operations/operation-lookup.js";
 import type { OperationQueue } from "../../operations/operation-queue.js";
 import type { ApiApp } from "../api-app.js";
 import { type OutputResponseDeps, sendWithOutputs } from "../output-response.js";
@@ -82,9 +82,7 @@ export function operationsRoutes(d: OperationsRouteDeps) {
       async (req, reply) => {
         const p = principalOf(req);
         requirePermission(p, "list");
-        const id = req.params.operation_id.toLowerCase();
-        const op = isUuid(id) ? await d.store.operations.get(id, p.project.id) : undefined;
-        if (!op) throw notFound("operation not found");
+        const op = await findOperation(d.store.operations, p.project.id, req.params.operation_id);
         // Large output is stored apart and streamed from there (a heavy request, gated).
         return sendWithOutputs(d, req, reply, op.id, operationJson(op));
       },
@@ -106,9 +104,7 @@ export function operationsRoutes(d: OperationsRouteDeps) {
       async (req, reply) => {
         const p = principalOf(req);
         requirePermission(p, "cancel");
-        const id = req.params.operation_id.toLowerCase();
-        if (!isUuid(id)) throw notFound("operation not found");
-        const op = await d.queue.cancel(p.project.id, id);
+        const op = await d.queue.cancel(p.project.id, req.params.operation_id);
         return reply.code(202).send({ uuid: op.id, status: op.status });
       },
     );

@@ -2,12 +2,12 @@ import { Type } from "@sinclair/typebox";
 import type { Principal } from "../../auth/principal.js";
 import { requirePermission } from "../../auth/principal.js";
 import { failedPrecondition, invalidArgument, notFound, tooEarly } from "../../core/errors.js";
-import { isUuid } from "../../core/ids.js";
 import { parseExecSpec, parseSignal } from "../../instances/exec-spec.js";
 import type { LiveInstances } from "../../instances/live-instances.js";
 import type { InstanceMetadata } from "../../instances/spawn-request.js";
 import type { MetadataStore } from "../../metadata/metadata-store.js";
 import { ACTIVE_STATUSES, type OperationRecord } from "../../metadata/repos/operation-repo.js";
+import { findOperation } from "../../operations/operation-lookup.js";
 import type { ApiApp } from "../api-app.js";
 import { type OutputResponseDeps, sendWithOutputs } from "../output-response.js";
 import { ErrorSchema, IdParamSchema } from "../pagination.js";
@@ -33,12 +33,8 @@ function spidOf(s: string): number {
 
 /** Extra processes in a running instance (spid ≥ 2) and stdin of any of them (spid 1 = main). */
 export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances } & OutputResponseDeps) {
-  async function activeInstance(p: Principal, raw: string): Promise<OperationRecord> {
-    const id = raw.toLowerCase();
-    const op = isUuid(id) ? await d.store.operations.get(id, p.project.id) : undefined;
-    if (op?.kind !== "instance") throw notFound("operation not found");
-    return op;
-  }
+  const activeInstance = (p: Principal, raw: string): Promise<OperationRecord> =>
+    findOperation(d.store.operations, p.project.id, raw, "instance");
   /** The caller's instance, which must be running now: 409 once finished, 425 before it starts. */
   async function runningInstance(
     p: Principal,

@@ -93,6 +93,12 @@ export class OperationRepo {
     return r && toOperation(r);
   }
 
+  /** Just the status (undefined for an unknown id): no metadata document is read or parsed. */
+  async statusOf(id: string): Promise<OperationStatus | undefined> {
+    const r = await this.db.selectFrom("operations").select("status").where("id", "=", id).executeTakeFirst();
+    return r?.status as OperationStatus | undefined;
+  }
+
   /**
    * Operations without their metadata document (`metadata` is `{}`): listings show summaries, and
    * a page of documents (each up to the request body limit) is not parsed for nothing.
