@@ -1,12 +1,11 @@
 import type { Readable } from "node:stream";
 import { Type } from "@sinclair/typebox";
 import { isoMicros } from "../../core/time.js";
-import { FileService } from "../../files/file-service.js";
 import type { FileRecord } from "../../metadata/repos/file-repo.js";
 import type { ApiApp } from "../api-app.js";
-import type { AppDeps } from "../app.js";
 import { ErrorSchema, PageQuerySchema, parsePage } from "../pagination.js";
 import { principalOf } from "../request-context.js";
+import type { Services } from "../services.js";
 
 const FileSchema = Type.Object(
   {
@@ -29,8 +28,8 @@ export function fileJson(f: FileRecord) {
   };
 }
 
-export async function filesRoutes(app: ApiApp, deps: AppDeps): Promise<void> {
-  const files = new FileService(deps.store, deps.content, deps.config.maxUploadBytes);
+export async function filesRoutes(app: ApiApp, deps: Services): Promise<void> {
+  const { files } = deps;
   app.addSchema(FileSchema);
 
   // Uploads are raw bytes whatever their Content-Type (MCP labels everything JSON): this scope

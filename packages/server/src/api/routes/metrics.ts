@@ -1,16 +1,18 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { FastifyInstance, FastifyRequest } from "fastify";
-import { authenticate } from "../../auth/principal.js";
+import type { FastifyRequest } from "fastify";
 import { permissionDenied } from "../../core/errors.js";
-import type { AppDeps } from "../app.js";
+import type { ApiApp } from "../api-app.js";
+import type { Services } from "../services.js";
 
 /**
  * `GET /metrics` (Prometheus text) is not public: request counts, routes and error kinds tell
  * an outsider how the server is used. A scraper presents `CONTREE_METRICS_TOKEN` as a bearer
  * token, or an admin API token; anyone else gets 401/403. `CONTREE_METRICS_TOKEN=public`
- * serves it without authentication (only for a listener no tenant can reach).
+ * serves it without authentication (only for a listener no tenant can reach). Registered at the
+ * root, not under `<prefix>/v1`.
  */
-export async function metricsRoutes(app: FastifyInstance, deps: AppDeps, prefix: string): Promise<void> {
+export async function metricsRoutes(app: ApiApp, deps: Services): Promise<void> {
+  const prefix = deps.config.pathPrefix;
   const paths = prefix === "" ? ["/metrics"] : ["/metrics", `${prefix}/metrics`];
   const configured = deps.config.metricsToken;
   const digest = (s: string) => createHash("sha256").update(s).digest();
@@ -21,7 +23,7 @@ export async function metricsRoutes(app: FastifyInstance, deps: AppDeps, prefix:
     const header = req.headers.authorization;
     const bearer = header === undefined ? undefined : /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
     if (want !== undefined && bearer !== undefined && timingSafeEqual(digest(bearer), want)) return;
-    const p = await authenticate(deps.store, header, undefined);
+    const p = await deps.auth.authenticate(header, undefined);
     if (!p.token.admin) throw permissionDenied("metrics need an admin token or the metrics token");
   };
 

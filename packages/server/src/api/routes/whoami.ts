@@ -1,10 +1,9 @@
 import { Type } from "@sinclair/typebox";
 import { effectiveLimits } from "../../config/limits.js";
-import { operationStats } from "../../metadata/repos/operation-stats.js";
 import type { ApiApp } from "../api-app.js";
-import type { AppDeps } from "../app.js";
 import { ErrorSchema } from "../pagination.js";
 import { principalOf } from "../request-context.js";
+import type { Services } from "../services.js";
 
 const WhoAmI = Type.Object({
   token_uuid: Type.String(),
@@ -15,7 +14,7 @@ const WhoAmI = Type.Object({
   operations_stat: Type.Record(Type.String(), Type.Integer()),
 });
 
-export async function whoamiRoutes(app: ApiApp, deps: AppDeps): Promise<void> {
+export async function whoamiRoutes(app: ApiApp, deps: Services): Promise<void> {
   app.get(
     "/whoami",
     { schema: { summary: "Token introspection", response: { 200: WhoAmI, 401: ErrorSchema } } },
@@ -27,7 +26,7 @@ export async function whoamiRoutes(app: ApiApp, deps: AppDeps): Promise<void> {
         project: p.project.name,
         permissions: { ...p.token.permissions },
         limits: { ...effectiveLimits(deps.config.defaultLimits, p.project) },
-        operations_stat: await operationStats(deps.store.db, p.project.id),
+        operations_stat: await deps.operations.stats(p.project.id),
       };
     },
   );
