@@ -33,8 +33,8 @@ export function renderPath(pointer: string): string {
 export type LimitOf = (req: FastifyRequest, name: LimitName) => number;
 
 /**
- * A schema violation as one message: the "x-error" of the innermost schema that has one (a
- * union's own when no branch fits), with "{path}" filled in; an "x-limit" maximum names the
+ * A schema violation as one message: the "x-error" of the deepest failing schema that has one
+ * (a union's own when no branch says more), with "{path}" filled in; an "x-limit" maximum names the
  * caller's limit as whoami reports it; otherwise Ajv's message after the field's path.
  */
 function validationMessage(err: FastifyError, req: FastifyRequest, limitOf: LimitOf): string {
@@ -44,11 +44,18 @@ function validationMessage(err: FastifyError, req: FastifyRequest, limitOf: Limi
   const limit = first.parentSchema?.["x-limit"];
   if (first.keyword === "maximum" && typeof limit === "string" && limit in LIMITS)
     return overLimitMessage(limit as LimitName, limitOf(req, limit as LimitName));
-  // A missing property is the object's fault only in name: say which one.
+  // A missing property is the object's fault only in name: say which one. Among the branches
+  // of a union, the one that matched deepest is the one the client meant.
+  const depth = (e: SchemaError) => e.instancePath.split("/").length;
   const custom =
     first.keyword === "required"
       ? undefined
-      : errors.find((e) => typeof e.parentSchema?.["x-error"] === "string");
+      : errors
+          .filter((e) => typeof e.parentSchema?.["x-error"] === "string")
+          .reduce<SchemaError | undefined>(
+            (best, e) => (best && depth(best) >= depth(e) ? best : e),
+            undefined,
+          );
   if (custom)
     return String(custom.parentSchema?.["x-error"]).replace("{path}", renderPath(custom.instancePath));
   const where = err.validationContext ?? "request";
