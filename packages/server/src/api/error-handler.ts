@@ -18,7 +18,7 @@ interface SchemaError {
 }
 
 /** `/files/~1etc~1x/uid` → `files["/etc/x"].uid` (keys cut to 100 characters: they are hostile). */
-export function renderPath(pointer: string): string {
+function renderPath(pointer: string): string {
   let out = "";
   for (const raw of pointer.split("/").slice(1)) {
     const seg = raw.replace(/~1/g, "/").replace(/~0/g, "~");
@@ -42,7 +42,7 @@ function validationMessage(err: FastifyError, req: FastifyRequest, limitOf: Limi
   const first = errors[0];
   if (!first) return err.message;
   const limit = first.parentSchema?.["x-limit"];
-  if (first.keyword === "maximum" && typeof limit === "string" && limit in LIMITS)
+  if (first.keyword === "maximum" && typeof limit === "string" && Object.hasOwn(LIMITS, limit))
     return overLimitMessage(limit as LimitName, limitOf(req, limit as LimitName));
   // A missing property is the object's fault only in name: say which one. Among the branches
   // of a union, the one that matched deepest is the one the client meant.
