@@ -162,13 +162,13 @@ export async function buildApp(deps: Services, routes: readonly RouteModule[]): 
   await app.register(
     async (scope) => {
       const v1 = typed(scope);
-      for (const route of routes) await route(v1, deps);
+      for (const route of routes) await route(deps)(v1);
       v1.get("/openapi.json", { config: { public: true }, schema: { hide: true } }, async () =>
         app.swagger(),
       );
     },
     { prefix },
   );
-  await metricsRoutes(typed(app), deps);
+  await metricsRoutes(deps)(typed(app));
   return app;
 }

@@ -64,5 +64,8 @@ export interface Services {
   gate: HeavyGate;
 }
 
-/** The one shape of a route module: it registers its routes on the app with the services it needs. */
-export type RouteModule = (app: ApiApp, services: Services) => Promise<void>;
+/**
+ * The one shape of a route module: given the services, a Fastify plugin that registers its
+ * routes.
+ */
+export type RouteModule = (services: Services) => (app: ApiApp) => Promise<void>;

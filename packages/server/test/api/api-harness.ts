@@ -57,7 +57,12 @@ export interface TestApi {
 }
 
 export async function startApi(
-  o: { flags?: ConfigFlags; env?: Record<string, string>; plugins?: readonly RouteModule[] } = {},
+  o: {
+    flags?: ConfigFlags;
+    env?: Record<string, string>;
+    /** Extra plugins under `/v1` besides whoami and files. */
+    plugins?: readonly ReturnType<RouteModule>[];
+  } = {},
 ): Promise<TestApi> {
   const dataDir = await mkdtemp(join(tmpdir(), "contree-api-"));
   const config = loadConfig(
@@ -83,7 +88,11 @@ export async function startApi(
       cancel: () => Promise.reject(new Error("the API harness runs no operations")),
     },
   };
-  const app = await buildApp(harnessServices(built), [whoamiRoutes, filesRoutes, ...(o.plugins ?? [])]);
+  const app = await buildApp(harnessServices(built), [
+    whoamiRoutes,
+    filesRoutes,
+    ...(o.plugins ?? []).map((plugin) => () => plugin),
+  ]);
   await app.ready();
   const seen: string[] = [];
   let closed = false;

@@ -70,200 +70,204 @@ function many(v: string | string[] | undefined): string[] {
 }
 
 /** Downloads, archives and greps are heavy: in flight per token/project is capped (`gate`). */
-export async function inspectRoutes(app: ApiApp, d: Services): Promise<void> {
-  const { inspect } = d;
-  app.addSchema(FileItemSchema);
-  if (!app.getSchema("Image")) app.addSchema(ImageSchema);
+export function inspectRoutes(d: Services) {
+  return async (app: ApiApp): Promise<void> => {
+    const { inspect } = d;
+    app.addSchema(FileItemSchema);
+    if (!app.getSchema("Image")) app.addSchema(ImageSchema);
 
-  const imageFs = async (req: FastifyRequest, uuid: string): Promise<ImageFs> => {
-    const p = principalOf(req);
-    requirePermission(p, "list");
-    const img = await d.images.get(p.project, uuid.toLowerCase());
-    return { id: img.id, layers: d.layers.paths(img.mountChain) };
-  };
-
-  app.get(
-    "/inspect/",
-    {
-      schema: {
-        summary: "Find an image by tag: 302 to its inspect URL (project tag first, then public)",
-        querystring: Type.Object({ tag: Type.Optional(TagTextSchema) }),
-        response: {
-          302: Type.Null({ description: "Location: <uuid>/" }),
-          400: ErrorSchema,
-          404: ErrorSchema,
-        },
-      },
-    },
-    async (req, reply) => {
+    const imageFs = async (req: FastifyRequest, uuid: string): Promise<ImageFs> => {
       const p = principalOf(req);
       requirePermission(p, "list");
-      const tag = req.query.tag ?? "";
-      if (tag === "") throw invalidArgument("tag is required");
-      const img = await d.images.byTag(p.project, tag);
-      // Relative, so it resolves under any path prefix; without the trailing slash the last
-      // segment ("inspect") is replaced when resolving, so it has to be repeated.
-      const path = req.url.split("?")[0] ?? "";
-      const location = path.endsWith("/") ? `${img.id}/` : `inspect/${img.id}/`;
-      return reply.redirect(location, 302);
-    },
-  );
+      const img = await d.images.get(p.project, uuid.toLowerCase());
+      return { id: img.id, layers: d.layers.paths(img.mountChain) };
+    };
 
-  app.get(
-    "/inspect/:image_uuid/",
-    {
-      schema: {
-        summary: "Image record",
-        params: Params,
-        response: { 200: Type.Ref(ImageSchema), 404: ErrorSchema },
-      },
-    },
-    async (req) => {
-      const p = principalOf(req);
-      requirePermission(p, "list");
-      const img = await d.images.get(p.project, req.params.image_uuid.toLowerCase());
-      return imageJson(img, await d.images.tagOf(p.project, img));
-    },
-  );
-
-  app.get(
-    "/inspect/:image_uuid/list",
-    {
-      schema: {
-        summary: "List a directory of the image (JSON, or ls -l-like text with `text`)",
-        params: Params,
-        querystring: Type.Object({ path: Type.Optional(ImagePathSchema), text: FlagSchema }),
-        response: {
-          // Not a union with the text form: an anyOf serializer validates every response
-          // (~3 ms for /bin); a string payload with a text type bypasses the serializer anyway.
-          200: Type.Object({ path: Type.String(), files: Type.Array(Type.Ref(FileItemSchema)) }),
-          404: ErrorSchema,
-          422: ErrorSchema,
+    app.get(
+      "/inspect/",
+      {
+        schema: {
+          summary: "Find an image by tag: 302 to its inspect URL (project tag first, then public)",
+          querystring: Type.Object({ tag: Type.Optional(TagTextSchema) }),
+          response: {
+            302: Type.Null({ description: "Location: <uuid>/" }),
+            400: ErrorSchema,
+            404: ErrorSchema,
+          },
         },
       },
-    },
-    async (req, reply) => {
+      async (req, reply) => {
+        const p = principalOf(req);
+        requirePermission(p, "list");
+        const tag = req.query.tag ?? "";
+        if (tag === "") throw invalidArgument("tag is required");
+        const img = await d.images.byTag(p.project, tag);
+        // Relative, so it resolves under any path prefix; without the trailing slash the last
+        // segment ("inspect") is replaced when resolving, so it has to be repeated.
+        const path = req.url.split("?")[0] ?? "";
+        const location = path.endsWith("/") ? `${img.id}/` : `inspect/${img.id}/`;
+        return reply.redirect(location, 302);
+      },
+    );
+
+    app.get(
+      "/inspect/:image_uuid/",
+      {
+        schema: {
+          summary: "Image record",
+          params: Params,
+          response: { 200: Type.Ref(ImageSchema), 404: ErrorSchema },
+        },
+      },
+      async (req) => {
+        const p = principalOf(req);
+        requirePermission(p, "list");
+        const img = await d.images.get(p.project, req.params.image_uuid.toLowerCase());
+        return imageJson(img, await d.images.tagOf(p.project, img));
+      },
+    );
+
+    app.get(
+      "/inspect/:image_uuid/list",
+      {
+        schema: {
+          summary: "List a directory of the image (JSON, or ls -l-like text with `text`)",
+          params: Params,
+          querystring: Type.Object({ path: Type.Optional(ImagePathSchema), text: FlagSchema }),
+          response: {
+            // Not a union with the text form: an anyOf serializer validates every response
+            // (~3 ms for /bin); a string payload with a text type bypasses the serializer anyway.
+            200: Type.Object({ path: Type.String(), files: Type.Array(Type.Ref(FileItemSchema)) }),
+            404: ErrorSchema,
+            422: ErrorSchema,
+          },
+        },
+      },
+      async (req, reply) => {
+        const fs = await imageFs(req, req.params.image_uuid);
+        // Gated before listing: a huge directory is heavy to list, not only to send.
+        d.gate.hold(principalOf(req), reply);
+        const listing = await inspect.list(fs, req.query.path);
+        const big = listing.files.length >= STREAM_LISTING_FROM;
+        if (req.query.text !== undefined && parseFlag(req.query.text)) {
+          if (big)
+            return sendStream(req, reply, "text/plain; charset=utf-8", inspect.listTextChunks(listing, 500));
+          const text: unknown = inspect.listText(listing);
+          return reply.type("text/plain; charset=utf-8").send(text as DirectoryListing);
+        }
+        return big
+          ? sendStream(req, reply, "application/json; charset=utf-8", listingJson(listing))
+          : listing;
+      },
+    );
+
+    const download = async (
+      req: FastifyRequest<{ Params: { image_uuid: string }; Querystring: { path?: string } }>,
+      reply: FastifyReply,
+    ) => {
       const fs = await imageFs(req, req.params.image_uuid);
-      // Gated before listing: a huge directory is heavy to list, not only to send.
+      const path = req.query.path ?? "";
       d.gate.hold(principalOf(req), reply);
-      const listing = await inspect.list(fs, req.query.path);
-      const big = listing.files.length >= STREAM_LISTING_FROM;
-      if (req.query.text !== undefined && parseFlag(req.query.text)) {
-        if (big)
-          return sendStream(req, reply, "text/plain; charset=utf-8", inspect.listTextChunks(listing, 500));
-        const text: unknown = inspect.listText(listing);
-        return reply.type("text/plain; charset=utf-8").send(text as DirectoryListing);
+      if (req.method === "HEAD") {
+        const { size } = await inspect.statFile(fs, path);
+        return reply.type("application/octet-stream").header("content-length", String(size)).send();
       }
-      return big ? sendStream(req, reply, "application/json; charset=utf-8", listingJson(listing)) : listing;
-    },
-  );
+      const { stream, size } = await inspect.openFile(fs, path);
+      return reply.type("application/octet-stream").header("content-length", String(size)).send(stream);
+    };
+    const downloadSchema = {
+      summary: "Download a file of the image (symlinks followed inside the image)",
+      params: Params,
+      querystring: PathQuery,
+      response: { 404: ErrorSchema, 422: ErrorSchema },
+    };
+    app.get("/inspect/:image_uuid/download", { exposeHeadRoute: false, schema: downloadSchema }, download);
+    app.head("/inspect/:image_uuid/download", { schema: { ...downloadSchema, hide: true } }, download);
 
-  const download = async (
-    req: FastifyRequest<{ Params: { image_uuid: string }; Querystring: { path?: string } }>,
-    reply: FastifyReply,
-  ) => {
-    const fs = await imageFs(req, req.params.image_uuid);
-    const path = req.query.path ?? "";
-    d.gate.hold(principalOf(req), reply);
-    if (req.method === "HEAD") {
-      const { size } = await inspect.statFile(fs, path);
-      return reply.type("application/octet-stream").header("content-length", String(size)).send();
-    }
-    const { stream, size } = await inspect.openFile(fs, path);
-    return reply.type("application/octet-stream").header("content-length", String(size)).send(stream);
-  };
-  const downloadSchema = {
-    summary: "Download a file of the image (symlinks followed inside the image)",
-    params: Params,
-    querystring: PathQuery,
-    response: { 404: ErrorSchema, 422: ErrorSchema },
-  };
-  app.get("/inspect/:image_uuid/download", { exposeHeadRoute: false, schema: downloadSchema }, download);
-  app.head("/inspect/:image_uuid/download", { schema: { ...downloadSchema, hide: true } }, download);
+    const archive = async (
+      req: FastifyRequest<{ Params: { image_uuid: string }; Querystring: { path?: string } }>,
+      reply: FastifyReply,
+    ) => {
+      const fs = await imageFs(req, req.params.image_uuid);
+      const path = req.query.path ?? "/";
+      d.gate.hold(principalOf(req), reply);
+      void reply.type("application/x-tar");
+      if (req.method === "HEAD") {
+        await inspect.checkPath(fs, path);
+        return reply.send();
+      }
+      return reply.send(await inspect.archive(fs, path));
+    };
+    const archiveSchema = {
+      summary: "PAX tar of a path and everything below it (member names relative to /)",
+      params: Params,
+      querystring: PathQuery,
+      response: { 404: ErrorSchema },
+    };
+    app.get("/inspect/:image_uuid/archive", { exposeHeadRoute: false, schema: archiveSchema }, archive);
+    app.head("/inspect/:image_uuid/archive", { schema: { ...archiveSchema, hide: true } }, archive);
 
-  const archive = async (
-    req: FastifyRequest<{ Params: { image_uuid: string }; Querystring: { path?: string } }>,
-    reply: FastifyReply,
-  ) => {
-    const fs = await imageFs(req, req.params.image_uuid);
-    const path = req.query.path ?? "/";
-    d.gate.hold(principalOf(req), reply);
-    void reply.type("application/x-tar");
-    if (req.method === "HEAD") {
-      await inspect.checkPath(fs, path);
-      return reply.send();
-    }
-    return reply.send(await inspect.archive(fs, path));
-  };
-  const archiveSchema = {
-    summary: "PAX tar of a path and everything below it (member names relative to /)",
-    params: Params,
-    querystring: PathQuery,
-    response: { 404: ErrorSchema },
-  };
-  app.get("/inspect/:image_uuid/archive", { exposeHeadRoute: false, schema: archiveSchema }, archive);
-  app.head("/inspect/:image_uuid/archive", { schema: { ...archiveSchema, hide: true } }, archive);
-
-  app.get(
-    "/inspect/:image_uuid/grep",
-    {
-      schema: {
-        summary: "Search file contents (Rust regex syntax; bounded by a deadline and output caps)",
-        params: Params,
-        querystring: Type.Object({
-          pattern: Many(Type.String({ maxLength: 4096 })),
-          path: Many(ImagePathSchema),
-          glob: Many(Type.String({ maxLength: 1024 })),
-          max_count: Count(1_000_000_000, "max_count"),
-          max_total: Count(1_000_000_000, "max_total"),
-          case: Type.Optional(Type.String({ maxLength: 16 })),
-          before: Count(1000, "before"),
-          after: Count(1000, "after"),
-        }),
-        response: {
-          200: Type.Object({
-            path: Type.String(),
-            paths: Type.Array(Type.String()),
-            patterns: Type.Array(Type.String()),
-            truncated: Type.Boolean(),
-            truncated_reason: Type.Optional(
-              Type.String({
-                description:
-                  "extension: what cut the search short (deadline, busy, depth, entries, file_size, scan_bytes, output, max_total, max_count)",
-              }),
-            ),
-            matches: Type.Array(GrepMatchSchema),
+    app.get(
+      "/inspect/:image_uuid/grep",
+      {
+        schema: {
+          summary: "Search file contents (Rust regex syntax; bounded by a deadline and output caps)",
+          params: Params,
+          querystring: Type.Object({
+            pattern: Many(Type.String({ maxLength: 4096 })),
+            path: Many(ImagePathSchema),
+            glob: Many(Type.String({ maxLength: 1024 })),
+            max_count: Count(1_000_000_000, "max_count"),
+            max_total: Count(1_000_000_000, "max_total"),
+            case: Type.Optional(Type.String({ maxLength: 16 })),
+            before: Count(1000, "before"),
+            after: Count(1000, "after"),
           }),
-          400: ErrorSchema,
-          404: ErrorSchema,
-          429: ErrorSchema,
+          response: {
+            200: Type.Object({
+              path: Type.String(),
+              paths: Type.Array(Type.String()),
+              patterns: Type.Array(Type.String()),
+              truncated: Type.Boolean(),
+              truncated_reason: Type.Optional(
+                Type.String({
+                  description:
+                    "extension: what cut the search short (deadline, busy, depth, entries, file_size, scan_bytes, output, max_total, max_count)",
+                }),
+              ),
+              matches: Type.Array(GrepMatchSchema),
+            }),
+            400: ErrorSchema,
+            404: ErrorSchema,
+            429: ErrorSchema,
+          },
         },
       },
-    },
-    async (req, reply) => {
-      const fs = await imageFs(req, req.params.image_uuid);
-      d.gate.hold(principalOf(req), reply);
-      const q = req.query;
-      const patterns = many(q.pattern);
-      if (patterns.length === 0) throw invalidArgument("pattern is required");
-      const caseMode = (
-        q.case === undefined || q.case === "" ? "sensitive" : q.case.toLowerCase()
-      ) as CaseMode;
-      if (!CASES.includes(caseMode)) throw invalidArgument(`case must be one of ${CASES.join(", ")}`);
-      return inspect.grep(
-        fs,
-        {
-          patterns,
-          paths: many(q.path),
-          globs: many(q.glob),
-          maxCount: count(q.max_count),
-          maxTotal: count(q.max_total),
-          caseMode,
-          before: count(q.before) ?? 0,
-          after: count(q.after) ?? 0,
-        },
-        principalOf(req).project.id,
-      );
-    },
-  );
+      async (req, reply) => {
+        const fs = await imageFs(req, req.params.image_uuid);
+        d.gate.hold(principalOf(req), reply);
+        const q = req.query;
+        const patterns = many(q.pattern);
+        if (patterns.length === 0) throw invalidArgument("pattern is required");
+        const caseMode = (
+          q.case === undefined || q.case === "" ? "sensitive" : q.case.toLowerCase()
+        ) as CaseMode;
+        if (!CASES.includes(caseMode)) throw invalidArgument(`case must be one of ${CASES.join(", ")}`);
+        return inspect.grep(
+          fs,
+          {
+            patterns,
+            paths: many(q.path),
+            globs: many(q.glob),
+            maxCount: count(q.max_count),
+            maxTotal: count(q.max_total),
+            caseMode,
+            before: count(q.before) ?? 0,
+            after: count(q.after) ?? 0,
+          },
+          principalOf(req).project.id,
+        );
+      },
+    );
+  };
 }

@@ -18,88 +18,90 @@ import {
 
 export const OperationParams = Type.Object({ operation_id: IdParamSchema });
 
-export async function operationsRoutes(app: ApiApp, d: Services): Promise<void> {
-  app.addSchema(OperationSummarySchema);
-  app.addSchema(OperationSchema);
+export function operationsRoutes(d: Services) {
+  return async (app: ApiApp): Promise<void> => {
+    app.addSchema(OperationSummarySchema);
+    app.addSchema(OperationSchema);
 
-  app.get(
-    "/operations",
-    {
-      schema: {
-        summary: "List operations (a bare JSON array, newest first)",
-        querystring: Type.Object({
-          ...PageQuerySchema,
-          status: Type.Optional(Type.String({ maxLength: 32 })),
-          kind: Type.Optional(Type.String({ maxLength: 32 })),
-        }),
-        response: { 200: Type.Array(Type.Ref(OperationSummarySchema)), 400: ErrorSchema },
-      },
-    },
-    async (req) => {
-      const p = principalOf(req);
-      requirePermission(p, "list");
-      const q = req.query;
-      let status: OperationStatus | undefined;
-      if (q.status !== undefined && q.status !== "") {
-        const s = q.status.toUpperCase();
-        if (!(OPERATION_STATUSES as readonly string[]).includes(s)) {
-          throw invalidArgument(`status must be one of ${OPERATION_STATUSES.join(", ")}`);
-        }
-        status = s as OperationStatus;
-      }
-      let kind: OperationKind | undefined;
-      if (q.kind !== undefined && q.kind !== "") {
-        if (q.kind !== "instance" && q.kind !== "image_import")
-          throw invalidArgument('kind must be "instance" or "image_import"');
-        kind = q.kind;
-      }
-      const rows = await d.operations.list(p.project.id, { ...parsePage(q), status, kind });
-      const now = Date.now();
-      return rows.map((r) => operationSummaryJson(r, now));
-    },
-  );
-
-  app.get(
-    "/operations/:operation_id",
-    {
-      schema: {
-        summary: "An operation with its metadata and result",
-        params: OperationParams,
-        querystring: Type.Object({ inflight: FlagSchema }),
-        response: { 200: Type.Ref(OperationSchema), 404: ErrorSchema },
-      },
-    },
-    async (req, reply) => {
-      const p = principalOf(req);
-      requirePermission(p, "list");
-      const id = req.params.operation_id.toLowerCase();
-      const op = isUuid(id) ? await d.operations.get(id, p.project.id) : undefined;
-      if (!op) throw notFound("operation not found");
-      // Large output is stored apart and streamed from there (a heavy request, gated).
-      return sendWithOutputs(d, req, reply, op.id, operationJson(op));
-    },
-  );
-
-  app.delete(
-    "/operations/:operation_id",
-    {
-      schema: {
-        summary: "Cancel an operation (409 once it has finished)",
-        params: OperationParams,
-        response: {
-          202: Type.Object({ uuid: Type.String(), status: Type.String() }),
-          404: ErrorSchema,
-          409: ErrorSchema,
+    app.get(
+      "/operations",
+      {
+        schema: {
+          summary: "List operations (a bare JSON array, newest first)",
+          querystring: Type.Object({
+            ...PageQuerySchema,
+            status: Type.Optional(Type.String({ maxLength: 32 })),
+            kind: Type.Optional(Type.String({ maxLength: 32 })),
+          }),
+          response: { 200: Type.Array(Type.Ref(OperationSummarySchema)), 400: ErrorSchema },
         },
       },
-    },
-    async (req, reply) => {
-      const p = principalOf(req);
-      requirePermission(p, "cancel");
-      const id = req.params.operation_id.toLowerCase();
-      if (!isUuid(id)) throw notFound("operation not found");
-      const op = await d.operations.cancel(p.project.id, id);
-      return reply.code(202).send({ uuid: op.id, status: op.status });
-    },
-  );
+      async (req) => {
+        const p = principalOf(req);
+        requirePermission(p, "list");
+        const q = req.query;
+        let status: OperationStatus | undefined;
+        if (q.status !== undefined && q.status !== "") {
+          const s = q.status.toUpperCase();
+          if (!(OPERATION_STATUSES as readonly string[]).includes(s)) {
+            throw invalidArgument(`status must be one of ${OPERATION_STATUSES.join(", ")}`);
+          }
+          status = s as OperationStatus;
+        }
+        let kind: OperationKind | undefined;
+        if (q.kind !== undefined && q.kind !== "") {
+          if (q.kind !== "instance" && q.kind !== "image_import")
+            throw invalidArgument('kind must be "instance" or "image_import"');
+          kind = q.kind;
+        }
+        const rows = await d.operations.list(p.project.id, { ...parsePage(q), status, kind });
+        const now = Date.now();
+        return rows.map((r) => operationSummaryJson(r, now));
+      },
+    );
+
+    app.get(
+      "/operations/:operation_id",
+      {
+        schema: {
+          summary: "An operation with its metadata and result",
+          params: OperationParams,
+          querystring: Type.Object({ inflight: FlagSchema }),
+          response: { 200: Type.Ref(OperationSchema), 404: ErrorSchema },
+        },
+      },
+      async (req, reply) => {
+        const p = principalOf(req);
+        requirePermission(p, "list");
+        const id = req.params.operation_id.toLowerCase();
+        const op = isUuid(id) ? await d.operations.get(id, p.project.id) : undefined;
+        if (!op) throw notFound("operation not found");
+        // Large output is stored apart and streamed from there (a heavy request, gated).
+        return sendWithOutputs(d, req, reply, op.id, operationJson(op));
+      },
+    );
+
+    app.delete(
+      "/operations/:operation_id",
+      {
+        schema: {
+          summary: "Cancel an operation (409 once it has finished)",
+          params: OperationParams,
+          response: {
+            202: Type.Object({ uuid: Type.String(), status: Type.String() }),
+            404: ErrorSchema,
+            409: ErrorSchema,
+          },
+        },
+      },
+      async (req, reply) => {
+        const p = principalOf(req);
+        requirePermission(p, "cancel");
+        const id = req.params.operation_id.toLowerCase();
+        if (!isUuid(id)) throw notFound("operation not found");
+        const op = await d.operations.cancel(p.project.id, id);
+        return reply.code(202).send({ uuid: op.id, status: op.status });
+      },
+    );
+  };
 }

@@ -29,7 +29,7 @@ function spidOf(s: string): number {
 }
 
 /** Extra processes in a running instance (spid ≥ 2) and stdin of any of them (spid 1 = main). */
-export async function subprocessRoutes(app: ApiApp, d: Services): Promise<void> {
+export function subprocessRoutes(d: Services) {
   async function activeInstance(p: Principal, raw: string): Promise<OperationRecord> {
     const id = raw.toLowerCase();
     const op = isUuid(id) ? await d.operations.get(id, p.project.id) : undefined;
@@ -51,81 +51,83 @@ export async function subprocessRoutes(app: ApiApp, d: Services): Promise<void> 
     return op;
   }
 
-  app.post(
-    "/operations/:operation_id/subprocesses",
-    {
-      schema: {
-        summary: "Start another process in a running instance",
-        params: Params,
-        body: ExecBodySchema,
-        response: { 201: Type.Object({ spid: Type.Integer() }), 400: ErrorSchema, ...LIVE_ERRORS },
+  return async (app: ApiApp): Promise<void> => {
+    app.post(
+      "/operations/:operation_id/subprocesses",
+      {
+        schema: {
+          summary: "Start another process in a running instance",
+          params: Params,
+          body: ExecBodySchema,
+          response: { 201: Type.Object({ spid: Type.Integer() }), 400: ErrorSchema, ...LIVE_ERRORS },
+        },
       },
-    },
-    async (req, reply) => {
-      const op = await runningInstance(principalOf(req), "spawn_disposable", req.params.operation_id);
-      const spec = execSpecOf(req.body, { cwd: (op.metadata as InstanceMetadata).cwd });
-      return reply.code(201).send({ spid: await d.live.exec(op.id, spec) });
-    },
-  );
+      async (req, reply) => {
+        const op = await runningInstance(principalOf(req), "spawn_disposable", req.params.operation_id);
+        const spec = execSpecOf(req.body, { cwd: (op.metadata as InstanceMetadata).cwd });
+        return reply.code(201).send({ spid: await d.live.exec(op.id, spec) });
+      },
+    );
 
-  app.get(
-    "/operations/:operation_id/subprocesses/:spid",
-    {
-      schema: {
-        summary: "The folded result of a process so far",
-        params: SpidParams,
-        response: { 200: Type.Object({}, { additionalProperties: true }), 404: ErrorSchema },
+    app.get(
+      "/operations/:operation_id/subprocesses/:spid",
+      {
+        schema: {
+          summary: "The folded result of a process so far",
+          params: SpidParams,
+          response: { 200: Type.Object({}, { additionalProperties: true }), 404: ErrorSchema },
+        },
       },
-    },
-    async (req, reply) => {
-      const p = principalOf(req);
-      requirePermission(p, "list");
-      const op = await activeInstance(p, req.params.operation_id);
-      const spid = spidOf(req.params.spid);
-      if (spid === 1 && !d.live.has(op.id)) {
-        const result = (op.metadata as { result?: Record<string, unknown> }).result;
-        if (result) return sendWithOutputs(d, req, reply, op.id, result);
-      }
-      if (!d.live.knows(op.id)) throw notFound(`no process ${spid} in this instance`);
-      return sendWithOutputs(d, req, reply, op.id, d.live.result(op.id, spid) as Record<string, unknown>);
-    },
-  );
+      async (req, reply) => {
+        const p = principalOf(req);
+        requirePermission(p, "list");
+        const op = await activeInstance(p, req.params.operation_id);
+        const spid = spidOf(req.params.spid);
+        if (spid === 1 && !d.live.has(op.id)) {
+          const result = (op.metadata as { result?: Record<string, unknown> }).result;
+          if (result) return sendWithOutputs(d, req, reply, op.id, result);
+        }
+        if (!d.live.knows(op.id)) throw notFound(`no process ${spid} in this instance`);
+        return sendWithOutputs(d, req, reply, op.id, d.live.result(op.id, spid) as Record<string, unknown>);
+      },
+    );
 
-  app.delete(
-    "/operations/:operation_id/subprocesses/:spid",
-    {
-      schema: {
-        summary: "Signal a process (default TERM); the instance goes on unless it is spid 1",
-        params: SpidParams,
-        querystring: Type.Object({ signal: Type.Optional(Type.String({ maxLength: 16 })) }),
-        response: { 202: Type.Object({ spid: Type.Integer(), signal: Type.String() }), ...LIVE_ERRORS },
+    app.delete(
+      "/operations/:operation_id/subprocesses/:spid",
+      {
+        schema: {
+          summary: "Signal a process (default TERM); the instance goes on unless it is spid 1",
+          params: SpidParams,
+          querystring: Type.Object({ signal: Type.Optional(Type.String({ maxLength: 16 })) }),
+          response: { 202: Type.Object({ spid: Type.Integer(), signal: Type.String() }), ...LIVE_ERRORS },
+        },
       },
-    },
-    async (req, reply) => {
-      const op = await runningInstance(principalOf(req), "cancel", req.params.operation_id);
-      const spid = spidOf(req.params.spid);
-      const sig = parseSignal(req.query.signal);
-      await d.live.signal(op.id, spid, sig);
-      return reply.code(202).send({ spid, signal: sig });
-    },
-  );
+      async (req, reply) => {
+        const op = await runningInstance(principalOf(req), "cancel", req.params.operation_id);
+        const spid = spidOf(req.params.spid);
+        const sig = parseSignal(req.query.signal);
+        await d.live.signal(op.id, spid, sig);
+        return reply.code(202).send({ spid, signal: sig });
+      },
+    );
 
-  app.post(
-    "/operations/:operation_id/subprocesses/:spid/stdin",
-    {
-      schema: {
-        summary: "Write to a process's stdin (and close it when close is true, the default)",
-        params: SpidParams,
-        body: StdinSchema,
-        response: { 202: Type.Object({ spid: Type.Integer() }), 400: ErrorSchema, ...LIVE_ERRORS },
+    app.post(
+      "/operations/:operation_id/subprocesses/:spid/stdin",
+      {
+        schema: {
+          summary: "Write to a process's stdin (and close it when close is true, the default)",
+          params: SpidParams,
+          body: StdinSchema,
+          response: { 202: Type.Object({ spid: Type.Integer() }), 400: ErrorSchema, ...LIVE_ERRORS },
+        },
       },
-    },
-    async (req, reply) => {
-      const op = await runningInstance(principalOf(req), "spawn_disposable", req.params.operation_id);
-      const spid = spidOf(req.params.spid);
-      const b = req.body;
-      await d.live.writeStdin(op.id, spid, b.value ?? "", b.encoding ?? "ascii", b.close ?? true);
-      return reply.code(202).send({ spid });
-    },
-  );
+      async (req, reply) => {
+        const op = await runningInstance(principalOf(req), "spawn_disposable", req.params.operation_id);
+        const spid = spidOf(req.params.spid);
+        const b = req.body;
+        await d.live.writeStdin(op.id, spid, b.value ?? "", b.encoding ?? "ascii", b.close ?? true);
+        return reply.code(202).send({ spid });
+      },
+    );
+  };
 }

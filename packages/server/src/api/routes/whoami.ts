@@ -14,20 +14,22 @@ const WhoAmI = Type.Object({
   operations_stat: Type.Record(Type.String(), Type.Integer()),
 });
 
-export async function whoamiRoutes(app: ApiApp, deps: Services): Promise<void> {
-  app.get(
-    "/whoami",
-    { schema: { summary: "Token introspection", response: { 200: WhoAmI, 401: ErrorSchema } } },
-    async (req) => {
-      const p = principalOf(req);
-      return {
-        token_uuid: p.token.id,
-        token_expiration: p.token.expiresAt,
-        project: p.project.name,
-        permissions: { ...p.token.permissions },
-        limits: { ...effectiveLimits(deps.config.defaultLimits, p.project) },
-        operations_stat: await deps.operations.stats(p.project.id),
-      };
-    },
-  );
+export function whoamiRoutes(deps: Services) {
+  return async (app: ApiApp): Promise<void> => {
+    app.get(
+      "/whoami",
+      { schema: { summary: "Token introspection", response: { 200: WhoAmI, 401: ErrorSchema } } },
+      async (req) => {
+        const p = principalOf(req);
+        return {
+          token_uuid: p.token.id,
+          token_expiration: p.token.expiresAt,
+          project: p.project.name,
+          permissions: { ...p.token.permissions },
+          limits: { ...effectiveLimits(deps.config.defaultLimits, p.project) },
+          operations_stat: await deps.operations.stats(p.project.id),
+        };
+      },
+    );
+  };
 }
