@@ -120,7 +120,7 @@ describe("POST /v1/instances: hostile bodies are 400 with a clear message", () =
     [
       "files uid deep wrong type",
       spawn({ files: { "/a": { uuid: FILE, uid: "0" } } }),
-      /^files\.uid must be an integer/,
+      /^files\["\/a"\]\.uid must be an integer between 0 and 4294967294$/,
     ],
     [
       "files mode not octal",
