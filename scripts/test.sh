@@ -9,6 +9,8 @@ bash scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 static_failed=0
 echo "==> typecheck (tsc, whole repo incl. tests)"; npx tsc -p tsconfig.json --noEmit || static_failed=$((static_failed + 1))
 echo "==> lint (biome)"; npx biome check . || static_failed=$((static_failed + 1))
+echo "==> layering (dependency-cruiser, docs/ARCHITECTURE.md dependency rules)"
+npx depcruise packages/server/src --config .dependency-cruiser.cjs || static_failed=$((static_failed + 1))
 
 report=$(mktemp /tmp/contree-vitest-XXXXXX.json)
 bash scripts/in-private-mount-ns.sh npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"

@@ -3,7 +3,10 @@
 //    claims here, recorded through a stub fetch;
 //  - that method and path (and every query parameter sent) exist in GET /v1/openapi.json;
 //  - the key object types have the properties the server's response schemas declare, both ways, with
-//    the same required/optional split (the compiler makes each name map list exactly the type's keys).
+//    the same required/optional split (the compiler makes each name map list exactly the type's keys);
+//  - every request body the SDK sends matches the server's request schema all the way down (stdin,
+//    files values, resources_limits, networking, registry credentials...): each key the SDK sends is
+//    declared there, and each key the server requires the SDK requires too.
 // The maps live in wire-surface.ts; the first test type-checks them, since vitest itself does not.
 
 import { execFile } from "node:child_process";
@@ -14,12 +17,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ContreeApi, ContreeClient } from "../src/index.js";
 import { type LiveServer, startLiveServer } from "./live-server.js";
 import {
+  EXEC_BODY,
   FILE,
   FILE_ITEM,
   type HttpMethod,
   IMAGE,
+  IMPORT_BODY,
   OPERATION,
+  type ShapeMap,
+  SPAWN_BODY,
+  STDIN_BODY,
   SUMMARY,
+  TAG_BODY,
   U,
   WHOAMI,
   WIRE,
@@ -34,9 +43,12 @@ interface Schema {
   properties?: Record<string, Schema>;
   required?: string[];
   items?: Schema;
+  additionalProperties?: boolean | Schema;
+  anyOf?: Schema[];
 }
 interface OpenApiOperation {
   parameters?: { in: string; name: string }[];
+  requestBody?: { content?: Record<string, { schema?: Schema }> };
   responses?: Record<string, { content?: Record<string, { schema?: Schema }> }>;
 }
 interface OpenApi {
@@ -169,6 +181,68 @@ describe("SDK wire surface vs the server's OpenAPI document", () => {
       }
       // The other way: whatever the server always sends, the SDK type knows about.
       for (const key of required) expect(Object.keys(marks), `${title} lacks "${key}"`).toContain(key);
+    },
+  );
+
+  /** The object schemas a schema allows (through $ref, nullable and other unions). */
+  function objectsOf(s: Schema | undefined): Schema[] {
+    const d = deref(s);
+    if (d.anyOf) return d.anyOf.flatMap(objectsOf);
+    return d.type === "object" ? [d] : [];
+  }
+
+  /** Where the SDK's nested request shape and the server's schema disagree. */
+  function requestDrift(where: string, sdk: ShapeMap, server: Schema | undefined): string[] {
+    const described = objectsOf(server).filter((o) => o.properties !== undefined);
+    if (described.length !== 1) return [`${where}: the server's schema does not describe this object`];
+    const o = described[0] as Schema;
+    const props = o.properties ?? {};
+    const required = new Set(o.required ?? []);
+    const problems: string[] = [];
+    for (const [key, node] of Object.entries(sdk)) {
+      const sub = props[key];
+      if (sub === undefined) {
+        problems.push(`${where}.${key}: sent by the SDK, not in the server's schema`);
+        continue;
+      }
+      const mark = typeof node === "string" ? node : node.mark;
+      if (required.has(key) && mark !== "required")
+        problems.push(`${where}.${key}: required by the server, optional in the SDK`);
+      if (typeof node === "string") continue;
+      if (node.properties) problems.push(...requestDrift(`${where}.${key}`, node.properties, sub));
+      if (node.values) {
+        const maps = objectsOf(sub).filter((m) => typeof m.additionalProperties === "object");
+        if (maps.length !== 1) problems.push(`${where}.${key}: the server does not describe its values`);
+        else
+          problems.push(
+            ...requestDrift(`${where}.${key}[*]`, node.values, maps[0]?.additionalProperties as Schema),
+          );
+      }
+      if (node.items) {
+        const items =
+          deref(sub)
+            .anyOf?.map(deref)
+            .find((a) => a.type === "array")?.items ?? deref(sub).items;
+        problems.push(...requestDrift(`${where}.${key}[]`, node.items, items));
+      }
+    }
+    for (const key of required)
+      if (!(key in sdk)) problems.push(`${where}.${key}: required by the server, unknown to the SDK`);
+    return problems;
+  }
+
+  it.each([
+    ["InstanceSpawnRequest", SPAWN_BODY, "POST", "/v1/instances"],
+    ["ImageImportRequest", IMPORT_BODY, "POST", "/v1/images/import"],
+    ["ImageTagRequest", TAG_BODY, "PATCH", "/v1/images/{image_uuid}/tag"],
+    ["ExecSpec", EXEC_BODY, "POST", "/v1/operations/{operation_id}/subprocesses"],
+    ["ClosableStreamRepr", STDIN_BODY, "POST", "/v1/operations/{operation_id}/subprocesses/{spid}/stdin"],
+  ] as const)(
+    "%s: the SDK's nested request shape and the server's request schema agree",
+    (title, shape, method, path) => {
+      const body = operation(method, path)?.requestBody?.content?.["application/json"]?.schema;
+      expect(body, `${method} ${path} documents no JSON body`).toBeDefined();
+      expect(requestDrift(title, shape, body)).toEqual([]);
     },
   );
 });

@@ -3,10 +3,15 @@
 // method and each name map list exactly the keys of its type, with the right required/optional mark.
 
 import type {
+  ClosableStreamRepr,
   ContreeApi,
+  ExecSpec,
   FileInfo,
   FileItem,
   Image,
+  ImageImportRequest,
+  ImageTagRequest,
+  InstanceSpawnRequest,
   OperationResponse,
   OperationSummary,
   WhoAmIResponse,
@@ -207,3 +212,79 @@ export const WHOAMI: Presence<WhoAmIResponse> = {
   limits: "optional",
   operations_stat: "required",
 };
+
+// ---------------------------------------------------------------- request bodies, nested
+
+type Mark = "required" | "optional";
+type MarkOf<T, K extends keyof T> = Record<never, never> extends Pick<T, K> ? "optional" : "required";
+/** What lies inside a value: an object's properties, a map's values, an array's items (if objects). */
+type Inside<V> = V extends readonly (infer E)[]
+  ? E extends object
+    ? { items: Shape<E> }
+    : Record<never, never>
+  : V extends object
+    ? string extends keyof V
+      ? V[string] extends object
+        ? { values: Shape<V[string]> }
+        : Record<never, never>
+      : { properties: Shape<V> }
+    : Record<never, never>;
+/**
+ * Every key of T with its mark and, for keys holding objects (or maps or arrays of them), the
+ * same shape one level down: the compiler makes the literal spell out the whole nested type.
+ */
+export type Shape<T> = {
+  [K in keyof T]-?: keyof Inside<NonNullable<T[K]>> extends never
+    ? MarkOf<T, K>
+    : { mark: MarkOf<T, K> } & Inside<NonNullable<T[K]>>;
+};
+export type ShapeNode = Mark | { mark: Mark; properties?: ShapeMap; values?: ShapeMap; items?: ShapeMap };
+export type ShapeMap = { readonly [key: string]: ShapeNode };
+
+const STDIN: Shape<ClosableStreamRepr> = { value: "required", encoding: "optional", close: "optional" };
+export const SPAWN_BODY: Shape<InstanceSpawnRequest> = {
+  command: "required",
+  image: "required",
+  args: "optional",
+  shell: "optional",
+  env: "optional",
+  preserve_env: "optional",
+  cwd: "optional",
+  hostname: "optional",
+  uid: "optional",
+  gid: "optional",
+  disposable: "optional",
+  stdin: { mark: "optional", properties: STDIN },
+  timeout: "optional",
+  truncate_output_at: "optional",
+  files: {
+    mark: "optional",
+    values: { uuid: "required", uid: "optional", gid: "optional", mode: "optional" },
+  },
+  resources_limits: { mark: "optional", properties: { max_layer_bytes: "optional" } },
+  networking: { mark: "optional", properties: { enabled: "required" } },
+};
+export const IMPORT_BODY: Shape<ImageImportRequest> = {
+  registry: {
+    mark: "required",
+    properties: {
+      url: "required",
+      credentials: { mark: "optional", properties: { username: "optional", password: "optional" } },
+    },
+  },
+  tag: "optional",
+  timeout: "optional",
+};
+export const TAG_BODY: Shape<ImageTagRequest> = { tag: "required" };
+export const EXEC_BODY: Shape<ExecSpec> = {
+  command: "required",
+  args: "optional",
+  shell: "optional",
+  env: "optional",
+  cwd: "optional",
+  uid: "optional",
+  gid: "optional",
+  stdin: { mark: "optional", properties: STDIN },
+  truncate_output_at: "optional",
+};
+export const STDIN_BODY: Shape<ClosableStreamRepr> = STDIN;

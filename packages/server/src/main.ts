@@ -8,27 +8,26 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
 import { HeavyGate } from "./api/heavy-gate.js";
-import { eventsRoutes } from "./api/routes/events.js";
-import { imagesRoutes } from "./api/routes/images.js";
-import { inspectRoutes } from "./api/routes/inspect.js";
-import { instancesRoutes } from "./api/routes/instances.js";
-import { operationsRoutes } from "./api/routes/operations.js";
-import { subprocessRoutes } from "./api/routes/subprocesses.js";
+import { V1_ROUTES } from "./api/routes/index.js";
 import { bootstrap } from "./auth/bootstrap.js";
+import { authenticate } from "./auth/principal.js";
 import type { Config } from "./config/config.js";
 import { effectiveLimits } from "./config/limits.js";
 import { LocalContentStore } from "./content/local/local-content-store.js";
+import { FileService } from "./files/file-service.js";
 import { Compactor } from "./images/compactor.js";
 import { CredentialVault } from "./images/credential-vault.js";
 import { ImageImporter } from "./images/image-importer.js";
 import { ImageService } from "./images/image-service.js";
 import { ImportHandler } from "./images/import-handler.js";
 import { LayerStore } from "./images/layer-store.js";
+import { InspectService } from "./inspect/inspect-service.js";
 import { InstanceHandler } from "./instances/instance-handler.js";
 import { InstanceService } from "./instances/instance-service.js";
 import { LiveInstances } from "./instances/live-instances.js";
 import type { MetadataStore } from "./metadata/metadata-store.js";
 import { ACTIVE_STATUSES } from "./metadata/repos/operation-repo.js";
+import { operationStats } from "./metadata/repos/operation-stats.js";
 import { SqliteMetadataStore } from "./metadata/sqlite/sqlite-metadata-store.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { MetricsRegistry } from "./observability/metrics.js";
@@ -246,25 +245,33 @@ export async function createServer(
   await imports.sweepCredentials();
 
   const gate = new HeavyGate(config.heavyRequests);
-  const app = await buildApp({
-    config,
-    logger,
-    store,
-    content,
-    metrics,
-    storage: disk,
-    plugins: [
-      imagesRoutes({ config, images, imports, queue }),
-      operationsRoutes({ store, queue, outputs, gate }),
-      instancesRoutes({
-        config,
-        instances: new InstanceService(config, store, images, queue, config.defaultNetworking, outputs),
-      }),
-      eventsRoutes({ store, events, outputs, gate }),
-      subprocessRoutes({ store, live, outputs, gate }),
-      inspectRoutes({ images, layers, gate }),
-    ],
-  });
+  const inspect = new InspectService();
+  const app = await buildApp(
+    {
+      config,
+      logger,
+      metrics,
+      auth: { authenticate: (header, project) => authenticate(store, header, project) },
+      storage: disk,
+      files: new FileService(store, content, config.maxUploadBytes),
+      images,
+      imports: { start: (project, body, maxTimeout) => imports.start(queue, project, body, maxTimeout) },
+      instances: new InstanceService(config, store, images, queue, config.defaultNetworking, outputs),
+      live,
+      operations: {
+        get: (id, projectId) => store.operations.get(id, projectId),
+        list: (projectId, filter) => store.operations.list(projectId, filter),
+        stats: (projectId) => operationStats(store.db, projectId),
+        cancel: (projectId, id) => queue.cancel(projectId, id),
+      },
+      events,
+      inspect,
+      layers,
+      outputs,
+      gate,
+    },
+    V1_ROUTES,
+  );
   queue.start();
   let closed = false;
   return {
@@ -289,6 +296,7 @@ export async function createServer(
       disk.close();
       processMetrics.close();
       await app.close();
+      await inspect.close();
       await store.close();
     },
   };

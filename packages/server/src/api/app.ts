@@ -3,38 +3,20 @@ import { promisify } from "node:util";
 import { gzip as gzipCb } from "node:zlib";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
-import { authenticate } from "../auth/principal.js";
-import type { Config } from "../config/config.js";
-import type { ContentStore } from "../content/content-store.js";
+import { effectiveLimits } from "../config/limits.js";
 import { AppError, invalidArgument } from "../core/errors.js";
 import { newId } from "../core/ids.js";
-import type { MetadataStore } from "../metadata/metadata-store.js";
-import type { Logger } from "../observability/logger.js";
-import { createHttpMetrics, type MetricsRegistry } from "../observability/metrics.js";
-import { type ApiApp, typed } from "./api-app.js";
+import { createHttpMetrics } from "../observability/metrics.js";
+import { typed } from "./api-app.js";
 import { acceptsGzip } from "./compression.js";
 import { makeErrorHandler } from "./error-handler.js";
 import "./request-context.js";
 import { badRequestUrl, frameworkError, onClientError } from "./request-url.js";
-import { filesRoutes } from "./routes/files.js";
 import { metricsRoutes } from "./routes/metrics.js";
-import { whoamiRoutes } from "./routes/whoami.js";
+import type { RouteModule, Services } from "./services.js";
 import { buildValidator } from "./validators.js";
 
 const gzip = promisify(gzipCb);
-
-/** Everything the HTTP layer needs; `main.ts` decides the concrete backends. */
-export interface AppDeps {
-  config: Config;
-  logger: Logger;
-  store: MetadataStore;
-  content: ContentStore;
-  metrics: MetricsRegistry;
-  /** Refuses new writes (507) while the data filesystem is nearly full; reads are never refused. */
-  storage?: { assertWritable(): void };
-  /** Extra route plugins registered under `<prefix>/v1` (images, operations, inspect, ...). */
-  plugins?: ReadonlyArray<(app: ApiApp) => Promise<void>>;
-}
 
 /** MCP rejects JSON bodies over 64 KiB that carry a Content-Length; such bodies go out chunked. */
 const MAX_FRAMED_JSON = 64 * 1024;
@@ -54,10 +36,19 @@ const WRITE_ROUTES = new Set([
   "POST /operations/:operation_id/subprocesses",
 ]);
 
-export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+/**
+ * The Fastify app over the services `main.ts` built: hooks, error mapping, the OpenAPI
+ * document, and `routes` (normally every module of routes/index.ts) under `<prefix>/v1`.
+ */
+export async function buildApp(deps: Services, routes: readonly RouteModule[]): Promise<FastifyInstance> {
   const { config } = deps;
   const httpMetrics = createHttpMetrics(deps.metrics);
-  const handleError = makeErrorHandler(httpMetrics);
+  // A body over a project's limit names the limit as whoami reports it to this caller.
+  const handleError = makeErrorHandler(httpMetrics, (req, name) =>
+    req.principal
+      ? effectiveLimits(config.defaultLimits, req.principal.project)[name]
+      : config.defaultLimits[name],
+  );
   const prefix = `${config.pathPrefix}/v1`;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
@@ -118,8 +109,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     void reply.header("x-request-id", req.id);
     if (req.routeOptions.config.public || req.routeOptions.url === undefined) return;
     const project = req.headers["project"];
-    req.principal = await authenticate(
-      deps.store,
+    req.principal = await deps.auth.authenticate(
       req.headers.authorization,
       typeof project === "string" ? project : undefined,
     );
@@ -172,15 +162,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(
     async (scope) => {
       const v1 = typed(scope);
-      await whoamiRoutes(v1, deps);
-      await filesRoutes(v1, deps);
-      for (const plugin of deps.plugins ?? []) await plugin(v1);
+      for (const route of routes) await route(deps)(v1);
       v1.get("/openapi.json", { config: { public: true }, schema: { hide: true } }, async () =>
         app.swagger(),
       );
     },
     { prefix },
   );
-  await metricsRoutes(app, deps, config.pathPrefix);
+  await metricsRoutes(deps)(typed(app));
   return app;
 }

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { LIMITS, type LimitName, overLimitMessage } from "../config/limits.js";
 import {
   AppError,
   type ErrorKind,
@@ -9,19 +10,62 @@ import {
 } from "../core/errors.js";
 import type { HttpMetrics } from "../observability/metrics.js";
 
-/** Fastify's own 4xx errors (parsing, validation, limits) translated into our kinds. */
-function fromFastifyError(err: FastifyError): AppError | undefined {
-  if (err.validation) {
-    const first = err.validation[0];
-    const custom = (first as { parentSchema?: Record<string, unknown> } | undefined)?.parentSchema?.[
-      "x-error"
-    ];
-    if (typeof custom === "string") return new AppError("invalid_argument", custom);
-    const where = err.validationContext ?? "request";
-    const path = first?.instancePath ? first.instancePath.replace(/^\//, "").replace(/\//g, ".") : "";
-    const msg = first ? `${where}${path ? `.${path}` : ""} ${first.message ?? "is invalid"}` : err.message;
-    return new AppError("invalid_argument", msg);
+interface SchemaError {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  parentSchema?: Record<string, unknown>;
+}
+
+/** `/files/~1etc~1x/uid` → `files["/etc/x"].uid` (keys cut to 100 characters: they are hostile). */
+function renderPath(pointer: string): string {
+  let out = "";
+  for (const raw of pointer.split("/").slice(1)) {
+    const seg = raw.replace(/~1/g, "/").replace(/~0/g, "~");
+    if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(seg)) out += out === "" ? seg : `.${seg}`;
+    else if (/^\d+$/.test(seg)) out += `[${seg}]`;
+    else out += `[${JSON.stringify(seg.slice(0, 100))}]`;
   }
+  return out;
+}
+
+/** The limit in force for the caller, when the failing schema stands for one ("x-limit"). */
+export type LimitOf = (req: FastifyRequest, name: LimitName) => number;
+
+/**
+ * A schema violation as one message: the "x-error" of the deepest failing schema that has one
+ * (a union's own when no branch says more), with "{path}" filled in; an "x-limit" maximum names the
+ * caller's limit as whoami reports it; otherwise Ajv's message after the field's path.
+ */
+function validationMessage(err: FastifyError, req: FastifyRequest, limitOf: LimitOf): string {
+  const errors = (err.validation ?? []) as SchemaError[];
+  const first = errors[0];
+  if (!first) return err.message;
+  const limit = first.parentSchema?.["x-limit"];
+  if (first.keyword === "maximum" && typeof limit === "string" && Object.hasOwn(LIMITS, limit))
+    return overLimitMessage(limit as LimitName, limitOf(req, limit as LimitName));
+  // A missing property is the object's fault only in name: say which one. Among the branches
+  // of a union, the one that matched deepest is the one the client meant.
+  const depth = (e: SchemaError) => e.instancePath.split("/").length;
+  const custom =
+    first.keyword === "required"
+      ? undefined
+      : errors
+          .filter((e) => typeof e.parentSchema?.["x-error"] === "string")
+          .reduce<SchemaError | undefined>(
+            (best, e) => (best && depth(best) >= depth(e) ? best : e),
+            undefined,
+          );
+  if (custom)
+    return String(custom.parentSchema?.["x-error"]).replace("{path}", renderPath(custom.instancePath));
+  const where = err.validationContext ?? "request";
+  const path = renderPath(first.instancePath);
+  return `${where}${path ? (path.startsWith("[") ? path : `.${path}`) : ""} ${first.message ?? "is invalid"}`;
+}
+
+/** Fastify's own 4xx errors (parsing, validation, limits) translated into our kinds. */
+function fromFastifyError(err: FastifyError, req: FastifyRequest, limitOf: LimitOf): AppError | undefined {
+  if (err.validation) return new AppError("invalid_argument", validationMessage(err, req, limitOf));
   const status = err.statusCode ?? 500;
   if (status >= 500) return undefined;
   const kind: ErrorKind =
@@ -45,13 +89,17 @@ export function errorBody(err: AppError): { error: string; status: number } {
   return { error: err.message, status: HTTP_STATUS_BY_KIND[err.kind] };
 }
 
-export function makeErrorHandler(metrics: HttpMetrics) {
+export function makeErrorHandler(
+  metrics: HttpMetrics,
+  limitOf: LimitOf = (_req, name) => LIMITS[name].ceiling,
+) {
   return function handleError(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
     let app: AppError;
     if (isAppError(err) || isStorageFull(err)) app = toAppError(err);
     else
       app =
-        fromFastifyError(err as FastifyError) ?? new AppError("internal", "internal error", { cause: err });
+        fromFastifyError(err as FastifyError, req, limitOf) ??
+        new AppError("internal", "internal error", { cause: err });
 
     const status = HTTP_STATUS_BY_KIND[app.kind] === 499 ? 409 : HTTP_STATUS_BY_KIND[app.kind];
     if (status >= 500) req.log.error({ err, kind: app.kind }, "request failed");

@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { isAppError } from "../core/errors.js";
+import { LIMITS } from "./limits.js";
 import {
   type ConfigFlags,
   DEFAULT_HEAVY,
@@ -220,6 +221,18 @@ describe("loadConfig", () => {
       'CONTREE_INSTANCE_MAX_TIMEOUT must be an integer >= 1, got "0"',
     ],
     [
+      "limit past its ceiling",
+      {},
+      { CONTREE_INSTANCE_MAX_TIMEOUT: "604801" },
+      "CONTREE_INSTANCE_MAX_TIMEOUT must be at most 604800, got 604801",
+    ],
+    [
+      "import limit past its ceiling",
+      {},
+      { CONTREE_IMAGES_IMPORT_MAX_TIMEOUT: "604801" },
+      "CONTREE_IMAGES_IMPORT_MAX_TIMEOUT must be at most 604800, got 604801",
+    ],
+    [
       "limit",
       {},
       { CONTREE_INSTANCE_MAX_CONCURRENCY: "ten" },
@@ -301,6 +314,11 @@ describe("loadConfig", () => {
   it("accepts boundary values", () => {
     expect(loadConfig({}, { CONTREE_MAX_UPLOAD_BYTES: "0" }).maxUploadBytes).toBe(0);
     expect(loadConfig({}, { CONTREE_INSTANCE_MAX_TIMEOUT: "1" }).defaultLimits.instance_max_timeout).toBe(1);
+    // Each limit's ceiling (config/limits.ts) is itself a valid setting.
+    for (const [name, spec] of Object.entries(LIMITS)) {
+      const cfg = loadConfig({}, { [`CONTREE_${name.toUpperCase()}`]: String(spec.ceiling) });
+      expect(cfg.defaultLimits[name as keyof typeof LIMITS]).toBe(spec.ceiling);
+    }
     expect(loadConfig({}, { CONTREE_BOOTSTRAP_TOKEN: "12345678" }).bootstrapToken).toBe("12345678");
     expect(loadConfig({ listen: "127.0.0.1:0" }, {}).port).toBe(0);
     expect(loadConfig({ listen: "127.0.0.1:65535" }, {}).port).toBe(65535);

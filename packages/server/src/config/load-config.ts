@@ -2,6 +2,7 @@ import { isAbsolute, resolve } from "node:path";
 import { invalidArgument } from "../core/errors.js";
 import { parseAllowEntry } from "../registry/destination-policy.js";
 import type { Config, LogLevel, ProjectLimits, RuntimeChoice, ScratchChoice } from "./config.js";
+import { LIMITS, type LimitName } from "./limits.js";
 
 /** Values given on the command line; each wins over its environment variable. */
 export interface ConfigFlags {
@@ -15,14 +16,7 @@ export interface ConfigFlags {
 export const DEFAULT_DATA_DIR = "/var/lib/contree";
 export const DEFAULT_LISTEN = "127.0.0.1:8080";
 
-export const DEFAULT_LIMITS: ProjectLimits = {
-  instance_max_timeout: 3600,
-  instance_max_concurrency: 10,
-  instance_max_layer_bytes: 12 * 1024 * 1024 * 1024,
-  images_import_max_concurrency: 5,
-  images_import_max_timeout: 3600,
-  images_import_max_unpacked_bytes: 16 * 1024 * 1024 * 1024,
-};
+export { DEFAULT_LIMITS } from "./limits.js";
 
 /** Heavy requests in flight: enough for a client following or downloading several runs at once. */
 export const DEFAULT_HEAVY = { perToken: 8, perProject: 16, total: 64 };
@@ -120,34 +114,13 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   };
 
   const maxUploadBytes = int("CONTREE_MAX_UPLOAD_BYTES", 1024 * 1024 * 1024, 0);
-  const defaultLimits: ProjectLimits = {
-    instance_max_timeout: int("CONTREE_INSTANCE_MAX_TIMEOUT", DEFAULT_LIMITS.instance_max_timeout, 1),
-    instance_max_concurrency: int(
-      "CONTREE_INSTANCE_MAX_CONCURRENCY",
-      DEFAULT_LIMITS.instance_max_concurrency,
-      1,
-    ),
-    instance_max_layer_bytes: int(
-      "CONTREE_INSTANCE_MAX_LAYER_BYTES",
-      DEFAULT_LIMITS.instance_max_layer_bytes,
-      1,
-    ),
-    images_import_max_concurrency: int(
-      "CONTREE_IMAGES_IMPORT_MAX_CONCURRENCY",
-      DEFAULT_LIMITS.images_import_max_concurrency,
-      1,
-    ),
-    images_import_max_timeout: int(
-      "CONTREE_IMAGES_IMPORT_MAX_TIMEOUT",
-      DEFAULT_LIMITS.images_import_max_timeout,
-      1,
-    ),
-    images_import_max_unpacked_bytes: int(
-      "CONTREE_IMAGES_IMPORT_MAX_UNPACKED_BYTES",
-      DEFAULT_LIMITS.images_import_max_unpacked_bytes,
-      1,
-    ),
-  };
+  // CONTREE_<NAME> for each limit, between 1 and the limit's ceiling.
+  const defaultLimits = Object.fromEntries(
+    (Object.keys(LIMITS) as LimitName[]).map((name) => [
+      name,
+      int(`CONTREE_${name.toUpperCase()}`, LIMITS[name].default, 1, LIMITS[name].ceiling),
+    ]),
+  ) as unknown as ProjectLimits;
   const storage = {
     minFreeBytes: int("CONTREE_MIN_FREE_BYTES", 256 * 1024 * 1024, 0),
     reserveBytes: int("CONTREE_STORAGE_RESERVE_BYTES", 32 * 1024 * 1024, 0, 1024 * 1024 * 1024),

@@ -1,3 +1,4 @@
+import { overLimitMessage } from "../config/limits.js";
 import { invalidArgument } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
@@ -9,7 +10,7 @@ import { formatReference, parseImageReference } from "../registry/reference.js";
 import type { Credentials, RegistryClient } from "../registry/registry-client.js";
 import type { CredentialVault } from "./credential-vault.js";
 import type { ImageImporter } from "./image-importer.js";
-import { validateTag } from "./tag-grammar.js";
+import type { ImportBody } from "./import-body.js";
 
 export const MASKED = "<MASKED>";
 export const DEFAULT_IMPORT_TIMEOUT = 300;
@@ -22,58 +23,26 @@ export interface ImportMetadata {
   [key: string]: unknown;
 }
 
-/** Accepts both body forms: `{registry: {url, credentials}}` and `{registry: "ref", credentials}`. */
+/** The stored form of a schema-checked body: the reference normalised, credentials masked, limits applied. */
 export function parseImportBody(
-  body: unknown,
+  body: ImportBody,
   maxTimeout: number,
 ): { meta: ImportMetadata; credentials: Credentials | undefined } {
-  if (typeof body !== "object" || body === null || Array.isArray(body))
-    throw invalidArgument("request body must be a JSON object");
-  const b = body as Record<string, unknown>;
-  let url: unknown;
-  let creds: unknown;
-  if (typeof b["registry"] === "string") {
-    url = b["registry"];
-    creds = b["credentials"];
-  } else if (typeof b["registry"] === "object" && b["registry"] !== null) {
-    const r = b["registry"] as Record<string, unknown>;
-    url = r["url"];
-    creds = r["credentials"] ?? b["credentials"];
-  } else {
-    throw invalidArgument("registry.url is required");
-  }
-  if (typeof url !== "string" || url.trim() === "")
-    throw invalidArgument("registry.url must be a non-empty string");
+  const { registry } = body;
+  const url = typeof registry === "string" ? registry : registry.url;
+  const creds = (typeof registry === "string" ? undefined : registry.credentials) ?? body.credentials;
   const ref = parseImageReference(url);
-  let credentials: Credentials | undefined;
-  if (creds !== undefined && creds !== null) {
-    if (typeof creds !== "object") throw invalidArgument("registry.credentials must be an object");
-    const c = creds as Record<string, unknown>;
-    const username = c["username"] ?? "";
-    const password = c["password"] ?? "";
-    if (typeof username !== "string" || typeof password !== "string") {
-      throw invalidArgument("registry.credentials.username and password must be strings");
-    }
-    if (username !== "" || password !== "") credentials = { username, password };
-  }
-  const tagRaw = b["tag"];
-  const tag = tagRaw === undefined || tagRaw === null || tagRaw === "" ? null : validateTag(tagRaw);
-  const timeoutRaw = b["timeout"];
-  let timeout = DEFAULT_IMPORT_TIMEOUT;
-  if (timeoutRaw !== undefined && timeoutRaw !== null) {
-    if (typeof timeoutRaw !== "number" || !Number.isInteger(timeoutRaw) || timeoutRaw <= 0) {
-      throw invalidArgument("timeout must be a positive integer number of seconds");
-    }
-    if (timeoutRaw > maxTimeout)
-      throw invalidArgument(`timeout must be at most ${maxTimeout} seconds (images_import_max_timeout)`);
-    timeout = timeoutRaw;
-  }
+  const username = creds?.username ?? "";
+  const password = creds?.password ?? "";
+  const credentials = username !== "" || password !== "" ? { username, password } : undefined;
+  const timeout = body.timeout ?? DEFAULT_IMPORT_TIMEOUT;
+  if (timeout > maxTimeout) throw invalidArgument(overLimitMessage("images_import_max_timeout", maxTimeout));
   const meta: ImportMetadata = {
     registry: {
       url: `docker://${formatReference(ref)}`,
       ...(credentials ? { credentials: { username: credentials.username, password: MASKED } } : {}),
     },
-    tag,
+    tag: body.tag ? body.tag : null,
     timeout,
   };
   return { meta, credentials };
@@ -113,7 +82,7 @@ export class ImportHandler implements OperationHandler {
   async start(
     queue: OperationQueue,
     project: Project,
-    body: unknown,
+    body: ImportBody,
     maxTimeout: number,
   ): Promise<OperationRecord> {
     const { meta, credentials } = parseImportBody(body, maxTimeout);

@@ -1,6 +1,8 @@
 import { invalidArgument } from "../core/errors.js";
 
-const TAG_RE = /^[A-Za-z0-9_-]+(?:[:/.][A-Za-z0-9_-]+)*$/;
+/** The tag grammar as a pattern source (request schemas use it). */
+export const TAG_PATTERN = "[A-Za-z0-9_-]+(?:[:/.][A-Za-z0-9_-]+)*";
+const TAG_RE = new RegExp(`^${TAG_PATTERN}$`);
 
 /** Tags: `a-z 0-9 _ -` words joined by `:` `/` `.`, at most 256 characters, case-sensitive. */
 export function validateTag(tag: unknown): string {

@@ -1,6 +1,9 @@
 import { constants as osConstants } from "node:os";
+import { posix } from "node:path";
+import type { Static } from "@sinclair/typebox";
 import { invalidArgument } from "../core/errors.js";
-import { DEFAULT_TRUNCATE, MAX_TRUNCATE } from "./spawn-request.js";
+import { Maybe, Open } from "../core/schema.js";
+import { DEFAULT_TRUNCATE, MAX_TRUNCATE, SpawnBodySchema, StdinSchema, stdinOf } from "./spawn-request.js";
 
 export interface ExecSpec {
   command: string;
@@ -27,59 +30,31 @@ export function parseSignal(s: string | undefined): NodeJS.Signals {
   throw invalidArgument(`unknown signal ${JSON.stringify(s)}`);
 }
 
-export function parseExecSpec(body: unknown, defaults: { cwd: string }): ExecSpec {
-  if (typeof body !== "object" || body === null || Array.isArray(body))
-    throw invalidArgument("request body must be a JSON object");
-  const b = body as Record<string, unknown>;
-  if (typeof b["command"] !== "string" || b["command"] === "")
-    throw invalidArgument("command must be a non-empty string");
-  const args = b["args"] ?? [];
-  if (!Array.isArray(args) || !args.every((a) => typeof a === "string"))
-    throw invalidArgument("args must be an array of strings");
-  const env = b["env"] ?? {};
-  if (
-    typeof env !== "object" ||
-    env === null ||
-    Array.isArray(env) ||
-    !Object.values(env).every((v) => typeof v === "string")
-  ) {
-    throw invalidArgument("env must be an object of strings");
-  }
-  const int = (k: string) => {
-    const v = b[k];
-    if (v === undefined || v === null) return 0;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 0)
-      throw invalidArgument(`${k} must be a non-negative integer`);
-    return v;
-  };
-  const cwd = b["cwd"] === undefined || b["cwd"] === null || b["cwd"] === "" ? defaults.cwd : b["cwd"];
-  if (typeof cwd !== "string" || !cwd.startsWith("/")) throw invalidArgument("cwd must be an absolute path");
-  let stdin: ExecSpec["stdin"] = { value: "", encoding: "ascii", close: true };
-  const s = b["stdin"];
-  if (s !== undefined && s !== null) {
-    if (typeof s !== "object") throw invalidArgument("stdin must be an object {value, encoding, close}");
-    const o = s as Record<string, unknown>;
-    const value = o["value"] ?? "";
-    const encoding = o["encoding"] ?? "ascii";
-    if (typeof value !== "string" || (encoding !== "ascii" && encoding !== "base64"))
-      throw invalidArgument("stdin must be {value: string, encoding: ascii|base64}");
-    const close = o["close"] === undefined || o["close"] === null ? true : o["close"];
-    if (typeof close !== "boolean") throw invalidArgument("stdin.close must be a boolean");
-    stdin = { value, encoding, close };
-  }
-  const t = b["truncate_output_at"];
-  const truncate = t === undefined || t === null ? DEFAULT_TRUNCATE : t;
-  if (typeof truncate !== "number" || !Number.isInteger(truncate) || truncate < 0)
-    throw invalidArgument("truncate_output_at must be a non-negative integer");
+/** `POST /v1/operations/{id}/subprocesses` (ExecSpec). */
+export const ExecBodySchema = Open({
+  command: SpawnBodySchema.properties.command,
+  args: SpawnBodySchema.properties.args,
+  shell: SpawnBodySchema.properties.shell,
+  env: SpawnBodySchema.properties.env,
+  cwd: SpawnBodySchema.properties.cwd,
+  uid: SpawnBodySchema.properties.uid,
+  gid: SpawnBodySchema.properties.gid,
+  stdin: Maybe(StdinSchema),
+  truncate_output_at: SpawnBodySchema.properties.truncate_output_at,
+});
+export type ExecBody = Static<typeof ExecBodySchema>;
+
+/** Defaults of an exec (its cwd is the instance's) and the server's output cap. */
+export function execSpecOf(b: ExecBody, defaults: { cwd: string }): ExecSpec {
   return {
-    command: b["command"],
-    args: args as string[],
-    shell: b["shell"] === true,
-    env: env as Record<string, string>,
-    cwd,
-    uid: int("uid"),
-    gid: int("gid"),
-    stdin,
-    truncate_output_at: Math.min(truncate, MAX_TRUNCATE),
+    command: b.command,
+    args: b.args ?? [],
+    shell: b.shell ?? false,
+    env: b.env ?? {},
+    cwd: b.cwd ? posix.normalize(b.cwd) : defaults.cwd,
+    uid: b.uid ?? 0,
+    gid: b.gid ?? 0,
+    stdin: stdinOf(b.stdin).stdin,
+    truncate_output_at: Math.min(b.truncate_output_at ?? DEFAULT_TRUNCATE, MAX_TRUNCATE),
   };
 }

@@ -11,7 +11,7 @@ import type { OperationQueue } from "../operations/operation-queue.js";
 import type { OutputRef } from "../outputs/output-ref.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import { INLINE_OUTPUT_MAX } from "./output-capture.js";
-import { type InstanceMetadata, parseSpawnRequest } from "./spawn-request.js";
+import { type InstanceMetadata, normalizeSpawn, type SpawnBody } from "./spawn-request.js";
 
 /** Validates a spawn synchronously (400/403/404 before anything exists), then queues it. */
 export class InstanceService {
@@ -25,9 +25,9 @@ export class InstanceService {
     private readonly outputs: OutputStore,
   ) {}
 
-  async spawn(p: Principal, body: unknown): Promise<{ op: OperationRecord; meta: InstanceMetadata }> {
+  async spawn(p: Principal, body: SpawnBody): Promise<{ op: OperationRecord; meta: InstanceMetadata }> {
     const limits = effectiveLimits(this.config.defaultLimits, p.project);
-    const { meta, stdinBytes: bytes } = parseSpawnRequest(body, limits, this.defaultNetworking);
+    const { meta, stdinBytes: bytes } = normalizeSpawn(body, limits, this.defaultNetworking);
     requirePermission(p, meta.disposable ? "spawn_disposable" : "spawn");
     const image = await this.images.resolve(p.project, meta.image);
     for (const f of new Set(Object.values(meta.files).map((x) => x.uuid))) {

@@ -1,7 +1,9 @@
 import { posix } from "node:path";
+import { type Static, Type } from "@sinclair/typebox";
 import type { ProjectLimits } from "../config/config.js";
+import { LIMITS, overLimitMessage } from "../config/limits.js";
 import { invalidArgument } from "../core/errors.js";
-import { isUuid } from "../core/ids.js";
+import { Dict, Maybe, NO_NUL, Open } from "../core/schema.js";
 import { decodeStreamInput } from "../core/stream-repr.js";
 
 export const DEFAULT_TIMEOUT = 60;
@@ -11,6 +13,148 @@ export const MAX_TRUNCATE = 16 * 1024 * 1024;
 export const DEFAULT_CWD = "/root";
 export const DEFAULT_HOSTNAME = "linuxkit";
 const MAX_ID = 2 ** 32 - 2;
+/** Far beyond what a command line or a sandbox's files need; a larger body is hostile. */
+const MAX_ARGS = 65_536;
+const MAX_ENV = 65_536;
+const MAX_FILES = 65_536;
+
+const Bool = (what: string) => Type.Boolean({ "x-error": `${what} must be a boolean` });
+const Id = (what: string) =>
+  Type.Integer({
+    minimum: 0,
+    maximum: MAX_ID,
+    "x-error": `${what} must be an integer between 0 and ${MAX_ID}`,
+  });
+const AbsPath = (what: string) =>
+  Type.String({
+    maxLength: 4096,
+    pattern: "^/[^\\u0000]*$",
+    "x-error": `${what} must be an absolute path (at most 4096 characters, no NUL)`,
+  });
+const Command = Type.String({
+  minLength: 1,
+  pattern: NO_NUL,
+  description: "program (exec form) or shell expression (shell: true)",
+  "x-error": "command must be a non-empty string without NUL",
+});
+const Args = Type.Array(Type.String({ pattern: NO_NUL, "x-error": "args must be strings without NUL" }), {
+  maxItems: MAX_ARGS,
+  "x-error": `args must be an array of at most ${MAX_ARGS} strings`,
+});
+const Env = Dict(Type.String({ pattern: NO_NUL, "x-error": "{path} must be a string without NUL" }), {
+  propertyNames: {
+    minLength: 1,
+    pattern: "^[^=\\u0000]*$",
+    "x-error": 'env names must be non-empty, without "=" or NUL',
+  },
+  maxProperties: MAX_ENV,
+  "x-error": `env must be an object of at most ${MAX_ENV} strings`,
+  description: "added on top of the env stored in the image",
+});
+const Encoding = Type.Union([Type.Literal("ascii"), Type.Literal("base64")], {
+  "x-error": '{path} must be "ascii" or "base64"',
+});
+
+/** ClosableStreamRepr: stdin of a spawn, an exec or a stdin write. */
+export const StdinSchema = Open({
+  value: Maybe(Type.String({ "x-error": "{path} must be a string" })),
+  encoding: Maybe(Encoding),
+  close: Maybe(Bool("stdin.close")),
+});
+export type StdinBody = Static<typeof StdinSchema>;
+
+const Mode = Type.Union(
+  [
+    Type.Integer({ minimum: 0, maximum: 0o7777777 }),
+    Type.String({ pattern: "^\\s*(0[oO])?[0-7]{1,7}\\s*$" }),
+  ],
+  {
+    "x-error": '{path} must be an octal mode like "0644"',
+    description: '"0644", "0o644", "0o100644" or an integer',
+  },
+);
+
+const FileSpecSchema = Open(
+  {
+    uuid: Type.String({
+      pattern: "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+      "x-error": "{path} must be a file UUID",
+    }),
+    uid: Maybe(Id("{path}")),
+    gid: Maybe(Id("{path}")),
+    mode: Maybe(Mode),
+  },
+  "an uploaded file written into the sandbox before the command runs",
+);
+
+const Files = Dict(FileSpecSchema, {
+  propertyNames: AbsPath("files keys"),
+  maxProperties: MAX_FILES,
+  "x-error": `files must be an object of at most ${MAX_FILES} absolute paths to {uuid, mode, uid, gid}`,
+});
+
+/** `POST /v1/instances`. */
+export const SpawnBodySchema = Open({
+  command: Command,
+  image: Type.String({
+    maxLength: 4096,
+    pattern: "^(tag:.+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$",
+    description: 'image UUID or "tag:NAME"',
+    "x-error": 'image must be an image UUID or "tag:NAME"',
+  }),
+  args: Maybe(Args),
+  shell: Maybe(Bool("shell")),
+  env: Maybe(Env),
+  preserve_env: Maybe(Bool("preserve_env")),
+  cwd: Maybe(Type.Union([Type.Literal(""), AbsPath("cwd")], { "x-error": "cwd must be an absolute path" })),
+  hostname: Maybe(
+    Type.String({
+      pattern: "^([A-Za-z0-9][A-Za-z0-9.-]{0,62})?$",
+      "x-error": "hostname must be a valid host name (at most 63 characters)",
+    }),
+  ),
+  uid: Maybe(Id("uid")),
+  gid: Maybe(Id("gid")),
+  disposable: Maybe(Bool("disposable")),
+  stdin: Maybe(
+    Type.Union([Type.String(), StdinSchema], {
+      "x-error": "stdin must be an object {value, encoding, close}",
+    }),
+  ),
+  timeout: Maybe(
+    Type.Integer({
+      minimum: 1,
+      maximum: LIMITS.instance_max_timeout.ceiling,
+      "x-limit": "instance_max_timeout",
+      "x-error": "timeout must be a positive integer number of seconds",
+      description: `seconds, at most limits.instance_max_timeout (whoami; default ${DEFAULT_TIMEOUT})`,
+    }),
+  ),
+  truncate_output_at: Maybe(
+    Type.Integer({
+      minimum: 0,
+      maximum: Number.MAX_SAFE_INTEGER,
+      "x-error": "truncate_output_at must be a non-negative integer",
+      description: `bytes captured per stream (default ${DEFAULT_TRUNCATE}; the server keeps at most ${MAX_TRUNCATE})`,
+    }),
+  ),
+  files: Maybe(Files),
+  resources_limits: Maybe(
+    Open({
+      max_layer_bytes: Maybe(
+        Type.Integer({
+          minimum: 1,
+          maximum: LIMITS.instance_max_layer_bytes.ceiling,
+          "x-limit": "instance_max_layer_bytes",
+          "x-error": "resources_limits.max_layer_bytes must be a positive integer",
+          description: "bytes, at most limits.instance_max_layer_bytes (whoami)",
+        }),
+      ),
+    }),
+  ),
+  networking: Maybe(Open({ enabled: Maybe(Bool("networking.enabled")) })),
+});
+export type SpawnBody = Static<typeof SpawnBodySchema>;
 
 export interface FileSpec {
   uuid: string;
@@ -42,171 +186,77 @@ export interface InstanceMetadata {
   [key: string]: unknown;
 }
 
-type Obj = Record<string, unknown>;
-
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
-const given = (v: unknown) => v !== undefined && v !== null;
-
-function bool(b: Obj, key: string, dflt: boolean): boolean {
-  const v = b[key];
-  if (!given(v)) return dflt;
-  if (typeof v !== "boolean") throw invalidArgument(`${key} must be a boolean`);
-  return v;
-}
-
-function int(v: unknown, key: string, min: number, max: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-    throw invalidArgument(`${key} must be an integer between ${min} and ${max}`);
-  }
-  return v;
-}
-
-function absPath(v: unknown, key: string): string {
-  if (typeof v !== "string" || !v.startsWith("/")) throw invalidArgument(`${key} must be an absolute path`);
-  if (v.includes("\0") || v.length > 4096) throw invalidArgument(`${key} is not a valid path`);
-  return posix.normalize(v);
-}
-
-/** `"0644"`, `"0o644"`, `"0o100644"`, `"644"` or an integer: keep the permission bits. */
-export function parseMode(v: unknown, key: string): string {
-  let n: number;
-  if (!given(v)) n = 0o644;
-  else if (typeof v === "number" && Number.isInteger(v) && v >= 0) n = v;
-  else if (typeof v === "string" && /^(0o|0O)?[0-7]{1,7}$/.test(v.trim()))
-    n = Number.parseInt(v.trim().replace(/^0[oO]/, ""), 8);
-  else throw invalidArgument(`${key} must be an octal mode like "0644"`);
+/** `"0644"`, `"0o644"`, `"0o100644"`, `"644"` or an integer (schema-checked): the permission bits. */
+export function modeString(v: number | string | null | undefined): string {
+  const n =
+    v === undefined || v === null
+      ? 0o644
+      : typeof v === "number"
+        ? v
+        : Number.parseInt(v.trim().replace(/^0[oO]/, ""), 8);
   return (n & 0o7777).toString(8).padStart(4, "0");
 }
 
-/** Validates and normalises a spawn body. Unknown keys are ignored (clients send extras). */
-export function parseSpawnRequest(
-  body: unknown,
+/** A stdin as stored (defaults filled) and its bytes, decoded once: a spawn stdin may be 16 MiB. */
+export function stdinOf(s: StdinBody | string | null | undefined): {
+  stdin: InstanceMetadata["stdin"];
+  bytes: Buffer;
+} {
+  if (s === undefined || s === null)
+    return { stdin: { value: "", encoding: "ascii", close: true }, bytes: Buffer.alloc(0) };
+  const stdin =
+    typeof s === "string"
+      ? { value: s, encoding: "ascii" as const, close: true }
+      : { value: s.value ?? "", encoding: s.encoding ?? "ascii", close: s.close ?? true };
+  return { stdin, bytes: decodeStreamInput(stdin.value, stdin.encoding, "stdin") };
+}
+
+/**
+ * What the schema cannot say: defaults, limits of this project (named as whoami names them),
+ * paths normalised, file modes in one spelling.
+ */
+export function normalizeSpawn(
+  body: SpawnBody,
   limits: ProjectLimits,
   defaultNetworking: boolean,
 ): { meta: InstanceMetadata; stdinBytes: Buffer } {
-  if (!isObj(body)) throw invalidArgument("request body must be a JSON object");
-  const command = body["command"];
-  if (typeof command !== "string" || command === "")
-    throw invalidArgument("command must be a non-empty string");
-  if (command.includes("\0")) throw invalidArgument("command must not contain NUL");
-  const image = body["image"];
-  if (typeof image !== "string" || image === "")
-    throw invalidArgument('image must be an image UUID or "tag:NAME"');
-  if (!image.startsWith("tag:") && !isUuid(image.toLowerCase()))
-    throw invalidArgument('image must be an image UUID or "tag:NAME"');
-
-  let args: string[] = [];
-  if (given(body["args"])) {
-    const a = body["args"];
-    if (!Array.isArray(a) || !a.every((x) => typeof x === "string" && !x.includes("\0")))
-      throw invalidArgument("args must be an array of strings");
-    args = a as string[];
-  }
-  const env: Record<string, string> = {};
-  if (given(body["env"])) {
-    const e = body["env"];
-    if (!isObj(e)) throw invalidArgument("env must be an object of strings");
-    for (const [k, v] of Object.entries(e)) {
-      if (typeof v !== "string") throw invalidArgument(`env.${k} must be a string`);
-      if (k === "" || k.includes("=") || k.includes("\0") || v.includes("\0"))
-        throw invalidArgument(`env key ${JSON.stringify(k)} is invalid`);
-      env[k] = v;
-    }
-  }
-  const cwdRaw = body["cwd"];
-  const cwd = !given(cwdRaw) || cwdRaw === "" ? DEFAULT_CWD : absPath(cwdRaw, "cwd");
-  let hostname = DEFAULT_HOSTNAME;
-  if (given(body["hostname"]) && body["hostname"] !== "") {
-    const h = body["hostname"];
-    if (typeof h !== "string" || !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(h))
-      throw invalidArgument("hostname must be a valid host name (at most 63 characters)");
-    hostname = h;
-  }
-  const uid = given(body["uid"]) ? int(body["uid"], "uid", 0, MAX_ID) : 0;
-  const gid = given(body["gid"]) ? int(body["gid"], "gid", 0, MAX_ID) : 0;
-
-  let stdin: InstanceMetadata["stdin"] = { value: "", encoding: "ascii", close: true };
-  // Decoded once here (validation) and handed back: a spawn stdin may be 16 MiB.
-  let stdinBytes: Buffer = Buffer.alloc(0);
-  if (given(body["stdin"])) {
-    const s = body["stdin"];
-    if (typeof s === "string") {
-      stdin = { value: s, encoding: "ascii", close: true };
-      stdinBytes = decodeStreamInput(s, "ascii", "stdin");
-    } else if (isObj(s)) {
-      const value = s["value"] ?? "";
-      const encoding = s["encoding"] ?? "ascii";
-      if (typeof value !== "string") throw invalidArgument("stdin.value must be a string");
-      if (encoding !== "ascii" && encoding !== "base64")
-        throw invalidArgument('stdin.encoding must be "ascii" or "base64"');
-      stdinBytes = decodeStreamInput(value, encoding, "stdin");
-      stdin = { value, encoding, close: given(s["close"]) ? bool(s, "close", true) : true };
-    } else throw invalidArgument("stdin must be an object {value, encoding}");
-  }
-
-  const timeout = given(body["timeout"])
-    ? Math.min(int(body["timeout"], "timeout", 1, 7 * 86400), limits.instance_max_timeout)
-    : Math.min(DEFAULT_TIMEOUT, limits.instance_max_timeout);
-  const truncate = given(body["truncate_output_at"])
-    ? int(body["truncate_output_at"], "truncate_output_at", 0, Number.MAX_SAFE_INTEGER)
-    : DEFAULT_TRUNCATE;
+  const timeout = body.timeout ?? Math.min(DEFAULT_TIMEOUT, limits.instance_max_timeout);
+  if (timeout > limits.instance_max_timeout)
+    throw invalidArgument(overLimitMessage("instance_max_timeout", limits.instance_max_timeout));
+  const maxLayer = body.resources_limits?.max_layer_bytes ?? limits.instance_max_layer_bytes;
+  if (maxLayer > limits.instance_max_layer_bytes)
+    throw invalidArgument(overLimitMessage("instance_max_layer_bytes", limits.instance_max_layer_bytes));
 
   const files: Record<string, FileSpec> = {};
-  if (given(body["files"])) {
-    const f = body["files"];
-    if (!isObj(f)) throw invalidArgument("files must be an object mapping absolute paths to file specs");
-    for (const [path, spec] of Object.entries(f)) {
-      const p = absPath(path, `files key ${JSON.stringify(path.slice(0, 100))}`);
-      if (p === "/") throw invalidArgument("files: cannot write to /");
-      if (!isObj(spec))
-        throw invalidArgument(`files[${JSON.stringify(path)}] must be an object {uuid, mode, uid, gid}`);
-      const uuid = spec["uuid"];
-      if (typeof uuid !== "string" || !isUuid(uuid.toLowerCase()))
-        throw invalidArgument(`files[${JSON.stringify(path)}].uuid must be a file UUID`);
-      files[p] = {
-        uuid: uuid.toLowerCase(),
-        uid: given(spec["uid"]) ? int(spec["uid"], "files.uid", 0, MAX_ID) : 0,
-        gid: given(spec["gid"]) ? int(spec["gid"], "files.gid", 0, MAX_ID) : 0,
-        mode: parseMode(spec["mode"], `files[${JSON.stringify(path)}].mode`),
-      };
-    }
+  for (const [path, spec] of Object.entries(body.files ?? {})) {
+    const p = posix.normalize(path);
+    if (p === "/") throw invalidArgument("files: cannot write to /");
+    files[p] = {
+      uuid: spec.uuid.toLowerCase(),
+      uid: spec.uid ?? 0,
+      gid: spec.gid ?? 0,
+      mode: modeString(spec.mode),
+    };
   }
-
-  let maxLayer = limits.instance_max_layer_bytes;
-  if (given(body["resources_limits"])) {
-    const r = body["resources_limits"];
-    if (!isObj(r)) throw invalidArgument("resources_limits must be an object");
-    if (given(r["max_layer_bytes"]))
-      maxLayer = Math.min(
-        int(r["max_layer_bytes"], "resources_limits.max_layer_bytes", 1, Number.MAX_SAFE_INTEGER),
-        limits.instance_max_layer_bytes,
-      );
-  }
-  let networking = defaultNetworking;
-  if (given(body["networking"])) {
-    const n = body["networking"];
-    if (!isObj(n)) throw invalidArgument("networking must be an object {enabled}");
-    networking = bool(n, "enabled", defaultNetworking);
-  }
-
+  const { stdin, bytes } = stdinOf(body.stdin);
   const meta: InstanceMetadata = {
-    command,
-    image,
-    args,
-    shell: bool(body, "shell", false),
-    env,
-    preserve_env: bool(body, "preserve_env", false),
-    cwd,
-    hostname,
-    uid,
-    gid,
-    disposable: bool(body, "disposable", false),
+    command: body.command,
+    image: body.image,
+    args: body.args ?? [],
+    shell: body.shell ?? false,
+    env: body.env ?? {},
+    preserve_env: body.preserve_env ?? false,
+    cwd: body.cwd ? posix.normalize(body.cwd) : DEFAULT_CWD,
+    hostname: body.hostname || DEFAULT_HOSTNAME,
+    uid: body.uid ?? 0,
+    gid: body.gid ?? 0,
+    disposable: body.disposable ?? false,
     stdin,
     timeout,
-    truncate_output_at: Math.min(truncate, MAX_TRUNCATE),
+    truncate_output_at: Math.min(body.truncate_output_at ?? DEFAULT_TRUNCATE, MAX_TRUNCATE),
     files,
     resources_limits: { max_layer_bytes: maxLayer },
-    networking: { enabled: networking },
+    networking: { enabled: body.networking?.enabled ?? defaultNetworking },
   };
-  return { meta, stdinBytes };
+  return { meta, stdinBytes: bytes };
 }

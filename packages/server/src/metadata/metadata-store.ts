@@ -27,4 +27,4 @@ export interface MetadataStore extends Repos {
   close(): Promise<void>;
 }
 
-export type Executor = Kysely<Database>;
+export type { Executor } from "./schema.js";

@@ -1,3 +1,5 @@
+import type { Kysely } from "kysely";
+
 /** Row types of the metadata database, shared by every dialect (Kysely table interfaces). */
 export interface ProjectsTable {
   id: string;
@@ -95,3 +97,6 @@ export interface Database {
   operations: OperationsTable;
   operation_events: OperationEventsTable;
 }
+
+/** What repositories run their queries on: the database or an open transaction. */
+export type Executor = Kysely<Database>;

@@ -7,14 +7,21 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
-import { type AppDeps, buildApp } from "../../src/api/app.js";
+import { buildApp } from "../../src/api/app.js";
+import { filesRoutes } from "../../src/api/routes/files.js";
+import { whoamiRoutes } from "../../src/api/routes/whoami.js";
+import type { RouteModule, Services } from "../../src/api/services.js";
 import { bootstrap } from "../../src/auth/bootstrap.js";
+import { authenticate } from "../../src/auth/principal.js";
 import { issueToken } from "../../src/auth/tokens.js";
 import type { Config } from "../../src/config/config.js";
 import { type ConfigFlags, loadConfig } from "../../src/config/load-config.js";
 import { LocalContentStore } from "../../src/content/local/local-content-store.js";
+import { FileService } from "../../src/files/file-service.js";
+import { ImageService } from "../../src/images/image-service.js";
 import { dataLayout } from "../../src/main.js";
 import type { MetadataStore } from "../../src/metadata/metadata-store.js";
+import { operationStats } from "../../src/metadata/repos/operation-stats.js";
 import { PERMISSIONS, type Permissions } from "../../src/metadata/repos/token-repo.js";
 import { SqliteMetadataStore } from "../../src/metadata/sqlite/sqlite-metadata-store.js";
 import { createLogger } from "../../src/observability/logger.js";
@@ -50,7 +57,12 @@ export interface TestApi {
 }
 
 export async function startApi(
-  o: { flags?: ConfigFlags; env?: Record<string, string>; plugins?: AppDeps["plugins"] } = {},
+  o: {
+    flags?: ConfigFlags;
+    env?: Record<string, string>;
+    /** Extra plugins under `/v1` besides whoami and files. */
+    plugins?: readonly ReturnType<RouteModule>[];
+  } = {},
 ): Promise<TestApi> {
   const dataDir = await mkdtemp(join(tmpdir(), "contree-api-"));
   const config = loadConfig(
@@ -62,14 +74,25 @@ export async function startApi(
   const content = await LocalContentStore.open(layout.content);
   await content.reclaim();
   await bootstrap(store, config.bootstrapToken);
-  const app = await buildApp({
+  const built: Partial<Services> = {
     config,
     logger: createLogger(config.logLevel),
-    store,
-    content,
     metrics: new MetricsRegistry(),
-    ...(o.plugins ? { plugins: o.plugins } : {}),
-  });
+    auth: { authenticate: (header, project) => authenticate(store, header, project) },
+    files: new FileService(store, content, config.maxUploadBytes),
+    images: new ImageService(store),
+    operations: {
+      get: (id, projectId) => store.operations.get(id, projectId),
+      list: (projectId, filter) => store.operations.list(projectId, filter),
+      stats: (projectId) => operationStats(store.db, projectId),
+      cancel: () => Promise.reject(new Error("the API harness runs no operations")),
+    },
+  };
+  const app = await buildApp(harnessServices(built), [
+    whoamiRoutes,
+    filesRoutes,
+    ...(o.plugins ?? []).map((plugin) => () => plugin),
+  ]);
   await app.ready();
   const seen: string[] = [];
   let closed = false;
@@ -122,6 +145,19 @@ export async function startApi(
     },
   };
   return api;
+}
+
+/**
+ * The services the harness builds; a route reaching one it does not (runtime, queue, inspect)
+ * fails loudly instead of seeing undefined. `storage` is optional: no disk guard here.
+ */
+function harnessServices(built: Partial<Services>): Services {
+  return new Proxy(built, {
+    get(target, key) {
+      if (key in target || key === "storage") return Reflect.get(target, key);
+      throw new Error(`service ${String(key)} is not built by the API harness`);
+    },
+  }) as Services;
 }
 
 /** Error bodies are exactly `{error: string, status: number}` with the HTTP status. */

@@ -3,24 +3,17 @@ import { Type } from "@sinclair/typebox";
 import { requirePermission } from "../../auth/principal.js";
 import { invalidArgument } from "../../core/errors.js";
 import { parseFlag } from "../../core/time.js";
-import type { MetadataStore } from "../../metadata/metadata-store.js";
 import { followEvents } from "../../operations/event-follower.js";
-import type { EventLog, OperationEvent } from "../../operations/event-log.js";
+import type { OperationEvent } from "../../operations/event-log.js";
 import { findOperation } from "../../operations/operation-lookup.js";
 import { isOutputRef } from "../../outputs/output-ref.js";
 import { chunkRepr } from "../../outputs/repr-chunks.js";
 import type { ApiApp } from "../api-app.js";
 import { acceptsGzip } from "../compression.js";
-import type { OutputResponseDeps } from "../output-response.js";
 import { ErrorSchema, FlagSchema } from "../pagination.js";
 import { principalOf } from "../request-context.js";
+import type { Services } from "../services.js";
 import { OperationParams } from "./operations.js";
-
-export interface EventsRouteDeps extends OutputResponseDeps {
-  store: MetadataStore;
-  events: EventLog;
-  keepaliveMs?: number;
-}
 
 function frame(e: OperationEvent): string {
   return `id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
@@ -31,8 +24,8 @@ function frame(e: OperationEvent): string {
  * `since`/`Last-Event-Id`, then with `follow` live events until `completion`) as server-sent
  * events, with backpressure, keepalives and gzip when asked.
  */
-export function eventsRoutes(d: EventsRouteDeps) {
-  const keepaliveMs = d.keepaliveMs ?? 15_000;
+export function eventsRoutes(d: Services) {
+  const keepaliveMs = 15_000;
   return async (app: ApiApp): Promise<void> => {
     app.get(
       "/operations/:operation_id/events",
@@ -51,7 +44,7 @@ export function eventsRoutes(d: EventsRouteDeps) {
       async (req, reply) => {
         const p = principalOf(req);
         requirePermission(p, "list");
-        const { id } = await findOperation(d.store.operations, p.project.id, req.params.operation_id);
+        const { id } = await findOperation(d.operations, p.project.id, req.params.operation_id);
         const follow = parseFlag(req.query.follow);
         const cursorText = req.headers["last-event-id"] ?? req.query.since;
         let cursor = -1;

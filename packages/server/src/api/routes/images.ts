@@ -1,28 +1,20 @@
 import { Type } from "@sinclair/typebox";
 import { requirePermission } from "../../auth/principal.js";
-import type { Config } from "../../config/config.js";
 import { effectiveLimits } from "../../config/limits.js";
 import { invalidArgument } from "../../core/errors.js";
 import { parseFlag } from "../../core/time.js";
-import type { ImageService } from "../../images/image-service.js";
-import type { ImportHandler } from "../../images/import-handler.js";
-import type { OperationQueue } from "../../operations/operation-queue.js";
+import { ImportBodySchema } from "../../images/import-body.js";
+import { TAG_PATTERN } from "../../images/tag-grammar.js";
 import type { ApiApp } from "../api-app.js";
 import { ErrorSchema, FlagSchema, PageQuerySchema, parsePage } from "../pagination.js";
 import { IdParamSchema, TagTextSchema } from "../params.js";
 import { principalOf } from "../request-context.js";
+import type { Services } from "../services.js";
 import { ImageSchema, imageJson } from "../views/image-view.js";
-
-export interface ImagesRouteDeps {
-  config: Config;
-  images: ImageService;
-  imports: ImportHandler;
-  queue: OperationQueue;
-}
 
 const ImageParams = Type.Object({ image_uuid: IdParamSchema });
 
-export function imagesRoutes(d: ImagesRouteDeps) {
+export function imagesRoutes(d: Services) {
   return async (app: ApiApp): Promise<void> => {
     app.addSchema(ImageSchema);
 
@@ -60,28 +52,7 @@ export function imagesRoutes(d: ImagesRouteDeps) {
       {
         schema: {
           summary: "Import an image from an OCI registry (async operation)",
-          body: Type.Object({
-            registry: Type.Union([
-              Type.String(),
-              Type.Object({
-                url: Type.String(),
-                credentials: Type.Optional(
-                  Type.Union([
-                    Type.Object({
-                      username: Type.Optional(Type.String()),
-                      password: Type.Optional(Type.String()),
-                    }),
-                    Type.Null(),
-                  ]),
-                ),
-              }),
-            ]),
-            credentials: Type.Optional(
-              Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
-            ),
-            tag: Type.Optional(Type.Union([Type.String(), Type.Null()])),
-            timeout: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
-          }),
+          body: ImportBodySchema,
           response: { 202: Type.Object({ uuid: Type.String() }), 400: ErrorSchema, 403: ErrorSchema },
         },
       },
@@ -89,7 +60,7 @@ export function imagesRoutes(d: ImagesRouteDeps) {
         const p = principalOf(req);
         requirePermission(p, "import");
         const limits = effectiveLimits(d.config.defaultLimits, p.project);
-        const op = await d.imports.start(d.queue, p.project, req.body, limits.images_import_max_timeout);
+        const op = await d.imports.start(p.project, req.body, limits.images_import_max_timeout);
         void reply.header("location", `${d.config.pathPrefix}/v1/operations/${op.id}`);
         return reply.code(202).send({ uuid: op.id });
       },
@@ -101,7 +72,18 @@ export function imagesRoutes(d: ImagesRouteDeps) {
         schema: {
           summary: "Set or move a tag",
           params: ImageParams,
-          body: Type.Object({ tag: Type.String() }),
+          body: Type.Object(
+            {
+              tag: Type.String({
+                minLength: 1,
+                maxLength: 256,
+                pattern: `^${TAG_PATTERN}$`,
+                "x-error":
+                  'tag must be letters, digits, "_" and "-" separated by ":", "/" or "." (at most 256 characters)',
+              }),
+            },
+            { additionalProperties: true },
+          ),
           response: { 200: Type.Ref(ImageSchema), 400: ErrorSchema, 404: ErrorSchema },
         },
       },

@@ -3,30 +3,14 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { requirePermission } from "../../auth/principal.js";
 import { invalidArgument } from "../../core/errors.js";
 import { parseFlag } from "../../core/time.js";
-import type { ImageService } from "../../images/image-service.js";
-import type { LayerStore } from "../../images/layer-store.js";
-import {
-  type CaseMode,
-  type DirectoryListing,
-  type ImageFs,
-  type InspectOptions,
-  InspectService,
-} from "../../inspect/inspect-service.js";
+import type { CaseMode, DirectoryListing, ImageFs } from "../../inspect/inspect-service.js";
 import type { ApiApp } from "../api-app.js";
-import type { HeavyGate } from "../heavy-gate.js";
 import { ErrorSchema, FlagSchema } from "../pagination.js";
 import { IdParamSchema, ImagePathSchema, TagTextSchema } from "../params.js";
 import { principalOf } from "../request-context.js";
+import type { Services } from "../services.js";
 import { listingJson, sendStream } from "../stream-reply.js";
 import { ImageSchema, imageJson } from "../views/image-view.js";
-
-export interface InspectRouteDeps {
-  images: ImageService;
-  layers: LayerStore;
-  /** Downloads, archives and greps are heavy: in flight per token/project is capped. */
-  gate: HeavyGate;
-  options?: InspectOptions;
-}
 
 const Params = Type.Object({ image_uuid: IdParamSchema });
 const PathQuery = Type.Object({ path: Type.Optional(ImagePathSchema) });
@@ -85,10 +69,10 @@ function many(v: string | string[] | undefined): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
-export function inspectRoutes(d: InspectRouteDeps) {
+/** Downloads, archives and greps are heavy: in flight per token/project is capped (`gate`). */
+export function inspectRoutes(d: Services) {
   return async (app: ApiApp): Promise<void> => {
-    const inspect = new InspectService(d.options);
-    app.addHook("onClose", async () => inspect.close());
+    const { inspect } = d;
     app.addSchema(FileItemSchema);
     if (!app.getSchema("Image")) app.addSchema(ImageSchema);
 

@@ -1,18 +1,14 @@
 import { Type } from "@sinclair/typebox";
 import { requirePermission } from "../../auth/principal.js";
 import { invalidArgument } from "../../core/errors.js";
-import type { MetadataStore } from "../../metadata/metadata-store.js";
-import {
-  OPERATION_STATUSES,
-  type OperationKind,
-  type OperationStatus,
-} from "../../metadata/repos/operation-repo.js";
+import { OPERATION_STATUSES, type OperationKind, type OperationStatus } from "../../core/operation-status.js";
 import { findOperation } from "../../operations/operation-lookup.js";
-import type { OperationQueue } from "../../operations/operation-queue.js";
 import type { ApiApp } from "../api-app.js";
-import { type OutputResponseDeps, sendWithOutputs } from "../output-response.js";
-import { ErrorSchema, FlagSchema, IdParamSchema, PageQuerySchema, parsePage } from "../pagination.js";
+import { sendWithOutputs } from "../output-response.js";
+import { ErrorSchema, FlagSchema, PageQuerySchema, parsePage } from "../pagination.js";
+import { IdParamSchema } from "../params.js";
 import { principalOf } from "../request-context.js";
+import type { Services } from "../services.js";
 import {
   OperationSchema,
   OperationSummarySchema,
@@ -20,14 +16,9 @@ import {
   operationSummaryJson,
 } from "../views/operation-view.js";
 
-export interface OperationsRouteDeps extends OutputResponseDeps {
-  store: MetadataStore;
-  queue: OperationQueue;
-}
-
 export const OperationParams = Type.Object({ operation_id: IdParamSchema });
 
-export function operationsRoutes(d: OperationsRouteDeps) {
+export function operationsRoutes(d: Services) {
   return async (app: ApiApp): Promise<void> => {
     app.addSchema(OperationSummarySchema);
     app.addSchema(OperationSchema);
@@ -63,7 +54,7 @@ export function operationsRoutes(d: OperationsRouteDeps) {
             throw invalidArgument('kind must be "instance" or "image_import"');
           kind = q.kind;
         }
-        const rows = await d.store.operations.list(p.project.id, { ...parsePage(q), status, kind });
+        const rows = await d.operations.list(p.project.id, { ...parsePage(q), status, kind });
         const now = Date.now();
         return rows.map((r) => operationSummaryJson(r, now));
       },
@@ -82,7 +73,7 @@ export function operationsRoutes(d: OperationsRouteDeps) {
       async (req, reply) => {
         const p = principalOf(req);
         requirePermission(p, "list");
-        const op = await findOperation(d.store.operations, p.project.id, req.params.operation_id);
+        const op = await findOperation(d.operations, p.project.id, req.params.operation_id);
         // Large output is stored apart and streamed from there (a heavy request, gated).
         return sendWithOutputs(d, req, reply, op.id, operationJson(op));
       },
@@ -104,7 +95,7 @@ export function operationsRoutes(d: OperationsRouteDeps) {
       async (req, reply) => {
         const p = principalOf(req);
         requirePermission(p, "cancel");
-        const op = await d.queue.cancel(p.project.id, req.params.operation_id);
+        const op = await d.operations.cancel(p.project.id, req.params.operation_id);
         return reply.code(202).send({ uuid: op.id, status: op.status });
       },
     );

@@ -2,26 +2,23 @@ import { Type } from "@sinclair/typebox";
 import type { Principal } from "../../auth/principal.js";
 import { requirePermission } from "../../auth/principal.js";
 import { failedPrecondition, invalidArgument, notFound, tooEarly } from "../../core/errors.js";
-import { parseExecSpec, parseSignal } from "../../instances/exec-spec.js";
-import type { LiveInstances } from "../../instances/live-instances.js";
-import type { InstanceMetadata } from "../../instances/spawn-request.js";
-import type { MetadataStore } from "../../metadata/metadata-store.js";
-import { ACTIVE_STATUSES, type OperationRecord } from "../../metadata/repos/operation-repo.js";
+import { ACTIVE_STATUSES } from "../../core/operation-status.js";
+import { ExecBodySchema, execSpecOf, parseSignal } from "../../instances/exec-spec.js";
+import { type InstanceMetadata, StdinSchema } from "../../instances/spawn-request.js";
+import type { OperationRecord } from "../../metadata/repos/operation-repo.js";
 import { findOperation } from "../../operations/operation-lookup.js";
 import type { ApiApp } from "../api-app.js";
-import { type OutputResponseDeps, sendWithOutputs } from "../output-response.js";
-import { ErrorSchema, IdParamSchema } from "../pagination.js";
+import { sendWithOutputs } from "../output-response.js";
+import { ErrorSchema } from "../pagination.js";
+import { IdParamSchema } from "../params.js";
 import { principalOf } from "../request-context.js";
+import type { Services } from "../services.js";
 
 const Params = Type.Object({ operation_id: IdParamSchema });
 const SpidParams = Type.Object({
   operation_id: IdParamSchema,
   spid: Type.String({ maxLength: 16, description: "process id in the instance, 1 = main" }),
 });
-const Stdin = Type.Object(
-  { value: Type.String(), encoding: Type.Optional(Type.String()), close: Type.Optional(Type.Boolean()) },
-  { additionalProperties: true },
-);
 
 /** What a route acting on a running instance can answer besides success. */
 const LIVE_ERRORS = { 404: ErrorSchema, 409: ErrorSchema, 425: ErrorSchema };
@@ -32,9 +29,9 @@ function spidOf(s: string): number {
 }
 
 /** Extra processes in a running instance (spid ≥ 2) and stdin of any of them (spid 1 = main). */
-export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances } & OutputResponseDeps) {
+export function subprocessRoutes(d: Services) {
   const activeInstance = (p: Principal, raw: string): Promise<OperationRecord> =>
-    findOperation(d.store.operations, p.project.id, raw, "instance");
+    findOperation(d.operations, p.project.id, raw, "instance");
   /** The caller's instance, which must be running now: 409 once finished, 425 before it starts. */
   async function runningInstance(
     p: Principal,
@@ -57,13 +54,13 @@ export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances 
         schema: {
           summary: "Start another process in a running instance",
           params: Params,
-          body: Type.Object({ command: Type.String() }, { additionalProperties: true }),
+          body: ExecBodySchema,
           response: { 201: Type.Object({ spid: Type.Integer() }), 400: ErrorSchema, ...LIVE_ERRORS },
         },
       },
       async (req, reply) => {
         const op = await runningInstance(principalOf(req), "spawn_disposable", req.params.operation_id);
-        const spec = parseExecSpec(req.body, { cwd: (op.metadata as InstanceMetadata).cwd });
+        const spec = execSpecOf(req.body, { cwd: (op.metadata as InstanceMetadata).cwd });
         return reply.code(201).send({ spid: await d.live.exec(op.id, spec) });
       },
     );
@@ -116,14 +113,15 @@ export function subprocessRoutes(d: { store: MetadataStore; live: LiveInstances 
         schema: {
           summary: "Write to a process's stdin (and close it when close is true, the default)",
           params: SpidParams,
-          body: Stdin,
+          body: StdinSchema,
           response: { 202: Type.Object({ spid: Type.Integer() }), 400: ErrorSchema, ...LIVE_ERRORS },
         },
       },
       async (req, reply) => {
         const op = await runningInstance(principalOf(req), "spawn_disposable", req.params.operation_id);
         const spid = spidOf(req.params.spid);
-        await d.live.writeStdin(op.id, spid, req.body.value, req.body.encoding, req.body.close ?? true);
+        const b = req.body;
+        await d.live.writeStdin(op.id, spid, b.value ?? "", b.encoding ?? "ascii", b.close ?? true);
         return reply.code(202).send({ spid });
       },
     );

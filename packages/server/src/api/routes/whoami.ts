@@ -1,10 +1,9 @@
 import { Type } from "@sinclair/typebox";
 import { effectiveLimits } from "../../config/limits.js";
-import { operationStats } from "../../metadata/repos/operation-stats.js";
 import type { ApiApp } from "../api-app.js";
-import type { AppDeps } from "../app.js";
 import { ErrorSchema } from "../pagination.js";
 import { principalOf } from "../request-context.js";
+import type { Services } from "../services.js";
 
 const WhoAmI = Type.Object({
   token_uuid: Type.String(),
@@ -15,20 +14,22 @@ const WhoAmI = Type.Object({
   operations_stat: Type.Record(Type.String(), Type.Integer()),
 });
 
-export async function whoamiRoutes(app: ApiApp, deps: AppDeps): Promise<void> {
-  app.get(
-    "/whoami",
-    { schema: { summary: "Token introspection", response: { 200: WhoAmI, 401: ErrorSchema } } },
-    async (req) => {
-      const p = principalOf(req);
-      return {
-        token_uuid: p.token.id,
-        token_expiration: p.token.expiresAt,
-        project: p.project.name,
-        permissions: { ...p.token.permissions },
-        limits: { ...effectiveLimits(deps.config.defaultLimits, p.project) },
-        operations_stat: await operationStats(deps.store.db, p.project.id),
-      };
-    },
-  );
+export function whoamiRoutes(deps: Services) {
+  return async (app: ApiApp): Promise<void> => {
+    app.get(
+      "/whoami",
+      { schema: { summary: "Token introspection", response: { 200: WhoAmI, 401: ErrorSchema } } },
+      async (req) => {
+        const p = principalOf(req);
+        return {
+          token_uuid: p.token.id,
+          token_expiration: p.token.expiresAt,
+          project: p.project.name,
+          permissions: { ...p.token.permissions },
+          limits: { ...effectiveLimits(deps.config.defaultLimits, p.project) },
+          operations_stat: await deps.operations.stats(p.project.id),
+        };
+      },
+    );
+  };
 }

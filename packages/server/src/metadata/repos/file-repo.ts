@@ -1,6 +1,5 @@
 import { newId } from "../../core/ids.js";
-import type { Executor } from "../metadata-store.js";
-import type { FilesTable } from "../schema.js";
+import type { Executor, FilesTable } from "../schema.js";
 import type { PageQuery } from "./page.js";
 
 export interface FileRecord {

@@ -1,6 +1,5 @@
 import { sql } from "kysely";
-import type { Executor } from "../metadata-store.js";
-import type { ImagesTable } from "../schema.js";
+import type { Executor, ImagesTable } from "../schema.js";
 import type { PageQuery } from "./page.js";
 
 export interface ImageRecord {

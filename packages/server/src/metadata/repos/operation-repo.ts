@@ -1,20 +1,15 @@
 import { sql } from "kysely";
-import type { Executor } from "../metadata-store.js";
-import type { OperationsTable } from "../schema.js";
+import type { OperationKind, OperationStatus } from "../../core/operation-status.js";
+import type { Executor, OperationsTable } from "../schema.js";
 import type { PageQuery } from "./page.js";
 
-export const OPERATION_STATUSES = [
-  "PENDING",
-  "ASSIGNED",
-  "EXECUTING",
-  "SUCCESS",
-  "FAILED",
-  "CANCELLED",
-] as const;
-export type OperationStatus = (typeof OPERATION_STATUSES)[number];
-export const ACTIVE_STATUSES: readonly OperationStatus[] = ["PENDING", "ASSIGNED", "EXECUTING"];
-export const TERMINAL_STATUSES: readonly OperationStatus[] = ["SUCCESS", "FAILED", "CANCELLED"];
-export type OperationKind = "instance" | "image_import";
+export {
+  ACTIVE_STATUSES,
+  OPERATION_STATUSES,
+  type OperationKind,
+  type OperationStatus,
+  TERMINAL_STATUSES,
+} from "../../core/operation-status.js";
 
 export interface OperationRecord {
   id: string;

@@ -1,4 +1,4 @@
-import type { Executor } from "../metadata-store.js";
+import type { Executor } from "../schema.js";
 
 /** Number of the project's operations per status, e.g. `{"EXECUTING": 2, "SUCCESS": 10}`. */
 export async function operationStats(db: Executor, projectId: string): Promise<Record<string, number>> {

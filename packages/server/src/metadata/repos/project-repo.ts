@@ -1,8 +1,7 @@
 import type { ProjectLimits } from "../../config/config.js";
 import { conflict, notFound } from "../../core/errors.js";
 import { isUuid, newId } from "../../core/ids.js";
-import type { Executor } from "../metadata-store.js";
-import type { ProjectsTable } from "../schema.js";
+import type { Executor, ProjectsTable } from "../schema.js";
 
 export interface Project {
   id: string;

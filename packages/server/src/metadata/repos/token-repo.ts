@@ -1,6 +1,5 @@
 import { notFound } from "../../core/errors.js";
-import type { Executor } from "../metadata-store.js";
-import type { TokensTable } from "../schema.js";
+import type { Executor, TokensTable } from "../schema.js";
 
 export const PERMISSIONS = [
   "list",

@@ -1,0 +1,71 @@
+import type { Principal } from "../auth/principal.js";
+import type { Config } from "../config/config.js";
+import type { FileService } from "../files/file-service.js";
+import type { ImageService } from "../images/image-service.js";
+import type { ImportBody } from "../images/import-body.js";
+import type { LayerStore } from "../images/layer-store.js";
+import type { InspectService } from "../inspect/inspect-service.js";
+import type { InstanceService } from "../instances/instance-service.js";
+import type { LiveInstances } from "../instances/live-instances.js";
+import type { OperationFilter, OperationRecord } from "../metadata/repos/operation-repo.js";
+import type { Project } from "../metadata/repos/project-repo.js";
+import type { Logger } from "../observability/logger.js";
+import type { MetricsRegistry } from "../observability/metrics.js";
+import type { EventLog } from "../operations/event-log.js";
+import type { OutputStore } from "../outputs/output-store.js";
+import type { ApiApp } from "./api-app.js";
+import type { HeavyGate } from "./heavy-gate.js";
+
+/** Bearer token (and `Project` header) → who is asking. */
+export interface Authenticator {
+  authenticate(authorization: string | undefined, project: string | undefined): Promise<Principal>;
+}
+
+/** The operations a caller may see and cancel. */
+export interface Operations {
+  /** An operation by id, within a project when one is given. */
+  get(id: string, projectId?: string): Promise<OperationRecord | undefined>;
+  list(projectId: string, filter: OperationFilter): Promise<OperationRecord[]>;
+  /** The project's operations counted per status (whoami's `operations_stat`). */
+  stats(projectId: string): Promise<Record<string, number>>;
+  cancel(projectId: string, id: string): Promise<OperationRecord>;
+}
+
+/** Starts `image_import` operations. */
+export interface Imports {
+  start(project: Project, body: ImportBody, maxTimeout: number): Promise<OperationRecord>;
+}
+
+/**
+ * Everything the HTTP layer uses, built once by the composition root (`main.ts`). Routes reach
+ * the system only through these: none constructs a service or touches a repository.
+ */
+export interface Services {
+  config: Config;
+  logger: Logger;
+  metrics: MetricsRegistry;
+  auth: Authenticator;
+  /** Refuses new writes (507) while the data filesystem is nearly full; reads are never refused. */
+  storage?: { assertWritable(): void };
+  files: FileService;
+  images: ImageService;
+  imports: Imports;
+  instances: InstanceService;
+  /** Running sandboxes: subprocesses, stdin, signals. */
+  live: LiveInstances;
+  operations: Operations;
+  events: EventLog;
+  inspect: InspectService;
+  /** Where an image's layers are on disk (inspect reads them through a merged view). */
+  layers: Pick<LayerStore, "paths">;
+  /** Stored run output, read back when a document or event refers to it. */
+  outputs: OutputStore;
+  /** Slots of heavy requests (streamed output, downloads, greps) per token/project. */
+  gate: HeavyGate;
+}
+
+/**
+ * The one shape of a route module: given the services, a Fastify plugin that registers its
+ * routes.
+ */
+export type RouteModule = (services: Services) => (app: ApiApp) => Promise<void>;
