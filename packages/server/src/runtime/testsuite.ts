@@ -407,6 +407,135 @@ export function registerConformanceSuite(
       });
     });
 
+    describe("sandbox init", () => {
+      /** The pids of processes whose command line contains `marker`, listed by an exec'd `ps`. */
+      async function psHas(sandbox: Sandbox, marker: string): Promise<boolean> {
+        const r = await execSh(sandbox, "cat /proc/[0-9]*/cmdline | tr '\\0' ' '");
+        return r.out.includes(marker);
+      }
+
+      it("a command that does not exist exits 127 with a short message, like the shell (run and exec)", async () => {
+        const r = await start({}, ["nosuchcmd", "arg"]);
+        const st = await withTimeout(r.sandbox.wait(), 30_000, "exit");
+        await r.err.ended();
+        expect(st).toMatchObject({ exitCode: 127, signal: -1 });
+        expect(r.err()).toBe("contree: nosuchcmd: not found\n");
+        const sh = await runSh("nosuchcmd");
+        expect(sh.status.exitCode).toBe(127);
+
+        const m = await start({}, ["/bin/sleep", "60"]);
+        const h = await m.sandbox.exec({ args: ["nosuchcmd"], env: ["PATH=/bin"], cwd: "/", uid: 0, gid: 0 });
+        const err = collect(h.stderr);
+        expect(await withTimeout(h.wait(), 30_000, "exec exit")).toMatchObject({ exitCode: 127, signal: -1 });
+        await err.ended();
+        expect(err()).toBe("contree: nosuchcmd: not found\n");
+      });
+
+      it("a file that cannot be executed exits 126", async () => {
+        const r = await start({}, ["/etc/passwd"]);
+        const st = await withTimeout(r.sandbox.wait(), 30_000, "exit");
+        await r.err.ended();
+        expect(st).toMatchObject({ exitCode: 126, signal: -1 });
+        expect(r.err()).toBe("contree: /etc/passwd: Permission denied\n");
+      });
+
+      it("an exec'd process killed with SIGKILL is gone within a second and reports signal 9", async () => {
+        const r = await start({}, ["/bin/sleep", "1000"]);
+        const h = await r.sandbox.exec({
+          args: ["/bin/sleep", "999"],
+          env: ["PATH=/bin"],
+          cwd: "/",
+          uid: 0,
+          gid: 0,
+        });
+        await waitFor(() => psHas(r.sandbox, "sleep 999"));
+        const t = Date.now();
+        await h.kill("SIGKILL");
+        while (await psHas(r.sandbox, "sleep 999")) {
+          if (Date.now() - t > 1000) break;
+        }
+        expect(Date.now() - t).toBeLessThan(1000);
+        expect(await psHas(r.sandbox, "sleep 999")).toBe(false);
+        const st = await withTimeout(h.wait(), 10_000, "exec exit");
+        expect(st).toMatchObject({ exitCode: 137, signal: 9 });
+      });
+
+      it("an exec'd process that traps TERM and exits 0 reports exit 0, no signal", async () => {
+        const r = await start({}, ["/bin/sleep", "1000"]);
+        const h = await r.sandbox.exec({
+          args: [
+            "/bin/sh",
+            "-c",
+            "trap 'echo caught; exit 0' TERM; echo ready; while :; do sleep 0.05; done",
+          ],
+          env: ["PATH=/bin"],
+          cwd: "/",
+          uid: 0,
+          gid: 0,
+        });
+        const out = collect(h.stdout);
+        await waitFor(() => out().includes("ready"));
+        await h.kill("SIGTERM");
+        const st = await withTimeout(h.wait(), 10_000, "exec exit");
+        await out.ended();
+        expect(st).toMatchObject({ exitCode: 0, signal: -1 });
+        expect(out()).toBe("ready\ncaught\n");
+        expect(st.rusage?.nsignals ?? 0).toBeGreaterThanOrEqual(0);
+      });
+
+      it("a main process killed by a signal reports that signal", async () => {
+        const self = await runSh("kill -USR1 $$");
+        expect(self.status).toMatchObject({ exitCode: 138, signal: 10 });
+        const r = await start({}, ["/bin/sleep", "1000"]);
+        await waitFor(async () => (await r.sandbox.stats()).pidsCurrent > 0 || !guestPids);
+        await new Promise((res) => setTimeout(res, 200));
+        await r.sandbox.kill("SIGTERM");
+        const st = await withTimeout(r.sandbox.wait(), 15_000, "exit after TERM");
+        expect(st).toMatchObject({ exitCode: 143, signal: 15 });
+      });
+
+      it("reports the command's rusage from wait4 (run and exec) and cgroup block I/O", async () => {
+        const script =
+          "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; dd if=/dev/urandom of=/tmp/io bs=64k count=32 conv=fsync 2>/dev/null; sleep 0.05; rm /tmp/io";
+        const r = await runSh(script);
+        expect(r.status.exitCode).toBe(0);
+        const ru = r.status.rusage;
+        expect(ru).toBeDefined();
+        expect(ru?.utimeUs).toBeGreaterThan(0);
+        expect(ru?.maxrssKb).toBeGreaterThan(0);
+        if (opts.ownNetworkStack === true) {
+          // gVisor's wait4 fills CPU times and maxrss only (docs/resources.md).
+          expect(ru).toMatchObject({ minflt: 0, majflt: 0, inblock: 0, oublock: 0, nvcsw: 0, nivcsw: 0 });
+        } else {
+          expect(ru?.minflt).toBeGreaterThan(0);
+          expect(ru?.nvcsw).toBeGreaterThan(0);
+          expect(ru?.oublock).toBeGreaterThan(0);
+          const st = await r.sandbox.stats();
+          expect(st.ioWriteBytes).toBeGreaterThan(0);
+          expect(st.ioWriteOps).toBeGreaterThan(0);
+        }
+
+        const m = await start({}, ["/bin/sleep", "1000"]);
+        const h = await m.sandbox.exec({
+          args: ["/bin/sh", "-c", script],
+          env: ["PATH=/bin"],
+          cwd: "/",
+          uid: 0,
+          gid: 0,
+        });
+        const st = await withTimeout(h.wait(), 30_000, "exec exit");
+        expect(st).toMatchObject({ exitCode: 0, signal: -1 });
+        expect(st.rusage?.utimeUs).toBeGreaterThan(0);
+        if (opts.ownNetworkStack !== true) expect(st.rusage?.minflt).toBeGreaterThan(0);
+      });
+
+      it("the init stays out of the run's upper dir", async () => {
+        const r = await runSh("test -x /dev/.contree-init && echo bound");
+        expect(r.out).toBe("bound\n");
+        expect((await diffStats(r.upper)).empty).toBe(true);
+      });
+    });
+
     describe("isolation", () => {
       it("cannot see host processes", async () => {
         const r = await runSh(
@@ -414,7 +543,9 @@ export function registerConformanceSuite(
         );
         const [count, comms] = r.out.split("\n");
         expect(Number(count)).toBeLessThanOrEqual(6);
-        expect(comms).not.toMatch(/node|vitest|systemd|init\b/);
+        // The sandbox's own init (native/init.c) is `.contree-init`; no host init shows.
+        expect(comms).not.toMatch(/node|vitest|systemd|(?<!\.contree-)init\b/);
+        expect(comms).toMatch(/\.contree-init/);
       });
 
       it("cannot read or write host files", async () => {
