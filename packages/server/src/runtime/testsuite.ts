@@ -35,6 +35,11 @@ export interface ConformanceOptions {
   userNamespace?: boolean;
   /** Egress traffic goes through the sandbox's own network stack (gVisor netstack), not the host kernel's. */
   ownNetworkStack?: boolean;
+  /**
+   * wait4 inside the sandbox fills faults, context switches and block ops (the host kernel's
+   * rusage); false for gVisor, whose wait4 fills only CPU times and maxrss (docs/resources.md).
+   */
+  fullRusage?: boolean;
 }
 
 type Partial2 = Partial<Omit<SandboxSpec, "process">> & { process?: Partial<SandboxSpec["process"]> };
@@ -480,15 +485,14 @@ export function registerConformanceSuite(
         await out.ended();
         expect(st).toMatchObject({ exitCode: 0, signal: -1 });
         expect(out()).toBe("ready\ncaught\n");
-        expect(st.rusage?.nsignals ?? 0).toBeGreaterThanOrEqual(0);
       });
 
       it("a main process killed by a signal reports that signal", async () => {
         const self = await runSh("kill -USR1 $$");
         expect(self.status).toMatchObject({ exitCode: 138, signal: 10 });
-        const r = await start({}, ["/bin/sleep", "1000"]);
-        await waitFor(async () => (await r.sandbox.stats()).pidsCurrent > 0 || !guestPids);
-        await new Promise((res) => setTimeout(res, 200));
+        // Before the init, a TERM to a main process that was pid 1 was ignored by the kernel.
+        const r = await start({}, ["/bin/sh", "-c", "echo up; exec sleep 1000"]);
+        await waitFor(() => r.out().includes("up"));
         await r.sandbox.kill("SIGTERM");
         const st = await withTimeout(r.sandbox.wait(), 15_000, "exit after TERM");
         expect(st).toMatchObject({ exitCode: 143, signal: 15 });
@@ -501,18 +505,22 @@ export function registerConformanceSuite(
         expect(r.status.exitCode).toBe(0);
         const ru = r.status.rusage;
         expect(ru).toBeDefined();
-        expect(ru?.utimeUs).toBeGreaterThan(0);
-        expect(ru?.maxrssKb).toBeGreaterThan(0);
-        if (opts.ownNetworkStack === true) {
+        expect(ru?.utimeUs, "utime").toBeGreaterThan(0);
+        expect(ru?.maxrssKb, "maxrss").toBeGreaterThan(0);
+        if (opts.fullRusage === false) {
           // gVisor's wait4 fills CPU times and maxrss only (docs/resources.md).
           expect(ru).toMatchObject({ minflt: 0, majflt: 0, inblock: 0, oublock: 0, nvcsw: 0, nivcsw: 0 });
         } else {
           expect(ru?.minflt).toBeGreaterThan(0);
           expect(ru?.nvcsw).toBeGreaterThan(0);
           expect(ru?.oublock).toBeGreaterThan(0);
-          const st = await r.sandbox.stats();
-          expect(st.ioWriteBytes).toBeGreaterThan(0);
-          expect(st.ioWriteOps).toBeGreaterThan(0);
+        }
+        // The fsync'd writes reach the disk from inside the sandbox's cgroup. Under runsc the
+        // Sentry's host writes are not reliably charged to it (0 in some runs): not asserted there.
+        if (opts.fullRusage !== false) {
+          const io = await r.sandbox.stats();
+          expect(io.ioWriteBytes, "cgroup write bytes").toBeGreaterThan(MiB);
+          expect(io.ioWriteOps, "cgroup write ops").toBeGreaterThan(0);
         }
 
         const m = await start({}, ["/bin/sleep", "1000"]);
@@ -525,8 +533,8 @@ export function registerConformanceSuite(
         });
         const st = await withTimeout(h.wait(), 30_000, "exec exit");
         expect(st).toMatchObject({ exitCode: 0, signal: -1 });
-        expect(st.rusage?.utimeUs).toBeGreaterThan(0);
-        if (opts.ownNetworkStack !== true) expect(st.rusage?.minflt).toBeGreaterThan(0);
+        expect(st.rusage?.utimeUs, "exec utime").toBeGreaterThan(0);
+        if (opts.fullRusage !== false) expect(st.rusage?.minflt, "exec minflt").toBeGreaterThan(0);
       });
 
       it("the init stays out of the run's upper dir", async () => {

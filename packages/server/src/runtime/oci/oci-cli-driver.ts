@@ -68,6 +68,8 @@ export interface OciCliDriverOptions {
   binary?: string;
   /** Egress networking; resolvers default to the host's non-loopback nameservers. */
   egress?: Partial<EgressConfig>;
+  /** Run commands under the sandbox init (default true; false only for A/B benchmarks). */
+  sandboxInit?: boolean;
 }
 
 export interface Invocation {
@@ -110,8 +112,10 @@ export abstract class OciCliDriver implements RuntimeDriver {
   protected readonly stateDir: string;
   protected readonly binary: string;
   private readonly egress: Partial<EgressConfig>;
+  private readonly useInit: boolean;
 
   constructor(defaultBinary: string, o: OciCliDriverOptions) {
+    this.useInit = o.sandboxInit !== false;
     this.stateDir = o.stateDir;
     this.binary = o.binary ?? defaultBinary;
     this.egress = o.egress ?? {};
@@ -250,7 +254,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
         extraDevices: this.runtimeDevices(),
       });
       cleanup.push(() => cg.remove());
-      this.initHost = await initBinary();
+      this.initHost = this.useInit ? await initBinary() : null;
       const undoRootfs = await this.prepareRootfs(spec);
       if (undoRootfs !== null) cleanup.push(undoRootfs);
       let net: EgressNetwork | null = null;
