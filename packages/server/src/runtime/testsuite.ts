@@ -40,6 +40,12 @@ export interface ConformanceOptions {
    * rusage); false for gVisor, whose wait4 fills only CPU times and maxrss (docs/resources.md).
    */
   fullRusage?: boolean;
+  /**
+   * The sandbox's processes sit in our cgroup itself (crun started inside it), so its block I/O
+   * counters are kept. Runtimes that make their own `ctr` child take them away when they remove
+   * it at exit (v1 blkio does not pass a removed child's counters up): not asserted there.
+   */
+  cgroupBlockIo?: boolean;
 }
 
 type Partial2 = Partial<Omit<SandboxSpec, "process">> & { process?: Partial<SandboxSpec["process"]> };
@@ -456,12 +462,11 @@ export function registerConformanceSuite(
         await waitFor(() => psHas(r.sandbox, "sleep 999"));
         const t = Date.now();
         await h.kill("SIGKILL");
-        while (await psHas(r.sandbox, "sleep 999")) {
-          if (Date.now() - t > 1000) break;
-        }
+        const st = await withTimeout(h.wait(), 10_000, "exec exit");
+        // The runtime's exec client has seen its process end within the bound; the sandbox's
+        // process list (read afterwards, which takes its own time) confirms it is really gone.
         expect(Date.now() - t).toBeLessThan(1000);
         expect(await psHas(r.sandbox, "sleep 999")).toBe(false);
-        const st = await withTimeout(h.wait(), 10_000, "exec exit");
         expect(st).toMatchObject({ exitCode: 137, signal: 9 });
       });
 
@@ -515,9 +520,8 @@ export function registerConformanceSuite(
           expect(ru?.nvcsw).toBeGreaterThan(0);
           expect(ru?.oublock).toBeGreaterThan(0);
         }
-        // The fsync'd writes reach the disk from inside the sandbox's cgroup. Under runsc the
-        // Sentry's host writes are not reliably charged to it (0 in some runs): not asserted there.
-        if (opts.fullRusage !== false) {
+        // The fsync'd writes reach the disk from inside the sandbox's cgroup.
+        if (opts.cgroupBlockIo === true) {
           const io = await r.sandbox.stats();
           expect(io.ioWriteBytes, "cgroup write bytes").toBeGreaterThan(MiB);
           expect(io.ioWriteOps, "cgroup write ops").toBeGreaterThan(0);
@@ -1097,7 +1101,13 @@ function claimOutsideSlot(): number {
         writeFileSync(file, String(process.pid), { flag: "wx" });
         return k;
       } catch {
-        const holder = Number(readFileSync(file, "utf8").trim());
+        let holder: number;
+        try {
+          holder = Number(readFileSync(file, "utf8").trim());
+        } catch {
+          // Released between our attempt and the read (another worker): try it again.
+          continue;
+        }
         if (holder === process.pid || !Number.isInteger(holder) || holder <= 0) break;
         try {
           process.kill(holder, 0);

@@ -180,13 +180,12 @@ export abstract class OciCliDriver implements RuntimeDriver {
     return { kind: "fd" };
   }
 
-  /** Host file of the sandbox init, resolved once per start (null: not built). */
-  private initHost: string | null = null;
-
-  /** The OCI process of an extra process (`exec`) in sandbox `id`; `n` numbers its report. */
-  execProcess(id: string, p: ProcessSpec, n: number): OciProcess {
+  /**
+   * The OCI process of an extra process (`exec`) in sandbox `id`, under the init when the
+   * sandbox has one (`via`, how it reports); `n` numbers its report.
+   */
+  execProcess(_id: string, p: ProcessSpec, n: number, via: InitReports | null): OciProcess {
     const proc = ociProcess(p);
-    const via = this.initHost === null ? null : this.initReports(id);
     if (via !== null)
       proc.args = initArgs(
         "exec",
@@ -254,7 +253,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
         extraDevices: this.runtimeDevices(),
       });
       cleanup.push(() => cg.remove());
-      this.initHost = this.useInit ? await initBinary() : null;
+      const initHost = this.useInit ? await initBinary() : null;
       const undoRootfs = await this.prepareRootfs(spec);
       if (undoRootfs !== null) cleanup.push(undoRootfs);
       let net: EgressNetwork | null = null;
@@ -279,14 +278,14 @@ export abstract class OciCliDriver implements RuntimeDriver {
           net,
         ),
       );
-      const reports = this.initHost === null ? null : this.initReports(spec.id);
-      if (this.initHost !== null && reports !== null) {
+      const reports = initHost === null ? null : this.initReports(spec.id);
+      if (initHost !== null && reports !== null) {
         config.process.args = initArgs(
           "run",
           reports.kind === "fd" ? `fd:${REPORT_FD}` : reportFileIn("run"),
           config.process.args,
         );
-        config.mounts.push(initMount(this.initHost));
+        config.mounts.push(initMount(initHost));
         if (reports.kind === "dir")
           config.mounts.push({
             destination: REPORT_DIR_IN_SANDBOX,
@@ -597,7 +596,7 @@ class OciSandbox implements Sandbox {
     const file = await writeJson(
       this.spec.bundleDir,
       `exec-${n}.json`,
-      this.driver.execProcess(this.spec.id, p, n),
+      this.driver.execProcess(this.spec.id, p, n, this.reports),
     );
     const pidFile = path.join(this.spec.bundleDir, `exec-${n}.pid`);
     const viaFd = this.reports?.kind === "fd";
