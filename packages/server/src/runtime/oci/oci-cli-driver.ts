@@ -395,8 +395,10 @@ export abstract class OciCliDriver implements RuntimeDriver {
   }
 
   /**
-   * Signals an exec'd process by the pid its runtime wrote (execPidFileArgs): the host pid here,
-   * only while the runtime's exec client (which reaps it) still runs, so the pid is still its.
+   * Signals an exec'd process by the pid its runtime wrote (execPidFileArgs): the host pid here.
+   * Only while that pid is still a child of the runtime's exec client (crun and runc make it
+   * one, and reap it): a pid the client has reaped, and that another process got since, is
+   * never signalled.
    */
   async signalExec(
     _containerId: string,
@@ -405,7 +407,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
     signal: NodeJS.Signals,
     _netnsPath?: string,
   ): Promise<void> {
-    if (!client.running) return;
+    if (!client.running || parentOf(pid) !== client.pid) return;
     try {
       process.kill(pid, signal);
     } catch {
@@ -717,6 +719,16 @@ function startWatchdog(
   // Its pipes carry nothing; never let them hold the event loop.
   dog.stdout.resume();
   dog.stderr.resume();
+}
+
+/** Field 4 of /proc/PID/stat (the parent pid), or -1 when the process is gone. */
+function parentOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1] ?? -1);
+  } catch {
+    return -1;
+  }
 }
 
 /** Field 22 of /proc/PID/stat: the start time in clock ticks since boot. */
