@@ -54,8 +54,10 @@ console.log(`built ${helper}`);
 // Static, since each runs where no particular libc can be counted on: probe.c, the driver
 // self-test of what glibc/coreutils userlands need, and statx-fix.c, the gVisor entry point that
 // strips a statx flag this runsc rejects (both inside sandboxes); watchdog.c, which enforces a
-// sandbox's timeout when the server is gone.
+// sandbox's timeout when the server is gone; init.c, the entry point of every sandboxed process
+// (exec with a shell's 127/126, wait4 and its rusage reported to the host).
 for (const [name, src] of [
+  ["contree-init", "init.c"],
   ["contree-probe", "probe.c"],
   ["contree-statx-fix", "statx-fix.c"],
   ["contree-watchdog", "watchdog.c"],

@@ -767,15 +767,16 @@ static void close_pair(int p[2]) {
 }
 
 /*
- * spawn(file, argv[], envp[], cwd|null, pipeStdin, setsid, onExit[, inheritFds[]]) →
- *   { pid, stdin: fd|-1, stdout: fd, stderr: fd }
+ * spawn(file, argv[], envp[], cwd|null, pipeStdin, setsid, onExit[, inheritFds[][, reportPipe]]) →
+ *   { pid, stdin: fd|-1, stdout: fd, stderr: fd, report: fd|-1 }
  * The returned fds are the parent's ends, close-on-exec; the caller owns them. `inheritFds`
  * stay open, at the same numbers, in this child only (their close-on-exec flag is cleared in
- * the child alone, by dup2(fd, fd)).
+ * the child alone, by dup2(fd, fd)). `reportPipe`: one more pipe whose write end is the child's
+ * fd 3 (what an OCI runtime's `--preserve-fds=1` hands to the sandbox's init).
  */
 static napi_value js_spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value a[8];
+  size_t argc = 9;
+  napi_value a[9];
   CHECK(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
   if (argc < 7) {
     napi_throw_type_error(env, NULL, "spawn(file, argv, envp, cwd, pipeStdin, setsid, onExit)");
@@ -823,9 +824,28 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
     }
   }
 
-  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+  bool report_pipe = false;
+  if (argc >= 9) {
+    napi_valuetype rt;
+    napi_typeof(env, a[8], &rt);
+    if (rt != napi_undefined && napi_get_value_bool(env, a[8], &report_pipe) != napi_ok) {
+      free(file); free(cwd); free_strv(argv); free_strv(envp);
+      napi_throw_type_error(env, NULL, "spawn: reportPipe must be a boolean");
+      return NULL;
+    }
+  }
+  for (uint32_t k = 0; report_pipe && k < nkeep; k++) {
+    if (keep[k] == 3) {
+      free(file); free(cwd); free_strv(argv); free_strv(envp);
+      napi_throw_type_error(env, NULL, "spawn: fd 3 is taken by the report pipe");
+      return NULL;
+    }
+  }
+
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1};
   int e = 0;
-  if ((pipe_stdin && pipe2(in, O_CLOEXEC) != 0) || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0)
+  if ((pipe_stdin && pipe2(in, O_CLOEXEC) != 0) || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 ||
+      (report_pipe && pipe2(rep, O_CLOEXEC) != 0))
     e = errno;
 
   posix_spawn_file_actions_t fa;
@@ -840,6 +860,7 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
     posix_spawn_file_actions_adddup2(&fa, err[1], 2);
     if (cwd != NULL) posix_spawn_file_actions_addchdir_np(&fa, cwd);
     for (uint32_t k = 0; k < nkeep; k++) posix_spawn_file_actions_adddup2(&fa, keep[k], keep[k]);
+    if (report_pipe) posix_spawn_file_actions_adddup2(&fa, rep[1], 3);
     /* Node ignores SIGPIPE and libuv blocks signals around forks: children start clean.
        Every bit set, not sigfillset(): that leaves out glibc's two internal signals, which
        posix_spawn would then start as ignored in the child (and so in the sandbox). */
@@ -858,11 +879,12 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
   if (in[0] >= 0) close(in[0]);
   if (out[1] >= 0) close(out[1]);
   if (err[1] >= 0) close(err[1]);
-  in[0] = out[1] = err[1] = -1;
+  if (rep[1] >= 0) close(rep[1]);
+  in[0] = out[1] = err[1] = rep[1] = -1;
 
   char *what = file;
   if (e != 0) {
-    close_pair(in); close_pair(out); close_pair(err);
+    close_pair(in); close_pair(out); close_pair(err); close_pair(rep);
     napi_throw(env, make_error(env, e, "spawn", what));
     free(file); free(cwd); free_strv(argv); free_strv(envp);
     return NULL;
@@ -878,7 +900,7 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     free(w);
-    close_pair(in); close_pair(out); close_pair(err);
+    close_pair(in); close_pair(out); close_pair(err); close_pair(rep);
     napi_throw_error(env, NULL, "spawn: could not watch the child");
     return NULL;
   }
@@ -894,7 +916,7 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
     waitpid(pid, NULL, 0);
     napi_release_threadsafe_function(w->tsfn, napi_tsfn_abort);
     free(w);
-    close_pair(in); close_pair(out); close_pair(err);
+    close_pair(in); close_pair(out); close_pair(err); close_pair(rep);
     napi_throw_error(env, NULL, "spawn: could not start a waiter thread");
     return NULL;
   }
@@ -910,6 +932,8 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, res, "stdout", v);
   napi_create_int32(env, err[0], &v);
   napi_set_named_property(env, res, "stderr", v);
+  napi_create_int32(env, rep[0], &v);
+  napi_set_named_property(env, res, "report", v);
   return res;
 }
 

@@ -8,8 +8,9 @@
  * server in a private mount namespace (scripts/in-private-mount-ns.sh) gets its own, which goes
  * with the namespace. Files are removed with their sandbox, and by reclaim after a crash.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { rm, statfs } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmod, readFile, rename, rm, statfs, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { mounter } from "../sys/mount.js";
 
@@ -49,6 +50,25 @@ export async function writeBindFile(
   const dir = (await ready) ? BIND_DIR : fallbackDir;
   const file = path.join(dir, `${id}.${name}`);
   writeFileSync(file, content, { mode: 0o644 });
+  return file;
+}
+
+/**
+ * A copy of host file `source` on the bind tmpfs, shared by every sandbox (mode 0755, named by
+ * its content hash so servers of different versions never replace each other's), or null when
+ * the tmpfs is not there. Written to a temporary name and renamed: no sandbox sees it half-written.
+ */
+export async function sharedBindFile(source: string, name: string): Promise<string | null> {
+  ready ??= ensureTmpfs(BIND_DIR).catch(() => false);
+  if (!(await ready)) return null;
+  const bytes = await readFile(source);
+  const hash = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
+  const file = path.join(BIND_DIR, `${name}-${hash}`);
+  if (existsSync(file)) return file;
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, bytes, { mode: 0o755 });
+  await chmod(tmp, 0o755);
+  await rename(tmp, file);
   return file;
 }
 

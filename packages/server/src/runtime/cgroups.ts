@@ -76,7 +76,59 @@ export function detectCgroupMode(mounts = cgroupMounts()): CgroupMode {
 
 const PERIOD_US = 100_000;
 /** v1 hierarchies a sandbox gets a cgroup in (cpu and cpuacct are usually one mount). */
-const V1_CONTROLLERS = ["memory", "pids", "cpu", "cpuacct", "freezer"];
+const V1_CONTROLLERS = ["memory", "pids", "cpu", "cpuacct", "freezer", "blkio"];
+
+/**
+ * A throttle far above any device (1 PB/s). v1 blkio counts a device's I/O only while some
+ * cgroup has a throttle rule on it (lab §8); the sandbox's own rule turns its counters on
+ * without limiting anything. v1 attributes direct I/O and fsync-triggered writeback only.
+ */
+const NO_OP_BPS = "1000000000000000";
+
+/** Attached block devices ("MAJ:MIN"), from /proc/partitions; whole disks and partitions alike. */
+function blockDevices(): string[] {
+  try {
+    return readFileSync("/proc/partitions", "utf8")
+      .split("\n")
+      .map((l) => l.trim().split(/\s+/))
+      .filter((f) => f.length === 4 && /^\d+$/.test(f[0] ?? "") && /^\d+$/.test(f[1] ?? ""))
+      .map((f) => `${f[0]}:${f[1]}`);
+  } catch {
+    return [];
+  }
+}
+
+/** Read/write bytes or ops summed over devices, from a v1 blkio `…_recursive` file. */
+function sumBlkio(text: string): { read: number; write: number } {
+  let read = 0;
+  let write = 0;
+  for (const line of text.split("\n")) {
+    const [, op, n] = line.split(" ");
+    if (op === "Read") read += Number(n) || 0;
+    else if (op === "Write") write += Number(n) || 0;
+  }
+  return { read, write };
+}
+
+/** rbytes/wbytes/rios/wios summed over devices, from a v2 `io.stat`. */
+function sumIoStat(text: string): Map<string, number> {
+  const sums = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    for (const kv of line.split(" ").slice(1)) {
+      const [k, v] = kv.split("=");
+      if (k !== undefined && v !== undefined) sums.set(k, (sums.get(k) ?? 0) + (Number(v) || 0));
+    }
+  }
+  return sums;
+}
+
+async function readText(file: string): Promise<string | null> {
+  try {
+    return await readFile(file, "utf8");
+  } catch {
+    return null;
+  }
+}
 
 /*
  * cgroupfs files live in kernel memory: reads, writes, mkdir and rmdir there never wait on a
@@ -263,6 +315,14 @@ export class SandboxCgroup {
     }
     const pids = this.v1("pids");
     if (pids !== null) writeFileSync(path.join(pids, "pids.max"), String(limits.pids));
+    const blkio = this.v1("blkio");
+    if (blkio !== null) {
+      // A partition or a device without a queue refuses a rule: counting is best effort.
+      for (const dev of blockDevices())
+        tryWrite(path.join(blkio, "blkio.throttle.write_bps_device"), `${dev} ${NO_OP_BPS}`);
+      for (const dev of blockDevices())
+        tryWrite(path.join(blkio, "blkio.throttle.read_bps_device"), `${dev} ${NO_OP_BPS}`);
+    }
     const cpu = this.v1("cpu");
     if (cpu !== null && limits.cpuQuota !== undefined) {
       writeFileSync(path.join(cpu, "cpu.cfs_period_us"), String(PERIOD_US));
@@ -308,13 +368,14 @@ export class SandboxCgroup {
     // Controllers must be delegated down every level we own.
     let dir = root;
     for (const part of this.rel.split("/")) {
-      const want = ["+memory", "+pids", "+cpu"];
+      const want = ["+memory", "+pids", "+cpu", "+io"];
       const ctl = path.join(dir, "cgroup.subtree_control");
       for (const w of want) tryWrite(ctl, w);
       dir = path.join(dir, part);
       mkdirSync(dir, { recursive: true });
     }
     tryWrite(path.join(leaf, "cgroup.subtree_control"), "+memory +pids +cpu");
+    tryWrite(path.join(leaf, "cgroup.subtree_control"), "+io");
     writeFileSync(path.join(leaf, "memory.max"), String(limits.memoryBytes));
     tryWrite(path.join(leaf, "memory.swap.max"), "0");
     writeFileSync(path.join(leaf, "pids.max"), String(limits.pids));
@@ -333,7 +394,17 @@ export class SandboxCgroup {
       const events = await readKeyed(path.join(d, "memory.events"));
       const current = await readNum(path.join(d, "memory.current"));
       const peakFile = path.join(d, "memory.peak");
+      const io = await readText(path.join(d, "io.stat"));
+      const sums = io === null ? null : sumIoStat(io);
       return {
+        ...(sums === null
+          ? {}
+          : {
+              ioReadBytes: sums.get("rbytes") ?? 0,
+              ioWriteBytes: sums.get("wbytes") ?? 0,
+              ioReadOps: sums.get("rios") ?? 0,
+              ioWriteOps: sums.get("wios") ?? 0,
+            }),
         cpuUserNs: (cpu.get("user_usec") ?? 0) * 1000,
         cpuSystemNs: (cpu.get("system_usec") ?? 0) * 1000,
         cpuTotalNs: (cpu.get("usage_usec") ?? 0) * 1000,
@@ -355,7 +426,17 @@ export class SandboxCgroup {
     if (oomKills === 0 && this.memoryLimit > 0 && peak >= this.memoryLimit * 0.95) {
       oomKills = Math.max(0, (await hostOomKills()) - this.hostOomBaseline);
     }
+    const blkio = this.v1("blkio");
+    const bytes =
+      blkio === null ? null : await readText(path.join(blkio, "blkio.throttle.io_service_bytes_recursive"));
+    const ops =
+      blkio === null ? null : await readText(path.join(blkio, "blkio.throttle.io_serviced_recursive"));
+    const b = bytes === null ? null : sumBlkio(bytes);
+    const o = ops === null ? null : sumBlkio(ops);
     return {
+      ...(b === null || o === null
+        ? {}
+        : { ioReadBytes: b.read, ioWriteBytes: b.write, ioReadOps: o.read, ioWriteOps: o.write }),
       cpuUserNs: acct === null ? 0 : await readNum(path.join(acct, "cpuacct.usage_user")),
       cpuSystemNs: acct === null ? 0 : await readNum(path.join(acct, "cpuacct.usage_sys")),
       cpuTotalNs: acct === null ? 0 : await readNum(path.join(acct, "cpuacct.usage")),

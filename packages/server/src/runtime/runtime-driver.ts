@@ -113,6 +113,11 @@ export interface ProcessHandle {
   readonly stdout: Readable;
   readonly stderr: Readable;
   wait(): Promise<Omit<ExitStatus, "oomKilled">>;
+  /**
+   * Signals the process inside the sandbox (through its init, which passes the signal on; a
+   * SIGKILL ends the init and the command with it). Resolves once delivered, for SIGKILL once
+   * the process is gone; wait() then reports what the command really did.
+   */
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 

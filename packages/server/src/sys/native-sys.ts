@@ -15,6 +15,8 @@ export interface NativeSpawnResult {
   stdin: number;
   stdout: number;
   stderr: number;
+  /** Read end of the report pipe (the child's fd 3); -1 when none was asked for. */
+  report: number;
 }
 
 export interface NativeSys {
@@ -71,6 +73,8 @@ export interface NativeSys {
     onExit: (code: number | null, signal: number | null) => void,
     /** Kept open, at the same numbers, in this child only. */
     inheritFds?: number[],
+    /** One more pipe, its write end at the child's fd 3. */
+    reportPipe?: boolean,
   ): NativeSpawnResult;
 }
 
@@ -91,6 +95,8 @@ export const CGEXEC = path.join(BUILD_DIR, "contree-cgexec");
 export const PROBE = path.join(BUILD_DIR, "contree-probe");
 /** native/statx-fix.c: gVisor entry point that strips AT_NO_AUTOMOUNT from statx/newfstatat. */
 export const STATX_FIX = path.join(BUILD_DIR, "contree-statx-fix");
+/** native/init.c: the entry point of every sandboxed process (exec, wait4, rusage report). */
+export const INIT = path.join(BUILD_DIR, "contree-init");
 /** native/watchdog.c: kills a sandbox at its deadline when the server is gone. */
 export const WATCHDOG = path.join(BUILD_DIR, "contree-watchdog");
 

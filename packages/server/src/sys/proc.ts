@@ -22,6 +22,8 @@ export interface Proc {
   readonly stdin: Writable | null;
   readonly stdout: Readable;
   readonly stderr: Readable;
+  /** Read end of the pipe at the process's fd 3 (`reportPipe`), else null. */
+  readonly report: Readable | null;
   /** Settles once the process is reaped (whether or not its output was drained). */
   readonly exited: Promise<ProcExit>;
   /** True until the process is reaped. */
@@ -49,6 +51,11 @@ export interface LaunchOptions {
    * the server is gone). Native backend only.
    */
   inheritFds?: number[];
+  /**
+   * One more pipe, its write end at the process's fd 3 (an OCI runtime's `--preserve-fds=1`
+   * hands it to the sandbox's init, which reports the command's exit and rusage on it).
+   */
+  reportPipe?: boolean;
   /** Force a backend (tests); default: native when the addon is loaded. */
   backend?: "native" | "node";
 }
@@ -86,6 +93,7 @@ class NativeProc implements Proc {
   readonly stdin: Writable | null;
   readonly stdout: Readable;
   readonly stderr: Readable;
+  readonly report: Readable | null;
   readonly exited: Promise<ProcExit>;
   private done = false;
 
@@ -103,7 +111,8 @@ class NativeProc implements Proc {
     let argv = [o.argv0 ?? file, ...args];
     const inherit: number[] = [...(o.inheritFds ?? [])];
     if (o.joinCgroups !== undefined) {
-      argv = [CGEXEC, ...o.joinCgroups, "--", file, ...argv];
+      // -k: the report pipe at fd 3 survives the helper's close-on-exec sweep.
+      argv = [CGEXEC, ...(o.reportPipe === true ? ["-k"] : []), ...o.joinCgroups, "--", file, ...argv];
       exe = CGEXEC;
       // A sealed copy (/proc/self/fd/N) must survive the helper's own exec.
       const fd = SEALED_FD.exec(file)?.[1];
@@ -121,8 +130,10 @@ class NativeProc implements Proc {
         settle({ code, signal: sig === null ? null : (SIGNAL_NAMES.get(sig) ?? "SIGKILL") });
       },
       inherit,
+      o.reportPipe === true,
     );
     this.pid = r.pid;
+    this.report = r.report < 0 ? null : new net.Socket({ fd: r.report, readable: true, writable: false });
     // net.Socket over a pipe fd is a libuv pipe handle: non-blocking, no thread-pool reads.
     this.stdout = new net.Socket({ fd: r.stdout, readable: true, writable: false });
     this.stderr = new net.Socket({ fd: r.stderr, readable: true, writable: false });
@@ -149,6 +160,7 @@ class NodeProc implements Proc {
   readonly stdin: Writable | null;
   readonly stdout: Readable;
   readonly stderr: Readable;
+  readonly report: Readable | null;
   readonly exited: Promise<ProcExit>;
   private readonly child: ChildProcess;
 
@@ -157,7 +169,12 @@ class NodeProc implements Proc {
       ...(o.argv0 === undefined ? {} : { argv0: o.argv0 }),
       cwd: o.cwd,
       env: o.env ?? process.env,
-      stdio: [o.stdin === "pipe" ? "pipe" : "ignore", "pipe", "pipe"],
+      stdio: [
+        o.stdin === "pipe" ? "pipe" : "ignore",
+        "pipe",
+        "pipe",
+        ...(o.reportPipe === true ? ["pipe" as const] : []),
+      ],
       detached: o.detached === true,
     });
     this.child = child;
@@ -172,6 +189,7 @@ class NodeProc implements Proc {
     this.stdin = child.stdin;
     this.stdout = child.stdout as Readable;
     this.stderr = child.stderr as Readable;
+    this.report = o.reportPipe === true ? (child.stdio[3] as Readable) : null;
   }
 
   get running(): boolean {

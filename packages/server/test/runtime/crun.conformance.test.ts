@@ -1,4 +1,7 @@
 import { CrunDriver } from "../../src/runtime/oci/crun-driver.js";
 import { registerConformanceSuite } from "../../src/runtime/testsuite.js";
 
-registerConformanceSuite("crun", (stateDir) => new CrunDriver({ stateDir }), { userNamespace: true });
+registerConformanceSuite("crun", (stateDir) => new CrunDriver({ stateDir }), {
+  userNamespace: true,
+  cgroupBlockIo: true,
+});

@@ -11,5 +11,6 @@ registerConformanceSuite(
     guestPidsAreHostTasks: false,
     hogLimitBytes: 256 * 1024 * 1024,
     ownNetworkStack: true,
+    fullRusage: false,
   },
 );

@@ -45,6 +45,16 @@ describe.each(["native", "node"] as const)("launch (%s)", (backend) => {
     p.kill("SIGKILL");
   });
 
+  it("gives a report pipe at fd 3 when asked, and no fd 3 otherwise", async () => {
+    const p = launch("/bin/sh", ["-c", "echo report >&3; echo out"], { ...o, reportPipe: true });
+    const [out, rep] = await Promise.all([text(p.stdout), p.report === null ? "" : text(p.report), p.exited]);
+    expect(out).toBe("out\n");
+    expect(rep).toBe("report\n");
+    const q = await sh("echo x >&3 || echo no-fd3", o);
+    expect(q.p.report).toBeNull();
+    expect(q.out).toBe("no-fd3\n");
+  });
+
   it("pipes stdin when asked, and gives /dev/null otherwise", async () => {
     const p = launch("/bin/cat", [], { ...o, stdin: "pipe" });
     const out = text(p.stdout);

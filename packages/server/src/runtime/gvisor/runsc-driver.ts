@@ -16,14 +16,22 @@
 import { existsSync, readdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import path from "node:path";
+import type { Proc } from "../../sys/proc.js";
 import { KVM_DEVICE } from "../devices.js";
-import { type OciConfig, type OciProcess, ociProcess } from "../oci/bundle.js";
-import { type Invocation, OciCliDriver, type OciCliDriverOptions } from "../oci/oci-cli-driver.js";
+import type { OciConfig, OciProcess } from "../oci/bundle.js";
+import {
+  type InitReports,
+  type Invocation,
+  OciCliDriver,
+  type OciCliDriverOptions,
+} from "../oci/oci-cli-driver.js";
 import type { ProcessSpec, SandboxSpec, SelfTestOptions, SelfTestResult } from "../runtime-driver.js";
+import { INIT_IN_SANDBOX, REPORT_DIR_IN_SANDBOX } from "../sandbox-init.js";
 import { selfTestSandbox } from "../self-test.js";
+import { type DevPoints, mountDevPoints } from "./dev-points.js";
 import {
   applyStatxFix,
-  mountStatxFixPoint,
+  STATX_FIX_IN_SANDBOX,
   statxFixArgs,
   statxFixBinary,
   statxFixCovers,
@@ -51,6 +59,8 @@ export class RunscDriver extends OciCliDriver {
   private statxFix: string | null = null;
   /** Sandboxes started with the workaround (their `exec`s get it too). */
   private readonly fixed = new Set<string>();
+  /** The /dev mount points (dev-points.ts) of each live sandbox that has them. */
+  private readonly devPoints = new Map<string, DevPoints>();
 
   constructor(o: RunscDriverOptions) {
     super("runsc", o);
@@ -103,22 +113,50 @@ export class RunscDriver extends OciCliDriver {
     return { file: "nsenter", args: [`--net=${ctx.netnsPath}`, ...hide, this.binary, ...args] };
   }
 
-  /** The statx workaround's mount point (see statx-fix.ts), for sandboxes that get it. */
+  /**
+   * Mount points of the init and the statx workaround and the init's report directory, on a
+   * host tmpfs (dev-points.ts). A rootfs whose /dev is not a directory runs without them.
+   */
   protected override async prepareRootfs(spec: SandboxSpec): Promise<(() => Promise<void>) | null> {
-    if (this.statxFix === null) return null;
-    const undo = await mountStatxFixPoint(spec.rootfs);
-    if (undo === null) return null;
-    this.fixed.add(spec.id);
+    const files = [path.basename(INIT_IN_SANDBOX)];
+    if (this.statxFix !== null) files.push(path.basename(STATX_FIX_IN_SANDBOX));
+    const points = await mountDevPoints(spec.rootfs, files, path.basename(REPORT_DIR_IN_SANDBOX));
+    if (points === null) return null;
+    this.devPoints.set(spec.id, points);
+    if (this.statxFix !== null) this.fixed.add(spec.id);
     return async () => {
       this.fixed.delete(spec.id);
-      await undo();
+      this.devPoints.delete(spec.id);
+      await points.undo();
     };
   }
 
-  override execProcess(id: string, p: ProcessSpec): OciProcess {
-    const proc = ociProcess(p);
+  /** runsc passes no extra fds: the init writes report files on the sandbox's dev tmpfs. */
+  protected override initReports(id: string): InitReports | null {
+    const points = this.devPoints.get(id);
+    return points === undefined ? null : { kind: "dir", hostDir: points.reportDir };
+  }
+
+  override execProcess(id: string, p: ProcessSpec, n: number, via: InitReports | null): OciProcess {
+    const proc = super.execProcess(id, p, n, via);
     if (this.fixed.has(id)) proc.args = statxFixArgs(proc.args);
     return proc;
+  }
+
+  /** The pid inside the sandbox: runsc's exec'd processes have no host pid of their own. */
+  protected override execPidFileArgs(pidFile: string): string[] {
+    return ["--internal-pid-file", pidFile];
+  }
+
+  override async signalExec(
+    containerId: string,
+    pid: number,
+    client: Proc,
+    signal: NodeJS.Signals,
+    netnsPath?: string,
+  ): Promise<void> {
+    if (!client.running) return;
+    await this.call(["kill", "--pid", String(pid), containerId, signal.replace(/^SIG/, "")], netnsPath);
   }
 
   /**

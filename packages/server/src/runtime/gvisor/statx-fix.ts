@@ -10,17 +10,12 @@
  * traced child and clears the flag in the few calls that carry it (a seccomp filter traps only
  * those). Exit codes, argv[0], stdin, env and cwd stay as they were; the command runs as pid 2.
  *
- * runsc's gofer creates a bind mount's mount point in the host rootfs, which is the run's
- * overlay: that would put `/dev/.contree-statx-fix` into every snapshot. A small host tmpfs
- * over `<rootfs>/dev` (hidden inside the sandbox by gVisor's own /dev) takes it instead.
+ * Its mount point lives on the host tmpfs of dev-points.ts, like the sandbox init's: never in a
+ * snapshot. The init runs under it (statx-fix → init → command).
  */
 import { lstatSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
-import path from "node:path";
-import { mounter } from "../../sys/mount.js";
 import { STATX_FIX } from "../../sys/native-sys.js";
 import type { OciConfig } from "../oci/bundle.js";
-import { unmount } from "../rootfs.js";
 
 export const STATX_FIX_IN_SANDBOX = "/dev/.contree-statx-fix";
 
@@ -36,29 +31,6 @@ export function statxFixBinary(): string | null {
 /** True when every failed probe check is one the workaround answers. */
 export function statxFixCovers(failedChecks: readonly string[]): boolean {
   return failedChecks.length > 0 && failedChecks.every((c) => /^(statx|newfstatat)(-|$)/.test(c));
-}
-
-/**
- * Mounts the host tmpfs that holds the mount point. Returns its undo, or null when `<rootfs>/dev`
- * is not a plain directory (a symlink must never be followed on the host): that run goes
- * without the workaround.
- */
-export async function mountStatxFixPoint(rootfs: string): Promise<(() => Promise<void>) | null> {
-  const dev = path.join(rootfs, "dev");
-  try {
-    if (!lstatSync(dev).isDirectory()) return null;
-  } catch {
-    return null;
-  }
-  // Nothing runs in this rootfs yet, so nothing can swap /dev for a symlink after the check.
-  await mounter().tmpfs(dev, "size=64k,mode=755");
-  try {
-    await writeFile(path.join(dev, path.basename(STATX_FIX_IN_SANDBOX)), "", { mode: 0o755 });
-  } catch (err) {
-    await unmount(dev).catch(() => undefined);
-    throw err;
-  }
-  return () => unmount(dev);
 }
 
 /** The command as the workaround's argument list. */

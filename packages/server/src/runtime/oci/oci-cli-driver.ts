@@ -39,6 +39,17 @@ import {
   type SelfTestOptions,
   type SelfTestResult,
 } from "../runtime-driver.js";
+import {
+  collectReport,
+  initArgs,
+  initBinary,
+  initMount,
+  parseInitReport,
+  REPORT_DIR_IN_SANDBOX,
+  REPORT_FD,
+  readReportFile,
+  withReport,
+} from "../sandbox-init.js";
 import { selfTestSandbox } from "../self-test.js";
 import { userRangeLockFd } from "../userns.js";
 import {
@@ -57,6 +68,8 @@ export interface OciCliDriverOptions {
   binary?: string;
   /** Egress networking; resolvers default to the host's non-loopback nameservers. */
   egress?: Partial<EgressConfig>;
+  /** Run commands under the sandbox init (default true; false only for A/B benchmarks). */
+  sandboxInit?: boolean;
 }
 
 export interface Invocation {
@@ -99,8 +112,10 @@ export abstract class OciCliDriver implements RuntimeDriver {
   protected readonly stateDir: string;
   protected readonly binary: string;
   private readonly egress: Partial<EgressConfig>;
+  private readonly useInit: boolean;
 
   constructor(defaultBinary: string, o: OciCliDriverOptions) {
+    this.useInit = o.sandboxInit !== false;
     this.stateDir = o.stateDir;
     this.binary = o.binary ?? defaultBinary;
     this.egress = o.egress ?? {};
@@ -155,9 +170,29 @@ export abstract class OciCliDriver implements RuntimeDriver {
     return null;
   }
 
-  /** The OCI process of an extra process (`exec`) in sandbox `id`. */
-  execProcess(_id: string, p: ProcessSpec): OciProcess {
-    return ociProcess(p);
+  /**
+   * How the sandbox init (sandbox-init.ts) reports in sandbox `id`: through a pipe at the
+   * runtime's fd 3 (`--preserve-fds`), or as files in a host directory bound at
+   * REPORT_DIR_IN_SANDBOX (runsc, whose prepareRootfs made it). null: that sandbox runs its
+   * commands without the init.
+   */
+  protected initReports(_id: string): InitReports | null {
+    return { kind: "fd" };
+  }
+
+  /**
+   * The OCI process of an extra process (`exec`) in sandbox `id`, under the init when the
+   * sandbox has one (`via`, how it reports); `n` numbers its report.
+   */
+  execProcess(_id: string, p: ProcessSpec, n: number, via: InitReports | null): OciProcess {
+    const proc = ociProcess(p);
+    if (via !== null)
+      proc.args = initArgs(
+        "exec",
+        via.kind === "fd" ? `fd:${REPORT_FD}` : reportFileIn(`exec-${n}`),
+        proc.args,
+      );
+    return proc;
   }
 
   /** Like adjustConfig, for adjustments that need I/O (done once and cached by the driver). */
@@ -218,6 +253,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
         extraDevices: this.runtimeDevices(),
       });
       cleanup.push(() => cg.remove());
+      const initHost = this.useInit ? await initBinary() : null;
       const undoRootfs = await this.prepareRootfs(spec);
       if (undoRootfs !== null) cleanup.push(undoRootfs);
       let net: EgressNetwork | null = null;
@@ -242,11 +278,28 @@ export abstract class OciCliDriver implements RuntimeDriver {
           net,
         ),
       );
+      const reports = initHost === null ? null : this.initReports(spec.id);
+      if (initHost !== null && reports !== null) {
+        config.process.args = initArgs(
+          "run",
+          reports.kind === "fd" ? `fd:${REPORT_FD}` : reportFileIn("run"),
+          config.process.args,
+        );
+        config.mounts.push(initMount(initHost));
+        if (reports.kind === "dir")
+          config.mounts.push({
+            destination: REPORT_DIR_IN_SANDBOX,
+            type: "bind",
+            source: reports.hostDir,
+            options: ["rbind", "rw", "nosuid", "nodev", "noexec"],
+          });
+      }
       this.adjustConfig(config, spec);
       await this.prepareConfig(config);
       writeFileSync(path.join(spec.bundleDir, "config.json"), JSON.stringify(config), { mode: 0o600 });
+      const viaFd = reports?.kind === "fd";
       const inv = this.invocation(
-        ["run", "--bundle", spec.bundleDir, containerId],
+        ["run", ...(viaFd ? ["--preserve-fds", "1"] : []), "--bundle", spec.bundleDir, containerId],
         net === null ? {} : { netnsPath: net.nsPath },
       );
       const join = this.startsInsideCgroups() ? cg.joinFiles() : null;
@@ -262,7 +315,9 @@ export abstract class OciCliDriver implements RuntimeDriver {
         stdin: spec.stdin === "pipe" ? "pipe" : "ignore",
         // Own session: a terminal's ^C to the server must not reach sandboxes directly.
         detached: true,
+        reportPipe: viaFd,
       });
+      const report = collectReport(child.report);
       // Without the helper (not built) a crashed server's sandboxes run until the next start's
       // reclaim; the start-up log warns about it.
       if (spec.deadlineMs !== undefined && WATCHDOG_BUILT) {
@@ -278,7 +333,19 @@ export abstract class OciCliDriver implements RuntimeDriver {
       }
       const netInfo: SandboxNetwork =
         net === null ? { mode: "none" } : { mode: "egress", address: net.address, gateway: net.gateway };
-      return new OciSandbox(this, spec, containerId, cg, net, netInfo, child, join, undoRootfs);
+      return new OciSandbox(
+        this,
+        spec,
+        containerId,
+        cg,
+        net,
+        netInfo,
+        child,
+        join,
+        undoRootfs,
+        reports,
+        report,
+      );
     } catch (e) {
       await cleanup.run();
       if (o.signal?.aborted) throw cancelled("sandbox start cancelled", { cause: e });
@@ -295,12 +362,21 @@ export abstract class OciCliDriver implements RuntimeDriver {
   spawnExec(
     containerId: string,
     processFile: string,
+    pidFile: string,
     stdin: "pipe" | "null",
     netnsPath: string | undefined,
     joinCgroups: string[] | null,
+    reportPipe: boolean,
   ): Proc {
     const inv = this.invocation(
-      ["exec", "--process", processFile, containerId],
+      [
+        "exec",
+        ...(reportPipe ? ["--preserve-fds", "1"] : []),
+        ...this.execPidFileArgs(pidFile),
+        "--process",
+        processFile,
+        containerId,
+      ],
       netnsPath === undefined ? {} : { netnsPath },
     );
     return launch(inv.file, inv.args, {
@@ -309,7 +385,34 @@ export abstract class OciCliDriver implements RuntimeDriver {
       ...(joinCgroups === null ? {} : { joinCgroups }),
       stdin: stdin === "pipe" ? "pipe" : "ignore",
       detached: true,
+      reportPipe,
     });
+  }
+
+  /** Where the runtime writes an exec'd process's pid: the host pid (crun, runc). */
+  protected execPidFileArgs(pidFile: string): string[] {
+    return ["--pid-file", pidFile];
+  }
+
+  /**
+   * Signals an exec'd process by the pid its runtime wrote (execPidFileArgs): the host pid here.
+   * Only while that pid is still a child of the runtime's exec client (crun and runc make it
+   * one, and reap it): a pid the client has reaped, and that another process got since, is
+   * never signalled.
+   */
+  async signalExec(
+    _containerId: string,
+    pid: number,
+    client: Proc,
+    signal: NodeJS.Signals,
+    _netnsPath?: string,
+  ): Promise<void> {
+    if (!client.running || parentOf(pid) !== client.pid) return;
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
   }
 
   /** Does the runtime still hold state for this container? */
@@ -334,6 +437,29 @@ export abstract class OciCliDriver implements RuntimeDriver {
   get routesSignals(): boolean {
     return this.signalViaRuntime();
   }
+}
+
+export type InitReports = { kind: "fd" } | { kind: "dir"; hostDir: string };
+
+function reportFileIn(name: string): string {
+  return `${REPORT_DIR_IN_SANDBOX}/${name}`;
+}
+
+/**
+ * The pid the runtime wrote for an exec'd process: it appears once the process exists, so wait
+ * for it while the exec client runs (null: the client ended first, or it never came).
+ */
+async function execPid(pidFile: string, client: Proc): Promise<number | null> {
+  for (let i = 0; i < 200 && client.running; i++) {
+    try {
+      const text = readFileSync(pidFile, "utf8").trim();
+      if (/^\d{1,10}$/.test(text) && Number(text) > 0) return Number(text);
+    } catch {
+      // not written yet
+    }
+    await Promise.race([client.exited, sleep(10)]);
+  }
+  return null;
 }
 
 class Cleanup {
@@ -383,6 +509,10 @@ class OciSandbox implements Sandbox {
     /** cgroup.procs files exec'd processes join (null: the runtime places them). */
     private readonly joinCgroups: string[] | null,
     private readonly undoRootfs: (() => Promise<void>) | null,
+    /** How the init reports (null: no init in this sandbox). */
+    private readonly reports: InitReports | null,
+    /** The main process's report pipe, collected from the start. */
+    private readonly mainReport: Promise<string>,
   ) {
     this.pid = child.pid;
     this.stdin = child.stdin;
@@ -398,17 +528,37 @@ class OciSandbox implements Sandbox {
 
   async wait(): Promise<ExitStatus> {
     const ended = await this.child.exited;
+    const report = parseInitReport(await this.reportOf("run", this.mainReport));
     // Before the caller unmounts the rootfs: nothing of ours may keep it busy.
     await this.releaseRootfs();
     // The main process is gone and its pid namespace with it: these totals are final.
     this.finalStats ??= await this.cg.stats();
     const st = this.finalStats;
-    let exit = exitFromWait(ended);
+    let exit = withReport(exitFromWait(ended), report);
     // A SIGKILL that lands while the runtime is still setting the container up makes the
     // runtime fail ("container init was killed") instead of reporting 137: same outcome.
-    if (this.killedBySigkill && exit.signal === -1 && exit.exitCode !== 0)
+    if (report === null && this.killedBySigkill && exit.signal === -1 && exit.exitCode !== 0)
       exit = { exitCode: 137, signal: 9 };
     return { ...exit, oomKilled: st.oomKills > 0 };
+  }
+
+  /**
+   * The init's report text once the runtime process has exited: the pipe's remaining bytes (it
+   * ends when the runtime closes its copy), or the report file `name` (runsc).
+   */
+  private async reportOf(name: string, pipe: Promise<string>): Promise<string> {
+    if (this.reports === null) return "";
+    if (this.reports.kind === "dir") return readReportFile(path.join(this.reports.hostDir, name));
+    // Only the runtime and the init hold the write end; both are gone. The bound is a guard.
+    let timer: NodeJS.Timeout | undefined;
+    const text = await Promise.race([
+      pipe,
+      new Promise<string>((r) => {
+        timer = setTimeout(() => r(""), 2000);
+      }),
+    ]);
+    clearTimeout(timer);
+    return text;
   }
 
   private rootfsReleased: Promise<void> | null = null;
@@ -448,27 +598,42 @@ class OciSandbox implements Sandbox {
     const file = await writeJson(
       this.spec.bundleDir,
       `exec-${n}.json`,
-      this.driver.execProcess(this.spec.id, p),
+      this.driver.execProcess(this.spec.id, p, n, this.reports),
     );
+    const pidFile = path.join(this.spec.bundleDir, `exec-${n}.pid`);
+    const viaFd = this.reports?.kind === "fd";
     const child = this.driver.spawnExec(
       this.containerId,
       file,
+      pidFile,
       o.stdin ?? "null",
       this.net?.nsPath,
       this.joinCgroups,
+      viaFd,
     );
+    const report = collectReport(child.report);
     this.children.add(child);
     void child.exited.then(() => this.children.delete(child));
     child.stdin?.on("error", () => undefined);
+    let waited: Promise<Omit<ExitStatus, "oomKilled">> | undefined;
     return {
       pid: child.pid,
       stdin: child.stdin,
       stdout: child.stdout,
       stderr: child.stderr,
-      wait: async () => exitFromWait(await child.exited),
+      wait: () => {
+        waited ??= child.exited.then(async (ended) =>
+          withReport(exitFromWait(ended), parseInitReport(await this.reportOf(`exec-${n}`, report))),
+        );
+        return waited;
+      },
       kill: async (signal: NodeJS.Signals = "SIGKILL") => {
-        child.kill(signal);
-        await child.exited;
+        // The runtime's exec client does not pass signals on: the process it started gets them
+        // (the init, which passes them to the command; a KILL takes the command with it).
+        const pid = await execPid(pidFile, child);
+        if (pid === null) child.kill(signal);
+        else await this.driver.signalExec(this.containerId, pid, child, signal, this.net?.nsPath);
+        if (signal === "SIGKILL") await child.exited;
       },
     };
   }
@@ -556,6 +721,16 @@ function startWatchdog(
   dog.stderr.resume();
 }
 
+/** Field 4 of /proc/PID/stat (the parent pid), or -1 when the process is gone. */
+function parentOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1] ?? -1);
+  } catch {
+    return -1;
+  }
+}
+
 /** Field 22 of /proc/PID/stat: the start time in clock ticks since boot. */
 function processStartTime(pid: number): string {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -586,7 +761,7 @@ async function removeBundleFiles(dir: string): Promise<void> {
     return;
   }
   for (const n of names) {
-    if (n === "config.json" || n.endsWith(".resolv.conf") || /^exec-\d+\.json$/.test(n))
+    if (n === "config.json" || n.endsWith(".resolv.conf") || /^exec-\d+\.(json|pid)$/.test(n))
       await rm(path.join(dir, n), { force: true });
   }
   await rmdir(dir).catch(() => undefined);

@@ -1,0 +1,201 @@
+/*
+ * contree-init MODE REPORT PROGRAM [ARG...]
+ *
+ * The entry point of every sandboxed process, on every driver, for the main process (MODE
+ * "run") and for exec'd ones (MODE "exec"). It forks PROGRAM, waits for it with wait4 and
+ * tells the host what really happened: exit code or terminating signal and the `struct
+ * rusage` of PROGRAM and everything this process reaped.
+ *
+ *  - PROGRAM is resolved through PATH from the environment, like execvp. A program that cannot
+ *    be found exits 127 with `contree: NAME: not found` on stderr, one that cannot be executed
+ *    126 with the reason, as a shell does: never the runtime's own internals.
+ *  - REPORT is "fd:N" (an inherited pipe, crun/runc `--preserve-fds`), an absolute path of a
+ *    file to create (runsc, which passes no extra fds: a small per-sandbox tmpfs), or "-". One
+ *    line: `contree-init/1 CODE SIGNAL` and the 16 rusage fields (µs, KiB, counts), written once
+ *    PROGRAM has ended. It is opened before PROGRAM starts and is close-on-exec.
+ *  - Signals. "exec": the host signals this process (the runtime reports its pid); the usual
+ *    signals are passed on to PROGRAM, and PROGRAM dies with this process (PDEATHSIG) if it is
+ *    killed. It is a subreaper, so what PROGRAM leaves behind is reaped (and counted) here.
+ *    "run": the host signals every process in the sandbox's cgroup itself, so PROGRAM already
+ *    got the signal: passing it on would deliver it twice. As pid 1 this process reaps orphans.
+ *  - This process exits with PROGRAM's code, or 128+N for signal N (a pid 1 cannot die by its
+ *    own signal), which is what the runtimes report for a signal death anyway. The host prefers
+ *    the report, which names the signal.
+ *  - Stdio is closed once PROGRAM runs, so a pipe sees EOF when PROGRAM closes its end. Other
+ *    fds are left alone: the runtimes pass none but the report's, and each syscall is dear
+ *    under gVisor's ptrace platform (a close() sweep of 1,024 fds cost ~100 ms there).
+ *
+ * Trust: PROGRAM runs as the same user as this process and can write a report of its own
+ * (or kill this process): the figures describe only what PROGRAM could influence anyway. The
+ * host treats the report as hostile input; cgroup CPU and memory figures stay authoritative.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile pid_t child;
+
+/* Signals this process handles (forwards, or ignores when it is not pid 1 in "run" mode). */
+static int handled(int s) {
+  switch (s) {
+    case SIGKILL: case SIGSTOP: case SIGCHLD: case SIGPIPE:
+    /* Faults of this process itself keep their default action. */
+    case SIGSEGV: case SIGBUS: case SIGILL: case SIGFPE: case SIGTRAP: case SIGSYS:
+      return 0;
+    default:
+      return 1;
+  }
+}
+
+static void forward(int sig) {
+  if (child > 0) kill(child, sig);
+}
+
+static void say(const char *prog, const char *what) {
+  /* One write: lines from concurrent processes do not interleave. */
+  char buf[512];
+  int n = snprintf(buf, sizeof buf, "contree: %s: %s\n", prog, what);
+  if (n > 0) (void)!write(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+/* execvp with a shell's answers: 127 not found, 126 found but not executable. */
+static void exec_program(char **args) {
+  const char *prog = args[0];
+  int err = ENOENT;
+  if (*prog == '\0') {
+    err = ENOENT;
+  } else if (strchr(prog, '/') != NULL) {
+    execv(prog, args);
+    err = errno;
+  } else {
+    const char *path = getenv("PATH");
+    if (path == NULL || *path == '\0') path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    int found = 0;
+    char buf[PATH_MAX];
+    for (const char *p = path; p != NULL;) {
+      const char *end = strchr(p, ':');
+      size_t len = end == NULL ? strlen(p) : (size_t)(end - p);
+      int n = len == 0 ? snprintf(buf, sizeof buf, "%s", prog)
+                       : snprintf(buf, sizeof buf, "%.*s/%s", (int)len, p, prog);
+      if (n > 0 && (size_t)n < sizeof buf) {
+        execv(buf, args);
+        if (errno != ENOENT && errno != ENOTDIR) {
+          /* Found but not runnable: remember the first such reason, keep looking like execvp. */
+          if (!found) err = errno;
+          found = 1;
+        }
+      }
+      p = end == NULL ? NULL : end + 1;
+    }
+  }
+  if (err == ENOENT || err == ENOTDIR) {
+    say(prog, "not found");
+    _exit(127);
+  }
+  say(prog, strerror(err));
+  _exit(126);
+}
+
+static int open_report(const char *spec) {
+  if (strcmp(spec, "-") == 0) return -1;
+  if (strncmp(spec, "fd:", 3) == 0) {
+    char *end;
+    long fd = strtol(spec + 3, &end, 10);
+    if (*end != '\0' || fd < 3 || fd > INT_MAX) return -1;
+    if (fcntl((int)fd, F_SETFD, FD_CLOEXEC) != 0) return -1;
+    return (int)fd;
+  }
+  if (spec[0] != '/') return -1;
+  return open(spec, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+}
+
+
+static void report(int fd, int code, int sig) {
+  if (fd < 0) return;
+  struct rusage ru;
+  if (getrusage(RUSAGE_CHILDREN, &ru) != 0) memset(&ru, 0, sizeof ru);
+  char buf[512];
+  int n = snprintf(buf, sizeof buf,
+                   "contree-init/1 %d %d %lld %lld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld\n", code,
+                   sig, (long long)ru.ru_utime.tv_sec * 1000000LL + ru.ru_utime.tv_usec,
+                   (long long)ru.ru_stime.tv_sec * 1000000LL + ru.ru_stime.tv_usec, ru.ru_maxrss, ru.ru_ixrss,
+                   ru.ru_idrss, ru.ru_isrss, ru.ru_minflt, ru.ru_majflt, ru.ru_nswap, ru.ru_inblock, ru.ru_oublock,
+                   ru.ru_msgsnd, ru.ru_msgrcv, ru.ru_nsignals, ru.ru_nvcsw, ru.ru_nivcsw);
+  if (n > 0 && (size_t)n < sizeof buf) (void)!write(fd, buf, (size_t)n);
+  close(fd);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 4 || (strcmp(argv[1], "run") != 0 && strcmp(argv[1], "exec") != 0)) {
+    say("init", "usage: contree-init run|exec REPORT PROGRAM [ARG...]");
+    return 126;
+  }
+  int exec_mode = strcmp(argv[1], "exec") == 0;
+  int rfd = open_report(argv[2]);
+  if (exec_mode) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+
+  /* Blocked across fork: a handler must never run in the child before it resets them. */
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, &old);
+  /* A pid 1 needs no dispositions: the kernel drops default-action signals to it (but KILL
+     from outside). Syscalls are dear under gVisor's ptrace platform: only what is needed. */
+  int set_handlers = exec_mode || getpid() != 1;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = exec_mode ? forward : SIG_IGN;
+  sigfillset(&sa.sa_mask);
+  for (int s = 1; set_handlers && s < SIGRTMIN; s++)
+    if (handled(s)) sigaction(s, &sa, NULL);
+  /* A host that stopped reading the report must not kill this process. */
+  signal(SIGPIPE, SIG_IGN);
+  pid_t ppid = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    say("init", strerror(errno));
+    return 126;
+  }
+  if (pid == 0) {
+    /* The command starts with every disposition at its default and the mask it was given. */
+    for (int s = 1; set_handlers && s < SIGRTMIN; s++)
+      if (handled(s)) signal(s, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    if (exec_mode) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+      if (getppid() != ppid) _exit(137);
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    exec_program(&argv[3]);
+  }
+  child = pid;
+  /* Only stdio: the runtimes pass no other fds but the report's (close-on-exec already). */
+  close(0);
+  close(1);
+  close(2);
+  sigprocmask(SIG_SETMASK, &old, NULL);
+
+  int status = 0;
+  for (;;) {
+    pid_t w = wait4(-1, &status, 0, NULL);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) {
+      /* Cannot happen while the child lives; report what we know rather than spin. */
+      status = 126 << 8;
+      break;
+    }
+  }
+  child = 0;
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  int sig = WIFSIGNALED(status) ? WTERMSIG(status) : -1;
+  report(rfd, code, sig);
+  return code;
+}
