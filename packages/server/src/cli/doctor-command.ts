@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
@@ -33,6 +33,9 @@ function nativeLine(): HostReportLine {
  */
 async function driverLines(): Promise<HostReportLine[]> {
   const work = await mkdtemp(join(tmpdir(), "contree-doctor-"));
+  // Searchable like a data dir: crun's sandbox runs as an unprivileged host uid (its user
+  // namespace) and must reach the self-test's rootfs below this dir.
+  await chmod(work, 0o711);
   const lines: HostReportLine[] = [];
   try {
     const { driver, report: reports } = await probeDrivers("auto", {
