@@ -195,35 +195,27 @@ export class InstanceHandler implements OperationHandler {
       // `close: false` keeps it open for POST .../subprocesses/1/stdin.
       stdinOpen: !meta.stdin.close,
     });
-    let sandbox: Sandbox | undefined;
-    let destroy: CleanupStep | undefined;
-    let unregister: CleanupStep | undefined;
+    const sandbox = await this.o.driver.start(
+      {
+        id: `${op.id.slice(0, 8)}${op.id.slice(9, 13)}`,
+        rootfs: run.rootfs,
+        bundleDir: run.bundle,
+        process: main.processSpec(),
+        hostname: meta.hostname,
+        network: meta.networking.enabled ? "egress" : "none",
+        limits: this.o.limits,
+        stdin: "pipe",
+        deadlineMs: meta.timeout * 1000 + WATCHDOG_GRACE_MS,
+        ...(run.users === undefined ? {} : { users: run.users }),
+      },
+      { signal: ctx.signal },
+    );
+    const destroy = teardown.push("destroy sandbox", () => sandbox.destroy());
+    const unregister = teardown.push("unregister live instance", () => this.o.live.unregister(op.id));
+    // Registered before the spawn event: a client that waits for it may exec at once.
     const proc = await main.start(
-      async (process) => {
-        const sbx = await this.o.driver.start(
-          {
-            id: `${op.id.slice(0, 8)}${op.id.slice(9, 13)}`,
-            rootfs: run.rootfs,
-            bundleDir: run.bundle,
-            process,
-            hostname: meta.hostname,
-            network: meta.networking.enabled ? "egress" : "none",
-            limits: this.o.limits,
-            stdin: "pipe",
-            deadlineMs: meta.timeout * 1000 + WATCHDOG_GRACE_MS,
-            ...(run.users === undefined ? {} : { users: run.users }),
-          },
-          { signal: ctx.signal },
-        );
-        sandbox = sbx;
-        destroy = teardown.push("destroy sandbox", () => sbx.destroy());
-        return initProcess(sbx);
-      },
-      () => {
-        // Before the spawn event: a client that waits for it may exec at once.
-        this.o.live.register(op.id, sandbox as Sandbox, ctx.emit, main);
-        unregister = teardown.push("unregister live instance", () => this.o.live.unregister(op.id));
-      },
+      async () => initProcess(sandbox),
+      () => this.o.live.register(op.id, sandbox, ctx.emit, main),
     );
     await this.feedStdin(op, meta, proc, ctx);
     return {

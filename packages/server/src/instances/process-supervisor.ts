@@ -110,7 +110,8 @@ export class ProcessSupervisor {
   }
 
   /**
-   * Starts the process through `obtain` (the sandbox's main process, or an exec into it), then
+   * Starts the process through `obtain` (the sandbox's main process, or an exec of this spec into
+   * it), then
    * `onStarted` (before the spawn event: a client that waits for it may act at once), the spawn
    * event, and the captures of both output streams.
    */
