@@ -156,6 +156,20 @@ describe.each(DRIVERS)("process lifecycle ($name)", ({ name, runtime }) => {
     expect(exitEvent(follow, trapper)).toMatchObject({ code: 0, signal: -1 });
   });
 
+  it("a main process that traps a TERM sent to spid 1 and exits 0 reports exit 0 and no signal", async () => {
+    const { id, follow } = await startMain({
+      command: "trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 0.05; done",
+      shell: true,
+    });
+    await follow.until((s) => outputOf(s.events(), "stdout").includes("ready"), 30_000);
+    expect((await signal(id, 1, "TERM")).status).toBe(202);
+    const doc = (await waitOperation(t, id, 30_000)) as { status: string; metadata: { result: Result } };
+    expect(doc.status).toBe("SUCCESS");
+    expect(decode(doc.metadata.result.stdout)).toBe("ready\nbye\n");
+    expect(doc.metadata.result.state).toMatchObject({ exit_code: 0, signal: -1 });
+    expect(exitEvent(follow, 1)).toMatchObject({ code: 0, signal: -1 });
+  });
+
   it("a missing command in argv form exits 127 with a short message naming it, like the shell form (runs)", async () => {
     const argv = await waitOperation(t, await spawn({ command: MISSING, args: ["x"] }));
     const shell = await waitOperation(t, await spawn({ command: `${MISSING} x`, shell: true }));
