@@ -217,8 +217,7 @@ export async function createServer(
     scratch: scratch.backend,
     disk,
     logger,
-    // At the merge with the process supervisor (InstanceHandlerOptions.observeStage), wire:
-    // observeStage: (stage, seconds) => serverMetrics.observeRunStage(stage, seconds),
+    observeStage: (stage, seconds) => serverMetrics.observeRunStage(stage, seconds),
     // (contree_run_stage_duration_seconds{stage="prepare|start|run|commit|teardown"}, docs/metrics.md)
     limits: {
       memoryBytes: config.sandbox.memoryBytes,

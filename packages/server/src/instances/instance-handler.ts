@@ -1,15 +1,10 @@
-import { mkdirSync } from "node:fs";
-import { rename, rm } from "node:fs/promises";
 import { hostname as hostName, release } from "node:os";
 import { join } from "node:path";
 import type { ContentStore } from "../content/content-store.js";
-import { type Digest, digestFromHex } from "../core/digest.js";
-import { internal, isStorageFull, notFound, payloadTooLarge } from "../core/errors.js";
-import { newId } from "../core/ids.js";
+import { isStorageFull } from "../core/errors.js";
 import { decodeStreamInput, toStreamRepr } from "../core/stream-repr.js";
 import { isoMicros } from "../core/time.js";
-import { type LayerStore, runLayerId } from "../images/layer-store.js";
-import { neutralizeDevices } from "../layers/inert-device.js";
+import type { LayerStore } from "../images/layer-store.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { ImageRecord } from "../metadata/repos/image-repo.js";
 import type { OperationRecord } from "../metadata/repos/operation-repo.js";
@@ -18,15 +13,24 @@ import type { HandlerContext, HandlerOutcome, OperationHandler } from "../operat
 import { isOutputRef } from "../outputs/output-ref.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import { readRange } from "../outputs/repr-chunks.js";
-import { type DiffStats, diffStats, mountRootfs, unmount } from "../runtime/rootfs.js";
-import type { ExitStatus, ResourceStats, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
-import type { RunScratch, ScratchBackend } from "../runtime/scratch/scratch.js";
-import { runCommand } from "../sys/run-command.js";
+import { diffStats } from "../runtime/rootfs.js";
+import type { IdRange, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
+import type { ScratchBackend } from "../runtime/scratch/scratch.js";
+import { CleanupStack, type CleanupStep } from "./cleanup-stack.js";
 import type { LiveInstances } from "./live-instances.js";
-import { OutputCapture } from "./output-capture.js";
-import { eventResources, redactEnv, resultResources } from "./resources.js";
-import { ensureDir, isPlainDirInside, writeFileInto } from "./rootfs-writer.js";
+import { initProcess, type Process } from "./process.js";
+import {
+  type ProcessOutcome,
+  ProcessSupervisor,
+  recordEvent,
+  type SupervisorContext,
+} from "./process-supervisor.js";
+import { consumedTotals } from "./resources.js";
+import { ensureDir } from "./rootfs-writer.js";
+import { commitRun } from "./run-commit.js";
+import { prepareRootfs, type RunRootfs } from "./run-rootfs.js";
 import type { InstanceMetadata } from "./spawn-request.js";
+import { StageClock } from "./stage-clock.js";
 import { chunkRefs } from "./stdin-log.js";
 
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -56,9 +60,37 @@ export interface InstanceHandlerOptions {
   disk?: { relieve(): Promise<void> };
   /** Called after a new image is committed (compaction looks at its chain; may make us wait). */
   onImage?: (img: ImageRecord) => Promise<void> | void;
+  /**
+   * Told each stage's duration once per run, for the stages the run entered: "prepare" (rootfs,
+   * files), "start" (sandbox up, spawn event, stdin), "run" (until the main process exited and
+   * its output is complete), "commit" (exit event, unmount, snapshot, shutdown event),
+   * "teardown" (what the run held released).
+   */
+  observeStage?: (stage: string, seconds: number) => void;
 }
 
-/** Runs `instance` operations: mount → sandbox → capture → snapshot → one metadata transaction. */
+/** A run's file system with the main process's environment. */
+interface PreparedRun extends RunRootfs {
+  env: Record<string, string>;
+  /** The host id range of the sandbox's user namespace, when the driver uses one. */
+  users?: IdRange;
+}
+
+/** The started sandbox and its main process. */
+interface StartedRun {
+  sandbox: Sandbox;
+  main: ProcessSupervisor;
+  /** Destroys the sandbox; started once the main process is gone, awaited by the teardown. */
+  destroy: CleanupStep;
+  /** Ends the instance's live state (subprocesses killed, their exits recorded). */
+  unregister: CleanupStep;
+}
+
+/**
+ * Runs `instance` operations in stages: prepare (mount, files) → start (sandbox, spawn) → run
+ * (supervise the main process) → commit (snapshot, one metadata transaction) → teardown (the
+ * run's cleanup stack, after the completion is stored when the run has a result).
+ */
 export class InstanceHandler implements OperationHandler {
   readonly kind = "instance" as const;
 
@@ -68,366 +100,234 @@ export class InstanceHandler implements OperationHandler {
     const meta = op.metadata as InstanceMetadata;
     const image = op.imageId === null ? undefined : await this.o.store.images.getAny(op.imageId);
     if (!image) return { status: "FAILED", error: "image not found" };
-    const t0 = Date.now();
-    const runId = `${op.id.slice(0, 8)}${op.id.slice(9, 13)}`;
-    const dir = join(this.o.runsDir, op.id);
-    const capBytes = meta.resources_limits.max_layer_bytes;
-    let scratch: RunScratch | undefined;
-    const rootfs = join(dir, "rootfs");
-    const bundle = join(dir, "bundle");
-    let mounted = false;
-    let sandbox: Sandbox | undefined;
-    let deferRelease = false;
-    // A host id range for the sandbox's user namespace (null: the driver runs without one).
-    const lease = this.o.driver.userRange?.() ?? null;
-    /** Removes whatever the run still holds; idempotent, never throws. */
-    const releaseRun = async (): Promise<void> => {
-      await this.o.live.unregister(op.id);
-      if (sandbox)
-        await sandbox
-          .destroy()
-          .catch((err: unknown) => this.o.logger.warn({ err, opId: op.id }, "sandbox cleanup failed"));
-      if (mounted)
-        await unmount(rootfs).catch((err: unknown) =>
-          this.o.logger.warn({ err, opId: op.id }, "unmount failed"),
-        );
-      if (scratch) await scratch.release();
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-      // Every process of the sandbox is gone (destroy killed its cgroup): the range is free.
-      lease?.release();
+    const startedAt = Date.now();
+    const clock = new StageClock(this.o.observeStage);
+    const teardown = new CleanupStack(this.o.logger, { opId: op.id });
+    const release = async () => {
+      clock.enter("teardown");
+      await teardown.run();
+      clock.end();
     };
+    let outcome: HandlerOutcome | undefined;
     try {
-      mkdirSync(bundle, { recursive: true });
-      scratch = await this.o.scratch.acquire(dir, capBytes);
-      const { upper, work } = scratch;
-      const lowers = this.o.layers.paths(image.mountChain);
-      const idmap = lease === null ? {} : { idmap: lease.range };
-      // Host root has no id in an idmapped view: the server's own writes (files, a missing cwd)
-      // go through a plain mount of the same upper first, with the owners as given. With files
-      // that is known up front; whether the cwd exists only the merged view tells.
-      const hasFiles = Object.keys(meta.files).length > 0;
-      const plainFirst = lease !== null && hasFiles;
-      await mountRootfs({ lowers, upper, work, target: rootfs, ...(plainFirst ? {} : idmap) });
-      mounted = true;
-      const writeFiles = async () => {
-        for (const [path, f] of Object.entries(meta.files)) {
-          const file = await this.o.store.files.findById(op.projectId, f.uuid);
-          if (!file || !this.o.content.localPath) throw notFound(`file ${f.uuid} not found`);
-          const src = this.o.content.localPath(digestFromHex(file.sha256) as Digest);
-          await writeFileInto(rootfs, path, src, {
-            uid: f.uid,
-            gid: f.gid,
-            mode: Number.parseInt(f.mode, 8),
-          }).catch((err: unknown) => {
-            // Out of space here is the run's own cap, not the server's storage.
-            if (isStorageFull(err))
-              throw payloadTooLarge(`the run's files do not fit in max_layer_bytes (${capBytes})`, {
-                cause: err,
-              });
-            throw err;
-          });
-        }
-      };
-      if (lease !== null && (plainFirst || !isPlainDirInside(rootfs, meta.cwd))) {
-        if (!plainFirst) {
-          await unmount(rootfs);
-          mounted = false;
-          await mountRootfs({ lowers, upper, work, target: rootfs });
-          mounted = true;
-        }
-        await writeFiles();
-        await ensureDir(rootfs, meta.cwd);
-        await unmount(rootfs);
-        mounted = false;
-        await mountRootfs({ lowers, upper, work, target: rootfs, ...idmap });
-        mounted = true;
-      } else {
-        await writeFiles();
-      }
-
-      const env = {
-        PATH: DEFAULT_PATH,
-        HOME: meta.uid === 0 ? "/root" : "/",
-        HOSTNAME: meta.hostname,
-        ...(image.env ?? {}),
-        ...meta.env,
-      };
-      const args = meta.shell ? ["/bin/sh", "-c", meta.command, ...meta.args] : [meta.command, ...meta.args];
-      // The cwd check (file system, thread pool) and the event (database) overlap.
-      await Promise.all([
-        ensureDir(rootfs, meta.cwd),
-        ctx.emit(0, "init", {
-          started_at: isoMicros(t0),
-          runtime_path: `/usr/bin/${this.o.driver.name}`,
-          verbose: false,
-          init_pid: 1,
-          hostname: hostName(),
-          kernel: release(),
-          machine: process.arch,
-        }),
-      ]);
-      sandbox = await this.o.driver.start(
-        {
-          id: runId,
-          rootfs,
-          bundleDir: bundle,
-          process: {
-            args,
-            env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
-            cwd: meta.cwd,
-            uid: meta.uid,
-            gid: meta.gid,
-          },
-          hostname: meta.hostname,
-          network: meta.networking.enabled ? "egress" : "none",
-          limits: this.o.limits,
-          stdin: "pipe",
-          deadlineMs: meta.timeout * 1000 + WATCHDOG_GRACE_MS,
-          ...(lease === null ? {} : { users: lease.range }),
-        },
-        { signal: ctx.signal },
-      );
-      const started = Date.now();
-      // Registered before the spawn event: a client that waits for it may exec at once.
-      this.o.live.register(op.id, sandbox, ctx.emit, env, meta.stdin.close ? null : sandbox.stdin);
-      await ctx.emit(1, "spawn", {
-        pid: 1,
-        command: args[0],
-        args: args.slice(1),
-        shell: meta.shell,
-        cwd: meta.cwd,
-        uid: meta.uid,
-        gid: meta.gid,
-        timeout: meta.timeout,
-        truncate_at: meta.truncate_output_at,
-        env: redactEnv(env),
-      });
-      const sbx = sandbox;
-      const capture = (stream: "stdout" | "stderr") => {
-        const name = `1.${stream}`;
-        return new OutputCapture(
-          stream === "stdout" ? sbx.stdout : sbx.stderr,
-          meta.truncate_output_at,
-          { name, create: () => this.o.outputs.create(op.id, name) },
-          (data) => ctx.emit(1, stream, data),
-          (err) => this.o.logger.warn({ err, opId: op.id, stream }, "could not store output"),
-        );
-      };
-      const stdout = capture("stdout");
-      const stderr = capture("stderr");
-      if (sbx.stdin) {
-        // A large stdin was stored apart at spawn time (`1.input`); its echo refers to it.
-        const stored = isOutputRef(meta.stdin) ? meta.stdin : null;
-        const input = stored
-          ? await readRange(this.o.outputs, op.id, stored)
-          : decodeStreamInput(meta.stdin.value, meta.stdin.encoding, "stdin");
-        sbx.stdin.on("error", () => undefined);
-        if (input.length > 0) {
-          sbx.stdin.write(input);
-          if (stored)
-            for (const ref of chunkRefs(stored.$out.stream, 0, input.length))
-              await ctx.emit(1, "stdin", { ...ref });
-          else await ctx.emit(1, "stdin", { ...toStreamRepr(input) });
-        }
-        // `close: false` keeps it open for POST .../subprocesses/1/stdin.
-        if (meta.stdin.close) sbx.stdin.end();
-      }
-
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        void sbx.kill("SIGKILL");
-      }, meta.timeout * 1000);
-      const onAbort = () => void sbx.kill("SIGKILL");
-      ctx.signal.addEventListener("abort", onAbort, { once: true });
-      let exit: ExitStatus;
-      try {
-        exit = await sbx.wait();
-      } finally {
-        clearTimeout(timer);
-        ctx.signal.removeEventListener("abort", onAbort);
-      }
-      // From here the run has a result: a full disk may cost events, never the result itself.
-      const after = (spid: number, type: string, data: Record<string, unknown>) =>
-        ctx.emit(spid, type, data).catch((err: unknown) => {
-          if (!isStorageFull(err)) throw err;
-          this.o.logger.warn({ err, opId: op.id, type }, "event not stored: out of storage space");
-        });
-      // The main process is gone: whatever it left running (daemons, subprocesses) goes too.
-      await this.o.live.unregister(op.id);
-      await sbx.kill("SIGKILL").catch(() => undefined);
-      const [out, err] = await Promise.all([stdout.done, stderr.done]);
-      const stats: ResourceStats | undefined = await sbx.stats().catch(() => undefined);
-      const ended = Date.now();
-      // Tearing down cgroups and runtime state overlaps the snapshot; releaseRun() awaits it.
-      void sbx.destroy().catch(() => undefined);
-      for (const [name, c] of [
-        ["stdout", out],
-        ["stderr", err],
-      ] as const) {
-        if (c.dropped > 0)
-          await after(1, "truncated", {
-            stream: name,
-            bytes_emitted: c.emitted,
-            bytes_dropped: c.dropped,
-          });
-      }
+      clock.enter("prepare");
+      const prepared = await this.prepare(op, meta, image, ctx, teardown, startedAt);
+      clock.enter("start");
+      const started = await this.start(op, meta, prepared, ctx, teardown);
+      clock.enter("run");
+      const exited = await this.supervise(started, ctx);
       if (ctx.signal.aborted) return { status: "FAILED", error: "cancelled" };
-
-      const signal = timedOut ? 9 : exit.signal;
-      const exitCode = timedOut || exit.signal > 0 ? -1 : exit.exitCode;
-      // The unmount (it syncs the upper to disk, thread pool) overlaps the event (database).
-      await Promise.all([
-        after(1, "exit", {
-          pid: 1,
-          code: exitCode,
-          signal,
-          timed_out: timedOut,
-          duration_ms: ended - started,
-          core_dump: false,
-          resources: eventResources(stats),
-        }),
-        unmount(rootfs).then(() => {
-          mounted = false;
-        }),
-      ]);
-      const diff = await diffStats(upper);
-      const result = {
-        state: {
-          exit_code: exitCode,
-          signal,
-          pid: 1,
-          timed_out: timedOut,
-          stopped: false,
-          continued: false,
-          core_dump: false,
-          oom_killed: exit.oomKilled,
-        },
-        stdout: out.repr,
-        stderr: err.repr,
-        resources: resultResources(stats, ended - started),
-      };
-      let resultImage: ImageRecord | null = null;
-      // The scratch filled up (writes failed inside), or an upper grew past the cap (apparent size).
-      const full = await scratch.reachedCap();
-      const overCap = diff.bytes > capBytes;
-      if (full || overCap) await after(0, "size_cap", { limit_bytes: capBytes, file_size: diff.bytes });
-      let noImage: string | null = overCap
-        ? `the run wrote ${diff.bytes} bytes, over max_layer_bytes (${capBytes}): no image was kept`
-        : null;
-      if (!meta.disposable && !overCap) {
-        try {
-          resultImage = await this.commit(op, meta, image, env, upper, diff, scratch.commit === "copy");
-        } catch (err) {
-          // The run finished: its output, exit code and resources are recorded whatever happens to its diff.
-          const storageFull = isStorageFull(err);
-          this.o.logger.error({ err, opId: op.id }, "the run's changes could not be saved");
-          noImage = storageFull
-            ? "the run finished but its changes could not be saved: the server is out of storage space (no image was made)"
-            : "the run finished but its changes could not be saved (no image was made)";
-          if (storageFull) {
-            // What the run wrote is no longer needed; the reserve makes room for the result.
-            await scratch.release();
-            await this.o.disk?.relieve();
-          }
-        }
-      }
-      if (resultImage !== null && resultImage.id !== image.id) await this.o.onImage?.(resultImage);
-      await after(0, "shutdown", {
-        stopped_at: isoMicros(Date.now()),
-        reason: timedOut ? "timeout" : "job_complete",
-      });
-      const consumedCpu = (stats?.cpuTotalNs ?? 0) / 1e9;
+      clock.enter("commit");
       // The result is final: what is left to remove is released after the completion is stored.
-      deferRelease = true;
-      return {
-        cleanup: releaseRun,
-        status: "SUCCESS",
-        error: noImage,
-        metadata: { ...meta, result },
-        resultImageId: resultImage?.id ?? null,
-        imageSize: diff.bytes,
-        consumedCpu,
-        consumedMemory: stats?.memoryPeakBytes ?? 0,
-        completion: { result_image_uuid: resultImage?.id ?? null, image_size_bytes: diff.bytes },
+      outcome = {
+        ...(await this.commit(op, meta, image, prepared, started.main, exited, ctx)),
+        cleanup: release,
       };
+      return outcome;
     } finally {
-      if (!deferRelease) await releaseRun();
+      if (outcome === undefined) await release();
     }
   }
 
-  /** Snapshot: the upper becomes a layer by rename, the image row is one transaction. */
+  /** The run's file system and the main process's environment; the `init` event. */
+  private async prepare(
+    op: OperationRecord,
+    meta: InstanceMetadata,
+    image: ImageRecord,
+    ctx: HandlerContext,
+    teardown: CleanupStack,
+    startedAt: number,
+  ): Promise<PreparedRun> {
+    // A host id range for the sandbox's user namespace (null: the driver runs without one).
+    const lease = this.o.driver.userRange?.() ?? null;
+    // Released last: by then every process of the sandbox is gone (destroy killed its cgroup).
+    if (lease !== null) teardown.push("release user range", async () => lease.release());
+    const fs = await prepareRootfs(this.o, {
+      projectId: op.projectId,
+      dir: join(this.o.runsDir, op.id),
+      meta,
+      image,
+      users: lease?.range ?? null,
+      teardown,
+    });
+    // The cwd check (file system, thread pool) and the event (database) overlap.
+    await Promise.all([
+      ensureDir(fs.rootfs, meta.cwd),
+      ctx.emit(0, "init", {
+        started_at: isoMicros(startedAt),
+        runtime_path: `/usr/bin/${this.o.driver.name}`,
+        verbose: false,
+        init_pid: 1,
+        hostname: hostName(),
+        kernel: release(),
+        machine: process.arch,
+      }),
+    ]);
+    const env = {
+      PATH: DEFAULT_PATH,
+      HOME: meta.uid === 0 ? "/root" : "/",
+      HOSTNAME: meta.hostname,
+      ...(image.env ?? {}),
+      ...meta.env,
+    };
+    return { ...fs, env, ...(lease === null ? {} : { users: lease.range }) };
+  }
+
+  /** The sandbox with its main process, registered live before its spawn event; stdin fed. */
+  private async start(
+    op: OperationRecord,
+    meta: InstanceMetadata,
+    run: PreparedRun,
+    ctx: HandlerContext,
+    teardown: CleanupStack,
+  ): Promise<StartedRun> {
+    const main = new ProcessSupervisor(this.supervisorContext(op, ctx), {
+      spid: 1,
+      command: meta.command,
+      args: meta.args,
+      shell: meta.shell,
+      env: run.env,
+      cwd: meta.cwd,
+      uid: meta.uid,
+      gid: meta.gid,
+      timeout: meta.timeout,
+      truncateAt: meta.truncate_output_at,
+      // `close: false` keeps it open for POST .../subprocesses/1/stdin.
+      stdinOpen: !meta.stdin.close,
+    });
+    const sandbox = await this.o.driver.start(
+      {
+        id: `${op.id.slice(0, 8)}${op.id.slice(9, 13)}`,
+        rootfs: run.rootfs,
+        bundleDir: run.bundle,
+        process: main.processSpec(),
+        hostname: meta.hostname,
+        network: meta.networking.enabled ? "egress" : "none",
+        limits: this.o.limits,
+        stdin: "pipe",
+        deadlineMs: meta.timeout * 1000 + WATCHDOG_GRACE_MS,
+        ...(run.users === undefined ? {} : { users: run.users }),
+      },
+      { signal: ctx.signal },
+    );
+    const destroy = teardown.push("destroy sandbox", () => sandbox.destroy());
+    const unregister = teardown.push("unregister live instance", () => this.o.live.unregister(op.id));
+    // Registered before the spawn event: a client that waits for it may exec at once.
+    const proc = await main.start(
+      async () => initProcess(sandbox),
+      () => this.o.live.register(op.id, sandbox, ctx.emit, main),
+    );
+    await this.feedStdin(op, meta, proc, ctx);
+    return {
+      sandbox: sandbox as Sandbox,
+      main,
+      destroy: destroy as CleanupStep,
+      unregister: unregister as CleanupStep,
+    };
+  }
+
+  private supervisorContext(op: OperationRecord, ctx: HandlerContext): SupervisorContext {
+    return { opId: op.id, emit: ctx.emit, outputs: this.o.outputs, logger: this.o.logger };
+  }
+
+  /** The spawn request's stdin; a large one was stored apart at spawn time (`1.input`), its echo refers to it. */
+  private async feedStdin(op: OperationRecord, meta: InstanceMetadata, p: Process, ctx: HandlerContext) {
+    const stdin = p.stdin;
+    if (stdin === null) return;
+    const stored = isOutputRef(meta.stdin) ? meta.stdin : null;
+    const input = stored
+      ? await readRange(this.o.outputs, op.id, stored)
+      : decodeStreamInput(meta.stdin.value, meta.stdin.encoding, "stdin");
+    if (input.length > 0) {
+      stdin.write(input);
+      if (stored)
+        for (const ref of chunkRefs(stored.$out.stream, 0, input.length))
+          await ctx.emit(1, "stdin", { ...ref });
+      else await ctx.emit(1, "stdin", { ...toStreamRepr(input) });
+    }
+    if (meta.stdin.close) stdin.end();
+  }
+
+  /** Until the main process has exited (timeout and cancel kill the sandbox) and its output is complete. */
+  private async supervise(s: StartedRun, ctx: HandlerContext): Promise<ProcessOutcome> {
+    const exited = await s.main.wait({
+      signal: ctx.signal,
+      onExit: async () => {
+        // The main process is gone: whatever it left running (daemons, subprocesses) goes too.
+        await s.unregister.run();
+        await s.sandbox.kill("SIGKILL").catch(() => undefined);
+      },
+    });
+    // Tearing down cgroups and runtime state overlaps the snapshot; the teardown awaits it.
+    void s.destroy.run().catch(() => undefined);
+    return exited;
+  }
+
+  /** The exit event, the snapshot (within max_layer_bytes, unless disposable) and the shutdown event. */
   private async commit(
     op: OperationRecord,
     meta: InstanceMetadata,
-    parent: ImageRecord,
-    env: Record<string, string>,
-    upper: string,
-    diff: DiffStats,
-    copy: boolean,
-  ): Promise<ImageRecord> {
-    const envChanged = meta.preserve_env && JSON.stringify(env) !== JSON.stringify(parent.env ?? {});
-    if (diff.empty && !envChanged) return parent;
-    const layerId = diff.empty ? null : runLayerId();
-    // The parent's chain may have been flattened while we ran: build on its current form.
-    const base = (await this.o.store.images.getAny(parent.id))?.mountChain ?? parent.mountChain;
-    // The sandbox made device nodes (CAP_MKNOD; the diff walk counted them): none reaches the
-    // layer store live.
-    if (layerId !== null && diff.devices > 0) {
-      await neutralizeDevices(upper).catch((err: unknown) => {
-        throw internal("could not neutralise device nodes in the run's changes", { cause: err });
-      });
-    }
-    if (layerId !== null) {
-      if (copy) {
-        // From another filesystem: GNU cp keeps whiteouts (0/0 devices), opaque xattrs, owners, modes.
-        const staged = await this.o.layers.stage();
-        try {
-          const r = await runCommand("cp", ["-a", "--no-target-directory", `${upper}/.`, staged]);
-          if (r.code !== 0) {
-            const full = /No space left on device|Disk quota exceeded/.test(r.stderr);
-            throw Object.assign(new Error(`cp failed: ${r.stderr.trim()}`), full ? { code: "ENOSPC" } : {});
-          }
-          await this.o.layers.publish(staged, layerId);
-        } catch (err) {
-          await this.o.layers.discard(staged);
-          throw internal("could not copy the run's changes into the layer store", { cause: err });
+    image: ImageRecord,
+    run: PreparedRun,
+    main: ProcessSupervisor,
+    exited: ProcessOutcome,
+    ctx: HandlerContext,
+  ): Promise<HandlerOutcome> {
+    const event = (type: string, data: Record<string, unknown>) =>
+      recordEvent(this.supervisorContext(op, ctx), 0, type, data);
+    // The unmount (it syncs the upper to disk, thread pool) overlaps the event (database).
+    await Promise.all([main.recordExit(), run.unmount.run()]);
+    const capBytes = meta.resources_limits.max_layer_bytes;
+    const diff = await diffStats(run.scratch.upper);
+    let resultImage: ImageRecord | null = null;
+    // The scratch filled up (writes failed inside), or an upper grew past the cap (apparent size).
+    const full = await run.scratch.reachedCap();
+    const overCap = diff.bytes > capBytes;
+    if (full || overCap) await event("size_cap", { limit_bytes: capBytes, file_size: diff.bytes });
+    let noImage: string | null = overCap
+      ? `the run wrote ${diff.bytes} bytes, over max_layer_bytes (${capBytes}): no image was kept`
+      : null;
+    if (!meta.disposable && !overCap) {
+      try {
+        resultImage = await commitRun(
+          this.o,
+          op,
+          meta,
+          image,
+          run.env,
+          run.scratch.upper,
+          diff,
+          run.scratch.commit === "copy",
+        );
+      } catch (err) {
+        // The run finished: its output, exit code and resources are recorded whatever happens to its diff.
+        const storageFull = isStorageFull(err);
+        this.o.logger.error({ err, opId: op.id }, "the run's changes could not be saved");
+        noImage = storageFull
+          ? "the run finished but its changes could not be saved: the server is out of storage space (no image was made)"
+          : "the run finished but its changes could not be saved (no image was made)";
+        if (storageFull) {
+          // What the run wrote is no longer needed; the reserve makes room for the result.
+          await run.releaseScratch.run();
+          await this.o.disk?.relieve();
         }
-      } else {
-        await rename(upper, this.o.layers.path(layerId));
       }
     }
-    const img: ImageRecord = {
-      id: newId(),
-      projectId: op.projectId,
-      parentId: parent.id,
-      layerId,
-      mountChain: layerId === null ? base : [layerId, ...base],
-      depth: parent.depth + 1,
-      env: meta.preserve_env ? env : parent.env,
-      operationId: op.id,
-      size: parent.size + diff.bytes,
-      source: null,
-      createdAt: Date.now(),
+    if (resultImage !== null && resultImage.id !== image.id) await this.o.onImage?.(resultImage);
+    await event("shutdown", {
+      stopped_at: isoMicros(Date.now()),
+      reason: exited.timedOut ? "timeout" : "job_complete",
+    });
+    const consumed = consumedTotals(exited.resources, exited.stats);
+    return {
+      status: "SUCCESS",
+      error: noImage,
+      metadata: { ...meta, result: main.result() },
+      resultImageId: resultImage?.id ?? null,
+      imageSize: diff.bytes,
+      consumedCpu: consumed.cpuSeconds,
+      consumedMemory: consumed.memoryBytes,
+      completion: { result_image_uuid: resultImage?.id ?? null, image_size_bytes: diff.bytes },
     };
-    try {
-      await this.o.store.transaction(async (tx) => {
-        if (layerId !== null) {
-          await tx.images.insertLayer({
-            id: layerId,
-            kind: "run",
-            chainId: null,
-            size: diff.bytes,
-            entries: diff.entries,
-            createdAt: img.createdAt,
-          });
-        }
-        await tx.images.insert(img);
-      });
-    } catch (err) {
-      if (layerId !== null) await rm(this.o.layers.path(layerId), { recursive: true, force: true });
-      throw internal("could not record the result image", { cause: err });
-    }
-    return img;
   }
 }

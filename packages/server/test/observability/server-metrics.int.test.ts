@@ -164,6 +164,11 @@ describe("server metrics", () => {
     expect(delta(after, "contree_sandbox_processes_started_total", { process: "main" })).toBe(2);
     expect(delta(after, "contree_sandbox_process_exits_total", { process: "main", how: "exited" })).toBe(1);
     expect(sampleValue(after, "contree_sandboxes_running")).toBe(0);
+    // Two runs started (one committed, one cancelled while running): each stage they entered once.
+    for (const stage of ["prepare", "start", "run", "commit", "teardown"])
+      expect(delta(after, "contree_run_stage_duration_seconds_count", { stage }), stage).toBe(
+        stage === "commit" ? 1 : 2,
+      );
     for (const status of ["PENDING", "ASSIGNED", "EXECUTING"])
       expect(sampleValue(after, "contree_operations", { kind: "instance", status })).toBe(0);
     expect(sampleValue(after, "contree_operation_oldest_pending_age_seconds", { kind: "instance" })).toBe(0);
