@@ -724,6 +724,32 @@ typedef struct {
   int status;
 } exit_msg;
 
+/*
+ * Field 22 of /proc/PID/stat (start time in clock ticks since boot) into out, "" when unreadable.
+ * Read for a child before its waiter thread exists: until then nothing can reap it, so the pid
+ * still names this child (a zombie at worst) and a watchdog can later tell it from a reused pid.
+ */
+static void proc_start_time(pid_t pid, char *out, size_t cap) {
+  out[0] = '\0';
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return;
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')');
+  if (p == NULL) return;
+  p += 2; /* past ") ": field 3 */
+  for (int field = 3; field < 22 && *p != '\0'; p++)
+    if (*p == ' ') field++;
+  size_t len = strcspn(p, " \n");
+  if (len == 0 || len >= cap) return;
+  memcpy(out, p, len);
+  out[len] = '\0';
+}
+
 static void *wait_thread(void *arg) {
   waiter *w = arg;
   int status = 0;
@@ -891,6 +917,8 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
   }
   free(file); free(cwd); free_strv(argv); free_strv(envp);
 
+  char started[32];
+  proc_start_time(pid, started, sizeof started);
   waiter *w = malloc(sizeof *w);
   napi_value name;
   napi_create_string_utf8(env, "contree_sys.exit", NAPI_AUTO_LENGTH, &name);
@@ -934,6 +962,9 @@ static napi_value js_spawn(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, res, "stderr", v);
   napi_create_int32(env, rep[0], &v);
   napi_set_named_property(env, res, "report", v);
+  if (started[0] != '\0') napi_create_string_utf8(env, started, NAPI_AUTO_LENGTH, &v);
+  else napi_get_null(env, &v);
+  napi_set_named_property(env, res, "startTime", v);
   return res;
 }
 

@@ -17,6 +17,8 @@ export interface NativeSpawnResult {
   stderr: number;
   /** Read end of the report pipe (the child's fd 3); -1 when none was asked for. */
   report: number;
+  /** Field 22 of /proc/PID/stat, read before the child could be reaped; null if unreadable. */
+  startTime: string | null;
 }
 
 export interface NativeSys {

@@ -3,7 +3,7 @@
  * posix_spawn (cheap at any RSS) and Node's child_process (fork-based; the fallback).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
@@ -28,6 +28,11 @@ export interface Proc {
   readonly exited: Promise<ProcExit>;
   /** True until the process is reaped. */
   readonly running: boolean;
+  /**
+   * Its start time (field 22 of /proc/PID/stat), read before it could be reaped, so a watcher
+   * can tell it from a later process that got the same pid; null when it could not be read.
+   */
+  readonly startTime: string | null;
   /** Sends a signal; a process already gone is not an error. */
   kill(signal?: NodeJS.Signals): void;
 }
@@ -82,6 +87,18 @@ const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
   Object.entries(constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
 );
 
+/** Field 22 of /proc/PID/stat, or null when it cannot be read. */
+function procStartTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may hold spaces and parentheses: count from its last ')'.
+    const start = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    return start !== undefined && /^\d+$/.test(start) ? start : null;
+  } catch {
+    return null;
+  }
+}
+
 function envList(env: NodeJS.ProcessEnv): string[] {
   const out: string[] = [];
   for (const [k, v] of Object.entries(env)) if (v !== undefined) out.push(`${k}=${v}`);
@@ -95,6 +112,7 @@ class NativeProc implements Proc {
   readonly stderr: Readable;
   readonly report: Readable | null;
   readonly exited: Promise<ProcExit>;
+  readonly startTime: string | null;
   private done = false;
 
   constructor(
@@ -133,6 +151,7 @@ class NativeProc implements Proc {
       o.reportPipe === true,
     );
     this.pid = r.pid;
+    this.startTime = r.startTime;
     this.report = r.report < 0 ? null : new net.Socket({ fd: r.report, readable: true, writable: false });
     // net.Socket over a pipe fd is a libuv pipe handle: non-blocking, no thread-pool reads.
     this.stdout = new net.Socket({ fd: r.stdout, readable: true, writable: false });
@@ -162,6 +181,7 @@ class NodeProc implements Proc {
   readonly stderr: Readable;
   readonly report: Readable | null;
   readonly exited: Promise<ProcExit>;
+  readonly startTime: string | null;
   private readonly child: ChildProcess;
 
   constructor(file: string, args: readonly string[], o: LaunchOptions) {
@@ -186,6 +206,8 @@ class NodeProc implements Proc {
       });
     });
     this.pid = child.pid ?? -1;
+    // libuv reaps on the event loop, never during this synchronous constructor.
+    this.startTime = child.pid === undefined ? null : procStartTime(child.pid);
     this.stdin = child.stdin;
     this.stdout = child.stdout as Readable;
     this.stderr = child.stderr as Readable;

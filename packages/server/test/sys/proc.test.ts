@@ -45,6 +45,17 @@ describe.each(["native", "node"] as const)("launch (%s)", (backend) => {
     p.kill("SIGKILL");
   });
 
+  // Regression: the watchdog read /proc/PID/stat after launch, when the native backend's waiter
+  // thread could already have reaped a runtime that failed at once (ENOENT, a flaky internal error).
+  it("records the start time at spawn, so it is known even after a process that exited at once is reaped", async () => {
+    const p = launch("/bin/true", [], o);
+    const mine = readFileSync("/proc/self/stat", "utf8");
+    const selfStart = Number(mine.slice(mine.lastIndexOf(")") + 2).split(" ")[19]);
+    await p.exited;
+    expect(p.startTime).toMatch(/^\d+$/);
+    expect(Number(p.startTime)).toBeGreaterThanOrEqual(selfStart);
+  });
+
   it("gives a report pipe at fd 3 when asked, and no fd 3 otherwise", async () => {
     const p = launch("/bin/sh", ["-c", "echo report >&3; echo out"], { ...o, reportPipe: true });
     const [out, rep] = await Promise.all([text(p.stdout), p.report === null ? "" : text(p.report), p.exited]);

@@ -323,7 +323,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
       if (spec.deadlineMs !== undefined && WATCHDOG_BUILT) {
         try {
           const lock = spec.users === undefined ? undefined : userRangeLockFd(spec.users);
-          startWatchdog(spec.deadlineMs, child.pid, cg.taskDir(), cg.freezerDir(), lock);
+          startWatchdog(spec.deadlineMs, child, cg.taskDir(), cg.freezerDir(), lock);
         } catch (e) {
           // Never a sandbox without its deadline.
           child.kill("SIGKILL");
@@ -691,20 +691,22 @@ class OciSandbox implements Sandbox {
  */
 function startWatchdog(
   deadlineMs: number,
-  runtimePid: number,
+  runtime: Pick<Proc, "pid" | "startTime">,
   cgroupDir: string | null,
   freezerDir: string | null,
   userRangeLock: number | undefined,
 ): void {
   if (cgroupDir === null) throw internal("sandbox cgroup has no task directory");
-  // Read before this process can reap the runtime: the watchdog checks that the pid it watches
-  // is still this process, not one that got the pid after it.
-  const started = processStartTime(runtimePid);
+  // Read at spawn, before the runtime could be reaped (the native backend reaps on a thread, at
+  // any moment): the watchdog checks that the pid it watches is still this process, not one
+  // that got the pid after it.
+  const started = runtime.startTime;
+  if (started === null) throw internal("runtime process start time unreadable");
   // CLOCK_MONOTONIC, the clock libuv's hrtime reads.
   const deadline = Number(process.hrtime.bigint() / 1_000_000n) + Math.max(0, Math.ceil(deadlineMs));
   const args = [
     String(deadline),
-    String(runtimePid),
+    String(runtime.pid),
     started,
     cgroupDir,
     ...(freezerDir === null ? [] : [freezerDir]),
@@ -729,15 +731,6 @@ function parentOf(pid: number): number {
   } catch {
     return -1;
   }
-}
-
-/** Field 22 of /proc/PID/stat: the start time in clock ticks since boot. */
-function processStartTime(pid: number): string {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  // The command name (field 2) may hold spaces and parentheses: count from its last ')'.
-  const start = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  if (start === undefined || !/^\d+$/.test(start)) throw internal("runtime process start time unreadable");
-  return start;
 }
 
 export const OWNER_DIR = "sandboxes";
