@@ -30,7 +30,7 @@ function renderPath(pointer: string): string {
 }
 
 /** The limit in force for the caller, when the failing schema stands for one ("x-limit"). */
-export type LimitOf = (req: FastifyRequest, name: LimitName) => number;
+type LimitOf = (req: FastifyRequest, name: LimitName) => number;
 
 /**
  * A schema violation as one message: the "x-error" of the deepest failing schema that has one
@@ -83,10 +83,6 @@ function fromFastifyError(err: FastifyError, req: FastifyRequest, limitOf: Limit
   // Fastify's 4xx messages describe the request, never the host, so they are safe to return.
   const message = err.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE" ? "unsupported content type" : err.message;
   return new AppError(kind, message);
-}
-
-export function errorBody(err: AppError): { error: string; status: number } {
-  return { error: err.message, status: HTTP_STATUS_BY_KIND[err.kind] };
 }
 
 export function makeErrorHandler(

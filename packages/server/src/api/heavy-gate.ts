@@ -2,7 +2,7 @@ import type { FastifyReply } from "fastify";
 import type { Principal } from "../auth/principal.js";
 import { resourceExhausted } from "../core/errors.js";
 
-export interface HeavyLimits {
+interface HeavyLimits {
   /** Heavy requests one token may have in flight. */
   perToken: number;
   /** Heavy requests one project may have in flight (all its tokens together). */

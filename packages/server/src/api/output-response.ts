@@ -7,7 +7,7 @@ import type { HeavyGate } from "./heavy-gate.js";
 import { principalOf } from "./request-context.js";
 import { sendStream } from "./stream-reply.js";
 
-export interface OutputResponseDeps {
+interface OutputResponseDeps {
   outputs: OutputStore;
   gate: HeavyGate;
 }

@@ -3,7 +3,7 @@ import { parseTimeBound } from "../core/time.js";
 import type { PageQuery } from "../metadata/repos/page.js";
 
 /** Largest offset: far beyond any real listing, well inside SQLite's 64-bit integers. */
-export const MAX_OFFSET = 1_000_000_000;
+const MAX_OFFSET = 1_000_000_000;
 
 export const PageQuerySchema = {
   limit: Type.Optional(
@@ -34,7 +34,6 @@ export const PageQuerySchema = {
 };
 
 // Moved to params.ts; re-exported until the routes outside this area import it from there.
-export { IdParamSchema } from "./params.js";
 
 /** The page a query asks for; limit and offset were already range-checked by PageQuerySchema. */
 export function parsePage(q: {

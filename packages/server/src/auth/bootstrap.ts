@@ -5,7 +5,7 @@ export const DEFAULT_PROJECT = "default";
 /** Project whose tags every project sees unless it has its own tag of the same name. */
 export const PUBLIC_PROJECT = "public";
 
-export interface BootstrapResult {
+interface BootstrapResult {
   /** Set only on the very first start, when a token was created. */
   createdToken?: { secret: string; generated: boolean };
 }

@@ -15,7 +15,7 @@ export function hashToken(secret: string): string {
 }
 
 /** 32 random bytes, URL-safe, with a recognisable prefix for secret scanners. */
-export function generateTokenSecret(): string {
+function generateTokenSecret(): string {
   return `ctr_${randomBytes(32).toString("base64url")}`;
 }
 
@@ -38,7 +38,7 @@ export function parsePermissions(spec: string | undefined): Permissions {
   return perms;
 }
 
-export interface IssuedToken {
+interface IssuedToken {
   record: TokenRecord;
   secret: string;
 }

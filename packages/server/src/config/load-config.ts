@@ -13,8 +13,8 @@ export interface ConfigFlags {
   pathPrefix?: string | undefined;
 }
 
-export const DEFAULT_DATA_DIR = "/var/lib/contree";
-export const DEFAULT_LISTEN = "127.0.0.1:8080";
+const DEFAULT_DATA_DIR = "/var/lib/contree";
+const DEFAULT_LISTEN = "127.0.0.1:8080";
 
 export { DEFAULT_LIMITS } from "./limits.js";
 

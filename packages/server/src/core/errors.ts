@@ -46,7 +46,7 @@ export const HTTP_STATUS_BY_KIND: Readonly<Record<ErrorKind, number>> = {
   internal: 500,
 };
 
-export interface AppErrorOptions {
+interface AppErrorOptions {
   cause?: unknown;
   /** Seconds for a Retry-After header (429/503). */
   retryAfter?: number;

@@ -118,7 +118,7 @@ function table(rows: ReadonlyArray<readonly [string, AddressScope]>): ReadonlyAr
 }
 
 /** Cloud instance metadata services; checked before the ranges that contain them. */
-export const METADATA_ADDRESSES: readonly string[] = [
+const METADATA_ADDRESSES: readonly string[] = [
   "169.254.169.254",
   "169.254.170.2",
   "100.100.100.200",

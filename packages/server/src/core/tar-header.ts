@@ -30,7 +30,7 @@ export function paddedSize(size: number): number {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-export function decodeName(b: Buffer, what: string): string {
+function decodeName(b: Buffer, what: string): string {
   let s: string;
   try {
     s = utf8.decode(b);
@@ -135,10 +135,10 @@ export function paxInt(v: Buffer, key: string, allowFraction: boolean): number {
   return n;
 }
 
-export type MetaFlag = "x" | "g" | "L" | "K";
+type MetaFlag = "x" | "g" | "L" | "K";
 
 /** What one header block says before metadata entries are applied. */
-export interface TarHeader {
+interface TarHeader {
   readonly typeflag: string;
   /** The size field: for a metadata entry, the size of its data. */
   readonly size: number;
@@ -162,7 +162,7 @@ export function decodeHeader(h: Buffer, offset: number): TarHeader {
   return { typeflag, size, meta };
 }
 
-export interface TarMetaLimits {
+interface TarMetaLimits {
   /** Largest PAX header (x or g) accepted. */
   readonly maxPaxBytes: number;
   /** Largest GNU long name / long link. */
@@ -172,7 +172,7 @@ export interface TarMetaLimits {
 export const DEFAULT_META_LIMITS: TarMetaLimits = { maxPaxBytes: 1024 * 1024, maxLongNameBytes: 64 * 1024 };
 
 /** A member's header with the metadata entries before it applied. */
-export interface ResolvedHeader {
+interface ResolvedHeader {
   /** As stored (PAX/GNU overrides applied), not normalised. */
   readonly name: string;
   readonly linkname: string;

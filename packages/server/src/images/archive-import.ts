@@ -15,7 +15,7 @@ import { ImageImporter, type ImportProgress } from "./image-importer.js";
 import type { LayerStore } from "./layer-store.js";
 import { validateTag } from "./tag-grammar.js";
 
-export interface ArchiveImportOptions {
+interface ArchiveImportOptions {
   store: MetadataStore;
   layers: LayerStore;
   project: Project;
@@ -32,7 +32,7 @@ export interface ArchiveImportOptions {
   progress?: ImportProgress;
 }
 
-export interface ArchiveImportResult {
+interface ArchiveImportResult {
   image: ImageRecord;
   size: number;
   /** What the archive said the image was (RepoTag, ref name or "archive"). */

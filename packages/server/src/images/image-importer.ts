@@ -19,7 +19,7 @@ export type ImportProgress = (e: {
   reused: boolean;
 }) => Promise<void> | void;
 
-export interface ImportRequest {
+interface ImportRequest {
   project: Project;
   resolved: ResolvedImage;
   /** Opens a layer blob as a verified stream (registry pull or local archive). */
@@ -37,7 +37,7 @@ export interface ImportRequest {
 }
 
 /** OCI chain ids: a layer's content depends on everything below it, so it is keyed by the chain. */
-export function chainIds(diffIds: readonly Digest[]): string[] {
+function chainIds(diffIds: readonly Digest[]): string[] {
   const out: string[] = [];
   for (const d of diffIds) {
     const prev = out[out.length - 1];
@@ -48,7 +48,7 @@ export function chainIds(diffIds: readonly Digest[]): string[] {
   return out;
 }
 
-export function importedLayerId(chainIdHex: string): string {
+function importedLayerId(chainIdHex: string): string {
   return `i${chainIdHex.slice(0, 32)}`;
 }
 

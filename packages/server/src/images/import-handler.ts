@@ -12,11 +12,11 @@ import type { CredentialVault } from "./credential-vault.js";
 import type { ImageImporter } from "./image-importer.js";
 import type { ImportBody } from "./import-body.js";
 
-export const MASKED = "<MASKED>";
-export const DEFAULT_IMPORT_TIMEOUT = 300;
+const MASKED = "<MASKED>";
+const DEFAULT_IMPORT_TIMEOUT = 300;
 
 /** The normalised import request as stored in the operation's metadata (credentials masked). */
-export interface ImportMetadata {
+interface ImportMetadata {
   registry: { url: string; credentials?: { username: string; password: string } };
   tag: string | null;
   timeout: number;
@@ -24,7 +24,7 @@ export interface ImportMetadata {
 }
 
 /** The stored form of a schema-checked body: the reference normalised, credentials masked, limits applied. */
-export function parseImportBody(
+function parseImportBody(
   body: ImportBody,
   maxTimeout: number,
 ): { meta: ImportMetadata; credentials: Credentials | undefined } {

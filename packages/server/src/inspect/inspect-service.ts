@@ -22,7 +22,6 @@ import { DEFAULT_GREP_LIMITS, type GrepLimits, type GrepRequest, type GrepResult
 import { RegexWorkerPool } from "./regex-worker-pool.js";
 
 export type { FileItem } from "./file-item.js";
-export type { GrepLimits, GrepRequest, GrepResult } from "./grep.js";
 export type { CaseMode } from "./rust-regex.js";
 
 /** An image's filesystem: its id and its layer directories, top-most first. */
@@ -36,7 +35,7 @@ export interface DirectoryListing {
   files: FileItem[];
 }
 
-export interface InspectOptions {
+interface InspectOptions {
   /** Images whose views are kept (default 64). */
   viewCacheSize?: number;
   /** FileItems kept in cached directory listings, over all images (default 100 000). */

@@ -42,7 +42,7 @@ export const ExecBodySchema = Open({
   stdin: Maybe(StdinSchema),
   truncate_output_at: SpawnBodySchema.properties.truncate_output_at,
 });
-export type ExecBody = Static<typeof ExecBodySchema>;
+type ExecBody = Static<typeof ExecBodySchema>;
 
 /** Defaults of an exec (its cwd is the instance's) and the server's output cap. */
 export function execSpecOf(b: ExecBody, defaults: { cwd: string }): ExecSpec {

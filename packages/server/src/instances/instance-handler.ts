@@ -39,9 +39,9 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
  * The server kills a sandbox at its timeout; a watchdog outside the server does it this much
  * later if the server could not (it died): a sandbox never outlives its timeout by more.
  */
-export const WATCHDOG_GRACE_MS = 2000;
+const WATCHDOG_GRACE_MS = 2000;
 
-export interface InstanceHandlerOptions {
+interface InstanceHandlerOptions {
   store: MetadataStore;
   layers: LayerStore;
   content: ContentStore;

@@ -12,7 +12,7 @@ import { StdinLog } from "./stdin-log.js";
  * Stdin one operation may be fed through the stdin endpoint (all its processes together): every
  * write is kept (echo events, stored stream), so without a cap one tenant could fill the disk.
  */
-export const MAX_STDIN_PER_OPERATION = 64 * 1024 * 1024;
+const MAX_STDIN_PER_OPERATION = 64 * 1024 * 1024;
 
 type Emit = (spid: number, type: string, data: Record<string, unknown>) => Promise<void>;
 type Result = ReturnType<ProcessSupervisor["result"]> & { state: { running: boolean } };

@@ -22,7 +22,7 @@ export interface CaptureResult {
 }
 
 /** Where a stream spills once it outgrows the inline size: its name and its file, created on first use. */
-export interface OutputSpill {
+interface OutputSpill {
   name: string;
   create(): Promise<OutputFile>;
 }

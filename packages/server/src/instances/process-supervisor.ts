@@ -16,7 +16,7 @@ import {
 type Emit = (spid: number, type: string, data: Record<string, unknown>) => Promise<void>;
 
 /** What to run, as the spawn request (or exec request) gave it. */
-export interface SupervisedCommand {
+interface SupervisedCommand {
   spid: number;
   command: string;
   args: string[];

@@ -11,7 +11,7 @@ const MAX_SYMLINKS = 40;
  * Missing parent directories are created (root:root 0755). Returns the host path of the final
  * component, whose own symlink (if any) is NOT followed.
  */
-export async function resolveForWrite(root: string, path: string): Promise<string> {
+async function resolveForWrite(root: string, path: string): Promise<string> {
   const want = posix
     .normalize(path)
     .split("/")

@@ -10,7 +10,7 @@ import type { DiffStats } from "../runtime/rootfs.js";
 import { runCommand } from "../sys/run-command.js";
 import type { InstanceMetadata } from "./spawn-request.js";
 
-export interface CommitDeps {
+interface CommitDeps {
   store: MetadataStore;
   layers: LayerStore;
 }

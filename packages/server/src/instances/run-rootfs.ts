@@ -14,7 +14,7 @@ import type { CleanupStack, CleanupStep } from "./cleanup-stack.js";
 import { ensureDir, isPlainDirInside, writeFileInto } from "./rootfs-writer.js";
 import type { InstanceMetadata } from "./spawn-request.js";
 
-export interface RootfsDeps {
+interface RootfsDeps {
   store: MetadataStore;
   layers: LayerStore;
   content: ContentStore;

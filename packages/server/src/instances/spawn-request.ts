@@ -6,12 +6,12 @@ import { invalidArgument } from "../core/errors.js";
 import { Dict, Maybe, NO_NUL, Open } from "../core/schema.js";
 import { decodeStreamInput } from "../core/stream-repr.js";
 
-export const DEFAULT_TIMEOUT = 60;
+const DEFAULT_TIMEOUT = 60;
 export const DEFAULT_TRUNCATE = 1024 * 1024;
 /** Per-stream capture is held in memory until the run ends, so it is bounded server-side. */
 export const MAX_TRUNCATE = 16 * 1024 * 1024;
-export const DEFAULT_CWD = "/root";
-export const DEFAULT_HOSTNAME = "linuxkit";
+const DEFAULT_CWD = "/root";
+const DEFAULT_HOSTNAME = "linuxkit";
 const MAX_ID = 2 ** 32 - 2;
 /** Far beyond what a command line or a sandbox's files need; a larger body is hostile. */
 const MAX_ARGS = 65_536;
@@ -61,7 +61,7 @@ export const StdinSchema = Open({
   encoding: Maybe(Encoding),
   close: Maybe(Bool("stdin.close")),
 });
-export type StdinBody = Static<typeof StdinSchema>;
+type StdinBody = Static<typeof StdinSchema>;
 
 const Mode = Type.Union(
   [
@@ -187,7 +187,7 @@ export interface InstanceMetadata {
 }
 
 /** `"0644"`, `"0o644"`, `"0o100644"`, `"644"` or an integer (schema-checked): the permission bits. */
-export function modeString(v: number | string | null | undefined): string {
+function modeString(v: number | string | null | undefined): string {
   const n =
     v === undefined || v === null
       ? 0o644

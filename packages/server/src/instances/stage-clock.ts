@@ -1,5 +1,5 @@
 /** Names of a run's stages, in the order they happen (metrics label them so). */
-export type RunStage = "prepare" | "start" | "run" | "commit" | "teardown";
+type RunStage = "prepare" | "start" | "run" | "commit" | "teardown";
 
 /**
  * Times the stages of one run: entering a stage ends the one before, and each stage entered is

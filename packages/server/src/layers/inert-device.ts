@@ -16,7 +16,7 @@ import { getXattrSync } from "./overlay-lookup.js";
 
 export const DEVICE_XATTR = "trusted.contree.device";
 
-export interface DeviceRecord {
+interface DeviceRecord {
   kind: "char" | "block";
   major: number;
   minor: number;

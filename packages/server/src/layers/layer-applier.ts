@@ -48,7 +48,7 @@ import {
 } from "./overlay-lookup.js";
 import { readTar, type TarEntry, type TarReaderOptions } from "./tar-reader.js";
 
-export interface ApplyLayerOptions {
+interface ApplyLayerOptions {
   /** Empty directory that receives the layer. */
   dest: string;
   /** Already-extracted layers below this one, top-most first (overlay upper format). */
@@ -533,13 +533,13 @@ class Applier {
 }
 
 /** Member name → components; null means "skip" (".." anywhere, as GNU tar does). Leading "/" is dropped. */
-export function memberComponents(name: string): string[] | null {
+function memberComponents(name: string): string[] | null {
   const comps = name.split("/").filter((c) => c !== "" && c !== ".");
   return comps.includes("..") ? null : comps;
 }
 
 /** Hardlink target → components, GNU tar style: leading "/" and everything up to the last ".." removed. */
-export function linkComponents(link: string): string[] {
+function linkComponents(link: string): string[] {
   const comps = link.split("/").filter((c) => c !== "" && c !== ".");
   return comps.slice(comps.lastIndexOf("..") + 1);
 }

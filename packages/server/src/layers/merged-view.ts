@@ -48,7 +48,7 @@ export interface MergedStat {
 const HIDDEN_XATTR_PREFIXES = ["trusted.overlay.", "user.overlay.", DEVICE_XATTR];
 const CACHE_LIMIT = 10_000;
 
-export interface ListBudget {
+interface ListBudget {
   maxEntries?: number;
   deadline?: number;
 }
@@ -248,7 +248,7 @@ export class MergedView {
   }
 }
 
-export function fileType(st: fs.Stats): FileType {
+function fileType(st: fs.Stats): FileType {
   if (st.isFile()) return "file";
   if (st.isDirectory()) return "dir";
   if (st.isSymbolicLink()) return "symlink";

@@ -7,7 +7,7 @@ import { type ChildProcessByStdio, spawn } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
 import { internal } from "../core/errors.js";
 
-export type NodeKind = "char" | "block" | "fifo";
+type NodeKind = "char" | "block" | "fifo";
 
 /** Single-quote for sh: the path is data, never code. */
 function shQuote(s: string): string {

@@ -11,10 +11,7 @@ import fs from "node:fs";
 import { getAttribute, getAttributeSync } from "@napi-rs/xattr";
 import { invalidArgument, notFound, unprocessable } from "../core/errors.js";
 
-export type FsOp =
-  | { op: "lstat"; path: string }
-  | { op: "readlink"; path: string }
-  | { op: "opaque"; path: string };
+type FsOp = { op: "lstat"; path: string } | { op: "readlink"; path: string } | { op: "opaque"; path: string };
 
 type Step<T> = Generator<FsOp, T, unknown>;
 
@@ -29,7 +26,7 @@ function* isOpaque(path: string): Step<boolean> {
 }
 
 export const OPAQUE_XATTR = "trusted.overlay.opaque";
-export const MAX_SYMLINK_HOPS = 40;
+const MAX_SYMLINK_HOPS = 40;
 
 export function isWhiteout(st: fs.Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
@@ -100,7 +97,7 @@ export interface ResolvedParent {
   layers: number[];
 }
 
-export interface ResolveOptions {
+interface ResolveOptions {
   cache?: DirCache;
   /** Missing components are not_found (readers) instead of being kept for creation (applier). */
   strict?: boolean;
@@ -166,7 +163,7 @@ export function* resolveDir(
   return { parts, nodes, layers: layersAt() };
 }
 
-export interface Resolved {
+interface Resolved {
   parent: ResolvedParent;
   /** Final component, or null when the path names the root itself. */
   name: string | null;
@@ -296,6 +293,6 @@ function isNoXattr(err: unknown): boolean {
   return /No data available|ENODATA|not supported/i.test(msg);
 }
 
-export function isErrno(err: unknown, code: string): boolean {
+function isErrno(err: unknown, code: string): boolean {
   return typeof err === "object" && err !== null && (err as { code?: unknown }).code === code;
 }

@@ -219,7 +219,7 @@ function octal(h: Buffer, off: number, len: number, v: number): void {
   h.write(`${s.padStart(len - 1, "0")}\0`, off, len, "latin1");
 }
 
-export interface ArchiveOptions {
+interface ArchiveOptions {
   /** Emit later names of a multiply-linked file as hardlinks to the first (default true). */
   hardlinks?: boolean;
 }

@@ -26,5 +26,3 @@ export interface MetadataStore extends Repos {
   readonly db: Kysely<Database>;
   close(): Promise<void>;
 }
-
-export type { Executor } from "./schema.js";

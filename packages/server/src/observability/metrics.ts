@@ -21,7 +21,7 @@ interface Metric {
   render(): string;
 }
 
-export class Counter implements Metric {
+class Counter implements Metric {
   private readonly values = new Map<string, number>();
   constructor(
     readonly name: string,
@@ -42,7 +42,7 @@ export class Counter implements Metric {
   }
 }
 
-export class Gauge implements Metric {
+class Gauge implements Metric {
   private readonly values = new Map<string, number | (() => number)>();
   constructor(
     readonly name: string,
@@ -63,7 +63,7 @@ export class Gauge implements Metric {
   }
 }
 
-export class Histogram implements Metric {
+class Histogram implements Metric {
   private readonly series = new Map<string, { counts: number[]; sum: number; count: number }>();
   constructor(
     readonly name: string,
@@ -100,7 +100,7 @@ export class Histogram implements Metric {
 }
 
 /** Reads state owned elsewhere (queue rows, free space) into gauges just before a scrape. */
-export type Collector = () => Promise<void> | void;
+type Collector = () => Promise<void> | void;
 
 export class MetricsRegistry {
   private readonly metrics: Metric[] = [];

@@ -8,7 +8,7 @@
 import type { MetricsRegistry } from "./metrics.js";
 
 /** One stored event of an operation's log (the shape the event log hands its observers). */
-export interface ObservedEvent {
+interface ObservedEvent {
   spid: number;
   type: string;
   data: Readonly<Record<string, unknown>>;

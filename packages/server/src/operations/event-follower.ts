@@ -7,7 +7,7 @@ const REPLAY_PAGE = 500;
 /** How long a follower waits for a live event before it looks at the operation's status again. */
 const IDLE_MS = 1000;
 
-export interface FollowOptions {
+interface FollowOptions {
   /** Go on with live events until the `completion` event; otherwise the stored log only. */
   follow: boolean;
   /** Ends the iteration (the reader went away). */

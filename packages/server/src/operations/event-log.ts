@@ -13,7 +13,7 @@ export interface OperationEvent {
 
 type Listener = (e: OperationEvent) => void;
 /** Hears the events of every operation (metrics). */
-export type EventObserver = (operationId: string, e: OperationEvent) => void;
+type EventObserver = (operationId: string, e: OperationEvent) => void;
 
 /**
  * The append-only, durable per-operation event log. Ids start at 0 and increase strictly; an

@@ -31,7 +31,7 @@ export interface OperationQueueOptions {
 /** Waits before storing a result again when the data filesystem was full (after the reserve is given back). */
 const FULL_RETRY_MS = [0, 250, 1000, 5000];
 
-export function defaultNodeSlots(): Record<OperationKind, number> {
+function defaultNodeSlots(): Record<OperationKind, number> {
   const cores = availableParallelism();
   const memSlots = Math.floor(totalmem() / (256 * 1024 * 1024));
   return {

@@ -5,7 +5,7 @@ import type { OutputRef } from "./output-ref.js";
 import type { OutputReader, OutputStore } from "./output-store.js";
 
 /** Bytes read and encoded per step: a multiple of 3, so base64 pieces concatenate cleanly. */
-export const REPR_CHUNK_BYTES = 48 * 1024;
+const REPR_CHUNK_BYTES = 48 * 1024;
 /** An event's payload is at most one capture chunk; anything bigger is not one of ours. */
 const MAX_EVENT_REF_BYTES = 1024 * 1024;
 

@@ -25,15 +25,15 @@ import type { Descriptor, ImageManifest, Platform, ResolvedImage } from "./regis
 import { TarIndex, type TarMember } from "./tar-index.js";
 import { VerifyingStream } from "./verify-stream.js";
 
-export type ArchiveFormat = "oci" | "docker";
+type ArchiveFormat = "oci" | "docker";
 
-export interface ArchiveImage extends ResolvedImage {
+interface ArchiveImage extends ResolvedImage {
   readonly format: ArchiveFormat;
   /** Stream a blob (normally a layer of `manifest.layers`) out of the archive, verified. */
   openBlob(descriptor: Descriptor, options?: { signal?: AbortSignal | undefined }): Readable;
 }
 
-export interface OpenArchiveOptions {
+interface OpenArchiveOptions {
   /** Defaults to the host platform. */
   readonly platform?: Platform | undefined;
   /** Picks one image when the archive holds several: a RepoTag ("repo:tag") or OCI ref name ("latest"). */

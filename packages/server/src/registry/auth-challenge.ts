@@ -1,7 +1,7 @@
 /** WWW-Authenticate parsing (RFC 7235 auth-params) and the realm sanity check for bearer tokens. */
 import { unavailable } from "../core/errors.js";
 
-export interface Challenge {
+interface Challenge {
   /** Lowercased scheme: "bearer", "basic", … */
   readonly scheme: string;
   readonly params: Readonly<Record<string, string>>;

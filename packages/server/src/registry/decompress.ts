@@ -14,7 +14,7 @@ import { type Compression, layerCompression } from "./media-types.js";
 
 export type ZstdImplementation = "auto" | "zlib" | "spawn" | "fzstd";
 
-export interface DecompressOptions {
+interface DecompressOptions {
   readonly zstd?: ZstdImplementation | undefined;
 }
 

@@ -17,7 +17,7 @@ export interface ResolvedAddress {
 /** Name → addresses. Injected by tests; the default is the system resolver (getaddrinfo). */
 export type Resolver = (hostname: string) => Promise<readonly ResolvedAddress[]>;
 
-export const systemResolver: Resolver = (hostname) => dnsLookup(hostname, { all: true, verbatim: true });
+const systemResolver: Resolver = (hostname) => dnsLookup(hostname, { all: true, verbatim: true });
 
 /** A destination the policy refuses; to callers it looks like any other failed connection. */
 export class DestinationRefused extends Error {

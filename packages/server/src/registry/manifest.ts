@@ -7,7 +7,6 @@ import { type Digest, parseDigest } from "../core/digest.js";
 import { invalidArgument, unprocessable } from "../core/errors.js";
 import {
   DOCKER_CONFIG,
-  DOCKER_LIST,
   DOCKER_MANIFEST,
   type ManifestKind,
   manifestKindOf,
@@ -19,10 +18,10 @@ import type { Descriptor, ImageConfig, ImageManifest, Platform } from "./registr
 
 /** Manifests, indexes and configs larger than this are refused (real ones are a few KiB). */
 export const MAX_METADATA_BYTES = 4 * 1024 * 1024;
-export const MAX_INDEX_ENTRIES = 1024;
-export const MAX_LAYERS = 1000;
+const MAX_INDEX_ENTRIES = 1024;
+const MAX_LAYERS = 1000;
 /** Upper bound for any single blob a descriptor may announce (1 TiB): beyond that it is hostile. */
-export const MAX_BLOB_SIZE = 2 ** 40;
+const MAX_BLOB_SIZE = 2 ** 40;
 
 const MAX_STRING = 1024;
 
@@ -109,7 +108,7 @@ export function parseImageManifest(doc: Json, mediaType: string, what: string): 
   return { schemaVersion: 2, mediaType, config, layers };
 }
 
-export function parseDescriptor(v: unknown, what: string): Descriptor {
+function parseDescriptor(v: unknown, what: string): Descriptor {
   if (!isObject(v)) throw unprocessable(`${what} is not an object`);
   const mediaType = str(v["mediaType"], `${what}.mediaType`);
   const d = str(v["digest"], `${what}.digest`);
@@ -179,10 +178,6 @@ export function checkConfigMatchesManifest(manifest: ImageManifest, config: Imag
     throw unprocessable(
       `${what}: manifest has ${manifest.layers.length} layers but config lists ${config.diffIds.length} diff_ids`,
     );
-}
-
-export function isIndexMediaType(mt: string): boolean {
-  return mt === OCI_INDEX || mt === DOCKER_LIST;
 }
 
 function isObject(v: unknown): v is Json {

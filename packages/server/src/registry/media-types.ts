@@ -3,10 +3,10 @@ import { invalidArgument } from "../core/errors.js";
 
 export const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
 export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-export const DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
+const DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
 export const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
-export const DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json";
-export const DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+const DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json";
+const DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
 export const OCI_CONFIG = "application/vnd.oci.image.config.v1+json";
 export const DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json";
@@ -54,10 +54,6 @@ export function layerCompression(mediaType: string): Compression {
   if (mediaType.startsWith("application/vnd.docker.image.rootfs.foreign."))
     throw invalidArgument("foreign (Windows) layers are not supported");
   throw invalidArgument(`unsupported layer media type ${JSON.stringify(mediaType.slice(0, 200))}`);
-}
-
-export function isLayerMediaType(mediaType: string): boolean {
-  return LAYER_COMPRESSION.has(mediaType);
 }
 
 /** Compression sniffed from a blob's first bytes (archives do not always say what they hold). */

@@ -20,9 +20,9 @@ export interface ImageReference {
   readonly digest: Digest | undefined;
 }
 
-export const DOCKER_HUB = "docker.io";
+const DOCKER_HUB = "docker.io";
 /** Where docker.io's API actually lives. */
-export const DOCKER_HUB_API_HOST = "registry-1.docker.io";
+const DOCKER_HUB_API_HOST = "registry-1.docker.io";
 
 const DOCKER_HUB_ALIASES = new Set([
   "docker.io",

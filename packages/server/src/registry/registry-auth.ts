@@ -28,7 +28,7 @@ interface CachedAuth {
 }
 
 /** The transport's redirect-following GET (destination policy, timeouts) and its retry budget. */
-export interface AuthTransport {
+interface AuthTransport {
   fetchFollowing(
     url: URL,
     headers: Record<string, string>,

@@ -66,7 +66,7 @@ export interface TransportOptions {
   readonly userAgent?: string;
 }
 
-export interface RequestOptions {
+interface RequestOptions {
   readonly accept?: string;
   readonly range?: string;
 }

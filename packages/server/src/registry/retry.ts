@@ -95,7 +95,7 @@ export function throwIfCallerAborted(signal: AbortSignal | undefined, err: unkno
   if (err instanceof AppError && (err.kind === "cancelled" || err.kind === "deadline_exceeded")) throw err;
 }
 
-export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(abortError(signal));

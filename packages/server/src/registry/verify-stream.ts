@@ -3,7 +3,7 @@ import { Transform, type TransformCallback } from "node:stream";
 import { type Digest, sha256 } from "../core/digest.js";
 import { dataLoss } from "../core/errors.js";
 
-export interface Expected {
+interface Expected {
   readonly digest: Digest;
   readonly size: number;
 }

@@ -14,7 +14,7 @@ import { chmod, readFile, rename, rm, statfs, writeFile } from "node:fs/promises
 import path from "node:path";
 import { mounter } from "../sys/mount.js";
 
-export const BIND_DIR = "/run/contree-binds";
+const BIND_DIR = "/run/contree-binds";
 const TMPFS_MAGIC = 0x01021994;
 
 /** The files a sandbox may get bound in; removal goes by these names. */

@@ -22,7 +22,7 @@ import { internal } from "../core/errors.js";
 import { v1DeviceAllowRules } from "./devices.js";
 import { CGROUP_ROOT, type ResourceStats, type SandboxLimits } from "./runtime-driver.js";
 
-export type CgroupMode = "v1" | "hybrid" | "v2";
+type CgroupMode = "v1" | "hybrid" | "v2";
 
 interface CgroupMount {
   dir: string;

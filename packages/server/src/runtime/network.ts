@@ -36,7 +36,7 @@ export interface EgressNetwork {
   gateway: string;
 }
 
-export const VETH_PREFIX = "cnv";
+const VETH_PREFIX = "cnv";
 const LOCK = "/run/contree-net.lock";
 const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
 const IP_FORWARD_SAVED = "/run/contree-net.ip_forward";
@@ -45,7 +45,7 @@ const CHAIN_FWD = "CONTREE-FWD";
 const CHAIN_NAT = "CONTREE-NAT";
 
 /** Destinations a sandbox must never reach (RFC 1918, loopback, link-local, CGNAT, reserved). */
-export const BLOCKED_RANGES = [
+const BLOCKED_RANGES = [
   "0.0.0.0/8",
   "10.0.0.0/8",
   "100.64.0.0/10",
@@ -58,10 +58,6 @@ export const BLOCKED_RANGES = [
   "224.0.0.0/4",
   "240.0.0.0/4",
 ];
-
-export function defaultEgressConfig(): EgressConfig {
-  return { subnet: "10.231.0.0/16", dnsServers: [] };
-}
 
 function ipToInt(ip: string): number {
   const p = ip.split(".").map(Number);
@@ -112,7 +108,7 @@ async function hostLans(): Promise<string[]> {
   return out;
 }
 
-export function firewallRules(cfg: EgressConfig, lans: string[]): { v4: string; v6: string } {
+function firewallRules(cfg: EgressConfig, lans: string[]): { v4: string; v6: string } {
   const w = `${VETH_PREFIX}+`;
   const f: string[] = ["*filter", `:${CHAIN_IN} - [0:0]`, `:${CHAIN_FWD} - [0:0]`];
   f.push(`-A ${CHAIN_IN} -j DROP`);
@@ -163,7 +159,7 @@ function jumpScript(): string {
 }
 
 /** Installs (or atomically refreshes) the chains and jumps. */
-export async function ensureFirewall(cfg: EgressConfig): Promise<void> {
+async function ensureFirewall(cfg: EgressConfig): Promise<void> {
   const rules = firewallRules(cfg, await hostLans());
   const script = [
     "set -e",
@@ -219,7 +215,7 @@ iptables -w -t nat -F ${CHAIN_NAT} 2>/dev/null && iptables -w -t nat -X ${CHAIN_
   return true;
 }
 
-export function netnsName(id: string): string {
+function netnsName(id: string): string {
   return `${NAME_PREFIX}${id}`;
 }
 

@@ -16,7 +16,7 @@ import { RuncDriver } from "./oci/runc-driver.js";
 import { unmount } from "./rootfs.js";
 import { NAME_PREFIX } from "./runtime-driver.js";
 
-export interface ReclaimOptions {
+interface ReclaimOptions {
   /** The drivers' state directory (as given to the drivers). */
   stateDir: string;
   /** Directories under which every mount is ours (run dirs with merged rootfs). */
@@ -25,7 +25,7 @@ export interface ReclaimOptions {
   all?: boolean;
 }
 
-export interface ReclaimReport {
+interface ReclaimReport {
   containers: number;
   cgroups: number;
   netns: number;

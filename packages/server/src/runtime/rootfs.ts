@@ -36,7 +36,7 @@ export interface MountRootfsOptions {
 }
 
 /** Kernel's overlay limit; the caller keeps chains far shorter by compaction. */
-export const MAX_LOWERS = 500;
+const MAX_LOWERS = 500;
 /**
  * Keep layers self-contained in "upper format": no metacopy/redirect/index state tying them to a
  * mount. `nodev`: a device node in the rootfs never opens a host device, whatever a layer or an
@@ -53,7 +53,7 @@ function checkPath(p: string, what: string): void {
 }
 
 /** The legacy option string the CLI fallback passes (exported for its length tests). */
-export function buildOverlayOptions(o: MountRootfsOptions, lowerNames: string[]): string {
+function buildOverlayOptions(o: MountRootfsOptions, lowerNames: string[]): string {
   const lower = `lowerdir=${lowerNames.join(":")}`;
   if (o.readOnly) return `ro,${lower},${FIXED_OPTS.join(",")}`;
   return `${lower},upperdir=${o.upper},workdir=${o.work},${FIXED_OPTS.join(",")}`;

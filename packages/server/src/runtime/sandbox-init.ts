@@ -64,7 +64,7 @@ export function initMount(source: string): {
   return { destination: INIT_IN_SANDBOX, type: "bind", source, options: ["rbind", "ro", "nosuid", "nodev"] };
 }
 
-export interface InitReport {
+interface InitReport {
   exitCode: number;
   signal: number;
   rusage: Rusage;

@@ -13,9 +13,9 @@ import { RuncDriver } from "./oci/runc-driver.js";
 import type { DriverKind, DriverName, RuntimeDriver, SelfTestResult } from "./runtime-driver.js";
 
 /** A kind (the first of its drivers that passes) or one driver by name. */
-export type DriverPreference = "auto" | "gvisor" | "oci" | "crun" | "runc" | "runsc";
+type DriverPreference = "auto" | "gvisor" | "oci" | "crun" | "runc" | "runsc";
 
-export interface DriverReport {
+interface DriverReport {
   name: DriverName;
   kind: DriverKind;
   found: boolean;
@@ -24,7 +24,7 @@ export interface DriverReport {
   selfTest?: SelfTestResult;
 }
 
-export interface SelectOptions extends OciCliDriverOptions {
+interface SelectOptions extends OciCliDriverOptions {
   /** Scratch space for self-tests. */
   workDir: string;
   runscPlatform?: RunscPlatform;
@@ -37,7 +37,7 @@ export interface SelectOptions extends OciCliDriverOptions {
 }
 
 /** Strongest first: gVisor puts a user-space kernel between sandbox and host; crun is faster than runc. */
-export function candidateDrivers(pref: DriverPreference, o: SelectOptions): RuntimeDriver[] {
+function candidateDrivers(pref: DriverPreference, o: SelectOptions): RuntimeDriver[] {
   const base = { stateDir: o.stateDir, ...(o.egress === undefined ? {} : { egress: o.egress }) };
   const gvisor = () =>
     new RunscDriver({ ...base, platform: o.runscPlatform ?? "auto", statxFix: o.runscStatxFix ?? "auto" });

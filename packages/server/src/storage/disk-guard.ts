@@ -14,7 +14,7 @@ import { insufficientStorage, STORAGE_FULL_MESSAGE } from "../core/errors.js";
 import type { Logger } from "../observability/logger.js";
 import { runCommand } from "../sys/run-command.js";
 
-export interface DiskGuardOptions {
+interface DiskGuardOptions {
   dataDir: string;
   /** New writes are refused below this much free space. */
   minFreeBytes: number;

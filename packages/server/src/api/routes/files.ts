@@ -18,7 +18,7 @@ const FileSchema = Type.Object(
   { $id: "File" },
 );
 
-export function fileJson(f: FileRecord) {
+function fileJson(f: FileRecord) {
   return {
     uuid: f.id,
     sha256: f.sha256,

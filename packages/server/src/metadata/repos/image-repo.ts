@@ -18,7 +18,7 @@ export interface ImageRecord {
   createdAt: number;
 }
 
-export interface LayerRecord {
+interface LayerRecord {
   id: string;
   kind: "import" | "run" | "flat";
   /** OCI chain id of an imported layer (its content depends on the layers below it). */

@@ -5,7 +5,6 @@ import type { PageQuery } from "./page.js";
 
 export {
   ACTIVE_STATUSES,
-  OPERATION_STATUSES,
   type OperationKind,
   type OperationStatus,
   TERMINAL_STATUSES,

@@ -24,7 +24,7 @@ export interface TokenRecord {
   revokedAt: number | null;
 }
 
-export interface NewToken {
+interface NewToken {
   id: string;
   projectId: string;
   hash: string;

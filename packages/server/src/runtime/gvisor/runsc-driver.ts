@@ -41,7 +41,7 @@ export type RunscPlatform = "ptrace" | "kvm" | "auto";
 /** auto: on when the self-test's userland probe needs it (see statx-fix.ts). */
 export type StatxFixMode = "auto" | "on" | "off";
 
-export interface RunscDriverOptions extends OciCliDriverOptions {
+interface RunscDriverOptions extends OciCliDriverOptions {
   platform?: RunscPlatform;
   /** Deadline for the kvm probe in `auto` mode. */
   kvmProbeMs?: number;

@@ -10,7 +10,7 @@ import type { ProcessSpec, SandboxSpec } from "../runtime-driver.js";
 import { type OciSeccomp, seccompProfile } from "./seccomp.js";
 
 /** Docker's default set without CAP_NET_RAW (raw sockets: spoofing, and a history of kernel bugs). */
-export const DEFAULT_CAPS = [
+const DEFAULT_CAPS = [
   "CAP_CHOWN",
   "CAP_DAC_OVERRIDE",
   "CAP_FSETID",
@@ -26,7 +26,7 @@ export const DEFAULT_CAPS = [
   "CAP_AUDIT_WRITE",
 ];
 
-export const MASKED_PATHS = [
+const MASKED_PATHS = [
   "/proc/acpi",
   "/proc/asound",
   "/proc/interrupts",
@@ -41,7 +41,7 @@ export const MASKED_PATHS = [
   "/sys/firmware",
 ];
 
-export const READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+const READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 interface OciMount {
   destination: string;

@@ -21,7 +21,7 @@ import type { OciConfig } from "./bundle.js";
 import { type Invocation, OciCliDriver, type OciCliDriverOptions } from "./oci-cli-driver.js";
 import { compileSeccompWithCrun, SECCOMP_BPF_ANNOTATION } from "./seccomp-bpf.js";
 
-export interface CrunDriverOptions extends OciCliDriverOptions {
+interface CrunDriverOptions extends OciCliDriverOptions {
   ownCgroups?: boolean;
   /**
    * Sandboxes in a user namespace over idmapped layers (default: on where the native addon

@@ -18,7 +18,7 @@ import type { OciSeccomp } from "./seccomp.js";
 
 export const SECCOMP_BPF_ANNOTATION = "run.oci.seccomp_bpf_data";
 
-export interface CrunCalls {
+interface CrunCalls {
   /** The driver's state dir (owner markers, for reclaim after a crash). */
   stateDir: string;
   /** Runtime state root (`--root`). */

@@ -38,7 +38,7 @@ const MOUNT_OPTIONS = "noinit_itable,discard";
  * preallocated file (unwritten extents: counted as used, never written, so the sparse image
  * does not grow), leaving exactly the cap usable.
  */
-export function loopImageBytes(capBytes: number): number {
+function loopImageBytes(capBytes: number): number {
   return Math.ceil((capBytes * 1.04 + 2 * MiB) / MiB) * MiB;
 }
 
@@ -55,7 +55,7 @@ interface LoopFs {
   cap: number;
 }
 
-export interface LoopScratchOptions {
+interface LoopScratchOptions {
   /** Directory for the images and their mount points (on the data filesystem: sparse files). */
   dir: string;
   logger: Logger;

@@ -9,23 +9,22 @@ import { FIRST_PROJECT_ID, ProjectQuotaScratch } from "./project-quota-scratch.j
 import { type ScratchBackend, TieredScratch } from "./scratch.js";
 import { TmpfsScratch } from "./tmpfs-scratch.js";
 
-export type ScratchMode = "auto" | "project-quota" | "loop" | "plain";
-export const SCRATCH_MODES: readonly ScratchMode[] = ["auto", "project-quota", "loop", "plain"];
+type ScratchMode = "auto" | "project-quota" | "loop" | "plain";
 
-export interface ScratchProbe {
+interface ScratchProbe {
   name: "project-quota" | "loop";
   ok: boolean;
   detail: string;
 }
 
-export interface ScratchSelection {
+interface ScratchSelection {
   backend: ScratchBackend;
   /** One sentence: which backend and why (start-up log, doctor). */
   reason: string;
   probes: ScratchProbe[];
 }
 
-export interface SelectScratchOptions {
+interface SelectScratchOptions {
   mode: ScratchMode;
   /** The data dir's run directory (the probes write below it). */
   runsDir: string;
