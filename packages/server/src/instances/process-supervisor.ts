@@ -3,6 +3,7 @@ import { internal, isStorageFull } from "../core/errors.js";
 import type { Logger } from "../observability/logger.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import type { ProcessSpec, ResourceStats } from "../runtime/runtime-driver.js";
+import type { ExecSpec } from "./exec-spec.js";
 import { type CaptureResult, OutputCapture } from "./output-capture.js";
 import { argvOf, type Process, type ProcessExit } from "./process.js";
 import {
@@ -16,16 +17,10 @@ import {
 type Emit = (spid: number, type: string, data: Record<string, unknown>) => Promise<void>;
 
 /** What to run, as the spawn request (or exec request) gave it. */
-interface SupervisedCommand {
+interface SupervisedCommand extends Pick<ExecSpec, "command" | "args" | "shell" | "cwd" | "uid" | "gid"> {
   spid: number;
-  command: string;
-  args: string[];
-  shell: boolean;
   /** The whole environment of the process (defaults, image and request merged). */
   env: Record<string, string>;
-  cwd: string;
-  uid: number;
-  gid: number;
   /** Seconds until the process is killed; 0: never (exec'd processes end with the main one). */
   timeout: number;
   truncateAt: number;
