@@ -19,7 +19,9 @@ node -e '
   const fs = require("fs");
   let r = {};
   try { r = JSON.parse(fs.readFileSync(process.argv[1], "utf8")); } catch {}
-  const passed = r.numPassedTests ?? 0, failed = (r.numFailedTests ?? 0) + (r.numFailedTestSuites ?? 0) + Number(process.argv[2]), skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+  // A file that failed without a failing test (it did not load, a hook threw) counts as one failure.
+  const brokenFiles = (r.testResults ?? []).filter((f) => f.status === "failed" && !(f.assertionResults ?? []).some((a) => a.status === "failed")).length;
+  const passed = r.numPassedTests ?? 0, failed = (r.numFailedTests ?? 0) + brokenFiles + Number(process.argv[2]), skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
   console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
   // In CI a skipped test is a missing prerequisite, and that must not look green.
   if (process.env.CI === "true" && skipped > 0) { console.error("tests were skipped in CI"); process.exit(3); }

@@ -382,10 +382,12 @@ describe("crash recovery: SIGKILL of the daemon mid-run, then restart on the sam
     expect(await ls(join(dataDir, "runs"))).toEqual([]);
   }, 300_000);
 
-  it("an operation that was recorded terminal but lost its completion event in the crash gets one at start-up", async () => {
+  // Since the terminal status and the completion event are written in one transaction the gap
+  // cannot happen any more; a data dir written by an older server may still hold such an
+  // operation. Its status stands, nothing is repaired behind the client's back, and a follower's
+  // stream still ends (it used to be held open until a completion that never came).
+  it("an operation recorded terminal without a completion event (an older server's crash gap) still ends its event stream", async () => {
     expect(committedOp).not.toBe("");
-    // The window between storing the terminal status and appending the completion event cannot be
-    // hit on demand with a signal; the database is put in exactly the state such a crash leaves.
     const db = new Database(join(dataDir, "metadata.db"), { fileMustExist: true });
     try {
       const removed = db
@@ -396,16 +398,16 @@ describe("crash recovery: SIGKILL of the daemon mid-run, then restart on the sam
       db.close();
     }
     third = await startDaemon({ dataDir, args: ["--runtime", "oci"], env: { CONTREE_LOG_LEVEL: "warn" } });
+    const op = (await (await client(third)(`/v1/operations/${committedOp}`)).json()) as {
+      status: string;
+      result: { image: string | null } | null;
+    };
+    expect(op.status).toBe("SUCCESS");
+    expect(op.result?.image).toBe(committedImage);
     const events = await (await openEvents(third, committedOp, { follow: true })).done(15_000);
-    const last = events[events.length - 1];
-    expect(last?.type).toBe("completion");
-    expect(last?.data).toMatchObject({ status: "SUCCESS", result_image_uuid: committedImage, error: null });
-    expect(events.filter((e) => e.type === "completion")).toHaveLength(1);
-    // Repaired once: a further restart adds nothing.
-    await third.stop("SIGTERM");
-    third = await startDaemon({ dataDir, args: ["--runtime", "oci"], env: { CONTREE_LOG_LEVEL: "warn" } });
-    const again = await (await openEvents(third, committedOp)).done(15_000);
-    expect(again.map((e) => e.id)).toEqual(events.map((e) => e.id));
+    expect(events.length).toBeGreaterThan(0);
+    expect(events.filter((e) => e.type === "completion")).toHaveLength(0);
+    expect(events.some((e) => e.type === "exit")).toBe(true);
     await third.stop("SIGTERM");
   }, 180_000);
 });

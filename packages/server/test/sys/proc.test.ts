@@ -150,10 +150,20 @@ describe("sealedExecutable", () => {
     const sealed = sealedExecutable("sleep");
     expect(sealed).toMatch(/^\/proc\/self\/fd\/\d+$/);
     expect(sealedExecutable("sleep")).toBe(sealed); // one copy per binary
-    const p = launch(sealed as string, ["5"], { argv0: "sleep" });
+    // posix_spawn returns once the child's new image is mapped, a moment before the kernel has
+    // set up its argv (/proc/PID/cmdline reads empty until then): a copy of sh that says it is
+    // running gives the sync point.
+    const shell = sealedExecutable("sh");
+    expect(shell).toMatch(/^\/proc\/self\/fd\/\d+$/);
+    // The trailing `:` keeps the shell itself running (no exec of its last command).
+    const p = launch(shell as string, ["-c", "echo ready; sleep 5; :"], { argv0: "sh" });
     try {
+      await new Promise<void>((resolve, reject) => {
+        p.stdout.once("data", () => resolve());
+        p.exited.then(() => reject(new Error("exited before it said it was ready")), reject);
+      });
       expect(readlinkSync(`/proc/${p.pid}/exe`)).toMatch(/^\/memfd:contree-exec/);
-      expect(readFileSync(`/proc/${p.pid}/cmdline`, "utf8").split("\0")[0]).toBe("sleep");
+      expect(readFileSync(`/proc/${p.pid}/cmdline`, "utf8").split("\0")[0]).toBe("sh");
     } finally {
       p.kill("SIGKILL");
       await p.exited;
