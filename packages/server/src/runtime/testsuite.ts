@@ -993,7 +993,10 @@ export function registerConformanceSuite(
       });
 
       afterAll(async () => {
-        for (const s of servers) s.kill("SIGKILL");
+        for (const s of servers) {
+          s.stdin?.destroy();
+          s.kill("SIGKILL");
+        }
         for (const o of outside) await runCommand("ip", ["netns", "del", o.ns]);
         releaseOutsideSlot(k);
       });
@@ -1004,7 +1007,10 @@ export function registerConformanceSuite(
           "nsenter",
           [`--net=/run/netns/${ns}`, "/bin/busybox", "nc", "-l", "-p", String(port)],
           {
-            stdio: ["ignore", "pipe", "ignore"],
+            // An open stdin: busybox `nc -l` whose stdin is at EOF exits as soon as it accepts,
+            // before it reads what the client sends (the client still exits 0), so under load the
+            // test saw "pub=0" with nothing received.
+            stdio: ["pipe", "pipe", "ignore"],
           },
         );
         servers.push(child);
