@@ -42,6 +42,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "exec-search.h"
+
 static volatile pid_t child;
 
 /* Signals an "exec" init passes on to PROGRAM. */
@@ -67,41 +69,14 @@ static void say(const char *prog, const char *what) {
   if (n > 0) (void)!write(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
 }
 
-/* execvp with a shell's answers: 127 not found, 126 found but not executable. */
+/* A shell's answers: 127 not found, 126 found but not executable. */
 static void exec_program(char **args) {
-  const char *prog = args[0];
-  int err = ENOENT;
-  if (*prog == '\0') {
-    err = ENOENT;
-  } else if (strchr(prog, '/') != NULL) {
-    execv(prog, args);
-    err = errno;
-  } else {
-    const char *path = getenv("PATH");
-    if (path == NULL || *path == '\0') path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    int found = 0;
-    char buf[PATH_MAX];
-    for (const char *p = path; p != NULL;) {
-      const char *end = strchr(p, ':');
-      size_t len = end == NULL ? strlen(p) : (size_t)(end - p);
-      int n = len == 0 ? snprintf(buf, sizeof buf, "%s", prog)
-                       : snprintf(buf, sizeof buf, "%.*s/%s", (int)len, p, prog);
-      if (n > 0 && (size_t)n < sizeof buf) {
-        execv(buf, args);
-        if (errno != ENOENT && errno != ENOTDIR) {
-          /* Found but not runnable: remember the first such reason, keep looking like execvp. */
-          if (!found) err = errno;
-          found = 1;
-        }
-      }
-      p = end == NULL ? NULL : end + 1;
-    }
-  }
-  if (err == ENOENT || err == ENOTDIR) {
-    say(prog, "not found");
+  int err = exec_search(args);
+  if (err == ENOENT) {
+    say(args[0], "not found");
     _exit(127);
   }
-  say(prog, strerror(err));
+  say(args[0], strerror(err));
   _exit(126);
 }
 

@@ -41,6 +41,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "exec-search.h"
+
 #if !defined(__x86_64__)
 #error "statx-fix: x86_64 only (the only architecture of this gVisor release here)"
 #endif
@@ -74,30 +76,8 @@ static int install_filter(void) {
 }
 
 static void exec_program(char **args) {
-  const char *prog = args[0];
-  if (strchr(prog, '/') != NULL) {
-    execv(prog, args);
-  } else {
-    const char *path = getenv("PATH");
-    if (path == NULL || *path == '\0') path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    int err = ENOENT;
-    char buf[PATH_MAX];
-    for (const char *p = path; p != NULL;) {
-      const char *end = strchr(p, ':');
-      size_t len = end == NULL ? strlen(p) : (size_t)(end - p);
-      int n = len == 0 ? snprintf(buf, sizeof buf, "%s", prog)
-                       : snprintf(buf, sizeof buf, "%.*s/%s", (int)len, p, prog);
-      if (n > 0 && (size_t)n < sizeof buf) {
-        execv(buf, args);
-        if (errno == EACCES) err = EACCES;
-        else if (errno != ENOENT && errno != ENOTDIR) break;
-      }
-      p = end == NULL ? NULL : end + 1;
-    }
-    if (errno == ENOENT || errno == ENOTDIR) errno = err;
-  }
-  int e = errno;
-  fprintf(stderr, "%s: %s\n", prog, strerror(e));
+  int e = exec_search(args);
+  fprintf(stderr, "%s: %s\n", args[0], strerror(e));
   _exit(e == ENOENT ? 127 : 126);
 }
 
