@@ -169,6 +169,9 @@ interface TarMetaLimits {
   readonly maxLongNameBytes: number;
 }
 
+/** Global PAX records in force at once (real archives carry a handful: a comment, a mtime). */
+const MAX_GLOBAL_PAX_RECORDS = 256;
+
 export const DEFAULT_META_LIMITS: TarMetaLimits = { maxPaxBytes: 1024 * 1024, maxLongNameBytes: 64 * 1024 };
 
 /** A member's header with the metadata entries before it applied. */
@@ -181,7 +184,7 @@ interface ResolvedHeader {
   /** "ustar\0" (POSIX) or "ustar " (GNU) magic: uname/gname fields are meaningful. */
   readonly hasUstarFields: boolean;
   /** All PAX records in effect (global merged with local), raw values. */
-  readonly pax: Map<string, Buffer>;
+  readonly pax: ReadonlyMap<string, Buffer>;
 }
 
 /** The state metadata entries carry to the member they describe; one per archive. */
@@ -218,10 +221,18 @@ export class TarMeta {
     const recs = parsePax(data);
     if (flag === "g") {
       const g = new Map(this.#global);
+      let bytes = 0;
       for (const [k, v] of recs) {
         if (v.length === 0) g.delete(k);
         else g.set(k, v);
       }
+      for (const [k, v] of g) bytes += k.length + v.length;
+      // Global records apply to every later member: bounded as a whole, or many `g` headers (or
+      // one with thousands of tiny records) would cost every member of a huge archive.
+      if (g.size > MAX_GLOBAL_PAX_RECORDS || bytes > this.limits.maxPaxBytes)
+        throw invalidArgument(
+          `tar global PAX headers too large (${g.size} records, ${bytes} bytes; limit ${MAX_GLOBAL_PAX_RECORDS} records, ${this.limits.maxPaxBytes} bytes)`,
+        );
       this.#global = g;
       return;
     }
@@ -233,7 +244,8 @@ export class TarMeta {
   resolve(h: Buffer, header: TarHeader): ResolvedHeader {
     const magic = h.toString("latin1", 257, 263);
     const isPosix = magic === "ustar\0";
-    const pax = new Map(this.#global);
+    // #global is replaced, never changed, so a member without local records can share it.
+    const pax = this.#local ? new Map(this.#global) : this.#global;
     if (this.#local) {
       for (const [k, v] of this.#local) {
         if (v.length === 0) pax.delete(k);

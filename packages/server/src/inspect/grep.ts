@@ -160,6 +160,12 @@ export async function grepView(
 
   const flush = async (): Promise<void> => {
     if (batch.length === 0 || state.stop) return;
+    // Past the deadline a job would only get its worker terminated (and respawned) for nothing.
+    if (Date.now() >= deadline) {
+      cut(result, "deadline");
+      state.stop = true;
+      return;
+    }
     const files = batch;
     batch = [];
     batchBytes = 0;
@@ -172,7 +178,11 @@ export async function grepView(
       files: files.map((f, id) => ({ id, data: f.data })),
     };
     // A worker only for this job: a long walk holds none, so other searches share the pool.
-    const lease = await pool.acquire(deadline - Date.now());
+    // A full waiting line (other projects' searches) ends this one with what it found so far,
+    // as a wait past the deadline does, rather than failing it after its walk.
+    const lease = await pool
+      .acquire(deadline - Date.now())
+      .catch((err: unknown) => (isKind(err, "resource_exhausted") ? null : Promise.reject(err)));
     if (lease === null) {
       cut(result, "busy");
       state.stop = true;

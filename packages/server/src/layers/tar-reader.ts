@@ -41,7 +41,7 @@ export interface TarEntry {
   /** Extended attributes from `SCHILY.xattr.*` (and `LIBARCHIVE.xattr.*`), raw bytes. */
   xattrs: Map<string, Buffer>;
   /** All PAX records in effect for this entry (global merged with local), raw values. */
-  pax: Map<string, Buffer>;
+  pax: ReadonlyMap<string, Buffer>;
   /**
    * The entry's content, streamed; `size` bytes in total. Consume it before asking for the next
    * entry, or leave it and the reader skips it. It can be iterated once.
@@ -185,7 +185,7 @@ function typeOf(flag: string): TarEntryType {
 const XATTR_SCHILY = "SCHILY.xattr.";
 const XATTR_LIBARCHIVE = "LIBARCHIVE.xattr.";
 
-function xattrsOf(pax: Map<string, Buffer>): Map<string, Buffer> {
+function xattrsOf(pax: ReadonlyMap<string, Buffer>): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   for (const [k, v] of pax) {
     if (k.startsWith(XATTR_LIBARCHIVE)) {

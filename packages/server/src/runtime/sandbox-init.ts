@@ -109,19 +109,38 @@ export function parseInitReport(text: string): InitReport | null {
   return null;
 }
 
-/** Collects at most MAX_REPORT bytes of a report pipe until it ends (it never fails). */
-export function collectReport(stream: Readable | null): Promise<string> {
-  if (stream === null) return Promise.resolve("");
-  return new Promise((resolve) => {
-    let text = "";
-    stream.setEncoding("latin1");
-    stream.on("data", (chunk: string) => {
-      if (text.length < MAX_REPORT) text += chunk.slice(0, MAX_REPORT - text.length);
-    });
-    stream.once("end", () => resolve(text));
-    stream.once("error", () => resolve(text));
-    stream.once("close", () => resolve(text));
+/** What a report pipe delivered: `text` settles at the report's line, the pipe's end or `stop()`. */
+export interface ReportCollector {
+  readonly text: Promise<string>;
+  /** Gives up on the pipe (closing our end) and settles `text` with what came so far. */
+  stop(): void;
+}
+
+/**
+ * Collects at most MAX_REPORT bytes of a report pipe (it never fails). The init writes its one
+ * line in one write, so the first newline ends it: a sandboxed process that kept a copy of the
+ * write end (`/proc/<init>/fd/3`) can neither hold the report back nor our fd open.
+ */
+export function collectReport(stream: Readable | null): ReportCollector {
+  if (stream === null) return { text: Promise.resolve(""), stop: () => undefined };
+  let text = "";
+  let settle: (t: string) => void = () => undefined;
+  const done = new Promise<string>((resolve) => {
+    settle = resolve;
   });
+  const finish = () => {
+    settle(text);
+    stream.destroy();
+  };
+  stream.setEncoding("latin1");
+  stream.on("data", (chunk: string) => {
+    if (text.length < MAX_REPORT) text += chunk.slice(0, MAX_REPORT - text.length);
+    if (text.includes("\n") || text.length >= MAX_REPORT) finish();
+  });
+  stream.once("end", finish);
+  stream.once("error", finish);
+  stream.once("close", finish);
+  return { text: done, stop: finish };
 }
 
 /**

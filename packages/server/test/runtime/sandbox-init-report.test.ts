@@ -1,9 +1,16 @@
 /** The init's report is written by a process the sandboxed command could impersonate: parsed strictly. */
+import { existsSync } from "node:fs";
 import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { parseInitReport, readReportFile, withReport } from "../../src/runtime/sandbox-init.js";
+import {
+  collectReport,
+  parseInitReport,
+  readReportFile,
+  withReport,
+} from "../../src/runtime/sandbox-init.js";
 import { runCommand } from "../../src/sys/run-command.js";
 
 const GOOD = "contree-init/1 0 -1 1500 200 3000 0 0 0 175 1 0 8 4096 0 0 0 26 3";
@@ -68,11 +75,26 @@ describe("init report", () => {
       await writeFile(path.join(dir, "secret"), `${GOOD}\n`);
       await symlink(path.join(dir, "secret"), path.join(dir, "link"));
       expect(readReportFile(path.join(dir, "link"))).toBe("");
+      expect(existsSync(path.join(dir, "secret"))).toBe(true);
       expect(readReportFile(path.join(dir, "missing"))).toBe("");
       expect((await runCommand("mkfifo", [path.join(dir, "fifo")])).code).toBe(0);
       expect(readReportFile(path.join(dir, "fifo"))).toBe("");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("takes the report at its line, even while a sandboxed process holds the pipe's write end", async () => {
+    const pipe = new PassThrough();
+    const c = collectReport(pipe);
+    pipe.write(`${GOOD}\n`); // and never ended: a copy of the write end is held elsewhere
+    expect(await c.text).toBe(`${GOOD}\n`);
+    expect(pipe.destroyed).toBe(true);
+    const silent = new PassThrough();
+    const d = collectReport(silent);
+    silent.write("contree-init/1 0");
+    d.stop();
+    expect(await d.text).toBe("contree-init/1 0");
+    expect(silent.destroyed).toBe(true);
   });
 });

@@ -137,8 +137,8 @@ export class RunscDriver extends OciCliDriver {
     return points === undefined ? null : { kind: "dir", hostDir: points.reportDir };
   }
 
-  override execProcess(id: string, p: ProcessSpec, n: number, via: InitReports | null): OciProcess {
-    const proc = super.execProcess(id, p, n, via);
+  override execProcess(id: string, p: ProcessSpec, slot: number, via: InitReports | null): OciProcess {
+    const proc = super.execProcess(id, p, slot, via);
     if (this.fixed.has(id)) proc.args = statxFixArgs(proc.args);
     return proc;
   }

@@ -47,6 +47,7 @@ import {
   parseInitReport,
   REPORT_DIR_IN_SANDBOX,
   REPORT_FD,
+  type ReportCollector,
   readReportFile,
   withReport,
 } from "../sandbox-init.js";
@@ -182,14 +183,14 @@ export abstract class OciCliDriver implements RuntimeDriver {
 
   /**
    * The OCI process of an extra process (`exec`) in sandbox `id`, under the init when the
-   * sandbox has one (`via`, how it reports); `n` numbers its report.
+   * sandbox has one (`via`, how it reports); `slot` numbers its report file.
    */
-  execProcess(_id: string, p: ProcessSpec, n: number, via: InitReports | null): OciProcess {
+  execProcess(_id: string, p: ProcessSpec, slot: number, via: InitReports | null): OciProcess {
     const proc = ociProcess(p);
     if (via !== null)
       proc.args = initArgs(
         "exec",
-        via.kind === "fd" ? `fd:${REPORT_FD}` : reportFileIn(`exec-${n}`),
+        via.kind === "fd" ? `fd:${REPORT_FD}` : reportFileIn(`exec-${slot}`),
         proc.args,
       );
     return proc;
@@ -493,6 +494,8 @@ class OciSandbox implements Sandbox {
   readonly stdout;
   readonly stderr;
   private execCount = 0;
+  private nextReportSlot = 0;
+  private readonly freeReportSlots: number[] = [];
   private killedBySigkill = false;
   private finalStats: ResourceStats | null = null;
   private destroyed: Promise<void> | null = null;
@@ -512,7 +515,7 @@ class OciSandbox implements Sandbox {
     /** How the init reports (null: no init in this sandbox). */
     private readonly reports: InitReports | null,
     /** The main process's report pipe, collected from the start. */
-    private readonly mainReport: Promise<string>,
+    private readonly mainReport: ReportCollector,
   ) {
     this.pid = child.pid;
     this.stdin = child.stdin;
@@ -546,17 +549,18 @@ class OciSandbox implements Sandbox {
    * The init's report text once the runtime process has exited: the pipe's remaining bytes (it
    * ends when the runtime closes its copy), or the report file `name` (runsc).
    */
-  private async reportOf(name: string, pipe: Promise<string>): Promise<string> {
+  private async reportOf(name: string, pipe: ReportCollector): Promise<string> {
     if (this.reports === null) return "";
-    if (this.reports.kind === "dir") return readReportFile(path.join(this.reports.hostDir, name));
-    // Only the runtime and the init hold the write end; both are gone. The bound is a guard.
-    let timer: NodeJS.Timeout | undefined;
-    const text = await Promise.race([
-      pipe,
-      new Promise<string>((r) => {
-        timer = setTimeout(() => r(""), 2000);
-      }),
-    ]);
+    if (this.reports.kind === "dir") {
+      // Once the rootfs is released the report dir's tmpfs is gone and the path would resolve
+      // through the image (where `/dev/.contree-io` may be a symlink): no report then.
+      if (this.rootfsReleased !== null) return "";
+      return readReportFile(path.join(this.reports.hostDir, name));
+    }
+    // The init's line ends the pipe; a report that never comes (the init was killed, and the
+    // runtime is gone) is given up after a short bound.
+    const timer = setTimeout(() => pipe.stop(), 2000);
+    const text = await pipe.text;
     clearTimeout(timer);
     return text;
   }
@@ -595,10 +599,13 @@ class OciSandbox implements Sandbox {
     if (this.destroyed !== null) throw failedPrecondition("sandbox is destroyed");
     await this.waitRunning();
     const n = ++this.execCount;
+    // Report files are reused (the init truncates): gVisor keeps a file it has seen open, so
+    // unlinking one frees nothing, and the report tmpfs holds only a few dozen.
+    const slot = this.freeReportSlots.pop() ?? this.nextReportSlot++;
     const file = await writeJson(
       this.spec.bundleDir,
       `exec-${n}.json`,
-      this.driver.execProcess(this.spec.id, p, n, this.reports),
+      this.driver.execProcess(this.spec.id, p, slot, this.reports),
     );
     const pidFile = path.join(this.spec.bundleDir, `exec-${n}.pid`);
     const viaFd = this.reports?.kind === "fd";
@@ -612,6 +619,13 @@ class OciSandbox implements Sandbox {
       viaFd,
     );
     const report = collectReport(child.report);
+    // Read as soon as the process ends, while the report dir is still mounted, whenever (or
+    // whether) the caller waits.
+    const exitWithReport = child.exited.then(async (ended) => {
+      const text = await this.reportOf(`exec-${slot}`, report);
+      this.freeReportSlots.push(slot);
+      return withReport(exitFromWait(ended), parseInitReport(text));
+    });
     this.children.add(child);
     void child.exited.then(() => this.children.delete(child));
     child.stdin?.on("error", () => undefined);
@@ -622,9 +636,7 @@ class OciSandbox implements Sandbox {
       stdout: child.stdout,
       stderr: child.stderr,
       wait: () => {
-        waited ??= child.exited.then(async (ended) =>
-          withReport(exitFromWait(ended), parseInitReport(await this.reportOf(`exec-${n}`, report))),
-        );
+        waited ??= exitWithReport;
         return waited;
       },
       kill: async (signal: NodeJS.Signals = "SIGKILL") => {
