@@ -58,7 +58,16 @@ static int handled(int s) {
   }
 }
 
+static pid_t self;
+
 static void forward(int sig) {
+  /* The vfork child between unmasking and exec still has this handler: the signal is its own,
+     with its default action, not one to pass on (or lose). */
+  if (getpid() != self) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
   if (child > 0) kill(child, sig);
 }
 
@@ -135,6 +144,7 @@ int main(int argc, char **argv) {
       if (handled(s)) sigaction(s, &sa, NULL);
   }
   pid_t ppid = getpid();
+  self = ppid;
   /* vfork, not fork: under gVisor's ptrace platform a new address space is a new host stub
      process, and the child replaces its address space at once anyway (fork cost ~40 ms per run
      there). The child only sets its own death signal and mask and execs or _exits; it writes

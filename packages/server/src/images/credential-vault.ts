@@ -121,8 +121,14 @@ function aad(id: string): Buffer {
 async function loadOrCreateKey(path: string): Promise<Buffer> {
   // Written aside and linked into place: a crash never leaves a short key, and of two servers
   // starting on one data dir the second reads the first one's key.
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fh = await open(tmp, "w", 0o600);
+  const existing = await readFile(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return null;
+    throw err;
+  });
+  if (existing !== null) return checkedKey(existing);
+  // A random name, created exclusively: two servers (both pid 1 in their containers) never share it.
+  const tmp = `${path}.${randomBytes(8).toString("hex")}.tmp`;
+  const fh = await open(tmp, "wx", 0o600);
   try {
     await fh.writeFile(randomBytes(KEY_BYTES));
     await fh.sync();
@@ -137,7 +143,10 @@ async function loadOrCreateKey(path: string): Promise<Buffer> {
     await rm(tmp, { force: true });
   }
   await chmod(path, 0o600);
-  const key = await readFile(path);
+  return checkedKey(await readFile(path));
+}
+
+function checkedKey(key: Buffer): Buffer {
   if (key.length !== KEY_BYTES)
     throw new AppError("internal", "the import credential key file is damaged (expected 32 bytes)");
   return key;

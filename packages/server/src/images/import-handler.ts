@@ -35,7 +35,8 @@ function parseImportBody(
   const username = creds?.username ?? "";
   const password = creds?.password ?? "";
   const credentials = username !== "" || password !== "" ? { username, password } : undefined;
-  const timeout = body.timeout ?? DEFAULT_IMPORT_TIMEOUT;
+  // Unasked, the default bends to a lower project limit, as a spawn's does.
+  const timeout = body.timeout ?? Math.min(DEFAULT_IMPORT_TIMEOUT, maxTimeout);
   if (timeout > maxTimeout) throw invalidArgument(overLimitMessage("images_import_max_timeout", maxTimeout));
   const meta: ImportMetadata = {
     registry: {

@@ -231,6 +231,8 @@ export function normalizeSpawn(
   for (const [path, spec] of Object.entries(body.files ?? {})) {
     const p = posix.normalize(path);
     if (p === "/") throw invalidArgument("files: cannot write to /");
+    // "/a", "//a" and "/./a" are one file: a second one would silently replace the first.
+    if (p in files) throw invalidArgument(`files: ${JSON.stringify(p)} is given twice`);
     files[p] = {
       uuid: spec.uuid.toLowerCase(),
       uid: spec.uid ?? 0,

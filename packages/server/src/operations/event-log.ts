@@ -134,7 +134,14 @@ export class EventLog {
   private published(operationId: string, e: OperationEvent): OperationEvent {
     this.nextSeq.set(operationId, e.id + 1);
     for (const l of this.listeners.get(operationId) ?? []) l(e);
-    for (const o of this.observers) o(operationId, e);
+    // The event is stored: an observer's failure (metrics) must not make its append look failed.
+    for (const o of this.observers) {
+      try {
+        o(operationId, e);
+      } catch {
+        // observers are best-effort
+      }
+    }
     return e;
   }
 }

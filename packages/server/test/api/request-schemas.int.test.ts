@@ -76,6 +76,11 @@ describe("POST /v1/instances: hostile bodies are 400 with a clear message", () =
     ["env name with =", spawn({ env: { "A=B": "x" } }), /^env names must be non-empty, without "=" or NUL$/],
     ["env name with a newline", spawn({ env: { "A\nB": 5 } }), /env/],
     ["env an array", spawn({ env: ["A=1"] }), /^env must be an object/],
+    [
+      "one file given twice under two spellings",
+      spawn({ files: { "/a": { uuid: FILE }, "//a": { uuid: FILE } } }),
+      /^files: "\/a" is given twice$/,
+    ],
     ["cwd relative", spawn({ cwd: "relative" }), /^cwd must be an absolute path/],
     ["cwd with NUL", spawn({ cwd: "/a\u0000b" }), /^cwd must be an absolute path/],
     ["hostname too long", spawn({ hostname: "h".repeat(64) }), /^hostname must be a valid host name/],
@@ -384,8 +389,12 @@ describe("limits agree: whoami, the schema, the check and the error text", () =>
         api,
       );
       expect(importHuge.body["error"]).toBe("timeout must be at most 50 seconds (images_import_max_timeout)");
+      // No timeout given: the default (300 s) bends to the project's lower limit, as a spawn's does.
+      const importDefault = await send("/v1/images/import", { registry: { url } }, "POST", api);
+      expect(importDefault.status, JSON.stringify(importDefault.body)).toBe(202);
       await waitOperation(t, String(at.body["uuid"]));
       await waitOperation(t, String(importAt.body["uuid"]));
+      await waitOperation(t, String(importDefault.body["uuid"]));
     } finally {
       await t.server.store.projects.setLimits(me.projectId, {});
     }

@@ -135,6 +135,20 @@ describe("one tar header codec for the layer reader and the archive index", () =
         /bad record length/,
       ],
       [
+        "global PAX records past the bound (each would apply to every later member)",
+        () =>
+          tarOf(
+            ...paxEntry(
+              encodePax(
+                Array.from({ length: 300 }, (_, i) => [`k${i}`, Buffer.from("v")] as [string, Buffer]),
+              ),
+              "g",
+            ),
+            ustar("a", 0),
+          ),
+        /global PAX headers too large/,
+      ],
+      [
         "two PAX headers for one member",
         () =>
           tarOf(
