@@ -26,6 +26,8 @@ const LAYERS = {
   files: ["core", "content", "metadata"],
   inspect: ["core", "layers"],
   operations: ["core", "config", "metadata", "observability"],
+  // Image filesystems: layer store, run rootfs, commit, flatten, views, leases, GC.
+  snapshots: ["core", "config", "content", "layers", "metadata", "observability", "storage", "sys"],
   images: [
     "core",
     "auth",
@@ -36,6 +38,7 @@ const LAYERS = {
     "operations",
     "registry",
     "runtime",
+    "snapshots",
     "sys",
   ],
   instances: [
@@ -50,6 +53,7 @@ const LAYERS = {
     "operations",
     "outputs",
     "runtime",
+    "snapshots",
     "sys",
   ],
   // Services and core; metadata only for the record types services return (type-only, below).
@@ -65,6 +69,7 @@ const LAYERS = {
     "observability",
     "operations",
     "outputs",
+    "snapshots",
   ],
 };
 

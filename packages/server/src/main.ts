@@ -20,7 +20,6 @@ import { CredentialVault } from "./images/credential-vault.js";
 import { ImageImporter } from "./images/image-importer.js";
 import { ImageService } from "./images/image-service.js";
 import { ImportHandler } from "./images/import-handler.js";
-import { LayerStore } from "./images/layer-store.js";
 import { InspectService } from "./inspect/inspect-service.js";
 import { InstanceHandler } from "./instances/instance-handler.js";
 import { InstanceService } from "./instances/instance-service.js";
@@ -40,6 +39,7 @@ import { LocalOutputStore } from "./outputs/local/local-output-store.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
 import { explainSelection, reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
 import { selectScratch } from "./runtime/scratch/select-scratch.js";
+import { LayerStore } from "./snapshots/layer-store.js";
 import { DiskGuard } from "./storage/disk-guard.js";
 import { nativeSysUnavailableReason, WATCHDOG } from "./sys/native-sys.js";
 

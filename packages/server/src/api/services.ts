@@ -3,7 +3,6 @@ import type { Config } from "../config/config.js";
 import type { FileService } from "../files/file-service.js";
 import type { ImageService } from "../images/image-service.js";
 import type { ImportBody } from "../images/import-body.js";
-import type { LayerStore } from "../images/layer-store.js";
 import type { InspectService } from "../inspect/inspect-service.js";
 import type { InstanceService } from "../instances/instance-service.js";
 import type { LiveInstances } from "../instances/live-instances.js";
@@ -13,6 +12,7 @@ import type { Logger } from "../observability/logger.js";
 import type { MetricsRegistry } from "../observability/metrics.js";
 import type { EventLog } from "../operations/event-log.js";
 import type { OutputStore } from "../outputs/output-store.js";
+import type { LayerStore } from "../snapshots/layer-store.js";
 import type { ApiApp } from "./api-app.js";
 import type { HeavyGate } from "./heavy-gate.js";
 

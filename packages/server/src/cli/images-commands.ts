@@ -7,12 +7,12 @@ import { loadConfig } from "../config/load-config.js";
 import { invalidArgument, notFound } from "../core/errors.js";
 import { isoMicros } from "../core/time.js";
 import { importArchive } from "../images/archive-import.js";
-import { LayerStore } from "../images/layer-store.js";
 import { validateTag } from "../images/tag-grammar.js";
 import { dataLayout, openMetadata } from "../main.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { Project } from "../metadata/repos/project-repo.js";
 import type { Platform } from "../registry/registry-client.js";
+import { LayerStore } from "../snapshots/layer-store.js";
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
 const note = (s: string) => process.stderr.write(`${s}\n`);

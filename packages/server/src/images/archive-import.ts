@@ -11,8 +11,8 @@ import type { ImageRecord } from "../metadata/repos/image-repo.js";
 import type { Project } from "../metadata/repos/project-repo.js";
 import { openImageArchive } from "../registry/archive-reader.js";
 import type { Platform } from "../registry/registry-client.js";
+import type { LayerStore } from "../snapshots/layer-store.js";
 import { ImageImporter, type ImportProgress } from "./image-importer.js";
-import type { LayerStore } from "./layer-store.js";
 import { validateTag } from "./tag-grammar.js";
 
 interface ArchiveImportOptions {

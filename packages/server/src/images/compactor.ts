@@ -6,8 +6,8 @@ import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { ImageRecord } from "../metadata/repos/image-repo.js";
 import type { Logger } from "../observability/logger.js";
 import { mountRootfs, unmount } from "../runtime/rootfs.js";
+import type { LayerStore } from "../snapshots/layer-store.js";
 import { runCommand } from "../sys/run-command.js";
-import type { LayerStore } from "./layer-store.js";
 
 /** Chains longer than this are flattened; 24 short names keep the mount options ~1 KiB. */
 export const MAX_MOUNT_CHAIN = 24;

@@ -9,7 +9,7 @@ import type { ImageRecord } from "../metadata/repos/image-repo.js";
 import type { Project } from "../metadata/repos/project-repo.js";
 import { decompress } from "../registry/decompress.js";
 import type { Descriptor, ResolvedImage } from "../registry/registry-client.js";
-import type { LayerStore } from "./layer-store.js";
+import type { LayerStore } from "../snapshots/layer-store.js";
 
 export type ImportProgress = (e: {
   layer: number;

@@ -1,12 +1,12 @@
 import { rename, rm } from "node:fs/promises";
 import { internal } from "../core/errors.js";
 import { newId } from "../core/ids.js";
-import { type LayerStore, runLayerId } from "../images/layer-store.js";
 import { neutralizeDevices } from "../layers/inert-device.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { ImageRecord } from "../metadata/repos/image-repo.js";
 import type { OperationRecord } from "../metadata/repos/operation-repo.js";
 import type { DiffStats } from "../runtime/rootfs.js";
+import { type LayerStore, runLayerId } from "../snapshots/layer-store.js";
 import { runCommand } from "../sys/run-command.js";
 import type { InstanceMetadata } from "./spawn-request.js";
 

@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import type { FileRepo } from "./repos/file-repo.js";
 import type { ImageRepo } from "./repos/image-repo.js";
+import type { LeaseRepo } from "./repos/lease-repo.js";
 import type { OperationRepo } from "./repos/operation-repo.js";
 import type { ProjectRepo } from "./repos/project-repo.js";
 import type { TokenRepo } from "./repos/token-repo.js";
@@ -13,6 +14,7 @@ export interface Repos {
   readonly files: FileRepo;
   readonly images: ImageRepo;
   readonly operations: OperationRepo;
+  readonly leases: LeaseRepo;
 }
 
 /**

@@ -27,6 +27,8 @@ export interface FilesTable {
   size: number;
   created_at: number;
   updated_at: number;
+  /** Last time a run named it (retention clock; null: never since it was uploaded). */
+  last_used_at: number | null;
 }
 
 export interface LayersTable {
@@ -50,6 +52,10 @@ export interface ImagesTable {
   size: number;
   source: string | null;
   created_at: number;
+  /** Set when the image was deleted or expired: invisible to the API, kept while lineage needs it. */
+  deleted_at: number | null;
+  /** Last run from it, inspect of it or child created (retention clock; null: use created_at). */
+  last_used_at: number | null;
 }
 
 export interface TagsTable {
@@ -87,6 +93,21 @@ export interface OperationEventsTable {
   data: string;
 }
 
+export interface LeasesTable {
+  id: string;
+  /** Who holds it (a server process or an admin command), for logs and `gc --dry-run`. */
+  holder: string;
+  /** What holds it: run, instance, import, inspect, flatten, … */
+  kind: string;
+  project_id: string | null;
+  /** JSON arrays: the images (with their whole mount chains) and the layers it keeps alive. */
+  image_ids: string;
+  layer_ids: string;
+  created_at: number;
+  /** Holders renew; a lease whose holder died stops protecting anything at this time. */
+  expires_at: number;
+}
+
 export interface Database {
   projects: ProjectsTable;
   tokens: TokensTable;
@@ -96,6 +117,7 @@ export interface Database {
   tags: TagsTable;
   operations: OperationsTable;
   operation_events: OperationEventsTable;
+  leases: LeasesTable;
 }
 
 /** What repositories run their queries on: the database or an open transaction. */

@@ -11,13 +11,13 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../../src/core/ids.js";
 import { Compactor } from "../../src/images/compactor.js";
-import { LayerStore } from "../../src/images/layer-store.js";
 import { writeInertDevice } from "../../src/layers/inert-device.js";
 import { MergedView } from "../../src/layers/merged-view.js";
 import { openMetadata } from "../../src/main.js";
 import type { MetadataStore } from "../../src/metadata/metadata-store.js";
 import type { ImageRecord } from "../../src/metadata/repos/image-repo.js";
 import { createLogger } from "../../src/observability/logger.js";
+import { LayerStore } from "../../src/snapshots/layer-store.js";
 
 describe("compactor and device nodes", () => {
   let dir: string;

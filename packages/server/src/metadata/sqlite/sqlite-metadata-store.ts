@@ -7,6 +7,7 @@ import type { MetadataStore, Repos } from "../metadata-store.js";
 import { SQLITE_MIGRATIONS } from "../migrations/sqlite/index.js";
 import { FileRepo } from "../repos/file-repo.js";
 import { ImageRepo } from "../repos/image-repo.js";
+import { LeaseRepo } from "../repos/lease-repo.js";
 import { OperationRepo } from "../repos/operation-repo.js";
 import { ProjectRepo } from "../repos/project-repo.js";
 import { TokenRepo } from "../repos/token-repo.js";
@@ -19,6 +20,7 @@ function reposFor(db: Kysely<Database>): Repos {
     files: new FileRepo(db),
     images: new ImageRepo(db),
     operations: new OperationRepo(db),
+    leases: new LeaseRepo(db),
   };
 }
 
@@ -28,6 +30,7 @@ export class SqliteMetadataStore implements MetadataStore {
   readonly files: FileRepo;
   readonly images: ImageRepo;
   readonly operations: OperationRepo;
+  readonly leases: LeaseRepo;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -39,6 +42,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.files = r.files;
     this.images = r.images;
     this.operations = r.operations;
+    this.leases = r.leases;
   }
 
   /** Opens (creating if needed) the database file and brings its schema up to date. */
