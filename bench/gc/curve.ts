@@ -33,7 +33,13 @@ export interface Sample {
 /** Disk usage in bytes of each path (hard links counted once, as `du` does in one call). */
 async function du(paths: string[]): Promise<number[]> {
   const present = paths.filter((p) => existsSync(p));
-  const { stdout } = present.length > 0 ? await run("du", ["-s", "-B1", ...present]) : { stdout: "" };
+  // GC removes directories while du walks them: du then exits 1 with the sizes it could read.
+  const { stdout } =
+    present.length > 0
+      ? await run("du", ["-s", "-B1", ...present]).catch((e: { stdout?: string }) => ({
+          stdout: e.stdout ?? "",
+        }))
+      : { stdout: "" };
   const by = new Map(
     stdout
       .trim()

@@ -26,7 +26,7 @@ export async function timedRun(t: BenchServer, body: Record<string, unknown>): P
   const start = Date.now();
   const t0 = performance.now();
   const r = await t.api("/v1/instances", { method: "POST", json: body });
-  if (r.status === 404) {
+  if (r.status === 404 || r.status === 410) {
     const text = await r.text();
     return {
       start,
