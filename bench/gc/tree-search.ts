@@ -59,6 +59,7 @@ if (!["crun", "runc", "runsc"].includes(DRIVER)) throw new Error(`unknown driver
 const PHASES = (opt.phases ?? "").split(",").filter((p) => p !== "");
 for (const p of PHASES) if (p !== "off" && p !== "on") throw new Error(`unknown phase ${p} (off, on)`);
 const SAMPLE_MS = num("sample-seconds") * 1000;
+if (SAMPLE_MS <= 0) throw new Error("--sample-seconds must be > 0");
 const RAW_N = num("raw-n");
 const workload: WorkloadOptions = {
   runs: num("runs"),
