@@ -20,6 +20,8 @@ import type {
   GrepQuery,
   GrepResult,
   Image,
+  ImageDeleteQuery,
+  ImageDeleteResponse,
   ImageImportRequest,
   ImageList,
   InstanceResult,
@@ -97,6 +99,22 @@ export class ContreeApi {
   untagImage(imageUuid: string, tag?: string, opts?: RequestOptions): Promise<Image | undefined> {
     return this.transport.json(
       { method: "DELETE", path: `/images/${seg(imageUuid)}/tag`, query: { tag } },
+      opts,
+    );
+  }
+
+  /**
+   * Deletes an image of the caller's project (extension; needs the `delete_image` permission).
+   * A tagged image is refused (409) unless `force`, which removes its tags too. Children keep
+   * working; a deleted image answers 404 everywhere.
+   */
+  deleteImage(
+    imageUuid: string,
+    query: ImageDeleteQuery = {},
+    opts?: RequestOptions,
+  ): Promise<ImageDeleteResponse> {
+    return this.transport.json(
+      { method: "DELETE", path: `/images/${seg(imageUuid)}`, query: { force: query.force } },
       opts,
     );
   }

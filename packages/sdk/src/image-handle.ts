@@ -14,6 +14,8 @@ import type {
   GrepQuery,
   GrepResult,
   Image,
+  ImageDeleteQuery,
+  ImageDeleteResponse,
   InstanceSpawnRequest,
   OperationInstanceMetadata,
 } from "./types.js";
@@ -157,6 +159,14 @@ export class ImageHandle {
   async untag(name?: string, opts?: RequestOptions): Promise<ImageHandle> {
     const record = await this.api.untagImage(this.uuid, name, opts);
     return new ImageHandle(this.api, this.uuid, record);
+  }
+
+  /**
+   * Deletes this image (extension; `delete_image` permission). Refused with a 409 `ConflictError`
+   * while it is tagged unless `force`, which removes its tags. Its children keep working.
+   */
+  async delete(o: ImageDeleteQuery = {}, opts?: RequestOptions): Promise<ImageDeleteResponse> {
+    return this.api.deleteImage(this.uuid, o, opts);
   }
 
   /** Directory listing (entry names, not full paths). */

@@ -39,6 +39,22 @@ export interface Image {
   parent_uuid?: Uuid | null;
   /** Bytes (extension). */
   size?: number;
+  /** True when `parent_uuid` names a deleted image (extension; absent otherwise). */
+  parent_deleted?: boolean;
+}
+
+/** Answer of `DELETE /v1/images/{uuid}` (extension). */
+export interface ImageDeleteResponse {
+  uuid: Uuid;
+  deleted: true;
+  deleted_at: Timestamp;
+  /** The tags `force` removed. */
+  tags_removed: string[];
+}
+
+export interface ImageDeleteQuery {
+  /** Also remove the image's tags (without it a tagged image is refused with 409). */
+  force?: boolean;
 }
 
 export interface ImageList {
@@ -189,6 +205,10 @@ export interface OperationSummary {
   image_size?: number;
   consumed_cpu?: number;
   consumed_memory?: number;
+  /** True when `image_uuid` names a deleted image (extension; absent otherwise). */
+  image_deleted?: boolean;
+  /** True when `result_image_uuid` names a deleted image (extension; absent otherwise). */
+  result_image_deleted?: boolean;
 }
 
 export interface ListOperationsQuery {

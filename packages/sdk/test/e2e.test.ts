@@ -94,6 +94,25 @@ describe("SDK against the real server", () => {
   );
 
   it(
+    "image.delete(): refused while tagged (ConflictError), force removes the tags; children keep working",
+    async () => {
+      const parent = (await base.runAndWait("echo p > /p")).image!;
+      const child = (await parent.runAndWait("echo c > /c")).image!;
+      await parent.tag("sdk-e2e/delete-me");
+      expect(isConflict(await parent.delete().catch((e: unknown) => e))).toBe(true);
+      const gone = await parent.delete({ force: true });
+      expect(gone).toMatchObject({ uuid: parent.uuid, deleted: true, tags_removed: ["sdk-e2e/delete-me"] });
+      expect(isNotFound(await parent.ls("/").catch((e: unknown) => e))).toBe(true);
+      expect(isNotFound(await parent.delete().catch((e: unknown) => e))).toBe(true);
+      const again = await child.runAndWait("cat /p /c");
+      expect(again.stdout).toBe("p\nc\n");
+      const record = await client.api.inspectImage(child.uuid);
+      expect(record.parent_deleted).toBe(true);
+    },
+    LONG,
+  );
+
+  it(
     "branching, rollback and the inspect helpers (ls, read, stream, exists, archive, grep)",
     async () => {
       const root = await base.runAndWait("mkdir -p /e2e && echo root > /e2e/f");

@@ -22,6 +22,7 @@ import {
   FILE_ITEM,
   type HttpMethod,
   IMAGE,
+  IMAGE_DELETED,
   IMPORT_BODY,
   OPERATION,
   type ShapeMap,
@@ -156,6 +157,7 @@ describe("SDK wire surface vs the server's OpenAPI document", () => {
   it.each([
     ["File", FILE, "GET", "/v1/files/{sha256}", (s: Schema) => s],
     ["Image", IMAGE, "GET", "/v1/inspect/{image_uuid}/", (s: Schema) => s],
+    ["ImageDeleteResponse", IMAGE_DELETED, "DELETE", "/v1/images/{image_uuid}", (s: Schema) => s],
     ["OperationSummary", SUMMARY, "GET", "/v1/operations", (s: Schema) => s.items],
     ["Operation", OPERATION, "GET", "/v1/operations/{operation_id}", (s: Schema) => s],
     [

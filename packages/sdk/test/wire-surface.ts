@@ -9,6 +9,7 @@ import type {
   FileInfo,
   FileItem,
   Image,
+  ImageDeleteResponse,
   ImageImportRequest,
   ImageTagRequest,
   InstanceSpawnRequest,
@@ -42,6 +43,11 @@ export const WIRE: Record<
   },
   tagImage: { method: "PATCH", path: "/v1/images/{image_uuid}/tag", call: (a) => a.tagImage(U, "x") },
   untagImage: { method: "DELETE", path: "/v1/images/{image_uuid}/tag", call: (a) => a.untagImage(U, "x") },
+  deleteImage: {
+    method: "DELETE",
+    path: "/v1/images/{image_uuid}",
+    call: (a) => a.deleteImage(U, { force: true }),
+  },
   uploadFile: { method: "POST", path: "/v1/files", call: (a) => a.uploadFile(() => new Uint8Array([1])) },
   listFiles: {
     method: "GET",
@@ -166,6 +172,13 @@ export const IMAGE: Presence<Image> = {
   operation_uuid: "optional",
   parent_uuid: "optional",
   size: "optional",
+  parent_deleted: "optional",
+};
+export const IMAGE_DELETED: Presence<ImageDeleteResponse> = {
+  uuid: "required",
+  deleted: "required",
+  deleted_at: "required",
+  tags_removed: "required",
 };
 export const SUMMARY: Presence<OperationSummary> = {
   uuid: "required",
@@ -181,6 +194,8 @@ export const SUMMARY: Presence<OperationSummary> = {
   image_size: "optional",
   consumed_cpu: "optional",
   consumed_memory: "optional",
+  image_deleted: "optional",
+  result_image_deleted: "optional",
 };
 export const OPERATION: Presence<OperationResponse> = {
   ...SUMMARY,

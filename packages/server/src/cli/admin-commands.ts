@@ -1,5 +1,7 @@
 import type { Command } from "commander";
 import { allPermissions, issueToken, parsePermissions } from "../auth/tokens.js";
+import type { ProjectLimits } from "../config/config.js";
+import { LIMITS, type LimitName, parseLimitSetting } from "../config/limits.js";
 import { loadConfig } from "../config/load-config.js";
 import { invalidArgument } from "../core/errors.js";
 import { isoMicros } from "../core/time.js";
@@ -20,6 +22,7 @@ async function withStore<T>(dataDir: string | undefined, fn: (s: MetadataStore) 
 }
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
+const collect = (v: string, all: string[]) => [...all, v];
 
 export function registerAdminCommands(program: Command): void {
   const project = program.command("project").description("manage projects (tenants)");
@@ -40,6 +43,32 @@ export function registerAdminCommands(program: Command): void {
     .action(async (opts: { dataDir?: string }) => {
       await withStore(opts.dataDir, async (s) => {
         for (const p of await s.projects.list()) out(`${p.id}\t${p.name}\t${isoMicros(p.createdAt)}`);
+      });
+    });
+
+  project
+    .command("update <name>")
+    .description("override the server's default limits for a project (shown by whoami `limits`)")
+    .option("--set <name=value>", `set a limit (repeatable): ${Object.keys(LIMITS).join(", ")}`, collect, [])
+    .option("--unset <name>", "back to the server default (repeatable)", collect, [])
+    .option("--data-dir <dir>", "data directory (env CONTREE_DATA_DIR)")
+    .action(async (name: string, opts: { set: string[]; unset: string[]; dataDir?: string }) => {
+      const updates: Partial<ProjectLimits> = {};
+      try {
+        for (const s of opts.set) {
+          const [k, v] = parseLimitSetting(s);
+          updates[k] = v;
+        }
+        for (const k of opts.unset) parseLimitSetting(`${k}=${LIMITS[k as LimitName]?.default ?? ""}`);
+      } catch (e) {
+        throw invalidArgument((e as Error).message);
+      }
+      await withStore(opts.dataDir, async (s) => {
+        const p = await s.projects.resolve(name);
+        const limits: Partial<ProjectLimits> = { ...p.limits, ...updates };
+        for (const k of opts.unset) delete limits[k as LimitName];
+        await s.projects.setLimits(p.id, limits);
+        for (const [k, v] of Object.entries(limits)) out(`${k}\t${v}`);
       });
     });
 

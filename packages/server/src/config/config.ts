@@ -14,6 +14,10 @@ export interface ProjectLimits {
   images_import_max_timeout: number;
   /** Largest unpacked size of one import (file contents plus a per-entry overhead). */
   images_import_max_unpacked_bytes: number;
+  /** Untagged images nothing used for this long are deleted (retention); 0: never. */
+  images_ttl_seconds: number;
+  /** Uploaded files no run named (and not uploaded again) for this long are deleted; 0: never. */
+  files_ttl_seconds: number;
 }
 
 export interface Config {

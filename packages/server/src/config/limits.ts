@@ -8,6 +8,8 @@ interface LimitSpec {
   readonly unit: "seconds" | "bytes" | "operations";
   /** The request field it bounds, named in the error text. */
   readonly field?: string;
+  /** Smallest value a configuration may give it (1 unless 0 means something: "never"). */
+  readonly min?: number;
 }
 
 const DAY = 86_400;
@@ -30,6 +32,9 @@ export const LIMITS: { readonly [K in keyof ProjectLimits]: LimitSpec } = {
   images_import_max_concurrency: { default: 5, ceiling: 10_000, unit: "operations" },
   images_import_max_timeout: { default: 3600, ceiling: 7 * DAY, unit: "seconds", field: "timeout" },
   images_import_max_unpacked_bytes: { default: 16 * GiB, ceiling: Number.MAX_SAFE_INTEGER, unit: "bytes" },
+  // Retention (images/retention.ts): 0 keeps everything forever.
+  images_ttl_seconds: { default: 7 * DAY, ceiling: 100 * 365 * DAY, unit: "seconds", min: 0 },
+  files_ttl_seconds: { default: DAY, ceiling: 100 * 365 * DAY, unit: "seconds", min: 0 },
 };
 
 export type LimitName = keyof ProjectLimits;
@@ -57,4 +62,21 @@ export function effectiveLimits(
 export function overLimitMessage(name: LimitName, value: number): string {
   const spec = LIMITS[name];
   return `${spec.field ?? name} must be at most ${value} ${spec.unit} (${name})`;
+}
+
+/** `NAME=VALUE` from the command line (`project update --set`), checked like the environment's. */
+export function parseLimitSetting(setting: string): [LimitName, number] {
+  const eq = setting.indexOf("=");
+  const name = setting.slice(0, eq < 0 ? setting.length : eq).trim();
+  if (!(name in LIMITS))
+    throw new RangeError(`unknown limit ${JSON.stringify(name)}; known: ${Object.keys(LIMITS).join(", ")}`);
+  const spec = LIMITS[name as LimitName];
+  const raw = eq < 0 ? "" : setting.slice(eq + 1).trim();
+  const n = Number(raw);
+  const min = spec.min ?? 1;
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > spec.ceiling)
+    throw new RangeError(
+      `${name} must be an integer ${min}..${spec.ceiling} (${spec.unit}), got ${JSON.stringify(raw)}`,
+    );
+  return [name as LimitName, n];
 }

@@ -96,6 +96,15 @@ describe("loadConfig", () => {
     });
   });
 
+  it("retention TTLs default to 7 days (images) and 1 day (files); 0 means never and is accepted", () => {
+    expect(loadConfig({}, {}).defaultLimits).toMatchObject({
+      images_ttl_seconds: 604800,
+      files_ttl_seconds: 86400,
+    });
+    const c = loadConfig({}, { CONTREE_IMAGES_TTL_SECONDS: "0", CONTREE_FILES_TTL_SECONDS: "0" });
+    expect(c.defaultLimits).toMatchObject({ images_ttl_seconds: 0, files_ttl_seconds: 0 });
+  });
+
   it("flags win over the environment, which wins over defaults", () => {
     const env = {
       CONTREE_DATA_DIR: "/env/data",
@@ -219,6 +228,12 @@ describe("loadConfig", () => {
       {},
       { CONTREE_INSTANCE_MAX_TIMEOUT: "0" },
       'CONTREE_INSTANCE_MAX_TIMEOUT must be an integer >= 1, got "0"',
+    ],
+    [
+      "retention TTL",
+      {},
+      { CONTREE_FILES_TTL_SECONDS: "-1" },
+      'CONTREE_FILES_TTL_SECONDS must be an integer >= 0, got "-1"',
     ],
     [
       "limit past its ceiling",

@@ -51,6 +51,10 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CONTREE_IMAGES_IMPORT_MAX_TIMEOUT: "default per-project limit (seconds)",
   CONTREE_IMAGES_IMPORT_MAX_UNPACKED_BYTES:
     "default per-project limit: unpacked size of one import, file bytes + 512 per entry (bytes)",
+  CONTREE_IMAGES_TTL_SECONDS:
+    "default per-project retention: untagged images unused this long are deleted (default 604800 = 7 days, 0: never)",
+  CONTREE_FILES_TTL_SECONDS:
+    "default per-project retention: uploaded files no run named this long are deleted (default 86400 = 1 day, 0: never)",
   CONTREE_MIN_FREE_BYTES:
     "below this much free space on the data filesystem new writes get 507 (default 268435456)",
   CONTREE_STORAGE_RESERVE_BYTES:
@@ -114,11 +118,11 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   };
 
   const maxUploadBytes = int("CONTREE_MAX_UPLOAD_BYTES", 1024 * 1024 * 1024, 0);
-  // CONTREE_<NAME> for each limit, between 1 and the limit's ceiling.
+  // CONTREE_<NAME> for each limit, between its minimum (1 unless 0 means "never") and its ceiling.
   const defaultLimits = Object.fromEntries(
     (Object.keys(LIMITS) as LimitName[]).map((name) => [
       name,
-      int(`CONTREE_${name.toUpperCase()}`, LIMITS[name].default, 1, LIMITS[name].ceiling),
+      int(`CONTREE_${name.toUpperCase()}`, LIMITS[name].default, LIMITS[name].min ?? 1, LIMITS[name].ceiling),
     ]),
   ) as unknown as ProjectLimits;
   const storage = {

@@ -100,6 +100,8 @@ export class InstanceHandler implements OperationHandler {
     const meta = op.metadata as InstanceMetadata;
     const image = op.imageId === null ? undefined : await this.o.store.images.getAny(op.imageId);
     if (!image) return { status: "FAILED", error: "image not found" };
+    // Retention: a run starting is a use of its image (one conditional statement, not awaited).
+    this.o.store.images.touch([image.id]).catch(() => undefined);
     const startedAt = Date.now();
     const clock = new StageClock(this.o.observeStage);
     const teardown = new CleanupStack(this.o.logger, { opId: op.id });

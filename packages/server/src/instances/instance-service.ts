@@ -30,7 +30,12 @@ export class InstanceService {
     const { meta, stdinBytes: bytes } = normalizeSpawn(body, limits, this.defaultNetworking);
     requirePermission(p, meta.disposable ? "spawn_disposable" : "spawn");
     const image = await this.images.resolve(p.project, meta.image);
-    for (const f of new Set(Object.values(meta.files).map((x) => x.uuid))) {
+    const files = [...new Set(Object.values(meta.files).map((x) => x.uuid))];
+    // Retention clocks first, then the checks: what is found after its touch cannot expire
+    // before the operation row (which holds it from then on) exists.
+    await this.images.touch(image.id);
+    await this.store.files.touch(p.project.id, files);
+    for (const f of files) {
       if (!(await this.store.files.findById(p.project.id, f))) throw notFound(`file ${f} not found`);
     }
     if (bytes.length <= INLINE_OUTPUT_MAX) {

@@ -9,6 +9,7 @@ const ALL = {
   import: true,
   cancel: true,
   set_image_tag: true,
+  delete_image: true,
 };
 const DEFAULT_LIMITS = {
   instance_max_timeout: 3600,
@@ -17,6 +18,8 @@ const DEFAULT_LIMITS = {
   images_import_max_concurrency: 5,
   images_import_max_timeout: 3600,
   images_import_max_unpacked_bytes: 17179869184,
+  images_ttl_seconds: 604800,
+  files_ttl_seconds: 86400,
 };
 
 describe("GET /v1/whoami and authentication", () => {
@@ -46,7 +49,7 @@ describe("GET /v1/whoami and authentication", () => {
     expect(isUuid(body["token_uuid"] as string)).toBe(true);
   });
 
-  it("lists all six permissions, false ones included", async () => {
+  it("lists every permission, false ones included", async () => {
     const t = await api.token("perm-proj", { permissions: { spawn: false, import: false, cancel: false } });
     const body = (await api.call({ method: "GET", url: "/v1/whoami", token: t.secret })).json() as Record<
       string,
@@ -55,6 +58,20 @@ describe("GET /v1/whoami and authentication", () => {
     expect(body["permissions"]).toEqual({ ...ALL, spawn: false, import: false, cancel: false });
     expect(body["token_uuid"]).toBe(t.id);
     expect(body["project"]).toBe("perm-proj");
+  });
+
+  it("a token stored before delete_image existed has it only if it is an admin token", async () => {
+    for (const admin of [false, true]) {
+      const t = await api.token(`legacy-${admin}`, { admin });
+      const stored = Object.fromEntries(Object.entries(ALL).filter(([k]) => k !== "delete_image"));
+      await api.store.db
+        .updateTable("tokens")
+        .set({ permissions: JSON.stringify(stored) })
+        .where("id", "=", t.id)
+        .execute();
+      const res = await api.call({ method: "GET", url: "/v1/whoami", token: t.secret });
+      expect((res.json() as Record<string, unknown>)["permissions"]).toEqual({ ...ALL, delete_image: admin });
+    }
   });
 
   it("token_expiration is integer Unix seconds when the token expires", async () => {

@@ -14,6 +14,7 @@ const ALL_TRUE = {
   import: true,
   cancel: true,
   set_image_tag: true,
+  delete_image: true,
 };
 const MiB = 1024 * 1024;
 
@@ -126,6 +127,21 @@ describe("contree-server daemon (end to end)", () => {
     const created = await runCli(["project", "create", "team-a", ...dd]);
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toMatch(/^[0-9a-f-]{36}\tteam-a\n$/);
+    const updated = await runCli([
+      "project",
+      "update",
+      "team-a",
+      "--set",
+      "images_ttl_seconds=0",
+      "--set",
+      "files_ttl_seconds=60",
+      ...dd,
+    ]);
+    expect(updated.code, updated.stderr).toBe(0);
+    expect(updated.stdout).toBe("images_ttl_seconds\t0\nfiles_ttl_seconds\t60\n");
+    const refused = await runCli(["project", "update", "team-a", "--set", "files_ttl_seconds=-1", ...dd]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("files_ttl_seconds must be an integer 0..");
 
     const tok = await runCli([
       "token",
@@ -146,6 +162,7 @@ describe("contree-server daemon (end to end)", () => {
     expect(me.status).toBe(200);
     expect(me.body["token_uuid"]).toBe(tokenId);
     expect(me.body["project"]).toBe("team-a");
+    expect(me.body["limits"]).toMatchObject({ images_ttl_seconds: 0, files_ttl_seconds: 60 });
     expect(me.body["permissions"]).toEqual({
       list: true,
       spawn: true,
@@ -153,6 +170,7 @@ describe("contree-server daemon (end to end)", () => {
       import: false,
       cancel: false,
       set_image_tag: false,
+      delete_image: false,
     });
     expect((await whoami(d, secret, { project: "default" })).status).toBe(403);
 

@@ -2,7 +2,7 @@ import { Type } from "@sinclair/typebox";
 import { requirePermission } from "../../auth/principal.js";
 import { effectiveLimits } from "../../config/limits.js";
 import { invalidArgument } from "../../core/errors.js";
-import { parseFlag } from "../../core/time.js";
+import { isoMicros, parseFlag } from "../../core/time.js";
 import { ImportBodySchema } from "../../images/import-body.js";
 import { TAG_PATTERN } from "../../images/tag-grammar.js";
 import type { ApiApp } from "../api-app.js";
@@ -92,6 +92,41 @@ export function imagesRoutes(d: Services) {
         requirePermission(p, "set_image_tag");
         const img = await d.images.setTag(p.project, req.params.image_uuid.toLowerCase(), req.body.tag);
         return imageJson(img, req.body.tag);
+      },
+    );
+
+    app.delete(
+      "/images/:image_uuid",
+      {
+        schema: {
+          summary:
+            "Delete an image of this project (extension; 409 while tagged unless force, which removes its tags)",
+          params: ImageParams,
+          querystring: Type.Object({ force: FlagSchema }),
+          response: {
+            200: Type.Object({
+              uuid: Type.String(),
+              deleted: Type.Literal(true),
+              deleted_at: Type.String(),
+              tags_removed: Type.Array(Type.String()),
+            }),
+            403: ErrorSchema,
+            404: ErrorSchema,
+            409: ErrorSchema,
+          },
+        },
+      },
+      async (req) => {
+        const p = principalOf(req);
+        requirePermission(p, "delete_image");
+        const force = parseFlag(req.query.force);
+        const r = await d.images.delete(p.project, req.params.image_uuid.toLowerCase(), force);
+        return {
+          uuid: r.id,
+          deleted: true as const,
+          deleted_at: isoMicros(r.deletedAt),
+          tags_removed: r.tagsRemoved,
+        };
       },
     );
 

@@ -80,6 +80,7 @@ export function inspectRoutes(d: Services) {
       const p = principalOf(req);
       requirePermission(p, "list");
       const img = await d.images.get(p.project, uuid.toLowerCase());
+      void d.images.touch(img.id); // retention: reading an image is a use of it
       return { id: img.id, layers: d.layers.paths(img.mountChain) };
     };
 
@@ -123,6 +124,7 @@ export function inspectRoutes(d: Services) {
         const p = principalOf(req);
         requirePermission(p, "list");
         const img = await d.images.get(p.project, req.params.image_uuid.toLowerCase());
+        void d.images.touch(img.id); // retention: inspecting an image is a use of it
         return imageJson(img, await d.images.tagOf(p.project, img));
       },
     );

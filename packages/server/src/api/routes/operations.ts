@@ -56,7 +56,8 @@ export function operationsRoutes(d: Services) {
         }
         const rows = await d.operations.list(p.project.id, { ...parsePage(q), status, kind });
         const now = Date.now();
-        return rows.map((r) => operationSummaryJson(r, now));
+        const deleted = await d.images.deletedAmong(rows.flatMap((r) => [r.imageId, r.resultImageId]));
+        return rows.map((r) => operationSummaryJson(r, now, deleted));
       },
     );
 
@@ -75,7 +76,8 @@ export function operationsRoutes(d: Services) {
         requirePermission(p, "list");
         const op = await findOperation(d.operations, p.project.id, req.params.operation_id);
         // Large output is stored apart and streamed from there (a heavy request, gated).
-        return sendWithOutputs(d, req, reply, op.id, operationJson(op));
+        const deleted = await d.images.deletedAmong([op.imageId, op.resultImageId]);
+        return sendWithOutputs(d, req, reply, op.id, operationJson(op, Date.now(), deleted));
       },
     );
 

@@ -10,6 +10,8 @@ export const ImageSchema = Type.Object(
     operation_uuid: Type.Union([Type.String(), Type.Null()]),
     parent_uuid: Type.Union([Type.String(), Type.Null()]),
     size: Type.Integer(),
+    /** Extension: present (true) when `parent_uuid` names a deleted image (lineage keeps the id). */
+    parent_deleted: Type.Optional(Type.Boolean()),
   },
   { $id: "Image", additionalProperties: true },
 );
@@ -22,5 +24,6 @@ export function imageJson(img: ImageRecord, tag: string | null) {
     operation_uuid: img.operationId,
     parent_uuid: img.parentId,
     size: img.size,
+    ...(img.parentDeleted === true ? { parent_deleted: true } : {}),
   };
 }

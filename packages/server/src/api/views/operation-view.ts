@@ -19,6 +19,9 @@ export const OperationSummarySchema = Type.Object(
     image_size: Type.Integer(),
     consumed_cpu: Type.Number(),
     consumed_memory: Type.Integer(),
+    /** Extensions: present (true) when `image_uuid` / `result_image_uuid` name a deleted image. */
+    image_deleted: Type.Optional(Type.Boolean()),
+    result_image_deleted: Type.Optional(Type.Boolean()),
   },
   { $id: "OperationSummary", additionalProperties: true },
 );
@@ -38,7 +41,15 @@ function durationOf(op: OperationRecord, now: number): number {
   return Math.max(0, ((op.finishedAt ?? now) - op.startedAt) / 1000);
 }
 
-export function operationSummaryJson(op: OperationRecord, now = Date.now()) {
+/**
+ * An operation's record outlives its images: the ids stay (lineage), and the document says
+ * which are deleted, so a client is told rather than left with a dangling id.
+ */
+export function operationSummaryJson(
+  op: OperationRecord,
+  now = Date.now(),
+  deleted: ReadonlySet<string> = new Set(),
+) {
   return {
     uuid: op.id,
     kind: op.kind,
@@ -53,13 +64,15 @@ export function operationSummaryJson(op: OperationRecord, now = Date.now()) {
     image_size: op.imageSize,
     consumed_cpu: op.consumedCpu,
     consumed_memory: op.consumedMemory,
+    ...(op.imageId !== null && deleted.has(op.imageId) ? { image_deleted: true } : {}),
+    ...(op.resultImageId !== null && deleted.has(op.resultImageId) ? { result_image_deleted: true } : {}),
   };
 }
 
-export function operationJson(op: OperationRecord, now = Date.now()) {
+export function operationJson(op: OperationRecord, now = Date.now(), deleted?: ReadonlySet<string>) {
   const metadata = op.kind === "instance" ? { result: null, ...op.metadata } : op.metadata;
   return {
-    ...operationSummaryJson(op, now),
+    ...operationSummaryJson(op, now, deleted),
     metadata,
     result: { image: op.resultImageId, tag: op.resultTag },
   };

@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import { newId } from "../../core/ids.js";
 import type { Executor, FilesTable } from "../schema.js";
 import type { PageQuery } from "./page.js";
@@ -54,6 +55,43 @@ export class FileRepo {
       .where("id", "=", id)
       .executeTakeFirst();
     return r && toFile(r);
+  }
+
+  /** Records that a run names the files (retention clock), at most one write per file per minute. */
+  async touch(
+    projectId: string,
+    ids: readonly string[],
+    now = Date.now(),
+    minIntervalMs = 60_000,
+  ): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db
+      .updateTable("files")
+      .set({ last_used_at: now })
+      .where("project_id", "=", projectId)
+      .where("id", "in", [...ids])
+      .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", now - minIntervalMs)]))
+      .execute();
+  }
+
+  /**
+   * Retention: forgets the project's files neither uploaded again nor named by a run since
+   * `cutoff`, except those a non-terminal operation's `files` map names (their blobs are the
+   * garbage collector's to remove). One statement, so an operation queued before it protects.
+   */
+  async expireUnused(projectId: string, cutoff: number): Promise<string[]> {
+    const rows = await this.db
+      .deleteFrom("files")
+      .where("project_id", "=", projectId)
+      .where(sql<boolean>`max(coalesce(last_used_at, 0), updated_at) < ${cutoff}`)
+      .where(
+        sql<boolean>`NOT EXISTS (SELECT 1 FROM operations AS o, json_each(o.metadata, '$.files') AS f
+          WHERE o.project_id = files.project_id AND o.status IN ('PENDING', 'ASSIGNED', 'EXECUTING')
+          AND json_extract(f.value, '$.uuid') = files.id)`,
+      )
+      .returning("id")
+      .execute();
+    return rows.map((r) => r.id);
   }
 
   async list(projectId: string, page: PageQuery): Promise<FileRecord[]> {

@@ -2,6 +2,15 @@ import { sql } from "kysely";
 import type { Executor, ImagesTable } from "../schema.js";
 import type { PageQuery } from "./page.js";
 
+/** A statement's condition: the image is not a tombstone (deleted or expired). */
+const LIVE = "images.deleted_at";
+/** When the parent of the selected `images` row was deleted (null: live or no parent). */
+const parentDeletedAt = sql<
+  number | null
+>`(SELECT p.deleted_at FROM images AS p WHERE p.id = images.parent_id)`;
+/** Non-terminal operations hold their input image and the files their `files` map names. */
+const ACTIVE = sql.raw("('PENDING', 'ASSIGNED', 'EXECUTING')");
+
 export interface ImageRecord {
   id: string;
   projectId: string;
@@ -16,6 +25,8 @@ export interface ImageRecord {
   size: number;
   source: string | null;
   createdAt: number;
+  /** Set on reads of live images whose parent is deleted (lineage keeps the id; clients get told). */
+  parentDeleted?: boolean;
 }
 
 interface LayerRecord {
@@ -92,19 +103,55 @@ export class ImageRepo {
         created_at: img.createdAt,
       })
       .execute();
+    // A child created is a use of its parent (retention clock), in the same transaction.
+    if (img.parentId !== null) await this.touch([img.parentId], img.createdAt);
   }
 
-  /** An image visible to the project: its own, or one of the public project's. */
+  /** A live image visible to the project: its own, or one of the public project's. */
   async get(id: string, projectIds: readonly string[]): Promise<ImageRecord | undefined> {
     const r = await this.db
       .selectFrom("images")
       .selectAll()
+      .select(parentDeletedAt.as("parent_deleted_at"))
       .where("id", "=", id)
       .where("project_id", "in", [...projectIds])
+      .where(LIVE, "is", null)
       .executeTakeFirst();
     return r && toImage(r);
   }
 
+  /** True if the image is a tombstone the project could see while it lived (its 404 says so). */
+  async isDeleted(id: string, projectIds: readonly string[]): Promise<boolean> {
+    const r = await this.db
+      .selectFrom("images")
+      .select("id")
+      .where("id", "=", id)
+      .where("project_id", "in", [...projectIds])
+      .where(LIVE, "is not", null)
+      .executeTakeFirst();
+    return r !== undefined;
+  }
+
+  /** The ids among `ids` that are tombstones. */
+  async deletedAmong(ids: readonly string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    const unique = [...new Set(ids)];
+    for (let i = 0; i < unique.length; i += 500) {
+      const rows = await this.db
+        .selectFrom("images")
+        .select("id")
+        .where("id", "in", unique.slice(i, i + 500))
+        .where(LIVE, "is not", null)
+        .execute();
+      for (const r of rows) out.add(r.id);
+    }
+    return out;
+  }
+
+  /**
+   * Any image by id, tombstones included: for what already holds it (a queued run's input, a
+   * commit's parent, a flatten), never for a lookup on behalf of a request.
+   */
   async getAny(id: string): Promise<ImageRecord | undefined> {
     const r = await this.db.selectFrom("images").selectAll().where("id", "=", id).executeTakeFirst();
     return r && toImage(r);
@@ -151,6 +198,7 @@ export class ImageRepo {
       .selectFrom("images")
       .selectAll()
       .where(sql<number>`json_array_length(mount_chain)`, ">", minLength)
+      .where(LIVE, "is", null)
       .orderBy("created_at", "desc")
       .limit(limit)
       .execute();
@@ -175,14 +223,87 @@ export class ImageRepo {
     return Number(r.numDeletedRows);
   }
 
+  /** The live image the project's tag points at (a tag never outlives its image; belt and braces). */
   async imageIdByTag(projectId: string, tag: string): Promise<string | undefined> {
     const r = await this.db
       .selectFrom("tags")
-      .select("image_id")
-      .where("project_id", "=", projectId)
-      .where("tag", "=", tag)
+      .innerJoin("images", "images.id", "tags.image_id")
+      .select("tags.image_id")
+      .where("tags.project_id", "=", projectId)
+      .where("tags.tag", "=", tag)
+      .where(LIVE, "is", null)
       .executeTakeFirst();
     return r?.image_id;
+  }
+
+  /** Every tag on the image, in any project (a project may tag a public image). */
+  async tagsOn(imageId: string): Promise<{ projectId: string; tag: string }[]> {
+    const rows = await this.db
+      .selectFrom("tags")
+      .select(["project_id", "tag"])
+      .where("image_id", "=", imageId)
+      .orderBy("project_id")
+      .orderBy("tag")
+      .execute();
+    return rows.map((r) => ({ projectId: r.project_id, tag: r.tag }));
+  }
+
+  async removeAllTags(imageId: string): Promise<number> {
+    const r = await this.db.deleteFrom("tags").where("image_id", "=", imageId).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
+  /** Tombstones a live image; false if it was already one (or does not exist). */
+  async markDeleted(id: string, now = Date.now()): Promise<boolean> {
+    const r = await this.db
+      .updateTable("images")
+      .set({ deleted_at: now })
+      .where("id", "=", id)
+      .where("deleted_at", "is", null)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  /**
+   * Records a use of the images (retention clock). At most one write per image per
+   * `minIntervalMs`: the condition leaves rows touched recently alone, so a hot image costs
+   * one statement that changes nothing.
+   */
+  async touch(ids: readonly string[], now = Date.now(), minIntervalMs = TOUCH_INTERVAL_MS): Promise<number> {
+    if (ids.length === 0) return 0;
+    const r = await this.db
+      .updateTable("images")
+      .set({ last_used_at: now })
+      .where("id", "in", [...ids])
+      .where("deleted_at", "is", null)
+      .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", now - minIntervalMs)]))
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows);
+  }
+
+  /**
+   * Retention: tombstones the project's live images last used (or created) before `cutoff`,
+   * except those tagged in any project, named by an unexpired lease, or the input of an
+   * operation that is not terminal. One statement, so a tag, lease or operation committed
+   * before it always protects.
+   */
+  async expireUnused(projectId: string, cutoff: number, now = Date.now()): Promise<string[]> {
+    const rows = await this.db
+      .updateTable("images")
+      .set({ deleted_at: now })
+      .where("project_id", "=", projectId)
+      .where("deleted_at", "is", null)
+      .where(sql<boolean>`coalesce(last_used_at, created_at) < ${cutoff}`)
+      .where(sql<boolean>`NOT EXISTS (SELECT 1 FROM tags WHERE tags.image_id = images.id)`)
+      .where(
+        sql<boolean>`NOT EXISTS (SELECT 1 FROM operations AS o WHERE o.image_id = images.id AND o.status IN ${ACTIVE})`,
+      )
+      .where(
+        sql<boolean>`NOT EXISTS (SELECT 1 FROM leases AS l, json_each(l.image_ids) AS j WHERE l.expires_at > ${now} AND j.value = images.id)`,
+      )
+      .returning("id")
+      .execute();
+    return rows.map((r) => r.id);
   }
 
   /** The tag the project shows for an image: its most recently set one (ties: the greatest). */
@@ -209,7 +330,11 @@ export class ImageRepo {
         .selectFrom("tags")
         .innerJoin("images", "images.id", "tags.image_id")
         .selectAll("images")
-        .select(["tags.tag as tag", "tags.project_id as tag_project"])
+        .select([
+          "tags.tag as tag",
+          "tags.project_id as tag_project",
+          parentDeletedAt.as("parent_deleted_at"),
+        ])
         .where((eb) =>
           eb.or([
             eb("tags.project_id", "=", projectId),
@@ -233,6 +358,7 @@ export class ImageRepo {
       if (f.uuid !== undefined) q = q.where("images.id", "=", f.uuid);
       if (f.since !== undefined) q = q.where("images.created_at", ">=", f.since);
       if (f.until !== undefined) q = q.where("images.created_at", "<=", f.until);
+      q = q.where(LIVE, "is", null);
       const exact = f.tagPrefix ?? "";
       const rows = await q
         .orderBy(sql`CASE WHEN tags.tag = ${exact} THEN 0 ELSE 1 END`)
@@ -258,7 +384,9 @@ export class ImageRepo {
           .limit(1)
           .as("tag"),
       )
-      .where("images.project_id", "=", projectId);
+      .select(parentDeletedAt.as("parent_deleted_at"))
+      .where("images.project_id", "=", projectId)
+      .where(LIVE, "is", null);
     if (f.uuid !== undefined) q = q.where("images.id", "=", f.uuid);
     if (f.since !== undefined) q = q.where("images.created_at", ">=", f.since);
     if (f.until !== undefined) q = q.where("images.created_at", "<=", f.until);
@@ -272,8 +400,12 @@ export class ImageRepo {
   }
 }
 
-function toImage(r: ImagesTable): ImageRecord {
+/** How often one image's last use is written at most. */
+export const TOUCH_INTERVAL_MS = 60_000;
+
+function toImage(r: ImagesTable & { parent_deleted_at?: number | null }): ImageRecord {
   return {
+    ...(r.parent_deleted_at != null ? { parentDeleted: true } : {}),
     id: r.id,
     projectId: r.project_id,
     parentId: r.parent_id,

@@ -8,6 +8,7 @@ export const PERMISSIONS = [
   "import",
   "cancel",
   "set_image_tag",
+  "delete_image",
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 export type Permissions = Record<Permission, boolean>;
@@ -93,10 +94,20 @@ function toToken(r: TokensTable): TokenRecord {
     id: r.id,
     projectId: r.project_id,
     admin: r.admin === 1,
-    permissions: JSON.parse(r.permissions) as Permissions,
+    permissions: knownPermissions(JSON.parse(r.permissions) as Partial<Permissions>, r.admin === 1),
     description: r.description,
     createdAt: r.created_at,
     expiresAt: r.expires_at,
     revokedAt: r.revoked_at,
   };
+}
+
+/**
+ * Every known permission, present: a token stored before a permission existed lacks its key.
+ * Such a token gets the new permission only if it is an admin token (whoami lists them all).
+ */
+function knownPermissions(stored: Partial<Permissions>, admin: boolean): Permissions {
+  return Object.fromEntries(
+    PERMISSIONS.map((p) => [p, typeof stored[p] === "boolean" ? stored[p] : admin]),
+  ) as Permissions;
 }
