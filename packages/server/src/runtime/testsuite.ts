@@ -23,7 +23,14 @@ import { buildBusyboxRootfs } from "./busybox.js";
 import { SandboxCgroup } from "./cgroups.js";
 import { removeFirewallIfUnused } from "./network.js";
 import { diffStats, mountRootfs, unmount } from "./rootfs.js";
-import type { ExitStatus, RuntimeDriver, Sandbox, SandboxSpec, UserRangeLease } from "./runtime-driver.js";
+import type {
+  ExitStatus,
+  ProcessHandle,
+  RuntimeDriver,
+  Sandbox,
+  SandboxSpec,
+  UserRangeLease,
+} from "./runtime-driver.js";
 import { FIRST_HOST_ID, LOCK_DIR, RANGE_SIZE } from "./userns.js";
 
 export interface ConformanceOptions {
@@ -122,6 +129,30 @@ async function listen(host: string): Promise<{ server: Server; port: number; hit
 
 function close(server: Server): Promise<void> {
   return new Promise((res) => server.close(() => res()));
+}
+
+/** The host processes from `pid` down (pid, state, kernel wait channel, command line), for failure messages. */
+function hostTree(pid: number, depth = 0): string[] {
+  const read = (f: string) => {
+    try {
+      return readFileSync(`/proc/${pid}/${f}`, "utf8");
+    } catch {
+      return "";
+    }
+  };
+  const stat = read("stat");
+  const state = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? "?";
+  const line = `${"  ".repeat(depth)}${pid} ${state} ${read("wchan") || "-"} ${read("cmdline").replaceAll("\0", " ").trim()}`;
+  let kids: string[] = [];
+  try {
+    kids = readdirSync(`/proc/${pid}/task`).flatMap((t) => read(`task/${t}/children`).trim().split(" "));
+  } catch {
+    // gone
+  }
+  return [
+    line,
+    ...kids.filter((k) => /^\d+$/.test(k) && depth < 8).flatMap((k) => hostTree(Number(k), depth + 1)),
+  ];
 }
 
 async function waitFor(cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
@@ -419,10 +450,49 @@ export function registerConformanceSuite(
     });
 
     describe("sandbox init", () => {
-      /** The pids of processes whose command line contains `marker`, listed by an exec'd `ps`. */
+      /** Every process's command line in the sandbox, read by an exec'd `cat` (a process exiting meanwhile makes it exit 1). */
+      function psList(sandbox: Sandbox): Promise<{ code: number; out: string; err: string }> {
+        return execSh(sandbox, "cat /proc/[0-9]*/cmdline | tr '\\0' ' '");
+      }
+
+      /** Whether a process whose command line contains `marker` runs in the sandbox. */
       async function psHas(sandbox: Sandbox, marker: string): Promise<boolean> {
-        const r = await execSh(sandbox, "cat /proc/[0-9]*/cmdline | tr '\\0' ' '");
-        return r.out.includes(marker);
+        return (await psList(sandbox)).out.includes(marker);
+      }
+
+      /**
+       * Waits until the sandbox lists exec'd process `h` (by `marker`). Fails at once when `h`
+       * ends first, with its status and the runtime's stderr, and at the bound with the last
+       * listing and the host processes under the runtime's exec client: a process that never
+       * shows up says why, instead of a bare timeout.
+       */
+      async function untilListed(
+        sandbox: Sandbox,
+        h: ProcessHandle,
+        marker: string,
+        ms = 20_000,
+      ): Promise<void> {
+        const err = collect(h.stderr);
+        let ended: Omit<ExitStatus, "oomKilled"> | null = null;
+        void h.wait().then((st) => {
+          ended = st;
+        });
+        const end = Date.now() + ms;
+        for (;;) {
+          const ps = await psList(sandbox);
+          if (ps.out.includes(marker)) return;
+          if (ended !== null) {
+            await err.ended(1000);
+            throw new Error(
+              `exec'd ${marker} ended before the sandbox listed it: ${JSON.stringify(ended)}, runtime stderr ${JSON.stringify(err())}`,
+            );
+          }
+          if (Date.now() > end)
+            throw new Error(
+              `exec'd ${marker} not listed within ${ms} ms and still running; last listing exit ${ps.code} stdout ${JSON.stringify(ps.out)} stderr ${JSON.stringify(ps.err)}; runtime stderr ${JSON.stringify(err())}; host processes under the exec client:\n${hostTree(h.pid).join("\n")}`,
+            );
+          await new Promise((res) => setTimeout(res, 20));
+        }
       }
 
       it("a command that does not exist exits 127 with a short message, like the shell (run and exec)", async () => {
@@ -459,7 +529,7 @@ export function registerConformanceSuite(
           uid: 0,
           gid: 0,
         });
-        await waitFor(() => psHas(r.sandbox, "sleep 999"));
+        await untilListed(r.sandbox, h, "sleep 999");
         const t = Date.now();
         await h.kill("SIGKILL");
         const st = await withTimeout(h.wait(), 10_000, "exec exit");

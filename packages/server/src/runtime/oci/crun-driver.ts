@@ -8,6 +8,7 @@
  *    copy and re-execute itself on every call.
  */
 
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { mounter } from "../../sys/mount.js";
 import { canJoinCgroupsAtSpawn } from "../../sys/proc.js";
@@ -141,6 +142,21 @@ export class CrunDriver extends OciCliDriver {
     return plain.ok ? { ok: true, note: `no user namespace: ${r.reason}` } : plain;
   }
 
+  /**
+   * crun reports "running" once it has set the container up, before the container's process has
+   * executed its program. Until then that process is still crun: non-dumpable, its memory owned
+   * by the host's user namespace. `crun exec` joins a sandbox's user namespace first and then the
+   * others through a pidfd, which the kernel checks like a ptrace attach from inside that
+   * namespace: it fails ("setns(pid=N, CLONE_*): Operation not permitted", exit 1) and the exec'd
+   * command never starts. The window is short and grows with the host's load (CI lost an exec to
+   * it). So an exec waits until that process has executed something: while it is crun's own
+   * fork, its command line is that of `crun run` (the runtime process).
+   */
+  override execReady(pid: number, runtimePid: number): boolean {
+    const own = commandLine(pid);
+    return own !== "" && own !== commandLine(runtimePid);
+  }
+
   protected invocation(sub: string[]): Invocation {
     const global = ["--root", this.stateRoot, ...(this.ownCgroups ? ["--cgroup-manager=disabled"] : [])];
     const args = sub[0] === "--version" ? sub : [...global, ...sub];
@@ -164,5 +180,15 @@ export class CrunDriver extends OciCliDriver {
         ...args,
       ],
     };
+  }
+}
+
+/** The command line of host process `pid` ("" when it is gone or unreadable). */
+function commandLine(pid: number): string {
+  if (pid <= 0) return "";
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "latin1");
+  } catch {
+    return "";
   }
 }

@@ -204,6 +204,14 @@ export abstract class OciCliDriver implements RuntimeDriver {
     return false;
   }
 
+  /**
+   * Whether `exec` may join the container now that the runtime reports it "running": `pid` is the
+   * host pid its state names, `runtimePid` the runtime process that started it. Default: at once.
+   */
+  execReady(_pid: number, _runtimePid: number): boolean {
+    return true;
+  }
+
   /** Non-KILL signals: runtimes that hide their processes (gVisor) route them through `kill --all`. */
   protected signalViaRuntime(): boolean {
     return false;
@@ -650,15 +658,18 @@ class OciSandbox implements Sandbox {
     };
   }
 
-  /** `exec` needs a started container; `run` gives no readiness signal, so poll the runtime. */
+  /**
+   * `exec` needs a started container; `run` gives no readiness signal, so poll the runtime (and
+   * the driver's execReady: crun says "running" before the container's process runs our program).
+   */
   private async waitRunning(): Promise<void> {
     for (let i = 0; i < 400; i++) {
       if (!this.running) throw failedPrecondition("sandbox has exited");
       const r = await this.driver.call(["state", this.containerId], this.net?.nsPath);
       if (r.code === 0) {
         try {
-          const st = JSON.parse(r.stdout) as { status?: string };
-          if (st.status === "running") return;
+          const st = JSON.parse(r.stdout) as { status?: string; pid?: number };
+          if (st.status === "running" && this.driver.execReady(st.pid ?? 0, this.child.pid)) return;
           if (st.status === "stopped") throw failedPrecondition("sandbox has exited");
         } catch (e) {
           if (e instanceof Error && e.name === "AppError") throw e;
