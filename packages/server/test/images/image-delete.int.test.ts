@@ -216,6 +216,36 @@ describe("DELETE /v1/images/{uuid}", () => {
     expect(listed.images[0]?.["parent_deleted"]).toBe(true);
   }, 180_000);
 
+  it("a run queued from an image that is then deleted still runs, and its operation says so", async () => {
+    const img = await child(a.api, "tag:busybox:latest", "echo queued > /qd");
+    await t.server.store.projects.setLimits(a.projectId, { instance_max_concurrency: 1 });
+    try {
+      const r = await a.api("/v1/instances", {
+        method: "POST",
+        json: { command: "sleep 60", shell: true, image: "tag:busybox:latest", disposable: true },
+      });
+      const sleeper = ((await r.json()) as { uuid: string }).uuid;
+      await expect
+        .poll(async () => (await t.server.store.operations.get(sleeper))?.status, { timeout: 30_000 })
+        .toBe("EXECUTING");
+      const q = await a.api("/v1/instances", {
+        method: "POST",
+        json: { command: "cat /qd", shell: true, image: img.image },
+      });
+      const queued = ((await q.json()) as { uuid: string }).uuid;
+      expect((await t.server.store.operations.get(queued))?.status).toBe("PENDING");
+      expect((await del(a.api, img.image)).status).toBe(200);
+      expect((await a.api(`/v1/operations/${sleeper}`, { method: "DELETE" })).status).toBe(202);
+      const op = (await waitOperation((p) => a.api(p), queued)) as unknown as Op;
+      expect(op.status, String(op.error)).toBe("SUCCESS");
+      expect(op.metadata.result.stdout.value).toBe("queued\n");
+      expect(op.image_uuid).toBe(img.image);
+      expect(op.image_deleted).toBe(true);
+    } finally {
+      await t.server.store.projects.setLimits(a.projectId, {});
+    }
+  }, 120_000);
+
   it("needs the delete_image permission", async () => {
     const img = await child(a.api, "tag:busybox:latest", "echo q > /q");
     const project = await t.server.store.projects.findByName("team-a");
