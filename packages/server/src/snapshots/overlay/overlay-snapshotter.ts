@@ -82,6 +82,11 @@ export class OverlaySnapshotter<GcReport = unknown> implements Snapshotter<GcRep
     );
   }
 
+  /** Whether a run's writes past its cap fail while it writes (else they are checked after it). */
+  get scratchEnforced(): boolean {
+    return this.o.scratch.enforced;
+  }
+
   async prepare(key: string, image: ImageRecord, opts: PrepareOptions): Promise<ActiveSnapshot> {
     if (this.active.has(key)) throw internal(`snapshot ${key} is already prepared`);
     const dir = join(this.o.runsDir, key);
