@@ -49,7 +49,6 @@ export interface OverlaySnapshotterOptions<GcReport> {
 interface ActiveRun {
   dir: string;
   rootfs: string;
-  capBytes: number;
   mount: MountState;
   scratch: RunScratch | null;
   /** Taken beside the mount (off the critical path); awaited before prepare returns. */
@@ -93,7 +92,6 @@ export class OverlaySnapshotter<GcReport = unknown> implements Snapshotter<GcRep
     const run: ActiveRun = {
       dir,
       rootfs: join(dir, "rootfs"),
-      capBytes: opts.capBytes,
       mount: { mounted: null },
       scratch: null,
       lease: null,
