@@ -5,12 +5,13 @@
  * probes into the backend's storage, because "nothing half-visible, nothing left behind" can
  * only be checked there.
  */
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isAppError } from "../core/errors.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { ImageRecord } from "../metadata/repos/image-repo.js";
+import type { IdRange } from "../sys/mount.js";
 import type { PublishFaults, PublishStep } from "./publish.js";
 import type { ImageView, PrepareOptions, Snapshotter } from "./snapshotter.js";
 
@@ -33,6 +34,10 @@ export interface SnapshotterFixture {
   mountsLeft(): Promise<string[]>;
   /** The publish hook (crash injection), read at every step. */
   faults: { hook: PublishFaults | undefined };
+  /** Stores `text` as an uploaded file of the project; its uuid. */
+  upload(text: string): Promise<string>;
+  /** A host id range the backend idmaps a rootfs to (null: it cannot on this host, which fails the idmap test). */
+  users: IdRange | null;
   /** Chains longer than this are flattened after a commit. */
   maxChain: number;
   /** Waits for queued flattens. */
@@ -241,6 +246,45 @@ export function snapshotterConformance(name: string, factory: () => Promise<Snap
       expect(await f.mountsLeft()).toEqual([]);
       expect(await liveLeases()).toEqual([]);
     });
+
+    for (const idmapped of [false, true]) {
+      it(`writes uploaded files with their owners and modes${idmapped ? ", through an idmapped rootfs (user namespace)" : ""}`, async () => {
+        // A prerequisite (the overlay backend needs the native addon): missing, the test fails.
+        if (idmapped) expect(f.users, "this host cannot idmap a rootfs").not.toBeNull();
+        const users = idmapped ? f.users : null;
+        const shift = users?.hostId ?? 0;
+        const base = await f.baseImage({ "etc/": "", "etc/hostname": "h" });
+        const uuid = await f.upload("hello");
+        const key = nextKey();
+        const s = await f.snapshots.prepare(
+          key,
+          base,
+          opts({
+            users,
+            cwd: "/work/here",
+            files: {
+              "/etc/greeting": { uuid, uid: 1000, gid: 1001, mode: "640" },
+              "/new/dir/f": { uuid, uid: 0, gid: 0, mode: "755" },
+            },
+          }),
+        );
+        // What the sandbox sees: in-image owners shifted into its range.
+        const g = await lstat(join(s.rootfs, "etc/greeting"));
+        expect([g.uid, g.gid, g.mode & 0o7777]).toEqual([1000 + shift, 1001 + shift, 0o640]);
+        expect(await readFile(join(s.rootfs, "etc/greeting"), "utf8")).toBe("hello");
+        expect((await lstat(join(s.rootfs, "etc/hostname"))).uid).toBe(shift);
+        expect((await lstat(join(s.rootfs, "work/here"))).uid).toBe(shift);
+        await f.snapshots.unmount(key);
+        const child = (await commit(key, base)).image;
+        await f.snapshots.remove(key);
+        // What the layer keeps: the in-image owners, whatever the range was.
+        const st = await read(child, (v) => v.reader().lstat("/etc/greeting"));
+        expect([st.uid, st.gid, st.mode]).toEqual([1000, 1001, 0o640]);
+        expect((await read(child, (v) => v.reader().lstat("/new/dir/f"))).mode).toBe(0o755);
+        expect((await read(child, (v) => v.reader().lstat("/work/here"))).type).toBe("dir");
+        expect(await content(child, "/new/dir/f")).toBe("hello");
+      });
+    }
 
     it("makes a missing cwd (a directory) and leaves an existing one alone", async () => {
       const base = await f.baseImage({ "w/": "" });

@@ -6,8 +6,10 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { Readable } from "node:stream";
 import { LocalContentStore } from "../../src/content/local/local-content-store.js";
 import { newId } from "../../src/core/ids.js";
+import { FileService } from "../../src/files/file-service.js";
 import { openMetadata } from "../../src/main.js";
 import type { ImageRecord } from "../../src/metadata/repos/image-repo.js";
 import { createLogger } from "../../src/observability/logger.js";
@@ -18,10 +20,13 @@ import { PlainScratch } from "../../src/snapshots/overlay/scratch/plain-scratch.
 import type { ScratchBackend } from "../../src/snapshots/overlay/scratch/scratch.js";
 import { TmpfsScratch } from "../../src/snapshots/overlay/scratch/tmpfs-scratch.js";
 import { type SnapshotterFixture, snapshotterConformance, WHITEOUT } from "../../src/snapshots/testsuite.js";
+import { mounter } from "../../src/sys/mount.js";
 import { runCommand } from "../../src/sys/run-command.js";
 
 const logger = createLogger("silent");
 const MAX_CHAIN = 4;
+/** Far above any range the runtime hands out (no process runs in it: it only shifts owners). */
+const TEST_RANGE = { hostId: 2_000_000_000, size: 65_536 };
 
 async function mountsBelow(dir: string): Promise<string[]> {
   return (await readFile("/proc/self/mountinfo", "utf8"))
@@ -59,6 +64,14 @@ function fixture(scratch: () => ScratchBackend): () => Promise<SnapshotterFixtur
       projectId: project.id,
       faults,
       maxChain: MAX_CHAIN,
+      users: mounter().idmapsLayers ? TEST_RANGE : null,
+      upload: async (text) =>
+        (
+          await new FileService(store, content, 1 << 20).upload(
+            project.id,
+            Readable.from([Buffer.from(text)]),
+          )
+        ).id,
       capEnforced: snapshots.scratchEnforced,
       idle: () => snapshots.idle(),
       async baseImage(tree: Record<string, string>, below?: ImageRecord): Promise<ImageRecord> {
