@@ -296,11 +296,12 @@ export async function createServer(
       if (closed) return;
       closed = true;
       await queue.close();
-      await snapshots.close();
-      leases.close();
       disk.close();
       processMetrics.close();
       await app.close();
+      // After the app: an inspect stream still open reads through a view until then.
+      await snapshots.close();
+      leases.close();
       await inspect.close();
       await store.close();
     },
