@@ -179,12 +179,16 @@ export class OverlaySnapshotter<GcReport = unknown> implements Snapshotter<GcRep
 
   async view(image: ImageRecord): Promise<ImageView> {
     const chain = [...image.mountChain];
-    const lease = await this.o.leases.acquire({
-      kind: "inspect",
-      projectId: image.projectId,
-      images: [image.id],
-      layers: chain,
-    });
+    // Reads are never refused for a full disk: without room for the lease row the view goes
+    // unleased (the image is live, so GC keeps its chain; only a flatten racing the read could
+    // take the old one from under it).
+    const lease = await this.o.leases
+      .acquire({ kind: "inspect", projectId: image.projectId, images: [image.id], layers: chain })
+      .catch((err: unknown) => {
+        if (!isStorageFull(err)) throw err;
+        this.o.logger.warn({ err, imageId: image.id }, "inspect view without a lease: the disk is full");
+        return { release: async () => {} };
+      });
     const layers = this.o.layers.paths(chain);
     const empty = layers.length === 0 ? await this.empty() : null;
     return {
