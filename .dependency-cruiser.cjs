@@ -37,7 +37,6 @@ const LAYERS = {
     "observability",
     "operations",
     "registry",
-    "runtime",
     "snapshots",
     "sys",
   ],

@@ -16,8 +16,8 @@ import { buildBusyboxRootfs } from "../../packages/server/src/runtime/busybox.js
 import { RunscDriver } from "../../packages/server/src/runtime/gvisor/runsc-driver.js";
 import { CrunDriver } from "../../packages/server/src/runtime/oci/crun-driver.js";
 import { RuncDriver } from "../../packages/server/src/runtime/oci/runc-driver.js";
-import { mountRootfs, unmount } from "../../packages/server/src/runtime/rootfs.js";
 import type { RuntimeDriver } from "../../packages/server/src/runtime/runtime-driver.js";
+import { mountRootfs, unmount } from "../../packages/server/src/sys/overlay-mount.js";
 
 const { values } = parseArgs({
   options: { n: { type: "string", default: "40" }, drivers: { type: "string", default: "crun,runsc" } },

@@ -25,8 +25,8 @@ import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
-import { MAX_MOUNT_CHAIN } from "../../packages/server/src/images/compactor.js";
 import { detectCgroupMode } from "../../packages/server/src/runtime/cgroups.js";
+import { MAX_MOUNT_CHAIN } from "../../packages/server/src/snapshots/compactor.js";
 import { FIXTURE_IMAGES, fixtures } from "../../packages/server/test/harness/fixtures.js";
 import {
   startTestServer,

@@ -14,8 +14,8 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { buildBusyboxRootfs } from "../../packages/server/src/runtime/busybox.js";
 import { CrunDriver } from "../../packages/server/src/runtime/oci/crun-driver.js";
-import { mountRootfs, unmount } from "../../packages/server/src/runtime/rootfs.js";
 import type { UserRangeLease } from "../../packages/server/src/runtime/userns.js";
+import { mountRootfs, unmount } from "../../packages/server/src/sys/overlay-mount.js";
 
 const { values } = parseArgs({ options: { n: { type: "string", default: "40" } } });
 const N = Number(values.n);

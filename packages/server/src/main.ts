@@ -15,7 +15,6 @@ import type { Config } from "./config/config.js";
 import { effectiveLimits } from "./config/limits.js";
 import { LocalContentStore } from "./content/local/local-content-store.js";
 import { FileService } from "./files/file-service.js";
-import { Compactor } from "./images/compactor.js";
 import { CredentialVault } from "./images/credential-vault.js";
 import { ImageImporter } from "./images/image-importer.js";
 import { ImageService } from "./images/image-service.js";
@@ -38,8 +37,10 @@ import { OperationQueue } from "./operations/operation-queue.js";
 import { LocalOutputStore } from "./outputs/local/local-output-store.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
 import { explainSelection, reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
-import { selectScratch } from "./runtime/scratch/select-scratch.js";
 import { LayerStore } from "./snapshots/layer-store.js";
+import { LeaseManager } from "./snapshots/leases.js";
+import { OverlaySnapshotter } from "./snapshots/overlay/overlay-snapshotter.js";
+import { selectScratch } from "./snapshots/overlay/scratch/select-scratch.js";
 import { DiskGuard } from "./storage/disk-guard.js";
 import { nativeSysUnavailableReason, WATCHDOG } from "./sys/native-sys.js";
 
@@ -71,7 +72,7 @@ export interface Server {
   app: FastifyInstance;
   /** The sandbox runtime in use (name, kind, isolation) and why this host got it. */
   runtime: { name: string; kind: string; isolation: string; why: string };
-  /** How max_layer_bytes is enforced (runtime/scratch) and why. */
+  /** How max_layer_bytes is enforced (snapshots/overlay/scratch) and why. */
   scratch: { backend: string; enforced: boolean; reason: string };
   store: MetadataStore;
   logger: Logger;
@@ -203,18 +204,23 @@ export async function createServer(
     { scratch: scratch.backend.name, reason: scratch.reason, probes: scratch.probes },
     "run scratch selected (how max_layer_bytes is enforced)",
   );
-  const compactor = new Compactor(store, layers, layout.runs, logger);
-  const live = new LiveInstances(outputs, logger);
-  const instanceHandler = new InstanceHandler({
-    onImage: (img) => compactor.consider(img),
-    live,
+  const leases = new LeaseManager(store);
+  const snapshots = new OverlaySnapshotter({
     store,
     layers,
     content,
+    leases,
+    scratch: scratch.backend,
+    runsDir: layout.runs,
+    logger,
+  });
+  const live = new LiveInstances(outputs, logger);
+  const instanceHandler = new InstanceHandler({
+    live,
+    store,
+    snapshots,
     outputs,
     driver,
-    runsDir: layout.runs,
-    scratch: scratch.backend,
     disk,
     logger,
     observeStage: (stage, seconds) => serverMetrics.observeRunStage(stage, seconds),
@@ -265,7 +271,7 @@ export async function createServer(
       },
       events,
       inspect,
-      layers,
+      snapshots,
       outputs,
       gate,
     },
@@ -290,11 +296,12 @@ export async function createServer(
       if (closed) return;
       closed = true;
       await queue.close();
-      await compactor.close();
-      await scratch.backend.close();
       disk.close();
       processMetrics.close();
       await app.close();
+      // After the app: an inspect stream still open reads through a view until then.
+      await snapshots.close();
+      leases.close();
       await inspect.close();
       await store.close();
     },

@@ -12,7 +12,7 @@ import type { Logger } from "../observability/logger.js";
 import type { MetricsRegistry } from "../observability/metrics.js";
 import type { EventLog } from "../operations/event-log.js";
 import type { OutputStore } from "../outputs/output-store.js";
-import type { LayerStore } from "../snapshots/layer-store.js";
+import type { Snapshotter } from "../snapshots/snapshotter.js";
 import type { ApiApp } from "./api-app.js";
 import type { HeavyGate } from "./heavy-gate.js";
 
@@ -56,8 +56,8 @@ export interface Services {
   operations: Operations;
   events: EventLog;
   inspect: InspectService;
-  /** Where an image's layers are on disk (inspect reads them through a merged view). */
-  layers: Pick<LayerStore, "paths">;
+  /** Read-only views of images (inspect reads through them; each is leased until released). */
+  snapshots: Pick<Snapshotter, "view">;
   /** Stored run output, read back when a document or event refers to it. */
   outputs: OutputStore;
   /** Slots of heavy requests (streamed output, downloads, greps) per token/project. */

@@ -7,7 +7,7 @@ import { loadConfig } from "../config/load-config.js";
 import { type HostReportLine, hostReport } from "../observability/host-report.js";
 import { createLogger } from "../observability/logger.js";
 import { explainSelection, probeDrivers } from "../runtime/index.js";
-import { probeLoop, probeProjectQuota } from "../runtime/scratch/select-scratch.js";
+import { probeLoop, probeProjectQuota } from "../snapshots/overlay/scratch/select-scratch.js";
 import { nativeSysUnavailableReason } from "../sys/native-sys.js";
 import { canJoinCgroupsAtSpawn } from "../sys/proc.js";
 

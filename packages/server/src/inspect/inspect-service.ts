@@ -1,17 +1,15 @@
 /**
  * Inspect: read an image's filesystem without starting a sandbox (contree-api §2.8). Reads go
- * through a MergedView over the image's mount chain; views and the image's user/group names
- * are cached per image (images are immutable), so a listing or a small download costs a few
- * lstat calls. Every path is normalised and confined to the image root by the view.
+ * through the reader of the image's view (the snapshotter's `view(image)`: a MergedView over its
+ * mount chain, never a host path); readers and the image's user/group names are cached per view
+ * key (images are immutable), so a listing or a small download costs a few lstat calls. Every
+ * path is normalised and confined to the image root by the view.
  *
  *   const inspect = new InspectService();
- *   const fs = { id: img.id, layers: layerStore.paths(img.mountChain) };
+ *   const fs = await snapshots.view(img);      // leased until fs.release()
  *   await inspect.list(fs, "/etc");            // { path: "/etc", files: FileItem[] }
  *   const { stream, size } = await inspect.openFile(fs, "/etc/passwd");
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { isKind, notFound, resourceExhausted, unprocessable } from "../core/errors.js";
 import { MergedView } from "../layers/merged-view.js";
@@ -24,10 +22,17 @@ import { RegexWorkerPool } from "./regex-worker-pool.js";
 export type { FileItem } from "./file-item.js";
 export type { CaseMode } from "./rust-regex.js";
 
-/** An image's filesystem: its id and its layer directories, top-most first. */
+/** An image's filesystem as inspect reads it (the snapshotter's ImageView satisfies it). */
 export interface ImageFs {
-  id: string;
-  layers: readonly string[];
+  readonly id: string;
+  /** Equal keys read equal filesystems (the view's reader is made once per key). */
+  readonly key: string;
+  reader(): MergedView;
+}
+
+/** An ImageFs straight over layer directories, top-most first (tests, tools). */
+export function layerFs(id: string, layers: readonly string[]): ImageFs {
+  return { id, key: `${id}\0${layers.join("\0")}`, reader: () => new MergedView(layers) };
 }
 
 export interface DirectoryListing {
@@ -64,7 +69,6 @@ export class InspectService {
   private readonly cacheSize: number;
   private readonly grepLimits: GrepLimits;
   private readonly pool: RegexWorkerPool;
-  private emptyRoot: Promise<string> | undefined;
   private readonly grepPerProject: number;
   private readonly grepsRunning = new Map<string, number>();
 
@@ -179,22 +183,18 @@ export class InspectService {
     this.views.clear();
     this.listings.clear();
     this.listedEntries = 0;
-    const root = this.emptyRoot;
-    this.emptyRoot = undefined;
-    if (root) await rm(await root, { recursive: true, force: true });
   }
 
   private async image(img: ImageFs): Promise<CachedImage> {
-    // The mount chain is part of the key: compaction may give an image a new, shorter chain.
-    const key = `${img.id}\0${img.layers.join("\0")}`;
+    // The view's key holds the mount chain: compaction may give an image a new, shorter chain.
+    const key = img.key;
     const hit = this.views.get(key);
     if (hit) {
       this.views.delete(key);
       this.views.set(key, hit);
       return hit;
     }
-    const layers = img.layers.length > 0 ? img.layers : [await this.empty()];
-    const entry: CachedImage = { key, view: new MergedView(layers) };
+    const entry: CachedImage = { key, view: img.reader() };
     this.views.set(key, entry);
     while (this.views.size > this.cacheSize) this.views.delete(this.views.keys().next().value as string);
     return entry;
@@ -217,12 +217,6 @@ export class InspectService {
   private accounts(c: CachedImage): Promise<Accounts> {
     c.accounts ??= readAccounts(c.view);
     return c.accounts;
-  }
-
-  /** An image without layers is an empty directory. */
-  private empty(): Promise<string> {
-    this.emptyRoot ??= mkdtemp(join(tmpdir(), "contree-empty-image-"));
-    return this.emptyRoot;
   }
 }
 

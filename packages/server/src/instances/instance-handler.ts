@@ -1,6 +1,5 @@
 import { hostname as hostName, release } from "node:os";
 import { join } from "node:path";
-import type { ContentStore } from "../content/content-store.js";
 import { isStorageFull } from "../core/errors.js";
 import { decodeStreamInput, toStreamRepr } from "../core/stream-repr.js";
 import { isoMicros } from "../core/time.js";
@@ -12,10 +11,8 @@ import type { HandlerContext, HandlerOutcome, OperationHandler } from "../operat
 import { isOutputRef } from "../outputs/output-ref.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import { readRange } from "../outputs/repr-chunks.js";
-import { diffStats } from "../runtime/rootfs.js";
 import type { IdRange, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
-import type { ScratchBackend } from "../runtime/scratch/scratch.js";
-import type { LayerStore } from "../snapshots/layer-store.js";
+import type { ActiveSnapshot, Snapshotter } from "../snapshots/snapshotter.js";
 import { CleanupStack, type CleanupStep } from "./cleanup-stack.js";
 import type { LiveInstances } from "./live-instances.js";
 import { initProcess, type Process } from "./process.js";
@@ -26,9 +23,6 @@ import {
   type SupervisorContext,
 } from "./process-supervisor.js";
 import { consumedTotals } from "./resources.js";
-import { ensureDir } from "./rootfs-writer.js";
-import { commitRun } from "./run-commit.js";
-import { prepareRootfs, type RunRootfs } from "./run-rootfs.js";
 import type { InstanceMetadata } from "./spawn-request.js";
 import { StageClock } from "./stage-clock.js";
 import { chunkRefs } from "./stdin-log.js";
@@ -43,23 +37,17 @@ const WATCHDOG_GRACE_MS = 2000;
 
 interface InstanceHandlerOptions {
   store: MetadataStore;
-  layers: LayerStore;
-  content: ContentStore;
+  /** Image filesystems: each run's rootfs (prepare), its commit, its removal. */
+  snapshots: Snapshotter;
   /** Where stdout/stderr past the inline size are kept (the database holds references). */
   outputs: OutputStore;
   driver: RuntimeDriver;
-  /** Per-run dirs (rootfs, bundle), on the data filesystem. */
-  runsDir: string;
-  /** Where a run's upper/work live so that max_layer_bytes holds while it writes. */
-  scratch: ScratchBackend;
   logger: Logger;
   limits: { memoryBytes: number; pids: number; cpuQuota?: number };
   /** Running sandboxes, for subprocesses and stdin while the main process lives. */
   live: LiveInstances;
   /** The data filesystem's guard: its reserve is given back when a result must be stored on a full disk. */
   disk?: { relieve(): Promise<void> };
-  /** Called after a new image is committed (compaction looks at its chain; may make us wait). */
-  onImage?: (img: ImageRecord) => Promise<void> | void;
   /**
    * Told each stage's duration once per run, for the stages the run entered: "prepare" (rootfs,
    * files), "start" (sandbox up, spawn event, stdin), "run" (until the main process exited and
@@ -70,7 +58,10 @@ interface InstanceHandlerOptions {
 }
 
 /** A run's file system with the main process's environment. */
-interface PreparedRun extends RunRootfs {
+interface PreparedRun extends ActiveSnapshot {
+  /** The snapshot's key (the operation id). */
+  key: string;
+  bundle: string;
   env: Record<string, string>;
   /** The host id range of the sandbox's user namespace, when the driver uses one. */
   users?: IdRange;
@@ -144,27 +135,25 @@ export class InstanceHandler implements OperationHandler {
     const lease = this.o.driver.userRange?.() ?? null;
     // Released last: by then every process of the sandbox is gone (destroy killed its cgroup).
     if (lease !== null) teardown.push("release user range", async () => lease.release());
-    const fs = await prepareRootfs(this.o, {
+    const key = op.id;
+    // Pushed before prepare: remove() also undoes a prepare that failed half-way.
+    teardown.push("remove run snapshot", () => this.o.snapshots.remove(key));
+    const fs = await this.o.snapshots.prepare(key, image, {
       projectId: op.projectId,
-      dir: join(this.o.runsDir, op.id),
-      meta,
-      image,
+      capBytes: meta.resources_limits.max_layer_bytes,
+      files: meta.files,
+      cwd: meta.cwd,
       users: lease?.range ?? null,
-      teardown,
     });
-    // The cwd check (file system, thread pool) and the event (database) overlap.
-    await Promise.all([
-      ensureDir(fs.rootfs, meta.cwd),
-      ctx.emit(0, "init", {
-        started_at: isoMicros(startedAt),
-        runtime_path: `/usr/bin/${this.o.driver.name}`,
-        verbose: false,
-        init_pid: 1,
-        hostname: hostName(),
-        kernel: release(),
-        machine: process.arch,
-      }),
-    ]);
+    await ctx.emit(0, "init", {
+      started_at: isoMicros(startedAt),
+      runtime_path: `/usr/bin/${this.o.driver.name}`,
+      verbose: false,
+      init_pid: 1,
+      hostname: hostName(),
+      kernel: release(),
+      machine: process.arch,
+    });
     const env = {
       PATH: DEFAULT_PATH,
       HOME: meta.uid === 0 ? "/root" : "/",
@@ -172,7 +161,13 @@ export class InstanceHandler implements OperationHandler {
       ...(image.env ?? {}),
       ...meta.env,
     };
-    return { ...fs, env, ...(lease === null ? {} : { users: lease.range }) };
+    return {
+      ...fs,
+      key,
+      bundle: join(fs.dir, "bundle"),
+      env,
+      ...(lease === null ? {} : { users: lease.range }),
+    };
   }
 
   /** The sandbox with its main process, registered live before its spawn event; stdin fed. */
@@ -277,30 +272,26 @@ export class InstanceHandler implements OperationHandler {
   ): Promise<HandlerOutcome> {
     const event = (type: string, data: Record<string, unknown>) =>
       recordEvent(this.supervisorContext(op, ctx), 0, type, data);
+    const snapshots = this.o.snapshots;
     // The unmount (it syncs the upper to disk, thread pool) overlaps the event (database).
-    await Promise.all([main.recordExit(), run.unmount.run()]);
+    await Promise.all([main.recordExit(), snapshots.unmount(run.key)]);
     const capBytes = meta.resources_limits.max_layer_bytes;
-    const diff = await diffStats(run.scratch.upper);
+    const diff = await snapshots.usage(run.key);
     let resultImage: ImageRecord | null = null;
     // The scratch filled up (writes failed inside), or an upper grew past the cap (apparent size).
-    const full = await run.scratch.reachedCap();
     const overCap = diff.bytes > capBytes;
-    if (full || overCap) await event("size_cap", { limit_bytes: capBytes, file_size: diff.bytes });
+    if (diff.reachedCap || overCap) await event("size_cap", { limit_bytes: capBytes, file_size: diff.bytes });
     let noImage: string | null = overCap
       ? `the run wrote ${diff.bytes} bytes, over max_layer_bytes (${capBytes}): no image was kept`
       : null;
     if (!meta.disposable && !overCap) {
       try {
-        resultImage = await commitRun(
-          this.o,
-          op,
-          meta,
-          image,
-          run.env,
-          run.scratch.upper,
-          diff,
-          run.scratch.commit === "copy",
-        );
+        const committed = await snapshots.commit(run.key, image, {
+          projectId: op.projectId,
+          operationId: op.id,
+          ...(meta.preserve_env ? { env: run.env } : {}),
+        });
+        resultImage = committed.image;
       } catch (err) {
         // The run finished: its output, exit code and resources are recorded whatever happens to its diff.
         const storageFull = isStorageFull(err);
@@ -308,14 +299,10 @@ export class InstanceHandler implements OperationHandler {
         noImage = storageFull
           ? "the run finished but its changes could not be saved: the server is out of storage space (no image was made)"
           : "the run finished but its changes could not be saved (no image was made)";
-        if (storageFull) {
-          // What the run wrote is no longer needed; the reserve makes room for the result.
-          await run.releaseScratch.run();
-          await this.o.disk?.relieve();
-        }
+        // The snapshotter gave the run's scratch back; the reserve makes room for the result.
+        if (storageFull) await this.o.disk?.relieve();
       }
     }
-    if (resultImage !== null && resultImage.id !== image.id) await this.o.onImage?.(resultImage);
     await event("shutdown", {
       stopped_at: isoMicros(Date.now()),
       reason: exited.timedOut ? "timeout" : "job_complete",

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import path from "node:path";
+import { unmount } from "../sys/overlay-mount.js";
 import { removeBindFiles } from "./bind-files.js";
 import { SandboxCgroup } from "./cgroups.js";
 import { RunscDriver } from "./gvisor/runsc-driver.js";
@@ -13,7 +14,6 @@ import { listSandboxNetns, teardownNetns } from "./network.js";
 import { CrunDriver } from "./oci/crun-driver.js";
 import { OWNER_DIR, ownerMarkerPath } from "./oci/oci-cli-driver.js";
 import { RuncDriver } from "./oci/runc-driver.js";
-import { unmount } from "./rootfs.js";
 import { NAME_PREFIX } from "./runtime-driver.js";
 
 interface ReclaimOptions {

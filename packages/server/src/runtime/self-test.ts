@@ -10,8 +10,8 @@ import { chmod, copyFile, mkdtemp, rm } from "node:fs/promises";
 import path from "node:path";
 import { finished } from "node:stream/promises";
 import { PROBE } from "../sys/native-sys.js";
+import { mountRootfs, unmount } from "../sys/overlay-mount.js";
 import { buildBusyboxRootfs } from "./busybox.js";
-import { mountRootfs, unmount } from "./rootfs.js";
 import type { RuntimeDriver, SelfTestOptions, SelfTestResult, UserRangeLease } from "./runtime-driver.js";
 
 const MARK = "contree-selftest-ok";

@@ -17,12 +17,13 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { major, minor } from "../layers/device.js";
+import { diffStats } from "../snapshots/overlay/diff-stats.js";
 import { nativeSys } from "../sys/native-sys.js";
+import { mountRootfs, unmount } from "../sys/overlay-mount.js";
 import { runCommand } from "../sys/run-command.js";
 import { buildBusyboxRootfs } from "./busybox.js";
 import { SandboxCgroup } from "./cgroups.js";
 import { removeFirewallIfUnused } from "./network.js";
-import { diffStats, mountRootfs, unmount } from "./rootfs.js";
 import type {
   ExitStatus,
   ProcessHandle,

@@ -154,7 +154,7 @@ describe.each([
     if (dataDir !== "") {
       await reclaim({ stateDir: join(dataDir, "runtime"), mountRoots: [dataDir] }).catch(() => undefined);
       for (const m of mountsUnder([dataDir])) {
-        const { unmount } = await import("../../src/runtime/rootfs.js");
+        const { unmount } = await import("../../src/sys/overlay-mount.js");
         await unmount(m).catch(() => undefined);
       }
       await rm(dataDir, { recursive: true, force: true });

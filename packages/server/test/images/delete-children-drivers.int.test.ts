@@ -36,15 +36,24 @@ describe.each(DRIVERS)("children of deleted images ($name)", ({ name, runtime })
   });
 
   async function run(image: string, command: string, disposable = false): Promise<Op> {
-    const r = await me.api("/v1/instances", { method: "POST", json: { command, shell: true, image, disposable } });
+    const r = await me.api("/v1/instances", {
+      method: "POST",
+      json: { command, shell: true, image, disposable },
+    });
     expect(r.status).toBe(202);
-    const op = (await waitOperation((p) => me.api(p), ((await r.json()) as { uuid: string }).uuid, 120_000)) as Op;
+    const op = (await waitOperation(
+      (p) => me.api(p),
+      ((await r.json()) as { uuid: string }).uuid,
+      120_000,
+    )) as Op;
     expect(op.status, String(op.error)).toBe("SUCCESS");
     return op;
   }
 
   it("a grandchild runs and inspects with its parent and grandparent deleted (whiteouts included)", async () => {
-    const a = String((await run("tag:busybox:latest", "mkdir /w; echo a > /w/a; echo x > /w/x")).result.image);
+    const a = String(
+      (await run("tag:busybox:latest", "mkdir /w; echo a > /w/a; echo x > /w/x")).result.image,
+    );
     const b = String((await run(a, "echo b > /w/b; rm /w/x")).result.image);
     const c = String((await run(b, "echo c > /w/c")).result.image);
     expect((await me.api(`/v1/images/${b}/tag`, { method: "PATCH", json: { tag: "mid" } })).status).toBe(200);
@@ -54,7 +63,9 @@ describe.each(DRIVERS)("children of deleted images ($name)", ({ name, runtime })
 
     const op = await run(c, "ls /w; cat /w/a /w/b /w/c", true);
     expect(op.metadata.result.stdout.value).toBe("a\nb\nc\na\nb\nc\n");
-    const list = (await (await me.api(`/v1/inspect/${c}/list?path=/w`)).json()) as { files: { path: string }[] };
+    const list = (await (await me.api(`/v1/inspect/${c}/list?path=/w`)).json()) as {
+      files: { path: string }[];
+    };
     expect(list.files.map((f) => f.path).sort()).toEqual(["a", "b", "c"]);
     const dl = await me.api(`/v1/inspect/${c}/download?path=/w/a`);
     expect(await dl.text()).toBe("a\n");

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { issueToken } from "../../src/auth/tokens.js";
 import { isKind } from "../../src/core/errors.js";
-import { InspectService } from "../../src/inspect/inspect-service.js";
+import { InspectService, layerFs } from "../../src/inspect/inspect-service.js";
 import { MergedView } from "../../src/layers/merged-view.js";
 import { importBusybox } from "../harness/busybox-image.js";
 import { startTestServer, type TestServer, waitOperation } from "../harness/in-process.js";
@@ -85,7 +85,7 @@ describe("the walk's own deadline and the per-project bound (service level, same
   it("a walk that cannot finish in time ends at the deadline with a partial result", async () => {
     const inspect = new InspectService({ grep: { deadlineMs: 20, maxDepth: 100_000 } });
     try {
-      const r = await inspect.grep({ id: "deep", layers: [tree] }, grepReq(), "p1");
+      const r = await inspect.grep(layerFs("deep", [tree]), grepReq(), "p1");
       expect(r.truncated).toBe(true);
       expect(r.truncated_reason).toBe("deadline");
     } finally {
@@ -96,7 +96,7 @@ describe("the walk's own deadline and the per-project bound (service level, same
   it("a project over its bound is refused at once; another project is not", async () => {
     const inspect = new InspectService({ grepPerProject: 1 });
     try {
-      const fs = { id: "deep", layers: [tree] };
+      const fs = layerFs("deep", [tree]);
       const first = inspect.grep(fs, grepReq(), "p1");
       const second = inspect.grep(fs, grepReq(), "p1").then(
         () => "ran",
@@ -122,10 +122,10 @@ describe("the walk's own deadline and the per-project bound (service level, same
       execFileSync("sh", ["-c", `echo needle > "${small}/f"`]);
       let walksDone = 0;
       const walks = [1, 2].map(() =>
-        inspect.grep({ id: "deep", layers: [tree] }, grepReq(), "p1").finally(() => walksDone++),
+        inspect.grep(layerFs("deep", [tree]), grepReq(), "p1").finally(() => walksDone++),
       );
       await new Promise((r) => setTimeout(r, 300)); // let p1's walks start first
-      const other = await inspect.grep({ id: "small", layers: [small] }, grepReq(), "p2");
+      const other = await inspect.grep(layerFs("small", [small]), grepReq(), "p2");
       // Answered while p1's walks still run, not after one of them gave its worker back.
       expect(walksDone).toBe(0);
       expect(other.truncated).toBe(false);
@@ -145,7 +145,7 @@ describe("the walk's own deadline and the per-project bound (service level, same
         "-c",
         `cd "${wide}" && i=0; while [ $i -lt 1000 ]; do echo needle > f$i; i=$((i+1)); done`,
       ]);
-      const r = await inspect.grep({ id: "wide", layers: [wide] }, grepReq(), "p1");
+      const r = await inspect.grep(layerFs("wide", [wide]), grepReq(), "p1");
       expect(r.truncated_reason).toBe("entries");
       expect(r.matches.length).toBeLessThanOrEqual(100);
       // The listing itself stops at its budget instead of stat-ing all 1,000 entries.

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MAX_MOUNT_CHAIN } from "../../src/images/compactor.js";
+import { MAX_MOUNT_CHAIN } from "../../src/snapshots/compactor.js";
 import { importBusybox } from "../harness/busybox-image.js";
 import { startTestServer, type TestServer, waitOperation } from "../harness/in-process.js";
 import type { RegistryHandle } from "../harness/registry.js";

@@ -16,8 +16,8 @@ import { buildBusyboxRootfs } from "../../src/runtime/busybox.js";
 import type { OciConfig } from "../../src/runtime/oci/bundle.js";
 import { CrunDriver } from "../../src/runtime/oci/crun-driver.js";
 import { RuncDriver } from "../../src/runtime/oci/runc-driver.js";
-import { mountRootfs, unmount } from "../../src/runtime/rootfs.js";
 import type { RuntimeDriver, SandboxSpec } from "../../src/runtime/runtime-driver.js";
+import { mountRootfs, unmount } from "../../src/sys/overlay-mount.js";
 
 /** Keeps the container's process in the runtime for a second after "running". */
 function holdBeforeProgram(config: OciConfig): void {

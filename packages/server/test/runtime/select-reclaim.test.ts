@@ -9,8 +9,8 @@ import { listSandboxNetns, removeFirewallIfUnused } from "../../src/runtime/netw
 import { CrunDriver } from "../../src/runtime/oci/crun-driver.js";
 import { RuncDriver } from "../../src/runtime/oci/runc-driver.js";
 import { mountsUnder, reclaim } from "../../src/runtime/reclaim.js";
-import { mountRootfs } from "../../src/runtime/rootfs.js";
 import { selectDriver } from "../../src/runtime/select.js";
+import { mountRootfs } from "../../src/sys/overlay-mount.js";
 
 let root = "";
 beforeAll(async () => {

@@ -76,12 +76,17 @@ export function inspectRoutes(d: Services) {
     app.addSchema(FileItemSchema);
     if (!app.getSchema("Image")) app.addSchema(ImageSchema);
 
-    const imageFs = async (req: FastifyRequest, uuid: string): Promise<ImageFs> => {
+    /** The image's view, leased until the response is over (sent, streamed out, or cut off). */
+    const imageFs = async (req: FastifyRequest, reply: FastifyReply, uuid: string): Promise<ImageFs> => {
       const p = principalOf(req);
       requirePermission(p, "list");
       const img = await d.images.get(p.project, uuid.toLowerCase());
       void d.images.touch(img.id); // retention: reading an image is a use of it
-      return { id: img.id, layers: d.layers.paths(img.mountChain) };
+      const view = await d.snapshots.view(img);
+      reply.raw.once("close", () => {
+        view.release().catch((err: unknown) => req.log.warn({ err }, "inspect lease release failed"));
+      });
+      return view;
     };
 
     app.get(
@@ -146,7 +151,7 @@ export function inspectRoutes(d: Services) {
         },
       },
       async (req, reply) => {
-        const fs = await imageFs(req, req.params.image_uuid);
+        const fs = await imageFs(req, reply, req.params.image_uuid);
         // Gated before listing: a huge directory is heavy to list, not only to send.
         d.gate.hold(principalOf(req), reply);
         const listing = await inspect.list(fs, req.query.path);
@@ -167,7 +172,7 @@ export function inspectRoutes(d: Services) {
       req: FastifyRequest<{ Params: { image_uuid: string }; Querystring: { path?: string } }>,
       reply: FastifyReply,
     ) => {
-      const fs = await imageFs(req, req.params.image_uuid);
+      const fs = await imageFs(req, reply, req.params.image_uuid);
       const path = req.query.path ?? "";
       d.gate.hold(principalOf(req), reply);
       if (req.method === "HEAD") {
@@ -190,7 +195,7 @@ export function inspectRoutes(d: Services) {
       req: FastifyRequest<{ Params: { image_uuid: string }; Querystring: { path?: string } }>,
       reply: FastifyReply,
     ) => {
-      const fs = await imageFs(req, req.params.image_uuid);
+      const fs = await imageFs(req, reply, req.params.image_uuid);
       const path = req.query.path ?? "/";
       d.gate.hold(principalOf(req), reply);
       void reply.type("application/x-tar");
@@ -246,7 +251,7 @@ export function inspectRoutes(d: Services) {
         },
       },
       async (req, reply) => {
-        const fs = await imageFs(req, req.params.image_uuid);
+        const fs = await imageFs(req, reply, req.params.image_uuid);
         d.gate.hold(principalOf(req), reply);
         const q = req.query;
         const patterns = many(q.pattern);

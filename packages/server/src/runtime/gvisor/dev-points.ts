@@ -9,7 +9,7 @@ import { lstatSync, mkdirSync } from "node:fs";
 import { chmod, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { mounter } from "../../sys/mount.js";
-import { unmount } from "../rootfs.js";
+import { unmount } from "../../sys/overlay-mount.js";
 
 export interface DevPoints {
   /** Host directory of the report files (bound at REPORT_DIR_IN_SANDBOX). */

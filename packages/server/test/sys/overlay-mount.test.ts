@@ -4,8 +4,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { mountsUnder } from "../../src/runtime/reclaim.js";
-import { diffStats, mountRootfs, unmount as unmountWith } from "../../src/runtime/rootfs.js";
+import { diffStats } from "../../src/snapshots/overlay/diff-stats.js";
 import { type Mounter, mounter } from "../../src/sys/mount.js";
+import { mountRootfs, unmount as unmountWith } from "../../src/sys/overlay-mount.js";
 import { runCommand } from "../../src/sys/run-command.js";
 
 let root = "";
@@ -149,15 +150,15 @@ describe.each(["native", "cli"] as const)("mountRootfs (%s)", (backend) => {
     const [l] = await makeLayers(1);
     const target = path.join(root, "m");
     await expect(mountRootfs({ lowers: ["rel"], target, readOnly: true }, m)).rejects.toMatchObject({
-      kind: "invalid_argument",
+      code: "EINVAL",
     });
     await expect(
       mountRootfs({ lowers: [`${l}`, "/x,upperdir=/"], target, readOnly: true }, m),
     ).rejects.toMatchObject({
-      kind: "invalid_argument",
+      code: "EINVAL",
     });
     await expect(mountRootfs({ lowers: [], target, readOnly: true }, m)).rejects.toMatchObject({
-      kind: "invalid_argument",
+      code: "EINVAL",
     });
   });
 

@@ -10,14 +10,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../../src/core/ids.js";
-import { Compactor } from "../../src/images/compactor.js";
 import { writeInertDevice } from "../../src/layers/inert-device.js";
 import { MergedView } from "../../src/layers/merged-view.js";
 import { openMetadata } from "../../src/main.js";
 import type { MetadataStore } from "../../src/metadata/metadata-store.js";
 import type { ImageRecord } from "../../src/metadata/repos/image-repo.js";
 import { createLogger } from "../../src/observability/logger.js";
+import { Compactor } from "../../src/snapshots/compactor.js";
 import { LayerStore } from "../../src/snapshots/layer-store.js";
+import { LeaseManager } from "../../src/snapshots/leases.js";
 
 describe("compactor and device nodes", () => {
   let dir: string;
@@ -65,7 +66,14 @@ describe("compactor and device nodes", () => {
     const scratch = join(dir, "scratch");
     mkdirSync(scratch);
     expect(await layers.neutralizeLegacyDevices()).toBe(2);
-    const flat = await new Compactor(store, layers, scratch, createLogger("silent"), 1).flatten(img);
+    const leases = new LeaseManager(store);
+    const compactor = new Compactor(
+      { store, layers, leases, scratchDir: scratch, logger: createLogger("silent") },
+      1,
+    );
+    const flat = await compactor.flatten(img);
+    leases.close();
+    if (flat === null) throw new Error("nothing was flattened");
     const flatDir = layers.path(flat);
     for (const p of ["probe/kmsg", "probe/disk", "vcs"]) {
       const st = lstatSync(join(flatDir, p));

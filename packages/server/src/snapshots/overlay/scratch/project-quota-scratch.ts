@@ -1,9 +1,9 @@
 import { randomInt } from "node:crypto";
 import { mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { resourceExhausted } from "../../core/errors.js";
-import type { Logger } from "../../observability/logger.js";
-import type { NativeSys } from "../../sys/native-sys.js";
+import { resourceExhausted } from "../../../core/errors.js";
+import type { Logger } from "../../../observability/logger.js";
+import type { NativeSys } from "../../../sys/native-sys.js";
 import { type RunScratch, reachedCap, type ScratchBackend } from "./scratch.js";
 
 /** Project ids we hand out: clear of the small ids admins give by hand (/etc/projid). */

@@ -1,8 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Logger } from "../../observability/logger.js";
-import { nativeSys, nativeSysUnavailableReason } from "../../sys/native-sys.js";
+import type { Logger } from "../../../observability/logger.js";
+import { nativeSys, nativeSysUnavailableReason } from "../../../sys/native-sys.js";
 import { LoopScratch } from "./loop-scratch.js";
 import { PlainScratch } from "./plain-scratch.js";
 import { FIRST_PROJECT_ID, ProjectQuotaScratch } from "./project-quota-scratch.js";

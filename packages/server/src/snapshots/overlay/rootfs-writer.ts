@@ -1,7 +1,7 @@
 import { lstatSync } from "node:fs";
 import { chmod, chown, copyFile, lstat, mkdir, readlink, rm } from "node:fs/promises";
 import { join, posix } from "node:path";
-import { invalidArgument, unprocessable } from "../core/errors.js";
+import { invalidArgument, unprocessable } from "../../core/errors.js";
 
 const MAX_SYMLINKS = 40;
 

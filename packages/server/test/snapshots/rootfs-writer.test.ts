@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ensureDir, writeFileInto } from "../../src/instances/rootfs-writer.js";
+import { ensureDir, writeFileInto } from "../../src/snapshots/overlay/rootfs-writer.js";
 
 let base = "";
 let root = "";

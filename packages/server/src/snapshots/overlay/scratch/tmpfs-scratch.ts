@@ -1,8 +1,10 @@
 import { mkdirSync } from "node:fs";
-import { statfs } from "node:fs/promises";
+import { mkdir, statfs } from "node:fs/promises";
 import { join } from "node:path";
-import type { Logger } from "../../observability/logger.js";
-import { mountScratch, unmount } from "../rootfs.js";
+import { internal } from "../../../core/errors.js";
+import type { Logger } from "../../../observability/logger.js";
+import { type Mounter, mounter } from "../../../sys/mount.js";
+import { checkPath, unmount } from "../../../sys/overlay-mount.js";
 import { type RunScratch, reachedCap, type ScratchBackend } from "./scratch.js";
 
 /**
@@ -41,4 +43,18 @@ export class TmpfsScratch implements ScratchBackend {
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * A size-capped scratch filesystem for a run's upper and work dirs: writes past `bytes` fail
+ * inside the sandbox with ENOSPC, which is how `max_layer_bytes` is enforced where the layer
+ * store's filesystem has no project quotas. tmpfs keeps overlay's whiteouts and trusted xattrs.
+ */
+export async function mountScratch(target: string, bytes: number, m: Mounter = mounter()): Promise<void> {
+  checkPath(target, "scratch mount target");
+  await mkdir(target, { recursive: true });
+  const size = Math.max(4096, Math.ceil(bytes / 4096) * 4096);
+  await m.tmpfs(target, `size=${size},mode=0700`).catch((err: unknown) => {
+    throw internal("scratch mount failed", { cause: err });
+  });
 }

@@ -1,11 +1,11 @@
 import { mkdirSync } from "node:fs";
 import { mkdir, open, rm, rmdir, statfs } from "node:fs/promises";
 import { join } from "node:path";
-import { internal } from "../../core/errors.js";
-import type { Logger } from "../../observability/logger.js";
-import { type Mounter, mounter } from "../../sys/mount.js";
-import { runCommand } from "../../sys/run-command.js";
-import { unmount } from "../rootfs.js";
+import { internal } from "../../../core/errors.js";
+import type { Logger } from "../../../observability/logger.js";
+import { type Mounter, mounter } from "../../../sys/mount.js";
+import { unmount } from "../../../sys/overlay-mount.js";
+import { runCommand } from "../../../sys/run-command.js";
 import { type RunScratch, reachedCap, type ScratchBackend } from "./scratch.js";
 
 const MiB = 1024 * 1024;

@@ -1,6 +1,8 @@
 /**
- * Per-run overlay root filesystems: lowers = the image's layer chain, a fresh upper/work pair,
- * mounted at `target`. Snapshotting (rename of the upper) is the caller's business.
+ * Overlay root filesystems: lowers = a layer chain, a fresh upper/work pair, mounted at
+ * `target`. The snapshotter (snapshots/) mounts every run's rootfs and every flatten's view with
+ * it; the runtime's self-test mounts its probe rootfs the same way. Errors are plain Errors with
+ * `code` (EINVAL for arguments this refuses), like the rest of sys/.
  *
  * A sandbox reads its root's mount options in /proc/mounts, so they never name a host path:
  *  - with the native addon the overlay is built with fsopen/fsconfig, each layer (and the
@@ -13,10 +15,9 @@
  *    longer needs them afterwards.
  */
 import { mkdirSync } from "node:fs";
-import { lstat, mkdir, mkdtemp, readdir, rm, symlink } from "node:fs/promises";
+import { mkdtemp, rm, symlink } from "node:fs/promises";
 import path from "node:path";
-import { failedPrecondition, internal, invalidArgument } from "../core/errors.js";
-import { CLI_OPTION_BUDGET, type IdRange, type Mounter, mounter } from "../sys/mount.js";
+import { CLI_OPTION_BUDGET, type IdRange, type Mounter, mounter } from "./mount.js";
 
 export interface MountRootfsOptions {
   /** Absolute layer directories, top-most first. */
@@ -45,7 +46,15 @@ const MAX_LOWERS = 500;
  */
 const FIXED_OPTS = ["index=off", "redirect_dir=off", "metacopy=off", "nodev", "nosuid"];
 
-function checkPath(p: string, what: string): void {
+function errno(message: string, code: string, cause?: unknown): Error {
+  return Object.assign(new Error(message, cause === undefined ? {} : { cause }), { code });
+}
+
+function invalidArgument(message: string): Error {
+  return errno(message, "EINVAL");
+}
+
+export function checkPath(p: string, what: string): void {
   if (!path.isAbsolute(p)) throw invalidArgument(`${what} must be absolute`);
   // Separators of the option string; overlay's escaping of these is not worth trusting.
   if (/[,:\\\n\0=]/.test(p))
@@ -59,8 +68,10 @@ function buildOverlayOptions(o: MountRootfsOptions, lowerNames: string[]): strin
   return `${lower},upperdir=${o.upper},workdir=${o.work},${FIXED_OPTS.join(",")}`;
 }
 
+/** The mount's own error (its errno `code` kept for callers that tell refusals apart). */
 function mountFailed(err: unknown): Error {
-  return internal("overlay mount failed", { cause: err });
+  const code = (err as { code?: unknown }).code;
+  return errno("overlay mount failed", typeof code === "string" ? code : "EIO", err);
 }
 
 export async function mountRootfs(o: MountRootfsOptions, m: Mounter = mounter()): Promise<void> {
@@ -87,7 +98,7 @@ export async function mountRootfs(o: MountRootfsOptions, m: Mounter = mounter())
     return;
   }
   if (o.idmap !== undefined && !m.idmapsLayers)
-    throw failedPrecondition("idmapped layers need the native addon");
+    throw errno("idmapped layers need the native addon", "EOPNOTSUPP");
   if (m.backend === "native") {
     const rw = o.readOnly ? {} : { upper: o.upper as string, work: o.work as string };
     if (!o.readOnly && path.dirname(rw.upper as string) !== path.dirname(rw.work as string))
@@ -135,57 +146,9 @@ export async function unmount(target: string, m: Mounter = mounter()): Promise<v
       const code = (err as { code?: unknown }).code;
       // Not a mount point (EINVAL) or no such path: nothing to undo.
       if (code === "EINVAL" || code === "ENOENT") return;
-      if (code !== "EBUSY") throw internal("unmount failed", { cause: err });
+      if (code !== "EBUSY") throw err;
     }
     await new Promise((res) => setTimeout(res, 20 * (i + 1)));
   }
-  await m.umount(target, { lazy: true }).catch((err: unknown) => {
-    throw internal("unmount failed", { cause: err });
-  });
-}
-
-export interface DiffStats {
-  /** Apparent bytes of regular files and symlink targets in the upper. */
-  bytes: number;
-  /** Entries below the upper's root (files, dirs, whiteouts, links). */
-  entries: number;
-  /** Nothing written: the run did not change the filesystem. */
-  empty: boolean;
-  /** Block nodes and char nodes other than overlay's 0/0 whiteouts (a sandbox with CAP_MKNOD made them). */
-  devices: number;
-}
-
-/** Walks an (unmounted or mounted) upper directory. Does not follow symlinks. */
-export async function diffStats(upper: string): Promise<DiffStats> {
-  let bytes = 0;
-  let entries = 0;
-  let devices = 0;
-  const stack = [upper];
-  while (stack.length > 0) {
-    const dir = stack.pop() as string;
-    const names = await readdir(dir);
-    for (const name of names) {
-      const p = path.join(dir, name);
-      const st = await lstat(p);
-      entries++;
-      if (st.isDirectory()) stack.push(p);
-      else if (st.isFile() || st.isSymbolicLink()) bytes += st.size;
-      else if (st.isBlockDevice() || (st.isCharacterDevice() && st.rdev !== 0)) devices++;
-    }
-  }
-  return { bytes, entries, empty: entries === 0, devices };
-}
-
-/**
- * A size-capped scratch filesystem for a run's upper and work dirs: writes past `bytes` fail
- * inside the sandbox with ENOSPC, which is how `max_layer_bytes` is enforced where the layer
- * store's filesystem has no project quotas. tmpfs keeps overlay's whiteouts and trusted xattrs.
- */
-export async function mountScratch(target: string, bytes: number, m: Mounter = mounter()): Promise<void> {
-  checkPath(target, "scratch mount target");
-  await mkdir(target, { recursive: true });
-  const size = Math.max(4096, Math.ceil(bytes / 4096) * 4096);
-  await m.tmpfs(target, `size=${size},mode=0700`).catch((err: unknown) => {
-    throw internal("scratch mount failed", { cause: err });
-  });
+  await m.umount(target, { lazy: true });
 }

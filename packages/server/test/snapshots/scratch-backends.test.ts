@@ -1,5 +1,5 @@
 /**
- * The scratch backends on their own (runtime/scratch): each one's cap holds while writing.
+ * The scratch backends on their own (snapshots/overlay/scratch): each one's cap holds while writing.
  * The project-quota backend needs a kernel with quota formats for ext4 (CONFIG_QFMT_V2) or XFS
  * quotas (CONFIG_XFS_QUOTA); on kernels without (like our CI VMs, see /proc/config.gz) its
  * positive test cannot run, and the test checks the probe says so instead of picking it.
@@ -12,9 +12,9 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../src/observability/logger.js";
-import { LoopScratch } from "../../src/runtime/scratch/loop-scratch.js";
-import { ProjectQuotaScratch } from "../../src/runtime/scratch/project-quota-scratch.js";
-import { probeProjectQuota, selectScratch } from "../../src/runtime/scratch/select-scratch.js";
+import { LoopScratch } from "../../src/snapshots/overlay/scratch/loop-scratch.js";
+import { ProjectQuotaScratch } from "../../src/snapshots/overlay/scratch/project-quota-scratch.js";
+import { probeProjectQuota, selectScratch } from "../../src/snapshots/overlay/scratch/select-scratch.js";
 import { mounter } from "../../src/sys/mount.js";
 import { nativeSys } from "../../src/sys/native-sys.js";
 

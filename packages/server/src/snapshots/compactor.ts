@@ -5,9 +5,20 @@ import { newId } from "../core/ids.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { ImageRecord } from "../metadata/repos/image-repo.js";
 import type { Logger } from "../observability/logger.js";
-import { mountRootfs, unmount } from "../runtime/rootfs.js";
-import type { LayerStore } from "../snapshots/layer-store.js";
-import { runCommand } from "../sys/run-command.js";
+import { mountRootfs, unmount } from "../sys/overlay-mount.js";
+import type { LayerStore } from "./layer-store.js";
+import type { LeaseManager } from "./leases.js";
+import { copyTree, type PublishFaults, publishLayer } from "./publish.js";
+
+interface CompactorDeps {
+  store: MetadataStore;
+  layers: LayerStore;
+  leases: LeaseManager;
+  /** Where the read-only views being copied are mounted (the data dir's runs/). */
+  scratchDir: string;
+  logger: Logger;
+  faults?: PublishFaults | undefined;
+}
 
 /** Chains longer than this are flattened; 24 short names keep the mount options ~1 KiB. */
 export const MAX_MOUNT_CHAIN = 24;
@@ -26,10 +37,7 @@ export class Compactor {
   private closed = false;
 
   constructor(
-    private readonly store: MetadataStore,
-    private readonly layers: LayerStore,
-    private readonly scratchDir: string,
-    private readonly logger: Logger,
+    private readonly d: CompactorDeps,
     private readonly maxChain = MAX_MOUNT_CHAIN,
   ) {}
 
@@ -70,58 +78,64 @@ export class Compactor {
       try {
         const t0 = Date.now();
         await this.flatten(img);
-        this.logger.info(
+        this.d.logger.info(
           { imageId: img.id, from: img.mountChain.length, ms: Date.now() - t0 },
           "image chain flattened",
         );
       } catch (err) {
-        this.logger.warn({ err, imageId: img.id }, "flattening failed; the image keeps its long chain");
+        this.d.logger.warn({ err, imageId: img.id }, "flattening failed; the image keeps its long chain");
       }
     }
   }
 
-  async flatten(img: ImageRecord): Promise<string> {
-    const current = await this.store.images.getAny(img.id);
-    if (!current || current.mountChain.length <= this.maxChain) return current?.mountChain[0] ?? "";
-    const target = join(this.scratchDir, `flat-${newId()}`);
+  /**
+   * The image's merged view copied into one new layer, which becomes the mount chain of the
+   * image and of every image built on its old chain. The image is leased while it copies (its
+   * old chain must not be collected under the copy). Null when there was nothing to do.
+   */
+  async flatten(img: ImageRecord): Promise<string | null> {
+    const current = await this.d.store.images.getAny(img.id);
+    if (!current || current.mountChain.length <= this.maxChain) return null;
+    const chain = current.mountChain;
+    return this.d.leases.with(
+      { kind: "flatten", projectId: current.projectId, images: [current.id], layers: chain },
+      async () => {
+        const layerId = `f${newId().replace(/-/g, "").slice(0, 24)}`;
+        // No live device node to carry over: layers hold stand-ins (applied, committed, or
+        // converted once at start-up), and cp -a keeps their device records.
+        const fill = (staged: string) => this.copyMerged(chain, staged);
+        await publishLayer(this.d, layerId, { fill }, async (tx) => {
+          await tx.images.insertLayer({
+            id: layerId,
+            kind: "flat",
+            chainId: null,
+            size: current.size,
+            entries: 0,
+            createdAt: Date.now(),
+          });
+          // The image and every descendant built on its old chain now mount the flat layer.
+          await tx.images.replaceChainSuffix(chain, [layerId]);
+        });
+        return layerId;
+      },
+    );
+  }
+
+  /** Mounts the chain read-only beside the runs and copies what it shows into `staged`. */
+  private async copyMerged(chain: readonly string[], staged: string): Promise<void> {
+    const target = join(this.d.scratchDir, `flat-${newId()}`);
     await mkdir(target, { recursive: true });
-    const staged = await this.layers.stage();
     let mounted = false;
     try {
-      await mountRootfs({ lowers: this.layers.paths(current.mountChain), target, readOnly: true });
-      mounted = true;
-      // GNU cp keeps ownership, modes, times, xattrs (capabilities), devices, fifos and hardlinks.
-      const cp = await runCommand("cp", ["-a", "--no-target-directory", `${target}/.`, staged]).catch(
+      await mountRootfs({ lowers: this.d.layers.paths(chain), target, readOnly: true }).catch(
         (err: unknown) => {
-          throw internal("copying the merged view failed", { cause: err });
+          throw internal("overlay mount failed", { cause: err });
         },
       );
-      if (cp.code !== 0)
-        throw internal("copying the merged view failed", {
-          cause: new Error(`cp → ${cp.signal ?? cp.code}: ${cp.stderr.trim().slice(0, 2000)}`),
-        });
+      mounted = true;
+      await copyTree(target, staged, "the merged view");
       await unmount(target);
       mounted = false;
-      // No live device node to carry over: layers hold stand-ins (applied, committed, or
-      // converted once at start-up), and cp -a keeps their device records.
-      const layerId = `f${newId().replace(/-/g, "").slice(0, 24)}`;
-      await this.layers.publish(staged, layerId);
-      await this.store.transaction(async (tx) => {
-        await tx.images.insertLayer({
-          id: layerId,
-          kind: "flat",
-          chainId: null,
-          size: current.size,
-          entries: 0,
-          createdAt: Date.now(),
-        });
-        // The image and every descendant built on its old chain now mount the flat layer.
-        await tx.images.replaceChainSuffix(current.mountChain, [layerId]);
-      });
-      return layerId;
-    } catch (err) {
-      await this.layers.discard(staged);
-      throw err;
     } finally {
       if (mounted) await unmount(target).catch(() => undefined);
       await rm(target, { recursive: true, force: true });
