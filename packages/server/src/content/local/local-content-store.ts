@@ -6,7 +6,7 @@ import { pipeline } from "node:stream/promises";
 import { type Digest, hexOf, sha256 } from "../../core/digest.js";
 import { AppError, dataLoss, notFound, payloadTooLarge, toAppError } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
-import type { BlobInfo, ContentStore, IngestOptions } from "../content-store.js";
+import type { BlobInfo, ContentStore, IngestOptions, ListedBlob } from "../content-store.js";
 
 /** Blobs as files `<root>/blobs/sha256/<hex>`; unfinished ingests under `<root>/ingest/`. */
 export class LocalContentStore implements ContentStore {
@@ -114,12 +114,15 @@ export class LocalContentStore implements ContentStore {
     await rm(this.localPath(digest), { force: true });
   }
 
-  async *list(): AsyncIterable<BlobInfo> {
+  async *list(): AsyncIterable<ListedBlob> {
     for (const name of await readdir(this.blobDir)) {
       if (!/^[0-9a-f]{64}$/.test(name)) continue;
       const digest = `sha256:${name}` as Digest;
-      const info = await this.info(digest);
-      if (info) yield info;
+      const st = await stat(this.localPath(digest)).catch((err: unknown) => {
+        if (isNoEnt(err)) return undefined;
+        throw err;
+      });
+      if (st) yield { digest, size: st.size, modifiedAt: st.mtimeMs };
     }
   }
 
