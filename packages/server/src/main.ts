@@ -39,6 +39,7 @@ import { LocalOutputStore } from "./outputs/local/local-output-store.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
 import { explainSelection, reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
 import { selectScratch } from "./runtime/scratch/select-scratch.js";
+import { GarbageCollector } from "./snapshots/gc/garbage-collector.js";
 import { LayerStore } from "./snapshots/layer-store.js";
 import { DiskGuard } from "./storage/disk-guard.js";
 import { nativeSysUnavailableReason, WATCHDOG } from "./sys/native-sys.js";
@@ -77,6 +78,8 @@ export interface Server {
   logger: Logger;
   /** Heavy requests in flight per token/project (read by tests and metrics). */
   heavy: HeavyGate;
+  /** Mark-and-sweep of images, layers, blobs and dirs (runs on a schedule; `run()` for one pass now). */
+  gc: GarbageCollector;
   /** Set on the very first start when a token was created. */
   bootstrapToken?: { secret: string; generated: boolean };
   close(): Promise<void>;
@@ -272,6 +275,17 @@ export async function createServer(
     V1_ROUTES,
   );
   queue.start();
+  // After recovery: operations a crash left are terminal now, so their inputs are not held.
+  // Retention (`beforeMark`) and the disk-pressure trigger (`gc.requestEarly`) are wired here too.
+  const gc = new GarbageCollector({
+    store,
+    layers,
+    content,
+    runsDir: layout.runs,
+    graceMs: config.gc.graceSeconds * 1000,
+    logger,
+  });
+  gc.start(config.gc.intervalSeconds);
   let closed = false;
   return {
     app,
@@ -285,10 +299,12 @@ export async function createServer(
     store,
     logger,
     heavy: gate,
+    gc,
     ...(boot.createdToken ? { bootstrapToken: boot.createdToken } : {}),
     async close() {
       if (closed) return;
       closed = true;
+      await gc.close();
       await queue.close();
       await compactor.close();
       await scratch.backend.close();
