@@ -34,9 +34,15 @@ describe("gc under concurrent runs, imports, flattens, tag moves and deletes", (
     await reg?.stop();
   });
 
-  async function run(image: string, command: string): Promise<Record<string, unknown>> {
+  async function run(
+    image: string,
+    command: string,
+    gone?: () => boolean,
+  ): Promise<Record<string, unknown> | undefined> {
     const r = await t.api("/v1/instances", { method: "POST", json: { command, shell: true, image } });
-    expect(r.status, await r.clone().text()).toBe(202);
+    // an image deleted (and collected) between the pick and the spawn
+    if (r.status === 404 && gone?.()) return undefined;
+    expect(r.status, `${image}: ${await r.clone().text()}`).toBe(202);
     const { uuid } = (await r.json()) as { uuid: string };
     return waitOperation(t, uuid, 120_000);
   }
@@ -79,14 +85,28 @@ describe("gc under concurrent runs, imports, flattens, tag moves and deletes", (
         const ids = [...pool.keys()];
         return ids[Math.floor(Math.random() * ids.length)] as string;
       };
+      // Inputs of runs in flight: the mutator likes deleting these (the operation holds them).
+      const inFlight: string[] = [];
       const spawnChild = async (from: string, files: Files): Promise<string | undefined> => {
         const name = `f${counter++}`;
-        const op = await run(from, `mkdir -p /w && echo ${name} > /w/${name}`);
+        inFlight.push(from);
+        const op = await run(
+          from,
+          `mkdir -p /w && sleep 0.2 && echo ${name} > /w/${name}`,
+          () => !pool.has(from),
+        ).finally(() => {
+          inFlight.splice(inFlight.indexOf(from), 1);
+        });
+        if (op === undefined) return undefined;
         if (op["status"] !== "SUCCESS") {
           failures.push(`run from ${from}: ${String(op["status"])} ${String(op["error"])}`);
           return undefined;
         }
-        const child = (op["result"] as { image: string }).image;
+        const child = (op["result"] as { image: string | null } | null)?.image;
+        if (typeof child !== "string") {
+          failures.push(`run from ${from} gave no image: ${JSON.stringify(op).slice(0, 600)}`);
+          return undefined;
+        }
         pool.set(child, { ...files, [name]: name });
         return child;
       };
@@ -126,7 +146,11 @@ describe("gc under concurrent runs, imports, flattens, tag moves and deletes", (
       const mutator = async () => {
         while (Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 150));
-          const target = pick();
+          const busy = inFlight.filter((id) => pool.has(id));
+          const target =
+            busy.length > 0 && Math.random() < 0.5
+              ? (busy[Math.floor(Math.random() * busy.length)] as string)
+              : pick();
           if (Math.random() < 0.3) {
             const r = await t.api(`/v1/images/${target}/tag`, {
               method: "PATCH",
@@ -142,9 +166,25 @@ describe("gc under concurrent runs, imports, flattens, tag moves and deletes", (
           if (!(await remove(target))) pool.set(target, files);
         }
       };
+      // At any moment every live image's chain has its rows and dirs (commits, imports and
+      // flattens publish the dir before the row): checked after every pass.
+      const broken: string[] = [];
+      const checkLive = async () => {
+        const rows = await t.server.store.db
+          .selectFrom("images")
+          .select(["id", "mount_chain"])
+          .where("deleted_at", "is", null)
+          .execute();
+        const layerRows = new Set(await t.server.store.images.allLayerIds());
+        for (const r of rows)
+          for (const l of JSON.parse(r.mount_chain) as string[])
+            if (!layerRows.has(l) || !existsSync(join(t.dataDir, "layers", l)))
+              broken.push(`live image ${r.id} lost layer ${l}`);
+      };
       const collector = async () => {
         while (Date.now() < deadline) {
           reports.push(await t.server.gc.run());
+          await checkLive();
           await new Promise((r) => setTimeout(r, 100));
         }
       };
@@ -153,8 +193,10 @@ describe("gc under concurrent runs, imports, flattens, tag moves and deletes", (
       reports.push(await t.server.gc.run());
       const total = (k: keyof GcReport) => reports.reduce((s, r) => s + Number(r[k]), 0);
       process.stderr.write(
-        `gc stress: ${SECONDS} s, ${counter} runs, ${reports.length} passes, ${total("layersRemoved")} layers and ${total("tombstonesRemoved")} image rows removed, ${pool.size} images survive\n`,
+        `gc stress: ${SECONDS} s, ${counter} run attempts, ${reports.length} passes, ${total("layersRemoved")} layers and ${total("tombstonesRemoved")} image rows removed, ${pool.size} images survive\n`,
       );
+      await checkLive();
+      expect(broken).toEqual([]);
       expect(failures).toEqual([]);
       // the race did collect: deleted images' layers and rows went while it ran
       expect(total("layersRemoved")).toBeGreaterThan(0);
@@ -184,7 +226,10 @@ describe("gc under concurrent runs, imports, flattens, tag moves and deletes", (
           const dl = await t.api(`/v1/inspect/${id}/download?path=/w/${one}`);
           expect(await dl.text()).toBe(`${files[one]}\n`);
         }
-        const op = await run(id, "cat /w/* 2>/dev/null | sort; ls /bin/sh >/dev/null");
+        const op = (await run(id, "cat /w/* 2>/dev/null | sort; ls /bin/sh >/dev/null")) as Record<
+          string,
+          unknown
+        >;
         expect(op["status"], `run from ${id}: ${String(op["error"])}`).toBe("SUCCESS");
         const out = (op["metadata"] as { result: { stdout: { value: string } } }).result.stdout.value;
         expect(out).toBe(
