@@ -94,13 +94,11 @@ async function build(
       last_used_at: null,
     });
   }
-  await store.transaction(async () => {
-    await inBatches(layerRows, 500, async (b) => {
-      await store.db.insertInto("layers").values(b).execute();
-    });
-    await inBatches(images, 500, async (b) => {
-      await store.db.insertInto("images").values(b).execute();
-    });
+  await inBatches(layerRows, 500, async (b) => {
+    await store.db.insertInto("layers").values(b).execute();
+  });
+  await inBatches(images, 500, async (b) => {
+    await store.db.insertInto("images").values(b).execute();
   });
   // small real dirs, one per layer
   await inBatches(layerRows, 64, async (b) => {

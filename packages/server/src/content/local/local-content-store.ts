@@ -115,14 +115,24 @@ export class LocalContentStore implements ContentStore {
   }
 
   async *list(): AsyncIterable<ListedBlob> {
-    for (const name of await readdir(this.blobDir)) {
-      if (!/^[0-9a-f]{64}$/.test(name)) continue;
-      const digest = `sha256:${name}` as Digest;
-      const st = await stat(this.localPath(digest)).catch((err: unknown) => {
-        if (isNoEnt(err)) return undefined;
-        throw err;
-      });
-      if (st) yield { digest, size: st.size, modifiedAt: st.mtimeMs };
+    const digests = (await readdir(this.blobDir))
+      .filter((name) => /^[0-9a-f]{64}$/.test(name))
+      .map((name) => `sha256:${name}` as Digest);
+    // 64 stats at a time: one by one they are thread-pool latency
+    for (let i = 0; i < digests.length; i += 64) {
+      const part = digests.slice(i, i + 64);
+      const sts = await Promise.all(
+        part.map((d) =>
+          stat(this.localPath(d)).catch((err: unknown) => {
+            if (isNoEnt(err)) return undefined;
+            throw err;
+          }),
+        ),
+      );
+      for (let j = 0; j < part.length; j++) {
+        const st = sts[j];
+        if (st) yield { digest: part[j] as Digest, size: st.size, modifiedAt: st.mtimeMs };
+      }
     }
   }
 

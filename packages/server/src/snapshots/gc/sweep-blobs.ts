@@ -1,7 +1,8 @@
-import type { ContentStore } from "../../content/content-store.js";
+import type { ContentStore, ListedBlob } from "../../content/content-store.js";
 import { hexOf } from "../../core/digest.js";
 import type { MetadataStore } from "../../metadata/metadata-store.js";
 import { crashPoint } from "./crash-point.js";
+import { inParallel } from "./in-parallel.js";
 
 /**
  * Blobs no file row names. An upload commits its blob before its row, so a blob is removed only
@@ -16,16 +17,17 @@ export async function sweepBlobs(
   const named = await store.gc.fileDigests();
   const now = Date.now();
   const out = { removed: 0, bytes: 0 };
-  for await (const b of content.list()) {
-    const hex = hexOf(b.digest);
-    if (named.has(hex) || now - b.modifiedAt < o.graceMs) continue;
-    if (await store.gc.fileDigestNamed(hex)) continue;
+  const unnamed: ListedBlob[] = [];
+  for await (const b of content.list())
+    if (!named.has(hexOf(b.digest)) && now - b.modifiedAt >= o.graceMs) unnamed.push(b);
+  await inParallel(unnamed, 16, async (b) => {
+    if (await store.gc.fileDigestNamed(hexOf(b.digest))) return;
     out.removed++;
     out.bytes += b.size;
     if (!o.dryRun) {
       await content.delete(b.digest);
       crashPoint("blob");
     }
-  }
+  });
   return out;
 }

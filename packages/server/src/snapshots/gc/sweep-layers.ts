@@ -2,6 +2,7 @@ import type { MetadataStore, Repos } from "../../metadata/metadata-store.js";
 import type { LayerStore } from "../layer-store.js";
 import { crashPoint } from "./crash-point.js";
 import { dirBytes } from "./dir-bytes.js";
+import { inParallel } from "./in-parallel.js";
 import { held, type Mark } from "./mark.js";
 
 export interface SweepOptions {
@@ -72,7 +73,9 @@ export async function sweepLayerDirs(
         (!rows.has(d.id) && (sizeOf.has(d.id) || now - d.mtimeMs >= o.graceMs))),
   );
   const bytesOf = new Map<string, number>();
-  for (const t of targets) bytesOf.set(t.id, sizeOf.get(t.id) ?? (await dirBytes(layers.path(t.id))));
+  await inParallel(targets, 16, async (t) => {
+    bytesOf.set(t.id, sizeOf.get(t.id) ?? (await dirBytes(layers.path(t.id))));
+  });
   if (o.dryRun)
     return {
       removed: targets.length,
@@ -80,27 +83,27 @@ export async function sweepLayerDirs(
       bytes: sum(bytesOf.values()),
     };
   const detached: Array<{ id: string; path: string }> = [];
-  for (const t of targets) {
+  await inParallel(targets, 16, async (t) => {
     const path = await layers.detach(t.id);
     if (path) detached.push({ id: t.id, path });
-  }
+  });
   const ids = detached.map((d) => d.id);
   const rowsNow = await store.gc.existingLayers(ids);
   const leasedNow = (await held(store, Date.now())).layers;
   let removed = 0;
   let orphans = 0;
   let bytes = 0;
-  for (const d of detached) {
+  await inParallel(detached, 16, async (d) => {
     if (rowsNow.has(d.id) || leasedNow.has(d.id)) {
       await layers.reattach(d.path, d.id);
-      continue;
+      return;
     }
     await layers.discard(d.path);
     removed++;
     if (!sizeOf.has(d.id)) orphans++;
     bytes += bytesOf.get(d.id) ?? 0;
     crashPoint("layer-dir");
-  }
+  });
   return { removed, orphans, bytes };
 }
 
