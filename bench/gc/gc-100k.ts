@@ -3,7 +3,8 @@
  * chains capped at 24 as flattening keeps them, a share of them deleted, a few leases and queued
  * operations) over real SQLite and one small real dir per layer. Prints mark, sweep and total
  * time (median of several passes) for dry passes (everything is decided, nothing removed), the
- * one real pass that removes the garbage, and steady passes afterwards (nothing left to remove).
+ * one real pass that removes the garbage, and steady passes afterwards (nothing left to remove),
+ * each with the longest event-loop stall it caused (what a server's requests would wait).
  *
  *   npx tsx bench/gc/gc-100k.ts
  *   BENCH_IMAGES=20000 BENCH_PASSES=3 BENCH_DELETED=0.5 npx tsx bench/gc/gc-100k.ts
@@ -11,6 +12,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Readable } from "node:stream";
 import { LocalContentStore } from "../../packages/server/src/content/local/local-content-store.js";
 import { hexOf } from "../../packages/server/src/core/digest.js";
@@ -131,10 +133,20 @@ async function build(
   return { layers: layerRows.length, deleted: deleted.length, root };
 }
 
-function line(label: string, rs: GcReport[]): string {
-  return `${label.padEnd(28)} mark ${String(median(rs.map((r) => r.markMs))).padStart(6)} ms   sweep ${String(
-    median(rs.map((r) => r.sweepMs)),
-  ).padStart(6)} ms   total ${String(median(rs.map((r) => r.durationMs))).padStart(6)} ms   (n=${rs.length})`;
+/** A pass with the longest event-loop stall it caused (SQLite calls are synchronous). */
+async function timed(gc: GarbageCollector, dryRun: boolean): Promise<GcReport & { stallMs: number }> {
+  const h = monitorEventLoopDelay({ resolution: 5 });
+  h.enable();
+  const r = await gc.run({ dryRun });
+  h.disable();
+  return { ...r, stallMs: Math.round(h.max / 1e6) };
+}
+
+function line(label: string, rs: Array<GcReport & { stallMs: number }>): string {
+  const m = (f: (r: GcReport & { stallMs: number }) => number) => String(median(rs.map(f))).padStart(6);
+  return `${label.padEnd(28)} mark ${m((r) => r.markMs)} ms   sweep ${m((r) => r.sweepMs)} ms   total ${m(
+    (r) => r.durationMs,
+  )} ms   longest stall ${m((r) => r.stallMs)} ms   (n=${rs.length})`;
 }
 
 async function main(): Promise<void> {
@@ -149,11 +161,11 @@ async function main(): Promise<void> {
       `${IMAGES} images (${built.deleted} deleted), ${built.layers} layers with dirs, 1500 blobs; built in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
     );
     const gc = new GarbageCollector({ store, layers, content, runsDir: join(root, "runs"), graceMs: 0 });
-    const dry: GcReport[] = [];
-    for (let i = 0; i < PASSES; i++) dry.push(await gc.run({ dryRun: true }));
-    const real = await gc.run();
-    const steady: GcReport[] = [];
-    for (let i = 0; i < PASSES; i++) steady.push(await gc.run());
+    const dry: Array<GcReport & { stallMs: number }> = [];
+    for (let i = 0; i < PASSES; i++) dry.push(await timed(gc, true));
+    const real = await timed(gc, false);
+    const steady: Array<GcReport & { stallMs: number }> = [];
+    for (let i = 0; i < PASSES; i++) steady.push(await timed(gc, false));
     process.stdout.write(`${line("dry pass", dry)}\n`);
     process.stdout.write(`${line("real pass (removes garbage)", [real])}\n`);
     process.stdout.write(`${line("steady pass (nothing to do)", steady)}\n`);

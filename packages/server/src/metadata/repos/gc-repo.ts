@@ -23,6 +23,9 @@ export interface ActiveInput {
 }
 
 const CHUNK = 500;
+const PAGE = 5000;
+
+const yieldToEvents = () => new Promise<void>((r) => setImmediate(r));
 
 /**
  * The collector's queries (snapshots/gc). The mark runs in one read transaction (a consistent
@@ -55,12 +58,22 @@ export class GcRepo {
     return r.rows[0]?.m ?? 0;
   }
 
-  /** Every distinct layer id in the mount chain of a live image. */
-  async liveChainLayers(): Promise<string[]> {
-    const r = await sql<{ value: string }>`
-      SELECT DISTINCT j.value AS value FROM images, json_each(images.mount_chain) AS j
-      WHERE images.deleted_at IS NULL`.execute(this.db);
-    return r.rows.map((x) => x.value);
+  /**
+   * Every distinct layer id in the mount chain of a live image. Read in pages by rowid, with a
+   * turn of the event loop between them: SQLite calls are synchronous, and one query over
+   * 100,000 chains would stall the server for a second.
+   */
+  async liveChainLayers(): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let after = 0; ; ) {
+      const r = await sql<{ rid: number; mount_chain: string }>`
+        SELECT rowid AS rid, mount_chain FROM images
+        WHERE deleted_at IS NULL AND rowid > ${after} ORDER BY rowid LIMIT ${PAGE}`.execute(this.db);
+      for (const row of r.rows) for (const id of JSON.parse(row.mount_chain) as string[]) out.add(id);
+      if (r.rows.length < PAGE) return out;
+      after = (r.rows[r.rows.length - 1] as { rid: number }).rid;
+      await yieldToEvents();
+    }
   }
 
   /** Mount chains of the given images (tombstones too: a lease or an operation may hold one). */
@@ -88,17 +101,25 @@ export class GcRepo {
     }));
   }
 
+  /** Every image's lineage and liveness, in pages like liveChainLayers. */
   async images(): Promise<GcImage[]> {
-    const rows = await this.db
-      .selectFrom("images")
-      .select(["id", "parent_id", "deleted_at", "depth"])
-      .execute();
-    return rows.map((r) => ({
-      id: r.id,
-      parentId: r.parent_id,
-      deleted: r.deleted_at !== null,
-      depth: r.depth,
-    }));
+    const out: GcImage[] = [];
+    for (let after = 0; ; ) {
+      const r = await sql<{
+        rid: number;
+        id: string;
+        parent_id: string | null;
+        deleted_at: number | null;
+        depth: number;
+      }>`
+        SELECT rowid AS rid, id, parent_id, deleted_at, depth FROM images
+        WHERE rowid > ${after} ORDER BY rowid LIMIT ${PAGE}`.execute(this.db);
+      for (const x of r.rows)
+        out.push({ id: x.id, parentId: x.parent_id, deleted: x.deleted_at !== null, depth: x.depth });
+      if (r.rows.length < PAGE) return out;
+      after = (r.rows[r.rows.length - 1] as { rid: number }).rid;
+      await yieldToEvents();
+    }
   }
 
   async layers(): Promise<GcLayer[]> {
