@@ -19,6 +19,7 @@ import { CredentialVault } from "./images/credential-vault.js";
 import { ImageImporter } from "./images/image-importer.js";
 import { ImageService } from "./images/image-service.js";
 import { ImportHandler } from "./images/import-handler.js";
+import { Retention } from "./images/retention.js";
 import { InspectService } from "./inspect/inspect-service.js";
 import { InstanceHandler } from "./instances/instance-handler.js";
 import { InstanceService } from "./instances/instance-service.js";
@@ -37,6 +38,7 @@ import { OperationQueue } from "./operations/operation-queue.js";
 import { LocalOutputStore } from "./outputs/local/local-output-store.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
 import { explainSelection, reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
+import { GarbageCollector } from "./snapshots/gc/garbage-collector.js";
 import { LayerStore } from "./snapshots/layer-store.js";
 import { LeaseManager } from "./snapshots/leases.js";
 import { OverlaySnapshotter } from "./snapshots/overlay/overlay-snapshotter.js";
@@ -78,6 +80,8 @@ export interface Server {
   logger: Logger;
   /** Heavy requests in flight per token/project (read by tests and metrics). */
   heavy: HeavyGate;
+  /** Mark-and-sweep of images, layers, blobs and dirs (runs on a schedule; `run()` for one pass now). */
+  gc: GarbageCollector;
   /** Set on the very first start when a token was created. */
   bootstrapToken?: { secret: string; generated: boolean };
   close(): Promise<void>;
@@ -278,6 +282,22 @@ export async function createServer(
     V1_ROUTES,
   );
   queue.start();
+  // After recovery: operations a crash left are terminal now, so their inputs are not held.
+  const retention = new Retention(store, config.defaultLimits);
+  const gc = new GarbageCollector({
+    store,
+    layers,
+    content,
+    runsDir: layout.runs,
+    graceMs: config.gc.graceSeconds * 1000,
+    logger,
+    // Retention first: what expires now is collected in the same pass.
+    beforeMark: async (now) => ({
+      imagesExpired: await retention.expireImages(now),
+      filesExpired: await retention.expireFiles(now),
+    }),
+  });
+  gc.start(config.gc.intervalSeconds);
   let closed = false;
   return {
     app,
@@ -291,10 +311,12 @@ export async function createServer(
     store,
     logger,
     heavy: gate,
+    gc,
     ...(boot.createdToken ? { bootstrapToken: boot.createdToken } : {}),
     async close() {
       if (closed) return;
       closed = true;
+      await gc.close();
       await queue.close();
       disk.close();
       processMetrics.close();

@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { isAppError } from "../core/errors.js";
 import { registerAdminCommands } from "./admin-commands.js";
 import { registerDoctorCommand } from "./doctor-command.js";
+import { registerGcCommand } from "./gc-command.js";
 import { registerImagesCommands } from "./images-commands.js";
 import { registerServeCommand } from "./serve-command.js";
 
@@ -15,6 +16,7 @@ export async function main(argv: string[]): Promise<number> {
   registerAdminCommands(program);
   registerDoctorCommand(program);
   registerImagesCommands(program);
+  registerGcCommand(program);
   try {
     await program.parseAsync(argv);
     return 0;

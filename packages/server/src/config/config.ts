@@ -56,6 +56,11 @@ export interface Config {
   /** Below `minFreeBytes` free on the data filesystem new writes get 507; a reserve is held for results. */
   storage: { minFreeBytes: number; reserveBytes: number };
   /**
+   * Garbage collection (snapshots/gc): seconds between background passes (0: none) and how old
+   * a dir or blob without a row must be before it counts as an orphan.
+   */
+  gc: { intervalSeconds: number; graceSeconds: number };
+  /**
    * Heavy requests (streams of stored run output, event replays, inspect downloads, archives and
    * greps) in flight per token and per project; past them the answer is 429.
    */

@@ -59,6 +59,9 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
     "below this much free space on the data filesystem new writes get 507 (default 268435456)",
   CONTREE_STORAGE_RESERVE_BYTES:
     "space held back for running operations to record their results on a full disk (default 33554432, at most 1073741824)",
+  CONTREE_GC_INTERVAL_SECONDS: "seconds between background garbage collection passes (default 600, 0: none)",
+  CONTREE_GC_GRACE_SECONDS:
+    "layer dirs, blobs and staging without a row younger than this are left to a later pass (default 600)",
   CONTREE_SCRATCH: "auto|project-quota|loop|plain: how a run's max_layer_bytes is enforced (default auto)",
   CONTREE_SCRATCH_TMPFS_MAX_BYTES:
     "caps up to this use a tmpfs when the data filesystem has no project quotas (default 1073741824, 0: never)",
@@ -128,6 +131,10 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   const storage = {
     minFreeBytes: int("CONTREE_MIN_FREE_BYTES", 256 * 1024 * 1024, 0),
     reserveBytes: int("CONTREE_STORAGE_RESERVE_BYTES", 32 * 1024 * 1024, 0, 1024 * 1024 * 1024),
+  };
+  const gc = {
+    intervalSeconds: int("CONTREE_GC_INTERVAL_SECONDS", 600, 0),
+    graceSeconds: int("CONTREE_GC_GRACE_SECONDS", 600, 0),
   };
   const scratchMode = nonEmpty(env["CONTREE_SCRATCH"]) ?? "auto";
   if (!SCRATCH_CHOICES.includes(scratchMode as ScratchChoice))
@@ -206,6 +213,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     metricsToken,
     scratch,
     storage,
+    gc,
     heavyRequests,
     bootstrapToken,
   };

@@ -6,6 +6,11 @@ export interface BlobInfo {
   size: number;
 }
 
+/** A listed blob: when it was last written (an ingest of the same bytes writes it again). */
+export interface ListedBlob extends BlobInfo {
+  modifiedAt: number;
+}
+
 export interface IngestOptions {
   /** Refuse (payload_too_large) as soon as more bytes than this arrive. */
   maxBytes?: number;
@@ -26,7 +31,11 @@ export interface ContentStore {
   read(digest: Digest, o?: { start?: number; end?: number }): Promise<Readable>;
   /** Removes a blob; only garbage collection calls this. Missing blobs are not an error. */
   delete(digest: Digest): Promise<void>;
-  list(): AsyncIterable<BlobInfo>;
+  /**
+   * Every committed blob. Garbage collection leaves young ones (`modifiedAt`) alone: an upload
+   * may have committed its blob and not yet recorded the row that names it.
+   */
+  list(): AsyncIterable<ListedBlob>;
   /** Removes unfinished ingests left by a crash; returns how many. */
   reclaim(): Promise<number>;
   /** Where a blob lives on local disk, when the backend has one (lets runs copy without streaming). */

@@ -10,6 +10,7 @@ import type { Project } from "../metadata/repos/project-repo.js";
 import { decompress } from "../registry/decompress.js";
 import type { Descriptor, ResolvedImage } from "../registry/registry-client.js";
 import type { LayerStore } from "../snapshots/layer-store.js";
+import { LeaseManager } from "../snapshots/leases.js";
 
 export type ImportProgress = (e: {
   layer: number;
@@ -59,12 +60,17 @@ function importedLayerId(chainIdHex: string): string {
  * cancelled import never leaves anything visible.
  */
 export class ImageImporter {
+  private readonly leases: LeaseManager;
+
   constructor(
     private readonly store: MetadataStore,
     private readonly layers: LayerStore,
     /** Free-space guard: an import already running stops with 507 once the disk runs short. */
     private readonly storage?: { assertWritable(): void },
-  ) {}
+    leases?: LeaseManager,
+  ) {
+    this.leases = leases ?? new LeaseManager(store);
+  }
 
   async import(req: ImportRequest): Promise<{ image: ImageRecord; size: number }> {
     const { manifest, config } = req.resolved;
@@ -73,6 +79,35 @@ export class ImageImporter {
     }
     const chains = chainIds(config.diffIds);
     const ids = chains.map(importedLayerId);
+    // Garbage collection must keep the stored layers this import reuses (it mounts them as
+    // lowers and its image will name them) and the ones it publishes before recording them.
+    // The lease names every layer of the image; which are stored is read in the lease's own
+    // transaction (the lease protocol's check), so a layer the sweep removed first is fetched.
+    let stored = new Map<string, { size: number }>();
+    const lease = await this.leases.acquire(
+      { kind: "import", projectId: req.project.id, layers: ids },
+      async (tx) => {
+        stored = new Map();
+        for (const id of new Set(ids)) {
+          const row = await tx.images.layer(id);
+          if (row) stored.set(id, row);
+        }
+      },
+    );
+    try {
+      return await this.importLeased(req, chains, ids, stored);
+    } finally {
+      await lease.release().catch(() => undefined);
+    }
+  }
+
+  private async importLeased(
+    req: ImportRequest,
+    chains: string[],
+    ids: string[],
+    storedAtLease: ReadonlyMap<string, { size: number }>,
+  ): Promise<{ image: ImageRecord; size: number }> {
+    const { manifest, config } = req.resolved;
     const budget = { max: req.maxUnpackedBytes ?? Number.POSITIVE_INFINITY, used: 0 };
     let total = 0;
     // New layers stay in staging until every layer is in place: a failed or cancelled import
@@ -87,7 +122,8 @@ export class ImageImporter {
         req.signal.throwIfAborted();
         const desc = manifest.layers[i] as Descriptor;
         const id = ids[i] as string;
-        const existing = await this.store.images.layer(id);
+        // One stored since the lease was taken (by another import) is protected by it too.
+        const existing = storedAtLease.get(id) ?? (await this.store.images.layer(id));
         if (existing) {
           total += existing.size;
           await req.progress?.({

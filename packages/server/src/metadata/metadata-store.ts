@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
 import type { FileRepo } from "./repos/file-repo.js";
+import type { GcRepo } from "./repos/gc-repo.js";
 import type { ImageRepo } from "./repos/image-repo.js";
 import type { LeaseRepo } from "./repos/lease-repo.js";
 import type { OperationRepo } from "./repos/operation-repo.js";
@@ -15,6 +16,7 @@ export interface Repos {
   readonly images: ImageRepo;
   readonly operations: OperationRepo;
   readonly leases: LeaseRepo;
+  readonly gc: GcRepo;
 }
 
 /**

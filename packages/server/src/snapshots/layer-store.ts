@@ -64,6 +64,62 @@ export class LayerStore {
     await rm(dir, { recursive: true, force: true });
   }
 
+  /** Layer dirs with their modification times (GC: one without a row past the grace is an orphan). */
+  async list(): Promise<Array<{ id: string; mtimeMs: number }>> {
+    const ids = await readdir(this.layersDir);
+    const out: Array<{ id: string; mtimeMs: number }> = [];
+    // 64 at a time: one by one, 100,000 lstat calls are thread-pool latency
+    for (let i = 0; i < ids.length; i += 64) {
+      const part = ids.slice(i, i + 64);
+      const sts = await Promise.all(part.map((id) => lstat(this.path(id)).catch(() => undefined)));
+      sts.forEach((st, j) => {
+        if (st) out.push({ id: part[j] as string, mtimeMs: st.mtimeMs });
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Takes a layer dir out of the store with one rename (into staging, under this process's
+   * name, so a crash leaves it to the staging sweep). Returns where it went; undefined if absent.
+   */
+  async detach(id: string): Promise<string | undefined> {
+    const to = join(this.stagingDir, `${process.pid}.gc-${id}-${newId().slice(0, 8)}`);
+    try {
+      await rename(this.path(id), to);
+      return to;
+    } catch (err) {
+      if ((err as { code?: string }).code === "ENOENT") return undefined;
+      throw err;
+    }
+  }
+
+  /** Puts a detached dir back; if another copy was published meanwhile, the detached one goes. */
+  async reattach(detached: string, id: string): Promise<void> {
+    await this.publish(detached, id);
+  }
+
+  /** Removes a layer dir (GC, after its row is gone). */
+  async remove(id: string): Promise<void> {
+    const d = await this.detach(id);
+    if (d) await this.discard(d);
+  }
+
+  /** Staging entries: the process that owns each (from its name) and when it last changed. */
+  async listStaging(): Promise<
+    Array<{ name: string; path: string; pid: number | undefined; mtimeMs: number }>
+  > {
+    const out: Array<{ name: string; path: string; pid: number | undefined; mtimeMs: number }> = [];
+    for (const name of await readdir(this.stagingDir)) {
+      const path = join(this.stagingDir, name);
+      const st = await lstat(path).catch(() => undefined);
+      if (!st) continue;
+      const pid = Number(name.split(".")[0]);
+      out.push({ name, path, pid: Number.isInteger(pid) && pid > 0 ? pid : undefined, mtimeMs: st.mtimeMs });
+    }
+    return out;
+  }
+
   /**
    * Start-up: removes staging dirs of processes that are gone and layer dirs no metadata row
    * refers to. An admin command importing beside the server owns live staging dirs and may be
@@ -114,7 +170,7 @@ export function runLayerId(): string {
   return `r${newId().replace(/-/g, "").slice(0, 24)}`;
 }
 
-function isAlive(pid: number): boolean {
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -6,6 +6,7 @@ import { internal } from "../../core/errors.js";
 import type { MetadataStore, Repos } from "../metadata-store.js";
 import { SQLITE_MIGRATIONS } from "../migrations/sqlite/index.js";
 import { FileRepo } from "../repos/file-repo.js";
+import { GcRepo } from "../repos/gc-repo.js";
 import { ImageRepo } from "../repos/image-repo.js";
 import { LeaseRepo } from "../repos/lease-repo.js";
 import { OperationRepo } from "../repos/operation-repo.js";
@@ -21,6 +22,7 @@ function reposFor(db: Kysely<Database>): Repos {
     images: new ImageRepo(db),
     operations: new OperationRepo(db),
     leases: new LeaseRepo(db),
+    gc: new GcRepo(db),
   };
 }
 
@@ -31,6 +33,7 @@ export class SqliteMetadataStore implements MetadataStore {
   readonly images: ImageRepo;
   readonly operations: OperationRepo;
   readonly leases: LeaseRepo;
+  readonly gc: GcRepo;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -43,6 +46,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.images = r.images;
     this.operations = r.operations;
     this.leases = r.leases;
+    this.gc = r.gc;
   }
 
   /** Opens (creating if needed) the database file and brings its schema up to date. */
