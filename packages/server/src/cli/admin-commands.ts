@@ -1,5 +1,7 @@
 import type { Command } from "commander";
 import { allPermissions, issueToken, parsePermissions } from "../auth/tokens.js";
+import type { ProjectLimits } from "../config/config.js";
+import { LIMITS, type LimitName } from "../config/limits.js";
 import { loadConfig } from "../config/load-config.js";
 import { invalidArgument } from "../core/errors.js";
 import { isoMicros } from "../core/time.js";
@@ -7,6 +9,26 @@ import { openMetadata } from "../main.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import { PROJECT_NAME_RE } from "../metadata/repos/project-repo.js";
 import { PERMISSIONS } from "../metadata/repos/token-repo.js";
+
+/** `--limit NAME=VALUE` arguments over a project's overrides: VALUE an integer 0..ceiling, or "default". */
+function applyLimitArgs(current: Partial<ProjectLimits>, args: readonly string[]): Partial<ProjectLimits> {
+  const next: Partial<ProjectLimits> = { ...current };
+  for (const arg of args) {
+    const m = /^([a-z_]+)=(\d+|default)$/.exec(arg);
+    const name = m?.[1] as LimitName | undefined;
+    if (!m || name === undefined || !Object.hasOwn(LIMITS, name))
+      throw invalidArgument(`--limit must be NAME=VALUE with NAME one of ${Object.keys(LIMITS).join(", ")}`);
+    if (m[2] === "default") {
+      delete next[name];
+      continue;
+    }
+    const v = Number(m[2]);
+    if (!Number.isSafeInteger(v) || v > LIMITS[name].ceiling)
+      throw invalidArgument(`${name} must be at most ${LIMITS[name].ceiling}`);
+    next[name] = v;
+  }
+  return next;
+}
 
 /** Admin commands work directly on the data dir (SQLite allows a running server beside them). */
 async function withStore<T>(dataDir: string | undefined, fn: (s: MetadataStore) => Promise<T>): Promise<T> {
@@ -40,6 +62,24 @@ export function registerAdminCommands(program: Command): void {
     .action(async (opts: { dataDir?: string }) => {
       await withStore(opts.dataDir, async (s) => {
         for (const p of await s.projects.list()) out(`${p.id}\t${p.name}\t${isoMicros(p.createdAt)}`);
+      });
+    });
+  project
+    .command("update <name>")
+    .description("set or reset a project's limits (whoami shows them)")
+    .option(
+      "--limit <NAME=VALUE>",
+      `a limit to set (repeatable; VALUE "default" drops the override): ${Object.keys(LIMITS).join(", ")}`,
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .option("--data-dir <dir>", "data directory (env CONTREE_DATA_DIR)")
+    .action(async (name: string, opts: { limit: string[]; dataDir?: string }) => {
+      await withStore(opts.dataDir, async (s) => {
+        const p = await s.projects.resolve(name);
+        const limits = applyLimitArgs(p.limits, opts.limit);
+        await s.projects.setLimits(p.id, limits);
+        out(`${p.name}\t${JSON.stringify(limits)}`);
       });
     });
 

@@ -4,6 +4,7 @@ import { registerAdminCommands } from "./admin-commands.js";
 import { registerDoctorCommand } from "./doctor-command.js";
 import { registerImagesCommands } from "./images-commands.js";
 import { registerServeCommand } from "./serve-command.js";
+import { registerUsageCommand } from "./usage-command.js";
 
 /** `contree-server` entry point; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -15,6 +16,7 @@ export async function main(argv: string[]): Promise<number> {
   registerAdminCommands(program);
   registerDoctorCommand(program);
   registerImagesCommands(program);
+  registerUsageCommand(program);
   try {
     await program.parseAsync(argv);
     return 0;

@@ -14,6 +14,8 @@ export interface ProjectLimits {
   images_import_max_timeout: number;
   /** Largest unpacked size of one import (file contents plus a per-entry overhead). */
   images_import_max_unpacked_bytes: number;
+  /** Storage quota (snapshots/usage.ts `chargedBytes`); the ceiling means unlimited. */
+  storage_max_bytes: number;
 }
 
 export interface Config {

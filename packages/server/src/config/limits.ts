@@ -30,6 +30,8 @@ export const LIMITS: { readonly [K in keyof ProjectLimits]: LimitSpec } = {
   images_import_max_concurrency: { default: 5, ceiling: 10_000, unit: "operations" },
   images_import_max_timeout: { default: 3600, ceiling: 7 * DAY, unit: "seconds", field: "timeout" },
   images_import_max_unpacked_bytes: { default: 16 * GiB, ceiling: Number.MAX_SAFE_INTEGER, unit: "bytes" },
+  // Over it new runs and imports are refused (409); the default, the ceiling, means no quota.
+  storage_max_bytes: { default: Number.MAX_SAFE_INTEGER, ceiling: Number.MAX_SAFE_INTEGER, unit: "bytes" },
 };
 
 export type LimitName = keyof ProjectLimits;

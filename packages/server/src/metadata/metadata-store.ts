@@ -5,6 +5,7 @@ import type { LeaseRepo } from "./repos/lease-repo.js";
 import type { OperationRepo } from "./repos/operation-repo.js";
 import type { ProjectRepo } from "./repos/project-repo.js";
 import type { TokenRepo } from "./repos/token-repo.js";
+import type { UsageRepo } from "./repos/usage-repo.js";
 import type { Database } from "./schema.js";
 
 /** The repositories, all bound to one executor (the database or an open transaction). */
@@ -15,6 +16,7 @@ export interface Repos {
   readonly images: ImageRepo;
   readonly operations: OperationRepo;
   readonly leases: LeaseRepo;
+  readonly usage: UsageRepo;
 }
 
 /**

@@ -17,6 +17,7 @@ const DEFAULT_LIMITS = {
   images_import_max_concurrency: 5,
   images_import_max_timeout: 3600,
   images_import_max_unpacked_bytes: 17179869184,
+  storage_max_bytes: 9007199254740991,
 };
 
 describe("GET /v1/whoami and authentication", () => {

@@ -11,6 +11,7 @@ import { LeaseRepo } from "../repos/lease-repo.js";
 import { OperationRepo } from "../repos/operation-repo.js";
 import { ProjectRepo } from "../repos/project-repo.js";
 import { TokenRepo } from "../repos/token-repo.js";
+import { UsageRepo } from "../repos/usage-repo.js";
 import type { Database } from "../schema.js";
 
 function reposFor(db: Kysely<Database>): Repos {
@@ -21,6 +22,7 @@ function reposFor(db: Kysely<Database>): Repos {
     images: new ImageRepo(db),
     operations: new OperationRepo(db),
     leases: new LeaseRepo(db),
+    usage: new UsageRepo(db),
   };
 }
 
@@ -31,6 +33,7 @@ export class SqliteMetadataStore implements MetadataStore {
   readonly images: ImageRepo;
   readonly operations: OperationRepo;
   readonly leases: LeaseRepo;
+  readonly usage: UsageRepo;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -43,6 +46,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.images = r.images;
     this.operations = r.operations;
     this.leases = r.leases;
+    this.usage = r.usage;
   }
 
   /** Opens (creating if needed) the database file and brings its schema up to date. */
