@@ -30,6 +30,8 @@ export class UsageTracker {
   private running: Promise<UsageReport> | undefined;
   /** Bytes added per project since a pass started, with when (ms). */
   private added: Array<{ projectId: string; bytes: number; at: number }> = [];
+  /** Additions still being looked up: a quota check waits for them (a result seen is counted). */
+  private readonly pending = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly now: () => number;
@@ -72,15 +74,24 @@ export class UsageTracker {
   /** The bytes a project's quota counts now: the last pass plus what it added since. */
   async charged(projectId: string): Promise<number> {
     if (this.report === undefined) await this.refresh();
+    if (this.pending.size > 0) await Promise.allSettled([...this.pending]);
     let bytes = this.byProject.get(projectId) ?? 0;
     for (const a of this.added) if (a.projectId === projectId) bytes += a.bytes;
     return bytes;
   }
 
-  /** A new image was recorded (a run's result, an import): its project's figure grows now. */
-  async imageAdded(imageId: string): Promise<void> {
-    const a = await this.o.usage.addedBy(imageId);
-    if (a && a.bytes > 0) this.added.push({ ...a, at: this.now() });
+  /**
+   * A new image was recorded (a run's result, an import): its project's figure grows now. Called
+   * as its completion is stored, so a quota check made after a client saw the result counts it.
+   */
+  imageAdded(imageId: string): Promise<void> {
+    const at = this.now();
+    const p = this.o.usage.addedBy(imageId).then((a) => {
+      if (a && a.bytes > 0) this.added.push({ ...a, at });
+    });
+    const tracked = p.finally(() => this.pending.delete(tracked));
+    this.pending.add(tracked);
+    return tracked;
   }
 
   /**
