@@ -21,7 +21,7 @@ interface UsageTrackerOptions {
 }
 
 const DEFAULT_REFRESH_MS = 30_000;
-/** A background pass may take at most 1/20 of the time (100,000 images: ~0.5 s every ~10 s). */
+/** A background pass may take at most 1/20 of the time (a 2 s pass: one every 40 s at most). */
 const STRETCH = 20;
 
 export class UsageTracker {
