@@ -14,7 +14,7 @@
  * json_each, for comparison (it agrees, or the bench fails).
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
@@ -123,14 +123,18 @@ try {
   const store = SqliteMetadataStore.open(path);
   const pubId = (await store.projects.findByName("public"))?.id;
   const codeTimes: number[] = [];
+  const codeCpu: number[] = [];
   const stalls: number[] = [];
   let report: Awaited<ReturnType<typeof computeUsage>> | undefined;
   for (let r = 0; r < ROUNDS; r++) {
     const delay = monitorEventLoopDelay({ resolution: 5 });
     delay.enable();
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     report = await computeUsage(store.usage, pubId);
     codeTimes.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    codeCpu.push((c.user + c.system) / 1000);
     delay.disable();
     stalls.push(delay.max / 1e6);
   }
@@ -168,6 +172,9 @@ try {
   );
   console.log(
     `same split in SQL (json_each):    median ${median(sqlTimes).toFixed(0)} ms of ${ROUNDS} [${sqlTimes.map((x) => x.toFixed(0)).join(", ")}]`,
+  );
+  console.log(
+    `computeUsage CPU time: median ${median(codeCpu).toFixed(0)} ms; load average ${loadavg()[0]?.toFixed(1)} on ${cpus().length} CPUs`,
   );
   console.log(`longest event-loop stall during computeUsage: median ${median(stalls).toFixed(0)} ms`);
   console.log(`heap used ${(process.memoryUsage().heapUsed / 1024 / 1024).toFixed(0)} MiB`);

@@ -113,15 +113,23 @@ export async function computeUsage(
     // Top-down until a layer this project already mounts: a layer is a diff against the layers
     // below it, so it is always mounted over the same ones (flattening replaces a whole suffix),
     // and the rest of the chain was recorded with it. Most chains stop at their first layer.
-    for (const layer of chainLayers(row.mountChain)) {
+    const text = row.mountChain;
+    const project = row.projectId;
+    // The ids between quotes, read in place: ids are [a-z0-9] only (no escapes), and a walk that
+    // stops early never reads the rest of a long chain.
+    for (let i = text.indexOf('"'); i !== -1; ) {
+      const end = text.indexOf('"', i + 1);
+      if (end === -1) break;
+      const layer = text.slice(i + 1, end);
+      i = text.indexOf('"', end + 1);
       const o = owners.get(layer);
-      if (o === undefined) owners.set(layer, row.projectId);
+      if (o === undefined) owners.set(layer, project);
       else if (typeof o === "string") {
-        if (o === row.projectId) break;
-        owners.set(layer, new Set([o, row.projectId]));
+        if (o === project) break;
+        owners.set(layer, new Set([o, project]));
       } else {
-        if (o.has(row.projectId)) break;
-        o.add(row.projectId);
+        if (o.has(project)) break;
+        o.add(project);
       }
     }
   }
@@ -185,18 +193,4 @@ function countKnown(owners: ReadonlyMap<string, Owners>, sizes: ReadonlyMap<stri
   let n = 0;
   for (const layer of owners.keys()) if (sizes.has(layer)) n++;
   return n;
-}
-
-/**
- * The layer ids of a `mount_chain` JSON array, top-most first, read lazily: ids are [a-z0-9]
- * only (no escapes), and a walk that stops early never reads the rest of a long chain.
- */
-export function* chainLayers(json: string): Generator<string> {
-  let i = json.indexOf('"');
-  while (i !== -1) {
-    const end = json.indexOf('"', i + 1);
-    if (end === -1) return;
-    yield json.slice(i + 1, end);
-    i = json.indexOf('"', end + 1);
-  }
 }

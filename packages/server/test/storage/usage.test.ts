@@ -14,7 +14,7 @@ import { newId } from "../../src/core/ids.js";
 import type { MetadataStore } from "../../src/metadata/metadata-store.js";
 import { SqliteMetadataStore } from "../../src/metadata/sqlite/sqlite-metadata-store.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { chainLayers, computeUsage } from "../../src/snapshots/usage.js";
+import { computeUsage } from "../../src/snapshots/usage.js";
 import { UsageTracker } from "../../src/snapshots/usage-tracker.js";
 import { usageView } from "../../src/snapshots/usage-view.js";
 
@@ -196,11 +196,6 @@ describe("storage usage", () => {
       });
     }
     expect(r.totals.unreferencedLayers).toBe(sizes.size - owners.size);
-  });
-
-  it("reads chain ids lazily from the JSON text", () => {
-    expect([...chainLayers('["ra1","b2","c3"]')]).toEqual(["ra1", "b2", "c3"]);
-    expect([...chainLayers("[]")]).toEqual([]);
   });
 
   it("the cached figure grows with each new image and refuses at the quota with a 409 naming both", async () => {
