@@ -58,7 +58,7 @@ export interface UsageReport {
 }
 
 /** Rows per query: each page is a few ms, and requests waiting for the database go in between. */
-const PAGE = 2000;
+const PAGE = 500;
 const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
 
 /** Who mounts a layer: one project, or several (a Set, only for the few shared layers). */
