@@ -78,6 +78,13 @@ describe("storage usage and quota", () => {
     expect(printed).toContain(`"storage_max_bytes":${LIMIT}`);
     const after = (await (await q.api("/v1/whoami")).json()) as { limits: Record<string, number> };
     expect(after.limits["storage_max_bytes"]).toBe(LIMIT);
+    // An unknown limit is refused (usage error, exit 2) and changes nothing.
+    const bad = await cli("project", "update", "quota-tenant", "--limit", "storage_max=1").catch(
+      (e: { code?: number; stderr?: string }) => e,
+    );
+    expect(bad).toMatchObject({ code: 2, stderr: expect.stringContaining("--limit must be NAME=VALUE") });
+    const still = (await (await q.api("/v1/whoami")).json()) as { limits: Record<string, number> };
+    expect(still.limits["storage_max_bytes"]).toBe(LIMIT);
   }, 60_000);
 
   it("over its quota a project's new runs and imports get 409, disposable runs go on, nothing is lost", async () => {
