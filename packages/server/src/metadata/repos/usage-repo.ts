@@ -29,12 +29,12 @@ export class UsageRepo {
    * long. Not a snapshot: an image added or rewritten meanwhile may be seen or not.
    */
   async liveChainPage(after: number, limit: number): Promise<Array<LiveChain & { rowid: number }>> {
+    // `+deleted_at`: not through the (deleted_at, last_used_at) index, which made every page sort
+    // all live images again (O(n²) over a pass); a rowid range per page keeps it linear.
     return this.db
       .selectFrom("images")
       .select([sql<number>`rowid`.as("rowid"), "project_id as projectId", "mount_chain as mountChain"])
       .where(sql<number>`rowid`, ">", after)
-      // `+`: not through the (deleted_at, last_used_at) index, which made every page sort all
-      // live images again (O(n²) over a pass); a rowid range per page is what keeps it linear.
       .where(sql<number | null>`+deleted_at`, "is", null)
       .orderBy(sql`rowid`)
       .limit(limit)
