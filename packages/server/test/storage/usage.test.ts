@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CompiledQuery } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../src/config/limits.js";
 import { isAppError } from "../../src/core/errors.js";
@@ -196,6 +197,17 @@ describe("storage usage", () => {
       });
     }
     expect(r.totals.unreferencedLayers).toBe(sizes.size - owners.size);
+  });
+
+  it("pages live images by rowid range, never sorting them all per page", async () => {
+    const q = store.usage.liveChainPageQuery(1000, 500).compile();
+    const plan = await store.db.executeQuery<{ detail: string }>(
+      CompiledQuery.raw(`EXPLAIN QUERY PLAN ${q.sql}`, [...q.parameters]),
+    );
+    expect(plan.rows.length).toBeGreaterThan(0);
+    const details = plan.rows.map((r) => r.detail).join("; ");
+    expect(details).toContain("USING INTEGER PRIMARY KEY (rowid>?)");
+    expect(details).not.toContain("TEMP B-TREE");
   });
 
   it("the cached figure grows with each new image and refuses at the quota with a 409 naming both", async () => {

@@ -29,6 +29,11 @@ export class UsageRepo {
    * long. Not a snapshot: an image added or rewritten meanwhile may be seen or not.
    */
   async liveChainPage(after: number, limit: number): Promise<Array<LiveChain & { rowid: number }>> {
+    return this.liveChainPageQuery(after, limit).execute();
+  }
+
+  /** The query of `liveChainPage`, unexecuted (its plan is checked by a test). */
+  liveChainPageQuery(after: number, limit: number) {
     // `+deleted_at`: not through the (deleted_at, last_used_at) index, which made every page sort
     // all live images again (O(n²) over a pass); a rowid range per page keeps it linear.
     return this.db
@@ -37,8 +42,7 @@ export class UsageRepo {
       .where(sql<number>`rowid`, ">", after)
       .where(sql<number | null>`+deleted_at`, "is", null)
       .orderBy(sql`rowid`)
-      .limit(limit)
-      .execute();
+      .limit(limit);
   }
 
   /** One page of layer rows (id, size) in rowid order after `after`. */
