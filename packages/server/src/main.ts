@@ -274,10 +274,10 @@ export async function createServer(
   // Before recovery: operations it fails are counted like any other.
   events.observe((id, e) => serverMetrics.operationEvent(id, e));
   // A new image grows its project's usage figure now, not at the next pass (the quota sees it).
-  events.observe((_id, e) => {
+  events.observe((id, e) => {
     const image = e.type === "completion" ? e.data["result_image_uuid"] : undefined;
     if (typeof image === "string")
-      void usage.imageAdded(image).catch((err) => logger.warn({ err }, "storage usage update failed"));
+      void usage.imageAdded(image, id).catch((err) => logger.warn({ err }, "storage usage update failed"));
   });
   const failed = await queue.recover();
   if (failed > 0) logger.warn({ failed }, "operations interrupted by a restart were marked FAILED");

@@ -81,12 +81,13 @@ export class UsageTracker {
   }
 
   /**
-   * A new image was recorded (a run's result, an import): its project's figure grows now. Called
+   * A new image was recorded by `operationId` (a run's result, an import): its project's figure
+   * grows now (an operation's result that it did not create, as an unchanged run's, adds nothing). Called
    * as its completion is stored, so a quota check made after a client saw the result counts it.
    */
-  imageAdded(imageId: string): Promise<void> {
+  imageAdded(imageId: string, operationId: string): Promise<void> {
     const at = this.now();
-    const p = this.o.usage.addedBy(imageId).then((a) => {
+    const p = this.o.usage.addedBy(imageId, operationId).then((a) => {
       if (a && a.bytes > 0) this.added.push({ ...a, at });
     });
     const tracked = p.finally(() => this.pending.delete(tracked));

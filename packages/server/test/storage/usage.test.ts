@@ -33,7 +33,12 @@ describe("storage usage", () => {
 
   const layer = (id: string, size: number, kind: "import" | "run" | "flat" = "run") =>
     store.images.insertLayer({ id, kind, chainId: null, size, entries: 1, createdAt: 0 });
-  const image = async (projectId: string, chain: string[], parentId: string | null = null) => {
+  const image = async (
+    projectId: string,
+    chain: string[],
+    parentId: string | null = null,
+    operationId: string | null = null,
+  ) => {
     const id = newId();
     await store.images.insert({
       id,
@@ -43,7 +48,7 @@ describe("storage usage", () => {
       mountChain: chain,
       depth: 0,
       env: null,
-      operationId: null,
+      operationId,
       size: 0,
       source: null,
       createdAt: 0,
@@ -225,8 +230,12 @@ describe("storage usage", () => {
     await tracker.assertWithinQuota(a, 1001);
     expect(await tracker.charged(a.id)).toBe(1000);
     await layer("run1", 50);
-    const child = await image(a.id, ["run1", "base"], parent);
-    await tracker.imageAdded(child);
+    const op = newId();
+    const child = await image(a.id, ["run1", "base"], parent, op);
+    // A run that changed nothing reports its input image: nothing added.
+    await tracker.imageAdded(parent, newId());
+    expect(await tracker.charged(a.id)).toBe(1000);
+    await tracker.imageAdded(child, op);
     // No pass ran since: the addition alone puts it at the limit.
     expect(await tracker.charged(a.id)).toBe(1050);
     const err = await tracker.assertWithinQuota(a, 1050).catch((e: unknown) => e);

@@ -102,12 +102,17 @@ export class UsageRepo {
    * overestimate the next full pass corrects, never an underestimate that lets a project past
    * its quota).
    */
-  async addedBy(imageId: string): Promise<{ projectId: string; bytes: number } | undefined> {
+  async addedBy(
+    imageId: string,
+    operationId: string,
+  ): Promise<{ projectId: string; bytes: number } | undefined> {
     const r = await this.db
       .selectFrom("images")
       .leftJoin("layers", "layers.id", "images.layer_id")
       .select(["images.project_id", "images.size", "images.parent_id", "layers.size as layerSize"])
       .where("images.id", "=", imageId)
+      // A run that changed nothing reports its input image: that one adds nothing.
+      .where("images.operation_id", "=", operationId)
       .where("images.deleted_at", "is", null)
       .executeTakeFirst();
     if (!r) return undefined;
