@@ -9,7 +9,7 @@ import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
 import { HeavyGate } from "./api/heavy-gate.js";
 import { V1_ROUTES } from "./api/routes/index.js";
-import { bootstrap } from "./auth/bootstrap.js";
+import { bootstrap, PUBLIC_PROJECT } from "./auth/bootstrap.js";
 import { authenticate } from "./auth/principal.js";
 import type { Config } from "./config/config.js";
 import { effectiveLimits } from "./config/limits.js";
@@ -27,11 +27,13 @@ import { LiveInstances } from "./instances/live-instances.js";
 import type { MetadataStore } from "./metadata/metadata-store.js";
 import { ACTIVE_STATUSES } from "./metadata/repos/operation-repo.js";
 import { operationStats } from "./metadata/repos/operation-stats.js";
+import type { Project } from "./metadata/repos/project-repo.js";
 import { SqliteMetadataStore } from "./metadata/sqlite/sqlite-metadata-store.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { MetricsRegistry } from "./observability/metrics.js";
 import { ProcessMetrics } from "./observability/process-metrics.js";
 import { ServerMetrics } from "./observability/server-metrics.js";
+import { type ObservedGcReport, StorageMetrics } from "./observability/storage-metrics.js";
 import { EventLog } from "./operations/event-log.js";
 import type { OperationHandler } from "./operations/operation-handler.js";
 import { OperationQueue } from "./operations/operation-queue.js";
@@ -43,6 +45,8 @@ import { LayerStore } from "./snapshots/layer-store.js";
 import { LeaseManager } from "./snapshots/leases.js";
 import { OverlaySnapshotter } from "./snapshots/overlay/overlay-snapshotter.js";
 import { selectScratch } from "./snapshots/overlay/scratch/select-scratch.js";
+import { UsageTracker } from "./snapshots/usage-tracker.js";
+import { usageView } from "./snapshots/usage-view.js";
 import { DiskGuard } from "./storage/disk-guard.js";
 import { nativeSysUnavailableReason, WATCHDOG } from "./sys/native-sys.js";
 
@@ -82,6 +86,10 @@ export interface Server {
   heavy: HeavyGate;
   /** Mark-and-sweep of images, layers, blobs and dirs (runs on a schedule; `run()` for one pass now). */
   gc: GarbageCollector;
+  /** Storage usage per project (the cached figure the quota checks). */
+  usage: UsageTracker;
+  /** The GC's `onReport` observer: metrics, and a fresh usage figure after a pass. */
+  gcObserved(report: ObservedGcReport): void;
   /** Set on the very first start when a token was created. */
   bootstrapToken?: { secret: string; generated: boolean };
   close(): Promise<void>;
@@ -101,7 +109,16 @@ export async function createServer(
   const content = await LocalContentStore.open(layout.content);
   // Every tenant's uploads and outputs: the root above stays traversable, these do not.
   await chmod(layout.content, 0o700);
-  const disk = new DiskGuard({ dataDir: layout.root, ...config.storage, logger });
+  // Short of space, the disk guard asks for an early GC pass: the GC adds its `requestEarly`.
+  const earlyGc = new Set<() => void>();
+  const disk = new DiskGuard({
+    dataDir: layout.root,
+    ...config.storage,
+    logger,
+    onPressure: () => {
+      for (const request of earlyGc) request();
+    },
+  });
   await disk.start();
   const reclaimed = await content.reclaim();
   if (reclaimed > 0) logger.info({ reclaimed }, "removed unfinished uploads left by an earlier run");
@@ -126,6 +143,22 @@ export async function createServer(
     },
   });
   const processMetrics = new ProcessMetrics(metrics);
+  const usage = new UsageTracker({
+    usage: store.usage,
+    publicProjectId: async () => (await store.projects.findByName(PUBLIC_PROJECT))?.id,
+    logger,
+  });
+  const storageMetrics = new StorageMetrics(metrics, {
+    usage: () => usage.latest(),
+    databaseFiles: [layout.database, `${layout.database}-wal`],
+  });
+  const assertQuota = (p: Project) =>
+    usage.assertWithinQuota(p, effectiveLimits(config.defaultLimits, p).storage_max_bytes);
+  const gcObserved = (report: ObservedGcReport): void => {
+    storageMetrics.gcObserved(report);
+    if (!report.dryRun)
+      void usage.refresh().catch((err) => logger.warn({ err }, "storage usage pass failed"));
+  };
   // The queue wait ends where a handler takes the operation (EXECUTING, `startedAt` set).
   const timed = (h: OperationHandler): OperationHandler => ({
     kind: h.kind,
@@ -158,6 +191,7 @@ export async function createServer(
     importer,
     await CredentialVault.open(join(layout.root, "import-credentials")),
     (p) => effectiveLimits(config.defaultLimits, p).images_import_max_unpacked_bytes,
+    assertQuota,
   );
   // Nothing runs yet: every sandbox, mount and run dir still here was left by a crash.
   // Self-tests mount too (runsc's statx workaround): a crash mid-self-test leaves one there.
@@ -249,6 +283,12 @@ export async function createServer(
   });
   // Before recovery: operations it fails are counted like any other.
   events.observe((id, e) => serverMetrics.operationEvent(id, e));
+  // A new image grows its project's usage figure now, not at the next pass (the quota sees it).
+  events.observe((id, e) => {
+    const image = e.type === "completion" ? e.data["result_image_uuid"] : undefined;
+    if (typeof image === "string")
+      void usage.imageAdded(image, id).catch((err) => logger.warn({ err }, "storage usage update failed"));
+  });
   const failed = await queue.recover();
   if (failed > 0) logger.warn({ failed }, "operations interrupted by a restart were marked FAILED");
   await imports.sweepCredentials();
@@ -265,7 +305,15 @@ export async function createServer(
       files: new FileService(store, content, config.maxUploadBytes),
       images,
       imports: { start: (project, body, maxTimeout) => imports.start(queue, project, body, maxTimeout) },
-      instances: new InstanceService(config, store, images, queue, config.defaultNetworking, outputs),
+      instances: new InstanceService(
+        config,
+        store,
+        images,
+        queue,
+        config.defaultNetworking,
+        outputs,
+        assertQuota,
+      ),
       live,
       operations: {
         get: (id, projectId) => store.operations.get(id, projectId),
@@ -278,6 +326,15 @@ export async function createServer(
       snapshots,
       outputs,
       gate,
+      usage: {
+        view: async (project) =>
+          usageView(
+            usage.latest() ?? (await usage.refresh()),
+            await store.projects.list(),
+            config.defaultLimits,
+            project,
+          ),
+      },
     },
     V1_ROUTES,
   );
@@ -296,8 +353,11 @@ export async function createServer(
       imagesExpired: await retention.expireImages(now),
       filesExpired: await retention.expireFiles(now),
     }),
+    onReport: gcObserved,
   });
+  earlyGc.add(() => gc.requestEarly());
   gc.start(config.gc.intervalSeconds);
+  usage.start();
   let closed = false;
   return {
     app,
@@ -312,6 +372,8 @@ export async function createServer(
     logger,
     heavy: gate,
     gc,
+    usage,
+    gcObserved,
     ...(boot.createdToken ? { bootstrapToken: boot.createdToken } : {}),
     async close() {
       if (closed) return;
@@ -319,6 +381,7 @@ export async function createServer(
       await gc.close();
       await queue.close();
       disk.close();
+      usage.close();
       processMetrics.close();
       await app.close();
       // After the app: an inspect stream still open reads through a view until then.

@@ -13,6 +13,7 @@ import type { MetricsRegistry } from "../observability/metrics.js";
 import type { EventLog } from "../operations/event-log.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import type { Snapshotter } from "../snapshots/snapshotter.js";
+import type { UsageView } from "../snapshots/usage-view.js";
 import type { ApiApp } from "./api-app.js";
 import type { HeavyGate } from "./heavy-gate.js";
 
@@ -60,6 +61,8 @@ export interface Services {
   snapshots: Pick<Snapshotter, "view">;
   /** Stored run output, read back when a document or event refers to it. */
   outputs: OutputStore;
+  /** Storage usage per project from the last usage pass (`GET /v1/admin/usage`). */
+  usage?: { view(project?: string): Promise<UsageView> };
   /** Slots of heavy requests (streamed output, downloads, greps) per token/project. */
   gate: HeavyGate;
 }

@@ -10,6 +10,7 @@ import type { MetadataStore } from "../metadata/metadata-store.js";
 import { PROJECT_NAME_RE } from "../metadata/repos/project-repo.js";
 import { PERMISSIONS } from "../metadata/repos/token-repo.js";
 
+/** `--limit NAME=VALUE` arguments over a project's overrides: VALUE an integer 0..ceiling, or "default". */
 /** Admin commands work directly on the data dir (SQLite allows a running server beside them). */
 async function withStore<T>(dataDir: string | undefined, fn: (s: MetadataStore) => Promise<T>): Promise<T> {
   const config = loadConfig({ dataDir });
@@ -45,7 +46,6 @@ export function registerAdminCommands(program: Command): void {
         for (const p of await s.projects.list()) out(`${p.id}\t${p.name}\t${isoMicros(p.createdAt)}`);
       });
     });
-
   project
     .command("update <name>")
     .description("override the server's default limits for a project (shown by whoami `limits`)")

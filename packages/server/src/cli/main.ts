@@ -5,6 +5,7 @@ import { registerDoctorCommand } from "./doctor-command.js";
 import { registerGcCommand } from "./gc-command.js";
 import { registerImagesCommands } from "./images-commands.js";
 import { registerServeCommand } from "./serve-command.js";
+import { registerUsageCommand } from "./usage-command.js";
 
 /** `contree-server` entry point; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -17,6 +18,7 @@ export async function main(argv: string[]): Promise<number> {
   registerDoctorCommand(program);
   registerImagesCommands(program);
   registerGcCommand(program);
+  registerUsageCommand(program);
   try {
     await program.parseAsync(argv);
     return 0;

@@ -18,6 +18,8 @@ export interface ProjectLimits {
   images_ttl_seconds: number;
   /** Uploaded files no run named (and not uploaded again) for this long are deleted; 0: never. */
   files_ttl_seconds: number;
+  /** Storage quota (snapshots/usage.ts `chargedBytes`); the ceiling means unlimited. */
+  storage_max_bytes: number;
 }
 
 export interface Config {

@@ -35,6 +35,8 @@ export const LIMITS: { readonly [K in keyof ProjectLimits]: LimitSpec } = {
   // Retention (images/retention.ts): 0 keeps everything forever.
   images_ttl_seconds: { default: 7 * DAY, ceiling: 100 * 365 * DAY, unit: "seconds", min: 0 },
   files_ttl_seconds: { default: DAY, ceiling: 100 * 365 * DAY, unit: "seconds", min: 0 },
+  // Over it new runs and imports are refused (409); the default, the ceiling, means no quota.
+  storage_max_bytes: { default: Number.MAX_SAFE_INTEGER, ceiling: Number.MAX_SAFE_INTEGER, unit: "bytes" },
 };
 
 export type LimitName = keyof ProjectLimits;

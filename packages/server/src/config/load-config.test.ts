@@ -73,6 +73,7 @@ describe("loadConfig", () => {
         CONTREE_INSTANCE_MAX_LAYER_BYTES: "1048576",
         CONTREE_IMAGES_IMPORT_MAX_CONCURRENCY: "1",
         CONTREE_IMAGES_IMPORT_MAX_TIMEOUT: "120",
+        CONTREE_STORAGE_MAX_BYTES: "5000000000",
       },
     );
     expect(c).toMatchObject({
@@ -91,6 +92,7 @@ describe("loadConfig", () => {
         instance_max_layer_bytes: 1048576,
         images_import_max_concurrency: 1,
         images_import_max_timeout: 120,
+        storage_max_bytes: 5000000000,
       },
       bootstrapToken: "secret-token-1",
     });

@@ -1,7 +1,7 @@
 import type { Readable } from "node:stream";
 import type { ContentStore } from "../content/content-store.js";
 import { digestFromHex, hexOf } from "../core/digest.js";
-import { invalidArgument, isKind, notFound } from "../core/errors.js";
+import { invalidArgument, notFound } from "../core/errors.js";
 import { isUuid } from "../core/ids.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { FileRecord } from "../metadata/repos/file-repo.js";
@@ -24,7 +24,9 @@ export class FileService {
         ...(signal ? { signal } : {}),
       });
     } catch (err) {
-      if (isKind(err, "payload_too_large")) drainThenDrop(body);
+      // Whatever stopped the ingest (too large, the disk full part-way), the rest of the body is
+      // still coming: left unread, the connection was reset under the client's next request.
+      if (!body.readableEnded) drainThenDrop(body);
       throw err;
     }
     const { file } = await this.store.files.upsert(projectId, hexOf(blob.digest), blob.size);
@@ -52,7 +54,7 @@ export class FileService {
 }
 
 /**
- * After a 413 the client is usually still sending: read and discard for a short while so it
+ * After a refused upload (413, 507) the client is usually still sending: read and discard for a short while so it
  * sees the answer instead of a reset connection, then drop the connection if it goes on.
  */
 function drainThenDrop(body: Readable, graceMs = 5000): void {

@@ -69,6 +69,8 @@ export class ImportHandler implements OperationHandler {
     private readonly vault: CredentialVault,
     /** The project's images_import_max_unpacked_bytes (none: unlimited). */
     private readonly maxUnpackedBytesOf?: (project: Project) => number,
+    /** Throws when the project is at its storage quota (checked before anything is queued). */
+    private readonly assertQuota?: (project: Project) => Promise<void>,
   ) {}
 
   /** Drops the credentials of operations that are over (cancelled while queued, lost in a crash). */
@@ -87,6 +89,7 @@ export class ImportHandler implements OperationHandler {
     maxTimeout: number,
   ): Promise<OperationRecord> {
     const { meta, credentials } = parseImportBody(body, maxTimeout);
+    await this.assertQuota?.(project);
     if (!credentials) return queue.enqueue(project, "image_import", meta);
     // Sealed before the row exists: the scheduler may run the operation as soon as it is queued.
     const id = newId();

@@ -7,6 +7,7 @@ import { newId } from "../core/ids.js";
 import type { ImageService } from "../images/image-service.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
 import type { OperationRecord } from "../metadata/repos/operation-repo.js";
+import type { Project } from "../metadata/repos/project-repo.js";
 import type { OperationQueue } from "../operations/operation-queue.js";
 import type { OutputRef } from "../outputs/output-ref.js";
 import type { OutputStore } from "../outputs/output-store.js";
@@ -23,12 +24,15 @@ export class InstanceService {
     private readonly defaultNetworking: boolean,
     /** A large stdin is kept here (`1.input`), not in the operation's metadata document. */
     private readonly outputs: OutputStore,
+    /** Throws when the project is at its storage quota (a disposable run adds nothing: not asked). */
+    private readonly assertQuota?: (project: Project) => Promise<void>,
   ) {}
 
   async spawn(p: Principal, body: SpawnBody): Promise<{ op: OperationRecord; meta: InstanceMetadata }> {
     const limits = effectiveLimits(this.config.defaultLimits, p.project);
     const { meta, stdinBytes: bytes } = normalizeSpawn(body, limits, this.defaultNetworking);
     requirePermission(p, meta.disposable ? "spawn_disposable" : "spawn");
+    if (!meta.disposable) await this.assertQuota?.(p.project);
     const image = await this.images.resolve(p.project, meta.image);
     const files = [...new Set(Object.values(meta.files).map((x) => x.uuid))];
     // Retention clocks first, then the checks: what is found after its touch cannot expire

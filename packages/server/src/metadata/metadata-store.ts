@@ -6,6 +6,7 @@ import type { LeaseRepo } from "./repos/lease-repo.js";
 import type { OperationRepo } from "./repos/operation-repo.js";
 import type { ProjectRepo } from "./repos/project-repo.js";
 import type { TokenRepo } from "./repos/token-repo.js";
+import type { UsageRepo } from "./repos/usage-repo.js";
 import type { Database } from "./schema.js";
 
 /** The repositories, all bound to one executor (the database or an open transaction). */
@@ -17,6 +18,7 @@ export interface Repos {
   readonly operations: OperationRepo;
   readonly leases: LeaseRepo;
   readonly gc: GcRepo;
+  readonly usage: UsageRepo;
 }
 
 /**

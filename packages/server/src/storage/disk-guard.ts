@@ -6,6 +6,10 @@
  * exit code are never lost to a full disk); it is taken again once space has come back.
  * Inodes run out as surely as bytes (millions of empty files): below `minFreeInodes` free
  * inodes writes are refused the same way.
+ *
+ * Before it comes to refusing, the guard asks for room: below twice either minimum (or when a
+ * write ran out of space) it calls `onPressure`, which main.ts wires to the garbage collector's
+ * early pass; again at most once a minute while the pressure lasts.
  */
 import { statfsSync } from "node:fs";
 import { open, rm } from "node:fs/promises";
@@ -23,6 +27,8 @@ interface DiskGuardOptions {
   /** New writes are refused below this many free inodes (default: 50,000 or 1% of them). */
   minFreeInodes?: number;
   logger: Logger;
+  /** Space is short or ran out: collect garbage now rather than at the next scheduled pass. */
+  onPressure?: () => void;
 }
 
 /** statfs is a few microseconds, but a busy API needs it far less often than per request. */
@@ -31,12 +37,15 @@ const RESERVE_FILE = "storage-reserve";
 const DEFAULT_MIN_FREE_INODES = 50_000;
 /** The reserve is written in chunks where it cannot be preallocated: never all of it in memory. */
 const RESERVE_CHUNK = 1024 * 1024;
+/** While the pressure lasts, the early-GC request is repeated this often at most. */
+const PRESSURE_EVERY_MS = 60_000;
 
 export class DiskGuard {
   private freeBytes = Number.POSITIVE_INFINITY;
   private freeInodes = Number.POSITIVE_INFINITY;
   private minFreeInodes = 0;
   private checkedAt = 0;
+  private pressedAt = Number.NEGATIVE_INFINITY;
   private reserveHeld = false;
   private taking: Promise<void> | undefined;
   private readonly timer: NodeJS.Timeout;
@@ -68,8 +77,15 @@ export class DiskGuard {
       throw insufficientStorage(STORAGE_FULL_MESSAGE);
   }
 
+  /** True below twice a minimum: new writes are still taken, but GC has been asked for room. */
+  underPressure(): boolean {
+    this.refresh(false);
+    return this.freeBytes < 2 * this.o.minFreeBytes || this.freeInodes < 2 * this.minFreeInodes;
+  }
+
   /** Gives the reserve back now (an operation ran out of space and has a result to record). */
   async relieve(): Promise<void> {
+    this.press(true);
     await this.taking;
     if (!this.reserveHeld) return;
     this.reserveHeld = false;
@@ -96,12 +112,31 @@ export class DiskGuard {
       this.o.logger.warn({ err }, "statfs of the data dir failed");
       return;
     }
+    if (this.freeBytes < 2 * this.o.minFreeBytes || this.freeInodes < 2 * this.minFreeInodes)
+      this.press(false);
+    else this.pressedAt = Number.NEGATIVE_INFINITY;
     if (this.o.reserveBytes <= 0 || this.taking !== undefined) return;
     if (this.reserveHeld && this.freeBytes < this.o.minFreeBytes / 2) void this.relieve();
     else if (!this.reserveHeld && this.freeBytes > this.o.minFreeBytes + 2 * this.o.reserveBytes)
       this.taking = this.take().finally(() => {
         this.taking = undefined;
       });
+  }
+
+  /** Asks for an early GC pass: on entering pressure, then once a minute (`now`: regardless). */
+  private press(now: boolean): void {
+    const at = Date.now();
+    if (!this.o.onPressure || (!now && at - this.pressedAt < PRESSURE_EVERY_MS)) return;
+    this.pressedAt = at;
+    this.o.logger.warn(
+      { freeBytes: this.freeBytes, minFreeBytes: this.o.minFreeBytes, freeInodes: this.freeInodes },
+      "data filesystem short of space: asking the garbage collector for an early pass",
+    );
+    try {
+      this.o.onPressure();
+    } catch (err) {
+      this.o.logger.warn({ err }, "early garbage collection request failed");
+    }
   }
 
   private async take(): Promise<void> {

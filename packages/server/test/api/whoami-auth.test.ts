@@ -20,6 +20,7 @@ const DEFAULT_LIMITS = {
   images_import_max_unpacked_bytes: 17179869184,
   images_ttl_seconds: 604800,
   files_ttl_seconds: 86400,
+  storage_max_bytes: 9007199254740991,
 };
 
 describe("GET /v1/whoami and authentication", () => {

@@ -43,6 +43,15 @@ describe("leases of runs and inspect streams", () => {
       { timeout: 30_000, interval: 50 },
     );
     expect(held).toMatchObject({ imageIds: [base], layerIds: img?.mountChain });
+    // The lease is taken while the rootfs is prepared, before the sandbox starts: a subprocess
+    // can be started once the main process has been spawned (425 before).
+    await vi.waitFor(
+      async () => {
+        const events = await (await t.api(`/v1/operations/${op}/events?spid=1`)).text();
+        if (!events.includes("spawn")) throw new Error("main process not spawned yet");
+      },
+      { timeout: 30_000, interval: 50 },
+    );
     const exec = await t.api(`/v1/operations/${op}/subprocesses`, {
       method: "POST",
       json: { command: "touch /tmp/go", shell: true },

@@ -55,4 +55,41 @@ describe("disk guard", () => {
     expect(statSync(join(dir, "storage-reserve")).size).toBe(MiB);
     guard.assertWritable();
   });
+
+  it("asks for an early GC below twice the minimum, once a minute while it lasts, and at once on a full write", async () => {
+    const free = statfsSync(dir).bavail * statfsSync(dir).bsize;
+    let asked = 0;
+    // Refusing starts below the minimum; GC is asked for room below twice it, before that.
+    guard = new DiskGuard({
+      dataDir: dir,
+      minFreeBytes: Math.ceil(free * 0.6),
+      reserveBytes: 0,
+      logger: createLogger("silent"),
+      onPressure: () => asked++,
+    });
+    await guard.start();
+    expect(guard.underPressure()).toBe(true);
+    guard.assertWritable();
+    expect(asked).toBe(1);
+    // The guard re-reads statfs every second: still pressed, not asked again within the minute.
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(asked).toBe(1);
+    // A write that ran out of space asks again at once.
+    await guard.relieve();
+    expect(asked).toBe(2);
+  });
+
+  it("never asks for GC with room to spare", async () => {
+    let asked = 0;
+    guard = new DiskGuard({
+      dataDir: dir,
+      minFreeBytes: 1,
+      reserveBytes: 0,
+      logger: createLogger("silent"),
+      onPressure: () => asked++,
+    });
+    await guard.start();
+    expect(guard.underPressure()).toBe(false);
+    expect(asked).toBe(0);
+  });
 });

@@ -1,4 +1,5 @@
 import type { RouteModule } from "../services.js";
+import { adminUsageRoutes } from "./admin-usage.js";
 import { eventsRoutes } from "./events.js";
 import { filesRoutes } from "./files.js";
 import { imagesRoutes } from "./images.js";
@@ -18,4 +19,5 @@ export const V1_ROUTES: readonly RouteModule[] = [
   eventsRoutes,
   subprocessRoutes,
   inspectRoutes,
+  adminUsageRoutes,
 ];

@@ -12,6 +12,7 @@ import { LeaseRepo } from "../repos/lease-repo.js";
 import { OperationRepo } from "../repos/operation-repo.js";
 import { ProjectRepo } from "../repos/project-repo.js";
 import { TokenRepo } from "../repos/token-repo.js";
+import { UsageRepo } from "../repos/usage-repo.js";
 import type { Database } from "../schema.js";
 
 function reposFor(db: Kysely<Database>): Repos {
@@ -23,6 +24,7 @@ function reposFor(db: Kysely<Database>): Repos {
     operations: new OperationRepo(db),
     leases: new LeaseRepo(db),
     gc: new GcRepo(db),
+    usage: new UsageRepo(db),
   };
 }
 
@@ -34,6 +36,7 @@ export class SqliteMetadataStore implements MetadataStore {
   readonly operations: OperationRepo;
   readonly leases: LeaseRepo;
   readonly gc: GcRepo;
+  readonly usage: UsageRepo;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -47,6 +50,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.operations = r.operations;
     this.leases = r.leases;
     this.gc = r.gc;
+    this.usage = r.usage;
   }
 
   /** Opens (creating if needed) the database file and brings its schema up to date. */
