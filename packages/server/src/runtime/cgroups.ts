@@ -81,7 +81,9 @@ const V1_CONTROLLERS = ["memory", "pids", "cpu", "cpuacct", "freezer", "blkio"];
 /**
  * A throttle far above any device (1 PB/s). v1 blkio counts a device's I/O only while some
  * cgroup has a throttle rule on it (lab §8); the sandbox's own rule turns its counters on
- * without limiting anything. v1 attributes direct I/O and fsync-triggered writeback only.
+ * without limiting anything. v1 charges a write to the cgroup of the task that submits it: a
+ * sandbox's direct I/O and the dirty pages its own fsync writes back, never pages the kernel's
+ * flushers write back (on a sync by anyone, e.g. any overlay unmount; docs/resources.md).
  */
 const NO_OP_BPS = "1000000000000000";
 

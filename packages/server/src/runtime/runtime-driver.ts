@@ -99,7 +99,12 @@ export interface ResourceStats {
   memoryCurrentBytes: number;
   pidsCurrent: number;
   oomKills: number;
-  /** Block I/O of the sandbox's cgroup (io.stat / blkio); absent where the controller is not available. */
+  /**
+   * Block I/O of the sandbox's cgroup (io.stat / blkio); absent where the controller is not
+   * available. On cgroup v1 the write figures are a lower bound, exact only for direct I/O:
+   * buffered pages that a kernel flusher writes back are charged to the root cgroup
+   * (docs/resources.md).
+   */
   ioReadBytes?: number;
   ioWriteBytes?: number;
   ioReadOps?: number;

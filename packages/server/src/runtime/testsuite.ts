@@ -575,8 +575,13 @@ export function registerConformanceSuite(
       });
 
       it("reports the command's rusage from wait4 (run and exec) and cgroup block I/O", async () => {
+        // The write is O_DIRECT, not buffered + fsync: v1 blkio charges a write to the cgroup of
+        // the task that submits it, and buffered pages that anything else writes back before the
+        // fsync (a sync of the upper filesystem, which every other overlay unmount on the host
+        // does; the dirty-memory flusher) go to the flusher's root cgroup. Under load that left
+        // 260 KiB of the 2 MiB here (docs/resources.md). dd submits direct writes itself.
         const script =
-          "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; dd if=/dev/urandom of=/tmp/io bs=64k count=32 conv=fsync 2>/dev/null; sleep 0.05; rm /tmp/io";
+          "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; dd if=/dev/urandom of=/tmp/io bs=64k count=32 oflag=direct 2>/dev/null; sleep 0.05; rm /tmp/io";
         const r = await runSh(script);
         expect(r.status.exitCode).toBe(0);
         const ru = r.status.rusage;
@@ -591,10 +596,11 @@ export function registerConformanceSuite(
           expect(ru?.nvcsw).toBeGreaterThan(0);
           expect(ru?.oublock).toBeGreaterThan(0);
         }
-        // The fsync'd writes reach the disk from inside the sandbox's cgroup.
+        // All 2 MiB that dd wrote directly are charged to the sandbox's cgroup (more if its
+        // processes wrote anything else back themselves, never less).
         if (opts.cgroupBlockIo === true) {
           const io = await r.sandbox.stats();
-          expect(io.ioWriteBytes, "cgroup write bytes").toBeGreaterThan(MiB);
+          expect(io.ioWriteBytes, "cgroup write bytes").toBeGreaterThanOrEqual(2 * MiB);
           expect(io.ioWriteOps, "cgroup write ops").toBeGreaterThan(0);
         }
 
