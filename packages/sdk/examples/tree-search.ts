@@ -2,12 +2,15 @@
 //
 //   CONTREE_URL=http://127.0.0.1:8080 CONTREE_TOKEN=... npx tsx packages/sdk/examples/tree-search.ts
 //
+// In this repository `@contree/sdk` resolves to packages/sdk/src (the `paths` of tsconfig.json); in
+// your own project, after `npm i @contree/sdk tsx` (or the packed tarball), `npx tsx tree-search.ts`.
+//
 // Every run produces a new immutable image, so exploring alternatives is just running several commands
 // from the same image, and rolling back is running from an older one. Each branch appends a number to a
 // file and scores the whole sequence with shell arithmetic; the best branch is expanded again; finally we
 // go back to an earlier image and show that its file is still the old one.
 
-import { ContreeClient, type ImageHandle, isNotFound, type RunResult } from "../src/index.js";
+import { ContreeClient, type ImageHandle, isNotFound, type RunResult } from "@contree/sdk";
 
 interface Node {
   label: string;

@@ -1,5 +1,7 @@
 // Writes API.md from the SDK's public types, so the reference is whatever src/index.ts exports and
 // cannot drift from it (test/api-reference.test.ts compares a fresh run with the committed file).
+// Members tagged `@internal` are left out. A public signature that names a type or value the index
+// does not export (a module's internal helper) is an error: the reference would point at nothing.
 // Usage: node scripts/gen-api-reference.mjs [output path, default API.md next to package.json]
 
 import { writeFileSync } from "node:fs";
@@ -70,13 +72,18 @@ function code(text) {
   return `${ticks}${pad}${text}${pad}${ticks}`;
 }
 
+/** Every signature and declaration the reference prints, checked for internal names at the end. */
+const printedCode = [];
+
 function bullet(signature, doc) {
+  printedCode.push(signature);
   const lines = [`- ${code(signature)}`];
   if (doc) lines.push(...doc.split("\n").map((l) => (l ? `  ${l}` : "")));
   return lines.join("\n");
 }
 
 function isHidden(node) {
+  if (ts.getJSDocTags(node).some((t) => t.tagName.text === "internal")) return true;
   const name = node.name && ts.isIdentifier(node.name) ? node.name.text : node.name?.getText();
   if (name && (name.startsWith("_") || name.startsWith("#"))) return true;
   const flags = ts.getCombinedModifierFlags(node);
@@ -209,6 +216,14 @@ function section(name, symbol, decls) {
       signature(d, `function ${name}`),
     );
     body.push("", "```ts", ...sigs, "```");
+  } else if (kind === "type" && internalInterface(decl)) {
+    // `type Public = InternalInterface` (a rename): document the members under the public name.
+    const target = internalInterface(decl);
+    const head = [`interface ${name}`, heritage(target)].filter(Boolean).join(" ");
+    body.push("", "```ts", head, "```");
+    const lines = memberLines([...target.members], name);
+    if (lines.length > 0) body.push("", ...lines);
+    return { kind: "interface", name, text: body.join("\n") };
   } else if (kind === "type") {
     const text = ts.isEnumDeclaration(decl)
       ? decl.getText().replace(/^export\s+/, "")
@@ -225,6 +240,16 @@ function section(name, symbol, decls) {
     }
   }
   return { kind, name, text: body.join("\n") };
+}
+
+/** The interface a type alias merely renames, when that interface is not itself exported. */
+function internalInterface(decl) {
+  if (!ts.isTypeAliasDeclaration(decl) || decl.typeParameters || !ts.isTypeReferenceNode(decl.type)) return;
+  if (decl.type.typeArguments) return;
+  const target = checker.getSymbolAtLocation(decl.type.typeName);
+  const resolved = target && target.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(target) : target;
+  const iface = resolved?.declarations?.find(ts.isInterfaceDeclaration);
+  return iface && !publicSymbols.has(resolved) ? iface : undefined;
 }
 
 function typeAlias(name, decl) {
@@ -247,8 +272,13 @@ function dedent(text) {
   );
 }
 
+const publicExports = checker.getExportsOfModule(moduleSymbol);
+const publicSymbols = new Set(
+  publicExports.map((e) => (e.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(e) : e)),
+);
+
 const sections = [];
-for (const exported of checker.getExportsOfModule(moduleSymbol)) {
+for (const exported of publicExports) {
   const symbol = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
   const decls = (symbol.declarations ?? []).filter((d) => kindOf(d));
   if (decls.length === 0) throw new Error(`no declaration for export ${exported.name}`);
@@ -256,6 +286,33 @@ for (const exported of checker.getExportsOfModule(moduleSymbol)) {
   if (name.startsWith("_")) continue;
   sections.push(section(name, symbol, decls));
 }
+// Names declared at the top of any SDK module that the index does not export.
+const publicNames = new Set(publicExports.map((e) => e.name));
+const internalNames = new Set();
+for (const file of program.getSourceFiles()) {
+  if (!file.fileName.startsWith(`${resolve(SDK, "src")}/`)) continue;
+  for (const statement of file.statements) {
+    const names = ts.isVariableStatement(statement)
+      ? statement.declarationList.declarations.map((d) => d.name)
+      : [statement.name];
+    for (const n of names) if (n && ts.isIdentifier(n) && !publicNames.has(n.text)) internalNames.add(n.text);
+  }
+}
+const allCode = [
+  ...printedCode,
+  ...sections.flatMap((s) => [...s.text.matchAll(/```ts\n([\s\S]*?)\n```/g)].map((m) => m[1])),
+];
+// A name followed by `:` or `?:` is a property or parameter name, not a reference.
+const leaks = [...internalNames].filter((n) =>
+  allCode.some((c) => new RegExp(`(?<![.\\w])${n}\\b(?!\\??:)`).test(c)),
+);
+if (leaks.length > 0) {
+  throw new Error(
+    `public signatures name what src/index.ts does not export: ${leaks.sort().join(", ")} ` +
+      "(export it if it is public API, tag the member @internal, or change the signature)",
+  );
+}
+
 const byName = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
 sections.sort((a, b) => byName(a.name.toLowerCase(), b.name.toLowerCase()) || byName(a.name, b.name));
 

@@ -66,6 +66,7 @@ export interface EventStreamRequest extends OperationEventsQuery {
 }
 
 export class ContreeApi {
+  /** @internal The client builds it: use `client.api`. */
   constructor(readonly transport: Transport) {}
 
   // ------------------------------------------------------------ whoami

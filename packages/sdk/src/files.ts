@@ -22,7 +22,7 @@ function hex(buf: ArrayBuffer): string {
 }
 
 /** A Uint8Array backed by a plain ArrayBuffer (what fetch and Web Crypto accept). */
-export function plainBytes(data: Uint8Array | ArrayBuffer): Uint8Array<ArrayBuffer> {
+function plainBytes(data: Uint8Array | ArrayBuffer): Uint8Array<ArrayBuffer> {
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   if (data.buffer instanceof ArrayBuffer) return data as Uint8Array<ArrayBuffer>;
   return new Uint8Array(data); // copy out of a SharedArrayBuffer

@@ -1,25 +1,57 @@
-// Public surface of @contree/sdk.
+// Public surface of @contree/sdk: exactly what API.md documents. The modules' own helpers (the
+// transport, SSE and INI parsing, retry arithmetic, byte codecs) stay internal, so they can change
+// without breaking anyone; scripts/gen-api-reference.mjs fails if a public signature names one.
 
 export type { EventStreamRequest } from "./api.js";
-export { ContreeApi, isUuid, uuidFromLocation } from "./api.js";
+export { ContreeApi } from "./api.js";
 export type { ContreeClientOptions, ImportOptions } from "./client.js";
-export { ContreeClient, createClient, Images, normalizeRegistryRef, Operations } from "./client.js";
-export type { AuthType, ConfigOptions, Profile, ResolvedConfig } from "./config.js";
+export { ContreeClient, createClient, Images, Operations } from "./client.js";
+export type { ConfigOptions } from "./config.js";
+export type { ContreeErrorInit, ContreeErrorKind } from "./errors.js";
 export {
-  apiUrlFromBase,
-  loadProfile,
-  NEBIUS_DEFAULT_URL,
-  parseIni,
-  resolveConfig,
-  selectProfile,
-} from "./config.js";
-export * from "./errors.js";
+  AbortError,
+  BadRequestError,
+  ConfigurationError,
+  ConflictError,
+  ContreeError,
+  ForbiddenError,
+  GoneError,
+  isAbort,
+  isBadRequest,
+  isConfigurationError,
+  isConflict,
+  isContreeError,
+  isForbidden,
+  isGone,
+  isNetworkError,
+  isNotFound,
+  isOperationFailed,
+  isPayloadTooLarge,
+  isProtocolError,
+  isRateLimited,
+  isServerError,
+  isTimeout,
+  isTooEarly,
+  isUnauthorized,
+  isUnprocessable,
+  NetworkError,
+  NotFoundError,
+  OperationFailedError,
+  PayloadTooLargeError,
+  ProtocolError,
+  RateLimitedError,
+  ServerError,
+  TimeoutError,
+  TooEarlyError,
+  UnauthorizedError,
+  UnprocessableError,
+} from "./errors.js";
 export type { EventStreamOptions } from "./events.js";
-export { isTerminal, outputText, streamEvents } from "./events.js";
-export type { FileInput, FileSource } from "./files.js";
-export { Files, fileSource, sha256Hex } from "./files.js";
-export type { RequestOptions, TransportOptions } from "./http.js";
-export { SDK_VERSION, Transport } from "./http.js";
+export { isTerminal } from "./events.js";
+export type { FileInput } from "./files.js";
+export { Files } from "./files.js";
+export type { RequestBody, RequestOptions } from "./http.js";
+export { SDK_VERSION } from "./http.js";
 export type { ReadOptions, RunFile, RunOptions } from "./image-handle.js";
 export { ImageHandle } from "./image-handle.js";
 export type { WaitOptions } from "./operation-handle.js";
@@ -27,16 +59,8 @@ export { ImportOperation, OperationHandle } from "./operation-handle.js";
 export type { PageOptions } from "./paginator.js";
 export { Paginator } from "./paginator.js";
 export type { RetryPolicy } from "./retry.js";
-export { backoffDelay, DEFAULT_RETRY_POLICY, isRetryable, parseRetryAfter } from "./retry.js";
 export type { ExecOptions, ProcessOutput, RunResult, SubprocessResult } from "./run-operation.js";
 export { RunOperation, SubprocessHandle } from "./run-operation.js";
-export type { SseFrame, SseParserOptions, SseStreamOptions } from "./sse.js";
-export { parseSseStream, SseParser } from "./sse.js";
-export {
-  decodeStreamRepr,
-  encodeStreamRepr,
-  StreamReprTextDecoder,
-  streamReprToText,
-} from "./stream-repr.js";
+export { decodeStreamRepr, streamReprToText } from "./stream-repr.js";
 export type * from "./types.js";
 export { TERMINAL_STATUSES } from "./types.js";

@@ -18,6 +18,7 @@ export type FetchPage<T> = (limit: number, offset: number, opts: RequestOptions)
 export class Paginator<T> implements AsyncIterable<T> {
   private readonly pageSize: number;
 
+  /** @internal Listing methods (`images.list()`, …) build it. */
   constructor(
     private readonly fetchPage: FetchPage<T>,
     private readonly options: PageOptions = {},

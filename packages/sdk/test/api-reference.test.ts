@@ -8,6 +8,8 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
+import * as errors from "../src/errors.js";
+import * as sdk from "../src/index.js";
 
 const run = promisify(execFile);
 const SDK = resolve(fileURLToPath(new URL(".", import.meta.url)), "..");
@@ -28,4 +30,34 @@ describe("API reference", () => {
       readFileSync(join(SDK, "API.md"), "utf8"),
     );
   }, 60_000);
+
+  it("the index exports the public API only: no transport, SSE, INI or retry internals", () => {
+    const internals = [
+      "SseParser",
+      "parseSseStream",
+      "parseIni",
+      "selectProfile",
+      "loadProfile",
+      "resolveConfig",
+      "Transport",
+      "errorForStatus",
+      "backoffDelay",
+      "isRetryable",
+      "parseRetryAfter",
+      "encodeStreamRepr",
+      "StreamReprTextDecoder",
+      "streamEvents",
+      "outputText",
+      "isUuid",
+      "uuidFromLocation",
+      "normalizeRegistryRef",
+    ];
+    expect(Object.keys(sdk).filter((k) => internals.includes(k))).toEqual([]);
+    const reference = readFileSync(join(SDK, "API.md"), "utf8");
+    for (const name of internals) expect(reference).not.toContain(`### \`${name}\``);
+    // Every error class and guard is public; only the status → class mapping is internal.
+    const errorExports = Object.keys(errors).filter((k) => k !== "errorForStatus");
+    expect(errorExports.filter((k) => !(k in sdk))).toEqual([]);
+    expect(Object.keys(sdk)).toContain("ContreeClient");
+  });
 });
