@@ -122,9 +122,18 @@ export class GcRepo {
     }
   }
 
+  /** Every layer row, in pages like liveChainLayers. */
   async layers(): Promise<GcLayer[]> {
-    const rows = await this.db.selectFrom("layers").select(["id", "size", "created_at"]).execute();
-    return rows.map((r) => ({ id: r.id, size: r.size, createdAt: r.created_at }));
+    const out: GcLayer[] = [];
+    for (let after = 0; ; ) {
+      const r = await sql<{ rid: number; id: string; size: number; created_at: number }>`
+        SELECT rowid AS rid, id, size, created_at FROM layers
+        WHERE rowid > ${after} ORDER BY rowid LIMIT ${PAGE}`.execute(this.db);
+      for (const x of r.rows) out.push({ id: x.id, size: x.size, createdAt: x.created_at });
+      if (r.rows.length < PAGE) return out;
+      after = (r.rows[r.rows.length - 1] as { rid: number }).rid;
+      await yieldToEvents();
+    }
   }
 
   /** Which of the given layer ids have a row. */
@@ -137,6 +146,7 @@ export class GcRepo {
         .where("id", "in", ids.slice(i, i + CHUNK))
         .execute();
       for (const r of rows) out.add(r.id);
+      await yieldToEvents();
     }
     return out;
   }

@@ -22,8 +22,8 @@ async function neededSince(repos: Repos, mark: Mark): Promise<Set<string>> {
 }
 
 /**
- * Deletes the rows of unmarked layers (older than the grace) in one write transaction that
- * re-reads leases, unfinished operations and images inserted since the mark: a commit, import or
+ * Deletes the rows of unmarked layers (older than the grace) in batches, each in a write
+ * transaction that re-reads leases, unfinished operations and images inserted since the mark: a commit, import or
  * flatten racing the pass never loses a layer it uses. Returns the deleted rows.
  */
 export async function sweepLayerRows(
@@ -40,13 +40,26 @@ export async function sweepLayerRows(
     return candidates.filter((l) => !needed.has(l.id));
   };
   if (o.dryRun) return decide(store);
-  return store.transaction(async (tx) => {
-    await tx.gc.lockForWrite();
-    const gone = await decide(tx);
-    await tx.gc.deleteLayers(gone.map((l) => l.id));
-    return gone;
-  });
+  // One short write transaction per batch, the event loop free in between: the server's
+  // requests and commits wait for one batch at most, never for the whole sweep.
+  const gone: Array<{ id: string; size: number }> = [];
+  for (let i = 0; i < candidates.length; i += BATCH) {
+    const batch = candidates.slice(i, i + BATCH);
+    const deleted = await store.transaction(async (tx) => {
+      await tx.gc.lockForWrite();
+      const needed = await neededSince(tx, mark);
+      const out = batch.filter((l) => !needed.has(l.id));
+      await tx.gc.deleteLayers(out.map((l) => l.id));
+      return out;
+    });
+    gone.push(...deleted);
+    await new Promise<void>((r) => setImmediate(r));
+  }
+  return gone;
 }
+
+/** Rows deleted per write transaction. */
+const BATCH = 500;
 
 /**
  * Removes the dirs of layers whose rows are gone: those this pass deleted, and orphans (a dir
