@@ -10,6 +10,7 @@ import {
   seg,
   type Transport,
 } from "./http.js";
+import { printAs } from "./printable.js";
 import type {
   ClosableStreamRepr,
   DirectoryList,
@@ -67,6 +68,11 @@ export interface EventStreamRequest extends OperationEventsQuery {
 
 export class ContreeApi {
   constructor(readonly transport: Transport) {}
+
+  /** The transport's printable view (URL and deadline); never the token. */
+  toJSON(): ReturnType<Transport["toJSON"]> {
+    return this.transport.toJSON();
+  }
 
   // ------------------------------------------------------------ whoami
 
@@ -380,3 +386,5 @@ export class ContreeApi {
     });
   }
 }
+
+printAs(ContreeApi, "ContreeApi");

@@ -19,7 +19,7 @@ import type {
 } from "../src/index.js";
 
 export type HttpMethod = "GET" | "HEAD" | "POST" | "PATCH" | "DELETE";
-type ApiMethod = Exclude<keyof ContreeApi, "transport">;
+type ApiMethod = Exclude<keyof ContreeApi, "transport" | "toJSON">;
 
 export const U = "00000000-0000-4000-8000-000000000001";
 const SHA = "a".repeat(64);
