@@ -265,7 +265,6 @@ export interface StoredStdin {
   value: string;
   encoding: StreamEncoding;
   close?: boolean;
-  truncated?: boolean;
 }
 
 /** `metadata` of an `instance` operation: the normalised spawn request, plus `result` once it ran. */
