@@ -102,6 +102,21 @@ export async function fileSource(input: FileInput): Promise<FileSource> {
   );
 }
 
+/** `files.ensure` for an already hashed source: look it up by hash, upload only on 404. */
+export async function ensureStored(
+  api: ContreeApi,
+  src: FileSource,
+  opts?: RequestOptions,
+): Promise<FileResponse> {
+  try {
+    const found = await api.getFile(src.sha256, opts);
+    return { uuid: found.uuid, sha256: found.sha256, size: found.size };
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
+  return api.uploadFile(src.body, opts);
+}
+
 export class Files {
   readonly #api: ContreeApi;
 
@@ -124,18 +139,7 @@ export class Files {
    * on 404. The lookup is a GET rather than HEAD because spawning needs the file's uuid.
    */
   async ensure(input: FileInput, opts?: RequestOptions): Promise<FileResponse> {
-    return this.ensureSource(await fileSource(input), opts);
-  }
-
-  /** `ensure` for an already hashed source. */
-  async ensureSource(src: FileSource, opts?: RequestOptions): Promise<FileResponse> {
-    try {
-      const found = await this.#api.getFile(src.sha256, opts);
-      return { uuid: found.uuid, sha256: found.sha256, size: found.size };
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
-    return this.#api.uploadFile(src.body, opts);
+    return ensureStored(this.#api, await fileSource(input), opts);
   }
 
   /** File record by content hash; NotFoundError if absent. */

@@ -5,7 +5,7 @@ import type { ContreeApi } from "./api.js";
 import { Deadline } from "./deadline.js";
 import { checkBytes, DEFAULTS, runSeconds, waitLimitMs } from "./defaults.js";
 import { InvalidArgumentError, isUnprocessable } from "./errors.js";
-import { type FileInput, Files, fileSource, type LocalPath } from "./files.js";
+import { ensureStored, type FileInput, fileSource, type LocalPath } from "./files.js";
 import type { RequestOptions } from "./http.js";
 import type { WaitOptions } from "./operation-handle.js";
 import type { OutputCallbacks } from "./output.js";
@@ -120,7 +120,6 @@ async function fileSpecs(
   files: Record<string, RunFile>,
   opts: RequestOptions,
 ): Promise<Record<string, FileSpec>> {
-  const store = new Files(api);
   const entries = await Promise.all(
     Object.entries(files).map(async ([path, f]): Promise<[string, FileSpec]> => {
       const desc: RunFileSpec =
@@ -138,7 +137,7 @@ async function fileSpecs(
       if (uuid === undefined) {
         const src = await fileSource(desc.path !== undefined ? { path: desc.path } : desc.content!);
         if (mode === undefined && src.mode !== undefined) mode = src.mode;
-        uuid = (await store.ensureSource(src, opts)).uuid;
+        uuid = (await ensureStored(api, src, opts)).uuid;
       }
       mode ??= "0644";
       const spec: FileSpec = {

@@ -73,7 +73,7 @@ export class Sandbox {
     this.#timeoutSec = timeoutSec;
   }
 
-  /** Use `client.sandbox(image)`. Starts the instance and resolves once its main process runs. */
+  /** @internal Use `client.sandbox(image)`. Starts the instance and resolves once its main process runs. */
   static async start(image: ImageHandle, opts: SandboxOptions = {}): Promise<Sandbox> {
     const timeoutSec = runSeconds(opts, DEFAULTS.sandboxTimeoutSec);
     const deadline = new Deadline(opts.signal, waitLimitMs(opts), "starting a sandbox");

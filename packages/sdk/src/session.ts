@@ -54,7 +54,7 @@ export class Session {
   /** Runs of one session go one after the other: each starts where the previous one ended. */
   #queue: Promise<unknown> = Promise.resolve();
 
-  /** Use `client.session(image)`. */
+  /** @internal Use `client.session(image)`. */
   constructor(
     images: Images,
     image: ImageHandle,
