@@ -9,6 +9,16 @@
 
 import { ContreeClient, isNotFound } from "@contree/sdk";
 
+/** An output callback that prints whole lines with a prefix (chunks may split or join lines). */
+function printLines(prefix: string): (chunk: string) => void {
+  let pending = "";
+  return (chunk) => {
+    const lines = (pending + chunk).split("\n");
+    pending = lines.pop() ?? "";
+    for (const line of lines) console.log(`${prefix}${line}`);
+  };
+}
+
 async function main(): Promise<void> {
   const client = new ContreeClient();
   const ref = process.env["CONTREE_IMAGE"] || "busybox";
@@ -43,7 +53,7 @@ async function main(): Promise<void> {
       env: { GREETING: "hello" },
       stdin: "stdin reached the process\n",
       check: true,
-      onStdout: (chunk) => void process.stdout.write(`  | ${chunk}`),
+      onStdout: printLines("  | "),
     });
     console.log(`exec exit code ${greeted.exitCode}`);
 

@@ -13,6 +13,16 @@ const STATE = "/app/state";
 /** Reads the counter, adds one, writes it back, prints it. */
 const INCREMENT = `. ${STATE}; count=$((count + 1)); echo "count=$count" > ${STATE}; echo "$count"`;
 
+/** An output callback that prints whole lines with a prefix (chunks may split or join lines). */
+function printLines(prefix: string): (chunk: string) => void {
+  let pending = "";
+  return (chunk) => {
+    const lines = (pending + chunk).split("\n");
+    pending = lines.pop() ?? "";
+    for (const line of lines) console.log(`${prefix}${line}`);
+  };
+}
+
 async function main(): Promise<void> {
   const client = new ContreeClient();
   const ref = process.env["CONTREE_IMAGE"] || "busybox"; // a bare name means name:latest
@@ -29,7 +39,7 @@ async function main(): Promise<void> {
     // onStdout sees the output as it streams; check: a failure throws instead of moving on.
     await session.run(INCREMENT, {
       check: true,
-      onStdout: (chunk) => void process.stdout.write(`  counter says ${chunk}`),
+      onStdout: printLines("  counter says "),
     });
   }
 

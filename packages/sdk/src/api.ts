@@ -70,7 +70,7 @@ export class ContreeApi {
   constructor(readonly transport: Transport) {}
 
   /** The transport's printable view (URL and deadline); never the token. */
-  toJSON(): ReturnType<Transport["toJSON"]> {
+  toJSON(): { url?: string; timeoutMs: number } {
     return this.transport.toJSON();
   }
 

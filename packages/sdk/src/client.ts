@@ -214,7 +214,7 @@ export class ContreeClient {
   }
 
   /** What printing shows: the URL given (never the token). */
-  toJSON(): ReturnType<Transport["toJSON"]> {
+  toJSON(): { url?: string; timeoutMs: number } {
     return this.transport.toJSON();
   }
 
