@@ -74,6 +74,14 @@ describe("no surprises (fake server)", () => {
     expect(() => s.checkout(3)).toThrow(/no such step/);
     expect(() => s.checkout("busybox")).toThrow(/image UUID/);
     expect(() => s.fork(0)).toThrow(/positive whole number/);
+    await s.run(["echo", "x"]);
+    // History hands out checkpoints that a caller cannot move.
+    expect(
+      s.history.every((h) => Object.isFrozen(h) && (h.result === null || Object.isFrozen(h.result))),
+    ).toBe(true);
+    expect(() => {
+      (s.history[1] as { image: unknown }).image = null;
+    }).toThrow(TypeError);
   });
 
   it("check: true turns a non-zero exit into CommandFailedError carrying the result", async () => {

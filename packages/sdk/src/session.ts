@@ -64,7 +64,9 @@ export class Session {
     this.#images = images;
     this.#current = image;
     this.#defaults = options.defaults ?? {};
-    this.#steps = history ? [...history] : [{ index: 0, command: null, from: null, image, result: null }];
+    this.#steps = history
+      ? [...history]
+      : [Object.freeze({ index: 0, command: null, from: null, image, result: null })];
   }
 
   /** The current image: where the next run starts. */
@@ -103,21 +105,24 @@ export class Session {
       failed = e;
     }
     const image = result.image ?? from;
-    this.#steps.push({
-      index: this.#steps.length,
-      command,
-      from,
-      image,
-      result: {
-        operationId: result.operationId,
-        status: result.status,
-        exitCode: result.exitCode,
-        signal: result.signal,
-        timedOut: result.timedOut,
-        duration: result.duration,
-        changed: image.uuid !== from.uuid,
-      },
-    });
+    // Frozen: `history` hands these out, and a caller's edit must not move a checkpoint.
+    this.#steps.push(
+      Object.freeze({
+        index: this.#steps.length,
+        command: typeof command === "string" ? command : Object.freeze([...command]),
+        from,
+        image,
+        result: Object.freeze({
+          operationId: result.operationId,
+          status: result.status,
+          exitCode: result.exitCode,
+          signal: result.signal,
+          timedOut: result.timedOut,
+          duration: result.duration,
+          changed: image.uuid !== from.uuid,
+        }),
+      }),
+    );
     if (failed) throw failed;
     this.#current = image;
     return result;
