@@ -10,6 +10,7 @@ import {
   seg,
   type Transport,
 } from "./http.js";
+import { printAs } from "./printable.js";
 import type {
   ClosableStreamRepr,
   DirectoryList,
@@ -68,6 +69,11 @@ export interface EventStreamRequest extends OperationEventsQuery {
 export class ContreeApi {
   /** @internal The client builds it: use `client.api`. */
   constructor(readonly transport: Transport) {}
+
+  /** The transport's printable view (URL and deadline); never the token. */
+  toJSON(): { url?: string; timeoutMs: number } {
+    return this.transport.toJSON();
+  }
 
   // ------------------------------------------------------------ whoami
 
@@ -381,3 +387,5 @@ export class ContreeApi {
     });
   }
 }
+
+printAs(ContreeApi, "ContreeApi");

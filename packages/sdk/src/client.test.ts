@@ -40,7 +40,7 @@ describe("ContreeClient against a fake server", () => {
   it("runs, waits through the event stream, and returns output and the result image", async () => {
     fake.script = (cmd) => ({ stdout: `ran ${cmd} ✓\n`, stderr: "warn\n", exitCode: 3 });
     const base = await client.images.get("busybox:latest");
-    const op = await base.run("echo hi", { env: { A: "1" }, timeout: 30 });
+    const op = await base.run("echo hi", { env: { A: "1" }, timeoutSec: 30 });
     const spawn = fake.stub.requests.find((r) => r.path === "/v1/instances");
     expect(JSON.parse(spawn!.body.toString())).toEqual({
       image: base.uuid,
@@ -48,6 +48,7 @@ describe("ContreeClient against a fake server", () => {
       shell: true,
       env: { A: "1" },
       timeout: 30,
+      truncate_output_at: 65536,
     });
     const result = await op.wait();
     expect(result.status).toBe("SUCCESS");
@@ -155,6 +156,7 @@ describe("ContreeClient against a fake server", () => {
       command: "cat",
       shell: true,
       stdin: { value: "", encoding: "ascii", close: false },
+      truncate_output_at: 65536,
     });
   });
 
@@ -167,7 +169,9 @@ describe("ContreeClient against a fake server", () => {
     const dir = await mkdtemp(join(tmpdir(), "contree-sdk-files-"));
     try {
       await writeFile(join(dir, "f.txt"), "payload");
-      expect((await client.files.ensure(join(dir, "f.txt"))).uuid).toBe(a.uuid);
+      expect((await client.files.ensure({ path: join(dir, "f.txt") })).uuid).toBe(a.uuid);
+      // A string is content, never a path.
+      expect((await client.files.ensure("payload")).uuid).toBe(a.uuid);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -2,12 +2,17 @@
 // first request (profile files need async I/O), so construction never throws or touches the network.
 
 import { ContreeApi, isUuid } from "./api.js";
+import { checkSeconds } from "./defaults.js";
+import { InvalidArgumentError, isNotFound } from "./errors.js";
 import { Files } from "./files.js";
 import { type RequestOptions, Transport, type TransportOptions } from "./http.js";
 import { ImageHandle } from "./image-handle.js";
 import { ImportOperation } from "./operation-handle.js";
 import { type PageOptions, Paginator } from "./paginator.js";
+import { printAs } from "./printable.js";
 import { RunOperation } from "./run-operation.js";
+import { Sandbox, type SandboxOptions } from "./sandbox.js";
+import { Session, type SessionOptions } from "./session.js";
 import type {
   ListImagesQuery,
   ListOperationsQuery,
@@ -23,7 +28,9 @@ export interface ImportOptions extends RequestOptions {
   /** Tag to put on the imported image. */
   tag?: string;
   credentials?: RegistryCredentials;
-  /** Import time limit in **seconds** (wire `timeout`). */
+  /** Import time limit in whole **seconds** (wire `timeout`). Default: the server's (300). */
+  timeoutSec?: number;
+  /** @deprecated Older name of `timeoutSec` (seconds). */
   timeout?: number;
 }
 
@@ -46,23 +53,51 @@ export function normalizeRegistryRef(ref: string): string {
 }
 
 export class Images {
-  constructor(private readonly api: ContreeApi) {}
+  readonly #api: ContreeApi;
+
+  constructor(api: ContreeApi) {
+    this.#api = api;
+  }
+
+  private get api(): ContreeApi {
+    return this.#api;
+  }
+
+  toJSON(): Record<string, never> {
+    return {};
+  }
 
   /** A handle for a known UUID, without a request. */
   handle(uuid: string): ImageHandle {
-    return new ImageHandle(this.api, uuid);
+    if (!isUuid(uuid)) throw new InvalidArgumentError(`not an image UUID: ${JSON.stringify(uuid)}`);
+    return new ImageHandle(this.api, uuid.toLowerCase());
   }
 
-  /** Image UUID for a UUID, `tag:NAME` or a bare tag name. */
+  /**
+   * Image UUID for a reference: a UUID; `tag:NAME` (that exact tag); or a bare name, which means
+   * what it means to Docker: `busybox` is `busybox:latest` (and, if there is no such tag, the
+   * tag `busybox` itself, since tags here are free-form).
+   */
   async resolve(ref: string, opts?: RequestOptions): Promise<string> {
     if (isUuid(ref)) return ref.toLowerCase();
-    return this.api.resolveTag(ref.startsWith("tag:") ? ref.slice(4) : ref, opts);
+    if (ref.startsWith("tag:")) return this.api.resolveTag(ref.slice(4), opts);
+    if (ref === "") throw new InvalidArgumentError("image reference must not be empty");
+    const last = ref.slice(ref.lastIndexOf("/") + 1);
+    if (last.includes(":") || last.includes("@")) return this.api.resolveTag(ref, opts);
+    try {
+      return await this.api.resolveTag(`${ref}:latest`, opts);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      return this.api.resolveTag(ref, opts);
+    }
   }
 
-  /** Looks the image up (tag → 302 → uuid, then its record). NotFoundError when unknown. */
+  /**
+   * Looks the image up (see `resolve` for references) and loads its record and all its tags.
+   * NotFoundError when unknown.
+   */
   async get(ref: string, opts?: RequestOptions): Promise<ImageHandle> {
-    const uuid = await this.resolve(ref, opts);
-    return new ImageHandle(this.api, uuid, await this.api.inspectImage(uuid, opts));
+    return this.handle(await this.resolve(ref, opts)).info(opts);
   }
 
   /** All images matching the filters, page by page (pages of up to 1000). */
@@ -82,14 +117,33 @@ export class Images {
     if (opts.credentials) registry.credentials = opts.credentials;
     const body: Parameters<ContreeApi["importImage"]>[0] = { registry };
     if (opts.tag !== undefined) body.tag = opts.tag;
-    if (opts.timeout !== undefined) body.timeout = opts.timeout;
+    const sec = checkSeconds("timeoutSec", opts.timeoutSec);
+    const old = checkSeconds("timeout", opts.timeout);
+    if (sec !== undefined && old !== undefined && sec !== old) {
+      throw new InvalidArgumentError(
+        "timeoutSec and its deprecated alias timeout disagree; give only timeoutSec",
+      );
+    }
+    if ((sec ?? old) !== undefined) body.timeout = sec ?? old;
     const created = await this.api.importImage(body, opts);
     return new ImportOperation(this.api, created.uuid, (uuid) => this.handle(uuid));
   }
 }
 
 export class Operations {
-  constructor(private readonly api: ContreeApi) {}
+  readonly #api: ContreeApi;
+
+  constructor(api: ContreeApi) {
+    this.#api = api;
+  }
+
+  private get api(): ContreeApi {
+    return this.#api;
+  }
+
+  toJSON(): Record<string, never> {
+    return {};
+  }
 
   list(
     query: Omit<ListOperationsQuery, "limit" | "offset"> = {},
@@ -139,6 +193,31 @@ export class ContreeClient {
     return this.api.whoami(opts);
   }
 
+  /**
+   * A session on `image` (a handle, a UUID, `tag:NAME` or a name like `busybox`): each `run()` starts
+   * from its current image and moves it to the result; `history`, `checkout()` and `fork()` give the
+   * checkpoints. Nothing starts on the server until the first run.
+   */
+  async session(image: ImageHandle | string, options: SessionOptions = {}): Promise<Session> {
+    const start = typeof image === "string" ? await this.images.get(image) : image;
+    return new Session(this.images, start, options);
+  }
+
+  /**
+   * A live sandbox started from `image`: one long-lived instance to `exec()` processes in (state
+   * in memory persists between them), `write()`/`read()` files, then `commit()` to an image or
+   * `kill()`. It lives `timeoutSec` (default 300 s) at most.
+   */
+  async sandbox(image: ImageHandle | string, options: SandboxOptions = {}): Promise<Sandbox> {
+    const start = typeof image === "string" ? await this.images.get(image, options) : image;
+    return Sandbox.start(start, options);
+  }
+
+  /** What printing shows: the URL given (never the token). */
+  toJSON(): { url?: string; timeoutMs: number } {
+    return this.transport.toJSON();
+  }
+
   /** The resolved base URL (with `/v1`), token source and project. */
   async config(): Promise<{ apiUrl: string; project?: string; source: string }> {
     const { apiUrl, project, source } = await this.transport.config();
@@ -149,3 +228,7 @@ export class ContreeClient {
 export function createClient(options: ContreeClientOptions = {}): ContreeClient {
   return new ContreeClient(options);
 }
+
+printAs(ContreeClient, "ContreeClient");
+printAs(Images, "Images");
+printAs(Operations, "Operations");

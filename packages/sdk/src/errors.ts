@@ -1,6 +1,7 @@
 // One root class, one subclass per kind. Guards compare the `kind` string, never `instanceof`, so they keep
 // working when two copies of the SDK end up in one bundle or an error crosses a realm (worker, vm context).
 
+import type { ProcessOutput } from "./run-operation.js";
 import type { OperationResponse } from "./types.js";
 
 export type ContreeErrorKind =
@@ -21,7 +22,10 @@ export type ContreeErrorKind =
   | "aborted"
   | "configuration"
   | "protocol"
-  | "operation_failed";
+  | "operation_failed"
+  | "command_failed"
+  | "invalid_argument"
+  | "local_file";
 
 export interface ContreeErrorInit {
   status?: number;
@@ -201,6 +205,57 @@ export class OperationFailedError extends ContreeError {
   }
 }
 
+/**
+ * A command asked to be checked (`check: true`) exited non-zero, was killed by a signal, or ran out
+ * of its `timeoutSec`. The whole result (output, exit code, the operation) is in `result`.
+ */
+export class CommandFailedError extends ContreeError {
+  readonly exitCode: number;
+  /** -1 when the process was not killed by a signal. */
+  readonly signal: number;
+  readonly timedOut: boolean;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** The full result: a `RunResult` for runs and session steps, a `SubprocessResult` for execs. */
+  readonly result: ProcessOutput;
+  constructor(what: string, result: ProcessOutput) {
+    const how = result.timedOut
+      ? `timed out${result.signal > 0 ? ` (killed by signal ${result.signal})` : ""}`
+      : result.signal > 0
+        ? `was killed by signal ${result.signal}`
+        : `exited with code ${result.exitCode}`;
+    const tail = result.stderr.trim().split("\n").slice(-3).join("\n");
+    super("command_failed", `${what} ${how}${tail ? `: ${tail}` : ""}`);
+    this.name = "CommandFailedError";
+    this.exitCode = result.exitCode;
+    this.signal = result.signal;
+    this.timedOut = result.timedOut;
+    this.stdout = result.stdout;
+    this.stderr = result.stderr;
+    this.result = result;
+  }
+}
+
+/** A value the SDK refuses before sending anything (a fractional `timeoutSec`, an empty command, …). */
+export class InvalidArgumentError extends ContreeError {
+  constructor(message: string, init: ContreeErrorInit = {}) {
+    super("invalid_argument", message, init);
+    this.name = "InvalidArgumentError";
+  }
+}
+
+/** A file on this machine could not be read (named by `{ path }`); `path` names it, `cause` is the OS error. */
+export class LocalFileError extends ContreeError {
+  readonly path: string;
+  constructor(path: string, cause: unknown) {
+    const code = (cause as { code?: unknown } | null)?.code;
+    const why = typeof code === "string" ? code : cause instanceof Error ? cause.message : String(cause);
+    super("local_file", `cannot read local file ${path}: ${why}`, { cause });
+    this.name = "LocalFileError";
+    this.path = path;
+  }
+}
+
 type ErrorClass = new (message: string, init?: ContreeErrorInit) => ContreeError;
 
 const STATUS_CLASSES: Record<number, ErrorClass> = {
@@ -247,6 +302,9 @@ const KINDS: ReadonlySet<string> = new Set<ContreeErrorKind>([
   "configuration",
   "protocol",
   "operation_failed",
+  "command_failed",
+  "invalid_argument",
+  "local_file",
 ]);
 
 function kindOf(e: unknown): string | undefined {
@@ -280,6 +338,9 @@ export const isTimeout = guard<TimeoutError>("timeout");
 export const isConfigurationError = guard<ConfigurationError>("configuration");
 export const isProtocolError = guard<ProtocolError>("protocol");
 export const isOperationFailed = guard<OperationFailedError>("operation_failed");
+export const isCommandFailed = guard<CommandFailedError>("command_failed");
+export const isInvalidArgument = guard<InvalidArgumentError>("invalid_argument");
+export const isLocalFileError = guard<LocalFileError>("local_file");
 
 /** True for our AbortError and for platform aborts (DOMException named "AbortError"). */
 export function isAbort(e: unknown): boolean {

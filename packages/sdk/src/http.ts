@@ -3,7 +3,9 @@
 
 import { type ConfigOptions, type ResolvedConfig, resolveConfig } from "./config.js";
 import { abortErrorFrom, Deadline } from "./deadline.js";
+import { checkMs, DEFAULTS } from "./defaults.js";
 import { type ContreeError, errorForStatus, NetworkError, ProtocolError } from "./errors.js";
+import { printAs } from "./printable.js";
 import {
   backoffDelay,
   isRetryable,
@@ -23,8 +25,9 @@ export type RequestBody = NonNullable<RequestInit["body"]>;
 export interface RequestOptions {
   signal?: AbortSignal;
   /**
-   * Deadline for the whole call in ms, retries included. For streaming responses it covers the wait for
-   * response headers only. Default: the client's `timeoutMs` (300 s).
+   * Deadline of this call in ms, retries included. For streaming responses it covers the wait for
+   * response headers only. Default: the client's `timeoutMs` (300 s). Calls that wait for a process
+   * (`wait`, `runAndWait`, `session.run`, `sandbox.exec`) take `waitTimeoutMs` for the wait instead.
    */
   timeoutMs?: number;
   /** Override the client's retry policy for this call; `false` disables retries. */
@@ -54,7 +57,7 @@ export interface CallSpec {
 }
 
 export interface TransportOptions extends ConfigOptions {
-  /** Default per-call deadline in ms. Default 300 000. `0` disables. */
+  /** Deadline of each HTTP request in ms. Default 300 000. `0` disables. Waiting for a run is not bounded by it. */
   timeoutMs?: number;
   retry?: RetryPolicy | false;
   /** fetch implementation; default the global one. */
@@ -118,26 +121,59 @@ function userAgent(prefix: string | undefined): string | undefined {
   return prefix ? `${prefix} ${ua}` : ua;
 }
 
+/** A URL without its user and password, for printing. */
+function printableUrl(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  try {
+    const u = new URL(url);
+    u.username = "";
+    u.password = "";
+    return u.toString();
+  } catch {
+    return "(invalid URL)";
+  }
+}
+
 export class Transport {
-  private configPromise: Promise<ResolvedConfig> | undefined;
-  private readonly retryPolicy: ResolvedRetryPolicy;
-  private readonly fetchImpl: typeof fetch;
+  // ES private fields: the token lives in these, and no inspector or serialiser can reach them.
+  #configPromise: Promise<ResolvedConfig> | undefined;
+  readonly #options: TransportOptions;
+  readonly #retryPolicy: ResolvedRetryPolicy;
+  readonly #fetchImpl: typeof fetch;
   readonly defaultTimeoutMs: number;
 
-  constructor(private readonly options: TransportOptions = {}) {
-    this.retryPolicy = resolveRetryPolicy(options.retry);
-    this.fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
-    this.defaultTimeoutMs = options.timeoutMs ?? 300_000;
+  constructor(options: TransportOptions = {}) {
+    this.#options = options;
+    this.#retryPolicy = resolveRetryPolicy(options.retry);
+    this.#fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    // Checked per call (deadlineMs), so that constructing a client never throws.
+    this.defaultTimeoutMs = options.timeoutMs ?? DEFAULTS.requestTimeoutMs;
   }
 
   /** Resolved lazily (profile files need async I/O), once. */
   config(): Promise<ResolvedConfig> {
-    this.configPromise ??= resolveConfig(this.options);
-    // A failed resolution should not stick: the environment may be fixed and the call retried.
-    this.configPromise.catch(() => {
-      this.configPromise = undefined;
-    });
-    return this.configPromise;
+    const pending = this.#configPromise ?? resolveConfig(this.#options);
+    if (pending !== this.#configPromise) {
+      this.#configPromise = pending;
+      // A failed resolution should not stick: the environment may be fixed and the call retried.
+      pending.catch(() => {
+        if (this.#configPromise === pending) this.#configPromise = undefined;
+      });
+    }
+    return pending;
+  }
+
+  /** The deadline of one call: its own `timeoutMs`, else the client's; checked here. */
+  private deadlineMs(opts: RequestOptions): number | undefined {
+    return checkMs("timeoutMs", opts.timeoutMs ?? this.defaultTimeoutMs);
+  }
+
+  /** What printing shows: the URL given (without credentials) and the request deadline; never the token. */
+  toJSON(): { url?: string; timeoutMs: number } {
+    const url = printableUrl(this.#options.url);
+    return url === undefined
+      ? { timeoutMs: this.defaultTimeoutMs }
+      : { url, timeoutMs: this.defaultTimeoutMs };
   }
 
   async url(path: string, query?: Record<string, QueryValue>): Promise<string> {
@@ -147,11 +183,7 @@ export class Transport {
 
   /** Performs the call with retries; returns the Response (status 2xx, an `expect`ed status, or a 3xx). */
   async request(spec: CallSpec, opts: RequestOptions = {}): Promise<Response> {
-    const deadline = new Deadline(
-      opts.signal,
-      opts.timeoutMs ?? this.defaultTimeoutMs,
-      `${spec.method} ${spec.path}`,
-    );
+    const deadline = new Deadline(opts.signal, this.deadlineMs(opts), `${spec.method} ${spec.path}`);
     let handedOver = false;
     try {
       const res = await this.attempts(spec, opts, deadline);
@@ -197,11 +229,7 @@ export class Transport {
 
   /** Performs the call and runs `read` on the response inside the same deadline. */
   async read<T>(spec: CallSpec, opts: RequestOptions, read: (res: Response) => Promise<T>): Promise<T> {
-    const deadline = new Deadline(
-      opts.signal,
-      opts.timeoutMs ?? this.defaultTimeoutMs,
-      `${spec.method} ${spec.path}`,
-    );
+    const deadline = new Deadline(opts.signal, this.deadlineMs(opts), `${spec.method} ${spec.path}`);
     try {
       const res = await this.attempts(spec, opts, deadline);
       try {
@@ -218,7 +246,7 @@ export class Transport {
 
   private async attempts(spec: CallSpec, opts: RequestOptions, deadline: Deadline): Promise<Response> {
     const config = await this.config();
-    const policy = opts.retry === undefined ? this.retryPolicy : resolveRetryPolicy(opts.retry);
+    const policy = opts.retry === undefined ? this.#retryPolicy : resolveRetryPolicy(opts.retry);
     const url = `${config.apiUrl}${spec.path}${encodeQuery(spec.query)}`;
     const headers = this.headers(config, spec, opts);
     for (let attempt = 1; ; attempt++) {
@@ -241,7 +269,7 @@ export class Transport {
           // Node's fetch requires this for stream bodies; others ignore it.
           if (typeof body === "object" && body !== null && "getReader" in body) init.duplex = "half";
         }
-        res = await this.fetchImpl(url, init);
+        res = await this.#fetchImpl(url, init);
       } catch (cause) {
         const aborted = deadline.reason;
         if (aborted) throw aborted;
@@ -281,9 +309,9 @@ export class Transport {
     if (config.project) h["Project"] = config.project;
     if (spec.json !== undefined) h["Content-Type"] = "application/json";
     else if (spec.contentType) h["Content-Type"] = spec.contentType;
-    const ua = userAgent(this.options.userAgent);
+    const ua = userAgent(this.#options.userAgent);
     if (ua) h["User-Agent"] = ua;
-    return { ...h, ...this.options.headers, ...opts.headers };
+    return { ...h, ...this.#options.headers, ...opts.headers };
   }
 }
 
@@ -335,3 +363,5 @@ function describe(e: unknown): string {
   }
   return String(e);
 }
+
+printAs(Transport, "Transport");

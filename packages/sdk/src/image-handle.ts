@@ -2,11 +2,15 @@
 // same handle and rolling back is running from an older one.
 
 import type { ContreeApi } from "./api.js";
-import { isUnprocessable } from "./errors.js";
-import { type FileInput, Files } from "./files.js";
+import { Deadline } from "./deadline.js";
+import { checkBytes, DEFAULTS, runSeconds, waitLimitMs } from "./defaults.js";
+import { InvalidArgumentError, isUnprocessable } from "./errors.js";
+import { ensureStored, type FileInput, fileSource, type LocalPath } from "./files.js";
 import type { RequestOptions } from "./http.js";
 import type { WaitOptions } from "./operation-handle.js";
-import { commandSpec, RunOperation, type RunResult } from "./run-operation.js";
+import type { OutputCallbacks } from "./output.js";
+import { printAs } from "./printable.js";
+import { commandLabel, commandSpec, RunOperation, type RunResult } from "./run-operation.js";
 import { closableStreamRepr } from "./stream-repr.js";
 import type {
   FileItem,
@@ -20,21 +24,27 @@ import type {
   OperationInstanceMetadata,
 } from "./types.js";
 
-/** A file placed into the sandbox before the command runs. */
-export type RunFile =
-  | FileInput
-  | {
-      /** Content to upload (deduplicated), or a path on this machine. */
-      content?: FileInput;
-      /** An already uploaded file. */
-      uuid?: string;
-      /** Octal permission string or number. Default "0644". */
-      mode?: string | number;
-      uid?: number;
-      gid?: number;
-    };
+/** A file for a run, spelled out: exactly one of `content`, `path`, `uuid`, plus its owner and mode. */
+export interface RunFileSpec {
+  /** Content to upload (deduplicated): text, bytes or a Blob. */
+  content?: Exclude<FileInput, LocalPath>;
+  /** A file on this machine; its permission bits are kept unless `mode` is given. */
+  path?: string;
+  /** An already uploaded file. */
+  uuid?: string;
+  /** Octal permission string or number. Default "0644" (a local file: its own bits). */
+  mode?: string | number;
+  uid?: number;
+  gid?: number;
+}
 
-export interface RunOptions extends RequestOptions {
+/**
+ * A file placed into the sandbox before the command runs: content (a string is text, never a path),
+ * `{ path }` for a file on this machine, or a `RunFileSpec`.
+ */
+export type RunFile = Exclude<FileInput, LocalPath> | RunFileSpec;
+
+export interface RunOptions extends RequestOptions, OutputCallbacks {
   /** Extra argv; with a string command in shell mode they become $0, $1, … */
   args?: string[];
   /** Default: true for a string command, false for an argv array. */
@@ -51,30 +61,125 @@ export interface RunOptions extends RequestOptions {
   stdin?: string | Uint8Array;
   /** Keep the main process's stdin open for `op.main.write()`; close it with `op.main.close()`. */
   keepStdinOpen?: boolean;
-  /** Sandbox wall-clock limit in **seconds** (wire `timeout`). */
+  /**
+   * How long the sandbox may run, in whole **seconds**; then the process is killed and the result
+   * says `timedOut`. Default 120 (the official CLI's).
+   */
+  timeoutSec?: number;
+  /** @deprecated Older name of `timeoutSec` (seconds). */
   timeout?: number;
-  /** Bytes captured per stream. */
+  /** Bytes of stdout and of stderr kept. Default 65 536 (64 KiB, the official CLI's). */
   truncateOutputAt?: number;
-  /** Absolute path in the sandbox → content. Content is uploaded with `files.ensure`. */
+  /**
+   * Absolute path in the sandbox → file. `{"/x.txt": "text"}` writes the text; a file on this
+   * machine is `{"/x": { path: "./x" }}`. Content is uploaded once (`files.ensure`).
+   */
   files?: Record<string, RunFile>;
   maxLayerBytes?: number;
   /** Outbound networking. */
   networking?: boolean;
+  /** `wait()` / `result()` throw CommandFailedError on a non-zero exit, a signal or a timeout. */
+  check?: boolean;
 }
 
 export interface ReadOptions extends RequestOptions {
   as?: "bytes" | "text";
 }
 
+/** `run()` options as the wire names them, checked; shared by runs, sessions and sandboxes. */
+export async function spawnRequest(
+  api: ContreeApi,
+  image: string,
+  command: string | readonly string[],
+  opts: RunOptions,
+  defaultTimeoutSec: number = DEFAULTS.timeoutSec,
+): Promise<InstanceSpawnRequest> {
+  const req: InstanceSpawnRequest = { image, ...commandSpec(command, opts.args, opts.shell) };
+  if (opts.env) req.env = opts.env;
+  if (opts.cwd !== undefined) req.cwd = opts.cwd;
+  if (opts.uid !== undefined) req.uid = opts.uid;
+  if (opts.gid !== undefined) req.gid = opts.gid;
+  if (opts.hostname !== undefined) req.hostname = opts.hostname;
+  if (opts.disposable !== undefined) req.disposable = opts.disposable;
+  if (opts.preserveEnv !== undefined) req.preserve_env = opts.preserveEnv;
+  if (opts.stdin !== undefined || opts.keepStdinOpen) {
+    req.stdin = closableStreamRepr(opts.stdin ?? "", !opts.keepStdinOpen);
+  }
+  req.timeout = runSeconds(opts, defaultTimeoutSec);
+  req.truncate_output_at = checkBytes("truncateOutputAt", opts.truncateOutputAt) ?? DEFAULTS.truncateOutputAt;
+  if (opts.maxLayerBytes !== undefined) {
+    req.resources_limits = { max_layer_bytes: checkBytes("maxLayerBytes", opts.maxLayerBytes)! };
+  }
+  if (opts.networking !== undefined) req.networking = { enabled: opts.networking };
+  if (opts.files) req.files = await fileSpecs(api, opts.files, opts);
+  return req;
+}
+
+async function fileSpecs(
+  api: ContreeApi,
+  files: Record<string, RunFile>,
+  opts: RequestOptions,
+): Promise<Record<string, FileSpec>> {
+  const entries = await Promise.all(
+    Object.entries(files).map(async ([path, f]): Promise<[string, FileSpec]> => {
+      const desc: RunFileSpec =
+        typeof f === "string" || f instanceof Uint8Array || f instanceof ArrayBuffer || f instanceof Blob
+          ? { content: f }
+          : f;
+      const given = [desc.content, desc.path, desc.uuid].filter((v) => v !== undefined).length;
+      if (given !== 1) {
+        throw new InvalidArgumentError(
+          `files[${JSON.stringify(path)}]: give exactly one of content, path, uuid`,
+        );
+      }
+      let uuid = desc.uuid;
+      let mode = desc.mode;
+      if (uuid === undefined) {
+        const src = await fileSource(desc.path !== undefined ? { path: desc.path } : desc.content!);
+        if (mode === undefined && src.mode !== undefined) mode = src.mode;
+        uuid = (await ensureStored(api, src, opts)).uuid;
+      }
+      mode ??= "0644";
+      const spec: FileSpec = {
+        uuid,
+        mode: typeof mode === "number" ? mode.toString(8).padStart(4, "0") : mode,
+      };
+      if (desc.uid !== undefined) spec.uid = desc.uid;
+      if (desc.gid !== undefined) spec.gid = desc.gid;
+      return [path, spec];
+    }),
+  );
+  return Object.fromEntries(entries);
+}
+
+/** The wait part of run options (`check`, callbacks), which the handle keeps for `wait()`. */
+export function waitDefaultsOf(opts: RunOptions): WaitOptions {
+  const w: WaitOptions = {};
+  if (opts.check !== undefined) w.check = opts.check;
+  if (opts.onStdout) w.onStdout = opts.onStdout;
+  if (opts.onStderr) w.onStderr = opts.onStderr;
+  return w;
+}
+
 export class ImageHandle {
+  readonly #api: ContreeApi;
+
   constructor(
-    private readonly api: ContreeApi,
+    api: ContreeApi,
     readonly uuid: string,
     /** The record as last seen (tag, created_at); absent when the handle was made from a bare uuid. */
     readonly record?: Image,
-  ) {}
+    /** Every tag of the image (its own project's and public ones), when loaded by `images.get()` or `info()`. */
+    readonly tags?: readonly string[],
+  ) {
+    this.#api = api;
+  }
 
-  /** The tag in `record` (undefined when no record was loaded). */
+  private get api(): ContreeApi {
+    return this.#api;
+  }
+
+  /** The one tag in `record` (undefined when no record was loaded). All of them: `tags`. */
   get tagName(): string | null | undefined {
     return this.record?.tag;
   }
@@ -83,71 +188,59 @@ export class ImageHandle {
     return this.uuid;
   }
 
-  /** GET /v1/inspect/{uuid}/ — a fresh handle carrying the current record. */
+  /** What printing shows: uuid and tags. */
+  toJSON(): { uuid: string; tags?: readonly string[] } {
+    return this.tags === undefined ? { uuid: this.uuid } : { uuid: this.uuid, tags: this.tags };
+  }
+
+  /** GET /v1/inspect/{uuid}/ — a fresh handle carrying the current record and all tags. */
   async info(opts?: RequestOptions): Promise<ImageHandle> {
-    return new ImageHandle(this.api, this.uuid, await this.api.inspectImage(this.uuid, opts));
+    const [record, tags] = await Promise.all([this.api.inspectImage(this.uuid, opts), this.listTags(opts)]);
+    return new ImageHandle(this.api, this.uuid, record, tags);
   }
 
-  /** Starts a run; `await op.wait()` for the result, or stream `op.stdout()`. */
+  /** Every tag on this image, read now (`GET /v1/images?uuid=…&tagged=1`). */
+  async listTags(opts?: RequestOptions): Promise<string[]> {
+    const { images } = await this.api.listImages({ uuid: this.uuid, tagged: true, limit: 1000 }, opts);
+    const tags = images.flatMap((i) => (i.uuid === this.uuid && i.tag ? [i.tag] : []));
+    return [...new Set(tags)].sort();
+  }
+
+  /**
+   * Starts a run; `await op.wait()` for the result, or stream `op.stdout()` (or pass `onStdout`).
+   * The sandbox gets `timeoutSec` (default 120 s) and keeps 64 KiB of each stream unless told otherwise.
+   */
   async run(command: string | readonly string[], opts: RunOptions = {}): Promise<RunOperation> {
-    const req: InstanceSpawnRequest = { image: this.uuid, ...commandSpec(command, opts.args, opts.shell) };
-    if (opts.env) req.env = opts.env;
-    if (opts.cwd !== undefined) req.cwd = opts.cwd;
-    if (opts.uid !== undefined) req.uid = opts.uid;
-    if (opts.gid !== undefined) req.gid = opts.gid;
-    if (opts.hostname !== undefined) req.hostname = opts.hostname;
-    if (opts.disposable !== undefined) req.disposable = opts.disposable;
-    if (opts.preserveEnv !== undefined) req.preserve_env = opts.preserveEnv;
-    if (opts.stdin !== undefined || opts.keepStdinOpen) {
-      req.stdin = closableStreamRepr(opts.stdin ?? "", !opts.keepStdinOpen);
-    }
-    if (opts.timeout !== undefined) req.timeout = opts.timeout;
-    if (opts.truncateOutputAt !== undefined) req.truncate_output_at = opts.truncateOutputAt;
-    if (opts.maxLayerBytes !== undefined) req.resources_limits = { max_layer_bytes: opts.maxLayerBytes };
-    if (opts.networking !== undefined) req.networking = { enabled: opts.networking };
-    if (opts.files) req.files = await this.fileSpecs(opts.files, opts);
+    const req = await spawnRequest(this.api, this.uuid, command, opts);
     const created = await this.api.spawnInstance(req, opts);
-    return new RunOperation(this.api, created.uuid, this, (uuid) => new ImageHandle(this.api, uuid));
+    return new RunOperation(
+      this.api,
+      created.uuid,
+      this,
+      (uuid) => new ImageHandle(this.api, uuid),
+      waitDefaultsOf(opts),
+      `run ${commandLabel(command)}`,
+    );
   }
 
-  /** `run()` then `wait()`. */
+  /**
+   * `run()` then `wait()`. `waitTimeoutMs` bounds the whole call (uploads, spawn and the wait): past
+   * it, TimeoutError (and with `cancelOnAbort` the run is cancelled).
+   */
   async runAndWait(
     command: string | readonly string[],
     opts: RunOptions & WaitOptions = {},
   ): Promise<RunResult> {
-    const op = await this.run(command, opts);
-    const wait: WaitOptions = {};
-    if (opts.signal) wait.signal = opts.signal;
-    if (opts.cancelOnAbort !== undefined) wait.cancelOnAbort = opts.cancelOnAbort;
-    return op.wait(wait);
-  }
-
-  private async fileSpecs(
-    files: Record<string, RunFile>,
-    opts: RequestOptions,
-  ): Promise<Record<string, FileSpec>> {
-    const store = new Files(this.api);
-    const entries = await Promise.all(
-      Object.entries(files).map(async ([path, f]): Promise<[string, FileSpec]> => {
-        const isInput =
-          typeof f === "string" || f instanceof Uint8Array || f instanceof ArrayBuffer || f instanceof Blob;
-        const desc = isInput ? { content: f } : f;
-        let uuid = desc.uuid;
-        if (!uuid) {
-          if (desc.content === undefined) throw new TypeError(`file ${path}: give content or uuid`);
-          uuid = (await store.ensure(desc.content, opts)).uuid;
-        }
-        const mode = desc.mode ?? "0644";
-        const spec: FileSpec = {
-          uuid,
-          mode: typeof mode === "number" ? mode.toString(8).padStart(4, "0") : mode,
-        };
-        if (desc.uid !== undefined) spec.uid = desc.uid;
-        if (desc.gid !== undefined) spec.gid = desc.gid;
-        return [path, spec];
-      }),
-    );
-    return Object.fromEntries(entries);
+    const deadline = new Deadline(opts.signal, waitLimitMs(opts), `run ${commandLabel(command)}`);
+    try {
+      const { waitTimeoutMs: _w, timeoutMs: _t, ...rest } = opts;
+      const op = await this.run(command, { ...rest, signal: deadline.signal });
+      return await op.wait({ ...waitOptionsOf(rest), signal: deadline.signal });
+    } catch (e) {
+      throw deadline.reason ?? e;
+    } finally {
+      deadline.dispose();
+    }
   }
 
   /** Sets (or moves) a tag onto this image. */
@@ -230,3 +323,15 @@ export class ImageHandle {
     return new ImageHandle(this.api, uuid);
   }
 }
+
+/** The options of `wait()` found in a merged options object. */
+export function waitOptionsOf(opts: WaitOptions): WaitOptions {
+  const w: WaitOptions = {};
+  if (opts.cancelOnAbort !== undefined) w.cancelOnAbort = opts.cancelOnAbort;
+  if (opts.check !== undefined) w.check = opts.check;
+  if (opts.onStdout) w.onStdout = opts.onStdout;
+  if (opts.onStderr) w.onStderr = opts.onStderr;
+  return w;
+}
+
+printAs(ImageHandle, "ImageHandle");

@@ -7,22 +7,28 @@ export { ContreeApi } from "./api.js";
 export type { ContreeClientOptions, ImportOptions } from "./client.js";
 export { ContreeClient, createClient, Images, Operations } from "./client.js";
 export type { ConfigOptions } from "./config.js";
+export { DEFAULTS } from "./defaults.js";
 export type { ContreeErrorInit, ContreeErrorKind } from "./errors.js";
 export {
   AbortError,
   BadRequestError,
+  CommandFailedError,
   ConfigurationError,
   ConflictError,
   ContreeError,
   ForbiddenError,
   GoneError,
+  InvalidArgumentError,
   isAbort,
   isBadRequest,
+  isCommandFailed,
   isConfigurationError,
   isConflict,
   isContreeError,
   isForbidden,
   isGone,
+  isInvalidArgument,
+  isLocalFileError,
   isNetworkError,
   isNotFound,
   isOperationFailed,
@@ -34,6 +40,7 @@ export {
   isTooEarly,
   isUnauthorized,
   isUnprocessable,
+  LocalFileError,
   NetworkError,
   NotFoundError,
   OperationFailedError,
@@ -48,19 +55,24 @@ export {
 } from "./errors.js";
 export type { EventStreamOptions } from "./events.js";
 export { isTerminal } from "./events.js";
-export type { FileInput } from "./files.js";
+export type { FileInput, FileSource, LocalPath } from "./files.js";
 export { Files } from "./files.js";
 export type { RequestBody, RequestOptions } from "./http.js";
 export { SDK_VERSION } from "./http.js";
-export type { ReadOptions, RunFile, RunOptions } from "./image-handle.js";
+export type { ReadOptions, RunFile, RunFileSpec, RunOptions } from "./image-handle.js";
 export { ImageHandle } from "./image-handle.js";
 export type { WaitOptions } from "./operation-handle.js";
 export { ImportOperation, OperationHandle } from "./operation-handle.js";
+export type { OutputCallbacks } from "./output.js";
 export type { PageOptions } from "./paginator.js";
 export { Paginator } from "./paginator.js";
 export type { RetryPolicy } from "./retry.js";
 export type { ExecOptions, ProcessOutput, RunResult, SubprocessResult } from "./run-operation.js";
 export { RunOperation, SubprocessHandle } from "./run-operation.js";
+export type { SandboxExecOptions, SandboxOptions, SandboxState } from "./sandbox.js";
+export { Sandbox } from "./sandbox.js";
+export type { SessionOptions, SessionRunOptions, SessionStep, SessionStepResult } from "./session.js";
+export { Session } from "./session.js";
 export { decodeStreamRepr, streamReprToText } from "./stream-repr.js";
 export type * from "./types.js";
 export { TERMINAL_STATUSES } from "./types.js";

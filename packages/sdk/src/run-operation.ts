@@ -2,12 +2,15 @@
 
 import type { ContreeApi } from "./api.js";
 import { abortErrorFrom, Deadline } from "./deadline.js";
-import { isConflict } from "./errors.js";
+import { checkBytes, DEFAULTS, waitLimitMs } from "./defaults.js";
+import { CommandFailedError, InvalidArgumentError, isConflict } from "./errors.js";
 import type { EventStreamOptions } from "./events.js";
 import { isTerminal, outputText } from "./events.js";
 import type { RequestOptions } from "./http.js";
 import type { ImageHandle } from "./image-handle.js";
 import { OperationHandle, resultImageUuid, type WaitOptions } from "./operation-handle.js";
+import { OutputDispatcher } from "./output.js";
+import { printAs } from "./printable.js";
 import { sleep } from "./retry.js";
 import { closableStreamRepr, decodeStreamRepr } from "./stream-repr.js";
 import type {
@@ -77,7 +80,13 @@ export interface ExecOptions extends RequestOptions {
   stdin?: string | Uint8Array;
   /** Keep stdin open for `write()`; close it with `close()`. Default false. */
   keepStdinOpen?: boolean;
+  /** Bytes of stdout and of stderr kept. Default 65 536 (64 KiB, as the official CLI). */
   truncateOutputAt?: number;
+}
+
+/** Whether `check` fails this outcome: a non-zero exit, a signal, or the timeout. */
+export function failureOf(r: ProcessOutput): boolean {
+  return r.timedOut || r.exitCode !== 0 || r.signal > 0;
 }
 
 export class RunOperation extends OperationHandle<RunResult> {
@@ -87,8 +96,26 @@ export class RunOperation extends OperationHandle<RunResult> {
     /** The image this run started from (null when the handle was made from a bare id). */
     readonly image: ImageHandle | null,
     private readonly makeImage: (uuid: string) => ImageHandle,
+    /** `check` and output callbacks given to `run()`: the defaults of `wait()` and `result()`. */
+    private readonly defaults: WaitOptions = {},
+    /** How errors name the command. */
+    private readonly label = "run",
   ) {
     super(api, id, "instance");
+  }
+
+  protected override waitDefaults(): WaitOptions {
+    return this.defaults;
+  }
+
+  protected override checkResult(r: RunResult): void {
+    if (failureOf(r)) throw new CommandFailedError(`${this.label} (operation ${this.id})`, r);
+  }
+
+  protected override finalOutput(doc: OperationResponse): { stdout: string; stderr: string } {
+    const meta = doc.metadata as OperationInstanceMetadata | null | undefined;
+    const o = output(meta?.result);
+    return { stdout: o.stdout, stderr: o.stderr };
   }
 
   protected toResult(doc: OperationResponse): RunResult {
@@ -103,6 +130,11 @@ export class RunOperation extends OperationHandle<RunResult> {
       duration: doc.duration ?? 0,
       operation: doc,
     };
+  }
+
+  /** What printing shows: the operation's id and the image it started from. */
+  override toJSON(): { id: string; kind: "instance"; image: string | null } {
+    return { id: this.id, kind: "instance", image: this.image?.uuid ?? null };
   }
 
   /** Decoded stdout chunks of the main process, live. */
@@ -129,14 +161,15 @@ export class RunOperation extends OperationHandle<RunResult> {
     if (opts.cwd !== undefined) spec.cwd = opts.cwd;
     if (opts.uid !== undefined) spec.uid = opts.uid;
     if (opts.gid !== undefined) spec.gid = opts.gid;
-    if (opts.truncateOutputAt !== undefined) spec.truncate_output_at = opts.truncateOutputAt;
+    spec.truncate_output_at =
+      checkBytes("truncateOutputAt", opts.truncateOutputAt) ?? DEFAULTS.truncateOutputAt;
     if (opts.stdin !== undefined || opts.keepStdinOpen) {
       spec.stdin = closableStreamRepr(opts.stdin ?? "", !opts.keepStdinOpen);
     }
     for (let attempt = 0; ; attempt++) {
       try {
         const { spid } = await this.api.startSubprocess(this.id, spec, opts);
-        return new SubprocessHandle(this.api, this, spid);
+        return new SubprocessHandle(this.api, this, spid, commandLabel(command));
       } catch (e) {
         if (!isConflict(e) || attempt >= 30) throw e;
         if (isTerminal((await this.status(opts)).status)) throw e;
@@ -157,22 +190,42 @@ export function commandSpec(
   shell: boolean | undefined,
 ): { command: string; args?: string[]; shell: boolean } {
   if (typeof command === "string") {
+    if (command === "") throw new InvalidArgumentError("command must not be empty");
     const spec: { command: string; args?: string[]; shell: boolean } = { command, shell: shell ?? true };
     if (args) spec.args = args;
     return spec;
   }
   const [head, ...rest] = command;
-  if (head === undefined) throw new TypeError("command must not be empty");
+  if (head === undefined || head === "") throw new InvalidArgumentError("command must not be empty");
   return { command: head, args: [...rest, ...(args ?? [])], shell: shell ?? false };
 }
 
+/** A command as error messages name it: `exec "ls -l"`, shortened. */
+export function commandLabel(command: string | readonly string[]): string {
+  const text = typeof command === "string" ? command : command.join(" ");
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text);
+}
+
 export class SubprocessHandle {
+  readonly #api: ContreeApi;
+
   constructor(
-    private readonly api: ContreeApi,
+    api: ContreeApi,
     readonly operation: RunOperation,
-    /** Process id within the operation (≥ 2). */
+    /** Process id within the operation (1 = the main process, ≥ 2 = started by `exec`). */
     readonly spid: number,
-  ) {}
+    private readonly label = `process ${spid}`,
+  ) {
+    this.#api = api;
+  }
+
+  private get api(): ContreeApi {
+    return this.#api;
+  }
+
+  toJSON(): { operationId: string; spid: number } {
+    return { operationId: this.operation.id, spid: this.spid };
+  }
 
   /** Writes to stdin (requires `keepStdinOpen` at exec). */
   async write(data: string | Uint8Array, opts?: RequestOptions): Promise<void> {
@@ -210,25 +263,42 @@ export class SubprocessHandle {
     return this.api.getSubprocess(this.operation.id, this.spid, opts);
   }
 
-  /** Waits for the process's `exit` event, then returns its folded result. */
+  /**
+   * Waits for the process's `exit` event, then returns its folded result. `onStdout`/`onStderr` get
+   * its output meanwhile (from its start: the log replays); `check` throws CommandFailedError on a
+   * non-zero exit or a signal; `waitTimeoutMs` bounds the wait, and with `cancelOnAbort` the process
+   * is killed when it expires.
+   */
   async result(opts: WaitOptions = {}): Promise<SubprocessResult> {
-    const deadline = new Deadline(opts.signal, opts.timeoutMs, `waiting for subprocess ${this.spid}`);
+    const deadline = new Deadline(opts.signal, waitLimitMs(opts), `waiting for ${this.label}`);
+    const out = new OutputDispatcher(opts, this.spid);
     try {
       for await (const event of this.events({ signal: deadline.signal })) {
+        await out.push(event);
         if ((event.type === "exit" && event.spid === this.spid) || event.type === "completion") break;
       }
+      await out.finish();
       // The folded record may trail the exit event briefly.
       for (let attempt = 0; ; attempt++) {
         const raw = await this.state({ signal: deadline.signal });
         if (raw.state.exit_code !== -1 || raw.state.signal !== -1 || attempt >= 20) {
-          return { ...output(raw), spid: this.spid, raw };
+          const result: SubprocessResult = { ...output(raw), spid: this.spid, raw };
+          if (opts.check && failureOf(result)) {
+            throw new CommandFailedError(`${this.label} (operation ${this.operation.id})`, result);
+          }
+          return result;
         }
         await sleep(Math.min(1000, 50 * 2 ** attempt), deadline.signal);
       }
     } catch (e) {
-      throw deadline.reason ?? e;
+      const reason = deadline.reason;
+      if (reason && opts.cancelOnAbort) await this.kill().catch(() => undefined);
+      throw reason ?? e;
     } finally {
       deadline.dispose();
     }
   }
 }
+
+printAs(RunOperation, "RunOperation");
+printAs(SubprocessHandle, "SubprocessHandle");

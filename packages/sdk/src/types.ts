@@ -230,6 +230,8 @@ export interface ProcessState {
   continued?: boolean;
   core_dump?: boolean;
   oom_killed?: boolean;
+  /** Whether the process still runs (subprocess GET; extension). */
+  running?: boolean;
 }
 
 export interface InstanceResultResources {
@@ -258,14 +260,24 @@ export interface InstanceResult {
   resources?: InstanceResultResources;
 }
 
+/** The main process's stdin as an instance's metadata stores it. */
+export interface StoredStdin {
+  value: string;
+  encoding: StreamEncoding;
+  close?: boolean;
+}
+
+/** `metadata` of an `instance` operation: the normalised spawn request, plus `result` once it ran. */
 export interface OperationInstanceMetadata extends Omit<InstanceSpawnRequest, "stdin"> {
-  stdin?: ClosableStreamRepr | StreamRepr;
+  stdin?: StoredStdin;
   result?: InstanceResult | null;
 }
 
+/** `metadata` of an `image_import` operation (credentials masked). */
 export interface ImageImportMetadata {
   registry: { url: string; credentials?: RegistryCredentials };
   tag?: string | null;
+  /** Seconds. */
   timeout?: number;
 }
 
@@ -274,10 +286,22 @@ export interface OperationResult {
   tag: string | null;
 }
 
-export type OperationResponse = OperationSummary & {
-  metadata?: OperationInstanceMetadata | ImageImportMetadata | null;
+/** `GET /v1/operations/{id}` of a run. */
+export interface InstanceOperationResponse extends OperationSummary {
+  kind: "instance";
+  metadata?: OperationInstanceMetadata | null;
   result?: OperationResult | null;
-};
+}
+
+/** `GET /v1/operations/{id}` of an image import. */
+export interface ImportOperationResponse extends OperationSummary {
+  kind: "image_import";
+  metadata?: ImageImportMetadata | null;
+  result?: OperationResult | null;
+}
+
+/** `GET /v1/operations/{id}`: narrow on `kind` to get the metadata's type. */
+export type OperationResponse = InstanceOperationResponse | ImportOperationResponse;
 
 /** Alias under the schema name our server's OpenAPI document uses (`$id: "Operation"`). */
 export type Operation = OperationResponse;

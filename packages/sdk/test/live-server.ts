@@ -1,5 +1,6 @@
 // The real server for SDK end-to-end tests: started in this process on a loopback port with the OCI
-// runtime, busybox imported from the fixture registry as `busybox:latest`. Reuses the server's harness.
+// runtime (crun, the first OCI driver that works) or gVisor (runsc), busybox imported from the fixture
+// registry as `busybox:latest`. Reuses the server's harness.
 
 import { importBusybox } from "../../server/test/harness/busybox-image.js";
 import { startTestServer, type TestServer } from "../../server/test/harness/in-process.js";
@@ -18,8 +19,10 @@ export interface LiveServer {
   close(): Promise<void>;
 }
 
-export async function startLiveServer(opts: { busybox?: boolean } = {}): Promise<LiveServer> {
-  const t = await startTestServer({ runtime: "oci" });
+export async function startLiveServer(
+  opts: { busybox?: boolean; runtime?: "oci" | "gvisor" } = {},
+): Promise<LiveServer> {
+  const t = await startTestServer({ runtime: opts.runtime ?? "oci" });
   let registry: RegistryHandle | undefined;
   let busybox = "";
   const close = async () => {

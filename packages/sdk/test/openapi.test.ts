@@ -6,7 +6,10 @@
 //    the same required/optional split (the compiler makes each name map list exactly the type's keys);
 //  - every request body the SDK sends matches the server's request schema all the way down (stdin,
 //    files values, resources_limits, networking, registry credentials...): each key the SDK sends is
-//    declared there, and each key the server requires the SDK requires too.
+//    declared there, and each key the server requires the SDK requires too;
+//  - the nested response shapes (each operation kind's metadata, InstanceResult with `running`) agree
+//    with the SDK's types both ways, and real documents of a run, an import and a subprocess carry no
+//    key the SDK types lack, at any depth.
 // The maps live in wire-surface.ts; the first test type-checks them, since vitest itself does not.
 
 import { execFile } from "node:child_process";
@@ -24,6 +27,9 @@ import {
   IMAGE,
   IMAGE_DELETED,
   IMPORT_BODY,
+  IMPORT_METADATA,
+  INSTANCE_METADATA,
+  INSTANCE_RESULT,
   OPERATION,
   type ShapeMap,
   SPAWN_BODY,
@@ -95,7 +101,7 @@ describe("SDK wire surface vs the server's OpenAPI document", () => {
   let doc: OpenApi;
 
   beforeAll(async () => {
-    live = await startLiveServer({ busybox: false });
+    live = await startLiveServer();
     const res = await live.t.api("/v1/openapi.json");
     expect(res.status).toBe(200);
     doc = (await res.json()) as OpenApi;
@@ -249,4 +255,116 @@ describe("SDK wire surface vs the server's OpenAPI document", () => {
       expect(requestDrift(title, shape, body)).toEqual([]);
     },
   );
+
+  /** Where the SDK's nested response type and the server's response schema disagree (both ways). */
+  function responseDrift(where: string, sdk: ShapeMap, server: Schema | undefined): string[] {
+    const described = objectsOf(server).filter((o) => o.properties !== undefined);
+    if (described.length !== 1) return [`${where}: the server's schema does not describe this object`];
+    const o = described[0] as Schema;
+    const props = o.properties ?? {};
+    const required = new Set(o.required ?? []);
+    const problems: string[] = [];
+    for (const key of Object.keys(props))
+      if (!(key in sdk)) problems.push(`${where}.${key}: sent by the server, not in the SDK's type`);
+    for (const [key, node] of Object.entries(sdk)) {
+      const sub = props[key];
+      if (sub === undefined) {
+        problems.push(`${where}.${key}: in the SDK's type, not in the server's schema`);
+        continue;
+      }
+      const mark = typeof node === "string" ? node : node.mark;
+      if (mark === "required" && !required.has(key))
+        problems.push(`${where}.${key}: required in the SDK, optional on the server`);
+      if (typeof node === "string") continue;
+      if (node.properties) problems.push(...responseDrift(`${where}.${key}`, node.properties, sub));
+      if (node.values) {
+        const maps = objectsOf(sub).filter((m) => typeof m.additionalProperties === "object");
+        if (maps.length !== 1) problems.push(`${where}.${key}: the server does not describe its values`);
+        else
+          problems.push(
+            ...responseDrift(`${where}.${key}[*]`, node.values, maps[0]?.additionalProperties as Schema),
+          );
+      }
+    }
+    return problems;
+  }
+
+  it("Operation.metadata of each kind and a process's InstanceResult agree with the SDK's types, nested", () => {
+    const op = deref(okSchema("GET", "/v1/operations/{operation_id}"));
+    const kinds = objectsOf(op.properties?.["metadata"]);
+    const byTitle = (t: string) => kinds.filter((k) => k.title === t);
+    expect(kinds.map((k) => k.title).sort()).toEqual(["ImageImportMetadata", "OperationInstanceMetadata"]);
+    expect(
+      responseDrift("instance metadata", INSTANCE_METADATA, byTitle("OperationInstanceMetadata")[0]),
+    ).toEqual([]);
+    expect(responseDrift("import metadata", IMPORT_METADATA, byTitle("ImageImportMetadata")[0])).toEqual([]);
+    const sub = okSchema("GET", "/v1/operations/{operation_id}/subprocesses/{spid}");
+    expect(responseDrift("InstanceResult", INSTANCE_RESULT, sub)).toEqual([]);
+  });
+
+  /** Where a real document has keys the SDK's type lacks, or lacks keys the type requires. */
+  function documentDrift(where: string, sdk: ShapeMap, value: unknown): string[] {
+    if (typeof value !== "object" || value === null || Array.isArray(value))
+      return [`${where}: not an object`];
+    const doc = value as Record<string, unknown>;
+    const problems: string[] = [];
+    for (const key of Object.keys(doc))
+      if (!(key in sdk)) problems.push(`${where}.${key}: sent by the server, not in the SDK's type`);
+    for (const [key, node] of Object.entries(sdk)) {
+      const mark = typeof node === "string" ? node : node.mark;
+      if (mark === "required" && !(key in doc)) problems.push(`${where}.${key}: required in the SDK, absent`);
+      const v = doc[key];
+      if (typeof node === "string" || v === null || v === undefined) continue;
+      if (node.properties) problems.push(...documentDrift(`${where}.${key}`, node.properties, v));
+      if (node.values) {
+        for (const [k, x] of Object.entries(v as Record<string, unknown>))
+          problems.push(...documentDrift(`${where}.${key}[${k}]`, node.values, x));
+      }
+      if (node.items) {
+        for (const [i, x] of (v as unknown[]).entries())
+          problems.push(...documentDrift(`${where}.${key}[${i}]`, node.items, x));
+      }
+    }
+    return problems;
+  }
+
+  it("real documents (a run with every option, an import, a subprocess running and ended) hold no key the SDK types lack", async () => {
+    const client = live.client();
+    const base = client.images.handle(live.busybox);
+    const op = await base.run("cat; echo out; echo err >&2", {
+      env: { A: "1" },
+      cwd: "/tmp",
+      hostname: "h",
+      stdin: "in",
+      files: { "/etc/x": "x" },
+      maxLayerBytes: 1 << 20,
+      networking: false,
+      timeoutSec: 60,
+    });
+    await op.wait();
+    const get = async (path: string) => (await (await live.t.api(path)).json()) as Record<string, unknown>;
+    const run = await get(`/v1/operations/${op.id}`);
+    const top: ShapeMap = { ...OPERATION, metadata: { mark: "optional", properties: INSTANCE_METADATA } };
+    expect(documentDrift("run", top, run)).toEqual([]);
+    expect(run["metadata"]).toMatchObject({ result: { state: { exit_code: 0 } } });
+
+    const record = await client.api.inspectImage(live.busybox);
+    const imported = await get(`/v1/operations/${record.operation_uuid}`);
+    expect(imported["kind"]).toBe("image_import");
+    const importTop: ShapeMap = { ...OPERATION, metadata: { mark: "optional", properties: IMPORT_METADATA } };
+    expect(documentDrift("import", importTop, imported)).toEqual([]);
+
+    const live2 = await base.run("cat", { keepStdinOpen: true });
+    const sub = await live2.exec(["sleep", "30"]);
+    const running = await get(`/v1/operations/${live2.id}/subprocesses/${sub.spid}`);
+    expect(documentDrift("subprocess", INSTANCE_RESULT, running)).toEqual([]);
+    expect((running["state"] as { running?: boolean }).running).toBe(true);
+    await sub.kill();
+    await sub.result();
+    const ended = await get(`/v1/operations/${live2.id}/subprocesses/${sub.spid}`);
+    expect(documentDrift("subprocess", INSTANCE_RESULT, ended)).toEqual([]);
+    expect((ended["state"] as { running?: boolean }).running).toBe(false);
+    await live2.main.close();
+    await live2.wait();
+  }, 240_000);
 });

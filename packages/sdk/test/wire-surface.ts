@@ -10,16 +10,19 @@ import type {
   FileItem,
   Image,
   ImageDeleteResponse,
+  ImageImportMetadata,
   ImageImportRequest,
   ImageTagRequest,
+  InstanceResult,
   InstanceSpawnRequest,
+  OperationInstanceMetadata,
   OperationResponse,
   OperationSummary,
   WhoAmIResponse,
 } from "../src/index.js";
 
 export type HttpMethod = "GET" | "HEAD" | "POST" | "PATCH" | "DELETE";
-type ApiMethod = Exclude<keyof ContreeApi, "transport">;
+type ApiMethod = Exclude<keyof ContreeApi, "transport" | "toJSON">;
 
 export const U = "00000000-0000-4000-8000-000000000001";
 const SHA = "a".repeat(64);
@@ -303,3 +306,63 @@ export const EXEC_BODY: Shape<ExecSpec> = {
   truncate_output_at: "optional",
 };
 export const STDIN_BODY: Shape<ClosableStreamRepr> = STDIN;
+
+// ---------------------------------------------------------------- response documents, nested
+
+const STREAM: Shape<InstanceResult["stdout"]> = {
+  value: "required",
+  encoding: "required",
+  truncated: "optional",
+};
+export const INSTANCE_RESULT: Shape<InstanceResult> = {
+  state: {
+    mark: "required",
+    properties: {
+      exit_code: "required",
+      signal: "required",
+      pid: "required",
+      timed_out: "required",
+      stopped: "optional",
+      continued: "optional",
+      core_dump: "optional",
+      oom_killed: "optional",
+      running: "optional",
+    },
+  },
+  stdout: { mark: "required", properties: STREAM },
+  stderr: { mark: "required", properties: STREAM },
+  resources: {
+    mark: "optional",
+    properties: {
+      elapsed_time: "optional",
+      monotonic_time: "optional",
+      user_cpu_time: "optional",
+      system_cpu_time: "optional",
+      max_rss: "optional",
+      cost: "optional",
+      block_input: "optional",
+      block_output: "optional",
+      page_faults: "optional",
+      page_faults_io: "optional",
+      shared_memory: "optional",
+      unshared_memory: "optional",
+      signals: "optional",
+      swaps: "optional",
+      voluntary_switches: "optional",
+      involuntary_switches: "optional",
+    },
+  },
+};
+export const INSTANCE_METADATA: Shape<OperationInstanceMetadata> = {
+  ...SPAWN_BODY,
+  stdin: {
+    mark: "optional",
+    properties: { value: "required", encoding: "required", close: "optional" },
+  },
+  result: { mark: "optional", properties: INSTANCE_RESULT },
+};
+export const IMPORT_METADATA: Shape<ImageImportMetadata> = {
+  registry: IMPORT_BODY.registry,
+  tag: "optional",
+  timeout: "optional",
+};

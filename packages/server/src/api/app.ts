@@ -15,6 +15,7 @@ import { badRequestUrl, frameworkError, onClientError } from "./request-url.js";
 import { metricsRoutes } from "./routes/metrics.js";
 import type { RouteModule, Services } from "./services.js";
 import { buildValidator } from "./validators.js";
+import { documentOperationShapes } from "./views/operation-docs.js";
 
 const gzip = promisify(gzipCb);
 
@@ -157,6 +158,8 @@ export async function buildApp(deps: Services, routes: readonly RouteModule[]): 
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: [{ bearer: [] }],
     },
+    transformObject: (d) =>
+      "openapiObject" in d ? documentOperationShapes(d.openapiObject) : d.swaggerObject,
   });
 
   await app.register(
