@@ -2,6 +2,7 @@ import { ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { Variables } from "@modelcontextprotocol/sdk/shared/uriTemplate.js";
 import type { ContreeApi, Json } from "./contree-api.js";
 import { GUIDE } from "./guide-text.js";
+import { streamText } from "./runs.js";
 import type { ToolContext } from "./tool-kit.js";
 import { utf8 } from "./tools/files.js";
 
@@ -12,12 +13,6 @@ function one(v: Variables, name: string): string {
 
 function textOf(uri: URL, text: string, mimeType = "text/plain") {
   return { contents: [{ uri: uri.href, mimeType, text }] };
-}
-
-function streamText(s: unknown): string {
-  const st = (s ?? {}) as Json;
-  const value = String(st["value"] ?? "");
-  return st["encoding"] === "base64" ? Buffer.from(value, "base64").toString("utf8") : value;
 }
 
 /** Every image of the project whose parent is `uuid` (one pass over the listing). */

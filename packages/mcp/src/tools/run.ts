@@ -2,12 +2,13 @@ import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/proto
 import type { ServerNotification, ServerRequest } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { type ContreeApi, type Json, operationResponse } from "../contree-api.js";
+import { forkRuns, spawnRun } from "../runs.js";
 import { ok, type ToolContext } from "../tool-kit.js";
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
 /** What a run from an image takes beyond the command (the official `run` tool's arguments and defaults). */
-const runOptions = {
+export const runOptions = {
   shell: z.boolean().default(true),
   env: z.record(z.string(), z.string()).optional(),
   cwd: z.string().min(1).max(4096).default("/root"),
@@ -17,65 +18,6 @@ const runOptions = {
   files: z.record(z.string(), z.string()).optional(),
   truncate_output_at: z.number().int().min(1).default(8000),
 };
-
-type RunOptions = {
-  shell: boolean;
-  env?: Record<string, string> | undefined;
-  cwd: string;
-  timeout: number;
-  stdin?: string | undefined;
-  directory_state_id?: number | undefined;
-  files?: Record<string, string> | undefined;
-  truncate_output_at: number;
-};
-
-/** StreamRepr of text: ascii when it is, base64 otherwise. */
-function stream(text: string): Json {
-  const buf = Buffer.from(text, "utf8");
-  const ascii = buf.every((b) => b < 0x80);
-  return {
-    value: ascii ? text : buf.toString("base64"),
-    encoding: ascii ? "ascii" : "base64",
-    truncated: false,
-  };
-}
-
-function spawnFiles(ctx: ToolContext, o: RunOptions): Json {
-  const files: Json = {};
-  if (o.directory_state_id !== undefined) {
-    const state = ctx.states.get(o.directory_state_id);
-    if (!state)
-      throw new Error(
-        `directory state ${o.directory_state_id} not found: directory states live as long as this MCP server process; call contree_rsync again`,
-      );
-    for (const f of state) files[f.target] = { uuid: f.uuid, mode: `0o${(f.mode & 0o7777).toString(8)}` };
-  }
-  for (const [path, uuid] of Object.entries(o.files ?? {})) files[path] = { uuid, mode: "0o644" };
-  return files;
-}
-
-async function spawn(ctx: ToolContext, image: string, command: string, disposable: boolean, o: RunOptions) {
-  const uuid = await ctx.api.resolveImage(image);
-  const op = await ctx.api.json({
-    method: "POST",
-    path: "/v1/instances",
-    json: {
-      command,
-      image: uuid,
-      shell: o.shell,
-      args: [],
-      env: o.env ?? {},
-      cwd: o.cwd,
-      timeout: o.timeout,
-      hostname: "linuxkit",
-      disposable,
-      stdin: stream(o.stdin ?? ""),
-      truncate_output_at: o.truncate_output_at,
-      files: spawnFiles(ctx, o),
-    },
-  });
-  return String(op["uuid"]);
-}
 
 /**
  * Forwards stdout/stderr events of an operation as progress notifications (only when the caller
@@ -134,7 +76,7 @@ export function registerRunTools(ctx: ToolContext): void {
       },
     },
     async (a, extra) => {
-      const id = await spawn(ctx, a.image, a.command, a.disposable, a);
+      const id = await spawnRun(api, ctx.states, a.image, a.command, a.disposable, a);
       if (!a.wait) return ok({ operation_id: id });
       const onPoll = outputForwarder(api, id, extra);
       const doc = await api.waitOperation(id, { signal: extra.signal, ...(onPoll ? { onPoll } : {}) });
@@ -156,40 +98,8 @@ export function registerRunTools(ctx: ToolContext): void {
       },
     },
     async (a, extra) => {
-      const ids = await Promise.all(a.commands.map((c) => spawn(ctx, a.image, c, a.disposable, a)));
-      try {
-        const docs = await Promise.all(ids.map((id) => api.waitOperation(id, { signal: extra.signal })));
-        return ok({
-          image: a.image,
-          results: docs.map((d, i) => forkResult(a.commands[i] ?? "", ids[i] ?? "", d)),
-        });
-      } catch (err) {
-        // One failed wait must not leave its siblings running unwatched.
-        await Promise.all(ids.map((id) => api.cancel(id).catch(() => undefined)));
-        throw err;
-      }
+      const results = await forkRuns(api, ctx.states, a.image, a.commands, a.disposable, a, extra.signal);
+      return ok({ image: a.image, results });
     },
   );
-}
-
-function text(s: unknown): string {
-  const st = (s ?? {}) as Json;
-  const value = String(st["value"] ?? "");
-  return st["encoding"] === "base64" ? Buffer.from(value, "base64").toString("utf8") : value;
-}
-
-function forkResult(command: string, id: string, doc: Json): Json {
-  const res = ((doc["metadata"] as Json | undefined)?.["result"] ?? {}) as Json;
-  const state = (res["state"] ?? {}) as Json;
-  return {
-    command,
-    operation_id: id,
-    status: doc["status"],
-    exit_code: state["exit_code"] ?? null,
-    timed_out: state["timed_out"] ?? false,
-    stdout: text(res["stdout"]),
-    stderr: text(res["stderr"]),
-    result_image: ((doc["result"] ?? {}) as Json)["image"] ?? null,
-    error: doc["error"] ?? null,
-  };
 }
