@@ -42,7 +42,10 @@ function outputForwarder(api: ContreeApi, id: string, extra: Extra) {
       } catch {
         continue;
       }
-      if (typeof e["id"] === "number") since = Math.max(since, e["id"]);
+      if (typeof e["id"] === "number") {
+        if (e["id"] <= since) continue;
+        since = e["id"];
+      }
       if (e["type"] !== "stdout" && e["type"] !== "stderr") continue;
       const d = e["data"] as Json;
       const text =
