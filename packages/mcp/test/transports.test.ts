@@ -1,8 +1,10 @@
 // The MCP server driven by the MCP SDK's own client over both transports (stdio: the contree-mcp
 // bin; streamable HTTP: contree-server's /mcp) against a real server with real sandboxes.
 
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tenant } from "../../server/test/harness/tenant.js";
 import {
   connect,
   errorText,
@@ -324,6 +326,40 @@ describe("/mcp on contree-server", () => {
     });
     expect(res.status).toBe(401);
     await expect(connect(live, "http", "wrong-token")).rejects.toThrow();
+  });
+
+  it("binds a session to the token that opened it, and acts with that token's permissions", async () => {
+    const other = await tenant(live.t, "mcp-other");
+    const transport = new StreamableHTTPClientTransport(new URL(`${live.url}/mcp`), {
+      requestInit: { headers: { authorization: `Bearer ${live.t.token}` } },
+    });
+    const owner = new Client({ name: "owner", version: "0" });
+    await owner.connect(transport);
+    const intruder = await connect(live, "http", other.token);
+    try {
+      const sid = String(transport.sessionId);
+      const res = await fetch(`${live.url}/mcp`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${other.token}`,
+          "mcp-session-id": sid,
+          "mcp-protocol-version": "2025-06-18",
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+        },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/list", params: {} }),
+      });
+      expect(res.status).toBe(404);
+      // The session still works for its owner.
+      expect((await owner.listTools()).tools.length).toBeGreaterThan(0);
+      // Another project's token does not see this project's images through MCP either.
+      expect(
+        errorText(await intruder.callTool({ name: "contree_get_image", arguments: { image: live.busybox } })),
+      ).toMatch(/HTTP 404/);
+    } finally {
+      await owner.close();
+      await intruder.close();
+    }
   });
 
   it("keeps local-file tools off: they would touch the server host's filesystem", async () => {
