@@ -1,6 +1,9 @@
 // The MCP server driven by the MCP SDK's own client over both transports (stdio: the contree-mcp
 // bin; streamable HTTP: contree-server's /mcp) against a real server with real sandboxes.
 
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -316,6 +319,61 @@ for (const transport of ["stdio", "http"] as TransportName[]) {
     });
   });
 }
+
+describe("contree-mcp over stdio: local files", () => {
+  it("syncs a local directory into a run (rsync, excludes, modes) and downloads a file back", async () => {
+    const client = await connect(live, "stdio");
+    const dir = mkdtempSync(join(tmpdir(), "contree-mcp-rsync-"));
+    try {
+      mkdirSync(join(dir, "src"));
+      mkdirSync(join(dir, "__pycache__"));
+      writeFileSync(join(dir, "src", "main.sh"), "echo from-main\n");
+      chmodSync(join(dir, "src", "main.sh"), 0o755);
+      writeFileSync(join(dir, "__pycache__", "junk"), "x");
+      writeFileSync(join(dir, "skip.pyc"), "x");
+      const r = await client.callTool({
+        name: "contree_rsync",
+        arguments: { source: dir, destination: "/app/", exclude: ["__pycache__", "*.pyc"] },
+      });
+      const id = Number(structured(r)["result"]);
+      expect(Number.isInteger(id)).toBe(true);
+      const op = structured(
+        await client.callTool({
+          name: "contree_run",
+          arguments: {
+            command: "/app/src/main.sh; find /app | sort",
+            image: live.busybox,
+            directory_state_id: id,
+            disposable: false,
+          },
+        }),
+      );
+      expect(stdoutOf(op)).toBe("from-main\n/app\n/app/src\n/app/src/main.sh\n");
+      const image = String((op["result"] as Record<string, unknown>)["image"]);
+      const dest = join(dir, "out", "main.sh");
+      const d = structured(
+        await client.callTool({
+          name: "contree_download",
+          arguments: { image, path: "/app/src/main.sh", destination: dest, executable: true },
+        }),
+      );
+      expect(d).toMatchObject({ success: true, destination: dest, size: 15, executable: true });
+      expect(readFileSync(dest, "utf8")).toBe("echo from-main\n");
+      expect(statSync(dest).mode & 0o777).toBe(0o755);
+      expect(
+        errorText(
+          await client.callTool({
+            name: "contree_run",
+            arguments: { command: "true", image: live.busybox, directory_state_id: 999 },
+          }),
+        ),
+      ).toMatch(/directory state 999 not found/);
+    } finally {
+      await client.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe("/mcp on contree-server", () => {
   it("refuses requests without a valid bearer token", async () => {
