@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { chmod, mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { createMcpHttpEndpoint } from "@contree/mcp";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
 import { HeavyGate } from "./api/heavy-gate.js";
@@ -326,6 +327,7 @@ export async function createServer(
       snapshots,
       outputs,
       gate,
+      mcp: createMcpHttpEndpoint(),
       usage: {
         view: async (project) =>
           usageView(

@@ -10,6 +10,7 @@ import { createHttpMetrics } from "../observability/metrics.js";
 import { typed } from "./api-app.js";
 import { acceptsGzip } from "./compression.js";
 import { makeErrorHandler } from "./error-handler.js";
+import { registerMcpRoute } from "./mcp-route.js";
 import "./request-context.js";
 import { badRequestUrl, frameworkError, onClientError } from "./request-url.js";
 import { metricsRoutes } from "./routes/metrics.js";
@@ -173,5 +174,6 @@ export async function buildApp(deps: Services, routes: readonly RouteModule[]): 
     { prefix },
   );
   await metricsRoutes(deps)(typed(app));
+  if (deps.mcp) registerMcpRoute(app, config.pathPrefix, deps.mcp);
   return app;
 }

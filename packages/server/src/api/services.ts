@@ -1,3 +1,4 @@
+import type { McpHttpEndpoint } from "@contree/mcp";
 import type { Principal } from "../auth/principal.js";
 import type { Config } from "../config/config.js";
 import type { FileService } from "../files/file-service.js";
@@ -65,6 +66,8 @@ export interface Services {
   usage?: { view(project?: string): Promise<UsageView> };
   /** Slots of heavy requests (streamed output, downloads, greps) per token/project. */
   gate: HeavyGate;
+  /** MCP over streamable HTTP at `<prefix>/mcp` (absent: no /mcp route). */
+  mcp?: McpHttpEndpoint;
 }
 
 /**

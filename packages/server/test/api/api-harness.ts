@@ -149,12 +149,12 @@ export async function startApi(
 
 /**
  * The services the harness builds; a route reaching one it does not (runtime, queue, inspect)
- * fails loudly instead of seeing undefined. `storage` is optional: no disk guard here.
+ * fails loudly instead of seeing undefined. `storage` and `mcp` are optional: no disk guard, no /mcp here.
  */
 function harnessServices(built: Partial<Services>): Services {
   return new Proxy(built, {
     get(target, key) {
-      if (key in target || key === "storage") return Reflect.get(target, key);
+      if (key in target || key === "storage" || key === "mcp") return Reflect.get(target, key);
       throw new Error(`service ${String(key)} is not built by the API harness`);
     },
   }) as Services;
