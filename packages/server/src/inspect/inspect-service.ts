@@ -15,10 +15,19 @@ import { isKind, notFound, resourceExhausted, unprocessable } from "../core/erro
 import { MergedView } from "../layers/merged-view.js";
 import { archiveView } from "../layers/tar-writer.js";
 import { type Accounts, readAccounts } from "./accounts.js";
+import {
+  DEFAULT_DIFF_LIMITS,
+  type DiffEntry,
+  type DiffLimits,
+  type DiffOutcome,
+  type DiffRequest,
+  diffViews,
+} from "./diff.js";
 import { type FileItem, fileItem, listingText, listingTextChunks } from "./file-item.js";
 import { DEFAULT_GREP_LIMITS, type GrepLimits, type GrepRequest, type GrepResult, grepView } from "./grep.js";
 import { RegexWorkerPool } from "./regex-worker-pool.js";
 
+export type { DiffEntry, DiffOutcome } from "./diff.js";
 export type { FileItem } from "./file-item.js";
 export type { CaseMode } from "./rust-regex.js";
 
@@ -46,6 +55,7 @@ interface InspectOptions {
   /** FileItems kept in cached directory listings, over all images (default 100 000). */
   listingCacheEntries?: number;
   grep?: Partial<GrepLimits>;
+  diff?: Partial<DiffLimits>;
   /** Regex worker threads (default 2). */
   grepWorkers?: number;
   /** Searches one project may run at once; more get a 429 (default 2). */
@@ -68,6 +78,7 @@ export class InspectService {
   private readonly maxListedEntries: number;
   private readonly cacheSize: number;
   private readonly grepLimits: GrepLimits;
+  private readonly diffLimits: DiffLimits;
   private readonly pool: RegexWorkerPool;
   private readonly grepPerProject: number;
   private readonly grepsRunning = new Map<string, number>();
@@ -76,6 +87,7 @@ export class InspectService {
     this.cacheSize = Math.max(1, opts.viewCacheSize ?? 64);
     this.maxListedEntries = Math.max(0, opts.listingCacheEntries ?? 100_000);
     this.grepLimits = { ...DEFAULT_GREP_LIMITS, ...opts.grep };
+    this.diffLimits = { ...DEFAULT_DIFF_LIMITS, ...opts.diff };
     this.pool = new RegexWorkerPool(opts.grepWorkers ?? 2);
     this.grepPerProject = Math.max(1, opts.grepPerProject ?? 2);
   }
@@ -176,6 +188,20 @@ export class InspectService {
       if (left <= 0) this.grepsRunning.delete(project);
       else this.grepsRunning.set(project, left);
     }
+  }
+
+  /**
+   * What changed from `older` to `newer` (see diff.ts), entries produced lazily; `outcome` is
+   * final once they are consumed. `upper`: the layers one chain has on top of the other.
+   */
+  async diff(
+    older: ImageFs,
+    newer: ImageFs,
+    req: DiffRequest,
+  ): Promise<{ entries: AsyncGenerator<DiffEntry>; outcome: DiffOutcome }> {
+    const a = await this.image(older);
+    const b = await this.image(newer);
+    return diffViews(a.view, b.view, req, this.diffLimits);
   }
 
   async close(): Promise<void> {

@@ -17,6 +17,7 @@ import {
   isWhiteout,
   lookupChild,
   type MergedNode,
+  OPAQUE_XATTR,
   resolvePath,
   runAsync,
   splitPath,
@@ -155,6 +156,39 @@ export class MergedView {
   async *walk(path: string): AsyncGenerator<MergedStat & { xattrs(): Promise<Map<string, Buffer>> }> {
     const r = await this.resolve(path, false);
     yield* this.walkNode(r.parts, r.node);
+  }
+
+  /**
+   * What the top `top` layers of this view hold, raw (before merging): every entry of those
+   * layers' trees, pre-order, with `cover` true where the entry hides the lower layers' subtree
+   * (a whiteout, an opaque directory, or a non-directory). Only these paths can differ between
+   * this view and the view of its chain without those layers (diff of an ancestor). Paths are
+   * the layers' own, never followed. `stop()` is polled between directories.
+   */
+  async *layerEntries(top: number, stop: () => boolean): AsyncGenerator<{ path: string; cover: boolean }> {
+    const n = Math.min(top, this.roots.length);
+    const pending: string[][] = [[]];
+    while (pending.length > 0 && !stop()) {
+      const parts = pending.pop()!;
+      const seen = new Map<string, boolean>();
+      const dirs = new Set<string>();
+      for (let i = 0; i < n; i++) {
+        const dir = hostPath(this.roots[i]!, parts);
+        const st = await fs.promises.lstat(dir).catch(() => null);
+        if (!st?.isDirectory()) continue;
+        for (const d of await hostCall(() => fs.promises.readdir(dir, { withFileTypes: true }))) {
+          let cover = !d.isDirectory();
+          if (d.isDirectory()) {
+            dirs.add(d.name);
+            const opaque = await getAttribute(`${dir}/${d.name}`, OPAQUE_XATTR).catch(() => null);
+            cover = opaque !== null && opaque.length === 1 && opaque[0] === 0x79;
+          }
+          seen.set(d.name, (seen.get(d.name) ?? false) || cover);
+        }
+      }
+      for (const [name, cover] of seen) yield { path: `/${[...parts, name].join("/")}`, cover };
+      for (const name of [...dirs].sort().reverse()) if (!seen.get(name)) pending.push([...parts, name]);
+    }
   }
 
   private async *walkNode(

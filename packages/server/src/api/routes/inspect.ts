@@ -2,8 +2,11 @@ import { Type } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { requirePermission } from "../../auth/principal.js";
 import { invalidArgument } from "../../core/errors.js";
+import { isUuid } from "../../core/ids.js";
 import { parseFlag } from "../../core/time.js";
+import { chainRelation, diffPrefix } from "../../inspect/diff.js";
 import type { CaseMode, DirectoryListing, ImageFs } from "../../inspect/inspect-service.js";
+import type { ImageRecord } from "../../metadata/repos/image-repo.js";
 import type { ApiApp } from "../api-app.js";
 import { ErrorSchema, FlagSchema } from "../pagination.js";
 import { IdParamSchema, ImagePathSchema, TagTextSchema } from "../params.js";
@@ -61,6 +64,28 @@ const GrepMatchSchema = Type.Object({
   type: Type.Union([Type.Literal("match"), Type.Literal("context")]),
 });
 
+const DiffSideSchema = Type.Object({
+  type: Type.String({ description: "file, dir, symlink, char, block, fifo or socket" }),
+  size: Type.Integer(),
+  mode: Type.Integer(),
+  uid: Type.Integer(),
+  gid: Type.Integer(),
+  symlink_to: Type.Optional(Type.String()),
+});
+const DiffEntrySchema = Type.Object({
+  path: Type.String(),
+  status: Type.Union([Type.Literal("added"), Type.Literal("removed"), Type.Literal("changed")]),
+  changes: Type.Optional(
+    Type.Array(Type.String({ description: "type, size, mode, owner, target or content" })),
+  ),
+  old: Type.Optional(DiffSideSchema),
+  new: Type.Optional(DiffSideSchema),
+  diff: Type.Optional(Type.String({ description: "unified diff of a small text file (text=1)" })),
+  diff_omitted: Type.Optional(Type.String({ description: "binary, file_size, total or edits" })),
+});
+const DIFF_DEFAULT_LIMIT = 10_000;
+const DIFF_MAX_LIMIT = 100_000;
+
 const CASES: readonly CaseMode[] = ["sensitive", "insensitive", "smart"];
 /** Listings with more entries are streamed a few hundred rows at a time. */
 const STREAM_LISTING_FROM = 2000;
@@ -81,6 +106,13 @@ export function inspectRoutes(d: Services) {
       const p = principalOf(req);
       requirePermission(p, "list");
       const img = await d.images.get(p.project, uuid.toLowerCase());
+      return leasedView(req, reply, img);
+    };
+    const leasedView = async (
+      req: FastifyRequest,
+      reply: FastifyReply,
+      img: ImageRecord,
+    ): Promise<ImageFs> => {
       void d.images.touch(img.id); // retention: reading an image is a use of it
       const view = await d.snapshots.view(img);
       reply.raw.once("close", () => {
@@ -274,6 +306,86 @@ export function inspectRoutes(d: Services) {
           },
           principalOf(req).project.id,
         );
+      },
+    );
+    app.get(
+      "/inspect/:image_uuid/diff",
+      {
+        schema: {
+          summary:
+            "extension: what changed from `against` (default: the parent) to this image, streamed in path order; bounded by `limit`, a deadline and depth",
+          params: Params,
+          querystring: Type.Object({
+            against: Type.Optional(
+              Type.String({ maxLength: 64, description: "UUID of the image to compare with" }),
+            ),
+            path: Type.Optional(ImagePathSchema),
+            text: FlagSchema,
+            limit: Count(DIFF_MAX_LIMIT, "limit"),
+          }),
+          response: {
+            200: Type.Object({
+              image: Type.String(),
+              against: Type.String(),
+              path: Type.String(),
+              entries: Type.Array(DiffEntrySchema),
+              walk: Type.String({
+                description: "layers: only the layers between the images; full: both trees",
+              }),
+              truncated: Type.Boolean(),
+              truncated_reason: Type.Optional(
+                Type.String({ description: "limit, deadline, depth or compare_bytes" }),
+              ),
+            }),
+            400: ErrorSchema,
+            404: ErrorSchema,
+            429: ErrorSchema,
+          },
+        },
+      },
+      async (req, reply) => {
+        const p = principalOf(req);
+        requirePermission(p, "list");
+        const q = req.query;
+        const path = diffPrefix(q.path);
+        const limit = count(q.limit) ?? DIFF_DEFAULT_LIMIT;
+        if (limit === 0) throw invalidArgument(`limit must be an integer 1..${DIFF_MAX_LIMIT}`);
+        if (q.against !== undefined && !isUuid(q.against.toLowerCase()))
+          throw invalidArgument("against must be an image UUID");
+        const img = await d.images.get(p.project, req.params.image_uuid.toLowerCase());
+        const againstId = q.against?.toLowerCase() ?? img.parentId;
+        if (againstId === null)
+          throw invalidArgument("the image has no parent: name the image to compare with in `against`");
+        const other = await d.images.get(p.project, againstId);
+        d.gate.hold(p, reply);
+        const newer = await leasedView(req, reply, img);
+        const older = await leasedView(req, reply, other);
+        const { entries, outcome } = await inspect.diff(older, newer, {
+          path,
+          text: q.text !== undefined && parseFlag(q.text),
+          limit,
+          upper: chainRelation(other.mountChain, img.mountChain),
+        });
+        const head = `{"image":${JSON.stringify(img.id)},"against":${JSON.stringify(other.id)},"path":${JSON.stringify(path)},"entries":[`;
+        async function* pieces(): AsyncGenerator<string> {
+          yield head;
+          let n = 0;
+          let batch: string[] = [];
+          for await (const e of entries) {
+            batch.push(JSON.stringify(e));
+            if (batch.length >= 200) {
+              yield `${n === 0 ? "" : ","}${batch.join(",")}`;
+              n += batch.length;
+              batch = [];
+            }
+          }
+          if (batch.length > 0) yield `${n === 0 ? "" : ","}${batch.join(",")}`;
+          const reason = outcome.truncatedReason
+            ? `,"truncated_reason":${JSON.stringify(outcome.truncatedReason)}`
+            : "";
+          yield `],"walk":"${outcome.walk}","truncated":${outcome.truncated}${reason}}`;
+        }
+        return sendStream(req, reply, "application/json; charset=utf-8", pieces());
       },
     );
   };
