@@ -13,6 +13,7 @@ import {
 import { printAs } from "./printable.js";
 import type {
   ClosableStreamRepr,
+  DiffQuery,
   DirectoryList,
   ExecSpec,
   FileInfo,
@@ -23,6 +24,7 @@ import type {
   Image,
   ImageDeleteQuery,
   ImageDeleteResponse,
+  ImageDiff,
   ImageImportRequest,
   ImageList,
   InstanceResult,
@@ -362,6 +364,12 @@ export class ContreeApi {
   grep(imageUuid: string, query: GrepQuery, opts?: RequestOptions): Promise<GrepResult> {
     const q: Record<string, QueryValue> = { ...query };
     return this.transport.json({ method: "GET", path: `/inspect/${seg(imageUuid)}/grep`, query: q }, opts);
+  }
+
+  /** Extension: what changed from `against` (default: the parent) to the image. */
+  diffImage(imageUuid: string, query: DiffQuery = {}, opts?: RequestOptions): Promise<ImageDiff> {
+    const q: Record<string, QueryValue> = { ...query, text: query.text ? true : undefined };
+    return this.transport.json({ method: "GET", path: `/inspect/${seg(imageUuid)}/diff`, query: q }, opts);
   }
 
   // ------------------------------------------------------------ helpers

@@ -13,6 +13,7 @@ import { printAs } from "./printable.js";
 import { commandLabel, commandSpec, RunOperation, type RunResult } from "./run-operation.js";
 import { closableStreamRepr } from "./stream-repr.js";
 import type {
+  DiffQuery,
   FileItem,
   FileSpec,
   GrepQuery,
@@ -20,6 +21,7 @@ import type {
   Image,
   ImageDeleteQuery,
   ImageDeleteResponse,
+  ImageDiff,
   InstanceSpawnRequest,
   OperationInstanceMetadata,
 } from "./types.js";
@@ -293,6 +295,19 @@ export class ImageHandle {
     opts?: RequestOptions,
   ): Promise<GrepResult> {
     return this.api.grep(this.uuid, { ...query, pattern }, opts);
+  }
+
+  /**
+   * What changed from `against` (an image, its UUID; default: this image's parent) to this image:
+   * files added, removed and changed, with unified diffs of small text files when `text` is set.
+   */
+  async diff(
+    against?: string | { readonly uuid: string },
+    query: Omit<DiffQuery, "against"> = {},
+    opts?: RequestOptions,
+  ): Promise<ImageDiff> {
+    const other = typeof against === "string" ? against : against?.uuid;
+    return this.api.diffImage(this.uuid, { ...query, against: other }, opts);
   }
 
   /** True if `path` exists (a directory counts: the server answers 422 for downloading one). */

@@ -512,6 +512,59 @@ export interface GrepMatch {
   type: "match" | "context";
 }
 
+export interface DiffQuery {
+  /** The image to compare with (default: the image's parent). */
+  against?: string;
+  /** Only this subtree ("/" by default). */
+  path?: string;
+  /** Inline unified diffs of small text files. */
+  text?: boolean;
+  /** At most this many entries (default 10 000, at most 100 000). */
+  limit?: number;
+}
+
+export type DiffFileType = "file" | "dir" | "symlink" | "char" | "block" | "fifo" | "socket";
+
+/** One side of a diff entry: what the path is in that image. */
+export interface DiffSide {
+  type: DiffFileType;
+  size: number;
+  /** Permission bits (with setuid/setgid/sticky), no type bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  symlink_to?: string;
+}
+
+export type DiffChange = "type" | "size" | "mode" | "owner" | "target" | "content";
+
+export interface DiffEntry {
+  path: string;
+  status: "added" | "removed" | "changed";
+  /** What differs, for `changed`. */
+  changes?: DiffChange[];
+  /** The path in `against` (absent when added). */
+  old?: DiffSide;
+  /** The path in the image (absent when removed). */
+  new?: DiffSide;
+  /** Unified diff of a small text file (with `text`). */
+  diff?: string;
+  /** Why a regular file has no `diff` although `text` was asked. */
+  diff_omitted?: "binary" | "file_size" | "total" | "edits";
+}
+
+/** `GET /v1/inspect/{uuid}/diff` (extension). */
+export interface ImageDiff {
+  image: string;
+  against: string;
+  path: string;
+  entries: DiffEntry[];
+  /** "layers": only the layers between the two images were walked; "full": both trees. */
+  walk: "layers" | "full";
+  truncated: boolean;
+  truncated_reason?: "limit" | "deadline" | "depth" | "compare_bytes";
+}
+
 export interface GrepResult {
   path: string | string[];
   patterns: string[];

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type ContreeClient,
   type ImageHandle,
+  isBadRequest,
   isConflict,
   isNotFound,
   isOperationFailed,
@@ -157,6 +158,28 @@ describe("SDK against the real server", () => {
       expect(grep.matches.map((m) => [m.path, m.line_number, m.line_text.trimEnd()])).toEqual([
         ["/e2e/f", 2, "a"],
       ]);
+    },
+    LONG,
+  );
+
+  it(
+    "image.diff: against the parent by default, against any image, with text diffs and a limit",
+    async () => {
+      const a = await base.runAndWait("mkdir /df && printf 'x\\ny\\n' > /df/t && echo gone > /df/g");
+      const b = await a.image!.runAndWait("printf 'x\\nz\\n' > /df/t && rm /df/g && echo n > /df/n");
+      const d = await b.image!.diff(undefined, { text: true, path: "/df" });
+      expect(d.against).toBe(a.image!.uuid);
+      expect(d.walk).toBe("layers");
+      expect(d.entries.map((e) => [e.status, e.path, e.changes ?? []])).toEqual([
+        ["removed", "/df/g", []],
+        ["added", "/df/n", []],
+        ["changed", "/df/t", ["content"]],
+      ]);
+      expect(d.entries[2]!.diff).toBe("--- a/df/t\n+++ b/df/t\n@@ -1,2 +1,2 @@\n x\n-y\n+z\n");
+      const fromBase = await b.image!.diff(base, { path: "/df", limit: 2 });
+      expect(fromBase.entries.map((e) => `${e.status} ${e.path}`)).toEqual(["added /df", "added /df/n"]);
+      expect(fromBase).toMatchObject({ truncated: true, truncated_reason: "limit" });
+      expect(isBadRequest(await base.diff().catch((e: unknown) => e))).toBe(true); // no parent
     },
     LONG,
   );

@@ -26,6 +26,7 @@ import {
   type HttpMethod,
   IMAGE,
   IMAGE_DELETED,
+  IMAGE_DIFF,
   IMPORT_BODY,
   IMPORT_METADATA,
   INSTANCE_METADATA,
@@ -301,6 +302,22 @@ describe("SDK wire surface vs the server's OpenAPI document", () => {
     const sub = okSchema("GET", "/v1/operations/{operation_id}/subprocesses/{spid}");
     expect(responseDrift("InstanceResult", INSTANCE_RESULT, sub)).toEqual([]);
   });
+
+  it("ImageDiff (extension) agrees with the server's schema, its entries too", async () => {
+    const schema = okSchema("GET", "/v1/inspect/{image_uuid}/diff");
+    const { entries, ...top } = IMAGE_DIFF;
+    const entryShape = (entries as { items: ShapeMap }).items;
+    expect(responseDrift("ImageDiff", { ...top, entries: "required" }, schema)).toEqual([]);
+    expect(responseDrift("ImageDiff.entries[*]", entryShape, schema.properties?.["entries"]?.items)).toEqual(
+      [],
+    );
+    // and a real document: a run's diff against its parent, with text
+    const client = live.client();
+    const op = await client.images.handle(live.busybox).run("echo hi > /etc/motd && rm /etc/group");
+    const result = await op.wait();
+    const doc = await (await live.t.api(`/v1/inspect/${result.image?.uuid}/diff?text=1`)).json();
+    expect(documentDrift("diff", IMAGE_DIFF, doc)).toEqual([]);
+  }, 120_000);
 
   /** Where a real document has keys the SDK's type lacks, or lacks keys the type requires. */
   function documentDrift(where: string, sdk: ShapeMap, value: unknown): string[] {

@@ -10,6 +10,7 @@ import type {
   FileItem,
   Image,
   ImageDeleteResponse,
+  ImageDiff,
   ImageImportMetadata,
   ImageImportRequest,
   ImageTagRequest,
@@ -153,6 +154,11 @@ export const WIRE: Record<
         before: 1,
         after: 1,
       }),
+  },
+  diffImage: {
+    method: "GET",
+    path: "/v1/inspect/{image_uuid}/diff",
+    call: (a) => a.diffImage(U, { against: U, path: "/etc", text: true, limit: 10 }),
   },
 };
 
@@ -365,4 +371,33 @@ export const IMPORT_METADATA: Shape<ImageImportMetadata> = {
   registry: IMPORT_BODY.registry,
   tag: "optional",
   timeout: "optional",
+};
+
+const DIFF_SIDE: Shape<NonNullable<ImageDiff["entries"][number]["old"]>> = {
+  type: "required",
+  size: "required",
+  mode: "required",
+  uid: "required",
+  gid: "required",
+  symlink_to: "optional",
+};
+export const IMAGE_DIFF: Shape<ImageDiff> = {
+  image: "required",
+  against: "required",
+  path: "required",
+  entries: {
+    mark: "required",
+    items: {
+      path: "required",
+      status: "required",
+      changes: "optional",
+      old: { mark: "optional", properties: DIFF_SIDE },
+      new: { mark: "optional", properties: DIFF_SIDE },
+      diff: "optional",
+      diff_omitted: "optional",
+    },
+  },
+  walk: "required",
+  truncated: "required",
+  truncated_reason: "optional",
 };
