@@ -4,6 +4,7 @@ import { DirectoryStates } from "./directory-states.js";
 import type { HttpSend } from "./http.js";
 import { registerResources } from "./resources.js";
 import type { ToolContext } from "./tool-kit.js";
+import { registerDiffTool } from "./tools/diff.js";
 import { registerFileTools } from "./tools/files.js";
 import { registerGuideTool } from "./tools/guide.js";
 import { registerImageTools } from "./tools/images.js";
@@ -32,6 +33,7 @@ export function createContreeMcpServer(send: HttpSend, options: ContreeMcpOption
   registerImageTools(ctx);
   registerRunTools(ctx);
   registerFileTools(ctx);
+  registerDiffTool(ctx);
   registerOperationTools(ctx);
   registerGuideTool(ctx);
   registerResources(ctx);

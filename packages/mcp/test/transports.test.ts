@@ -35,6 +35,8 @@ const OFFICIAL_TOOLS = [
   "contree_cancel_operation",
   "contree_get_guide",
 ];
+/** Extensions of this server's MCP (beyond the official tool set). */
+const EXTRA_TOOLS = ["contree_fork", "contree_diff"];
 
 let live: Live;
 beforeAll(async () => {
@@ -72,7 +74,7 @@ for (const transport of ["stdio", "http"] as TransportName[]) {
 
     it("lists the official tools, contree_fork, and the resource templates", async () => {
       const names = (await client.listTools()).tools.map((t) => t.name);
-      for (const n of [...OFFICIAL_TOOLS, "contree_fork"]) expect(names).toContain(n);
+      for (const n of [...OFFICIAL_TOOLS, ...EXTRA_TOOLS]) expect(names).toContain(n);
       const templates = (await client.listResourceTemplates()).resourceTemplates.map((t) => t.uriTemplate);
       expect(templates).toEqual(
         expect.arrayContaining([
@@ -160,6 +162,44 @@ for (const transport of ["stdio", "http"] as TransportName[]) {
       >;
       expect(parentDoc["children"]).toContain(image);
       expect(parentDoc["depth"]).toBe(0);
+    });
+
+    it("diffs an image against its parent and against any image (contree_diff)", async () => {
+      const run = async (image: string, command: string) => {
+        const op = structured(
+          await client.callTool({ name: "contree_run", arguments: { command, image, disposable: false } }),
+        );
+        return String((op["result"] as Record<string, unknown>)["image"]);
+      };
+      const a = await run(live.busybox, "mkdir /dd && printf 'one\\ntwo\\n' > /dd/t && echo x > /dd/gone");
+      const b = await run(a, "printf 'one\\n2\\n' > /dd/t && rm /dd/gone && chmod 700 /dd");
+      const d = structured(
+        await client.callTool({ name: "contree_diff", arguments: { image: b, path: "/dd", text: true } }),
+      );
+      expect(d).toMatchObject({
+        image: b,
+        against: a,
+        counts: { added: 0, removed: 1, changed: 2 },
+        truncated: false,
+      });
+      const entries = d["entries"] as Array<Record<string, unknown>>;
+      expect(entries.map((e) => [e["path"], e["status"]])).toEqual([
+        ["/dd", "changed"],
+        ["/dd/gone", "removed"],
+        ["/dd/t", "changed"],
+      ]);
+      expect(entries[0]).toMatchObject({ changes: ["mode"], old: { mode: "0o755" }, new: { mode: "0o700" } });
+      expect(entries[2]!["diff"]).toBe("--- a/dd/t\n+++ b/dd/t\n@@ -1,2 +1,2 @@\n one\n-two\n+2\n");
+      const fromBase = structured(
+        await client.callTool({
+          name: "contree_diff",
+          arguments: { image: b, against: "tag:busybox:latest", path: "/dd", limit: 1 },
+        }),
+      );
+      expect(fromBase).toMatchObject({ counts: { added: 1 }, truncated: true, truncated_reason: "limit" });
+      expect(
+        errorText(await client.callTool({ name: "contree_diff", arguments: { image: live.busybox } })),
+      ).toMatch(/no parent/);
     });
 
     it("forks N commands from one image into N result images in one call", async () => {
