@@ -267,9 +267,26 @@ export function diffViews(
     return root;
   }
 
+  /** Whether the parent of `path` is itself in `v` (no symlink on the way), or missing. */
+  async function lexical(v: MergedView, path: string): Promise<boolean> {
+    const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+    try {
+      return (await v.realpath(parent)) === parent;
+    } catch (err) {
+      if (isKind(err, "not_found") || isKind(err, "unprocessable") || isKind(err, "invalid_argument"))
+        return true;
+      throw err;
+    }
+  }
+
   async function* run(): AsyncGenerator<DiffEntry> {
     try {
-      let scope = await buildScope();
+      // The layers hold lexical paths: a prefix under a symlinked directory (/bin -> usr/bin)
+      // names other paths there, so it is compared through the merged trees instead.
+      const through = req.upper !== null && req.path !== "/";
+      if (through && (!(await lexical(oldView, req.path)) || !(await lexical(newView, req.path))))
+        outcome.walk = "full";
+      let scope = outcome.walk === "full" ? null : await buildScope();
       // Walk down the scope to the prefix: a covered or missing node there decides the rest.
       const parts = req.path === "/" ? [] : req.path.split("/").slice(1);
       let full = scope === null;

@@ -35,6 +35,7 @@ const BASE = [
   "echo m > /d/mode && chmod 644 /d/mode",
   "echo bye > /d/gone",
   "head -c 5000 /dev/zero > /d/bin",
+  "ln -s d /dl",
 ].join(" && ");
 const CHILD = [
   "echo new > /d/added",
@@ -159,6 +160,10 @@ describe("image diff", () => {
       "/d/opq/old2",
     ]);
     expect((await ok(child, "path=/etc")).entries).toEqual([]);
+    // under a symlinked directory the prefix names what the link points at (both trees walked)
+    const linked = await ok(child, "path=/dl/keep");
+    expect(linked.walk).toBe("full");
+    expect(summary(linked)).toEqual(["changed /dl/keep/a.txt content"]);
   });
 
   it("inline text diffs for small text files; binaries say so", async () => {
