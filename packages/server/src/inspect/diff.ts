@@ -185,11 +185,15 @@ export function diffViews(
     }
   }
 
-  async function* comparePath(path: string, scope: Scope | null): AsyncGenerator<DiffEntry> {
+  async function* comparePath(
+    path: string,
+    scope: Scope | null,
+    known?: { o: MergedStat | null; n: MergedStat | null },
+  ): AsyncGenerator<DiffEntry> {
     tick();
     if (depthOf(path) > limits.maxDepth) cut("depth");
-    const o = await lstat(oldView, path);
-    const n = await lstat(newView, path);
+    const o = known ? known.o : await lstat(oldView, path);
+    const n = known ? known.n : await lstat(newView, path);
     if (!o && !n) return;
     if (!o && n) {
       yield emit({ path, status: "added", new: await side(newView, n), ...(await textDiff(path, null, n)) });
@@ -229,17 +233,19 @@ export function diffViews(
   }
 
   async function* compareDir(path: string, scope: Scope | null): AsyncGenerator<DiffEntry> {
-    let names: string[];
-    if (scope && !scope.cover) names = [...scope.children.keys()].sort();
-    else {
-      const [a, b] = await Promise.all([oldView.readdir(path), newView.readdir(path)]);
-      names = [...new Set([...a, ...b])].sort();
+    const join = (name: string) => (path === "/" ? `/${name}` : `${path}/${name}`);
+    if (scope && !scope.cover) {
+      for (const name of [...scope.children.keys()].sort())
+        yield* comparePath(join(name), scope.children.get(name) ?? null);
+      return;
     }
-    for (const name of names) {
-      const child = path === "/" ? `/${name}` : `${path}/${name}`;
-      const sub = scope && !scope.cover ? (scope.children.get(name) ?? null) : null;
-      yield* comparePath(child, scope && !scope.cover ? sub : null);
-    }
+    // Whole directories: one listing per side (a resolve each) instead of an lstat per name.
+    const [a, b] = await Promise.all([oldView.list(path), newView.list(path)]);
+    const base = (st: MergedStat) => st.path.slice(st.path.lastIndexOf("/") + 1);
+    const olds = new Map(a.map((st) => [base(st), st]));
+    const news = new Map(b.map((st) => [base(st), st]));
+    for (const name of [...new Set([...olds.keys(), ...news.keys()])].sort())
+      yield* comparePath(join(name), null, { o: olds.get(name) ?? null, n: news.get(name) ?? null });
   }
 
   async function buildScope(): Promise<Scope | null> {
