@@ -23,6 +23,7 @@ One step per run keeps every intermediate state reachable.`,
 | contree_list_images / contree_get_image / contree_set_tag | find, inspect, tag images | no |
 | contree_upload / contree_rsync | send a file / a local directory for a run's files | no |
 | contree_list_files / contree_read_file / contree_download | look into an image | no |
+| contree_diff | what changed between an image and its parent (or any image), text diffs inline | no |
 | contree_get_operation / contree_list_operations / contree_wait_operations / contree_cancel_operation | follow runs started with wait=false | no |
 
 Images are named by UUID or by "tag:NAME".
@@ -41,7 +42,8 @@ Send files: \`contree_upload {"content": "print(42)"}\` → uuid, then
 A whole directory: \`contree_rsync {"source": "/home/me/project", "destination": "/app"}\` → id, then
 \`"directory_state_id": id\`.
 
-Read without a sandbox: \`contree_read_file\`, \`contree_list_files\`.`,
+Read without a sandbox: \`contree_read_file\`, \`contree_list_files\`; what a run changed:
+\`contree_diff {"image": "<result uuid>", "text": true}\`.`,
   state: `# State and branching
 
 A run never changes its input image. With \`disposable: false\` the run's filesystem becomes a new
