@@ -95,7 +95,11 @@ for (const transport of ["stdio", "http"] as TransportName[]) {
         {
           name: "contree_run",
           arguments: {
-            command: "echo hello-$X; echo oops >&2",
+            // The output comes well before the end: notifications sent just before the
+            // response can reach the SDK client in the same read as the response, and its
+            // Protocol dispatches notifications a microtask later than responses (the
+            // progress handler is gone by then). Live output is what is asserted here.
+            command: "echo hello-$X; echo oops >&2; sleep 2",
             image: "tag:busybox:latest",
             env: { X: transport },
           },
