@@ -12,6 +12,7 @@ import { HeavyGate } from "./api/heavy-gate.js";
 import { V1_ROUTES } from "./api/routes/index.js";
 import { bootstrap, PUBLIC_PROJECT } from "./auth/bootstrap.js";
 import { authenticate } from "./auth/principal.js";
+import { accessAdmin } from "./auth/token-admin.js";
 import type { Config } from "./config/config.js";
 import { effectiveLimits } from "./config/limits.js";
 import { LocalContentStore } from "./content/local/local-content-store.js";
@@ -337,6 +338,7 @@ export async function createServer(
             project,
           ),
       },
+      admin: accessAdmin(store),
     },
     V1_ROUTES,
   );

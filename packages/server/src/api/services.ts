@@ -1,5 +1,6 @@
 import type { McpHttpEndpoint } from "@contree/mcp";
 import type { Principal } from "../auth/principal.js";
+import type { AccessAdmin } from "../auth/token-admin.js";
 import type { Config } from "../config/config.js";
 import type { FileService } from "../files/file-service.js";
 import type { ImageService } from "../images/image-service.js";
@@ -68,6 +69,8 @@ export interface Services {
   gate: HeavyGate;
   /** MCP over streamable HTTP at `<prefix>/mcp` (absent: no /mcp route). */
   mcp?: McpHttpEndpoint;
+  /** Projects and tokens for admin tokens (`/v1/admin/projects`, `/v1/admin/tokens`). */
+  admin?: AccessAdmin;
 }
 
 /**

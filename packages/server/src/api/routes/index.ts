@@ -1,4 +1,6 @@
 import type { RouteModule } from "../services.js";
+import { adminProjectRoutes } from "./admin-projects.js";
+import { adminTokenRoutes } from "./admin-tokens.js";
 import { adminUsageRoutes } from "./admin-usage.js";
 import { eventsRoutes } from "./events.js";
 import { filesRoutes } from "./files.js";
@@ -20,4 +22,6 @@ export const V1_ROUTES: readonly RouteModule[] = [
   subprocessRoutes,
   inspectRoutes,
   adminUsageRoutes,
+  adminProjectRoutes,
+  adminTokenRoutes,
 ];
