@@ -12,7 +12,10 @@ import {
 } from "./http.js";
 import { printAs } from "./printable.js";
 import type {
+  AdminProject,
+  AdminToken,
   ClosableStreamRepr,
+  CreatedToken,
   DiffQuery,
   DirectoryList,
   ExecSpec,
@@ -39,6 +42,7 @@ import type {
   OperationSummary,
   SubprocessStartResponse,
   TimeFilter,
+  TokenCreateRequest,
   WhoAmIResponse,
 } from "./types.js";
 
@@ -370,6 +374,30 @@ export class ContreeApi {
   diffImage(imageUuid: string, query: DiffQuery = {}, opts?: RequestOptions): Promise<ImageDiff> {
     const q: Record<string, QueryValue> = { ...query, text: query.text ? true : undefined };
     return this.transport.json({ method: "GET", path: `/inspect/${seg(imageUuid)}/diff`, query: q }, opts);
+  }
+
+  // ------------------------------------------------------------ admin (extension, admin tokens only)
+
+  listProjects(opts?: RequestOptions): Promise<{ projects: AdminProject[] }> {
+    return this.transport.json({ method: "GET", path: "/admin/projects" }, opts);
+  }
+
+  createProject(name: string, opts?: RequestOptions): Promise<AdminProject> {
+    return this.transport.json({ method: "POST", path: "/admin/projects", json: { name } }, opts);
+  }
+
+  listTokens(query: { project?: string } = {}, opts?: RequestOptions): Promise<{ tokens: AdminToken[] }> {
+    return this.transport.json({ method: "GET", path: "/admin/tokens", query: { ...query } }, opts);
+  }
+
+  /** The answer holds the new token's secret (`token`): the only time the server shows it. */
+  createToken(body: TokenCreateRequest, opts?: RequestOptions): Promise<CreatedToken> {
+    return this.transport.json({ method: "POST", path: "/admin/tokens", json: body }, opts);
+  }
+
+  /** Revokes at once (the caller's own token too); an unknown id is a NotFoundError. */
+  async revokeToken(tokenId: string, opts?: RequestOptions): Promise<void> {
+    await this.transport.text({ method: "DELETE", path: `/admin/tokens/${seg(tokenId)}` }, opts);
   }
 
   // ------------------------------------------------------------ helpers

@@ -1,6 +1,7 @@
 // Entry point: `new ContreeClient(options?)` with resource namespaces. Configuration is resolved on the
 // first request (profile files need async I/O), so construction never throws or touches the network.
 
+import { Admin } from "./admin.js";
 import { ContreeApi, isUuid } from "./api.js";
 import { checkSeconds } from "./defaults.js";
 import { InvalidArgumentError, isNotFound } from "./errors.js";
@@ -179,6 +180,8 @@ export class ContreeClient {
   readonly images: Images;
   readonly files: Files;
   readonly operations: Operations;
+  /** Projects and tokens (server extension; admin tokens only). */
+  readonly admin: Admin;
   private readonly transport: Transport;
 
   constructor(options: ContreeClientOptions = {}) {
@@ -187,6 +190,7 @@ export class ContreeClient {
     this.images = new Images(this.api);
     this.files = new Files(this.api);
     this.operations = new Operations(this.api);
+    this.admin = new Admin(this.api);
   }
 
   whoami(opts?: RequestOptions): Promise<WhoAmIResponse> {

@@ -2,6 +2,8 @@
 // transport, SSE and INI parsing, retry arithmetic, byte codecs) stay internal, so they can change
 // without breaking anyone; scripts/gen-api-reference.mjs fails if a public signature names one.
 
+export type { CreateTokenOptions } from "./admin.js";
+export { Admin } from "./admin.js";
 export type { EventStreamRequest } from "./api.js";
 export { ContreeApi } from "./api.js";
 export type { ContreeClientOptions, ImportOptions } from "./client.js";

@@ -571,3 +571,67 @@ export interface GrepResult {
   truncated: boolean;
   matches: GrepMatch[];
 }
+
+// ---------------------------------------------------------------- admin (extension, admin tokens only)
+
+/** The closed set of token permissions (whoami's `permissions` keys). */
+export type Permission =
+  | "list"
+  | "spawn"
+  | "spawn_disposable"
+  | "import"
+  | "cancel"
+  | "set_image_tag"
+  | "delete_image";
+
+/** A project's row of `GET /v1/admin/usage`, without its name. */
+export interface AdminProjectUsage {
+  images: number;
+  layers: number;
+  files: number;
+  exclusive_bytes: number;
+  shared_bytes: number;
+  charged_bytes: number;
+  storage_max_bytes: number | null;
+  layer_bytes: { exclusive: number; shared: number };
+  file_bytes: { exclusive: number; shared: number };
+}
+
+/** `GET /v1/admin/projects` entry. */
+export interface AdminProject {
+  id: Uuid;
+  name: string;
+  created_at: Timestamp;
+  /** The limits in force, as whoami shows them to the project's tokens. */
+  limits: Record<string, number>;
+  /** From the server's last usage pass; absent on a server without usage tracking. */
+  usage?: AdminProjectUsage;
+}
+
+/** A token as `GET /v1/admin/tokens` lists it: never its secret or hash. */
+export interface AdminToken {
+  id: Uuid;
+  name: string;
+  project: string;
+  permissions: Permission[];
+  admin: boolean;
+  created_at: Timestamp;
+  expires_at: Timestamp | null;
+  revoked_at: Timestamp | null;
+}
+
+/** `POST /v1/admin/tokens` answer: the token and its secret, shown this once. */
+export interface CreatedToken extends AdminToken {
+  token: string;
+}
+
+export interface TokenCreateRequest {
+  project: string;
+  name: string;
+  /** Each must be one the calling token has. */
+  permissions: Permission[];
+  /** An admin token; never implied. */
+  admin?: boolean;
+  /** 1 … 315360000; omitted: never expires (refused when the caller itself expires). */
+  expires_in_seconds?: number;
+}

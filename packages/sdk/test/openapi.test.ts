@@ -20,6 +20,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ContreeApi, ContreeClient } from "../src/index.js";
 import { type LiveServer, startLiveServer } from "./live-server.js";
 import {
+  ADMIN_PROJECT,
+  ADMIN_TOKEN,
+  CREATED_TOKEN,
   EXEC_BODY,
   FILE,
   FILE_ITEM,
@@ -37,6 +40,7 @@ import {
   STDIN_BODY,
   SUMMARY,
   TAG_BODY,
+  TOKEN_BODY,
   U,
   WHOAMI,
   WIRE,
@@ -154,8 +158,9 @@ describe("SDK wire surface vs the server's OpenAPI document", () => {
     const missing: string[] = [];
     for (const [path, methods] of Object.entries(doc.paths)) {
       if (path.endsWith("/openapi.json")) continue;
-      // Operator endpoints (admin tokens only) are not the tenant SDK's to call.
-      if (path.startsWith("/v1/admin/")) continue;
+      // Operator endpoints (admin tokens only) are not the tenant SDK's to call, except the
+      // projects and tokens of `client.admin`.
+      if (path.startsWith("/v1/admin/") && !/^\/v1\/admin\/(projects|tokens)\b/.test(path)) continue;
       for (const m of Object.keys(methods)) {
         if (!sdk.has(`${m.toUpperCase()} ${template(path)}`)) missing.push(`${m.toUpperCase()} ${path}`);
       }
@@ -177,6 +182,15 @@ describe("SDK wire surface vs the server's OpenAPI document", () => {
       (s: Schema) => s.properties?.["files"]?.items,
     ],
     ["WhoAmIResponse", WHOAMI, "GET", "/v1/whoami", (s: Schema) => s],
+    [
+      "AdminProject",
+      ADMIN_PROJECT,
+      "GET",
+      "/v1/admin/projects",
+      (s: Schema) => s.properties?.["projects"]?.items,
+    ],
+    ["AdminToken", ADMIN_TOKEN, "GET", "/v1/admin/tokens", (s: Schema) => s.properties?.["tokens"]?.items],
+    ["CreatedToken", CREATED_TOKEN, "POST", "/v1/admin/tokens", (s: Schema) => s],
   ] as const)(
     "%s: the SDK type and the server's response schema agree",
     (title, presence, method, path, pick) => {
@@ -248,6 +262,7 @@ describe("SDK wire surface vs the server's OpenAPI document", () => {
     ["ImageTagRequest", TAG_BODY, "PATCH", "/v1/images/{image_uuid}/tag"],
     ["ExecSpec", EXEC_BODY, "POST", "/v1/operations/{operation_id}/subprocesses"],
     ["ClosableStreamRepr", STDIN_BODY, "POST", "/v1/operations/{operation_id}/subprocesses/{spid}/stdin"],
+    ["TokenCreateRequest", TOKEN_BODY, "POST", "/v1/admin/tokens"],
   ] as const)(
     "%s: the SDK's nested request shape and the server's request schema agree",
     (title, shape, method, path) => {

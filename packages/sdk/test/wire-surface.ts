@@ -3,8 +3,11 @@
 // method and each name map list exactly the keys of its type, with the right required/optional mark.
 
 import type {
+  AdminProject,
+  AdminToken,
   ClosableStreamRepr,
   ContreeApi,
+  CreatedToken,
   ExecSpec,
   FileInfo,
   FileItem,
@@ -19,6 +22,7 @@ import type {
   OperationInstanceMetadata,
   OperationResponse,
   OperationSummary,
+  TokenCreateRequest,
   WhoAmIResponse,
 } from "../src/index.js";
 
@@ -160,6 +164,16 @@ export const WIRE: Record<
     path: "/v1/inspect/{image_uuid}/diff",
     call: (a) => a.diffImage(U, { against: U, path: "/etc", text: true, limit: 10 }),
   },
+  listProjects: { method: "GET", path: "/v1/admin/projects", call: (a) => a.listProjects() },
+  createProject: { method: "POST", path: "/v1/admin/projects", call: (a) => a.createProject("p") },
+  listTokens: { method: "GET", path: "/v1/admin/tokens", call: (a) => a.listTokens({ project: "p" }) },
+  createToken: {
+    method: "POST",
+    path: "/v1/admin/tokens",
+    call: (a) =>
+      a.createToken({ project: "p", name: "n", permissions: ["list"], admin: false, expires_in_seconds: 60 }),
+  },
+  revokeToken: { method: "DELETE", path: "/v1/admin/tokens/{token_id}", call: (a) => a.revokeToken(U) },
 };
 
 /** Each key of T, marked the way T declares it. */
@@ -228,6 +242,24 @@ export const FILE_ITEM: Presence<FileItem> = {
   is_fifo: "required",
   symlink_to: "required",
 };
+export const ADMIN_PROJECT: Presence<AdminProject> = {
+  id: "required",
+  name: "required",
+  created_at: "required",
+  limits: "required",
+  usage: "optional",
+};
+export const ADMIN_TOKEN: Presence<AdminToken> = {
+  id: "required",
+  name: "required",
+  project: "required",
+  permissions: "required",
+  admin: "required",
+  created_at: "required",
+  expires_at: "required",
+  revoked_at: "required",
+};
+export const CREATED_TOKEN: Presence<CreatedToken> = { ...ADMIN_TOKEN, token: "required" };
 export const WHOAMI: Presence<WhoAmIResponse> = {
   token_uuid: "required",
   token_expiration: "required",
@@ -300,6 +332,13 @@ export const IMPORT_BODY: Shape<ImageImportRequest> = {
   timeout: "optional",
 };
 export const TAG_BODY: Shape<ImageTagRequest> = { tag: "required" };
+export const TOKEN_BODY: Shape<TokenCreateRequest> = {
+  project: "required",
+  name: "required",
+  permissions: "required",
+  admin: "optional",
+  expires_in_seconds: "optional",
+};
 export const EXEC_BODY: Shape<ExecSpec> = {
   command: "required",
   args: "optional",
