@@ -25,6 +25,8 @@ export interface WhoAmIResponse {
   permissions: Record<string, boolean>;
   limits?: Record<string, number>;
   operations_stat: Record<string, number>;
+  /** An admin token: any project via the `Project` header, and `client.admin` (extension). */
+  admin?: boolean;
 }
 
 // ---------------------------------------------------------------- images

@@ -267,6 +267,7 @@ export const WHOAMI: Presence<WhoAmIResponse> = {
   permissions: "required",
   limits: "optional",
   operations_stat: "required",
+  admin: "optional",
 };
 
 // ---------------------------------------------------------------- request bodies, nested

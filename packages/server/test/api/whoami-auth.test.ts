@@ -46,6 +46,7 @@ describe("GET /v1/whoami and authentication", () => {
       permissions: ALL,
       limits: DEFAULT_LIMITS,
       operations_stat: {},
+      admin: true,
     });
     expect(isUuid(body["token_uuid"] as string)).toBe(true);
   });
@@ -58,6 +59,7 @@ describe("GET /v1/whoami and authentication", () => {
     >;
     expect(body["permissions"]).toEqual({ ...ALL, spawn: false, import: false, cancel: false });
     expect(body["token_uuid"]).toBe(t.id);
+    expect(body["admin"]).toBe(false);
     expect(body["project"]).toBe("perm-proj");
   });
 

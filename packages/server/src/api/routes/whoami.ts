@@ -12,6 +12,11 @@ const WhoAmI = Type.Object({
   permissions: Type.Record(Type.String(), Type.Boolean()),
   limits: Type.Record(Type.String(), Type.Integer()),
   operations_stat: Type.Record(Type.String(), Type.Integer()),
+  admin: Type.Optional(
+    Type.Boolean({
+      description: "extension: an admin token (any project via the Project header, /v1/admin/*)",
+    }),
+  ),
 });
 
 export function whoamiRoutes(deps: Services) {
@@ -28,6 +33,7 @@ export function whoamiRoutes(deps: Services) {
           permissions: { ...p.token.permissions },
           limits: { ...effectiveLimits(deps.config.defaultLimits, p.project) },
           operations_stat: await deps.operations.stats(p.project.id),
+          admin: p.token.admin,
         };
       },
     );
