@@ -68,6 +68,8 @@ export interface Services {
   gate: HeavyGate;
   /** MCP over streamable HTTP at `<prefix>/mcp` (absent: no /mcp route). */
   mcp?: McpHttpEndpoint;
+  /** The built web console served at `<prefix>/ui/` (default: the server package's `dist/ui`). */
+  uiDir?: string;
 }
 
 /**
