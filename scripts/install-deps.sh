@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(runc crun runsc iproute2 iptables busybox-static jq zstd attr libcap2-bin
-      docker-registry skopeo apache2-utils debootstrap rsync curl ca-certificates gcc libc6-dev)
+      docker-registry skopeo apache2-utils debootstrap rsync curl ca-certificates gcc libc6-dev
+      chromium)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

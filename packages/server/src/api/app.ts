@@ -14,6 +14,7 @@ import { registerMcpRoute } from "./mcp-route.js";
 import "./request-context.js";
 import { badRequestUrl, frameworkError, onClientError } from "./request-url.js";
 import { metricsRoutes } from "./routes/metrics.js";
+import { uiRoutes } from "./routes/ui.js";
 import type { RouteModule, Services } from "./services.js";
 import { buildValidator } from "./validators.js";
 import { documentOperationShapes } from "./views/operation-docs.js";
@@ -174,6 +175,7 @@ export async function buildApp(deps: Services, routes: readonly RouteModule[]): 
     { prefix },
   );
   await metricsRoutes(deps)(typed(app));
+  await uiRoutes(deps)(typed(app));
   if (deps.mcp) registerMcpRoute(app, config.pathPrefix, deps.mcp);
   return app;
 }

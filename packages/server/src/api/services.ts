@@ -71,6 +71,8 @@ export interface Services {
   mcp?: McpHttpEndpoint;
   /** Projects and tokens for admin tokens (`/v1/admin/projects`, `/v1/admin/tokens`). */
   admin?: AccessAdmin;
+  /** The built web console served at `<prefix>/ui/` (default: the server package's `dist/ui`). */
+  uiDir?: string;
 }
 
 /**
