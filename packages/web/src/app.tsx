@@ -5,6 +5,7 @@ import { type Console, ConsoleContext } from "./context.js";
 import { matchRoute, navigate, routeQuery, useRoutePath } from "./router.js";
 import { ROUTES } from "./routes.js";
 import { clearSession, loadSession, type Session, saveSession, takeDeepLinkToken } from "./session.js";
+import { isAdminToken } from "./views/admin-api.js";
 import { SignIn } from "./views/sign-in.js";
 
 type State =
@@ -122,7 +123,9 @@ function Shell({ session, whoami, path, onSignOut, onSwitch }: ShellProps) {
         <span class="brand">contree</span>
         <nav aria-label="Sections">
           <ul>
-            {ROUTES.filter((r) => r.nav !== undefined).map((r) => (
+            {ROUTES.filter(
+              (r) => r.nav !== undefined && (r.pattern !== "/admin" || isAdminToken(whoami)),
+            ).map((r) => (
               <li key={r.pattern}>
                 <a
                   href={`#${r.pattern}`}
