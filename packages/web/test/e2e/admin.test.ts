@@ -124,4 +124,43 @@ describe("web console: Admin view (chromium against a real server)", () => {
     expect((await api("/whoami", secret)).status).toBe(401);
     expect((await api("/images", secret)).status).toBe(401);
   });
+
+  it("an expiring admin is offered only shorter lifetimes; revoking its own token signs it out", async () => {
+    const { page } = env;
+    const r = await api("/admin/tokens", env.adminToken, {
+      method: "POST",
+      body: JSON.stringify({
+        project: "default",
+        name: "short admin",
+        permissions: ["list"],
+        admin: true,
+        expires_in_seconds: 7200,
+      }),
+    });
+    expect(r.status).toBe(201);
+    const mortal = (await r.json()) as { id: string; token: string };
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("API token").waitFor();
+    await env.signIn(mortal.token, "/admin");
+    await page.getByTestId("tokens-table").waitFor();
+    const option = (label: string) => page.locator("#token-expiry option", { hasText: label });
+    expect(await option("never").isDisabled()).toBe(true);
+    expect(await option("1 day").isDisabled()).toBe(true);
+    expect(await option("1 hour").isDisabled()).toBe(false);
+    // Permissions it lacks cannot be ticked.
+    const perms = page.getByRole("group", { name: "Permissions" });
+    expect(await perms.getByLabel("spawn", { exact: true }).isDisabled()).toBe(true);
+
+    const row = page.locator(`tr[data-token-id="${mortal.id}"]`);
+    expect(await row.textContent()).toContain("you");
+    await row.getByRole("button", { name: "Revoke short admin" }).click();
+    // The confirmation takes the keyboard focus and says what follows.
+    expect(await page.evaluate("document.activeElement?.textContent")).toBe("Confirm revoke");
+    expect(await row.textContent()).toContain("you will be signed out");
+    await page.keyboard.press("Enter");
+    await page.getByLabel("API token").waitFor();
+    expect(await page.evaluate('sessionStorage.getItem("contree.token")')).toBeNull();
+    expect((await api("/whoami", mortal.token)).status).toBe(401);
+    await env.screenshot("admin-self-revoked");
+  });
 });
