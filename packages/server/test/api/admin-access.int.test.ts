@@ -4,7 +4,7 @@
  * more than its creator, and its secret only in the 201; revocation and expiry stop it at once;
  * hostile input is a 4xx that names the field.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { hashToken } from "../../src/auth/tokens.js";
 import { startTestServer, type TestServer } from "../harness/in-process.js";
 import { tenant } from "../harness/tenant.js";
@@ -263,6 +263,26 @@ describe("admin API: projects and tokens", () => {
       mortal.token,
     );
     expect(within.expires_at).not.toBeNull();
+  });
+
+  it("creation and revocation leave an audit line in the server log, never the secret", async () => {
+    const info = vi.spyOn(t.server.logger, "info");
+    try {
+      const c = await created({ project: "team-a", name: "audited", permissions: ["list"] });
+      expect((await call(`/v1/admin/tokens/${c.id}`, { method: "DELETE" })).status).toBe(204);
+      const lines = info.mock.calls.map((args) => JSON.stringify(args));
+      const bootstrap = (await t.server.store.tokens.list()).find((x) => x.admin)?.id;
+      expect(lines.find((l) => l.includes("token created") && l.includes(c.id))).toContain(
+        `"by":"${bootstrap}"`,
+      );
+      expect(lines.find((l) => l.includes("token revoked") && l.includes(c.id))).toBeDefined();
+      for (const l of lines) {
+        expect(l).not.toContain(c.token);
+        expect(l).not.toContain(hashToken(c.token));
+      }
+    } finally {
+      info.mockRestore();
+    }
   });
 
   it("hostile token requests are 400 naming the field (nothing is created)", async () => {

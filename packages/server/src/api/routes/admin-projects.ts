@@ -99,8 +99,11 @@ export function adminProjectRoutes(deps: Services) {
         },
       },
       async (req, reply) => {
-        requireAdmin(principalOf(req).token, "creating projects");
-        return reply.code(201).send(projectJson(await admin().createProject(req.body.name)));
+        const caller = principalOf(req).token;
+        requireAdmin(caller, "creating projects");
+        const p = await admin().createProject(req.body.name);
+        deps.logger.info({ project: p.name, by: caller.id }, "project created");
+        return reply.code(201).send(projectJson(p));
       },
     );
   };

@@ -143,6 +143,17 @@ export function adminTokenRoutes(deps: Services) {
           ...(b.admin !== undefined ? { admin: b.admin } : {}),
           ...(b.expires_in_seconds !== undefined ? { expiresInSeconds: b.expires_in_seconds } : {}),
         });
+        // An audit line: who made which token (never its secret).
+        deps.logger.info(
+          {
+            token_id: issued.token.id,
+            project: issued.project,
+            admin: issued.token.admin,
+            permissions: b.permissions,
+            by: caller.id,
+          },
+          "token created",
+        );
         void reply.header("cache-control", "no-store");
         return reply.code(201).send({ ...tokenJson(issued), token: issued.secret });
       },
@@ -158,8 +169,10 @@ export function adminTokenRoutes(deps: Services) {
         },
       },
       async (req, reply) => {
-        requireAdmin(principalOf(req).token, "revoking tokens");
+        const caller = principalOf(req).token;
+        requireAdmin(caller, "revoking tokens");
         await admin().revoke(req.params.token_id);
+        deps.logger.info({ token_id: req.params.token_id.toLowerCase(), by: caller.id }, "token revoked");
         return reply.code(204).send(null);
       },
     );
