@@ -4,6 +4,9 @@ import type { Project } from "../metadata/repos/project-repo.js";
 import type { Permission, TokenRecord } from "../metadata/repos/token-repo.js";
 import { hashToken } from "./tokens.js";
 
+/** A token's `last_used_at` moves at most this often (one write per token per minute). */
+const LAST_USED_GRANULARITY_MS = 60_000;
+
 /** Who is calling and in which project; every resource lookup is scoped by `project.id`. */
 export interface Principal {
   token: TokenRecord;
@@ -29,6 +32,12 @@ export async function authenticate(
 
   const home = await repos.projects.findById(token.projectId);
   if (!home) throw unauthenticated("invalid token");
+
+  // Last use, to the minute, for the admin API; off the request's path, and a failure to record
+  // it (the database busy or closing) is not worth failing the request for.
+  if (token.lastUsedAt === null || token.lastUsedAt <= now - LAST_USED_GRANULARITY_MS)
+    void repos.tokens.touch(token.id, now, LAST_USED_GRANULARITY_MS).catch(() => undefined);
+
   const wanted = projectHeader?.trim();
   if (wanted === undefined || wanted === "" || wanted === home.name || wanted === home.id) {
     return { token, project: home };

@@ -18,6 +18,8 @@ export interface TokensTable {
   created_at: number;
   expires_at: number | null;
   revoked_at: number | null;
+  /** Epoch ms, refreshed at most once a minute (auth/principal.ts). */
+  last_used_at: number | null;
 }
 
 export interface FilesTable {

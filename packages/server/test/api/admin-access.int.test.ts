@@ -21,6 +21,7 @@ interface TokenJson {
   created_at: string;
   expires_at: string | null;
   revoked_at: string | null;
+  last_used_at: string | null;
   token?: string;
 }
 
@@ -117,6 +118,7 @@ describe("admin API: projects and tokens", () => {
       admin: false,
       expires_at: null,
       revoked_at: null,
+      last_used_at: null,
     });
     expect(c.token).toMatch(/^ctr_[A-Za-z0-9_-]{43}$/);
     const who = await call("/v1/whoami", { secret: c.token });
@@ -144,7 +146,10 @@ describe("admin API: projects and tokens", () => {
     expect(list.status).toBe(200);
     const listed = (list.json()["tokens"] as TokenJson[]).find((x) => x.id === c.id);
     const { token: _secret, ...shown } = c;
-    expect(listed).toEqual(shown);
+    // Used since: its last use is recorded (to the minute), the rest as created.
+    expect(listed).toEqual({ ...shown, last_used_at: expect.stringMatching(/Z$/) });
+    const used = Date.parse(listed?.last_used_at ?? "");
+    expect(Math.abs(used - Date.now())).toBeLessThan(60_000);
     expect(list.text).not.toContain(c.token);
     expect(list.text).not.toContain(hashToken(c.token));
     expect(list.text).not.toMatch(/"(token|hash)"/);
@@ -263,6 +268,34 @@ describe("admin API: projects and tokens", () => {
       mortal.token,
     );
     expect(within.expires_at).not.toBeNull();
+  });
+
+  it("last_used_at moves at most once a minute per token", async () => {
+    const c = await created({ project: "team-a", name: "used", permissions: ["list"] });
+    const lastUsed = async () =>
+      (
+        await t.server.store.db
+          .selectFrom("tokens")
+          .select("last_used_at")
+          .where("id", "=", c.id)
+          .executeTakeFirstOrThrow()
+      ).last_used_at;
+    expect(await lastUsed()).toBeNull();
+    expect((await call("/v1/whoami", { secret: c.token })).status).toBe(200);
+    const first = await lastUsed();
+    expect(first).not.toBeNull();
+    expect((await call("/v1/whoami", { secret: c.token })).status).toBe(200);
+    expect(await lastUsed()).toBe(first);
+    // A use more than a minute after the last one is recorded.
+    const old = Date.now() - 61_000;
+    await t.server.store.db.updateTable("tokens").set({ last_used_at: old }).where("id", "=", c.id).execute();
+    expect((await call("/v1/whoami", { secret: c.token })).status).toBe(200);
+    expect(await lastUsed()).toBeGreaterThan(old + 60_000);
+    // A refused token (revoked) is not recorded as used.
+    await t.server.store.tokens.revoke(c.id);
+    await t.server.store.db.updateTable("tokens").set({ last_used_at: old }).where("id", "=", c.id).execute();
+    expect((await call("/v1/whoami", { secret: c.token })).status).toBe(401);
+    expect(await lastUsed()).toBe(old);
   });
 
   it("creation and revocation leave an audit line in the server log, never the secret", async () => {

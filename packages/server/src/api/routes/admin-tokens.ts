@@ -36,6 +36,9 @@ const tokenProperties = {
   created_at: Type.String(),
   expires_at: Type.Union([Type.String(), Type.Null()]),
   revoked_at: Type.Union([Type.String(), Type.Null()]),
+  last_used_at: Type.Union([Type.String(), Type.Null()], {
+    description: "the last authenticated request, to the minute; null: never used",
+  }),
 };
 const AdminTokenSchema = Type.Object(tokenProperties);
 const CreatedTokenSchema = Type.Object({
@@ -82,6 +85,7 @@ function tokenJson(t: ListedToken) {
     created_at: isoMicros(r.createdAt),
     expires_at: r.expiresAt === null ? null : isoMicros(r.expiresAt * 1000),
     revoked_at: r.revokedAt === null ? null : isoMicros(r.revokedAt),
+    last_used_at: r.lastUsedAt === null ? null : isoMicros(r.lastUsedAt),
   };
 }
 

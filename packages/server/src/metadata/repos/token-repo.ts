@@ -23,6 +23,8 @@ export interface TokenRecord {
   createdAt: number;
   expiresAt: number | null;
   revokedAt: number | null;
+  /** Epoch ms of the last authenticated request, to the minute; null: never used. */
+  lastUsedAt: number | null;
 }
 
 interface NewToken {
@@ -51,9 +53,10 @@ export class TokenRepo {
         created_at: now,
         expires_at: t.expiresAt,
         revoked_at: null,
+        last_used_at: null,
       })
       .execute();
-    return { ...t, createdAt: now, revokedAt: null };
+    return { ...t, createdAt: now, revokedAt: null, lastUsedAt: null };
   }
 
   async findByHash(hash: string): Promise<TokenRecord | undefined> {
@@ -73,6 +76,16 @@ export class TokenRepo {
       .select((eb) => eb.fn.countAll<number>().as("n"))
       .executeTakeFirst();
     return Number(r?.n ?? 0);
+  }
+
+  /** Records a use at `now` unless one was recorded less than `granularityMs` before. */
+  async touch(id: string, now = Date.now(), granularityMs = 60_000): Promise<void> {
+    await this.db
+      .updateTable("tokens")
+      .set({ last_used_at: now })
+      .where("id", "=", id)
+      .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<=", now - granularityMs)]))
+      .execute();
   }
 
   async revoke(id: string, now = Date.now()): Promise<void> {
@@ -99,6 +112,7 @@ function toToken(r: TokensTable): TokenRecord {
     createdAt: r.created_at,
     expiresAt: r.expires_at,
     revokedAt: r.revoked_at,
+    lastUsedAt: r.last_used_at,
   };
 }
 
