@@ -620,6 +620,8 @@ export interface AdminToken {
   created_at: Timestamp;
   expires_at: Timestamp | null;
   revoked_at: Timestamp | null;
+  /** The last request it was accepted for, to the minute; null: never used. */
+  last_used_at: Timestamp | null;
 }
 
 /** `POST /v1/admin/tokens` answer: the token and its secret, shown this once. */

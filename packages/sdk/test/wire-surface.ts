@@ -258,6 +258,7 @@ export const ADMIN_TOKEN: Presence<AdminToken> = {
   created_at: "required",
   expires_at: "required",
   revoked_at: "required",
+  last_used_at: "required",
 };
 export const CREATED_TOKEN: Presence<CreatedToken> = { ...ADMIN_TOKEN, token: "required" };
 export const WHOAMI: Presence<WhoAmIResponse> = {

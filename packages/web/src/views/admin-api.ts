@@ -44,6 +44,7 @@ export interface AdminToken {
   created_at: string;
   expires_at: string | null;
   revoked_at: string | null;
+  last_used_at: string | null;
 }
 
 export interface CreatedToken extends AdminToken {

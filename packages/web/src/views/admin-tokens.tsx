@@ -122,6 +122,7 @@ export function TokensPanel(props: { api: AdminApi; projects: AdminProject[] | u
                 <th scope="col">Permissions</th>
                 <th scope="col">Created (UTC)</th>
                 <th scope="col">Expires (UTC)</th>
+                <th scope="col">Last used (UTC)</th>
                 <th scope="col">State</th>
                 <th scope="col">
                   <span class="visually-hidden">Actions</span>
@@ -144,6 +145,9 @@ export function TokensPanel(props: { api: AdminApi; projects: AdminProject[] | u
                     <td class="small">{t.permissions.length === 0 ? "none" : t.permissions.join(", ")}</td>
                     <td>{when(t.created_at)}</td>
                     <td>{t.expires_at === null ? "never" : when(t.expires_at)}</td>
+                    <td data-testid="token-last-used">
+                      {t.last_used_at === null ? "never" : when(t.last_used_at)}
+                    </td>
                     <td data-testid="token-state">{state}</td>
                     <td>
                       {state === "active" && (

@@ -120,6 +120,8 @@ describe("web console: Admin view (chromium against a real server)", () => {
     expect((await api("/whoami", secret)).status).toBe(200);
     await row.getByRole("button", { name: "Confirm revoke" }).click();
     await row.getByText("revoked").waitFor();
+    // The list, reloaded, shows when the API calls above last used it.
+    expect(await row.getByTestId("token-last-used").textContent()).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d$/);
     await env.screenshot("admin-token-revoked");
     expect((await api("/whoami", secret)).status).toBe(401);
     expect((await api("/images", secret)).status).toBe(401);
