@@ -20,7 +20,7 @@ function RevokeButton(props: { token: AdminToken; self: boolean; onRevoke(): Pro
       <button
         type="button"
         class="secondary"
-        aria-label={`Revoke ${props.token.name}`}
+        aria-label={`Revoke ${props.token.name || props.token.id}`}
         onClick={() => setConfirming(true)}
       >
         Revoke
