@@ -255,6 +255,9 @@ describe.each(DRIVERS)("terminals ($name)", ({ name, runtime }) => {
     expect(await refusal(path, { authorization: `Bearer ${other.token}` })).toBe(404);
     expect(await refusal(path, {}, ["contree.v1", `contree.token.${other.token}`])).toBe(404);
     expect(await refusal(path, { authorization: `Bearer ${t.token}` })).toBe(409);
+    // A plain GET (no upgrade) is documented in the OpenAPI and answered 400; 401 without a token.
+    expect((await t.api(`/v1/operations/${id}/terminal`)).status).toBe(400);
+    expect((await fetch(`${t.url}${t.config.pathPrefix}/v1/operations/${id}/terminal`)).status).toBe(401);
     expect(
       await refusal(wsUrl(`/v1/operations/${id}/subprocesses/7/terminal`), {
         authorization: `Bearer ${t.token}`,
