@@ -265,6 +265,49 @@ describe.each(DRIVERS)("terminals ($name)", ({ name, runtime }) => {
     ).toBe(404);
   });
 
+  it("timeouts and cancellation behave as without tty: the run is killed and the channel says so", async () => {
+    const { id } = await startMain({ command: "sh", tty: true, timeout: 2, env: shellEnv });
+    const term = await connect(`/v1/operations/${id}/terminal`);
+    term.type("sleep 1000\n");
+    await term.closed;
+    expect(term.closeCode).toBe(1000);
+    expect(term.messages.at(-1)).toMatchObject({ type: "exit", exit_code: -1, signal: 9, timed_out: true });
+    const doc = (await waitOperation(t, id, 60_000)) as {
+      metadata: { result: Result & { state: { timed_out: boolean } } };
+    };
+    expect(doc.metadata.result.state).toMatchObject({ exit_code: -1, signal: 9, timed_out: true });
+
+    const cancelled = await startMain({ command: "sh", tty: true, env: shellEnv });
+    const term2 = await connect(`/v1/operations/${cancelled.id}/terminal`);
+    term2.type("echo rea''dy\n");
+    await term2.until((o) => o.includes("ready\r\n"), "the shell");
+    expect((await api(`/v1/operations/${cancelled.id}`, { method: "DELETE" })).status).toBeLessThan(300);
+    await term2.closed;
+    expect(term2.messages.at(-1)).toMatchObject({ type: "exit", signal: 9 });
+    expect((await waitOperation(t, cancelled.id, 60_000))["status"]).toBe("CANCELLED");
+  });
+
+  // Server-side (the same on every driver): a client that stops reading is dropped, not buffered.
+  if (name === "crun")
+    it("a client that stops reading is closed with 4008 past 4 MiB unsent; the process is not held back", async () => {
+      const { id } = await startMain({
+        command: "read go; head -c 67108864 /dev/zero | tr '\\0' x; echo; echo fini''shed",
+        shell: true,
+        tty: true,
+        truncate_output_at: 1024,
+      });
+      const term = await connect(`/v1/operations/${id}/terminal`);
+      const socket = (term.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+      socket.pause();
+      term.type("go\n");
+      const doc = (await waitOperation(t, id, 120_000)) as { metadata: { result: Result } };
+      expect(doc.metadata.result.state.exit_code).toBe(0);
+      socket.resume();
+      await term.closed;
+      expect(term.closeCode).toBe(4008);
+      expect(term.out.length).toBeLessThan(64 * 1024 * 1024);
+    });
+
   it("a subprocess with tty in a live instance; the stdin endpoint types into its terminal", async () => {
     const { id } = await startMain({ command: "sleep", args: ["1000"] });
     const { spid } = await body<{ spid: number }>(
