@@ -352,7 +352,7 @@ export async function createServer(
     operations: { get: (id, projectId) => store.operations.get(id, projectId) },
   });
   app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (terminalTarget(req.url, `${config.pathPrefix}/v1`) !== null) terminals(req, socket, head);
+    if (terminalTarget(req.url, `${config.pathPrefix}/v1`) !== null) terminals.upgrade(req, socket, head);
   });
   queue.start();
   // After recovery: operations a crash left are terminal now, so their inputs are not held.
@@ -394,6 +394,8 @@ export async function createServer(
     async close() {
       if (closed) return;
       closed = true;
+      // Terminal clients are told the server is going away (1001), before their runs are cancelled.
+      terminals.close();
       await gc.close();
       await queue.close();
       disk.close();

@@ -51,8 +51,12 @@ export function terminalTarget(url: string | undefined, prefix: string): { id: s
   return { id: decodeURIComponent(m[1] ?? ""), spid: m[2] ?? "1" };
 }
 
-/** The upgrade handler for terminal URLs; `terminalTarget` tells which requests are its. */
-export function terminalUpgrade(d: Deps): UpgradeHandler {
+/**
+ * The upgrade handler for terminal URLs (`terminalTarget` tells which requests are its), and
+ * `close`, which ends every open channel at shutdown with 1001 (going away), not as if the process
+ * had ended; new upgrades are refused from then on.
+ */
+export function terminalUpgrade(d: Deps): { upgrade: UpgradeHandler; close(): void } {
   const prefix = `${d.config.pathPrefix}/v1`;
   const wss = new WebSocketServer({
     noServer: true,
@@ -60,13 +64,26 @@ export function terminalUpgrade(d: Deps): UpgradeHandler {
     perMessageDeflate: false,
     handleProtocols: (offered) => (offered.has(TERMINAL_PROTOCOL) ? TERMINAL_PROTOCOL : false),
   });
-  return (req, socket, head) => {
+  let closed = false;
+  const upgrade: UpgradeHandler = (req, socket, head) => {
     socket.on("error", () => undefined);
     const target = terminalTarget(req.url, prefix);
-    if (target === null) return refuse(socket, notFound("not found"));
+    if (target === null || closed) return refuse(socket, notFound("not found"));
     open(d, req, target)
       .then((session) => wss.handleUpgrade(req, socket, head, (ws) => serve(d, ws, session)))
       .catch((err: unknown) => refuse(socket, err));
+  };
+  return {
+    upgrade,
+    close() {
+      closed = true;
+      for (const ws of wss.clients) ws.close(1001, "server shutting down");
+      // A client that does not answer the close is cut off rather than waited for.
+      setTimeout(() => {
+        for (const ws of wss.clients) ws.terminate();
+      }, 1000).unref();
+      wss.close();
+    },
   };
 }
 

@@ -308,6 +308,39 @@ describe.each(DRIVERS)("terminals ($name)", ({ name, runtime }) => {
       expect(term.out.length).toBeLessThan(64 * 1024 * 1024);
     });
 
+  // Server-side: shutdown tells terminal clients it is going away.
+  if (name === "crun")
+    it("closing the server ends open terminals with 1001 (going away)", async () => {
+      const other = await startTestServer({ runtime });
+      const imported = await importBusybox(other);
+      try {
+        const r = await other.api("/v1/instances", {
+          method: "POST",
+          json: { image: "tag:busybox:latest", command: "sh", tty: true, disposable: true, env: shellEnv },
+        });
+        const { uuid } = (await r.json()) as { uuid: string };
+        let term: Term | undefined;
+        for (let i = 0; term === undefined; i++) {
+          term = await Term.open(`${other.url.replace(/^http/, "ws")}/v1/operations/${uuid}/terminal`, {
+            authorization: `Bearer ${other.token}`,
+          }).catch(async (e: unknown) => {
+            if (i > 200) throw e;
+            await new Promise((res) => setTimeout(res, 50));
+            return undefined;
+          });
+        }
+        terms.push(term);
+        term.type("echo up''and-running\n");
+        await term.until((o) => o.includes("upand-running\r\n"), "the shell");
+        await other.close();
+        await term.closed;
+        expect(term.closeCode).toBe(1001);
+      } finally {
+        await other.close();
+        await imported.registry.stop();
+      }
+    });
+
   it("a subprocess with tty in a live instance; the stdin endpoint types into its terminal", async () => {
     const { id } = await startMain({ command: "sleep", args: ["1000"] });
     const { spid } = await body<{ spid: number }>(
