@@ -41,6 +41,8 @@ struct tty {
   unsigned short rows, cols;
   /* This process generates the terminal's signals (see tty_isig). */
   int isig;
+  /* PROGRAM, once started (its process group has its pid). */
+  pid_t child;
   char name[32];
 };
 
@@ -146,7 +148,10 @@ static int tty_isig(struct tty *t, struct tty_in *in, const struct termios *tio,
     fg = tcgetpgrp(fd);
     close(fd);
   }
-  if (fg > 0) kill(-fg, sig);
+  /* On Linux PROGRAM leads its own session, so its process group is orphaned and a ^Z to it is
+     discarded; here its parent shares the session, so that is done by hand (else the program
+     would stop with no shell to continue it). */
+  if (fg > 0 && !(sig == SIGTSTP && fg == t->child)) kill(-fg, sig);
   return 1;
 }
 
@@ -206,6 +211,7 @@ static void tty_eof(struct tty *t, struct tty_in *in) {
 static void tty_relay(struct tty *t, int sfd, pid_t child, int *status) {
   static struct tty_in in;
   static char buf[16384];
+  t->child = child;
   int in_open = 1, out_ok = 1, reaped = 0;
   fcntl(t->master, F_SETFL, fcntl(t->master, F_GETFL) | O_NONBLOCK);
   while (!reaped) {

@@ -246,6 +246,20 @@ describe.each(DRIVERS)("terminals ($name)", ({ name, runtime }) => {
     expect(logged).toContain("50 132\r\n");
   });
 
+  it("^Z to a program that is not a shell is discarded, as for any orphaned process group; ^C ends it", async () => {
+    const { id } = await startMain({ command: "cat", tty: true });
+    const term = await connect(`/v1/operations/${id}/terminal`);
+    term.type("one\n");
+    await term.until((o) => o.includes("one\r\none\r\n"), "cat's first line");
+    term.type("\x1a");
+    term.type("two\n");
+    // Echoed by the terminal and written back by cat: cat was not stopped.
+    await term.until((o) => o.includes("two\r\ntwo\r\n"), "cat after ^Z");
+    term.type("\x03");
+    await term.closed;
+    expect(term.messages.at(-1)).toMatchObject({ type: "exit", exit_code: -1, signal: 2 });
+  });
+
   it("the channel is authenticated and scoped: 401 without a token, 404 for another project, 409 without a terminal", async () => {
     const { id } = await startMain({ command: "sleep", args: ["1000"] });
     const path = wsUrl(`/v1/operations/${id}/terminal`);
