@@ -70,7 +70,14 @@ export function terminalUpgrade(d: Deps): { upgrade: UpgradeHandler; close(): vo
     const target = terminalTarget(req.url, prefix);
     if (target === null || closed) return refuse(socket, notFound("not found"));
     open(d, req, target)
-      .then((session) => wss.handleUpgrade(req, socket, head, (ws) => serve(d, ws, session)))
+      .then((session) =>
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          const where = { opId: target.id.toLowerCase(), spid: Number(target.spid) };
+          d.logger.info(where, "terminal attached");
+          ws.on("close", (code) => d.logger.info({ ...where, code }, "terminal detached"));
+          serve(d, ws, session);
+        }),
+      )
       .catch((err: unknown) => refuse(socket, err));
   };
   return {
