@@ -10,7 +10,7 @@ import type { RequestOptions } from "./http.js";
 import type { WaitOptions } from "./operation-handle.js";
 import type { OutputCallbacks } from "./output.js";
 import { printAs } from "./printable.js";
-import { commandLabel, commandSpec, RunOperation, type RunResult } from "./run-operation.js";
+import { commandLabel, commandSpec, RunOperation, type RunResult, ttySpec } from "./run-operation.js";
 import { closableStreamRepr } from "./stream-repr.js";
 import type {
   DiffQuery,
@@ -80,6 +80,15 @@ export interface RunOptions extends RequestOptions, OutputCallbacks {
   maxLayerBytes?: number;
   /** Outbound networking. */
   networking?: boolean;
+  /**
+   * A pseudo-terminal for the main process (server extension): one output stream (stdout), stdin
+   * open for typing. Attach with `op.terminal()`.
+   */
+  tty?: boolean;
+  /** Terminal rows at start (default 24). */
+  rows?: number;
+  /** Terminal columns at start (default 80). */
+  cols?: number;
   /** `wait()` / `result()` throw CommandFailedError on a non-zero exit, a signal or a timeout. */
   check?: boolean;
 }
@@ -113,6 +122,7 @@ export async function spawnRequest(
     req.resources_limits = { max_layer_bytes: checkBytes("maxLayerBytes", opts.maxLayerBytes)! };
   }
   if (opts.networking !== undefined) req.networking = { enabled: opts.networking };
+  Object.assign(req, ttySpec(opts));
   if (opts.files) req.files = await fileSpecs(api, opts.files, opts);
   return req;
 }

@@ -76,5 +76,8 @@ export { Sandbox } from "./sandbox.js";
 export type { SessionOptions, SessionRunOptions, SessionStep, SessionStepResult } from "./session.js";
 export { Session } from "./session.js";
 export { decodeStreamRepr, streamReprToText } from "./stream-repr.js";
+export type { TerminalExit, TerminalOptions, WebSocketConstructor } from "./terminal.js";
+export { Terminal, terminalPath } from "./terminal.js";
 export type * from "./types.js";
 export { TERMINAL_STATUSES } from "./types.js";
+export type { SocketLike } from "./ws-client.js";

@@ -13,6 +13,7 @@ import { OutputDispatcher } from "./output.js";
 import { printAs } from "./printable.js";
 import { sleep } from "./retry.js";
 import { closableStreamRepr, decodeStreamRepr } from "./stream-repr.js";
+import { Terminal, type TerminalOptions } from "./terminal.js";
 import type {
   ExecSpec,
   InstanceResult,
@@ -82,6 +83,15 @@ export interface ExecOptions extends RequestOptions {
   keepStdinOpen?: boolean;
   /** Bytes of stdout and of stderr kept. Default 65 536 (64 KiB, as the official CLI). */
   truncateOutputAt?: number;
+  /**
+   * A pseudo-terminal for the process (server extension): one output stream (stdout), stdin open
+   * for typing. Attach with `terminal()`.
+   */
+  tty?: boolean;
+  /** Terminal rows at start (default 24). */
+  rows?: number;
+  /** Terminal columns at start (default 80). */
+  cols?: number;
 }
 
 /** Whether `check` fails this outcome: a non-zero exit, a signal, or the timeout. */
@@ -151,6 +161,11 @@ export class RunOperation extends OperationHandle<RunResult> {
     return new SubprocessHandle(this.api, this, 1);
   }
 
+  /** Attaches to the main process's terminal (the run must have `tty: true`). */
+  terminal(opts?: TerminalOptions): Promise<Terminal> {
+    return this.main.terminal(opts);
+  }
+
   /**
    * Starts another process in the running sandbox. Right after the start the server may not take
    * processes yet: a 425 is retried by the transport, and a 409 is retried while the run is still active.
@@ -166,6 +181,7 @@ export class RunOperation extends OperationHandle<RunResult> {
     if (opts.stdin !== undefined || opts.keepStdinOpen) {
       spec.stdin = closableStreamRepr(opts.stdin ?? "", !opts.keepStdinOpen);
     }
+    Object.assign(spec, ttySpec(opts));
     for (let attempt = 0; ; attempt++) {
       try {
         const { spid } = await this.api.startSubprocess(this.id, spec, opts);
@@ -181,6 +197,20 @@ export class RunOperation extends OperationHandle<RunResult> {
       }
     }
   }
+}
+
+/** The request's terminal fields: only with `tty: true`. */
+export function ttySpec(o: { tty?: boolean; rows?: number; cols?: number }): {
+  tty?: boolean;
+  rows?: number;
+  cols?: number;
+} {
+  if (!o.tty) return {};
+  return {
+    tty: true,
+    ...(o.rows === undefined ? {} : { rows: o.rows }),
+    ...(o.cols === undefined ? {} : { cols: o.cols }),
+  };
 }
 
 /** Exec form for an argv array, shell form for a string unless `shell` says otherwise. */
@@ -235,6 +265,11 @@ export class SubprocessHandle {
   /** Closes stdin. */
   async close(opts?: RequestOptions): Promise<void> {
     await this.api.writeSubprocessStdin(this.operation.id, this.spid, closableStreamRepr("", true), opts);
+  }
+
+  /** Attaches to the process's terminal (it must have been started with `tty: true`). */
+  terminal(opts?: TerminalOptions): Promise<Terminal> {
+    return Terminal.open(this.api.transport, this.operation.id, this.spid, opts);
   }
 
   /** Sends a signal by name (TERM, KILL, INT, HUP, …). */

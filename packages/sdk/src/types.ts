@@ -176,6 +176,15 @@ export interface InstanceSpawnRequest {
   files?: Record<string, FileSpec>;
   resources_limits?: { max_layer_bytes?: number };
   networking?: { enabled: boolean };
+  /**
+   * Extension: a pseudo-terminal for the process (docs/terminals.md). One output stream, recorded
+   * as stdout; stdin stays open for typing unless `stdin` is given. `terminal()` attaches to it.
+   */
+  tty?: boolean;
+  /** Terminal rows at start with `tty: true` (1–1000, default 24). */
+  rows?: number;
+  /** Terminal columns at start with `tty: true` (1–1000, default 80). */
+  cols?: number;
 }
 
 export interface InstanceSpawnResponse extends Partial<Omit<InstanceSpawnRequest, "image" | "command">> {
@@ -451,6 +460,10 @@ export interface ExecSpec {
   gid?: number;
   stdin?: ClosableStreamRepr;
   truncate_output_at?: number;
+  /** Extension: a pseudo-terminal for the process (see InstanceSpawnRequest.tty). */
+  tty?: boolean;
+  rows?: number;
+  cols?: number;
 }
 
 export interface SubprocessStartResponse {

@@ -17,7 +17,7 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ContreeApi, ContreeClient } from "../src/index.js";
+import { type ContreeApi, ContreeClient, terminalPath } from "../src/index.js";
 import { type LiveServer, startLiveServer } from "./live-server.js";
 import {
   ADMIN_PROJECT,
@@ -153,6 +153,13 @@ describe("SDK wire surface vs the server's OpenAPI document", () => {
     },
   );
 
+  it("the terminal WebSocket paths the SDK opens are the ones the server documents", () => {
+    for (const spid of [1, 2]) {
+      const path = `/v1${terminalPath(U, spid)}`.replace(U, "{id}").replace(/\/2\//, "/{spid}/");
+      expect(operation("GET", path), `terminal of spid ${spid}: ${path}`).toBeDefined();
+    }
+  });
+
   it("every operation the server documents is one the SDK calls", () => {
     const sdk = new Set(Object.values(WIRE).map((w) => `${w.method} ${template(w.path)}`));
     const missing: string[] = [];
@@ -161,6 +168,8 @@ describe("SDK wire surface vs the server's OpenAPI document", () => {
       // Operator endpoints (admin tokens only) are not the tenant SDK's to call, except the
       // projects and tokens of `client.admin`.
       if (path.startsWith("/v1/admin/") && !/^\/v1\/admin\/(projects|tokens)\b/.test(path)) continue;
+      // WebSocket endpoints: terminal() opens them (no fetch); their paths are checked below.
+      if (path.endsWith("/terminal")) continue;
       for (const m of Object.keys(methods)) {
         if (!sdk.has(`${m.toUpperCase()} ${template(path)}`)) missing.push(`${m.toUpperCase()} ${path}`);
       }

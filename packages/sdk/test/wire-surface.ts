@@ -321,6 +321,9 @@ export const SPAWN_BODY: Shape<InstanceSpawnRequest> = {
   },
   resources_limits: { mark: "optional", properties: { max_layer_bytes: "optional" } },
   networking: { mark: "optional", properties: { enabled: "required" } },
+  tty: "optional",
+  rows: "optional",
+  cols: "optional",
 };
 export const IMPORT_BODY: Shape<ImageImportRequest> = {
   registry: {
@@ -351,6 +354,9 @@ export const EXEC_BODY: Shape<ExecSpec> = {
   gid: "optional",
   stdin: { mark: "optional", properties: STDIN },
   truncate_output_at: "optional",
+  tty: "optional",
+  rows: "optional",
+  cols: "optional",
 };
 export const STDIN_BODY: Shape<ClosableStreamRepr> = STDIN;
 

@@ -1,5 +1,6 @@
 /*
  * contree-init MODE REPORT PROGRAM [ARG...]
+ * contree-init MODE-tty REPORT ROWSxCOLS[+isig] PROGRAM [ARG...]
  *
  * The entry point of every sandboxed process, on every driver, for the main process (MODE
  * "run") and for exec'd ones (MODE "exec"). It forks PROGRAM, waits for it with wait4 and
@@ -25,6 +26,9 @@
  *    fds are left alone: the runtimes pass none but the report's, and each syscall is dear
  *    under gVisor's ptrace platform (a close() sweep of 1,024 fds cost ~100 ms there).
  *
+ *  - "-tty" modes give PROGRAM a pseudo-terminal of the sandbox's own and relay it over stdio
+ *    (init-tty.h); everything else is the same.
+ *
  * Trust: PROGRAM runs as the same user as this process and can write a report of its own
  * (or kill this process): the figures describe only what PROGRAM could influence anyway. The
  * host treats the report as hostile input; cgroup CPU and memory figures stay authoritative.
@@ -43,6 +47,7 @@
 #include <unistd.h>
 
 #include "exec-search.h"
+#include "init-tty.h"
 
 static volatile pid_t child;
 
@@ -119,11 +124,16 @@ static void report(int fd, int code, int sig) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 4 || (strcmp(argv[1], "run") != 0 && strcmp(argv[1], "exec") != 0)) {
-    say("init", "usage: contree-init run|exec REPORT PROGRAM [ARG...]");
+  const char *mode = argc > 1 ? argv[1] : "";
+  int exec_mode = strncmp(mode, "exec", 4) == 0;
+  int tty_mode = strcmp(mode, "run-tty") == 0 || strcmp(mode, "exec-tty") == 0;
+  struct tty tty = {.master = -1, .slave = -1, .isig = 0};
+  if (argc < 4 + tty_mode || !(tty_mode || strcmp(mode, "run") == 0 || strcmp(mode, "exec") == 0) ||
+      (tty_mode && tty_parse_size(argv[3], &tty) != 0)) {
+    say("init", "usage: contree-init run|exec|run-tty|exec-tty REPORT [ROWSxCOLS] PROGRAM [ARG...]");
     return 126;
   }
-  int exec_mode = strcmp(argv[1], "exec") == 0;
+  char **program = &argv[3 + tty_mode];
   int rfd = open_report(argv[2]);
   if (exec_mode) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
@@ -135,6 +145,18 @@ int main(int argc, char **argv) {
   sigset_t all, old;
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, &old);
+  /* The terminal relay learns of PROGRAM's end from a signalfd: SIGCHLD stays blocked. */
+  int sfd = -1;
+  if (tty_mode) {
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sfd = signalfd(-1, &chld, SFD_CLOEXEC);
+    if (sfd < 0 || tty_open(&tty) != 0) {
+      say("init", "no terminal in this sandbox");
+      return 126;
+    }
+  }
   if (exec_mode) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -159,23 +181,36 @@ int main(int argc, char **argv) {
       prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
       if (getppid() != ppid) _exit(137);
     }
+    if (tty_mode) tty_attach(&tty);
     /* PROGRAM starts with the mask this process was given; SIGPIPE was never changed. */
     sigprocmask(SIG_SETMASK, &old, NULL);
-    exec_program(&argv[3]);
+    exec_program(program);
   }
   child = pid;
-  /* Only stdio: the runtimes pass no other fds but the report's (close-on-exec already). */
-  close(0);
-  close(1);
+  /* Only stdio: the runtimes pass no other fds but the report's (close-on-exec already). The
+     terminal relay keeps stdin and stdout until PROGRAM has ended. */
+  if (tty_mode) {
+    close(tty.slave);
+  } else {
+    close(0);
+    close(1);
+  }
   close(2);
   /* A report to a host that stopped reading must not kill this process: EPIPE, not SIGPIPE. */
+  if (exec_mode || tty_mode) signal(SIGPIPE, SIG_IGN);
   if (exec_mode) {
-    signal(SIGPIPE, SIG_IGN);
-    sigprocmask(SIG_SETMASK, &old, NULL);
+    sigset_t keep = old;
+    if (tty_mode) sigaddset(&keep, SIGCHLD);
+    sigprocmask(SIG_SETMASK, &keep, NULL);
   }
 
   int status = 0;
-  for (;;) {
+  if (tty_mode) {
+    tty_relay(&tty, sfd, pid, &status);
+    close(0);
+    close(1);
+  }
+  for (; !tty_mode;) {
     pid_t w = wait4(-1, &status, 0, NULL);
     if (w == pid) break;
     if (w < 0 && errno != EINTR) {

@@ -4,12 +4,15 @@
  */
 import { existsSync } from "node:fs";
 import { chmod, mkdir, rm } from "node:fs/promises";
+import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
+import type { Duplex } from "node:stream";
 import { createMcpHttpEndpoint } from "@contree/mcp";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
 import { HeavyGate } from "./api/heavy-gate.js";
 import { V1_ROUTES } from "./api/routes/index.js";
+import { terminalTarget, terminalUpgrade } from "./api/terminal-socket.js";
 import { bootstrap, PUBLIC_PROJECT } from "./auth/bootstrap.js";
 import { authenticate } from "./auth/principal.js";
 import { accessAdmin } from "./auth/token-admin.js";
@@ -342,6 +345,17 @@ export async function createServer(
     },
     V1_ROUTES,
   );
+  // The terminal channel's WebSocket upgrades (api/terminal-socket.ts); other paths are left alone.
+  const terminals = terminalUpgrade({
+    config,
+    logger,
+    live,
+    auth: { authenticate: (header, project) => authenticate(store, header, project) },
+    operations: { get: (id, projectId) => store.operations.get(id, projectId) },
+  });
+  app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (terminalTarget(req.url, `${config.pathPrefix}/v1`) !== null) terminals.upgrade(req, socket, head);
+  });
   queue.start();
   // After recovery: operations a crash left are terminal now, so their inputs are not held.
   const retention = new Retention(store, config.defaultLimits);
@@ -382,6 +396,8 @@ export async function createServer(
     async close() {
       if (closed) return;
       closed = true;
+      // Terminal clients are told the server is going away (1001), before their runs are cancelled.
+      terminals.close();
       await gc.close();
       await queue.close();
       disk.close();

@@ -3,7 +3,15 @@ import { posix } from "node:path";
 import type { Static } from "@sinclair/typebox";
 import { invalidArgument } from "../core/errors.js";
 import { Maybe, Open } from "../core/schema.js";
-import { DEFAULT_TRUNCATE, MAX_TRUNCATE, SpawnBodySchema, StdinSchema, stdinOf } from "./spawn-request.js";
+import {
+  DEFAULT_TRUNCATE,
+  MAX_TRUNCATE,
+  SpawnBodySchema,
+  StdinSchema,
+  stdinOf,
+  TtySchema,
+  ttyOf,
+} from "./spawn-request.js";
 
 export interface ExecSpec {
   command: string;
@@ -15,6 +23,8 @@ export interface ExecSpec {
   gid: number;
   stdin: { value: string; encoding: "ascii" | "base64"; close: boolean };
   truncate_output_at: number;
+  /** Extension: a pseudo-terminal of this size (docs/terminals.md). */
+  tty?: { rows: number; cols: number };
 }
 
 /** "TERM", "SIGTERM" or "15" → "SIGTERM"; anything else is a 400. */
@@ -41,12 +51,15 @@ export const ExecBodySchema = Open({
   gid: SpawnBodySchema.properties.gid,
   stdin: Maybe(StdinSchema),
   truncate_output_at: SpawnBodySchema.properties.truncate_output_at,
+  ...TtySchema,
 });
 type ExecBody = Static<typeof ExecBodySchema>;
 
 /** Defaults of an exec (its cwd is the instance's) and the server's output cap. */
 export function execSpecOf(b: ExecBody, defaults: { cwd: string }): ExecSpec {
+  const t = ttyOf(b);
   return {
+    ...("tty" in t ? { tty: { rows: t.rows, cols: t.cols } } : {}),
     command: b.command,
     args: b.args ?? [],
     shell: b.shell ?? false,
@@ -54,7 +67,8 @@ export function execSpecOf(b: ExecBody, defaults: { cwd: string }): ExecSpec {
     cwd: b.cwd ? posix.normalize(b.cwd) : defaults.cwd,
     uid: b.uid ?? 0,
     gid: b.gid ?? 0,
-    stdin: stdinOf(b.stdin).stdin,
+    // A terminal stays open for typing until its process ends, unless the request says otherwise.
+    stdin: { ...stdinOf(b.stdin).stdin, ...("tty" in t && b.stdin == null ? { close: false } : {}) },
     truncate_output_at: Math.min(b.truncate_output_at ?? DEFAULT_TRUNCATE, MAX_TRUNCATE),
   };
 }

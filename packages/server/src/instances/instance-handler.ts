@@ -1,5 +1,6 @@
 import { hostname as hostName, release } from "node:os";
 import { join } from "node:path";
+import type { Writable } from "node:stream";
 import { isStorageFull } from "../core/errors.js";
 import { decodeStreamInput, toStreamRepr } from "../core/stream-repr.js";
 import { isoMicros } from "../core/time.js";
@@ -15,7 +16,7 @@ import type { IdRange, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.
 import type { ActiveSnapshot, Snapshotter } from "../snapshots/snapshotter.js";
 import { CleanupStack, type CleanupStep } from "./cleanup-stack.js";
 import type { LiveInstances } from "./live-instances.js";
-import { initProcess, type Process } from "./process.js";
+import { initProcess } from "./process.js";
 import {
   type ProcessOutcome,
   ProcessSupervisor,
@@ -191,6 +192,7 @@ export class InstanceHandler implements OperationHandler {
       truncateAt: meta.truncate_output_at,
       // `close: false` keeps it open for POST .../subprocesses/1/stdin.
       stdinOpen: !meta.stdin.close,
+      ...(meta.tty === true ? { tty: { rows: meta.rows ?? 24, cols: meta.cols ?? 80 } } : {}),
     });
     const sandbox = await this.o.driver.start(
       {
@@ -210,11 +212,11 @@ export class InstanceHandler implements OperationHandler {
     const destroy = teardown.push("destroy sandbox", () => sandbox.destroy());
     const unregister = teardown.push("unregister live instance", () => this.o.live.unregister(op.id));
     // Registered before the spawn event: a client that waits for it may exec at once.
-    const proc = await main.start(
+    await main.start(
       async () => initProcess(sandbox),
       () => this.o.live.register(op.id, sandbox, ctx.emit, main),
     );
-    await this.feedStdin(op, meta, proc, ctx);
+    await this.feedStdin(op, meta, main.spawnInput, ctx);
     return {
       sandbox: sandbox as Sandbox,
       main,
@@ -228,8 +230,12 @@ export class InstanceHandler implements OperationHandler {
   }
 
   /** The spawn request's stdin; a large one was stored apart at spawn time (`1.input`), its echo refers to it. */
-  private async feedStdin(op: OperationRecord, meta: InstanceMetadata, p: Process, ctx: HandlerContext) {
-    const stdin = p.stdin;
+  private async feedStdin(
+    op: OperationRecord,
+    meta: InstanceMetadata,
+    stdin: Writable | null,
+    ctx: HandlerContext,
+  ) {
     if (stdin === null) return;
     const stored = isOutputRef(meta.stdin) ? meta.stdin : null;
     const input = stored

@@ -5,7 +5,7 @@ import type { OutputStore } from "../outputs/output-store.js";
 import type { Sandbox } from "../runtime/runtime-driver.js";
 import type { ExecSpec } from "./exec-spec.js";
 import { execProcess } from "./process.js";
-import { ProcessSupervisor } from "./process-supervisor.js";
+import { ProcessSupervisor, type TerminalSession } from "./process-supervisor.js";
 import { StdinLog } from "./stdin-log.js";
 
 /**
@@ -108,6 +108,7 @@ export class LiveInstances {
         timeout: 0,
         truncateAt: spec.truncate_output_at,
         stdinOpen: true,
+        ...(spec.tty === undefined ? {} : { tty: spec.tty }),
       },
     );
     const proc: Proc = { sup, stdinLog: this.stdinLog(opId, spid) };
@@ -138,6 +139,16 @@ export class LiveInstances {
     const p = this.live.get(opId)?.procs.get(spid);
     if (!p) throw notFound(`no process ${spid} in this instance`);
     return fold(p.sup);
+  }
+
+  /** The terminal of a running process started with `tty: true` (409 without one). */
+  terminal(opId: string, spid: number): TerminalSession {
+    const p = this.get(opId).procs.get(spid);
+    if (!p) throw notFound(`no process ${spid} in this instance`);
+    if (p.sup.hasFinished) throw conflict(`process ${spid} has already exited`);
+    const t = p.sup.terminal();
+    if (t === null) throw conflict(`process ${spid} has no terminal (start it with "tty": true)`);
+    return t;
   }
 
   async signal(opId: string, spid: number, sig: NodeJS.Signals): Promise<void> {

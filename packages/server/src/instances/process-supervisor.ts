@@ -2,7 +2,8 @@ import type { Writable } from "node:stream";
 import { internal, isStorageFull } from "../core/errors.js";
 import type { Logger } from "../observability/logger.js";
 import type { OutputStore } from "../outputs/output-store.js";
-import type { ProcessSpec, ResourceStats } from "../runtime/runtime-driver.js";
+import type { ProcessSpec, ResourceStats, TerminalSize } from "../runtime/runtime-driver.js";
+import { TerminalInput } from "../runtime/terminal-frames.js";
 import type { ExecSpec } from "./exec-spec.js";
 import { type CaptureResult, OutputCapture } from "./output-capture.js";
 import { argvOf, type Process, type ProcessExit } from "./process.js";
@@ -26,6 +27,18 @@ interface SupervisedCommand extends Pick<ExecSpec, "command" | "args" | "shell" 
   truncateAt: number;
   /** Whether the stdin endpoint may write to it (the main process's can be closed at spawn). */
   stdinOpen: boolean;
+  /** A pseudo-terminal of this size at start: one output stream (stdout), stdin typed into it. */
+  tty?: TerminalSize;
+}
+
+/** The live side of a process's terminal, for the terminal channel. */
+export interface TerminalSession {
+  /** Typed into the terminal (also the stdin endpoint's writes); null once stdin was closed. */
+  input: TerminalInput | null;
+  /** Calls `listener` with the terminal's output from now on; returns the unsubscribe. */
+  onOutput(listener: (chunk: Buffer) => void): () => void;
+  /** Settles once the process has exited and its output is complete. */
+  finished: Promise<ProcessOutcome>;
 }
 
 /** Where a supervised process reports to: its operation's event log and output streams. */
@@ -63,6 +76,12 @@ export class ProcessSupervisor {
   private stderr: OutputCapture | null = null;
   private exit: ProcessExit | null = null;
   private outcome: ProcessOutcome | null = null;
+  private input: Writable | null = null;
+  private settle: (o: ProcessOutcome) => void = () => undefined;
+  /** Settles with the outcome once wait() has it (never rejects). */
+  readonly finished = new Promise<ProcessOutcome>((resolve) => {
+    this.settle = resolve;
+  });
 
   constructor(
     private readonly ctx: SupervisorContext,
@@ -89,7 +108,27 @@ export class ProcessSupervisor {
 
   /** Its stdin for the stdin endpoint: null once closed at spawn or before it started. */
   get stdin(): Writable | null {
-    return this.cmd.stdinOpen ? (this.proc?.stdin ?? null) : null;
+    return this.cmd.stdinOpen ? this.input : null;
+  }
+
+  /** Its stdin for the spawn request's input, whether or not it stays open after (framed with a terminal). */
+  get spawnInput(): Writable | null {
+    return this.input;
+  }
+
+  /** The terminal of a `tty` process once started; null without one. */
+  terminal(): TerminalSession | null {
+    const p = this.proc;
+    if (this.cmd.tty === undefined || p === null) return null;
+    const input = this.stdin;
+    return {
+      input: input instanceof TerminalInput && !input.writableEnded ? input : null,
+      onOutput: (listener) => {
+        p.stdout.on("data", listener);
+        return () => p.stdout.off("data", listener);
+      },
+      finished: this.finished,
+    };
   }
 
   /** The process as the runtime is asked to start it. */
@@ -101,6 +140,7 @@ export class ProcessSupervisor {
       cwd: c.cwd,
       uid: c.uid,
       gid: c.gid,
+      ...(c.tty === undefined ? {} : { tty: c.tty }),
     };
   }
 
@@ -116,6 +156,9 @@ export class ProcessSupervisor {
     this.proc = p;
     this.started = Date.now();
     p.stdin?.on("error", () => undefined);
+    // With a terminal the init reads frames: input and resizes are framed on the way in.
+    this.input = p.stdin !== null && this.cmd.tty !== undefined ? new TerminalInput(p.stdin) : p.stdin;
+    this.input?.on("error", () => undefined);
     onStarted?.();
     const c = this.cmd;
     await this.ctx.emit(c.spid, "spawn", {
@@ -129,6 +172,7 @@ export class ProcessSupervisor {
       timeout: c.timeout,
       truncate_at: c.truncateAt,
       env: redactEnv(c.env),
+      ...(c.tty === undefined ? {} : { tty: true, rows: c.tty.rows, cols: c.tty.cols }),
     });
     this.stdout = this.capture(p, "stdout");
     this.stderr = this.capture(p, "stderr");
@@ -193,6 +237,7 @@ export class ProcessSupervisor {
       ended: Date.now(),
     };
     this.outcome = outcome;
+    this.settle(outcome);
     for (const [stream, c] of [
       ["stdout", stdout],
       ["stderr", stderr],

@@ -5,6 +5,9 @@ import { LIMITS, overLimitMessage } from "../config/limits.js";
 import { invalidArgument } from "../core/errors.js";
 import { Dict, Maybe, NO_NUL, Open } from "../core/schema.js";
 import { decodeStreamInput } from "../core/stream-repr.js";
+import { MAX_TERMINAL_DIM } from "../runtime/runtime-driver.js";
+
+export { MAX_TERMINAL_DIM };
 
 const DEFAULT_TIMEOUT = 60;
 export const DEFAULT_TRUNCATE = 1024 * 1024;
@@ -54,6 +57,35 @@ const Env = Dict(Type.String({ pattern: NO_NUL, "x-error": "{path} must be a str
 const Encoding = Type.Union([Type.Literal("ascii"), Type.Literal("base64")], {
   "x-error": '{path} must be "ascii" or "base64"',
 });
+
+const TerminalDim = (what: string, dflt: number) =>
+  Type.Integer({
+    minimum: 1,
+    maximum: MAX_TERMINAL_DIM,
+    "x-error": `${what} must be an integer between 1 and ${MAX_TERMINAL_DIM}`,
+    description: `terminal ${what} at start with tty: true (default ${dflt}; resize through the terminal channel)`,
+  });
+/** Extension: a pseudo-terminal for the process (docs/terminals.md). */
+export const TtySchema = {
+  tty: Maybe(
+    Type.Boolean({
+      "x-error": "tty must be a boolean",
+      description:
+        "give the process a pseudo-terminal (extension, docs/terminals.md): one output stream, recorded as stdout",
+    }),
+  ),
+  rows: Maybe(TerminalDim("rows", 24)),
+  cols: Maybe(TerminalDim("cols", 80)),
+};
+
+/** The terminal fields as stored: present only with tty: true. */
+export function ttyOf(b: {
+  tty?: boolean | null;
+  rows?: number | null;
+  cols?: number | null;
+}): { tty: true; rows: number; cols: number } | Record<string, never> {
+  return b.tty === true ? { tty: true, rows: b.rows ?? 24, cols: b.cols ?? 80 } : {};
+}
 
 /** ClosableStreamRepr: stdin of a spawn, an exec or a stdin write. */
 export const StdinSchema = Open({
@@ -153,6 +185,7 @@ export const SpawnBodySchema = Open({
     }),
   ),
   networking: Maybe(Open({ enabled: Maybe(Bool("networking.enabled")) })),
+  ...TtySchema,
 });
 export type SpawnBody = Static<typeof SpawnBodySchema>;
 
@@ -183,6 +216,10 @@ export interface InstanceMetadata {
   files: Record<string, FileSpec>;
   resources_limits: { max_layer_bytes: number };
   networking: { enabled: boolean };
+  /** Extension: present only with a terminal. */
+  tty?: true;
+  rows?: number;
+  cols?: number;
   [key: string]: unknown;
 }
 
@@ -241,6 +278,8 @@ export function normalizeSpawn(
     };
   }
   const { stdin, bytes } = stdinOf(body.stdin);
+  // A terminal stays open for typing until its process ends, unless the request says otherwise.
+  if (body.tty === true && (body.stdin === undefined || body.stdin === null)) stdin.close = false;
   const meta: InstanceMetadata = {
     command: body.command,
     image: body.image,
@@ -259,6 +298,7 @@ export function normalizeSpawn(
     files,
     resources_limits: { max_layer_bytes: maxLayer },
     networking: { enabled: body.networking?.enabled ?? defaultNetworking },
+    ...ttyOf(body),
   };
   return { meta, stdinBytes: bytes };
 }

@@ -23,7 +23,20 @@ export interface ProcessSpec {
   cwd: string;
   uid: number;
   gid: number;
+  /**
+   * A pseudo-terminal of the sandbox's own on stdin/stdout/stderr, this size at start. Its stdin
+   * then carries frames (terminal-frames.ts: data and resizes), its stdout the terminal's output,
+   * its stderr nothing. Needs the sandbox init.
+   */
+  tty?: TerminalSize;
 }
+
+/** Rows and columns of a terminal, 1..MAX_TERMINAL_DIM each. */
+export interface TerminalSize {
+  rows: number;
+  cols: number;
+}
+export const MAX_TERMINAL_DIM = 1000;
 
 export interface SandboxLimits {
   memoryBytes: number;

@@ -19,7 +19,7 @@ import { closeSync, constants, fstatSync, openSync, readSync, statSync } from "n
 import type { Readable } from "node:stream";
 import { INIT } from "../sys/native-sys.js";
 import { sharedBindFile } from "./bind-files.js";
-import type { ExitStatus, Rusage } from "./runtime-driver.js";
+import type { ExitStatus, Rusage, TerminalSize } from "./runtime-driver.js";
 
 export const INIT_IN_SANDBOX = "/dev/.contree-init";
 /** Directory of report files inside runsc sandboxes. */
@@ -50,9 +50,22 @@ function builtInit(): string | null {
   }
 }
 
-/** The process's argv under the init. `report`: "fd:3", a path in the sandbox, or "-". */
-export function initArgs(mode: "run" | "exec", report: string, args: string[]): string[] {
-  return [INIT_IN_SANDBOX, mode, report, ...args];
+/**
+ * The process's argv under the init. `report`: "fd:3", a path in the sandbox, or "-". With
+ * `tty` the init gives the process a pseudo-terminal of the sandbox's own and relays it over
+ * stdio: stdin carries frames (terminal-frames.ts), stdout the terminal's output
+ * (native/init-tty.h). `emulateSignals`: the init turns ^C, ^\ and ^Z into signals itself, for
+ * a line discipline that does not (gVisor's in this runsc release).
+ */
+export function initArgs(
+  mode: "run" | "exec",
+  report: string,
+  args: string[],
+  tty?: TerminalSize & { emulateSignals?: boolean },
+): string[] {
+  if (tty === undefined) return [INIT_IN_SANDBOX, mode, report, ...args];
+  const size = `${tty.rows}x${tty.cols}${tty.emulateSignals ? "+isig" : ""}`;
+  return [INIT_IN_SANDBOX, `${mode}-tty`, report, size, ...args];
 }
 
 export function initMount(source: string): {

@@ -9,6 +9,7 @@ import { inspectRoutes } from "./inspect.js";
 import { instancesRoutes } from "./instances.js";
 import { operationsRoutes } from "./operations.js";
 import { subprocessRoutes } from "./subprocesses.js";
+import { terminalRoutes } from "./terminal.js";
 import { whoamiRoutes } from "./whoami.js";
 
 /** Every route module of `<prefix>/v1`, in registration order. */
@@ -24,4 +25,5 @@ export const V1_ROUTES: readonly RouteModule[] = [
   adminUsageRoutes,
   adminProjectRoutes,
   adminTokenRoutes,
+  terminalRoutes,
 ];

@@ -96,6 +96,11 @@ export const InstanceMetadataDoc = Type.Object(
     ),
     resources_limits: Type.Object({ max_layer_bytes: Type.Integer() }, { additionalProperties: true }),
     networking: Type.Object({ enabled: Type.Boolean() }, { additionalProperties: true }),
+    tty: Type.Optional(
+      Type.Boolean({ description: "extension: present (true) only for a run with a terminal" }),
+    ),
+    rows: Type.Optional(Type.Integer({ description: "extension: terminal rows at start (with tty)" })),
+    cols: Type.Optional(Type.Integer({ description: "extension: terminal columns at start (with tty)" })),
     result: Type.Union([Type.Unsafe({ $ref: `${REF}InstanceResult` }), Type.Null()], {
       description: "null until the main process has ended",
     }),

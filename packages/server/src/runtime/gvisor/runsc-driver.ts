@@ -223,6 +223,11 @@ export class RunscDriver extends OciCliDriver {
     return true;
   }
 
+  /** This release's pty line discipline passes ^C on as a byte (no ISIG): the init signals. */
+  protected override terminalSignalsEmulated(): boolean {
+    return true;
+  }
+
   override async selfTest(o: SelfTestOptions): Promise<SelfTestResult> {
     let first: SelfTestResult | null = null;
     if (this.auto && existsSync("/dev/kvm")) {

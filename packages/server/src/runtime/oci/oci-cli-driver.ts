@@ -62,6 +62,8 @@ import {
   writeJson,
 } from "./bundle.js";
 
+const NO_TERMINAL = "this sandbox cannot have a terminal (it runs without the sandbox init)";
+
 export interface OciCliDriverOptions {
   /** Where runtime state (`--root`) lives; one subdirectory per runtime. */
   stateDir: string;
@@ -187,13 +189,27 @@ export abstract class OciCliDriver implements RuntimeDriver {
    */
   execProcess(_id: string, p: ProcessSpec, slot: number, via: InitReports | null): OciProcess {
     const proc = ociProcess(p);
+    if (via === null && p.tty !== undefined) throw failedPrecondition(NO_TERMINAL);
     if (via !== null)
       proc.args = initArgs(
         "exec",
         via.kind === "fd" ? `fd:${REPORT_FD}` : reportFileIn(`exec-${slot}`),
         proc.args,
+        this.terminalOf(p),
       );
     return proc;
+  }
+
+  /**
+   * Whether the sandbox's line discipline leaves ^C, ^\\ and ^Z to the init to turn into signals
+   * (sandbox-init.ts): the host kernel's does it itself.
+   */
+  protected terminalSignalsEmulated(): boolean {
+    return false;
+  }
+
+  private terminalOf(p: ProcessSpec) {
+    return p.tty === undefined ? undefined : { ...p.tty, emulateSignals: this.terminalSignalsEmulated() };
   }
 
   /** Like adjustConfig, for adjustments that need I/O (done once and cached by the driver). */
@@ -288,11 +304,15 @@ export abstract class OciCliDriver implements RuntimeDriver {
         ),
       );
       const reports = initHost === null ? null : this.initReports(spec.id);
+      // The terminal is the init's (sandbox-init.ts): without it there is none.
+      if ((initHost === null || reports === null) && spec.process.tty !== undefined)
+        throw failedPrecondition(NO_TERMINAL);
       if (initHost !== null && reports !== null) {
         config.process.args = initArgs(
           "run",
           reports.kind === "fd" ? `fd:${REPORT_FD}` : reportFileIn("run"),
           config.process.args,
+          this.terminalOf(spec.process),
         );
         config.mounts.push(initMount(initHost));
         if (reports.kind === "dir")
