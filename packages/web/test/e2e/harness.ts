@@ -9,7 +9,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { importBusybox } from "../../../server/test/harness/busybox-image.js";
-import { startTestServer, type TestServer } from "../../../server/test/harness/in-process.js";
+import { startTestServer, type TestServer, waitOperation } from "../../../server/test/harness/in-process.js";
 import type { RegistryHandle } from "../../../server/test/harness/registry.js";
 import { tenant } from "../../../server/test/harness/tenant.js";
 
@@ -42,6 +42,8 @@ export interface ConsoleEnv {
   allowError(pattern: RegExp): void;
   /** Saves a PNG under test-artifacts/screenshots/<name>.png; returns its path. */
   screenshot(name: string): Promise<string>;
+  /** Runs a shell command on an image as the admin; returns the finished operation document. */
+  run(image: string, command: string): Promise<Record<string, unknown>>;
   /** Signs in through the deep link and waits for the shell. */
   signIn(token: string, route?: string): Promise<void>;
   /** Closes everything; throws if the browser logged an unexpected error. */
@@ -119,6 +121,14 @@ export async function startConsole(o: { busybox?: boolean } = {}): Promise<Conso
         const path = join(SCREENSHOT_DIR, `${name}.png`);
         await page.screenshot({ path });
         return path;
+      },
+      async run(image, command) {
+        const r = await server.api("/v1/instances", {
+          method: "POST",
+          json: { command, shell: true, image },
+        });
+        if (r.status !== 202) throw new Error(`run: ${r.status} ${await r.text()}`);
+        return waitOperation(server, ((await r.json()) as { uuid: string }).uuid, 120_000);
       },
       async signIn(token, route = "/images") {
         await page.goto(`${uiUrl}#token=${encodeURIComponent(token)}&next=${encodeURIComponent(route)}`);
