@@ -53,7 +53,10 @@ function shape(kind: "agent" | "bushy"): { id: string; parent: string | null; ta
 
 async function bench(kind: "agent" | "bushy") {
   const t = await startTestServer();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu"] });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu"],
+  });
   try {
     const project = (await t.server.store.projects.findByName("default"))!;
     const rows = shape(kind);
@@ -132,13 +135,18 @@ async function bench(kind: "agent" | "bushy") {
 function bundleSize(): void {
   let raw = 0;
   let gz = 0;
-  const files = [join(UI_DIR, "index.html"), ...readdirSync(join(UI_DIR, "assets")).map((f) => join(UI_DIR, "assets", f))];
+  const files = [
+    join(UI_DIR, "index.html"),
+    ...readdirSync(join(UI_DIR, "assets")).map((f) => join(UI_DIR, "assets", f)),
+  ];
   for (const f of files) {
     const b = readFileSync(f);
     raw += b.length;
     gz += gzipSync(b, { level: 9 }).length;
   }
-  console.log(`bundle: ${files.length} files, ${(raw / 1024).toFixed(1)} KiB, ${(gz / 1024).toFixed(1)} KiB gzipped`);
+  console.log(
+    `bundle: ${files.length} files, ${(raw / 1024).toFixed(1)} KiB, ${(gz / 1024).toFixed(1)} KiB gzipped`,
+  );
 }
 
 await bench("agent");

@@ -58,7 +58,11 @@ describe("the web console's static route", () => {
     expect(gz.headers["cache-control"]).toContain("immutable");
     const plain = await a.inject({ url: "/p/ui/assets/app-1.js" });
     expect(plain.body).toBe(big);
-    for (const url of ["/p/ui/../secret.txt", "/p/ui/%2e%2e/secret.txt", "/p/ui/assets/..%2f..%2fsecret.txt"]) {
+    for (const url of [
+      "/p/ui/../secret.txt",
+      "/p/ui/%2e%2e/secret.txt",
+      "/p/ui/assets/..%2f..%2fsecret.txt",
+    ]) {
       const r = await a.inject({ url });
       expect(r.body, url).not.toContain("outside the console");
     }
