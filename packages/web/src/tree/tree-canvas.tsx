@@ -170,6 +170,9 @@ export function TreeCanvas({ placed, marks, initialFocus, onActivate, onDrawn }:
         ctx.stroke();
       }
     }
+    // Where the focused node is on screen: lets a test (or a magnifier) point at it.
+    const f = placed[focusRef.current];
+    if (f !== undefined) c.dataset["focusAt"] = `${Math.round(f.x * k + tx)},${Math.round(f.y * k + ty)}`;
     if (!drawnOnce.current) {
       drawnOnce.current = true;
       onDrawn?.();
