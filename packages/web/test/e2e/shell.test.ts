@@ -97,4 +97,36 @@ describe("web console shell (chromium against a real server)", () => {
     expect(await page.getByRole("alert").textContent()).toMatch(/refused this token/);
     expect(page.url()).not.toContain("also-bad");
   });
+
+  it("an admin switches project: every API call then carries the Project header; a user token cannot", async () => {
+    const { page } = env;
+    await env.server.server.store.projects.create("other");
+    env.allowError(/status of 403/);
+    const headers: Record<string, string>[] = [];
+    const onRequest = (r: { url(): string; headers(): Record<string, string> }) => {
+      if (r.url().includes("/v1/")) headers.push(r.headers());
+    };
+    page.on("request", onRequest);
+    await env.signIn(env.adminToken);
+    expect(await page.getByTestId("project-name").textContent()).toBe("default");
+    await page.getByLabel("Switch to project (admin tokens)").fill("other");
+    await page.getByRole("button", { name: "Switch" }).click();
+    await expect.poll(() => page.getByTestId("project-name").textContent()).toBe("other");
+    await page.getByRole("heading", { name: "Images" }).waitFor();
+    await page.getByText("No images yet.").waitFor();
+    expect(headers.at(-1)?.["project"]).toBe("other");
+    expect(await page.evaluate('sessionStorage.getItem("contree.project")')).toBe("other");
+    page.off("request", onRequest);
+    await page.getByRole("button", { name: "Sign out" }).click();
+
+    await env.signIn(env.userToken);
+    await page.getByLabel("Switch to project (admin tokens)").fill("other");
+    await page.getByRole("button", { name: "Switch" }).click();
+    await page
+      .getByRole("alert")
+      .getByText(/may not/)
+      .waitFor();
+    expect(await page.getByTestId("project-name").textContent()).toBe("default");
+    await page.getByRole("button", { name: "Sign out" }).click();
+  });
 });
