@@ -149,12 +149,14 @@ export async function startApi(
 
 /**
  * The services the harness builds; a route reaching one it does not (runtime, queue, inspect)
- * fails loudly instead of seeing undefined. `storage` and `mcp` are optional: no disk guard, no /mcp here.
+ * fails loudly instead of seeing undefined. `storage` and `mcp` are optional: no disk guard, no /mcp here;
+ * `uiDir` too (the console from the package's build).
  */
 function harnessServices(built: Partial<Services>): Services {
   return new Proxy(built, {
     get(target, key) {
-      if (key in target || key === "storage" || key === "mcp") return Reflect.get(target, key);
+      if (key in target || key === "storage" || key === "mcp" || key === "uiDir")
+        return Reflect.get(target, key);
       throw new Error(`service ${String(key)} is not built by the API harness`);
     },
   }) as Services;
