@@ -124,3 +124,26 @@ export function pathToRoot(l: Pick<Lineage, "byId">, uuid: string): Image[] {
   }
   return out;
 }
+
+/** The first image of the folded chain that holds `uuid` in this view (undefined: it is drawn). */
+export function chainHolding(root: ViewNode, uuid: string): string | undefined {
+  const stack: ViewNode[] = [root];
+  while (stack.length > 0) {
+    const n = stack.pop()!;
+    if (n.kind === "chain" && n.images.some((i) => i.uuid === uuid)) return n.images[0]!.uuid;
+    for (const c of n.children) stack.push(c);
+  }
+  return undefined;
+}
+
+/** Images whose tag or UUID starts with `text` (case-insensitive), at most `max`. */
+export function findImages(l: Pick<Lineage, "byId">, text: string, max = 20): Image[] {
+  const q = text.trim().toLowerCase();
+  if (q === "") return [];
+  const out: Image[] = [];
+  for (const img of l.byId.values()) {
+    if (img.uuid.startsWith(q) || img.tag?.toLowerCase().startsWith(q)) out.push(img);
+    if (out.length >= max) break;
+  }
+  return out;
+}

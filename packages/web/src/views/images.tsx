@@ -5,7 +5,7 @@ import { useConsole } from "../context.js";
 import { navigate } from "../router.js";
 import type { ViewProps } from "../routes.js";
 import { layout, type Placed } from "../tree/layout.js";
-import { buildLineage, viewTree } from "../tree/model.js";
+import { buildLineage, chainHolding, findImages, viewTree } from "../tree/model.js";
 import { TreeCanvas } from "../tree/tree-canvas.js";
 
 interface Loaded {
@@ -23,6 +23,10 @@ export function ImagesView({ query }: ViewProps) {
   const [error, setError] = useState<string | undefined>();
   const [expanded, setExpanded] = useState<ReadonlySet<string>>(new Set());
   const [renderMs, setRenderMs] = useState<number | undefined>();
+  const [focus, setFocus] = useState<string | undefined>(query.get("focus") ?? undefined);
+  const [find, setFind] = useState("");
+  const [findMsg, setFindMsg] = useState<string | undefined>();
+  const [generation, setGeneration] = useState(0);
 
   useEffect(() => {
     const ac = new AbortController();
@@ -34,18 +38,35 @@ export function ImagesView({ query }: ViewProps) {
       },
     );
     return () => ac.abort();
-  }, [client]);
+  }, [client, generation]);
 
   const lineage = useMemo(() => (data ? buildLineage(data.images, data.runs) : undefined), [data]);
-  const placed = useMemo(
-    () => (lineage ? layout(viewTree(lineage, expanded)) : undefined),
-    [lineage, expanded],
-  );
+  // An image to focus inside a folded chain unfolds that chain (no state change: derived).
+  const view = useMemo(() => {
+    if (lineage === undefined) return undefined;
+    const tree = viewTree(lineage, expanded);
+    const holder = focus === undefined ? undefined : chainHolding(tree, focus);
+    if (holder === undefined) return { placed: layout(tree), expanded };
+    const more = new Set([...expanded, holder]);
+    return { placed: layout(viewTree(lineage, more)), expanded: more };
+  }, [lineage, expanded, focus]);
+  const placed = view?.placed;
+
+  const findSubmit = (e: Event) => {
+    e.preventDefault();
+    if (lineage === undefined) return;
+    const hits = findImages(lineage, find, 2);
+    if (hits.length === 0) setFindMsg(`No image has a tag or UUID starting with "${find.trim()}".`);
+    else {
+      setFindMsg(hits.length > 1 ? "Several match: the first found is shown." : undefined);
+      setFocus(hits[0]!.uuid);
+    }
+  };
 
   const activate = (p: Placed) => {
     const n = p.node;
     if (n.kind === "image") navigate(`/images/${n.id}`);
-    else if (n.kind === "chain") setExpanded(new Set([...expanded, n.images[0]!.uuid]));
+    else if (n.kind === "chain") setExpanded(new Set([...(view?.expanded ?? expanded), n.images[0]!.uuid]));
   };
 
   const failed = lineage ? [...lineage.marks.values()].reduce((a, m) => a + m.failed, 0) : 0;
@@ -62,8 +83,38 @@ export function ImagesView({ query }: ViewProps) {
             {renderMs !== undefined ? ` · drawn in ${Math.round(renderMs)} ms` : ""}
           </span>
         )}
-        {expanded.size > 0 && (
-          <button type="button" class="secondary" onClick={() => setExpanded(new Set())}>
+        <form class="toolbar" onSubmit={findSubmit}>
+          <label for="tree-find">Find</label>
+          <input
+            id="tree-find"
+            value={find}
+            placeholder="tag or UUID prefix"
+            onInput={(e) => setFind(e.currentTarget.value)}
+          />
+          <button type="submit" class="secondary">
+            Go
+          </button>
+        </form>
+        <button
+          type="button"
+          class="secondary"
+          onClick={() => {
+            setData(undefined);
+            setRenderMs(undefined);
+            setGeneration(generation + 1);
+          }}
+        >
+          Reload
+        </button>
+        {(view?.expanded.size ?? 0) > 0 && (
+          <button
+            type="button"
+            class="secondary"
+            onClick={() => {
+              setFocus(undefined);
+              setExpanded(new Set());
+            }}
+          >
             Fold chains again
           </button>
         )}
@@ -71,6 +122,11 @@ export function ImagesView({ query }: ViewProps) {
       {error !== undefined && (
         <p role="alert" class="error">
           {error}
+        </p>
+      )}
+      {findMsg !== undefined && (
+        <p role="status" class="muted">
+          {findMsg}
         </p>
       )}
       {data === undefined && error === undefined && <p class="muted">Loading…</p>}
@@ -82,9 +138,10 @@ export function ImagesView({ query }: ViewProps) {
       {placed !== undefined && data !== undefined && data.images.length > 0 && (
         <>
           <TreeCanvas
+            key={focus ?? ""}
             placed={placed}
             marks={lineage!.marks}
-            initialFocus={query.get("focus") ?? undefined}
+            initialFocus={focus}
             onActivate={activate}
             onDrawn={() => setRenderMs(performance.now() - data.at)}
           />

@@ -120,4 +120,38 @@ describe("web console: the image tree at 2,000 images", () => {
     await page.mouse.click(box.x + x, box.y + y);
     await page.waitForURL(`**/#/images/${rows[0]!.uuid}`);
   });
+
+  it("finds an image inside a folded chain by UUID prefix: the chain unfolds and the image has the focus", async () => {
+    const { page } = env;
+    const folded = layout(viewTree(buildLineage(rows), new Set())).length - 1;
+    await page.goto(`${env.uiUrl}#/images`);
+    const canvas = page.locator("canvas[data-nodes]");
+    await canvas.waitFor();
+    expect(Number(await canvas.getAttribute("data-nodes"))).toBe(folded);
+    const target = rows[5]!.uuid;
+    await page.getByLabel("Find").fill(target.slice(0, 8));
+    await page.getByRole("button", { name: "Go" }).click();
+    await page
+      .getByTestId("tree-focus")
+      .getByText(`Image ${target.slice(0, 8)}`)
+      .waitFor();
+    expect(Number(await canvas.getAttribute("data-nodes"))).toBeGreaterThan(folded);
+    // Enter opens the focused image.
+    await canvas.focus();
+    await page.keyboard.press("Enter");
+    await page.waitForURL(`**/#/images/${target}`);
+    // "Show in tree" comes back with the same image focused.
+    await page.getByRole("link", { name: "Show in tree" }).click();
+    await page
+      .getByTestId("tree-focus")
+      .getByText(`Image ${target.slice(0, 8)}`)
+      .waitFor();
+    // An unknown prefix says so.
+    await page.getByLabel("Find").fill("zzzz");
+    await page.getByRole("button", { name: "Go" }).click();
+    await page
+      .getByRole("status")
+      .getByText(/No image has a tag or UUID starting with "zzzz"/)
+      .waitFor();
+  });
 });
