@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { audit } from "./a11y.js";
 import { type ConsoleEnv, startConsole } from "./harness.js";
 
 /**
@@ -44,6 +45,7 @@ describe("web console: image tree and image view", () => {
       .waitFor();
     expect(await page.getByTestId("tree-stats").textContent()).toContain("1 run(s) that changed nothing");
     await env.screenshot("images-tree");
+    expect(await audit(page)).toEqual([]);
 
     const focusLine = page.getByTestId("tree-focus");
     await canvas.focus();
@@ -80,6 +82,7 @@ describe("web console: image tree and image view", () => {
       left,
     ]);
     await env.screenshot("image-view");
+    expect(await audit(page)).toEqual([]);
     await page.getByRole("button", { name: "Remove tag web/left:v1" }).click();
     await page.getByRole("status").getByText("Removed web/left:v1.").waitFor();
     expect(await page.getByTestId("image-tag").textContent()).toBe("—");
@@ -112,6 +115,7 @@ describe("web console: image tree and image view", () => {
     await list.locator('button[data-name="notes.txt"]').click();
     await page.getByTestId("file-text").getByText("three").waitFor();
     await env.screenshot("image-files");
+    expect(await audit(page)).toEqual([]);
 
     await list.locator('button[data-name="page.html"]').click();
     const text = page.getByTestId("file-text");
@@ -156,5 +160,6 @@ describe("web console: image tree and image view", () => {
     const lines = await inline.locator(".diff-line").evaluateAll((ls) => ls.map((l) => l.textContent));
     expect(lines).toEqual(["  one", "- two", "+ TWO", "  three", "+ four"]);
     await env.screenshot("image-diff");
+    expect(await audit(page)).toEqual([]);
   });
 });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { audit } from "./a11y.js";
 import { type ConsoleEnv, startConsole } from "./harness.js";
 
 describe("web console shell (chromium against a real server)", () => {
@@ -91,6 +92,7 @@ describe("web console shell (chromium against a real server)", () => {
     expect(await alert.textContent()).toMatch(/refused this token/);
     expect(await page.evaluate('sessionStorage.getItem("contree.token")')).toBeNull();
     await env.screenshot("shell-bad-token");
+    expect(await audit(page)).toEqual([]);
     // A bad deep link lands on the form with the same message, and the token leaves the address.
     await page.goto(`${env.uiUrl}#token=also-bad`);
     await page.getByRole("alert").waitFor();
