@@ -3,7 +3,8 @@
  * real server: synthetic image rows inserted into the server's metadata (the tree view reads
  * only rows), the console opened at `#/images`, and the time from the last page of data
  * arriving to the first drawn frame read from the view (`data-render-ms`: lineage, folding,
- * layout, first canvas frame). Also the time from navigation to that frame (5 API pages
+ * layout, first canvas frame), and the cost of one frame while zooming in and out by keyboard
+ * (`data-draw-ms`). Also the time from navigation to that frame (5 API pages
  * included), and, as a baseline, the layout alone in Node. Medians of BENCH_RUNS reloads.
  * `BENCH_SCREENSHOT=file.png` saves the agent tree (README's picture: BENCH_IMAGES=150).
  * Two shapes: "agent" (mostly long chains with forks: chains fold) and "bushy" (every image
@@ -116,7 +117,16 @@ async function bench(kind: "agent" | "bushy") {
       totalMs.push(performance.now() - a);
       renderMs.push(Number(await stats.getAttribute("data-render-ms")));
     }
-    const drawn = await page.locator("canvas[data-nodes]").getAttribute("data-nodes");
+    const canvas = page.locator("canvas[data-nodes]");
+    const drawn = await canvas.getAttribute("data-nodes");
+    // One frame while zooming: zoom in step by step (labels appear from 0.45), then out.
+    await canvas.focus();
+    const frameMs: number[] = [];
+    for (const key of [...Array(12).fill("+"), ...Array(12).fill("-")] as string[]) {
+      await page.keyboard.press(key);
+      await page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))");
+      frameMs.push(Number(await canvas.getAttribute("data-draw-ms")));
+    }
     const shot = process.env["BENCH_SCREENSHOT"];
     if (shot !== undefined && kind === "agent") await page.screenshot({ path: shot });
     if (errors.length > 0) throw new Error(`browser errors: ${errors.join("; ")}`);
@@ -124,7 +134,8 @@ async function bench(kind: "agent" | "bushy") {
       `${kind.padEnd(6)} ${N} images → ${drawn} nodes drawn (${nodes} in Node): ` +
         `render ${median(renderMs).toFixed(0)} ms (data in → first frame), ` +
         `open ${median(totalMs).toFixed(0)} ms (route change → first frame, 5 API pages included), ` +
-        `layout alone in Node ${median(layoutMs).toFixed(1)} ms; medians of ${RUNS}`,
+        `layout alone in Node ${median(layoutMs).toFixed(1)} ms; medians of ${RUNS}; ` +
+        `one frame while zooming: median ${median(frameMs).toFixed(1)} ms, max ${Math.max(...frameMs).toFixed(1)} ms`,
     );
   } finally {
     await browser.close();

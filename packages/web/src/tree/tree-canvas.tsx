@@ -74,6 +74,7 @@ export function TreeCanvas({ placed, marks, initialFocus, onActivate, onDrawn }:
     frame.current = 0;
     const c = canvasRef.current;
     if (c === null) return;
+    const started = performance.now();
     const ctx = c.getContext("2d");
     if (ctx === null) return;
     const dpr = window.devicePixelRatio || 1;
@@ -173,6 +174,8 @@ export function TreeCanvas({ placed, marks, initialFocus, onActivate, onDrawn }:
     // Where the focused node is on screen: lets a test (or a magnifier) point at it.
     const f = placed[focusRef.current];
     if (f !== undefined) c.dataset["focusAt"] = `${Math.round(f.x * k + tx)},${Math.round(f.y * k + ty)}`;
+    // The cost of this frame (the bench reads it while zooming).
+    c.dataset["drawMs"] = (performance.now() - started).toFixed(2);
     if (!drawnOnce.current) {
       drawnOnce.current = true;
       onDrawn?.();
