@@ -40,6 +40,10 @@ describe("web console shell (chromium against a real server)", () => {
     expect((await fetch(`${env.uiUrl}assets/nope.js`)).status).toBe(404);
     expect((await fetch(`${env.uiUrl}..%2f..%2fpackage.json`)).status).toBe(404);
     expect((await fetch(`${env.uiUrl}%2e%2e/%2e%2e/package.json`)).status).toBe(404);
+    // The console at a deeper path still finds its assets (a <base> names /ui/).
+    expect(html).toContain('<base href="/ui/">');
+    await env.page.goto(`${env.uiUrl}images/abc`);
+    await env.page.getByLabel("API token").waitFor();
     // Only /ui/ paths fall back to the console.
     expect((await fetch(`${env.baseUrl}/elsewhere`)).status).toBe(404);
   });
