@@ -8,6 +8,7 @@ import { mkdirSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Config } from "../../../server/src/config/config.js";
 import { importBusybox } from "../../../server/test/harness/busybox-image.js";
 import { startTestServer, type TestServer, waitOperation } from "../../../server/test/harness/in-process.js";
 import type { RegistryHandle } from "../../../server/test/harness/registry.js";
@@ -24,7 +25,7 @@ const WEB_SRC = join(REPO_ROOT, "packages", "web", "src");
 export interface ConsoleEnv {
   /** The server's root URL, e.g. http://127.0.0.1:41234 */
   baseUrl: string;
-  /** The console: `${baseUrl}/ui/` */
+  /** The console: `${baseUrl}<prefix>/ui/` */
   uiUrl: string;
   server: TestServer;
   adminToken: string;
@@ -70,9 +71,11 @@ function assertUiBuilt(): void {
   }
 }
 
-export async function startConsole(o: { busybox?: boolean } = {}): Promise<ConsoleEnv> {
+export async function startConsole(
+  o: { busybox?: boolean; config?: Partial<Config> } = {},
+): Promise<ConsoleEnv> {
   assertUiBuilt();
-  const server = await startTestServer();
+  const server = await startTestServer(o.config ?? {});
   const cleanups: (() => Promise<void>)[] = [() => server.close()];
   const cleanup = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
@@ -103,7 +106,7 @@ export async function startConsole(o: { busybox?: boolean } = {}): Promise<Conso
     page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
     mkdirSync(SCREENSHOT_DIR, { recursive: true });
     const baseUrl = server.url;
-    const uiUrl = `${baseUrl}/ui/`;
+    const uiUrl = `${baseUrl}${server.config.pathPrefix}/ui/`;
     return {
       baseUrl,
       uiUrl,
