@@ -1,14 +1,21 @@
 import { useEffect, useState } from "preact/hooks";
 import { ApiError } from "../api/client.js";
+import { allImages } from "../api/lists.js";
 import type { Image } from "../api/types.js";
 import { DiffPanel } from "../components/diff-panel.js";
 import { FileBrowser, formatSize } from "../components/file-browser.js";
 import { useConsole } from "../context.js";
 import type { ViewProps } from "../routes.js";
+import { pathToRoot } from "../tree/model.js";
 
 const errText = (e: unknown) => (e instanceof ApiError ? e.message : String(e));
-/** The lineage path is walked one image at a time, up to this many steps. */
-const LINEAGE_STEPS = 64;
+/**
+ * The lineage path: the first ancestors one request each; a deeper image reads the project's
+ * image list once (1,000 a page) and follows the parent links in it.
+ */
+const LINEAGE_STEPS = 8;
+/** Ancestors listed (the root is always shown after them). */
+const LINEAGE_SHOWN = 50;
 
 type Tab = "files" | "diff";
 
@@ -18,7 +25,7 @@ export function ImageView({ params }: ViewProps) {
   const uuid = (params["uuid"] ?? "").toLowerCase();
   const [image, setImage] = useState<Image | undefined>();
   const [error, setError] = useState<string | undefined>();
-  const [lineage, setLineage] = useState<{ images: Image[]; more: boolean } | undefined>();
+  const [lineage, setLineage] = useState<{ images: Image[] } | undefined>();
   const [tab, setTab] = useState<Tab>("files");
   const [tagInput, setTagInput] = useState("");
   const [tagMsg, setTagMsg] = useState<{ error: boolean; text: string } | undefined>();
@@ -42,7 +49,13 @@ export function ImageView({ params }: ViewProps) {
           chain.push(parent);
           next = parent.parent_uuid;
         }
-        if (live) setLineage({ images: chain, more: next !== null && chain.length >= LINEAGE_STEPS });
+        if (next !== null && live) {
+          const all = await allImages(client).catch(() => undefined);
+          const rest =
+            all === undefined ? [] : pathToRoot({ byId: new Map(all.map((i) => [i.uuid, i])) }, next);
+          chain.push(...rest);
+        }
+        if (live) setLineage({ images: chain });
       },
       (e: unknown) => live && setError(errText(e)),
     );
@@ -143,13 +156,29 @@ export function ImageView({ params }: ViewProps) {
                 {image.uuid.slice(0, 8)} {image.tag !== null && <span class="tag">{image.tag}</span>} (this
                 image)
               </li>
-              {lineage.images.map((p) => (
+              {(lineage.images.length > LINEAGE_SHOWN + 1
+                ? lineage.images.slice(0, LINEAGE_SHOWN)
+                : lineage.images
+              ).map((p) => (
                 <li key={p.uuid} class="mono">
                   <a href={`#/images/${p.uuid}`}>{p.uuid.slice(0, 8)}</a>{" "}
                   {p.tag !== null && <span class="tag">{p.tag}</span>}
                 </li>
               ))}
-              {lineage.more && <li class="muted">… more ancestors</li>}
+              {lineage.images.length > LINEAGE_SHOWN + 1 && (
+                <>
+                  <li class="muted">… {lineage.images.length - LINEAGE_SHOWN - 1} more</li>
+                  <li class="mono">
+                    <a href={`#/images/${lineage.images.at(-1)!.uuid}`}>
+                      {lineage.images.at(-1)!.uuid.slice(0, 8)}
+                    </a>{" "}
+                    {lineage.images.at(-1)!.tag !== null && (
+                      <span class="tag">{lineage.images.at(-1)!.tag}</span>
+                    )}{" "}
+                    (root)
+                  </li>
+                </>
+              )}
             </ol>
           )}
         </div>

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Image } from "../../src/api/types.js";
 import { layout } from "../../src/tree/layout.js";
-import { buildLineage, viewTree } from "../../src/tree/model.js";
+import { buildLineage, pathToRoot, viewTree } from "../../src/tree/model.js";
 import { type ConsoleEnv, startConsole } from "./harness.js";
 
 /**
@@ -153,5 +153,23 @@ describe("web console: the image tree at 2,000 images", () => {
       .getByRole("status")
       .getByText(/No image has a tag or UUID starting with "zzzz"/)
       .waitFor();
+  });
+
+  it("an image deep in the tree lists its whole lineage to the root", async () => {
+    const { page } = env;
+    const deepest = rows.at(-1)!;
+    const ancestors = pathToRoot(buildLineage(rows), deepest.uuid).slice(1);
+    expect(ancestors.length).toBeGreaterThan(51);
+    await page.goto(`${env.uiUrl}#/images/${deepest.uuid}`);
+    const lineage = page.getByTestId("lineage");
+    await lineage.getByText("(root)").waitFor();
+    const items = await lineage.locator("li").allTextContents();
+    // This image, 50 ancestors, "… N more", the root.
+    expect(items).toHaveLength(53);
+    expect(items[1]).toContain(ancestors[0]!.uuid.slice(0, 8));
+    expect(items[50]).toContain(ancestors[49]!.uuid.slice(0, 8));
+    expect(items[51]).toBe(`… ${ancestors.length - 51} more`);
+    expect(items[52]).toContain(rows[0]!.uuid.slice(0, 8));
+    expect(items[52]).toContain("scale/root");
   });
 });
