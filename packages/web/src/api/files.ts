@@ -25,14 +25,44 @@ export async function readText(
 ): Promise<FileContent> {
   if (size > VIEW_LIMIT) return { kind: "too-large", size };
   const res = await client.fetch(`/inspect/${image}/download`, { query: { path } });
-  const bytes = new Uint8Array(await res.arrayBuffer());
-  if (bytes.length > VIEW_LIMIT) return { kind: "too-large", size: bytes.length };
+  // The size may be unknown (a grep hit): read at most the limit, then stop the download.
+  const bytes = await readAtMost(res, VIEW_LIMIT);
+  if (bytes === undefined) return { kind: "too-large", size: Math.max(size, VIEW_LIMIT + 1) };
   if (bytes.subarray(0, 8192).includes(0)) return { kind: "binary" };
   try {
     return { kind: "text", text: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
   } catch {
     return { kind: "binary" };
   }
+}
+
+async function readAtMost(res: Response, limit: number): Promise<Uint8Array | undefined> {
+  const declared = Number(res.headers.get("content-length") ?? Number.NaN);
+  if (declared > limit) {
+    await res.body?.cancel();
+    return undefined;
+  }
+  const reader = res.body?.getReader();
+  if (reader === undefined) return new Uint8Array(await res.arrayBuffer());
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > limit) {
+      await reader.cancel();
+      return undefined;
+    }
+    parts.push(value);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 /** Saves a file of the image through the browser (fetched with the token, never a token URL). */

@@ -1,6 +1,14 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { type ApiClient, ApiError } from "../api/client.js";
-import { download, type FileContent, type GrepResult, grep, listDir, readText } from "../api/files.js";
+import {
+  download,
+  type FileContent,
+  type GrepResult,
+  grep,
+  listDir,
+  readText,
+  VIEW_LIMIT,
+} from "../api/files.js";
 import type { FileEntry } from "../api/types.js";
 import { FileText } from "./file-text.js";
 
@@ -203,7 +211,7 @@ export function FileBrowser({ client, image }: { client: ApiClient; image: strin
             {open.content === undefined && open.error === undefined && <p class="muted">Loading…</p>}
             {open.content?.kind === "binary" && <p class="muted">Binary file: download it to look inside.</p>}
             {open.content?.kind === "too-large" && (
-              <p class="muted">{formatSize(open.content.size)}: too large to show here; download it.</p>
+              <p class="muted">Too large to show here (over {formatSize(VIEW_LIMIT)}): download it.</p>
             )}
             {open.content?.kind === "text" && <FileText path={open.path} text={open.content.text} />}
           </>
