@@ -109,7 +109,8 @@ function Shell({ session, whoami, path, onSignOut, onSwitch }: ShellProps) {
     const params = matchRoute(r.pattern, bare);
     if (params === undefined) continue;
     const View = r.view;
-    view = <View params={params} query={routeQuery(path)} />;
+    // Keyed by the route: another image or operation is a fresh view, with no state left over.
+    view = <View key={bare} params={params} query={routeQuery(path)} />;
     active = r.pattern;
     break;
   }

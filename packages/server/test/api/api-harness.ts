@@ -149,8 +149,8 @@ export async function startApi(
 
 /**
  * The services the harness builds; a route reaching one it does not (runtime, queue, inspect)
- * fails loudly instead of seeing undefined. `storage`, `mcp` and `uiDir` are optional: no disk guard, no /mcp,
- * the default console dir.
+ * fails loudly instead of seeing undefined. `storage` and `mcp` are optional: no disk guard, no /mcp here;
+ * `uiDir` too (the console from the package's build).
  */
 function harnessServices(built: Partial<Services>): Services {
   return new Proxy(built, {

@@ -50,9 +50,16 @@ describe("the web console's static route", () => {
 
   it("serves under the path prefix, gzips large text, keeps escapes out", async () => {
     const big = `console.log(${JSON.stringify("x".repeat(4000))});`;
-    const a = await serve("/p", { "index.html": "<!doctype html><p>console</p>", "assets/app-1.js": big });
+    const a = await serve("/p", {
+      "index.html": "<!doctype html><head></head><p>console</p>",
+      "assets/app-1.js": big,
+    });
     expect((await a.inject({ url: "/p/ui" })).headers["location"]).toBe("/p/ui/");
     expect((await a.inject({ url: "/ui/" })).statusCode).toBe(404);
+    for (const url of ["/p/ui/", "/p/ui/deeper/route", "/p/ui/index.html"])
+      expect((await a.inject({ url })).body, url).toBe(
+        '<!doctype html><head><base href="/p/ui/"></head><p>console</p>',
+      );
     const gz = await a.inject({ url: "/p/ui/assets/app-1.js", headers: { "accept-encoding": "gzip" } });
     expect(gz.headers["content-encoding"]).toBe("gzip");
     expect(gz.headers["cache-control"]).toContain("immutable");

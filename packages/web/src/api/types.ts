@@ -42,11 +42,11 @@ export interface FileEntry {
   path: string;
   size: number;
   mode: number;
-  owner: number;
-  group: number;
+  owner: string;
+  group: string;
   mtime: number;
   is_dir: boolean;
   is_regular: boolean;
   is_symlink: boolean;
-  symlink_to: string | null;
+  symlink_to: string;
 }

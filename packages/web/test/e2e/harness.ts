@@ -8,8 +8,9 @@ import { mkdirSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Config } from "../../../server/src/config/config.js";
 import { importBusybox } from "../../../server/test/harness/busybox-image.js";
-import { startTestServer, type TestServer } from "../../../server/test/harness/in-process.js";
+import { startTestServer, type TestServer, waitOperation } from "../../../server/test/harness/in-process.js";
 import type { RegistryHandle } from "../../../server/test/harness/registry.js";
 import { tenant } from "../../../server/test/harness/tenant.js";
 
@@ -24,7 +25,7 @@ const WEB_SRC = join(REPO_ROOT, "packages", "web", "src");
 export interface ConsoleEnv {
   /** The server's root URL, e.g. http://127.0.0.1:41234 */
   baseUrl: string;
-  /** The console: `${baseUrl}/ui/` */
+  /** The console: `${baseUrl}<prefix>/ui/` */
   uiUrl: string;
   server: TestServer;
   adminToken: string;
@@ -42,6 +43,8 @@ export interface ConsoleEnv {
   allowError(pattern: RegExp): void;
   /** Saves a PNG under test-artifacts/screenshots/<name>.png; returns its path. */
   screenshot(name: string): Promise<string>;
+  /** Runs a shell command on an image as the admin; returns the finished operation document. */
+  run(image: string, command: string): Promise<Record<string, unknown>>;
   /** Signs in through the deep link and waits for the shell. */
   signIn(token: string, route?: string): Promise<void>;
   /** Closes everything; throws if the browser logged an unexpected error. */
@@ -68,9 +71,11 @@ function assertUiBuilt(): void {
   }
 }
 
-export async function startConsole(o: { busybox?: boolean } = {}): Promise<ConsoleEnv> {
+export async function startConsole(
+  o: { busybox?: boolean; config?: Partial<Config> } = {},
+): Promise<ConsoleEnv> {
   assertUiBuilt();
-  const server = await startTestServer();
+  const server = await startTestServer(o.config ?? {});
   const cleanups: (() => Promise<void>)[] = [() => server.close()];
   const cleanup = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
@@ -101,7 +106,7 @@ export async function startConsole(o: { busybox?: boolean } = {}): Promise<Conso
     page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
     mkdirSync(SCREENSHOT_DIR, { recursive: true });
     const baseUrl = server.url;
-    const uiUrl = `${baseUrl}/ui/`;
+    const uiUrl = `${baseUrl}${server.config.pathPrefix}/ui/`;
     return {
       baseUrl,
       uiUrl,
@@ -119,6 +124,14 @@ export async function startConsole(o: { busybox?: boolean } = {}): Promise<Conso
         const path = join(SCREENSHOT_DIR, `${name}.png`);
         await page.screenshot({ path });
         return path;
+      },
+      async run(image, command) {
+        const r = await server.api("/v1/instances", {
+          method: "POST",
+          json: { command, shell: true, image },
+        });
+        if (r.status !== 202) throw new Error(`run: ${r.status} ${await r.text()}`);
+        return waitOperation(server, ((await r.json()) as { uuid: string }).uuid, 120_000);
       },
       async signIn(token, route = "/images") {
         await page.goto(`${uiUrl}#token=${encodeURIComponent(token)}&next=${encodeURIComponent(route)}`);

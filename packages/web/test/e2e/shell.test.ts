@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { audit } from "./a11y.js";
 import { type ConsoleEnv, startConsole } from "./harness.js";
 
 describe("web console shell (chromium against a real server)", () => {
@@ -39,6 +40,10 @@ describe("web console shell (chromium against a real server)", () => {
     expect((await fetch(`${env.uiUrl}assets/nope.js`)).status).toBe(404);
     expect((await fetch(`${env.uiUrl}..%2f..%2fpackage.json`)).status).toBe(404);
     expect((await fetch(`${env.uiUrl}%2e%2e/%2e%2e/package.json`)).status).toBe(404);
+    // The console at a deeper path still finds its assets (a <base> names /ui/).
+    expect(html).toContain('<base href="/ui/">');
+    await env.page.goto(`${env.uiUrl}images/abc`);
+    await env.page.getByLabel("API token").waitFor();
     // Only /ui/ paths fall back to the console.
     expect((await fetch(`${env.baseUrl}/elsewhere`)).status).toBe(404);
   });
@@ -91,10 +96,43 @@ describe("web console shell (chromium against a real server)", () => {
     expect(await alert.textContent()).toMatch(/refused this token/);
     expect(await page.evaluate('sessionStorage.getItem("contree.token")')).toBeNull();
     await env.screenshot("shell-bad-token");
+    expect(await audit(page)).toEqual([]);
     // A bad deep link lands on the form with the same message, and the token leaves the address.
     await page.goto(`${env.uiUrl}#token=also-bad`);
     await page.getByRole("alert").waitFor();
     expect(await page.getByRole("alert").textContent()).toMatch(/refused this token/);
     expect(page.url()).not.toContain("also-bad");
+  });
+
+  it("an admin switches project: every API call then carries the Project header; a user token cannot", async () => {
+    const { page } = env;
+    await env.server.server.store.projects.create("other");
+    env.allowError(/status of 403/);
+    const headers: Record<string, string>[] = [];
+    const onRequest = (r: { url(): string; headers(): Record<string, string> }) => {
+      if (r.url().includes("/v1/")) headers.push(r.headers());
+    };
+    page.on("request", onRequest);
+    await env.signIn(env.adminToken);
+    expect(await page.getByTestId("project-name").textContent()).toBe("default");
+    await page.getByLabel("Switch to project (admin tokens)").fill("other");
+    await page.getByRole("button", { name: "Switch" }).click();
+    await expect.poll(() => page.getByTestId("project-name").textContent()).toBe("other");
+    await page.getByRole("heading", { name: "Images" }).waitFor();
+    await page.getByText("No images yet.").waitFor();
+    expect(headers.at(-1)?.["project"]).toBe("other");
+    expect(await page.evaluate('sessionStorage.getItem("contree.project")')).toBe("other");
+    page.off("request", onRequest);
+    await page.getByRole("button", { name: "Sign out" }).click();
+
+    await env.signIn(env.userToken);
+    await page.getByLabel("Switch to project (admin tokens)").fill("other");
+    await page.getByRole("button", { name: "Switch" }).click();
+    await page
+      .getByRole("alert")
+      .getByText(/may not/)
+      .waitFor();
+    expect(await page.getByTestId("project-name").textContent()).toBe("default");
+    await page.getByRole("button", { name: "Sign out" }).click();
   });
 });

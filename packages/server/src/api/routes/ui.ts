@@ -19,7 +19,7 @@ export const DEFAULT_UI_DIR = fileURLToPath(new URL("../../../dist/ui/", import.
  */
 const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
-  "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+  "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -52,12 +52,16 @@ export function uiRoutes(deps: Services) {
     const base = `${deps.config.pathPrefix}/ui`;
     const cache = new Map<string, Cached>();
 
-    const load = async (file: string): Promise<Cached | undefined> => {
+    // index.html names its assets relatively (the prefix is not known at build time): a <base>
+    // makes them resolve from `<prefix>/ui/` even when it is served for a deeper path.
+    const baseTag = `<base href="${base.replace(/[^\w/.~-]/g, encodeURIComponent)}/">`;
+    const load = async (file: string, isIndex = false): Promise<Cached | undefined> => {
       const st = await stat(file).catch(() => undefined);
       if (st === undefined || !st.isFile()) return undefined;
       const hit = cache.get(file);
       if (hit !== undefined && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit;
-      const body = await readFile(file);
+      const raw = await readFile(file);
+      const body = isIndex ? Buffer.from(raw.toString("utf8").replace("<head>", `<head>${baseTag}`)) : raw;
       const entry: Cached = { mtimeMs: st.mtimeMs, size: st.size, body };
       const type = TYPES[extname(file)] ?? "";
       if (body.length >= 1024 && (type.startsWith("text/") || type.startsWith("image/svg")))
@@ -100,14 +104,14 @@ export function uiRoutes(deps: Services) {
         const file = join(root, ...parts);
         if (!file.startsWith(root.endsWith(sep) ? root : root + sep))
           return reply.code(404).send({ error: "not found", status: 404 });
-        const c = await load(file);
+        const c = await load(file, parts.length === 1 && parts[0] === "index.html");
         if (c !== undefined) return send(req, reply, file, c, parts[0] === "assets");
         // A missing asset is a 404; any other path is a route of the console.
         if (parts[0] === "assets" || extname(rel) !== "")
           return reply.code(404).send({ error: "not found", status: 404 });
       }
       const indexFile = join(root, "index.html");
-      const index = await load(indexFile);
+      const index = await load(indexFile, true);
       if (index === undefined)
         return reply.code(503).send({
           error: "the web console is not built into this server (run `npm run build`)",
