@@ -29,7 +29,7 @@ const ProjectNameSchema = Type.String({
 
 const tokenProperties = {
   id: Type.String(),
-  name: Type.String({ description: "free text given at creation (`token create --description`)" }),
+  name: Type.String({ description: "free text given when it was created (`token create --description`)" }),
   project: Type.String(),
   permissions: Type.Array(Type.String(), { description: "the permissions it has, in a fixed order" }),
   admin: Type.Boolean({ description: "may select any project with the Project header" }),

@@ -99,8 +99,8 @@ export const InstanceMetadataDoc = Type.Object(
     tty: Type.Optional(
       Type.Boolean({ description: "extension: present (true) only for a run with a terminal" }),
     ),
-    rows: Type.Optional(Type.Integer({ description: "extension: terminal rows at start (with tty)" })),
-    cols: Type.Optional(Type.Integer({ description: "extension: terminal columns at start (with tty)" })),
+    rows: Type.Optional(Type.Integer({ description: "extension: terminal rows when the process starts; tty only" })),
+    cols: Type.Optional(Type.Integer({ description: "extension: terminal columns when the process starts; tty only" })),
     result: Type.Union([Type.Unsafe({ $ref: `${REF}InstanceResult` }), Type.Null()], {
       description: "null until the main process has ended",
     }),
