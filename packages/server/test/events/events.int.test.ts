@@ -295,6 +295,13 @@ describe("operation event streams", () => {
     const events = await (await open(imp?.uuid as string)).done();
     expectContiguous(events);
     expect(events.some((e) => e.type === "progress")).toBe(true);
+    // Byte progress (the web console's bar): the resolved total is the sum of the layer sizes.
+    const progress = events.filter((e) => e.type === "progress").map((e) => e.data as Record<string, unknown>);
+    const resolved = progress.find((d) => d["stage"] === "resolved");
+    const layers = progress.filter((d) => d["stage"] === "layer");
+    expect(layers.length).toBe(resolved?.["layers"]);
+    expect(resolved?.["total_bytes"]).toBe(layers.reduce((n, d) => n + Number(d["size"]), 0));
+    expect(resolved?.["total_bytes"]).toBeGreaterThan(0);
     expect(events.at(-1)).toMatchObject({
       type: "completion",
       data: { status: "SUCCESS", result_image_uuid: imp?.result_image_uuid },
