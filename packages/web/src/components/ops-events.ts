@@ -6,6 +6,7 @@
  * already seen is dropped, so a reconnect neither loses nor repeats output.
  */
 import { type ApiClient, ApiError } from "../api/client.js";
+import { SseParser } from "./ops-sse.js";
 
 export interface OpEvent {
   id: number;
@@ -40,37 +41,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       { once: true },
     );
   });
-}
-
-/** Splits SSE text into frames; returns the complete frames and keeps the rest. */
-export class SseParser {
-  private buffer = "";
-  push(text: string): { id?: string; event?: string; data: string }[] {
-    this.buffer += text;
-    const frames: { id?: string; event?: string; data: string }[] = [];
-    for (;;) {
-      const m = /\r?\n\r?\n/.exec(this.buffer);
-      if (m === null) break;
-      const raw = this.buffer.slice(0, m.index);
-      this.buffer = this.buffer.slice(m.index + m[0].length);
-      const frame: { id?: string; event?: string; data: string } = { data: "" };
-      const data: string[] = [];
-      for (const line of raw.split(/\r?\n/)) {
-        if (line === "" || line.startsWith(":")) continue;
-        const colon = line.indexOf(":");
-        const field = colon < 0 ? line : line.slice(0, colon);
-        let value = colon < 0 ? "" : line.slice(colon + 1);
-        if (value.startsWith(" ")) value = value.slice(1);
-        if (field === "data") data.push(value);
-        else if (field === "id") frame.id = value;
-        else if (field === "event") frame.event = value;
-      }
-      if (data.length === 0) continue;
-      frame.data = data.join("\n");
-      frames.push(frame);
-    }
-    return frames;
-  }
 }
 
 function asEvent(data: string): OpEvent | undefined {

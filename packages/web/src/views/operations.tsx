@@ -7,14 +7,23 @@ import { navigate } from "../router.js";
 import type { ViewProps } from "../routes.js";
 import "../components/ops.css";
 
-export const OPERATIONS_PAGE_SIZE = 25;
+export const PAGE_SIZES = [5, 10, 25, 100] as const;
+const DEFAULT_PAGE_SIZE = 25;
 /** The list is re-read this often while the tab is visible (the API has no list stream). */
 const POLL_MS = 2000;
 
-function listPath(status: string, kind: string, page: number): string {
+interface ListQuery {
+  status: string;
+  kind: string;
+  page: number;
+  per: number;
+}
+
+function listPath({ status, kind, page, per }: ListQuery): string {
   const q = new URLSearchParams();
   if (status !== "") q.set("status", status);
   if (kind !== "") q.set("kind", kind);
+  if (per !== DEFAULT_PAGE_SIZE) q.set("per", String(per));
   if (page > 1) q.set("page", String(page));
   const s = q.toString();
   return `/operations${s === "" ? "" : `?${s}`}`;
@@ -27,6 +36,9 @@ export function OperationsView({ query }: ViewProps) {
     : "";
   const kind = (KINDS as readonly string[]).includes(query.get("kind") ?? "") ? query.get("kind")! : "";
   const page = Math.max(1, Math.floor(Number(query.get("page") ?? "1")) || 1);
+  const perAsked = Number(query.get("per") ?? DEFAULT_PAGE_SIZE);
+  const per = (PAGE_SIZES as readonly number[]).includes(perAsked) ? perAsked : DEFAULT_PAGE_SIZE;
+  const here: ListQuery = { status, kind, page, per };
   const [rows, setRows] = useState<OperationSummary[] | undefined>();
   const [more, setMore] = useState(false);
   const [error, setError] = useState<string | undefined>();
@@ -44,16 +56,16 @@ export function OperationsView({ query }: ViewProps) {
           // One row more than shown tells whether a next page exists.
           const r = await client.json<OperationSummary[]>("/operations", {
             query: {
-              limit: OPERATIONS_PAGE_SIZE + 1,
-              offset: (page - 1) * OPERATIONS_PAGE_SIZE,
+              limit: per + 1,
+              offset: (page - 1) * per,
               status: status === "" ? undefined : status,
               kind: kind === "" ? undefined : kind,
             },
             signal: ac.signal,
           });
           if (stopped) return;
-          setRows(r.slice(0, OPERATIONS_PAGE_SIZE));
-          setMore(r.length > OPERATIONS_PAGE_SIZE);
+          setRows(r.slice(0, per));
+          setMore(r.length > per);
           setError(undefined);
         } catch (e) {
           if (stopped) return;
@@ -68,7 +80,7 @@ export function OperationsView({ query }: ViewProps) {
       ac?.abort();
       if (timer !== undefined) clearTimeout(timer);
     };
-  }, [client, status, kind, page]);
+  }, [client, status, kind, page, per]);
 
   return (
     <section aria-labelledby="view-title">
@@ -78,7 +90,7 @@ export function OperationsView({ query }: ViewProps) {
           Status
           <select
             value={status}
-            onChange={(e) => navigate(listPath(e.currentTarget.value, kind, 1))}
+            onChange={(e) => navigate(listPath({ ...here, status: e.currentTarget.value, page: 1 }))}
             data-testid="filter-status"
           >
             <option value="">any</option>
@@ -93,12 +105,25 @@ export function OperationsView({ query }: ViewProps) {
           Kind
           <select
             value={kind}
-            onChange={(e) => navigate(listPath(status, e.currentTarget.value, 1))}
+            onChange={(e) => navigate(listPath({ ...here, kind: e.currentTarget.value, page: 1 }))}
             data-testid="filter-kind"
           >
             <option value="">any</option>
             <option value="instance">run (instance)</option>
             <option value="image_import">import (image_import)</option>
+          </select>
+        </label>
+        <label>
+          Per page
+          <select
+            value={String(per)}
+            onChange={(e) => navigate(listPath({ ...here, per: Number(e.currentTarget.value), page: 1 }))}
+          >
+            {PAGE_SIZES.map((n) => (
+              <option key={n} value={String(n)}>
+                {n}
+              </option>
+            ))}
           </select>
         </label>
         <span class="small muted">Newest first; refreshed every {POLL_MS / 1000} s.</span>
@@ -161,16 +186,16 @@ export function OperationsView({ query }: ViewProps) {
           type="button"
           class="secondary"
           disabled={page <= 1}
-          onClick={() => navigate(listPath(status, kind, page - 1))}
+          onClick={() => navigate(listPath({ ...here, page: page - 1 }))}
         >
           ← Newer
         </button>
-        <span>Page {page}</span>
+        <span data-testid="ops-page">Page {page}</span>
         <button
           type="button"
           class="secondary"
           disabled={!more}
-          onClick={() => navigate(listPath(status, kind, page + 1))}
+          onClick={() => navigate(listPath({ ...here, page: page + 1 }))}
         >
           Older →
         </button>

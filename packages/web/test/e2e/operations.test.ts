@@ -141,7 +141,11 @@ describe("web console: run, operation page, operations list (chromium against a 
         const response = await route.fetch({ url: route.request().url().replace("follow=1", "follow=0") });
         const body = await response.text();
         cutAfter = Math.max(...[...body.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1])));
-        await route.fulfill({ response, body });
+        await route.fulfill({
+          status: response.status(),
+          headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" },
+          body,
+        });
       },
       { times: 1 },
     );
@@ -156,6 +160,51 @@ describe("web console: run, operation page, operations list (chromium against a 
     expect(seen.length).toBe(2);
     expect(seen[0]?.lastEventId).toBeUndefined();
     expect(seen[1]?.lastEventId).toBe(String(cutAfter));
+  });
+
+  it("keeps at most 5,000 lines in the DOM and says how many it dropped", async () => {
+    const { page } = env;
+    const id = await spawn(env, { command: "seq 1 12000" });
+    await page.goto(`${env.uiUrl}#/operations/${id}`);
+    await waitStatus(page, "SUCCESS");
+    expect(await page.locator('[data-testid="output"] .ol').count()).toBe(5000);
+    const lines = await outputLines(page);
+    expect(lines.at(-1)).toBe("12000");
+    // 12,000 lines and the empty one after the last newline: 7,001 removed from the top.
+    expect(lines[0]).toBe("7002");
+    expect(await page.getByTestId("output-dropped").textContent()).toMatch(/first 7,001 lines/);
+  });
+
+  it("follows the tail until the reader scrolls up, and again after 'Follow the tail'", async () => {
+    const { page } = env;
+    const id = await spawn(env, {
+      command: "seq 1 300; while [ ! -e /tmp/gate ]; do sleep 0.05; done; seq 301 600",
+    });
+    await page.goto(`${env.uiUrl}#/operations/${id}`);
+    const out = page.getByTestId("output");
+    await out.locator(".ol", { hasText: /^300$/ }).waitFor();
+    // Read after the next frames: the pane scrolls in an animation frame after new lines.
+    const atBottom = () =>
+      out.evaluate(
+        (el) =>
+          new Promise<boolean>((resolve) => {
+            const raf = (f: () => void) => el.ownerDocument.defaultView?.requestAnimationFrame(f);
+            raf(() => raf(() => resolve(el.scrollHeight - el.scrollTop - el.clientHeight <= 8)));
+          }),
+      );
+    const top = () => out.evaluate((el) => el.scrollTop);
+    expect(await atBottom()).toBe(true);
+    await out.evaluate((el) => {
+      el.scrollTop = 0;
+    });
+    await page.getByRole("button", { name: "Follow the tail ↓" }).waitFor();
+    await openGate(env, id);
+    await waitStatus(page, "SUCCESS");
+    await out.locator(".ol", { hasText: /^600$/ }).waitFor();
+    expect(await top()).toBe(0);
+    await page.getByRole("button", { name: "Follow the tail ↓" }).click();
+    expect(await atBottom()).toBe(true);
+    expect(await page.getByRole("button", { name: "Follow the tail ↓" }).count()).toBe(0);
   });
 
   it("lists operations newest first, filters by status and kind, and links each row to its page", async () => {
@@ -188,9 +237,31 @@ describe("web console: run, operation page, operations list (chromium against a 
     await page.getByTestId("ops-empty").waitFor();
     expect(await page.getByRole("button", { name: "Older →" }).isDisabled()).toBe(true);
 
+    // Pages: newest first across them, as the API pages them.
+    await page.getByLabel("Status").selectOption("");
+    await page.getByLabel("Kind").selectOption("");
+    await page.getByLabel("Per page").selectOption("5");
+    await page.waitForURL(/per=5/);
+    const ids = (await (await userApi(env, "/operations?limit=10")).json()) as { uuid: string }[];
+    expect(ids.length).toBeGreaterThan(5);
+    const firstPage = ids.slice(0, 5).map((o) => o.uuid);
+    const secondPage = ids.slice(5, 10).map((o) => o.uuid);
+    await page.locator(`[data-testid="ops-table"] tr[data-uuid="${firstPage[4]}"]`).waitFor();
+    expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-uuid")))).toEqual(firstPage);
+    await page.getByRole("button", { name: "Older →" }).click();
+    await page.waitForURL(/page=2/);
+    await page.locator(`[data-testid="ops-table"] tr[data-uuid="${secondPage[0]}"]`).waitFor();
+    expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-uuid")))).toEqual(
+      secondPage,
+    );
+    expect(await page.getByTestId("ops-page").textContent()).toBe("Page 2");
+    await page.getByRole("button", { name: "← Newer" }).click();
+    await page.locator(`[data-testid="ops-table"] tr[data-uuid="${firstPage[0]}"]`).waitFor();
+
     // A row's link opens its page.
     await page.getByLabel("Status").selectOption("");
     await page.getByLabel("Kind").selectOption("instance");
+    await page.getByLabel("Per page").selectOption("100");
     await page.getByRole("link", { name: `operation ${finished}`, exact: true }).click();
     await page.waitForURL(new RegExp(`#/operations/${finished}$`));
     await waitStatus(page, "SUCCESS");
