@@ -135,6 +135,9 @@ export class ImportHandler implements OperationHandler {
         reference: resolved.reference,
         manifest_digest: resolved.manifestDigest,
         layers: resolved.manifest.layers.length,
+        // Extension: the compressed bytes to fetch, so a client can show progress in bytes
+        // (each `layer` event carries that layer's `size`).
+        total_bytes: resolved.manifest.layers.reduce((n, l) => n + l.size, 0),
       });
       const { image, size } = await this.importer.import({
         project,

@@ -285,6 +285,29 @@ describe("operation event streams", () => {
     expect(seen).toEqual(full);
   });
 
+  it("a follow resumed past the last event answers at once, before any frame or keepalive", async () => {
+    const id = await spawn({
+      command: "echo a; while [ ! -e /tmp/gate ]; do sleep 0.05; done; echo b",
+      shell: true,
+    });
+    const first = await open(id, { follow: true });
+    await first.until((x) => outputOf(x.events(), "stdout").includes("a"));
+    first.close();
+    const lastId = Math.max(...first.events().map((e) => e.id));
+    // Nothing new exists past lastId until the gate opens, which happens only once the headers are in.
+    const resumed = await open(id, { follow: true, lastEventId: lastId });
+    const r = await t.api(`/v1/operations/${id}/subprocesses`, {
+      method: "POST",
+      json: { command: "touch /tmp/gate", shell: true },
+    });
+    expect(r.status).toBe(201);
+    await resumed.until((x) => outputOf(x.events(), "stdout").includes("b"));
+    // Headers held back until the first write would have come with the keepalive comment first.
+    expect(resumed.items[0]?.item.kind).toBe("event");
+    expect(resumed.events()[0]?.id).toBe(lastId + 1);
+    await resumed.done();
+  });
+
   it("import operations log progress and end with completion carrying the image", async () => {
     const ops = (await (await t.api("/v1/operations?kind=image_import")).json()) as Array<{
       uuid: string;
@@ -295,6 +318,15 @@ describe("operation event streams", () => {
     const events = await (await open(imp?.uuid as string)).done();
     expectContiguous(events);
     expect(events.some((e) => e.type === "progress")).toBe(true);
+    // Byte progress (the web console's bar): the resolved total is the sum of the layer sizes.
+    const progress = events
+      .filter((e) => e.type === "progress")
+      .map((e) => e.data as Record<string, unknown>);
+    const resolved = progress.find((d) => d["stage"] === "resolved");
+    const layers = progress.filter((d) => d["stage"] === "layer");
+    expect(layers.length).toBe(resolved?.["layers"]);
+    expect(resolved?.["total_bytes"]).toBe(layers.reduce((n, d) => n + Number(d["size"]), 0));
+    expect(resolved?.["total_bytes"]).toBeGreaterThan(0);
     expect(events.at(-1)).toMatchObject({
       type: "completion",
       data: { status: "SUCCESS", result_image_uuid: imp?.result_image_uuid },

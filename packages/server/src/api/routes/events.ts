@@ -80,6 +80,9 @@ export function eventsRoutes(d: Services) {
           "x-request-id": req.id,
           ...(gzip ? { "content-encoding": "gzip", vary: "accept-encoding" } : {}),
         });
+        // The 200 goes out now, not with the first frame: a follow resumed past the last event of
+        // a quiet operation would otherwise wait for a keepalive (15 s) to learn it is connected.
+        res.flushHeaders();
         let z: Gzip | undefined;
         if (gzip) {
           z = createGzip({ flush: zlibConstants.Z_SYNC_FLUSH });
