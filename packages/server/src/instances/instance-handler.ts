@@ -1,6 +1,6 @@
 import { hostname as hostName, release } from "node:os";
 import { join } from "node:path";
-import { isStorageFull } from "../core/errors.js";
+import { failedPrecondition, isStorageFull } from "../core/errors.js";
 import { decodeStreamInput, toStreamRepr } from "../core/stream-repr.js";
 import { isoMicros } from "../core/time.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
@@ -12,6 +12,7 @@ import { isOutputRef } from "../outputs/output-ref.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import { readRange } from "../outputs/repr-chunks.js";
 import type { IdRange, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
+import { leakNeedles, type Needle } from "../secrets/leak-needles.js";
 import type { ActiveSnapshot, Snapshotter } from "../snapshots/snapshotter.js";
 import { CleanupStack, type CleanupStep } from "./cleanup-stack.js";
 import type { LiveInstances } from "./live-instances.js";
@@ -55,6 +56,8 @@ interface InstanceHandlerOptions {
    * "teardown" (what the run held released).
    */
   observeStage?: (stage: string, seconds: number) => void;
+  /** Project secrets: the values of those a run names, for that run only. */
+  secrets?: { reveal(projectId: string, names: readonly string[]): Promise<Map<string, Buffer>> };
 }
 
 /** A run's file system with the main process's environment. */
@@ -65,6 +68,10 @@ interface PreparedRun extends ActiveSnapshot {
   env: Record<string, string>;
   /** The host id range of the sandbox's user namespace, when the driver uses one. */
   users?: IdRange;
+  /** The variables holding secrets' values (never shown, never committed). */
+  secretEnv: ReadonlySet<string>;
+  /** What a commit must not hold: each env secret's value and its encodings. */
+  needles: Needle[];
 }
 
 /** The started sandbox and its main process. */
@@ -131,6 +138,8 @@ export class InstanceHandler implements OperationHandler {
     teardown: CleanupStack,
     startedAt: number,
   ): Promise<PreparedRun> {
+    // Before anything is held: a secret that cannot be opened fails the run with a clear error.
+    const revealed = await this.revealSecrets(op, meta);
     // A host id range for the sandbox's user namespace (null: the driver runs without one).
     const lease = this.o.driver.userRange?.() ?? null;
     // Released last: by then every process of the sandbox is gone (destroy killed its cgroup).
@@ -154,20 +163,49 @@ export class InstanceHandler implements OperationHandler {
       kernel: release(),
       machine: process.arch,
     });
-    const env = {
+    const env: Record<string, string> = {
       PATH: DEFAULT_PATH,
       HOME: meta.uid === 0 ? "/root" : "/",
       HOSTNAME: meta.hostname,
       ...(image.env ?? {}),
       ...meta.env,
     };
+    const secretEnv = new Set<string>();
+    const needles: Needle[] = [];
+    for (const use of meta.secrets ?? []) {
+      const value = revealed.get(use.name) as Buffer;
+      env[use.env] = value.toString("utf8");
+      secretEnv.add(use.env);
+      needles.push(...leakNeedles(use.name, value));
+      await ctx.emit(0, "secret_used", { name: use.name, mode: "env", env: use.env });
+      this.o.logger.info(
+        {
+          audit: "secret_used",
+          opId: op.id,
+          projectId: op.projectId,
+          secret: use.name,
+          mode: "env",
+          env: use.env,
+        },
+        "secret used",
+      );
+    }
     return {
       ...fs,
       key,
       bundle: join(fs.dir, "bundle"),
       env,
+      secretEnv,
+      needles,
       ...(lease === null ? {} : { users: lease.range }),
     };
+  }
+
+  private async revealSecrets(op: OperationRecord, meta: InstanceMetadata): Promise<Map<string, Buffer>> {
+    const names = (meta.secrets ?? []).map((s) => s.name);
+    if (names.length === 0) return new Map();
+    if (!this.o.secrets) throw failedPrecondition("this server keeps no secrets");
+    return this.o.secrets.reveal(op.projectId, names);
   }
 
   /** The sandbox with its main process, registered live before its spawn event; stdin fed. */
@@ -191,6 +229,7 @@ export class InstanceHandler implements OperationHandler {
       truncateAt: meta.truncate_output_at,
       // `close: false` keeps it open for POST .../subprocesses/1/stdin.
       stdinOpen: !meta.stdin.close,
+      secretEnv: run.secretEnv,
     });
     const sandbox = await this.o.driver.start(
       {
@@ -284,12 +323,24 @@ export class InstanceHandler implements OperationHandler {
     let noImage: string | null = overCap
       ? `the run wrote ${diff.bytes} bytes, over max_layer_bytes (${capBytes}): no image was kept`
       : null;
-    if (!meta.disposable && !overCap) {
+    // A secret's value (or an encoding of it) in the run's writes: no image, the reason recorded.
+    const leak =
+      meta.disposable || overCap || diff.empty || run.needles.length === 0
+        ? null
+        : await snapshots.search(run.key, run.needles);
+    let refused: Record<string, unknown> | undefined;
+    if (leak !== null) {
+      const where = { secret: leak.needle.secret, path: leak.path, encoding: leak.needle.encoding };
+      refused = { reason: "secret", ...where };
+      await event("secret_in_layer", where);
+      noImage = `the run wrote the value of secret ${JSON.stringify(where.secret)}${where.encoding === "raw" ? "" : ` (${where.encoding})`} into ${where.path}: no image was made`;
+    }
+    if (!meta.disposable && !overCap && leak === null) {
       try {
         const committed = await snapshots.commit(run.key, image, {
           projectId: op.projectId,
           operationId: op.id,
-          ...(meta.preserve_env ? { env: run.env } : {}),
+          ...(meta.preserve_env ? { env: withoutSecrets(run.env, run.secretEnv) } : {}),
         });
         resultImage = committed.image;
       } catch (err) {
@@ -311,7 +362,7 @@ export class InstanceHandler implements OperationHandler {
     return {
       status: "SUCCESS",
       error: noImage,
-      metadata: { ...meta, result: main.result() },
+      metadata: { ...meta, result: main.result(), ...(refused ? { commit_refused: refused } : {}) },
       resultImageId: resultImage?.id ?? null,
       imageSize: diff.bytes,
       consumedCpu: consumed.cpuSeconds,
@@ -319,4 +370,9 @@ export class InstanceHandler implements OperationHandler {
       completion: { result_image_uuid: resultImage?.id ?? null, image_size_bytes: diff.bytes },
     };
   }
+}
+
+/** The environment an image records (`preserve_env`): never a variable that held a secret. */
+function withoutSecrets(env: Record<string, string>, secretEnv: ReadonlySet<string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !secretEnv.has(k)));
 }

@@ -108,6 +108,7 @@ export class LiveInstances {
         timeout: 0,
         truncateAt: spec.truncate_output_at,
         stdinOpen: true,
+        ...(l.main.cmd.secretEnv ? { secretEnv: l.main.cmd.secretEnv } : {}),
       },
     );
     const proc: Proc = { sup, stdinLog: this.stdinLog(opId, spid) };

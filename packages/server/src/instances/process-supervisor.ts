@@ -26,6 +26,8 @@ interface SupervisedCommand extends Pick<ExecSpec, "command" | "args" | "shell" 
   truncateAt: number;
   /** Whether the stdin endpoint may write to it (the main process's can be closed at spawn). */
   stdinOpen: boolean;
+  /** Variables holding secrets: their values are never shown (spawn event), whatever their names. */
+  secretEnv?: ReadonlySet<string>;
 }
 
 /** Where a supervised process reports to: its operation's event log and output streams. */
@@ -128,7 +130,7 @@ export class ProcessSupervisor {
       gid: c.gid,
       timeout: c.timeout,
       truncate_at: c.truncateAt,
-      env: redactEnv(c.env),
+      env: redactEnv(c.env, c.secretEnv),
     });
     this.stdout = this.capture(p, "stdout");
     this.stderr = this.capture(p, "stderr");

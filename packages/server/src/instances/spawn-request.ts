@@ -93,6 +93,32 @@ const Files = Dict(FileSpecSchema, {
   "x-error": `files must be an object of at most ${MAX_FILES} absolute paths to {uuid, mode, uid, gid}`,
 });
 
+/** At most this many secrets per run. */
+export const MAX_RUN_SECRETS = 32;
+
+/** A project secret a run may use (extension; secrets/ stores them, docs/secrets.md). */
+const SecretUseSchema = Open(
+  {
+    name: Type.String({
+      pattern: "^[A-Za-z_][A-Za-z0-9_.-]{0,127}$",
+      "x-error": "{path} must be a secret name (a letter or _, then letters, digits, _ . -; at most 128)",
+    }),
+    env: Type.String({
+      minLength: 1,
+      maxLength: 256,
+      pattern: "^[^=\\u0000]*$",
+      "x-error": '{path} must be an environment variable name (non-empty, without "=" or NUL)',
+      description: "the variable that holds the secret's real value inside the sandbox",
+    }),
+  },
+  "a project secret handed to the run as an environment variable; a commit whose writes hold its value is refused",
+);
+const Secrets = Type.Array(SecretUseSchema, {
+  maxItems: MAX_RUN_SECRETS,
+  "x-error": `secrets must be an array of at most ${MAX_RUN_SECRETS} {name, env}`,
+  description: "extension: project secrets the run may use (docs/secrets.md)",
+});
+
 /** `POST /v1/instances`. */
 export const SpawnBodySchema = Open({
   command: Command,
@@ -153,6 +179,7 @@ export const SpawnBodySchema = Open({
     }),
   ),
   networking: Maybe(Open({ enabled: Maybe(Bool("networking.enabled")) })),
+  secrets: Maybe(Secrets),
 });
 export type SpawnBody = Static<typeof SpawnBodySchema>;
 
@@ -162,6 +189,11 @@ export interface FileSpec {
   gid: number;
   /** Always the 4-digit octal string form in metadata (clients need a string). */
   mode: string;
+}
+
+export interface SecretUse {
+  name: string;
+  env: string;
 }
 
 /** The normalised spawn request, stored as the operation's metadata (plus `result` later). */
@@ -183,6 +215,8 @@ export interface InstanceMetadata {
   files: Record<string, FileSpec>;
   resources_limits: { max_layer_bytes: number };
   networking: { enabled: boolean };
+  /** Names only (values come from the project's store at run time); absent when none. */
+  secrets?: SecretUse[];
   [key: string]: unknown;
 }
 
@@ -260,5 +294,26 @@ export function normalizeSpawn(
     resources_limits: { max_layer_bytes: maxLayer },
     networking: { enabled: body.networking?.enabled ?? defaultNetworking },
   };
+  const secrets = secretUses(body.secrets ?? [], meta.env);
+  if (secrets.length > 0) meta.secrets = secrets;
   return { meta, stdinBytes: bytes };
+}
+
+/** One entry per variable and per secret; a variable given a value too is ambiguous. */
+function secretUses(
+  list: ReadonlyArray<{ name: string; env: string }>,
+  env: Record<string, string>,
+): SecretUse[] {
+  const vars = new Set<string>();
+  const names = new Set<string>();
+  const out: SecretUse[] = [];
+  for (const s of list) {
+    if (s.env in env) throw invalidArgument(`secrets: ${JSON.stringify(s.env)} is also given in env`);
+    if (vars.has(s.env)) throw invalidArgument(`secrets: ${JSON.stringify(s.env)} is given twice`);
+    if (names.has(s.name)) throw invalidArgument(`secrets: secret ${JSON.stringify(s.name)} is named twice`);
+    vars.add(s.env);
+    names.add(s.name);
+    out.push({ name: s.name, env: s.env });
+  }
+  return out;
 }

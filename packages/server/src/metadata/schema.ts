@@ -108,6 +108,19 @@ export interface LeasesTable {
   expires_at: number;
 }
 
+export interface SecretsTable {
+  project_id: string;
+  name: string;
+  /** Version byte, IV, GCM tag, ciphertext (secrets/secret-cipher.ts). */
+  sealed: Buffer;
+  key_id: string;
+  /** Bytes of the value. */
+  size: number;
+  created_at: number;
+  updated_at: number;
+  last_used_at: number | null;
+}
+
 export interface Database {
   projects: ProjectsTable;
   tokens: TokensTable;
@@ -118,6 +131,7 @@ export interface Database {
   operations: OperationsTable;
   operation_events: OperationEventsTable;
   leases: LeasesTable;
+  secrets: SecretsTable;
 }
 
 /** What repositories run their queries on: the database or an open transaction. */

@@ -1,4 +1,5 @@
 import type { RouteModule } from "../services.js";
+import { adminSecretsRoutes } from "./admin-secrets.js";
 import { adminUsageRoutes } from "./admin-usage.js";
 import { eventsRoutes } from "./events.js";
 import { filesRoutes } from "./files.js";
@@ -20,4 +21,5 @@ export const V1_ROUTES: readonly RouteModule[] = [
   subprocessRoutes,
   inspectRoutes,
   adminUsageRoutes,
+  adminSecretsRoutes,
 ];
