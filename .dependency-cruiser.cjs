@@ -27,7 +27,7 @@ const LAYERS = {
   inspect: ["core", "layers"],
   operations: ["core", "config", "metadata", "observability"],
   // Project secrets: sealed rows, the key, what a commit must not hold.
-  secrets: ["core", "metadata"],
+  secrets: ["core", "metadata", "registry", "sys"],
   // Image filesystems: layer store, run rootfs, commit, flatten, views, leases, GC.
   snapshots: ["core", "config", "content", "layers", "metadata", "observability", "storage", "sys"],
   images: [

@@ -41,8 +41,10 @@ import { EventLog } from "./operations/event-log.js";
 import type { OperationHandler } from "./operations/operation-handler.js";
 import { OperationQueue } from "./operations/operation-queue.js";
 import { LocalOutputStore } from "./outputs/local/local-output-store.js";
+import { DestinationPolicy } from "./registry/destination-policy.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
 import { explainSelection, reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
+import { HeaderProxy } from "./secrets/header-proxy.js";
 import { KeySource, parseKeyText } from "./secrets/secret-cipher.js";
 import { SecretService } from "./secrets/secret-service.js";
 import { GarbageCollector } from "./snapshots/gc/garbage-collector.js";
@@ -274,6 +276,15 @@ export async function createServer(
     logger,
   });
   const live = new LiveInstances(outputs, logger);
+  const headerProxy = new HeaderProxy({
+    policy: new DestinationPolicy(config.secretProxyPrivate ?? []),
+    dataDir: layout.root,
+    logger,
+  });
+  // Nothing runs yet: a redirect of this data dir's proxy still in place was left by a crash.
+  const staleRedirects = await headerProxy.reclaim();
+  if (staleRedirects > 0)
+    logger.info({ staleRedirects }, "removed secrets proxy redirects left by an earlier run");
   const instanceHandler = new InstanceHandler({
     live,
     store,
@@ -284,6 +295,7 @@ export async function createServer(
     logger,
     observeStage: (stage, seconds) => serverMetrics.observeRunStage(stage, seconds),
     secrets,
+    headerProxy,
     // (contree_run_stage_duration_seconds{stage="prepare|start|run|commit|teardown"}, docs/metrics.md)
     limits: {
       memoryBytes: config.sandbox.memoryBytes,

@@ -71,4 +71,6 @@ export interface Config {
   bootstrapToken: string | undefined;
   /** `CONTREE_SECRETS_KEY` as given (validated); undefined: the data directory's key file. */
   secretsKey?: string | undefined;
+  /** Non-public destinations the secrets header proxy may forward to (like `privateRegistries`). */
+  secretProxyPrivate?: string[];
 }

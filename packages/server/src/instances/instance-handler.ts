@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { hostname as hostName, release } from "node:os";
 import { join } from "node:path";
 import { failedPrecondition, isStorageFull } from "../core/errors.js";
@@ -12,6 +13,7 @@ import { isOutputRef } from "../outputs/output-ref.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import { readRange } from "../outputs/repr-chunks.js";
 import type { IdRange, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
+import type { AttachedProxy, HeaderRule, ProxiedRun, SandboxNet } from "../secrets/header-proxy.js";
 import { leakNeedles, type Needle } from "../secrets/leak-needles.js";
 import type { ActiveSnapshot, Snapshotter } from "../snapshots/snapshotter.js";
 import { CleanupStack, type CleanupStep } from "./cleanup-stack.js";
@@ -58,6 +60,8 @@ interface InstanceHandlerOptions {
   observeStage?: (stage: string, seconds: number) => void;
   /** Project secrets: the values of those a run names, for that run only. */
   secrets?: { reveal(projectId: string, names: readonly string[]): Promise<Map<string, Buffer>> };
+  /** Header-mode secrets: the proxy their sandboxes' plain HTTP is redirected to. */
+  headerProxy?: { attach(run: ProxiedRun, net: SandboxNet): Promise<AttachedProxy> };
 }
 
 /** A run's file system with the main process's environment. */
@@ -72,6 +76,10 @@ interface PreparedRun extends ActiveSnapshot {
   secretEnv: ReadonlySet<string>;
   /** What a commit must not hold: each env secret's value and its encodings. */
   needles: Needle[];
+  /** Header-mode secrets: placeholder → value in one header for one host. */
+  headerRules: HeaderRule[];
+  /** Set once the sandbox's plain HTTP goes through the header proxy. */
+  detachProxy?: CleanupStep;
 }
 
 /** The started sandbox and its main process. */
@@ -82,6 +90,8 @@ interface StartedRun {
   destroy: CleanupStep;
   /** Ends the instance's live state (subprocesses killed, their exits recorded). */
   unregister: CleanupStep;
+  /** Ends the header proxy's redirect (header-mode secrets only). */
+  detachProxy?: CleanupStep | undefined;
 }
 
 /**
@@ -172,23 +182,27 @@ export class InstanceHandler implements OperationHandler {
     };
     const secretEnv = new Set<string>();
     const needles: Needle[] = [];
+    const headerRules: HeaderRule[] = [];
     for (const use of meta.secrets ?? []) {
       const value = revealed.get(use.name) as Buffer;
-      env[use.env] = value.toString("utf8");
       secretEnv.add(use.env);
+      if (use.header !== undefined) {
+        // Used when a request carries it: the proxy's onUse records the destination then.
+        const placeholder = `contree-secret:${use.name}:${randomBytes(12).toString("hex")}`;
+        headerRules.push({
+          secret: use.name,
+          host: use.header.host,
+          header: use.header.name,
+          placeholder,
+          value: headerValue(use.name, value),
+        });
+        env[use.env] = placeholder;
+        continue;
+      }
+      env[use.env] = value.toString("utf8");
       needles.push(...leakNeedles(use.name, value));
       await ctx.emit(0, "secret_used", { name: use.name, mode: "env", env: use.env });
-      this.o.logger.info(
-        {
-          audit: "secret_used",
-          opId: op.id,
-          projectId: op.projectId,
-          secret: use.name,
-          mode: "env",
-          env: use.env,
-        },
-        "secret used",
-      );
+      this.audit(op, { secret: use.name, mode: "env", env: use.env });
     }
     return {
       ...fs,
@@ -197,8 +211,17 @@ export class InstanceHandler implements OperationHandler {
       env,
       secretEnv,
       needles,
+      headerRules,
       ...(lease === null ? {} : { users: lease.range }),
     };
+  }
+
+  /** The audit log line of a secret's use (the operation's `secret_used` event is the other record). */
+  private audit(op: OperationRecord, what: Record<string, string>): void {
+    this.o.logger.info(
+      { audit: "secret_used", opId: op.id, projectId: op.projectId, ...what },
+      "secret used",
+    );
   }
 
   private async revealSecrets(op: OperationRecord, meta: InstanceMetadata): Promise<Map<string, Buffer>> {
@@ -243,6 +266,9 @@ export class InstanceHandler implements OperationHandler {
         stdin: "pipe",
         deadlineMs: meta.timeout * 1000 + WATCHDOG_GRACE_MS,
         ...(run.users === undefined ? {} : { users: run.users }),
+        ...(run.headerRules.length === 0
+          ? {}
+          : { onEgress: (net) => this.attachProxy(op, run, ctx, net, teardown) }),
       },
       { signal: ctx.signal },
     );
@@ -259,7 +285,35 @@ export class InstanceHandler implements OperationHandler {
       main,
       destroy: destroy as CleanupStep,
       unregister: unregister as CleanupStep,
+      detachProxy: run.detachProxy,
     };
+  }
+
+  /** Redirects the sandbox's plain HTTP to the header proxy before its first process starts. */
+  private async attachProxy(
+    op: OperationRecord,
+    run: PreparedRun,
+    ctx: HandlerContext,
+    net: SandboxNet,
+    teardown: CleanupStack,
+  ): Promise<void> {
+    const proxy = this.o.headerProxy;
+    if (!proxy) throw failedPrecondition("this server does not substitute secrets in headers");
+    const attached = await proxy.attach(
+      {
+        opId: op.id,
+        rules: run.headerRules,
+        onUse: (secret, host) => {
+          void ctx
+            .emit(0, "secret_used", { name: secret, mode: "header", destination: host })
+            .catch(() => undefined);
+          this.audit(op, { secret, mode: "header", destination: host });
+        },
+      },
+      net,
+    );
+    // Detached when the main process exits (supervise) or, failing that, by the teardown.
+    run.detachProxy = teardown.push("detach header proxy", () => attached.detach());
   }
 
   private supervisorContext(op: OperationRecord, ctx: HandlerContext): SupervisorContext {
@@ -291,6 +345,8 @@ export class InstanceHandler implements OperationHandler {
       onExit: async () => {
         // The main process is gone: whatever it left running (daemons, subprocesses) goes too.
         await s.unregister.run();
+        // Before the sandbox's veth (and its address) can go to another run.
+        await s.detachProxy?.run();
         await s.sandbox.kill("SIGKILL").catch(() => undefined);
       },
     });
@@ -375,4 +431,12 @@ export class InstanceHandler implements OperationHandler {
 /** The environment an image records (`preserve_env`): never a variable that held a secret. */
 function withoutSecrets(env: Record<string, string>, secretEnv: ReadonlySet<string>): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter(([k]) => !secretEnv.has(k)));
+}
+
+/** A header cannot carry a line break or NUL (it would split the request): refused, never sent. */
+function headerValue(name: string, value: Buffer): string {
+  const text = value.toString("utf8");
+  if (/[\r\n\0]/.test(text))
+    throw failedPrecondition(`secret ${JSON.stringify(name)} holds a line break and cannot go in a header`);
+  return text;
 }

@@ -108,10 +108,28 @@ const SecretUseSchema = Open(
       maxLength: 256,
       pattern: "^[^=\\u0000]*$",
       "x-error": '{path} must be an environment variable name (non-empty, without "=" or NUL)',
-      description: "the variable that holds the secret's real value inside the sandbox",
+      description:
+        "the variable that holds, inside the sandbox, the real value (no header) or a placeholder the server replaces (header)",
     }),
+    header: Maybe(
+      Open(
+        {
+          host: Type.String({
+            maxLength: 253,
+            pattern: "^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$",
+            "x-error": "{path} must be a host name, or *.domain for its subdomains",
+          }),
+          name: Type.String({
+            maxLength: 128,
+            pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+            "x-error": "{path} must be an HTTP header name",
+          }),
+        },
+        "header mode: the sandbox sees a placeholder; in plain-HTTP requests to `host` the server puts the value in place of the placeholder inside header `name`",
+      ),
+    ),
   },
-  "a project secret handed to the run as an environment variable; a commit whose writes hold its value is refused",
+  "a project secret the run may use: as an environment variable with the real value (a commit whose writes hold it is refused), or with `header`, substituted by the server in HTTP requests to one host",
 );
 const Secrets = Type.Array(SecretUseSchema, {
   maxItems: MAX_RUN_SECRETS,
@@ -194,6 +212,8 @@ export interface FileSpec {
 export interface SecretUse {
   name: string;
   env: string;
+  /** Header mode (lowercase host and header name); absent: env mode. */
+  header?: { host: string; name: string };
 }
 
 /** The normalised spawn request, stored as the operation's metadata (plus `result` later). */
@@ -295,13 +315,15 @@ export function normalizeSpawn(
     networking: { enabled: body.networking?.enabled ?? defaultNetworking },
   };
   const secrets = secretUses(body.secrets ?? [], meta.env);
+  if (secrets.some((s) => s.header !== undefined) && !meta.networking.enabled)
+    throw invalidArgument("secrets: header substitution needs networking.enabled");
   if (secrets.length > 0) meta.secrets = secrets;
   return { meta, stdinBytes: bytes };
 }
 
 /** One entry per variable and per secret; a variable given a value too is ambiguous. */
 function secretUses(
-  list: ReadonlyArray<{ name: string; env: string }>,
+  list: ReadonlyArray<{ name: string; env: string; header?: { host: string; name: string } | null }>,
   env: Record<string, string>,
 ): SecretUse[] {
   const vars = new Set<string>();
@@ -313,7 +335,14 @@ function secretUses(
     if (names.has(s.name)) throw invalidArgument(`secrets: secret ${JSON.stringify(s.name)} is named twice`);
     vars.add(s.env);
     names.add(s.name);
-    out.push({ name: s.name, env: s.env });
+    const h = s.header;
+    if (h && h.name.toLowerCase() === "host")
+      throw invalidArgument("secrets: the Host header cannot carry a secret");
+    out.push({
+      name: s.name,
+      env: s.env,
+      ...(h ? { header: { host: h.host.toLowerCase(), name: h.name.toLowerCase() } } : {}),
+    });
   }
   return out;
 }

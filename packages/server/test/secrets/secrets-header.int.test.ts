@@ -1,0 +1,138 @@
+/**
+ * Project secrets in header mode, against the real server on every driver and HTTP hosts in a
+ * network namespace of this machine: the sandbox sees only a placeholder; its plain-HTTP request
+ * to the configured host arrives there with the real value in the configured header; the same
+ * request to another host arrives with the placeholder; the use is audited with its destination;
+ * the redirect is gone after the run; the value is nowhere afterwards.
+ */
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { importBusybox } from "../harness/busybox-image.js";
+import { startTestServer, type TestServer, waitOperation } from "../harness/in-process.js";
+import type { RegistryHandle } from "../harness/registry.js";
+import { tenant, withoutCrun } from "../harness/tenant.js";
+import { type HeaderTarget, startHeaderTarget } from "./header-target.js";
+import { capturedLogger, filesHolding } from "./secrets-harness.js";
+
+type Op = {
+  uuid: string;
+  status: string;
+  error: string | null;
+  result: { image: string | null };
+  metadata: { result: { state: { exit_code: number }; stdout: { value: string }; stderr: { value: string } } };
+};
+
+const DRIVERS = [
+  { name: "crun", runtime: "oci" },
+  { name: "runc", runtime: "oci" },
+  { name: "runsc", runtime: "gvisor" },
+] as const;
+
+const redirects = () =>
+  execFileSync("iptables", ["-w", "-t", "nat", "-S", "PREROUTING"], { encoding: "utf8" })
+    .split("\n")
+    .filter((l) => l.includes("contree-secrets:"));
+
+describe.each(DRIVERS)("secrets in header mode ($name)", ({ name, runtime }) => {
+  let t: TestServer;
+  let reg: RegistryHandle;
+  let target: HeaderTarget;
+  let me: Awaited<ReturnType<typeof tenant>>;
+  const log = capturedLogger();
+  const value = `sk-hdr-${randomBytes(18).toString("hex")}`;
+
+  beforeAll(async () => {
+    target = await startHeaderTarget();
+    const start = () => startTestServer({ runtime, secretProxyPrivate: [target.range] }, {}, log.logger);
+    t = name === "runc" ? await withoutCrun(start) : await start();
+    expect(t.server.runtime.name).toBe(name);
+    ({ registry: reg } = await importBusybox(t));
+    me = await tenant(t);
+    expect((await t.api("/v1/admin/secrets/default/OPENAI", { method: "PUT", json: { value } })).status).toBe(
+      201,
+    );
+  }, 180_000);
+  afterAll(async () => {
+    await t?.close();
+    await reg?.stop();
+    await target?.stop();
+  });
+
+  async function run(body: Record<string, unknown>): Promise<Op> {
+    const r = await me.api("/v1/instances", {
+      method: "POST",
+      json: { shell: true, image: "tag:busybox:latest", networking: { enabled: true }, ...body },
+    });
+    expect(r.status, await r.clone().text()).toBe(202);
+    const op = (await waitOperation(
+      (p) => me.api(p),
+      ((await r.json()) as { uuid: string }).uuid,
+      120_000,
+    )) as Op;
+    expect(op.status, String(op.error)).toBe("SUCCESS");
+    return op;
+  }
+
+  it("the configured host gets the value, another host the placeholder; the sandbox never sees it", async () => {
+    const before = target.seen().length;
+    const op = await run({
+      command: [
+        'echo "$OPENAI_API_KEY"',
+        `wget -q -O - --header "Authorization: Bearer $OPENAI_API_KEY" http://${target.a}/a`,
+        `wget -q -O - --header "Authorization: Bearer $OPENAI_API_KEY" --header "X-Other: $OPENAI_API_KEY" http://${target.b}/b`,
+      ].join("; "),
+      secrets: [{ name: "OPENAI", env: "OPENAI_API_KEY", header: { host: target.a, name: "Authorization" } }],
+      disposable: true,
+    });
+    const out = op.metadata.result.stdout.value;
+    expect(op.metadata.result.state.exit_code, op.metadata.result.stderr.value).toBe(0);
+    const placeholder = out.split("\n")[0] ?? "";
+    expect(placeholder).toMatch(/^contree-secret:OPENAI:[0-9a-f]{24}$/);
+    expect(out).toBe(`${placeholder}\nok\nok\n`);
+    const seen = target.seen().slice(before);
+    expect(seen.map((s) => [s.local, s.path])).toEqual([
+      [target.a, "/a"],
+      [target.b, "/b"],
+    ]);
+    expect(seen[0]?.headers["authorization"]).toBe(`Bearer ${value}`);
+    expect(seen[0]?.headers["host"]).toBe(target.a);
+    // Another host: the bytes as sent, in every header.
+    expect(seen[1]?.headers["authorization"]).toBe(`Bearer ${placeholder}`);
+    expect(seen[1]?.headers["x-other"]).toBe(placeholder);
+    const ev = await (await me.api(`/v1/operations/${op.uuid}/events`)).text();
+    expect(ev).toContain(`"name":"OPENAI","mode":"header","destination":"${target.a}"`);
+    expect(ev).not.toContain(`"destination":"${target.b}"`);
+    expect(log.text()).toMatch(
+      new RegExp(`"audit":"secret_used".*"mode":"header","destination":"${target.a.replace(/\./g, "\\.")}"`),
+    );
+    // The redirect went with the run.
+    expect(redirects().filter((l) => l.includes(op.uuid))).toEqual([]);
+  }, 180_000);
+
+  it("without the secret the same request reaches neither host (private addresses stay blocked)", async () => {
+    const before = target.seen().length;
+    const op = await run({
+      command: `wget -q -T 3 -O - http://${target.a}/direct; echo "exit $?"`,
+      disposable: true,
+    });
+    expect(op.metadata.result.stdout.value).toMatch(/exit [1-9]/);
+    expect(target.seen().slice(before)).toEqual([]);
+  }, 180_000);
+
+  it("header secrets need networking; the value is nowhere afterwards", async () => {
+    const r = await me.api("/v1/instances", {
+      method: "POST",
+      json: {
+        command: "true",
+        image: "tag:busybox:latest",
+        networking: { enabled: false },
+        secrets: [{ name: "OPENAI", env: "K", header: { host: "x.test", name: "Authorization" } }],
+      },
+    });
+    expect(r.status).toBe(400);
+    const needles = [Buffer.from(value), Buffer.from(Buffer.from(value).toString("base64"))];
+    expect((await filesHolding(t.dataDir, needles)).hits).toEqual([]);
+    expect(log.text()).not.toContain(value);
+  }, 60_000);
+});
