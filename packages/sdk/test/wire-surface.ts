@@ -287,6 +287,14 @@ export const SPAWN_BODY: Shape<InstanceSpawnRequest> = {
   },
   resources_limits: { mark: "optional", properties: { max_layer_bytes: "optional" } },
   networking: { mark: "optional", properties: { enabled: "required" } },
+  secrets: {
+    mark: "optional",
+    items: {
+      name: "required",
+      env: "required",
+      header: { mark: "optional", properties: { host: "required", name: "required" } },
+    },
+  },
 };
 export const IMPORT_BODY: Shape<ImageImportRequest> = {
   registry: {
@@ -366,6 +374,10 @@ export const INSTANCE_METADATA: Shape<OperationInstanceMetadata> = {
     properties: { value: "required", encoding: "required", close: "optional" },
   },
   result: { mark: "optional", properties: INSTANCE_RESULT },
+  commit_refused: {
+    mark: "optional",
+    properties: { reason: "required", secret: "required", path: "required", encoding: "required" },
+  },
 };
 export const IMPORT_METADATA: Shape<ImageImportMetadata> = {
   registry: IMPORT_BODY.registry,

@@ -20,7 +20,9 @@ type Op = {
   status: string;
   error: string | null;
   result: { image: string | null };
-  metadata: { result: { state: { exit_code: number }; stdout: { value: string }; stderr: { value: string } } };
+  metadata: {
+    result: { state: { exit_code: number }; stdout: { value: string }; stderr: { value: string } };
+  };
 };
 
 const DRIVERS = [
