@@ -26,6 +26,7 @@ import {
   type SupervisorContext,
 } from "./process-supervisor.js";
 import { consumedTotals } from "./resources.js";
+import type { MaskedValue } from "./secret-mask.js";
 import type { InstanceMetadata } from "./spawn-request.js";
 import { StageClock } from "./stage-clock.js";
 import { chunkRefs } from "./stdin-log.js";
@@ -80,6 +81,8 @@ interface PreparedRun extends ActiveSnapshot {
   headerRules: HeaderRule[];
   /** Set once the sandbox's plain HTTP goes through the header proxy. */
   detachProxy?: CleanupStep;
+  /** Every revealed value, masked in the output of the run's processes. */
+  mask: MaskedValue[];
 }
 
 /** The started sandbox and its main process. */
@@ -183,9 +186,12 @@ export class InstanceHandler implements OperationHandler {
     const secretEnv = new Set<string>();
     const needles: Needle[] = [];
     const headerRules: HeaderRule[] = [];
+    const mask: MaskedValue[] = [];
     for (const use of meta.secrets ?? []) {
       const value = revealed.get(use.name) as Buffer;
       secretEnv.add(use.env);
+      // Header mode too: a server that echoes the request back puts the value in the output.
+      mask.push({ name: use.name, bytes: value });
       if (use.header !== undefined) {
         // Used when a request carries it: the proxy's onUse records the destination then.
         const placeholder = `contree-secret:${use.name}:${randomBytes(12).toString("hex")}`;
@@ -212,6 +218,7 @@ export class InstanceHandler implements OperationHandler {
       secretEnv,
       needles,
       headerRules,
+      mask,
       ...(lease === null ? {} : { users: lease.range }),
     };
   }
@@ -253,6 +260,7 @@ export class InstanceHandler implements OperationHandler {
       // `close: false` keeps it open for POST .../subprocesses/1/stdin.
       stdinOpen: !meta.stdin.close,
       secretEnv: run.secretEnv,
+      mask: run.mask,
     });
     const sandbox = await this.o.driver.start(
       {

@@ -109,6 +109,7 @@ export class LiveInstances {
         truncateAt: spec.truncate_output_at,
         stdinOpen: true,
         ...(l.main.cmd.secretEnv ? { secretEnv: l.main.cmd.secretEnv } : {}),
+        ...(l.main.cmd.mask ? { mask: l.main.cmd.mask } : {}),
       },
     );
     const proc: Proc = { sup, stdinLog: this.stdinLog(opId, spid) };

@@ -178,6 +178,19 @@ describe.each(DRIVERS)("secrets in env mode ($name)", ({ name, runtime }) => {
     expect(plain.result.image).not.toBeNull();
   }, 300_000);
 
+  it("what the process prints of the value is masked, in the result and the events", async () => {
+    const op = await run({
+      command: 'echo "got $OPENAI_API_KEY"; env | grep ^OPENAI_API_KEY= >&2',
+      secrets: [{ name: "OPENAI", env: "OPENAI_API_KEY" }],
+      disposable: true,
+    });
+    expect(op.metadata.result.stdout.value).toBe("got <secret:OPENAI>\n");
+    expect((op.metadata.result as unknown as { stderr: { value: string } }).stderr.value).toBe(
+      "OPENAI_API_KEY=<secret:OPENAI>\n",
+    );
+    expect(await events(op.uuid)).not.toContain(value);
+  }, 120_000);
+
   it("a run naming a secret the project lacks is a 404 before it is queued", async () => {
     const r = await me.api("/v1/instances", {
       method: "POST",
