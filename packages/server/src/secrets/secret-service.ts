@@ -73,10 +73,12 @@ export class SecretService {
   async reveal(projectId: string, names: readonly string[]): Promise<Map<string, Buffer>> {
     const rows = await this.repo.sealed(projectId, names);
     const out = new Map<string, Buffer>();
-    if (rows.length === 0 && names.length === 0) return out;
+    if (names.length === 0) return out;
+    // Deleted since the spawn was accepted: said before anything about the key.
+    const found = new Set(rows.map((r) => r.name));
+    for (const n of names) if (!found.has(n)) throw notFound(`secret ${JSON.stringify(n)} no longer exists`);
     const key = await this.keys.forOpening(true);
     for (const row of rows) out.set(row.name, unseal(key, projectId, row.name, row));
-    for (const n of names) if (!out.has(n)) throw notFound(`secret ${JSON.stringify(n)} no longer exists`);
     await this.repo.touch(projectId, names);
     return out;
   }

@@ -125,4 +125,13 @@ describe("secret store", () => {
     );
     expect((await failure(s.delete(projectId, "NOPE"))).kind).toBe("not_found");
   });
+
+  it("a secret deleted after a run was accepted fails that run by name, before any key is needed", async () => {
+    const s = openSecrets({ dataDir: dir }, store);
+    await s.set(projectId, "GH", value);
+    await s.delete(projectId, "GH");
+    await rm(join(dir, "secrets.key"));
+    const e = await failure(s.reveal(projectId, ["GH"]));
+    expect(e).toEqual({ kind: "not_found", message: 'secret "GH" no longer exists' });
+  });
 });
