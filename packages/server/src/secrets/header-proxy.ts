@@ -117,6 +117,11 @@ export class HeaderProxy {
     const server = createServer((req, res) => {
       void this.#forward(run, used, req, res);
     });
+    // Only the sandbox (the redirect's source): a host process finding the port is turned away.
+    server.on("connection", (socket) => {
+      if (socket.remoteAddress !== net.address && socket.remoteAddress !== `::ffff:${net.address}`)
+        socket.destroy();
+    });
     server.on("connect", (_req, socket) => socket.destroy());
     server.on("upgrade", (_req, socket) => {
       socket.end("HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");

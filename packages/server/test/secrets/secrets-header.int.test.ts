@@ -112,6 +112,39 @@ describe.each(DRIVERS)("secrets in header mode ($name)", ({ name, runtime }) => 
     expect(redirects().filter((l) => l.includes(op.uuid))).toEqual([]);
   }, 180_000);
 
+  it("the run's proxy listener serves only its sandbox: a host process is turned away", async () => {
+    const r = await me.api("/v1/instances", {
+      method: "POST",
+      json: {
+        command: "sleep 30",
+        image: "tag:busybox:latest",
+        networking: { enabled: true },
+        disposable: true,
+        secrets: [{ name: "OPENAI", env: "K", header: { host: target.a, name: "Authorization" } }],
+      },
+    });
+    const id = ((await r.json()) as { uuid: string }).uuid;
+    let rule: string | undefined;
+    for (let i = 0; i < 600 && rule === undefined; i++) {
+      rule = redirects().find((l) => l.includes(id));
+      if (rule === undefined) await new Promise((res) => setTimeout(res, 50));
+    }
+    const to = /--to-destination (\d+\.\d+\.\d+\.\d+:\d+)/.exec(rule ?? "")?.[1];
+    expect(to, rule).toBeDefined();
+    const before = target.seen().length;
+    const answer = await fetch(`http://${to}/from-host`, {
+      headers: { host: target.a, authorization: "Bearer x" },
+    }).then(
+      (res) => `status ${res.status}`,
+      () => "refused",
+    );
+    expect(answer).toBe("refused");
+    expect(target.seen().length).toBe(before);
+    expect((await me.api(`/v1/operations/${id}`, { method: "DELETE" })).status).toBeLessThan(300);
+    await waitOperation((p) => me.api(p), id, 60_000);
+    expect(redirects().filter((l) => l.includes(id))).toEqual([]);
+  }, 120_000);
+
   it("without the secret the same request reaches neither host (private addresses stay blocked)", async () => {
     const before = target.seen().length;
     const op = await run({
