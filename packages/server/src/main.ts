@@ -363,9 +363,9 @@ export async function createServer(
       gate,
       mcp: createMcpHttpEndpoint(),
       secrets: {
-        set: async (project, name, value) => {
+        set: async (project, name, value, policy) => {
           const p = await store.projects.resolve(project);
-          const created = await secrets.set(p.id, name, value);
+          const created = await secrets.set(p.id, name, value, policy);
           const info = (await secrets.list(p.id)).find((x) => x.name === name);
           if (!info) throw internal("a stored secret is not listed");
           return { created, info };

@@ -75,7 +75,12 @@ export interface Services {
 
 /** What the admin API may do with secrets: never read a value back. */
 export interface SecretAdmin {
-  set(project: string, name: string, value: Buffer): Promise<{ created: boolean; info: SecretInfo }>;
+  set(
+    project: string,
+    name: string,
+    value: Buffer,
+    policy: { hosts?: readonly string[]; allowEnv?: boolean },
+  ): Promise<{ created: boolean; info: SecretInfo }>;
   list(project: string): Promise<SecretInfo[]>;
   delete(project: string, name: string): Promise<void>;
 }

@@ -8,6 +8,7 @@ import type { SecretService } from "../secrets/secret-service.js";
 import { SECRET_MAX_BYTES, trimFinalNewline } from "../secrets/secret-service.js";
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
+const collect = (v: string, all: string[]) => [...all, v];
 
 /** Works on the data dir like the other admin commands (SQLite allows a running server beside it). */
 async function withSecrets<T>(
@@ -42,6 +43,15 @@ async function readValue(file: string | undefined): Promise<Buffer> {
   return trimFinalNewline(Buffer.concat(chunks));
 }
 
+interface SetOptions {
+  project: string;
+  fromFile?: string;
+  host: string[];
+  /** Commander's `--no-env`: false when given. */
+  env: boolean;
+  dataDir?: string;
+}
+
 export function registerSecretCommands(program: Command): void {
   const secret = program
     .command("secret")
@@ -53,12 +63,15 @@ export function registerSecretCommands(program: Command): void {
       "--from-file <path>",
       "read the value from this file (default: stdin); one final newline is dropped",
     )
+    .option("--host <host>", "a host (or *.domain) header mode may send it to (repeatable)", collect, [])
+    .option("--no-env", "never give a run the value itself (header mode only)")
     .option("--data-dir <dir>", "data directory (env CONTREE_DATA_DIR)")
-    .action(async (name: string, opts: { project: string; fromFile?: string; dataDir?: string }) => {
+    .action(async (name: string, opts: SetOptions) => {
       const value = await readValue(opts.fromFile);
       try {
         await withSecrets(opts.dataDir, async (s, projectId) => {
-          const created = await s.set(await projectId(opts.project), name, value);
+          const policy = { hosts: opts.host, allowEnv: opts.env };
+          const created = await s.set(await projectId(opts.project), name, value, policy);
           out(`${created ? "created" : "replaced"} ${name} (${value.length} bytes)`);
         });
       } finally {
@@ -71,12 +84,14 @@ export function registerSecretCommands(program: Command): void {
     .option("--data-dir <dir>", "data directory (env CONTREE_DATA_DIR)")
     .action(async (opts: { project: string; dataDir?: string }) => {
       await withSecrets(opts.dataDir, async (s, projectId) => {
-        out("NAME\tBYTES\tCREATED\tUPDATED\tLAST_USED");
+        out("NAME\tBYTES\tENV\tHOSTS\tCREATED\tUPDATED\tLAST_USED");
         for (const x of await s.list(await projectId(opts.project)))
           out(
             [
               x.name,
               x.size,
+              x.allowEnv ? "yes" : "no",
+              x.hosts.join(",") || "-",
               isoMicros(x.createdAt),
               isoMicros(x.updatedAt),
               x.lastUsedAt === null ? "-" : isoMicros(x.lastUsedAt),

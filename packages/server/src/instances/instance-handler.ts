@@ -60,7 +60,12 @@ interface InstanceHandlerOptions {
    */
   observeStage?: (stage: string, seconds: number) => void;
   /** Project secrets: the values of those a run names, for that run only. */
-  secrets?: { reveal(projectId: string, names: readonly string[]): Promise<Map<string, Buffer>> };
+  secrets?: {
+    reveal(
+      projectId: string,
+      uses: ReadonlyArray<{ name: string; host?: string }>,
+    ): Promise<Map<string, Buffer>>;
+  };
   /** Header-mode secrets: the proxy their sandboxes' plain HTTP is redirected to. */
   headerProxy?: { attach(run: ProxiedRun, net: SandboxNet): Promise<AttachedProxy> };
 }
@@ -232,10 +237,12 @@ export class InstanceHandler implements OperationHandler {
   }
 
   private async revealSecrets(op: OperationRecord, meta: InstanceMetadata): Promise<Map<string, Buffer>> {
-    const names = (meta.secrets ?? []).map((s) => s.name);
-    if (names.length === 0) return new Map();
+    const uses = (meta.secrets ?? []).map((s) =>
+      s.header ? { name: s.name, host: s.header.host } : { name: s.name },
+    );
+    if (uses.length === 0) return new Map();
     if (!this.o.secrets) throw failedPrecondition("this server keeps no secrets");
-    return this.o.secrets.reveal(op.projectId, names);
+    return this.o.secrets.reveal(op.projectId, uses);
   }
 
   /** The sandbox with its main process, registered live before its spawn event; stdin fed. */

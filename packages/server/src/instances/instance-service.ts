@@ -27,7 +27,9 @@ export class InstanceService {
     /** Throws when the project is at its storage quota (a disposable run adds nothing: not asked). */
     private readonly assertQuota?: (project: Project) => Promise<void>,
     /** Project secrets: a run naming one the project lacks is a 404 before it is queued. */
-    private readonly secrets?: { assertExist(projectId: string, names: readonly string[]): Promise<void> },
+    private readonly secrets?: {
+      assertUsable(projectId: string, uses: ReadonlyArray<{ name: string; host?: string }>): Promise<void>;
+    },
   ) {}
 
   async spawn(p: Principal, body: SpawnBody): Promise<{ op: OperationRecord; meta: InstanceMetadata }> {
@@ -38,9 +40,9 @@ export class InstanceService {
     const image = await this.images.resolve(p.project, meta.image);
     if (meta.secrets !== undefined) {
       if (!this.secrets) throw notFound(`secret ${JSON.stringify(meta.secrets[0]?.name)} not found`);
-      await this.secrets.assertExist(
+      await this.secrets.assertUsable(
         p.project.id,
-        meta.secrets.map((s) => s.name),
+        meta.secrets.map((s) => (s.header ? { name: s.name, host: s.header.host } : { name: s.name })),
       );
     }
     const files = [...new Set(Object.values(meta.files).map((x) => x.uuid))];

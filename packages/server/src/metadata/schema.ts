@@ -116,6 +116,10 @@ export interface SecretsTable {
   key_id: string;
   /** Bytes of the value. */
   size: number;
+  /** JSON array of host patterns header mode may send the value to. */
+  hosts: string;
+  /** 1: a run may have the value in its environment. */
+  allow_env: number;
   created_at: number;
   updated_at: number;
   last_used_at: number | null;

@@ -53,6 +53,7 @@ describe("contree-server secret (built CLI)", () => {
       "team",
       "--from-file",
       file,
+      ...["--host", "hooks.slack.com", "--host", "*.Slack.com", "--no-env"],
       "--data-dir",
       data,
     ]);
@@ -60,14 +61,18 @@ describe("contree-server secret (built CLI)", () => {
     const list = await cli(["secret", "list", "--project", "team", "--data-dir", data]);
     expect(list.code).toBe(0);
     expect(list.stdout).toMatch(
-      new RegExp(`^NAME\\tBYTES\\tCREATED\\tUPDATED\\tLAST_USED\\nSLACK\\t${value.length + 2}\\t`),
+      new RegExp(
+        `^NAME\\tBYTES\\tENV\\tHOSTS\\tCREATED\\tUPDATED\\tLAST_USED\\nSLACK\\t${value.length + 2}\\tno\\thooks\\.slack\\.com,\\*\\.slack\\.com\\t`,
+      ),
     );
     for (const r of [set, again, list]) expect(r.stdout + r.stderr).not.toContain(value);
     // What the CLI stored is what a run gets (the final newline was not part of it).
     const store = openMetadata(data);
     try {
       const team = await store.projects.resolve("team");
-      const got = await openSecrets({ dataDir: data }, store).reveal(team.id, ["SLACK"]);
+      const got = await openSecrets({ dataDir: data }, store).reveal(team.id, [
+        { name: "SLACK", host: "hooks.slack.com" },
+      ]);
       expect(got.get("SLACK")?.toString()).toBe(`${value}-2`);
     } finally {
       await store.close();

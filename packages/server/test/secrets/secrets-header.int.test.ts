@@ -51,9 +51,12 @@ describe.each(DRIVERS)("secrets in header mode ($name)", ({ name, runtime }) => 
     expect(t.server.runtime.name).toBe(name);
     ({ registry: reg } = await importBusybox(t));
     me = await tenant(t);
-    expect((await t.api("/v1/admin/secrets/default/OPENAI", { method: "PUT", json: { value } })).status).toBe(
-      201,
-    );
+    const put = await t.api("/v1/admin/secrets/default/OPENAI", {
+      method: "PUT",
+      json: { value, hosts: [target.a], allow_env: false },
+    });
+    expect(put.status).toBe(201);
+    expect(await put.json()).toMatchObject({ hosts: [target.a], allow_env: false });
   }, 180_000);
   afterAll(async () => {
     await t?.close();
@@ -154,6 +157,24 @@ describe.each(DRIVERS)("secrets in header mode ($name)", ({ name, runtime }) => 
     expect(op.metadata.result.stdout.value).toMatch(/exit [1-9]/);
     expect(target.seen().slice(before)).toEqual([]);
   }, 180_000);
+
+  it("the secret's own policy decides: no other host, no env mode (403 before the run is queued)", async () => {
+    const spawn = (secrets: unknown[]) =>
+      me.api("/v1/instances", {
+        method: "POST",
+        json: { command: "true", image: "tag:busybox:latest", networking: { enabled: true }, secrets },
+      });
+    const other = await spawn([
+      { name: "OPENAI", env: "K", header: { host: target.b, name: "Authorization" } },
+    ]);
+    expect(other.status).toBe(403);
+    expect(((await other.json()) as { error: string }).error).toBe(
+      `secret "OPENAI" may not be sent to ${target.b} (not among its hosts)`,
+    );
+    const env = await spawn([{ name: "OPENAI", env: "K" }]);
+    expect(env.status).toBe(403);
+    expect(((await env.json()) as { error: string }).error).toMatch(/may not be given to a run as its value/);
+  });
 
   it("header secrets need networking; the value is nowhere afterwards", async () => {
     const r = await me.api("/v1/instances", {

@@ -1,6 +1,7 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { invalidArgument, permissionDenied } from "../../core/errors.js";
 import {
+  MAX_SECRET_HOSTS,
   SECRET_MAX_BYTES,
   SECRET_MIN_BYTES,
   SECRET_NAME_PATTERN,
@@ -19,6 +20,8 @@ const NameParam = Type.String({
 const SecretMeta = Type.Object({
   name: Type.String(),
   size: Type.Integer({ description: "bytes of the value (the value itself is never returned)" }),
+  hosts: Type.Array(Type.String(), { description: "where header mode may send it (none: no header mode)" }),
+  allow_env: Type.Boolean({ description: "whether a run may have the value itself (env mode)" }),
   created_at: Type.String(),
   updated_at: Type.String(),
   last_used_at: Type.Union([Type.String(), Type.Null()]),
@@ -35,6 +38,19 @@ const PutBody = Type.Object(
         "x-error": 'encoding must be "utf8" or "base64"',
       }),
     ),
+    hosts: Type.Optional(
+      Type.Array(Type.String({ maxLength: 253 }), {
+        maxItems: MAX_SECRET_HOSTS,
+        "x-error": `hosts must be an array of at most ${MAX_SECRET_HOSTS} host names or *.domain`,
+        description: "hosts (or *.domain) header mode may send the value to; none: header mode is refused",
+      }),
+    ),
+    allow_env: Type.Optional(
+      Type.Boolean({
+        "x-error": "allow_env must be a boolean",
+        description: "whether a run may have the value itself in env mode (default true)",
+      }),
+    ),
   },
   { additionalProperties: true },
 );
@@ -43,6 +59,8 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const view = (s: SecretInfo): Static<typeof SecretMeta> => ({
   name: s.name,
   size: s.size,
+  hosts: s.hosts,
+  allow_env: s.allowEnv,
   created_at: iso(s.createdAt),
   updated_at: iso(s.updatedAt),
   last_used_at: s.lastUsedAt === null ? null : iso(s.lastUsedAt),
@@ -80,7 +98,10 @@ export function adminSecretsRoutes(deps: Services) {
         const body = req.body;
         const value = body.encoding === "base64" ? base64Value(body.value) : Buffer.from(body.value, "utf8");
         try {
-          const r = await secrets.set(req.params.project, req.params.name, value);
+          const r = await secrets.set(req.params.project, req.params.name, value, {
+            ...(body.hosts ? { hosts: body.hosts } : {}),
+            ...(body.allow_env !== undefined ? { allowEnv: body.allow_env } : {}),
+          });
           return reply.code(r.created ? 201 : 200).send(view(r.info));
         } finally {
           value.fill(0);

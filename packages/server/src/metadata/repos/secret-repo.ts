@@ -1,7 +1,13 @@
 import type { Executor } from "../schema.js";
 
 /** What may be shown of a secret: never its value. */
-export interface SecretInfo {
+/** Where a secret may go: header mode to these hosts, env mode when allowed. */
+export interface SecretPolicy {
+  hosts: string[];
+  allowEnv: boolean;
+}
+
+export interface SecretInfo extends SecretPolicy {
   name: string;
   size: number;
   createdAt: number;
@@ -9,7 +15,7 @@ export interface SecretInfo {
   lastUsedAt: number | null;
 }
 
-export interface SealedSecret {
+export interface SealedSecret extends SecretPolicy {
   name: string;
   sealed: Buffer;
   keyId: string;
@@ -23,7 +29,7 @@ export class SecretRepo {
   async put(
     projectId: string,
     name: string,
-    s: { sealed: Buffer; keyId: string; size: number },
+    s: { sealed: Buffer; keyId: string; size: number } & SecretPolicy,
     now = Date.now(),
   ) {
     const existing = await this.db
@@ -40,14 +46,21 @@ export class SecretRepo {
         sealed: s.sealed,
         key_id: s.keyId,
         size: s.size,
+        hosts: JSON.stringify(s.hosts),
+        allow_env: s.allowEnv ? 1 : 0,
         created_at: now,
         updated_at: now,
         last_used_at: null,
       })
       .onConflict((oc) =>
-        oc
-          .columns(["project_id", "name"])
-          .doUpdateSet({ sealed: s.sealed, key_id: s.keyId, size: s.size, updated_at: now }),
+        oc.columns(["project_id", "name"]).doUpdateSet({
+          sealed: s.sealed,
+          key_id: s.keyId,
+          size: s.size,
+          hosts: JSON.stringify(s.hosts),
+          allow_env: s.allowEnv ? 1 : 0,
+          updated_at: now,
+        }),
       )
       .execute();
     return existing === undefined;
@@ -56,40 +69,46 @@ export class SecretRepo {
   async list(projectId: string): Promise<SecretInfo[]> {
     const rows = await this.db
       .selectFrom("secrets")
-      .select(["name", "size", "created_at", "updated_at", "last_used_at"])
+      .select(["name", "size", "hosts", "allow_env", "created_at", "updated_at", "last_used_at"])
       .where("project_id", "=", projectId)
       .orderBy("name")
       .execute();
     return rows.map((r) => ({
       name: r.name,
       size: r.size,
+      ...policyOf(r),
       createdAt: r.created_at,
       updatedAt: r.updated_at,
       lastUsedAt: r.last_used_at,
     }));
   }
 
-  /** The names among `names` that exist. */
-  async existing(projectId: string, names: readonly string[]): Promise<Set<string>> {
-    if (names.length === 0) return new Set();
+  /** The policies of those among `names` that exist. */
+  async policies(projectId: string, names: readonly string[]): Promise<Map<string, SecretPolicy>> {
+    if (names.length === 0) return new Map();
     const rows = await this.db
       .selectFrom("secrets")
-      .select("name")
+      .select(["name", "hosts", "allow_env"])
       .where("project_id", "=", projectId)
       .where("name", "in", [...names])
       .execute();
-    return new Set(rows.map((r) => r.name));
+    return new Map(rows.map((r) => [r.name, policyOf(r)]));
   }
 
   async sealed(projectId: string, names: readonly string[]): Promise<SealedSecret[]> {
     if (names.length === 0) return [];
     const rows = await this.db
       .selectFrom("secrets")
-      .select(["name", "sealed", "key_id"])
+      .select(["name", "sealed", "key_id", "hosts", "allow_env"])
       .where("project_id", "=", projectId)
       .where("name", "in", [...names])
       .execute();
-    return rows.map((r) => ({ name: r.name, sealed: Buffer.from(r.sealed), keyId: r.key_id }));
+    return rows.map((r) => ({
+      name: r.name,
+      sealed: Buffer.from(r.sealed),
+      keyId: r.key_id,
+      ...policyOf(r),
+    }));
   }
 
   async touch(projectId: string, names: readonly string[], now = Date.now()): Promise<void> {
@@ -111,4 +130,12 @@ export class SecretRepo {
       .executeTakeFirst();
     return Number(r.numDeletedRows) > 0;
   }
+}
+
+function policyOf(r: { hosts: string; allow_env: number }): SecretPolicy {
+  const hosts = JSON.parse(r.hosts) as unknown;
+  return {
+    hosts: Array.isArray(hosts) ? hosts.filter((h): h is string => typeof h === "string") : [],
+    allowEnv: r.allow_env !== 0,
+  };
 }
