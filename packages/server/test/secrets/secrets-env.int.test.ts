@@ -11,7 +11,7 @@ import { importBusybox } from "../harness/busybox-image.js";
 import { startTestServer, type TestServer, waitOperation } from "../harness/in-process.js";
 import type { RegistryHandle } from "../harness/registry.js";
 import { tenant, withoutCrun } from "../harness/tenant.js";
-import { capturedLogger, filesHolding } from "./secrets-harness.js";
+import { capturedLogger, filesHolding, runDirsGone } from "./secrets-harness.js";
 
 type Op = {
   uuid: string;
@@ -212,7 +212,8 @@ describe.each(DRIVERS)("secrets in env mode ($name)", ({ name, runtime }) => {
 
   it("the value is nowhere: database (sealed), events, metadata, layers, outputs, server log", async () => {
     const needles = [Buffer.from(value), Buffer.from(Buffer.from(value).toString("base64"))];
-    // The runs above all finished; their run dirs are gone.
+    // The runs above all finished; their teardowns (which remove the bundles) too.
+    await runDirsGone(t.dataDir, ops);
     const found = await filesHolding(t.dataDir, needles);
     expect(found.read).toBeGreaterThan(5);
     expect(found.hits).toEqual([]);

@@ -52,3 +52,22 @@ export async function filesHolding(
   }
   return { hits, skipped, read };
 }
+
+/**
+ * Waits until the run dirs of `ops` are gone: a run's teardown (which removes its bundle, where
+ * an env-mode value sits while the run lives) finishes just after its result is stored.
+ */
+export async function runDirsGone(
+  dataDir: string,
+  ops: readonly string[],
+  timeoutMs = 30_000,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const left = new Set(await readdir(join(dataDir, "runs")).catch(() => [] as string[]));
+    const still = ops.filter((id) => left.has(id));
+    if (still.length === 0) return;
+    if (Date.now() > until) throw new Error(`run dirs still there: ${still.join(", ")}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
