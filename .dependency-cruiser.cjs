@@ -26,6 +26,8 @@ const LAYERS = {
   files: ["core", "content", "metadata"],
   inspect: ["core", "layers"],
   operations: ["core", "config", "metadata", "observability"],
+  // Project secrets: sealed rows, the key, what a commit must not hold.
+  secrets: ["core", "metadata", "registry", "sys"],
   // Image filesystems: layer store, run rootfs, commit, flatten, views, leases, GC.
   snapshots: ["core", "config", "content", "layers", "metadata", "observability", "storage", "sys"],
   images: [
@@ -52,6 +54,7 @@ const LAYERS = {
     "operations",
     "outputs",
     "runtime",
+    "secrets",
     "snapshots",
     "sys",
   ],
@@ -68,6 +71,7 @@ const LAYERS = {
     "observability",
     "operations",
     "outputs",
+    "secrets",
     "snapshots",
   ],
 };

@@ -24,6 +24,7 @@ import type {
   ImageDiff,
   InstanceSpawnRequest,
   OperationInstanceMetadata,
+  SecretUse,
 } from "./types.js";
 
 /** A file for a run, spelled out: exactly one of `content`, `path`, `uuid`, plus its owner and mode. */
@@ -89,6 +90,12 @@ export interface RunOptions extends RequestOptions, OutputCallbacks {
   rows?: number;
   /** Terminal columns at start (default 80). */
   cols?: number;
+  /**
+   * Project secrets the run may use, by name (extension; an admin stores them): env mode puts the
+   * value in `env` (a commit holding it is refused), header mode a placeholder the server swaps
+   * for the value in plain-HTTP requests to one host (docs/secrets.md).
+   */
+  secrets?: SecretUse[];
   /** `wait()` / `result()` throw CommandFailedError on a non-zero exit, a signal or a timeout. */
   check?: boolean;
 }
@@ -123,6 +130,7 @@ export async function spawnRequest(
   }
   if (opts.networking !== undefined) req.networking = { enabled: opts.networking };
   Object.assign(req, ttySpec(opts));
+  if (opts.secrets) req.secrets = opts.secrets.map((x) => ({ ...x }));
   if (opts.files) req.files = await fileSpecs(api, opts.files, opts);
   return req;
 }

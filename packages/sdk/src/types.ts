@@ -185,6 +185,32 @@ export interface InstanceSpawnRequest {
   rows?: number;
   /** Terminal columns at start with `tty: true` (1–1000, default 80). */
   cols?: number;
+  /**
+   * Extension: project secrets the run may use (stored by an admin; docs/secrets.md). Without
+   * `header` the variable `env` holds the real value and a commit whose writes hold it is
+   * refused; with `header` it holds a placeholder that the server replaces inside that header
+   * of plain-HTTP requests to `host` (needs `networking.enabled`).
+   */
+  secrets?: SecretUse[];
+}
+
+/** A project secret named by a run (the value never travels through the API). */
+export interface SecretUse {
+  name: string;
+  /** The environment variable that carries the value (env mode) or the placeholder (header mode). */
+  env: string;
+  /** Header mode: host name (or `*.domain`) and header name in whose requests the value is put. */
+  header?: { host: string; name: string };
+}
+
+/** Why a run that wrote files made no image: its writes held a secret's value (extension). */
+export interface CommitRefused {
+  reason: "secret";
+  secret: string;
+  /** In the sandbox's filesystem (for a file name holding it: its directory). */
+  path: string;
+  /** How the value was written: `raw`, `base64`, `base64url` or `hex` (text). */
+  encoding: string;
 }
 
 export interface InstanceSpawnResponse extends Partial<Omit<InstanceSpawnRequest, "image" | "command">> {
@@ -282,6 +308,8 @@ export interface StoredStdin {
 export interface OperationInstanceMetadata extends Omit<InstanceSpawnRequest, "stdin"> {
   stdin?: StoredStdin;
   result?: InstanceResult | null;
+  /** Set when the run's writes held a secret's value, so no image was made. */
+  commit_refused?: CommitRefused;
 }
 
 /** `metadata` of an `image_import` operation (credentials masked). */

@@ -324,6 +324,14 @@ export const SPAWN_BODY: Shape<InstanceSpawnRequest> = {
   tty: "optional",
   rows: "optional",
   cols: "optional",
+  secrets: {
+    mark: "optional",
+    items: {
+      name: "required",
+      env: "required",
+      header: { mark: "optional", properties: { host: "required", name: "required" } },
+    },
+  },
 };
 export const IMPORT_BODY: Shape<ImageImportRequest> = {
   registry: {
@@ -413,6 +421,10 @@ export const INSTANCE_METADATA: Shape<OperationInstanceMetadata> = {
     properties: { value: "required", encoding: "required", close: "optional" },
   },
   result: { mark: "optional", properties: INSTANCE_RESULT },
+  commit_refused: {
+    mark: "optional",
+    properties: { reason: "required", secret: "required", path: "required", encoding: "required" },
+  },
 };
 export const IMPORT_METADATA: Shape<ImageImportMetadata> = {
   registry: IMPORT_BODY.registry,

@@ -19,6 +19,7 @@ import { accessAdmin } from "./auth/token-admin.js";
 import type { Config } from "./config/config.js";
 import { effectiveLimits } from "./config/limits.js";
 import { LocalContentStore } from "./content/local/local-content-store.js";
+import { internal } from "./core/errors.js";
 import { FileService } from "./files/file-service.js";
 import { CredentialVault } from "./images/credential-vault.js";
 import { ImageImporter } from "./images/image-importer.js";
@@ -33,6 +34,7 @@ import type { MetadataStore } from "./metadata/metadata-store.js";
 import { ACTIVE_STATUSES } from "./metadata/repos/operation-repo.js";
 import { operationStats } from "./metadata/repos/operation-stats.js";
 import type { Project } from "./metadata/repos/project-repo.js";
+import { SecretRepo } from "./metadata/repos/secret-repo.js";
 import { SqliteMetadataStore } from "./metadata/sqlite/sqlite-metadata-store.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { MetricsRegistry } from "./observability/metrics.js";
@@ -43,8 +45,12 @@ import { EventLog } from "./operations/event-log.js";
 import type { OperationHandler } from "./operations/operation-handler.js";
 import { OperationQueue } from "./operations/operation-queue.js";
 import { LocalOutputStore } from "./outputs/local/local-output-store.js";
+import { DestinationPolicy } from "./registry/destination-policy.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
 import { explainSelection, reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
+import { HeaderProxy } from "./secrets/header-proxy.js";
+import { KeySource, parseKeyText } from "./secrets/secret-cipher.js";
+import { SecretService } from "./secrets/secret-service.js";
 import { GarbageCollector } from "./snapshots/gc/garbage-collector.js";
 import { LayerStore } from "./snapshots/layer-store.js";
 import { LeaseManager } from "./snapshots/leases.js";
@@ -79,6 +85,18 @@ export function openMetadata(dataDir: string): MetadataStore {
   return SqliteMetadataStore.open(dataLayout(dataDir).database);
 }
 
+/** Project secrets over `store`, sealed with CONTREE_SECRETS_KEY or `<data dir>/secrets.key`. */
+export function openSecrets(
+  config: Pick<Config, "dataDir" | "secretsKey">,
+  store: MetadataStore,
+): SecretService {
+  const configured = config.secretsKey === undefined ? undefined : parseKeyText(config.secretsKey);
+  return new SecretService(
+    new SecretRepo(store.db),
+    new KeySource({ configured, file: join(config.dataDir, "secrets.key") }),
+  );
+}
+
 export interface Server {
   app: FastifyInstance;
   /** The sandbox runtime in use (name, kind, isolation) and why this host got it. */
@@ -111,6 +129,10 @@ export async function createServer(
   // pass through here to their rootfs (runs/<op>/rootfs). Search only: nothing can be listed.
   await chmod(layout.root, 0o711);
   const store = openMetadata(config.dataDir);
+  const secrets = openSecrets(config, store);
+  // Read: the runtimes and helpers the server starts need not inherit it.
+  if (config.secretsKey !== undefined && process.env["CONTREE_SECRETS_KEY"] === config.secretsKey)
+    delete process.env["CONTREE_SECRETS_KEY"];
   const content = await LocalContentStore.open(layout.content);
   // Every tenant's uploads and outputs: the root above stays traversable, these do not.
   await chmod(layout.content, 0o700);
@@ -258,6 +280,15 @@ export async function createServer(
     logger,
   });
   const live = new LiveInstances(outputs, logger);
+  const headerProxy = new HeaderProxy({
+    policy: new DestinationPolicy(config.secretProxyPrivate ?? []),
+    dataDir: layout.root,
+    logger,
+  });
+  // Nothing runs yet: a redirect of this data dir's proxy still in place was left by a crash.
+  const staleRedirects = await headerProxy.reclaim();
+  if (staleRedirects > 0)
+    logger.info({ staleRedirects }, "removed secrets proxy redirects left by an earlier run");
   const instanceHandler = new InstanceHandler({
     live,
     store,
@@ -267,6 +298,8 @@ export async function createServer(
     disk,
     logger,
     observeStage: (stage, seconds) => serverMetrics.observeRunStage(stage, seconds),
+    secrets,
+    headerProxy,
     // (contree_run_stage_duration_seconds{stage="prepare|start|run|commit|teardown"}, docs/metrics.md)
     limits: {
       memoryBytes: config.sandbox.memoryBytes,
@@ -318,6 +351,7 @@ export async function createServer(
         config.defaultNetworking,
         outputs,
         assertQuota,
+        secrets,
       ),
       live,
       operations: {
@@ -332,6 +366,17 @@ export async function createServer(
       outputs,
       gate,
       mcp: createMcpHttpEndpoint(),
+      secrets: {
+        set: async (project, name, value, policy) => {
+          const p = await store.projects.resolve(project);
+          const created = await secrets.set(p.id, name, value, policy);
+          const info = (await secrets.list(p.id)).find((x) => x.name === name);
+          if (!info) throw internal("a stored secret is not listed");
+          return { created, info };
+        },
+        list: async (project) => secrets.list((await store.projects.resolve(project)).id),
+        delete: async (project, name) => secrets.delete((await store.projects.resolve(project)).id, name),
+      },
       usage: {
         view: async (project) =>
           usageView(

@@ -14,6 +14,7 @@ import type { Logger } from "../observability/logger.js";
 import type { MetricsRegistry } from "../observability/metrics.js";
 import type { EventLog } from "../operations/event-log.js";
 import type { OutputStore } from "../outputs/output-store.js";
+import type { SecretInfo } from "../secrets/secret-service.js";
 import type { Snapshotter } from "../snapshots/snapshotter.js";
 import type { UsageView } from "../snapshots/usage-view.js";
 import type { ApiApp } from "./api-app.js";
@@ -73,6 +74,20 @@ export interface Services {
   admin?: AccessAdmin;
   /** The built web console served at `<prefix>/ui/` (default: the server package's `dist/ui`). */
   uiDir?: string;
+  /** Project secrets by project name or id (`/v1/admin/secrets`; absent: no such routes). */
+  secrets?: SecretAdmin;
+}
+
+/** What the admin API may do with secrets: never read a value back. */
+export interface SecretAdmin {
+  set(
+    project: string,
+    name: string,
+    value: Buffer,
+    policy: { hosts?: readonly string[]; allowEnv?: boolean },
+  ): Promise<{ created: boolean; info: SecretInfo }>;
+  list(project: string): Promise<SecretInfo[]>;
+  delete(project: string, name: string): Promise<void>;
 }
 
 /**

@@ -4,6 +4,7 @@ import { registerAdminCommands } from "./admin-commands.js";
 import { registerDoctorCommand } from "./doctor-command.js";
 import { registerGcCommand } from "./gc-command.js";
 import { registerImagesCommands } from "./images-commands.js";
+import { registerSecretCommands } from "./secret-commands.js";
 import { registerServeCommand } from "./serve-command.js";
 import { registerUsageCommand } from "./usage-command.js";
 
@@ -19,6 +20,7 @@ export async function main(argv: string[]): Promise<number> {
   registerImagesCommands(program);
   registerGcCommand(program);
   registerUsageCommand(program);
+  registerSecretCommands(program);
   try {
     await program.parseAsync(argv);
     return 0;

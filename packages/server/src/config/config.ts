@@ -69,4 +69,8 @@ export interface Config {
   heavyRequests: { perToken: number; perProject: number; total: number };
   /** Token to create on first start instead of a random one. */
   bootstrapToken: string | undefined;
+  /** `CONTREE_SECRETS_KEY` as given (validated); undefined: the data directory's key file. */
+  secretsKey?: string | undefined;
+  /** Non-public destinations the secrets header proxy may forward to (like `privateRegistries`). */
+  secretProxyPrivate?: string[];
 }

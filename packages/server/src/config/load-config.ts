@@ -38,6 +38,10 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CONTREE_HEAVY_PER_PROJECT: `the same, per project (default ${DEFAULT_HEAVY.perProject})`,
   CONTREE_HEAVY_TOTAL: `the same, for the whole server (default ${DEFAULT_HEAVY.total})`,
   CONTREE_BOOTSTRAP_TOKEN: "token created for the default project on first start",
+  CONTREE_SECRETS_KEY:
+    "key sealing project secrets: 32 bytes as 64 hex digits or base64 (default: <data dir>/secrets.key, made 0600 when the first secret is stored)",
+  CONTREE_SECRET_PROXY_PRIVATE:
+    "comma-separated loopback/private destinations the secrets header proxy may forward runs' plain HTTP to: HOST[:PORT], IP[:PORT], CIDR (default: public only)",
   CONTREE_METRICS_TOKEN:
     'bearer token for GET /metrics besides admin tokens; "public" = no authentication (default: admin tokens only)',
   CONTREE_DEFAULT_NETWORKING: "0|1: outbound networking for runs that do not ask (default 0)",
@@ -192,6 +196,15 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
       'CONTREE_METRICS_TOKEN must be "public" or 16..512 printable ASCII characters without spaces',
     );
 
+  const secretProxyPrivate = list(env["CONTREE_SECRET_PROXY_PRIVATE"]);
+  for (const entry of secretProxyPrivate) {
+    const parsed = parseAllowEntry(entry);
+    if (typeof parsed === "string") problems.push(`CONTREE_SECRET_PROXY_PRIVATE: ${parsed}`);
+  }
+  const secretsKey = nonEmpty(env["CONTREE_SECRETS_KEY"]);
+  if (secretsKey !== undefined && !/^\s*([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)\s*$/.test(secretsKey))
+    problems.push("CONTREE_SECRETS_KEY must be 32 bytes written as 64 hex digits or in base64");
+
   if (problems.length > 0) {
     throw invalidArgument(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
   }
@@ -216,6 +229,8 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     gc,
     heavyRequests,
     bootstrapToken,
+    secretsKey,
+    secretProxyPrivate,
   };
 }
 

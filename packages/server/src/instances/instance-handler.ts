@@ -1,7 +1,8 @@
+import { randomBytes } from "node:crypto";
 import { hostname as hostName, release } from "node:os";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
-import { isStorageFull } from "../core/errors.js";
+import { failedPrecondition, isStorageFull } from "../core/errors.js";
 import { decodeStreamInput, toStreamRepr } from "../core/stream-repr.js";
 import { isoMicros } from "../core/time.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
@@ -13,6 +14,8 @@ import { isOutputRef } from "../outputs/output-ref.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import { readRange } from "../outputs/repr-chunks.js";
 import type { IdRange, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
+import type { AttachedProxy, HeaderRule, ProxiedRun, SandboxNet } from "../secrets/header-proxy.js";
+import { leakNeedles, type Needle } from "../secrets/leak-needles.js";
 import type { ActiveSnapshot, Snapshotter } from "../snapshots/snapshotter.js";
 import { CleanupStack, type CleanupStep } from "./cleanup-stack.js";
 import type { LiveInstances } from "./live-instances.js";
@@ -24,6 +27,7 @@ import {
   type SupervisorContext,
 } from "./process-supervisor.js";
 import { consumedTotals } from "./resources.js";
+import type { MaskedValue } from "./secret-mask.js";
 import type { InstanceMetadata } from "./spawn-request.js";
 import { StageClock } from "./stage-clock.js";
 import { chunkRefs } from "./stdin-log.js";
@@ -56,6 +60,15 @@ interface InstanceHandlerOptions {
    * "teardown" (what the run held released).
    */
   observeStage?: (stage: string, seconds: number) => void;
+  /** Project secrets: the values of those a run names, for that run only. */
+  secrets?: {
+    reveal(
+      projectId: string,
+      uses: ReadonlyArray<{ name: string; host?: string }>,
+    ): Promise<Map<string, Buffer>>;
+  };
+  /** Header-mode secrets: the proxy their sandboxes' plain HTTP is redirected to. */
+  headerProxy?: { attach(run: ProxiedRun, net: SandboxNet): Promise<AttachedProxy> };
 }
 
 /** A run's file system with the main process's environment. */
@@ -66,6 +79,16 @@ interface PreparedRun extends ActiveSnapshot {
   env: Record<string, string>;
   /** The host id range of the sandbox's user namespace, when the driver uses one. */
   users?: IdRange;
+  /** The variables holding secrets' values (never shown, never committed). */
+  secretEnv: ReadonlySet<string>;
+  /** What a commit must not hold: each env secret's value and its encodings. */
+  needles: Needle[];
+  /** Header-mode secrets: placeholder → value in one header for one host. */
+  headerRules: HeaderRule[];
+  /** Set once the sandbox's plain HTTP goes through the header proxy. */
+  detachProxy?: CleanupStep;
+  /** Every revealed value, masked in the output of the run's processes. */
+  mask: MaskedValue[];
 }
 
 /** The started sandbox and its main process. */
@@ -76,6 +99,8 @@ interface StartedRun {
   destroy: CleanupStep;
   /** Ends the instance's live state (subprocesses killed, their exits recorded). */
   unregister: CleanupStep;
+  /** Ends the header proxy's redirect (header-mode secrets only). */
+  detachProxy?: CleanupStep | undefined;
 }
 
 /**
@@ -132,6 +157,8 @@ export class InstanceHandler implements OperationHandler {
     teardown: CleanupStack,
     startedAt: number,
   ): Promise<PreparedRun> {
+    // Before anything is held: a secret that cannot be opened fails the run with a clear error.
+    const revealed = await this.revealSecrets(op, meta);
     // A host id range for the sandbox's user namespace (null: the driver runs without one).
     const lease = this.o.driver.userRange?.() ?? null;
     // Released last: by then every process of the sandbox is gone (destroy killed its cgroup).
@@ -155,20 +182,68 @@ export class InstanceHandler implements OperationHandler {
       kernel: release(),
       machine: process.arch,
     });
-    const env = {
+    const env: Record<string, string> = {
       PATH: DEFAULT_PATH,
       HOME: meta.uid === 0 ? "/root" : "/",
       HOSTNAME: meta.hostname,
       ...(image.env ?? {}),
       ...meta.env,
     };
+    const secretEnv = new Set<string>();
+    const needles: Needle[] = [];
+    const headerRules: HeaderRule[] = [];
+    const mask: MaskedValue[] = [];
+    for (const use of meta.secrets ?? []) {
+      const value = revealed.get(use.name) as Buffer;
+      secretEnv.add(use.env);
+      // Header mode too: a server that echoes the request back puts the value in the output.
+      mask.push({ name: use.name, bytes: value });
+      if (use.header !== undefined) {
+        // Used when a request carries it: the proxy's onUse records the destination then.
+        const placeholder = `contree-secret:${use.name}:${randomBytes(12).toString("hex")}`;
+        headerRules.push({
+          secret: use.name,
+          host: use.header.host,
+          header: use.header.name,
+          placeholder,
+          value: headerValue(use.name, value),
+        });
+        env[use.env] = placeholder;
+        continue;
+      }
+      env[use.env] = value.toString("utf8");
+      needles.push(...leakNeedles(use.name, value));
+      await ctx.emit(0, "secret_used", { name: use.name, mode: "env", env: use.env });
+      this.audit(op, { secret: use.name, mode: "env", env: use.env });
+    }
     return {
       ...fs,
       key,
       bundle: join(fs.dir, "bundle"),
       env,
+      secretEnv,
+      needles,
+      headerRules,
+      mask,
       ...(lease === null ? {} : { users: lease.range }),
     };
+  }
+
+  /** The audit log line of a secret's use (the operation's `secret_used` event is the other record). */
+  private audit(op: OperationRecord, what: Record<string, string>): void {
+    this.o.logger.info(
+      { audit: "secret_used", opId: op.id, projectId: op.projectId, ...what },
+      "secret used",
+    );
+  }
+
+  private async revealSecrets(op: OperationRecord, meta: InstanceMetadata): Promise<Map<string, Buffer>> {
+    const uses = (meta.secrets ?? []).map((s) =>
+      s.header ? { name: s.name, host: s.header.host } : { name: s.name },
+    );
+    if (uses.length === 0) return new Map();
+    if (!this.o.secrets) throw failedPrecondition("this server keeps no secrets");
+    return this.o.secrets.reveal(op.projectId, uses);
   }
 
   /** The sandbox with its main process, registered live before its spawn event; stdin fed. */
@@ -193,6 +268,8 @@ export class InstanceHandler implements OperationHandler {
       // `close: false` keeps it open for POST .../subprocesses/1/stdin.
       stdinOpen: !meta.stdin.close,
       ...(meta.tty === true ? { tty: { rows: meta.rows ?? 24, cols: meta.cols ?? 80 } } : {}),
+      secretEnv: run.secretEnv,
+      mask: run.mask,
     });
     const sandbox = await this.o.driver.start(
       {
@@ -206,6 +283,9 @@ export class InstanceHandler implements OperationHandler {
         stdin: "pipe",
         deadlineMs: meta.timeout * 1000 + WATCHDOG_GRACE_MS,
         ...(run.users === undefined ? {} : { users: run.users }),
+        ...(run.headerRules.length === 0
+          ? {}
+          : { onEgress: (net) => this.attachProxy(op, run, ctx, net, teardown) }),
       },
       { signal: ctx.signal },
     );
@@ -222,7 +302,35 @@ export class InstanceHandler implements OperationHandler {
       main,
       destroy: destroy as CleanupStep,
       unregister: unregister as CleanupStep,
+      detachProxy: run.detachProxy,
     };
+  }
+
+  /** Redirects the sandbox's plain HTTP to the header proxy before its first process starts. */
+  private async attachProxy(
+    op: OperationRecord,
+    run: PreparedRun,
+    ctx: HandlerContext,
+    net: SandboxNet,
+    teardown: CleanupStack,
+  ): Promise<void> {
+    const proxy = this.o.headerProxy;
+    if (!proxy) throw failedPrecondition("this server does not substitute secrets in headers");
+    const attached = await proxy.attach(
+      {
+        opId: op.id,
+        rules: run.headerRules,
+        onUse: (secret, host) => {
+          void ctx
+            .emit(0, "secret_used", { name: secret, mode: "header", destination: host })
+            .catch(() => undefined);
+          this.audit(op, { secret, mode: "header", destination: host });
+        },
+      },
+      net,
+    );
+    // Detached when the main process exits (supervise) or, failing that, by the teardown.
+    run.detachProxy = teardown.push("detach header proxy", () => attached.detach());
   }
 
   private supervisorContext(op: OperationRecord, ctx: HandlerContext): SupervisorContext {
@@ -258,6 +366,8 @@ export class InstanceHandler implements OperationHandler {
       onExit: async () => {
         // The main process is gone: whatever it left running (daemons, subprocesses) goes too.
         await s.unregister.run();
+        // Before the sandbox's veth (and its address) can go to another run.
+        await s.detachProxy?.run();
         await s.sandbox.kill("SIGKILL").catch(() => undefined);
       },
     });
@@ -290,12 +400,24 @@ export class InstanceHandler implements OperationHandler {
     let noImage: string | null = overCap
       ? `the run wrote ${diff.bytes} bytes, over max_layer_bytes (${capBytes}): no image was kept`
       : null;
-    if (!meta.disposable && !overCap) {
+    // A secret's value (or an encoding of it) in the run's writes: no image, the reason recorded.
+    const leak =
+      meta.disposable || overCap || diff.empty || run.needles.length === 0
+        ? null
+        : await snapshots.search(run.key, run.needles);
+    let refused: Record<string, unknown> | undefined;
+    if (leak !== null) {
+      const where = { secret: leak.needle.secret, path: leak.path, encoding: leak.needle.encoding };
+      refused = { reason: "secret", ...where };
+      await event("secret_in_layer", where);
+      noImage = `the run wrote the value of secret ${JSON.stringify(where.secret)}${where.encoding === "raw" ? "" : ` (${where.encoding})`} into ${where.path}: no image was made`;
+    }
+    if (!meta.disposable && !overCap && leak === null) {
       try {
         const committed = await snapshots.commit(run.key, image, {
           projectId: op.projectId,
           operationId: op.id,
-          ...(meta.preserve_env ? { env: run.env } : {}),
+          ...(meta.preserve_env ? { env: withoutSecrets(run.env, run.secretEnv) } : {}),
         });
         resultImage = committed.image;
       } catch (err) {
@@ -317,7 +439,7 @@ export class InstanceHandler implements OperationHandler {
     return {
       status: "SUCCESS",
       error: noImage,
-      metadata: { ...meta, result: main.result() },
+      metadata: { ...meta, result: main.result(), ...(refused ? { commit_refused: refused } : {}) },
       resultImageId: resultImage?.id ?? null,
       imageSize: diff.bytes,
       consumedCpu: consumed.cpuSeconds,
@@ -325,4 +447,17 @@ export class InstanceHandler implements OperationHandler {
       completion: { result_image_uuid: resultImage?.id ?? null, image_size_bytes: diff.bytes },
     };
   }
+}
+
+/** The environment an image records (`preserve_env`): never a variable that held a secret. */
+function withoutSecrets(env: Record<string, string>, secretEnv: ReadonlySet<string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !secretEnv.has(k)));
+}
+
+/** A header cannot carry a line break or NUL (it would split the request): refused, never sent. */
+function headerValue(name: string, value: Buffer): string {
+  const text = value.toString("utf8");
+  if (/[\r\n\0]/.test(text))
+    throw failedPrecondition(`secret ${JSON.stringify(name)} holds a line break and cannot go in a header`);
+  return text;
 }

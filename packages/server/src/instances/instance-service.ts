@@ -26,6 +26,10 @@ export class InstanceService {
     private readonly outputs: OutputStore,
     /** Throws when the project is at its storage quota (a disposable run adds nothing: not asked). */
     private readonly assertQuota?: (project: Project) => Promise<void>,
+    /** Project secrets: a run naming one the project lacks is a 404 before it is queued. */
+    private readonly secrets?: {
+      assertUsable(projectId: string, uses: ReadonlyArray<{ name: string; host?: string }>): Promise<void>;
+    },
   ) {}
 
   async spawn(p: Principal, body: SpawnBody): Promise<{ op: OperationRecord; meta: InstanceMetadata }> {
@@ -34,6 +38,13 @@ export class InstanceService {
     requirePermission(p, meta.disposable ? "spawn_disposable" : "spawn");
     if (!meta.disposable) await this.assertQuota?.(p.project);
     const image = await this.images.resolve(p.project, meta.image);
+    if (meta.secrets !== undefined) {
+      if (!this.secrets) throw notFound(`secret ${JSON.stringify(meta.secrets[0]?.name)} not found`);
+      await this.secrets.assertUsable(
+        p.project.id,
+        meta.secrets.map((s) => (s.header ? { name: s.name, host: s.header.host } : { name: s.name })),
+      );
+    }
     const files = [...new Set(Object.values(meta.files).map((x) => x.uuid))];
     // Retention clocks first, then the checks: what is found after its touch cannot expire
     // before the operation row (which holds it from then on) exists.

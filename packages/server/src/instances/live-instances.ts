@@ -109,6 +109,8 @@ export class LiveInstances {
         truncateAt: spec.truncate_output_at,
         stdinOpen: true,
         ...(spec.tty === undefined ? {} : { tty: spec.tty }),
+        ...(l.main.cmd.secretEnv ? { secretEnv: l.main.cmd.secretEnv } : {}),
+        ...(l.main.cmd.mask ? { mask: l.main.cmd.mask } : {}),
       },
     );
     const proc: Proc = { sup, stdinLog: this.stdinLog(opId, spid) };

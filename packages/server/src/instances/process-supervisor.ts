@@ -1,4 +1,4 @@
-import type { Writable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { internal, isStorageFull } from "../core/errors.js";
 import type { Logger } from "../observability/logger.js";
 import type { OutputStore } from "../outputs/output-store.js";
@@ -14,6 +14,7 @@ import {
   redactEnv,
   resultResources,
 } from "./resources.js";
+import { type MaskedValue, SecretMask } from "./secret-mask.js";
 
 type Emit = (spid: number, type: string, data: Record<string, unknown>) => Promise<void>;
 
@@ -29,6 +30,10 @@ interface SupervisedCommand extends Pick<ExecSpec, "command" | "args" | "shell" 
   stdinOpen: boolean;
   /** A pseudo-terminal of this size at start: one output stream (stdout), stdin typed into it. */
   tty?: TerminalSize;
+  /** Variables holding secrets: their values are never shown (spawn event), whatever their names. */
+  secretEnv?: ReadonlySet<string>;
+  /** Secret values replaced in its output before anything stores it. */
+  mask?: readonly MaskedValue[];
 }
 
 /** The live side of a process's terminal, for the terminal channel. */
@@ -171,7 +176,7 @@ export class ProcessSupervisor {
       gid: c.gid,
       timeout: c.timeout,
       truncate_at: c.truncateAt,
-      env: redactEnv(c.env),
+      env: redactEnv(c.env, c.secretEnv),
       ...(c.tty === undefined ? {} : { tty: true, rows: c.tty.rows, cols: c.tty.cols }),
     });
     this.stdout = this.capture(p, "stdout");
@@ -183,8 +188,9 @@ export class ProcessSupervisor {
     const { opId, outputs, logger } = this.ctx;
     const spid = this.cmd.spid;
     const name = `${spid}.${stream}`;
+    const source = stream === "stdout" ? p.stdout : p.stderr;
     return new OutputCapture(
-      stream === "stdout" ? p.stdout : p.stderr,
+      this.cmd.mask && this.cmd.mask.length > 0 ? masked(source, this.cmd.mask) : source,
       this.cmd.truncateAt,
       { name, create: () => outputs.create(opId, name) },
       (data) => this.ctx.emit(spid, stream, data),
@@ -310,4 +316,11 @@ export async function recordEvent(
 /** Exit code and signal as the API reports them: a process killed by a signal has exit code -1. */
 function codes(s: ProcessExit): { exitCode: number; signal: number } {
   return s.signal > 0 ? { exitCode: -1, signal: s.signal } : { exitCode: s.exitCode, signal: -1 };
+}
+
+/** The stream through a SecretMask (an error of the source ends the mask too). */
+function masked(source: Readable, values: readonly MaskedValue[]): Readable {
+  const mask = new SecretMask(values);
+  source.once("error", (err) => mask.destroy(err));
+  return source.pipe(mask);
 }

@@ -110,7 +110,12 @@ export function eventResources(m: ProcessResources) {
 
 const SECRET_KEY = /(token|secret|password|api_key|credentials|authorization)$/i;
 
-/** Env for the spawn event: values of secret-looking keys are redacted. */
-export function redactEnv(env: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, SECRET_KEY.test(k) ? "<REDACTED>" : v]));
+/** Env for the spawn event: values of secret-looking keys and of the run's secrets are redacted. */
+export function redactEnv(
+  env: Record<string, string>,
+  secrets?: ReadonlySet<string>,
+): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).map(([k, v]) => [k, SECRET_KEY.test(k) || secrets?.has(k) ? "<REDACTED>" : v]),
+  );
 }

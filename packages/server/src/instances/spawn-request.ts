@@ -125,6 +125,50 @@ const Files = Dict(FileSpecSchema, {
   "x-error": `files must be an object of at most ${MAX_FILES} absolute paths to {uuid, mode, uid, gid}`,
 });
 
+/** At most this many secrets per run. */
+export const MAX_RUN_SECRETS = 32;
+
+/** A project secret a run may use (extension; secrets/ stores them, docs/secrets.md). */
+const SecretUseSchema = Open(
+  {
+    name: Type.String({
+      pattern: "^[A-Za-z_][A-Za-z0-9_.-]{0,127}$",
+      "x-error": "{path} must be a secret name (a letter or _, then letters, digits, _ . -; at most 128)",
+    }),
+    env: Type.String({
+      minLength: 1,
+      maxLength: 256,
+      pattern: "^[^=\\u0000]*$",
+      "x-error": '{path} must be an environment variable name (non-empty, without "=" or NUL)',
+      description:
+        "the variable that holds, inside the sandbox, the real value (no header) or a placeholder the server replaces (header)",
+    }),
+    header: Maybe(
+      Open(
+        {
+          host: Type.String({
+            maxLength: 253,
+            pattern: "^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$",
+            "x-error": "{path} must be a host name, or *.domain for its subdomains",
+          }),
+          name: Type.String({
+            maxLength: 128,
+            pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+            "x-error": "{path} must be an HTTP header name",
+          }),
+        },
+        "header mode: the sandbox sees a placeholder; in plain-HTTP requests to `host` the server puts the value in place of the placeholder inside header `name`",
+      ),
+    ),
+  },
+  "a project secret the run may use: as an environment variable with the real value (a commit whose writes hold it is refused), or with `header`, substituted by the server in HTTP requests to one host",
+);
+const Secrets = Type.Array(SecretUseSchema, {
+  maxItems: MAX_RUN_SECRETS,
+  "x-error": `secrets must be an array of at most ${MAX_RUN_SECRETS} {name, env}`,
+  description: "extension: project secrets the run may use (docs/secrets.md)",
+});
+
 /** `POST /v1/instances`. */
 export const SpawnBodySchema = Open({
   command: Command,
@@ -186,6 +230,7 @@ export const SpawnBodySchema = Open({
   ),
   networking: Maybe(Open({ enabled: Maybe(Bool("networking.enabled")) })),
   ...TtySchema,
+  secrets: Maybe(Secrets),
 });
 export type SpawnBody = Static<typeof SpawnBodySchema>;
 
@@ -195,6 +240,13 @@ export interface FileSpec {
   gid: number;
   /** Always the 4-digit octal string form in metadata (clients need a string). */
   mode: string;
+}
+
+export interface SecretUse {
+  name: string;
+  env: string;
+  /** Header mode (lowercase host and header name); absent: env mode. */
+  header?: { host: string; name: string };
 }
 
 /** The normalised spawn request, stored as the operation's metadata (plus `result` later). */
@@ -220,6 +272,8 @@ export interface InstanceMetadata {
   tty?: true;
   rows?: number;
   cols?: number;
+  /** Names only (values come from the project's store at run time); absent when none. */
+  secrets?: SecretUse[];
   [key: string]: unknown;
 }
 
@@ -300,5 +354,35 @@ export function normalizeSpawn(
     networking: { enabled: body.networking?.enabled ?? defaultNetworking },
     ...ttyOf(body),
   };
+  const secrets = secretUses(body.secrets ?? [], meta.env);
+  if (secrets.some((s) => s.header !== undefined) && !meta.networking.enabled)
+    throw invalidArgument("secrets: header substitution needs networking.enabled");
+  if (secrets.length > 0) meta.secrets = secrets;
   return { meta, stdinBytes: bytes };
+}
+
+/** One entry per variable and per secret; a variable given a value too is ambiguous. */
+function secretUses(
+  list: ReadonlyArray<{ name: string; env: string; header?: { host: string; name: string } | null }>,
+  env: Record<string, string>,
+): SecretUse[] {
+  const vars = new Set<string>();
+  const names = new Set<string>();
+  const out: SecretUse[] = [];
+  for (const s of list) {
+    if (s.env in env) throw invalidArgument(`secrets: ${JSON.stringify(s.env)} is also given in env`);
+    if (vars.has(s.env)) throw invalidArgument(`secrets: ${JSON.stringify(s.env)} is given twice`);
+    if (names.has(s.name)) throw invalidArgument(`secrets: secret ${JSON.stringify(s.name)} is named twice`);
+    vars.add(s.env);
+    names.add(s.name);
+    const h = s.header;
+    if (h && h.name.toLowerCase() === "host")
+      throw invalidArgument("secrets: the Host header cannot carry a secret");
+    out.push({
+      name: s.name,
+      env: s.env,
+      ...(h ? { header: { host: h.host.toLowerCase(), name: h.name.toLowerCase() } } : {}),
+    });
+  }
+  return out;
 }

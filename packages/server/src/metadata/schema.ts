@@ -110,6 +110,23 @@ export interface LeasesTable {
   expires_at: number;
 }
 
+export interface SecretsTable {
+  project_id: string;
+  name: string;
+  /** Version byte, IV, GCM tag, ciphertext (secrets/secret-cipher.ts). */
+  sealed: Buffer;
+  key_id: string;
+  /** Bytes of the value. */
+  size: number;
+  /** JSON array of host patterns header mode may send the value to. */
+  hosts: string;
+  /** 1: a run may have the value in its environment. */
+  allow_env: number;
+  created_at: number;
+  updated_at: number;
+  last_used_at: number | null;
+}
+
 export interface Database {
   projects: ProjectsTable;
   tokens: TokensTable;
@@ -120,6 +137,7 @@ export interface Database {
   operations: OperationsTable;
   operation_events: OperationEventsTable;
   leases: LeasesTable;
+  secrets: SecretsTable;
 }
 
 /** What repositories run their queries on: the database or an open transaction. */

@@ -4,8 +4,8 @@ import type { LogLevel } from "../config/config.js";
 export type { Logger };
 
 /** Structured JSON logs on stdout; secrets in headers are never written. */
-export function createLogger(level: LogLevel): Logger {
-  return pino({
+export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
     level,
     base: { service: "contree-server" },
     redact: {
@@ -13,5 +13,6 @@ export function createLogger(level: LogLevel): Logger {
       censor: "<redacted>",
     },
     timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  };
+  return destination === undefined ? pino(options) : pino(options, destination);
 }

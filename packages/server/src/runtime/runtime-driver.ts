@@ -68,6 +68,12 @@ export interface SandboxSpec {
    * process outside the server's process tree); unset = no limit.
    */
   deadlineMs?: number;
+  /**
+   * Egress only: called once the sandbox's network exists and before its first process starts
+   * (a hook for what must see all of its traffic, like the secrets header proxy's redirect).
+   * A throw fails the start.
+   */
+  onEgress?: (net: { vethHost: string; address: string; gateway: string }) => Promise<void>;
 }
 
 /**

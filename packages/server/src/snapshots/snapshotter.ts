@@ -111,6 +111,14 @@ export interface Snapshotter<GcReport = unknown> {
   prepare(key: string, image: ImageRecord, opts: PrepareOptions): Promise<ActiveSnapshot>;
   unmount(key: string): Promise<void>;
   usage(key: string): Promise<SnapshotUsage>;
+  /**
+   * The first of `needles` found in what the unmounted run wrote (file contents, symlink targets,
+   * names), with its path as the sandbox saw it; streamed, memory bounded. Null: none found.
+   */
+  search<N extends { bytes: Buffer }>(
+    key: string,
+    needles: readonly N[],
+  ): Promise<{ needle: N; path: string } | null>;
   commit(key: string, parent: ImageRecord, c: CommitRequest): Promise<CommitResult>;
   remove(key: string): Promise<void>;
   view(image: ImageRecord): Promise<ImageView>;

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Config } from "../../src/config/config.js";
 import { loadConfig } from "../../src/config/load-config.js";
 import { createServer, type Server } from "../../src/main.js";
-import { createLogger } from "../../src/observability/logger.js";
+import { createLogger, type Logger } from "../../src/observability/logger.js";
 
 export interface TestServer {
   server: Server;
@@ -30,6 +30,7 @@ export const TEST_PRIVATE_REGISTRIES = "127.0.0.0/8";
 export async function startTestServer(
   overrides: Partial<Config> = {},
   env: NodeJS.ProcessEnv = {},
+  logger?: Logger,
 ): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "contree-test-"));
   const token = "test-admin-token";
@@ -46,7 +47,7 @@ export async function startTestServer(
   };
   const server = await createServer(
     config,
-    createLogger((process.env["TEST_LOG_LEVEL"] as "info" | undefined) ?? "silent"),
+    logger ?? createLogger((process.env["TEST_LOG_LEVEL"] as "info" | undefined) ?? "silent"),
   );
   const url = await server.app.listen({ host: "127.0.0.1", port: 0 });
   return {

@@ -1,5 +1,6 @@
 import type { RouteModule } from "../services.js";
 import { adminProjectRoutes } from "./admin-projects.js";
+import { adminSecretsRoutes } from "./admin-secrets.js";
 import { adminTokenRoutes } from "./admin-tokens.js";
 import { adminUsageRoutes } from "./admin-usage.js";
 import { eventsRoutes } from "./events.js";
@@ -26,4 +27,5 @@ export const V1_ROUTES: readonly RouteModule[] = [
   adminProjectRoutes,
   adminTokenRoutes,
   terminalRoutes,
+  adminSecretsRoutes,
 ];

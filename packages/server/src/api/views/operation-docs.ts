@@ -99,11 +99,49 @@ export const InstanceMetadataDoc = Type.Object(
     tty: Type.Optional(
       Type.Boolean({ description: "extension: present (true) only for a run with a terminal" }),
     ),
-    rows: Type.Optional(Type.Integer({ description: "extension: terminal rows when the process starts; tty only" })),
-    cols: Type.Optional(Type.Integer({ description: "extension: terminal columns when the process starts; tty only" })),
+    rows: Type.Optional(
+      Type.Integer({ description: "extension: terminal rows when the process starts; tty only" }),
+    ),
+    cols: Type.Optional(
+      Type.Integer({ description: "extension: terminal columns when the process starts; tty only" }),
+    ),
     result: Type.Union([Type.Unsafe({ $ref: `${REF}InstanceResult` }), Type.Null()], {
       description: "null until the main process has ended",
     }),
+    secrets: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.String(),
+            env: Type.String(),
+            header: Type.Optional(
+              Type.Object({ host: Type.String(), name: Type.String() }, { additionalProperties: true }),
+            ),
+          },
+          { additionalProperties: true },
+        ),
+        { description: "extension: the project secrets the run named (names only, never values)" },
+      ),
+    ),
+    commit_refused: Type.Optional(
+      Type.Object(
+        {
+          reason: Type.Literal("secret"),
+          secret: Type.String(),
+          path: Type.String({ description: "where in the sandbox's filesystem (for a name: its directory)" }),
+          encoding: Type.Union([
+            Type.Literal("raw"),
+            Type.Literal("base64"),
+            Type.Literal("base64url"),
+            Type.Literal("hex"),
+          ]),
+        },
+        {
+          additionalProperties: true,
+          description: "extension: why no image was made although the run wrote files (docs/secrets.md)",
+        },
+      ),
+    ),
   },
   { title: "OperationInstanceMetadata", additionalProperties: true },
 );

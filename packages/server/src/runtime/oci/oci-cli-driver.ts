@@ -290,6 +290,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
         cleanup.push(() => teardownNetns(nsName));
         cleanup.push(() => removeBindFiles(spec.id));
         resolv = await writeBindFile(spec.id, "resolv.conf", resolvConf(cfg.dnsServers), spec.bundleDir);
+        await spec.onEgress?.({ vethHost: net.vethHost, address: net.address, gateway: net.gateway });
       }
       o.signal?.throwIfAborted();
       const config = ociConfig(

@@ -22,6 +22,7 @@ import type {
   Snapshotter,
   SnapshotUsage,
 } from "../snapshotter.js";
+import { type SearchHit, searchTree } from "./byte-search.js";
 import { type DiffStats, diffStats } from "./diff-stats.js";
 import { commitRun } from "./run-commit.js";
 import { type MountState, mountRunRootfs, unmountNow } from "./run-rootfs.js";
@@ -133,6 +134,15 @@ export class OverlaySnapshotter<GcReport = unknown> implements Snapshotter<GcRep
       run.usage = { ...diff, reachedCap };
     }
     return { ...run.usage };
+  }
+
+  async search<N extends { bytes: Buffer }>(
+    key: string,
+    needles: readonly N[],
+  ): Promise<SearchHit<N> | null> {
+    const run = this.run(key);
+    if (run.mount.mounted !== null) throw internal("search of a mounted snapshot");
+    return searchTree(this.scratchOf(run).upper, needles);
   }
 
   async commit(key: string, parent: ImageRecord, c: CommitRequest): Promise<CommitResult> {

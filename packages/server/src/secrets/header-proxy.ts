@@ -1,0 +1,257 @@
+/**
+ * Header substitution for runs that use a secret in header mode: the sandbox holds only a
+ * placeholder (`contree-secret:NAME:<random>`), and its plain-HTTP traffic (TCP port 80) is
+ * redirected (iptables DNAT on its veth, installed before its first process starts) to a
+ * listener of this proxy bound to that sandbox's gateway address, one listener per run, so a
+ * connection is attributed to its run by the socket it arrived on, never by what it claims.
+ *
+ * For each request the proxy takes the Host header's name, resolves it itself (the sandbox's
+ * choice of IP plays no part: a placeholder sent to 1.2.3.4 with `Host: api.example.com` goes to
+ * api.example.com's address or nowhere), checks the resolved address against the destination
+ * policy (public addresses, plus what the operator lists, like imports), and forwards the
+ * request to it on port 80. Only when the name matches a rule's host (exact, or `*.suffix`) is
+ * the placeholder replaced by the value, and only inside that rule's header. Every other
+ * request, to any host, is forwarded with its bytes as sent (a placeholder stays a
+ * placeholder). Bodies stream both ways (no buffering); upgrades (WebSocket) and CONNECT are not
+ * proxied (501). HTTPS is never touched: it goes out as the sandbox's egress allows, and a
+ * placeholder sent over it stays a placeholder (docs/secrets.md).
+ */
+import { createHash } from "node:crypto";
+import { lookup } from "node:dns/promises";
+import { createServer, type IncomingMessage, request, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { internal } from "../core/errors.js";
+import type { DestinationPolicy } from "../registry/destination-policy.js";
+import { runCommand } from "../sys/run-command.js";
+
+export interface HeaderRule {
+  secret: string;
+  /** Lowercase host name, or `*.suffix`. */
+  host: string;
+  /** Lowercase header name. */
+  header: string;
+  placeholder: string;
+  value: string;
+}
+
+export interface ProxiedRun {
+  opId: string;
+  rules: readonly HeaderRule[];
+  /** Told once per secret and destination host, the first time the value is put in a request. */
+  onUse(secret: string, host: string): void;
+}
+
+export interface SandboxNet {
+  vethHost: string;
+  address: string;
+  gateway: string;
+}
+
+export interface AttachedProxy {
+  /** Removes the redirect, closes the listener and its connections; idempotent. */
+  detach(): Promise<void>;
+}
+
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "upgrade",
+]);
+const UPSTREAM_IDLE_MS = 60_000;
+
+export function hostMatches(pattern: string, host: string): boolean {
+  return pattern.startsWith("*.") ? host.endsWith(pattern.slice(1)) : host === pattern;
+}
+
+/** `Host` → the lowercase name without port or final dot; undefined when absent or malformed. */
+export function hostOf(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const m = /^([A-Za-z0-9.-]+)(?::\d{1,5})?$/.exec(header.trim());
+  const name = m?.[1]?.toLowerCase().replace(/\.$/, "");
+  return name === undefined || name === "" ? undefined : name;
+}
+
+export class HeaderProxy {
+  /** Names this server's iptables rules (one data dir, one tag), for start-up reclaim. */
+  readonly #tag: string;
+
+  constructor(
+    private readonly o: {
+      policy: DestinationPolicy;
+      dataDir: string;
+      logger: { warn(obj: object, msg: string): void };
+      /** Name → IPv4 address (tests may pin names); default: the server's resolver. */
+      resolve?: (host: string) => Promise<string>;
+    },
+  ) {
+    this.#tag = `contree-secrets:${createHash("sha256").update(o.dataDir).digest("hex").slice(0, 12)}`;
+  }
+
+  /** Removes redirect rules a crashed run of this server (same data dir) left. */
+  async reclaim(): Promise<number> {
+    let removed = 0;
+    for (const [table, chain] of [
+      ["nat", "PREROUTING"],
+      ["filter", "INPUT"],
+    ] as const) {
+      // No iptables (a host without egress networking): nothing can have been left.
+      const r = await runCommand("iptables", ["-w", "-t", table, "-S", chain]).catch(() => undefined);
+      if (r === undefined || r.code !== 0) continue;
+      for (const line of r.stdout.split("\n")) {
+        if (!line.startsWith(`-A ${chain} `) || !line.includes(this.#tag)) continue;
+        const args = splitRule(line.slice(3));
+        const d = await runCommand("iptables", ["-w", "-t", table, "-D", ...args]);
+        if (d.code === 0) removed++;
+      }
+    }
+    return removed;
+  }
+
+  /** Starts the run's listener on its gateway and redirects the sandbox's port 80 to it. */
+  async attach(run: ProxiedRun, net: SandboxNet): Promise<AttachedProxy> {
+    const used = new Set<string>();
+    const server = createServer((req, res) => {
+      void this.#forward(run, used, req, res);
+    });
+    // Only the sandbox (the redirect's source): a host process finding the port is turned away.
+    server.on("connection", (socket) => {
+      if (socket.remoteAddress !== net.address && socket.remoteAddress !== `::ffff:${net.address}`)
+        socket.destroy();
+    });
+    server.on("connect", (_req, socket) => socket.destroy());
+    server.on("upgrade", (_req, socket) => {
+      socket.end("HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    });
+    server.on("clientError", (_err, socket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host: net.gateway, port: 0 }, () => resolve());
+    });
+    const port = (server.address() as AddressInfo).port;
+    const comment = ["-m", "comment", "--comment", `${this.#tag}:${run.opId}`];
+    const rules: Array<{ table: string; chain: string; spec: string[] }> = [
+      {
+        table: "nat",
+        chain: "PREROUTING",
+        spec: [
+          ...["-i", net.vethHost, "-s", net.address, "-p", "tcp", "--dport", "80"],
+          ...comment,
+          ...["-j", "DNAT", "--to-destination", `${net.gateway}:${port}`],
+        ],
+      },
+      {
+        table: "filter",
+        chain: "INPUT",
+        spec: [
+          ...["-i", net.vethHost, "-s", net.address, "-d", net.gateway, "-p", "tcp", "--dport", String(port)],
+          ...comment,
+          ...["-j", "ACCEPT"],
+        ],
+      },
+    ];
+    const installed: typeof rules = [];
+    let detached: Promise<void> | undefined;
+    const detach = () => {
+      detached ??= (async () => {
+        for (const r of installed.reverse())
+          await runCommand("iptables", ["-w", "-t", r.table, "-D", r.chain, ...r.spec]);
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      })();
+      return detached;
+    };
+    try {
+      // The accept first: once the redirect is in, the listener must already be reachable.
+      for (const r of [rules[1], rules[0]] as typeof rules) {
+        const res = await runCommand("iptables", ["-w", "-t", r.table, "-I", r.chain, "1", ...r.spec]);
+        if (res.code !== 0)
+          throw internal("secrets proxy redirect failed", { cause: new Error(res.stderr.trim()) });
+        installed.push(r);
+      }
+    } catch (err) {
+      await detach();
+      throw err;
+    }
+    return { detach };
+  }
+
+  async #forward(
+    run: ProxiedRun,
+    used: Set<string>,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
+    const fail = (status: number, text: string) => {
+      if (res.headersSent) return void res.destroy();
+      res.writeHead(status, { "content-type": "text/plain", connection: "close" }).end(`contree: ${text}\n`);
+    };
+    const host = hostOf(req.headers.host);
+    if (host === undefined) return fail(400, "a request without a valid Host header is not forwarded");
+    let address: string;
+    try {
+      address = await (this.o.resolve ?? defaultResolve)(host);
+    } catch {
+      return fail(502, `${host} does not resolve`);
+    }
+    const verdict = this.o.policy.check({ hostname: host, port: 80 }, address);
+    if (!verdict.allowed) return fail(403, `${host} is not a destination this server forwards to`);
+    const rules = run.rules.filter((r) => hostMatches(r.host, host));
+    const headers: Record<string, string | string[]> = {};
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+      const name = req.rawHeaders[i] as string;
+      let value = req.rawHeaders[i + 1] as string;
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower)) continue;
+      for (const r of rules) {
+        if (r.header !== lower || !value.includes(r.placeholder)) continue;
+        value = value.split(r.placeholder).join(r.value);
+        const key = `${r.secret}\0${host}`;
+        if (!used.has(key)) {
+          used.add(key);
+          run.onUse(r.secret, host);
+        }
+      }
+      const prev = headers[name];
+      headers[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+    }
+    const up = request({
+      host: address,
+      port: 80,
+      method: req.method,
+      path: req.url,
+      headers,
+      setHost: false,
+      agent: false,
+      timeout: UPSTREAM_IDLE_MS,
+    });
+    up.on("timeout", () => up.destroy(new Error("upstream idle")));
+    up.on("error", () => fail(502, `${host} could not be reached`));
+    up.on("response", (upRes) => {
+      const out: string[] = [];
+      for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2)
+        if (!HOP_BY_HOP.has((upRes.rawHeaders[i] as string).toLowerCase()))
+          out.push(upRes.rawHeaders[i] as string, upRes.rawHeaders[i + 1] as string);
+      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, out);
+      upRes.pipe(res);
+      upRes.on("error", () => res.destroy());
+    });
+    req.on("error", () => up.destroy());
+    res.on("close", () => {
+      if (!res.writableFinished) up.destroy();
+    });
+    req.pipe(up);
+  }
+}
+
+async function defaultResolve(host: string): Promise<string> {
+  return (await lookup(host, { family: 4 })).address;
+}
+
+/** `iptables -S` prints each argument shell-quoted only when it holds spaces (our comments do not). */
+function splitRule(text: string): string[] {
+  return [...text.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? (m[2] as string));
+}
