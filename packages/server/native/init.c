@@ -1,5 +1,6 @@
 /*
  * contree-init MODE REPORT PROGRAM [ARG...]
+ * contree-init connect PORT   (an exposed port's in-sandbox relay: port-relay.h)
  *
  * The entry point of every sandboxed process, on every driver, for the main process (MODE
  * "run") and for exec'd ones (MODE "exec"). It forks PROGRAM, waits for it with wait4 and
@@ -43,6 +44,7 @@
 #include <unistd.h>
 
 #include "exec-search.h"
+#include "port-relay.h"
 
 static volatile pid_t child;
 
@@ -119,6 +121,7 @@ static void report(int fd, int code, int sig) {
 }
 
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "connect") == 0) return port_relay(argv[2]);
   if (argc < 4 || (strcmp(argv[1], "run") != 0 && strcmp(argv[1], "exec") != 0)) {
     say("init", "usage: contree-init run|exec REPORT PROGRAM [ARG...]");
     return 126;

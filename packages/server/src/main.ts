@@ -11,6 +11,7 @@ import { buildApp } from "./api/app.js";
 import { HeavyGate } from "./api/heavy-gate.js";
 import { V1_ROUTES } from "./api/routes/index.js";
 import { bootstrap, PUBLIC_PROJECT } from "./auth/bootstrap.js";
+import { loadPortUrlSigner } from "./auth/port-url-signer.js";
 import { authenticate } from "./auth/principal.js";
 import type { Config } from "./config/config.js";
 import { effectiveLimits } from "./config/limits.js";
@@ -328,6 +329,10 @@ export async function createServer(
       outputs,
       gate,
       mcp: createMcpHttpEndpoint(),
+      ports: {
+        signer: loadPortUrlSigner(config.dataDir, config.ports.urlKey),
+        maxConnectionsPerInstance: config.ports.maxConnectionsPerInstance,
+      },
       usage: {
         view: async (project) =>
           usageView(

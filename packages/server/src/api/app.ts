@@ -15,6 +15,7 @@ import "./request-context.js";
 import { badRequestUrl, frameworkError, onClientError } from "./request-url.js";
 import { metricsRoutes } from "./routes/metrics.js";
 import type { RouteModule, Services } from "./services.js";
+import { UpgradeRouter } from "./upgrade-router.js";
 import { buildValidator } from "./validators.js";
 import { documentOperationShapes } from "./views/operation-docs.js";
 
@@ -94,6 +95,10 @@ export async function buildApp(deps: Services, routes: readonly RouteModule[]): 
   app.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
 
   app.decorateRequest("principal", null);
+  // Upgrade requests bypass Fastify's routing: route modules register theirs here.
+  const upgrades = new UpgradeRouter((err) => deps.logger.error({ err }, "upgrade handler failed"));
+  upgrades.attach(app.server);
+  app.decorate("upgrades", upgrades);
   // Before anything reads a parameter: NUL and broken encodings never reach a route.
   app.addHook("onRequest", async (req, reply) => {
     const why = badRequestUrl(req.url);

@@ -1,4 +1,5 @@
 import type { McpHttpEndpoint } from "@contree/mcp";
+import type { PortUrlSigner } from "../auth/port-url-signer.js";
 import type { Principal } from "../auth/principal.js";
 import type { Config } from "../config/config.js";
 import type { FileService } from "../files/file-service.js";
@@ -68,6 +69,8 @@ export interface Services {
   gate: HeavyGate;
   /** MCP over streamable HTTP at `<prefix>/mcp` (absent: no /mcp route). */
   mcp?: McpHttpEndpoint;
+  /** Exposed ports: the signed-URL signer and the per-instance connection limit (docs/ports.md). */
+  ports?: { signer: PortUrlSigner; maxConnectionsPerInstance: number };
 }
 
 /**

@@ -69,4 +69,9 @@ export interface Config {
   heavyRequests: { perToken: number; perProject: number; total: number };
   /** Token to create on first start instead of a random one. */
   bootstrapToken: string | undefined;
+  /**
+   * Exposed ports (docs/ports.md): proxied connections open at once per instance (429 beyond),
+   * and the signed-URL key (hex or base64, ≥ 32 bytes; unset: generated into the data dir).
+   */
+  ports: { maxConnectionsPerInstance: number; urlKey: string | undefined };
 }

@@ -6,6 +6,7 @@ import { imagesRoutes } from "./images.js";
 import { inspectRoutes } from "./inspect.js";
 import { instancesRoutes } from "./instances.js";
 import { operationsRoutes } from "./operations.js";
+import { portsRoutes } from "./ports.js";
 import { subprocessRoutes } from "./subprocesses.js";
 import { whoamiRoutes } from "./whoami.js";
 
@@ -20,4 +21,5 @@ export const V1_ROUTES: readonly RouteModule[] = [
   subprocessRoutes,
   inspectRoutes,
   adminUsageRoutes,
+  portsRoutes,
 ];
