@@ -99,6 +99,7 @@ export async function buildApp(deps: Services, routes: readonly RouteModule[]): 
   const upgrades = new UpgradeRouter((err) => deps.logger.error({ err }, "upgrade handler failed"));
   upgrades.attach(app.server);
   app.decorate("upgrades", upgrades);
+  app.addHook("preClose", async () => upgrades.closeAll());
   // Before anything reads a parameter: NUL and broken encodings never reach a route.
   app.addHook("onRequest", async (req, reply) => {
     const why = badRequestUrl(req.url);

@@ -59,6 +59,8 @@ export function refuseUpgrade(socket: Duplex, status: number, message: string, r
 
 export class UpgradeRouter {
   private readonly routes: Array<{ match: PathMatcher; handler: UpgradeHandler }> = [];
+  /** Sockets handed to handlers and still open (the HTTP server no longer tracks them). */
+  private readonly open = new Set<Duplex>();
 
   constructor(private readonly onError: (err: unknown) => void = () => undefined) {}
 
@@ -72,9 +74,16 @@ export class UpgradeRouter {
     });
   }
 
+  /** Destroys every upgraded socket (server shutdown: they would hold the listener open). */
+  closeAll(): void {
+    for (const s of this.open) s.destroy();
+  }
+
   async dispatch(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     // A socket error after hand-off is the handler's business; before it, nobody else listens.
     socket.on("error", () => socket.destroy());
+    this.open.add(socket);
+    socket.once("close", () => this.open.delete(socket));
     try {
       const pathname = (req.url ?? "/").split("?")[0] ?? "/";
       for (const r of this.routes) {
