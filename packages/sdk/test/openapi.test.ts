@@ -156,6 +156,9 @@ describe("SDK wire surface vs the server's OpenAPI document", () => {
       if (path.endsWith("/openapi.json")) continue;
       // Operator endpoints (admin tokens only) are not the tenant SDK's to call.
       if (path.startsWith("/v1/admin/")) continue;
+      // A sandbox's own HTTP server behind the port proxy: the SDK hands out URLs to it
+      // (RunOperation.portUrl, signedPortUrl), the calls are the app's.
+      if (/\/ports\/\{port\}(\/\{\*\})?$/.test(path) || path.startsWith("/v1/p/")) continue;
       for (const m of Object.keys(methods)) {
         if (!sdk.has(`${m.toUpperCase()} ${template(path)}`)) missing.push(`${m.toUpperCase()} ${path}`);
       }
