@@ -1,3 +1,4 @@
+import type { Duplex } from "node:stream";
 import {
   conflict,
   failedPrecondition,
@@ -8,7 +9,7 @@ import {
 import { decodeStreamInput } from "../core/stream-repr.js";
 import type { Logger } from "../observability/logger.js";
 import type { OutputStore } from "../outputs/output-store.js";
-import { connectPort, type PortStream } from "../runtime/port-connect.js";
+import { connectPort } from "../runtime/port-connect.js";
 import type { Sandbox } from "../runtime/runtime-driver.js";
 import type { ExecSpec } from "./exec-spec.js";
 import { execProcess } from "./process.js";
@@ -41,7 +42,7 @@ interface Live {
   /** Stdin bytes taken so far (counted against MAX_STDIN_PER_OPERATION). */
   stdinBytes: number;
   /** Open connections to the sandbox's ports (closed when the instance ends). */
-  ports: Set<PortStream>;
+  ports: Set<Duplex>;
   /** Port connections open or being opened (the per-instance limit counts these). */
   portSlots: number;
 }
@@ -152,12 +153,12 @@ export class LiveInstances {
    * (runtime/port-connect.ts); destroyed when the instance ends. At most `max` per instance are
    * open or opening at once (429 beyond).
    */
-  async connectPort(opId: string, port: number, max: number): Promise<PortStream> {
+  async connectPort(opId: string, port: number, max: number): Promise<Duplex> {
     const l = this.get(opId);
     if (l.portSlots >= max)
       throw resourceExhausted(`this instance already has ${max} open port connections`, { retryAfter: 1 });
     l.portSlots++;
-    let s: PortStream;
+    let s: Duplex;
     try {
       s = await connectPort(l.sandbox, port, { uid: l.main.cmd.uid, gid: l.main.cmd.gid });
     } catch (e) {

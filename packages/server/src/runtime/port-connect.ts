@@ -1,14 +1,14 @@
 /**
- * A byte stream to a TCP port on a running sandbox's own loopback, the same way on every driver:
- * the sandbox init's relay mode (`contree-init connect PORT`, native/port-relay.h) is exec'd in
+ * A byte stream to a TCP port on a running sandbox's own loopback. crun and runc: a socket the
+ * host makes in the sandbox's netns (Sandbox.connectLoopback, ~1 ms). gVisor (and without the
+ * native addon): the sandbox init's relay mode (`contree-init connect PORT`, native/port-relay.h) is exec'd in
  * the sandbox and bridges its stdio to 127.0.0.1:PORT there. It is a process of the sandbox (its
  * namespaces, cgroup, seccomp, user), so it works with networking disabled, under gVisor's own
  * netstack too, and gives the sandbox nothing it did not have: no socket, path or fd of the host
  * enters it, and it cannot open anything the sandbox could not.
  *
- * Why not a host-side connect in the sandbox's netns: runsc keeps its network stack in the
- * sandbox's user space, so no host netns holds a gVisor guest's ports; one mechanism for the
- * three drivers keeps one set of semantics (bench/ports/connect.ts measures its cost).
+ * Why not the host-side connect everywhere: runsc keeps its network stack in the sandbox's user
+ * space, so no host netns holds a gVisor guest's ports (bench/ports/connect.ts measures both).
  */
 import { Duplex } from "node:stream";
 import { failedPrecondition } from "../core/errors.js";
@@ -93,8 +93,14 @@ export class PortStream extends Duplex {
   }
 }
 
-/** Opens a stream to `port` on the sandbox's loopback as `user` (the instance's main user). */
-export async function connectPort(sandbox: Sandbox, port: number, user: PortUser): Promise<PortStream> {
+/**
+ * Opens a stream to `port` on the sandbox's loopback: from the host where the driver allows it
+ * (Sandbox.connectLoopback: crun, runc), else through the relay exec'd as `user` (the
+ * instance's main user).
+ */
+export async function connectPort(sandbox: Sandbox, port: number, user: PortUser): Promise<Duplex> {
+  const direct = await sandbox.connectLoopback?.(port);
+  if (direct) return direct;
   if ((await initBinary()) === null)
     throw failedPrecondition("exposed ports need the native helpers built (npm run build)");
   const proc = await sandbox.exec(
