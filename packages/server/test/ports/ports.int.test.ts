@@ -73,7 +73,7 @@ describe.each(DRIVERS)("exposed ports ($name)", ({ name, runtime }) => {
   const running: string[] = [];
   const base = () => `${t.url}${t.config.pathPrefix}`;
 
-  const startServing = async (who: string): Promise<string> => {
+  const startServing = async (who: string, extra: Record<string, unknown> = {}): Promise<string> => {
     const r = await t.api("/v1/instances", {
       method: "POST",
       json: {
@@ -83,6 +83,7 @@ describe.each(DRIVERS)("exposed ports ($name)", ({ name, runtime }) => {
         command: SERVE,
         shell: true,
         env: { WHO: who },
+        ...extra,
       },
     });
     const { uuid } = (await r.json()) as { uuid: string };
@@ -214,6 +215,14 @@ describe.each(DRIVERS)("exposed ports ($name)", ({ name, runtime }) => {
     expect(await echoOnce(u.socket, "hello through the proxy\n")).toContain("hello through the proxy");
     expect(await echoOnce(u.socket, "second\n")).toContain("second");
     u.socket.destroy();
+  });
+
+  it("an instance with networking enabled is reached the same way (its egress netns)", async () => {
+    const id = await startServing("net", { networking: { enabled: true } });
+    const r = await t.api(`/v1/operations/${id}/ports/${HTTP_PORT}/cgi-bin/echo`);
+    expect(r.status).toBe(200);
+    expect(await r.text()).toContain("who=net");
+    await t.api(`/v1/operations/${id}`, { method: "DELETE" });
   });
 
   it("the same port on two instances of one image is reachable side by side", async () => {
