@@ -40,6 +40,8 @@ import type {
   OperationEventsQuery,
   OperationResponse,
   OperationSummary,
+  PortUrlRequest,
+  PortUrlResponse,
   SubprocessStartResponse,
   TimeFilter,
   TokenCreateRequest,
@@ -250,6 +252,24 @@ export class ContreeApi {
         path: `/operations/${seg(operationId)}/subprocesses/${seg(spid)}/stdin`,
         json: stdin,
       },
+      opts,
+    );
+  }
+
+  // ------------------------------------------------------------ ports (extension)
+
+  /**
+   * A signed, expiring URL of a port of a running instance (no token needed to use it). 409 once
+   * the instance has finished, 425 before it runs.
+   */
+  createPortUrl(
+    operationId: string,
+    port: number,
+    body: PortUrlRequest = {},
+    opts?: RequestOptions,
+  ): Promise<PortUrlResponse> {
+    return this.transport.json(
+      { method: "POST", path: `/operations/${seg(operationId)}/ports/${seg(port)}/url`, json: body },
       opts,
     );
   }

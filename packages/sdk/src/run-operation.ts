@@ -167,6 +167,31 @@ export class RunOperation extends OperationHandle<RunResult> {
   }
 
   /**
+   * The URL of `port` inside this running instance through the server's proxy (HTTP and
+   * WebSocket; `path` and its query are passed on as they are). It takes the API token like any
+   * call (`Authorization: Bearer …`), which the sandbox never sees. Nothing is sent.
+   */
+  async portUrl(port: number, path = "/"): Promise<string> {
+    const p = checkPort(port);
+    if (!path.startsWith("/")) throw new InvalidArgumentError("path must start with /");
+    return this.api.transport.url(`/operations/${encodeURIComponent(this.id)}/ports/${p}${path}`);
+  }
+
+  /**
+   * A signed URL of `port` that needs no token, for a browser or a webhook, valid for
+   * `expiresInSec` (default 3600, at most 7 days). Append the app's path to `url`.
+   */
+  async signedPortUrl(
+    port: number,
+    opts: { expiresInSec?: number } & RequestOptions = {},
+  ): Promise<{ url: string; expiresAt: Date }> {
+    const { expiresInSec, ...request } = opts;
+    const body = expiresInSec === undefined ? {} : { expires_in_seconds: expiresInSec };
+    const r = await this.api.createPortUrl(this.id, checkPort(port), body, request);
+    return { url: r.url, expiresAt: new Date(r.expires_at) };
+  }
+
+  /**
    * Starts another process in the running sandbox. Right after the start the server may not take
    * processes yet: a 425 is retried by the transport, and a 409 is retried while the run is still active.
    */
@@ -211,6 +236,12 @@ export function ttySpec(o: { tty?: boolean; rows?: number; cols?: number }): {
     ...(o.rows === undefined ? {} : { rows: o.rows }),
     ...(o.cols === undefined ? {} : { cols: o.cols }),
   };
+}
+
+function checkPort(port: number): number {
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new InvalidArgumentError("port must be an integer from 1 to 65535");
+  return port;
 }
 
 /** Exec form for an argv array, shell form for a string unless `shell` says otherwise. */

@@ -111,6 +111,19 @@ export class Sandbox {
     return this.#op;
   }
 
+  /** `RunOperation.portUrl`: `port` inside the sandbox through the server's proxy, with the API token. */
+  portUrl(port: number, path = "/"): Promise<string> {
+    return this.#op.portUrl(port, path);
+  }
+
+  /** `RunOperation.signedPortUrl`: a signed URL of `port` that needs no token, until it expires. */
+  signedPortUrl(
+    port: number,
+    opts: { expiresInSec?: number } & RequestOptions = {},
+  ): Promise<{ url: string; expiresAt: Date }> {
+    return this.#op.signedPortUrl(port, opts);
+  }
+
   /** `running` until `commit()` or `kill()`. */
   get state(): SandboxState {
     return this.#state;

@@ -680,3 +680,18 @@ export interface TokenCreateRequest {
   /** 1 … 315360000; omitted: never expires (refused when the caller itself expires). */
   expires_in_seconds?: number;
 }
+
+/** `POST /v1/operations/{id}/ports/{port}/url` (extension). */
+export interface PortUrlRequest {
+  /** Lifetime of the URL, 1 s to 7 days (default 3600). */
+  expires_in_seconds?: number;
+}
+
+export interface PortUrlResponse {
+  /** Absolute URL; anyone holding it reaches the port until it expires, with no token. */
+  url: string;
+  /** The same URL without scheme and host. */
+  path: string;
+  /** RFC 3339. */
+  expires_at: string;
+}

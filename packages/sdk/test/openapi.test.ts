@@ -170,6 +170,9 @@ describe("SDK wire surface vs the server's OpenAPI document", () => {
       if (path.startsWith("/v1/admin/") && !/^\/v1\/admin\/(projects|tokens)\b/.test(path)) continue;
       // WebSocket endpoints: terminal() opens them (no fetch); their paths are checked below.
       if (path.endsWith("/terminal")) continue;
+      // A sandbox's own HTTP server behind the port proxy: the SDK hands out URLs to it
+      // (RunOperation.portUrl, signedPortUrl), the calls are the app's.
+      if (/\/ports\/\{port\}(\/\{\*\})?$/.test(path) || path.startsWith("/v1/p/")) continue;
       for (const m of Object.keys(methods)) {
         if (!sdk.has(`${m.toUpperCase()} ${template(path)}`)) missing.push(`${m.toUpperCase()} ${path}`);
       }

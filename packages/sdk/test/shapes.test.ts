@@ -321,6 +321,36 @@ describe.each(DRIVERS)("live sandbox ($name)", ({ name, runtime }) => {
     });
 
   it(
+    "portUrl() reaches a server in the sandbox with the token; signedPortUrl() without one",
+    async () => {
+      const sb: Sandbox = await client.sandbox(base, { timeoutSec: 120 });
+      try {
+        await sb.spawn("httpd -f -p 127.0.0.1:8080 -h /etc");
+        const url = await sb.portUrl(8080, "/hostname?x=1");
+        expect(url).toBe(`${live.url}/v1/operations/${sb.id}/ports/8080/hostname?x=1`);
+        let res: Response | undefined;
+        for (let i = 0; i < 100; i++) {
+          res = await fetch(url, { headers: { authorization: `Bearer ${live.token}` } });
+          if (res.status === 200) break;
+          await res.text();
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(res?.status).toBe(200);
+        expect(await res?.text()).toBe("busybox\n");
+        const signed = await sb.signedPortUrl(8080, { expiresInSec: 60 });
+        expect(signed.expiresAt.getTime()).toBeGreaterThan(Date.now());
+        const open = await fetch(`${signed.url}hostname`);
+        expect(open.status).toBe(200);
+        expect(await open.text()).toBe("busybox\n");
+        await expect(sb.portUrl(0)).rejects.toThrow(/port must be/);
+      } finally {
+        await sb.kill();
+      }
+    },
+    LONG,
+  );
+
+  it(
     "kill() ends it without an image; a sandbox past its timeoutSec cannot commit silently",
     async () => {
       const sb: Sandbox = await client.sandbox(base, { timeoutSec: 60 });

@@ -75,6 +75,11 @@ export const WIRE: Record<
     call: (a) => a.listOperations({ limit: 1, offset: 0, status: "SUCCESS", kind: "instance", ...SINCE }),
   },
   getOperation: { method: "GET", path: "/v1/operations/{operation_id}", call: (a) => a.getOperation(U) },
+  createPortUrl: {
+    method: "POST",
+    path: "/v1/operations/{operation_id}/ports/{port}/url",
+    call: (a) => a.createPortUrl(U, 8080, { expires_in_seconds: 60 }),
+  },
   cancelOperation: {
     method: "DELETE",
     path: "/v1/operations/{operation_id}",

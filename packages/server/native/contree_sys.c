@@ -1052,6 +1052,75 @@ static napi_value js_try_lock(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* ---------- a TCP connection inside another network namespace (exposed ports) ---------- */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+typedef struct {
+  int nsfd, port, fd, err;
+} netns_connect_op;
+
+/* A thread of its own enters the netns (setns is per thread) and dies with it: the socket stays
+   in the netns it was created in, the server's threads never leave theirs. */
+static void *netns_connect_thread(void *arg) {
+  netns_connect_op *op = arg;
+  if (setns(op->nsfd, CLONE_NEWNET) != 0) {
+    op->err = errno;
+    return NULL;
+  }
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s < 0) {
+    op->err = errno;
+    return NULL;
+  }
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((unsigned short)op->port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(s, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS) {
+    op->err = errno;
+    close(s);
+    return NULL;
+  }
+  op->fd = s;
+  return NULL;
+}
+
+/*
+ * netnsConnect(nsFd, port) → fd: a non-blocking TCP socket created in the network namespace
+ * `nsFd` refers to, connecting (or connected) to 127.0.0.1:port there. Never blocks on the
+ * peer: a connection still in progress completes (or fails) on the socket.
+ */
+static napi_value js_netns_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value a[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
+  int32_t nsfd = -1, port = 0;
+  if (argc < 2 || napi_get_value_int32(env, a[0], &nsfd) != napi_ok ||
+      napi_get_value_int32(env, a[1], &port) != napi_ok || nsfd < 0 || port < 1 || port > 65535) {
+    napi_throw_type_error(env, NULL, "netnsConnect(nsFd, port)");
+    return NULL;
+  }
+  netns_connect_op op = {nsfd, port, -1, 0};
+  pthread_t t;
+  int e = pthread_create(&t, NULL, netns_connect_thread, &op);
+  if (e != 0) {
+    napi_throw(env, make_error(env, e, "netnsConnect", "pthread_create"));
+    return NULL;
+  }
+  pthread_join(t, NULL);
+  if (op.fd < 0) {
+    napi_throw(env, make_error(env, op.err, "netnsConnect", "connect"));
+    return NULL;
+  }
+  napi_value r;
+  napi_create_int32(env, op.fd, &r);
+  return r;
+}
+
 /* ---------- module ---------- */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1066,6 +1135,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setProjectId", NULL, js_set_project_id, NULL, NULL, NULL, napi_default, NULL},
       {"setProjectLimit", NULL, js_set_project_limit, NULL, NULL, NULL, napi_default, NULL},
       {"projectQuota", NULL, js_project_quota, NULL, NULL, NULL, napi_default, NULL},
+      {"netnsConnect", NULL, js_netns_connect, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -1,6 +1,7 @@
 /*
  * contree-init MODE REPORT PROGRAM [ARG...]
  * contree-init MODE-tty REPORT ROWSxCOLS[+isig] PROGRAM [ARG...]
+ * contree-init connect PORT   (an exposed port's in-sandbox relay: port-relay.h)
  *
  * The entry point of every sandboxed process, on every driver, for the main process (MODE
  * "run") and for exec'd ones (MODE "exec"). It forks PROGRAM, waits for it with wait4 and
@@ -48,6 +49,7 @@
 
 #include "exec-search.h"
 #include "init-tty.h"
+#include "port-relay.h"
 
 static volatile pid_t child;
 
@@ -124,6 +126,7 @@ static void report(int fd, int code, int sig) {
 }
 
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "connect") == 0) return port_relay(argv[2]);
   const char *mode = argc > 1 ? argv[1] : "";
   int exec_mode = strncmp(mode, "exec", 4) == 0;
   int tty_mode = strcmp(mode, "run-tty") == 0 || strcmp(mode, "exec-tty") == 0;

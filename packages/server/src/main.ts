@@ -4,9 +4,7 @@
  */
 import { existsSync } from "node:fs";
 import { chmod, mkdir, rm } from "node:fs/promises";
-import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
-import type { Duplex } from "node:stream";
 import { createMcpHttpEndpoint } from "@contree/mcp";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
@@ -14,6 +12,7 @@ import { HeavyGate } from "./api/heavy-gate.js";
 import { V1_ROUTES } from "./api/routes/index.js";
 import { terminalTarget, terminalUpgrade } from "./api/terminal-socket.js";
 import { bootstrap, PUBLIC_PROJECT } from "./auth/bootstrap.js";
+import { loadPortUrlSigner } from "./auth/port-url-signer.js";
 import { authenticate } from "./auth/principal.js";
 import { accessAdmin } from "./auth/token-admin.js";
 import type { Config } from "./config/config.js";
@@ -377,6 +376,10 @@ export async function createServer(
         list: async (project) => secrets.list((await store.projects.resolve(project)).id),
         delete: async (project, name) => secrets.delete((await store.projects.resolve(project)).id, name),
       },
+      ports: {
+        signer: loadPortUrlSigner(config.dataDir, config.ports.urlKey),
+        maxConnectionsPerInstance: config.ports.maxConnectionsPerInstance,
+      },
       usage: {
         view: async (project) =>
           usageView(
@@ -390,7 +393,7 @@ export async function createServer(
     },
     V1_ROUTES,
   );
-  // The terminal channel's WebSocket upgrades (api/terminal-socket.ts); other paths are left alone.
+  // The terminal channel's WebSocket upgrades (api/terminal-socket.ts), on the one upgrade router.
   const terminals = terminalUpgrade({
     config,
     logger,
@@ -398,9 +401,10 @@ export async function createServer(
     auth: { authenticate: (header, project) => authenticate(store, header, project) },
     operations: { get: (id, projectId) => store.operations.get(id, projectId) },
   });
-  app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (terminalTarget(req.url, `${config.pathPrefix}/v1`) !== null) terminals.upgrade(req, socket, head);
-  });
+  app.upgrades.register(
+    (pathname) => (terminalTarget(pathname, `${config.pathPrefix}/v1`) === null ? null : {}),
+    async (req, socket, head) => terminals.upgrade(req, socket, head),
+  );
   queue.start();
   // After recovery: operations a crash left are terminal now, so their inputs are not held.
   const retention = new Retention(store, config.defaultLimits);

@@ -16,6 +16,7 @@ import { badRequestUrl, frameworkError, onClientError } from "./request-url.js";
 import { metricsRoutes } from "./routes/metrics.js";
 import { uiRoutes } from "./routes/ui.js";
 import type { RouteModule, Services } from "./services.js";
+import { UpgradeRouter } from "./upgrade-router.js";
 import { buildValidator } from "./validators.js";
 import { documentOperationShapes } from "./views/operation-docs.js";
 
@@ -95,6 +96,11 @@ export async function buildApp(deps: Services, routes: readonly RouteModule[]): 
   app.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
 
   app.decorateRequest("principal", null);
+  // Upgrade requests bypass Fastify's routing: route modules register theirs here.
+  const upgrades = new UpgradeRouter((err) => deps.logger.error({ err }, "upgrade handler failed"));
+  upgrades.attach(app.server);
+  app.decorate("upgrades", upgrades);
+  app.addHook("preClose", async () => upgrades.closeAll());
   // Before anything reads a parameter: NUL and broken encodings never reach a route.
   app.addHook("onRequest", async (req, reply) => {
     const why = badRequestUrl(req.url);

@@ -1,4 +1,5 @@
 import type { McpHttpEndpoint } from "@contree/mcp";
+import type { PortUrlSigner } from "../auth/port-url-signer.js";
 import type { Principal } from "../auth/principal.js";
 import type { AccessAdmin } from "../auth/token-admin.js";
 import type { Config } from "../config/config.js";
@@ -74,6 +75,8 @@ export interface Services {
   admin?: AccessAdmin;
   /** The built web console served at `<prefix>/ui/` (default: the server package's `dist/ui`). */
   uiDir?: string;
+  /** Exposed ports: the signed-URL signer and the per-instance connection limit (docs/ports.md). */
+  ports?: { signer: PortUrlSigner; maxConnectionsPerInstance: number };
   /** Project secrets by project name or id (`/v1/admin/secrets`; absent: no such routes). */
   secrets?: SecretAdmin;
 }

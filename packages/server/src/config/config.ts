@@ -73,4 +73,9 @@ export interface Config {
   secretsKey?: string | undefined;
   /** Non-public destinations the secrets header proxy may forward to (like `privateRegistries`). */
   secretProxyPrivate?: string[];
+  /**
+   * Exposed ports (docs/ports.md): proxied connections open at once per instance (429 beyond),
+   * and the signed-URL key (hex or base64, ≥ 32 bytes; unset: generated into the data dir).
+   */
+  ports: { maxConnectionsPerInstance: number; urlKey: string | undefined };
 }

@@ -190,6 +190,18 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     problems.push("CONTREE_BOOTSTRAP_TOKEN must be 8..512 printable ASCII characters without spaces");
   }
 
+  const portUrlKey = nonEmpty(env["CONTREE_PORT_URL_KEY"]);
+  if (
+    portUrlKey !== undefined &&
+    !/^[0-9a-fA-F]{64,}$/.test(portUrlKey) &&
+    !(/^[A-Za-z0-9+/]{43,}={0,2}$/.test(portUrlKey) && Buffer.from(portUrlKey, "base64").length >= 32)
+  )
+    problems.push("CONTREE_PORT_URL_KEY must be at least 32 bytes in hex or base64");
+  const ports = {
+    maxConnectionsPerInstance: int("CONTREE_PORT_MAX_CONNECTIONS", 64, 1),
+    urlKey: portUrlKey,
+  };
+
   const metricsToken = nonEmpty(env["CONTREE_METRICS_TOKEN"]);
   if (metricsToken !== undefined && metricsToken !== "public" && !/^[\x21-\x7e]{16,512}$/.test(metricsToken))
     problems.push(
@@ -231,6 +243,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     bootstrapToken,
     secretsKey,
     secretProxyPrivate,
+    ports,
   };
 }
 

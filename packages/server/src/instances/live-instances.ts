@@ -1,7 +1,15 @@
-import { conflict, failedPrecondition, notFound, payloadTooLarge } from "../core/errors.js";
+import type { Duplex } from "node:stream";
+import {
+  conflict,
+  failedPrecondition,
+  notFound,
+  payloadTooLarge,
+  resourceExhausted,
+} from "../core/errors.js";
 import { decodeStreamInput } from "../core/stream-repr.js";
 import type { Logger } from "../observability/logger.js";
 import type { OutputStore } from "../outputs/output-store.js";
+import { connectPort } from "../runtime/port-connect.js";
 import type { Sandbox } from "../runtime/runtime-driver.js";
 import type { ExecSpec } from "./exec-spec.js";
 import { execProcess } from "./process.js";
@@ -33,6 +41,10 @@ interface Live {
   procs: Map<number, Proc>;
   /** Stdin bytes taken so far (counted against MAX_STDIN_PER_OPERATION). */
   stdinBytes: number;
+  /** Open connections to the sandbox's ports (closed when the instance ends). */
+  ports: Set<Duplex>;
+  /** Port connections open or being opened (the per-instance limit counts these). */
+  portSlots: number;
 }
 
 /** Ended instances whose subprocess results are kept in memory. */
@@ -55,7 +67,16 @@ export class LiveInstances {
 
   register(opId: string, sandbox: Sandbox, emit: Emit, main: ProcessSupervisor): void {
     const procs = new Map<number, Proc>([[1, { sup: main, stdinLog: this.stdinLog(opId, 1) }]]);
-    this.live.set(opId, { sandbox, emit, main, nextSpid: 2, procs, stdinBytes: 0 });
+    this.live.set(opId, {
+      sandbox,
+      emit,
+      main,
+      nextSpid: 2,
+      procs,
+      stdinBytes: 0,
+      ports: new Set(),
+      portSlots: 0,
+    });
   }
 
   /** The main process ended: close every stdin and kill what is left (the caller kills the cgroup). */
@@ -63,6 +84,7 @@ export class LiveInstances {
     const l = this.live.get(opId);
     if (!l) return;
     this.live.delete(opId);
+    for (const s of l.ports) s.destroy();
 
     const subs = [...l.procs.values()].filter((p) => p.sup.spid >= 2);
     for (const p of l.procs.values()) p.sup.stdin?.end();
@@ -127,6 +149,35 @@ export class LiveInstances {
         .catch(() => undefined);
     }
     return spid;
+  }
+
+  /**
+   * A stream to `port` on the running instance's own loopback, as its main process's user
+   * (runtime/port-connect.ts); destroyed when the instance ends. At most `max` per instance are
+   * open or opening at once (429 beyond).
+   */
+  async connectPort(opId: string, port: number, max: number): Promise<Duplex> {
+    const l = this.get(opId);
+    if (l.portSlots >= max)
+      throw resourceExhausted(`this instance already has ${max} open port connections`, { retryAfter: 1 });
+    l.portSlots++;
+    let s: Duplex;
+    try {
+      s = await connectPort(l.sandbox, port, { uid: l.main.cmd.uid, gid: l.main.cmd.gid });
+    } catch (e) {
+      l.portSlots--;
+      throw e;
+    }
+    s.once("close", () => {
+      l.ports.delete(s);
+      l.portSlots--;
+    });
+    if (this.live.get(opId) !== l) {
+      s.destroy();
+      throw failedPrecondition("the instance has finished");
+    }
+    l.ports.add(s);
+    return s;
   }
 
   /** Whether this instance is running, or ended recently enough that its processes are known. */

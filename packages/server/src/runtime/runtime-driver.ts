@@ -4,7 +4,7 @@
  * images, HTTP or the database: the caller mounts the rootfs (rootfs.ts), decides timeouts,
  * caps output, and snapshots the upper dir afterwards.
  */
-import type { Readable, Writable } from "node:stream";
+import type { Duplex, Readable, Writable } from "node:stream";
 import type { IdRange } from "../sys/mount.js";
 import type { UserRangeLease } from "./userns.js";
 
@@ -172,6 +172,13 @@ export interface Sandbox {
   exec(p: ProcessSpec, o?: { stdin?: "pipe" | "null" }): Promise<ProcessHandle>;
   /** cgroup accounting; still valid after exit, until destroy(). */
   stats(): Promise<ResourceStats>;
+  /**
+   * A TCP stream to 127.0.0.1:`port` in the sandbox's own network namespace, made from the host
+   * (a socket created in that netns; nothing enters the sandbox). null where the sandbox's network
+   * stack is not the host kernel's (gVisor), or the native addon is missing: callers then connect
+   * from inside (runtime/port-connect.ts). Throws when nothing listens there.
+   */
+  connectLoopback?(port: number): Promise<Duplex | null>;
   /** Kills what is left and removes container state, cgroups, netns and bundle files. Idempotent. */
   destroy(): Promise<void>;
 }

@@ -63,6 +63,11 @@ export interface NativeSys {
     path: string,
     projectId: number,
   ): { usedBytes: number; usedInodes: number; limitBytes: number };
+  /**
+   * A non-blocking TCP socket made inside the network namespace `nsFd` refers to (by a thread
+   * that enters it and ends), connecting to 127.0.0.1:port there: the caller owns the fd.
+   */
+  netnsConnect(nsFd: number, port: number): number;
   /** A close-on-exec, sealed memfd copy of a file (run it as /proc/self/fd/N). */
   sealedCopy(path: string): number;
   spawn(

@@ -9,6 +9,7 @@ import { imagesRoutes } from "./images.js";
 import { inspectRoutes } from "./inspect.js";
 import { instancesRoutes } from "./instances.js";
 import { operationsRoutes } from "./operations.js";
+import { portsRoutes } from "./ports.js";
 import { subprocessRoutes } from "./subprocesses.js";
 import { terminalRoutes } from "./terminal.js";
 import { whoamiRoutes } from "./whoami.js";
@@ -28,4 +29,5 @@ export const V1_ROUTES: readonly RouteModule[] = [
   adminTokenRoutes,
   terminalRoutes,
   adminSecretsRoutes,
+  portsRoutes,
 ];

@@ -5,12 +5,14 @@
  * would lose without a subreaper shim), `exec` for extra processes and cgroup-wide kill.
  * Subclasses only say how to invoke their binary.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { readdir, rm, rmdir } from "node:fs/promises";
+import { Socket } from "node:net";
 import { constants } from "node:os";
 import path from "node:path";
+import type { Duplex } from "node:stream";
 import { cancelled, failedPrecondition, internal, invalidArgument } from "../../core/errors.js";
-import { WATCHDOG } from "../../sys/native-sys.js";
+import { nativeSys, WATCHDOG } from "../../sys/native-sys.js";
 import { canJoinCgroupsAtSpawn, launch, type Proc, type ProcExit } from "../../sys/proc.js";
 import { runCommand } from "../../sys/run-command.js";
 import { removeBindFiles, writeBindFile } from "../bind-files.js";
@@ -701,6 +703,49 @@ class OciSandbox implements Sandbox {
     throw internal("sandbox did not reach running state");
   }
 
+  private netns: Promise<number> | null = null;
+
+  async connectLoopback(port: number): Promise<Duplex | null> {
+    const sys = nativeSys();
+    if (this.driver.kind !== "oci" || sys === null) return null;
+    if (this.destroyed !== null) throw failedPrecondition("sandbox is destroyed");
+    if (this.netns === null) {
+      const opening = this.openNetns();
+      this.netns = opening;
+      // A failed open (the container was still being created) is tried again next time.
+      opening.catch(() => {
+        if (this.netns === opening) this.netns = null;
+      });
+    }
+    const fd = sys.netnsConnect(await this.netns, port);
+    return new Socket({ fd, readable: true, writable: true });
+  }
+
+  /**
+   * An fd of the sandbox's network namespace, held until destroy(): the egress netns by path, else
+   * the container process's. Its pid comes from the runtime's state; reading the state again
+   * after the open proves the pid was still the container's (a live process keeps its pid).
+   */
+  private async openNetns(): Promise<number> {
+    if (this.net !== null) return openSync(this.net.nsPath, "r");
+    await this.waitRunning();
+    const before = await this.containerPid();
+    const fd = openSync(`/proc/${before}/ns/net`, "r");
+    if ((await this.containerPid()) !== before) {
+      closeSync(fd);
+      throw failedPrecondition("sandbox has exited");
+    }
+    return fd;
+  }
+
+  private async containerPid(): Promise<number> {
+    const r = await this.driver.call(["state", this.containerId]);
+    const st = (r.code === 0 ? JSON.parse(r.stdout) : {}) as { status?: string; pid?: number };
+    if (st.status !== "running" || !Number.isInteger(st.pid) || (st.pid ?? 0) <= 0)
+      throw failedPrecondition("sandbox has exited");
+    return st.pid as number;
+  }
+
   stats(): Promise<ResourceStats> {
     // After wait(), the same figures without reading the cgroup again (run path).
     return this.finalStats === null ? this.cg.stats() : Promise.resolve(this.finalStats);
@@ -719,6 +764,7 @@ class OciSandbox implements Sandbox {
     this.stdin?.destroy();
     await this.driver.deleteState(this.containerId, this.net?.nsPath);
     await this.releaseRootfs();
+    if (this.netns !== null) await this.netns.then(closeSync, () => undefined);
     if (this.net !== null) await teardownNetns(this.net.nsName);
     await removeBindFiles(this.spec.id);
     await this.cg.remove();
