@@ -17,6 +17,7 @@ import { readdirSync } from "node:fs";
 import { readFile, unlink, writeFile } from "node:fs/promises";
 import { internal } from "../core/errors.js";
 import { type CommandOptions, type CommandResult, runCommand } from "../sys/run-command.js";
+import { REMOVE_EGRESS_TABLE_SH } from "./egress-firewall.js";
 import { NAME_PREFIX } from "./runtime-driver.js";
 
 export interface EgressConfig {
@@ -58,6 +59,21 @@ const BLOCKED_RANGES = [
   "224.0.0.0/4",
   "240.0.0.0/4",
 ];
+
+/** Is `ip` on the built-in list, or on `extra`? (The resolver drops such answers: rebinding.) */
+export function isBlockedAddress(ip: string, extra: readonly string[] = []): boolean {
+  let n: number;
+  try {
+    n = ipToInt(ip);
+  } catch {
+    return true;
+  }
+  return [...BLOCKED_RANGES, ...extra].some((r) => {
+    const { base, bits } = parseCidr(r);
+    const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+    return (n & mask) >>> 0 === base;
+  });
+}
 
 function ipToInt(ip: string): number {
   const p = ip.split(".").map(Number);
@@ -111,6 +127,7 @@ async function hostLans(): Promise<string[]> {
 function firewallRules(cfg: EgressConfig, lans: string[]): { v4: string; v6: string } {
   const w = `${VETH_PREFIX}+`;
   const f: string[] = ["*filter", `:${CHAIN_IN} - [0:0]`, `:${CHAIN_FWD} - [0:0]`];
+  f.push(`-A ${CHAIN_IN} ${DNS_REDIRECT_IN}`);
   f.push(`-A ${CHAIN_IN} -j DROP`);
   f.push(`-A ${CHAIN_FWD} -o ${w} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`);
   f.push(`-A ${CHAIN_FWD} -o ${w} -j DROP`);
@@ -173,12 +190,19 @@ async function ensureFirewall(cfg: EgressConfig): Promise<void> {
 const FIREWALL_MISSING = 42;
 
 /**
+ * The one way into the host from a sandbox: traffic an egress policy's nat rule redirected to the
+ * veth's own address (its DNS, to the server's resolver for it; egress-firewall.ts). Nothing
+ * else redirects traffic from a sandbox, so other sandboxes still reach nothing on the host.
+ */
+const DNS_REDIRECT_IN = "-m conntrack --ctstate DNAT -m addrtype --dst-type LOCAL --limit-iface-in -j ACCEPT";
+
+/**
  * Creates the veth pair under the firewall lock, after checking the chains are hooked in: a
  * concurrent removeFirewallIfUnused() (which needs "no veth left") cannot slip in between.
  */
 async function addVethGuarded(vethHost: string, nsName: string): Promise<"ok" | "exists" | "no-firewall"> {
   const w = `${VETH_PREFIX}+`;
-  const script = `iptables -w -C INPUT -i ${w} -j ${CHAIN_IN} 2>/dev/null && iptables -w -C FORWARD -i ${w} -j ${CHAIN_FWD} 2>/dev/null || exit ${FIREWALL_MISSING}
+  const script = `iptables -w -C INPUT -i ${w} -j ${CHAIN_IN} 2>/dev/null && iptables -w -C FORWARD -i ${w} -j ${CHAIN_FWD} 2>/dev/null && iptables -w -C ${CHAIN_IN} ${DNS_REDIRECT_IN} 2>/dev/null || exit ${FIREWALL_MISSING}
 exec ip link add "$0" type veth peer name eth0 netns "$1"`;
   const r = await runCommand("flock", [LOCK, "sh", "-c", script, vethHost, nsName]);
   if (r.code === 0) return "ok";
@@ -201,6 +225,7 @@ for c in ${CHAIN_IN} ${CHAIN_FWD}; do
   ip6tables -w -F $c 2>/dev/null && ip6tables -w -X $c || true
 done
 iptables -w -t nat -F ${CHAIN_NAT} 2>/dev/null && iptables -w -t nat -X ${CHAIN_NAT} || true
+${REMOVE_EGRESS_TABLE_SH}
 `;
   const r = await runCommand("flock", [LOCK, "sh", "-c", script]);
   if (r.code === 3) return false;

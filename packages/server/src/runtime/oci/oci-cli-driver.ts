@@ -15,10 +15,13 @@ import { canJoinCgroupsAtSpawn, launch, type Proc, type ProcExit } from "../../s
 import { runCommand } from "../../sys/run-command.js";
 import { removeBindFiles, writeBindFile } from "../bind-files.js";
 import { SandboxCgroup } from "../cgroups.js";
+import { clearStaleSandboxFirewall } from "../egress-firewall.js";
+import { EgressGuard } from "../egress-guard.js";
 import {
   type EgressConfig,
   type EgressNetwork,
   hostDnsServers,
+  isBlockedAddress,
   resolvConf,
   setupEgress,
   teardownNetns,
@@ -266,6 +269,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
       const undoRootfs = await this.prepareRootfs(spec);
       if (undoRootfs !== null) cleanup.push(undoRootfs);
       let net: EgressNetwork | null = null;
+      let guard: EgressGuard | null = null;
       let resolv: string | undefined;
       if (spec.network === "egress") {
         const cfg = await this.egressConfig();
@@ -273,7 +277,23 @@ export abstract class OciCliDriver implements RuntimeDriver {
         const nsName = net.nsName;
         cleanup.push(() => teardownNetns(nsName));
         cleanup.push(() => removeBindFiles(spec.id));
-        resolv = await writeBindFile(spec.id, "resolv.conf", resolvConf(cfg.dnsServers), spec.bundleDir);
+        let dns = cfg.dnsServers;
+        if (spec.egressPolicy === undefined) await clearStaleSandboxFirewall(net.vethHost);
+        else {
+          const extra = cfg.extraBlocked ?? [];
+          const g = await EgressGuard.start({
+            vethHost: net.vethHost,
+            gateway: net.gateway,
+            policy: spec.egressPolicy.policy,
+            upstream: cfg.dnsServers,
+            blocked: (ip) => isBlockedAddress(ip, extra),
+            ...(spec.egressPolicy.onDenied === undefined ? {} : { onDenied: spec.egressPolicy.onDenied }),
+          });
+          guard = g;
+          cleanup.push(() => g.stop());
+          dns = [g.nameserver];
+        }
+        resolv = await writeBindFile(spec.id, "resolv.conf", resolvConf(dns), spec.bundleDir);
       }
       o.signal?.throwIfAborted();
       const config = ociConfig(
@@ -349,6 +369,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
         cg,
         net,
         netInfo,
+        guard,
         child,
         join,
         undoRootfs,
@@ -516,6 +537,7 @@ class OciSandbox implements Sandbox {
     private readonly cg: SandboxCgroup,
     private readonly net: EgressNetwork | null,
     readonly network: SandboxNetwork,
+    readonly egressGuard: EgressGuard | null,
     private readonly child: Proc,
     /** cgroup.procs files exec'd processes join (null: the runtime places them). */
     private readonly joinCgroups: string[] | null,
@@ -699,6 +721,7 @@ class OciSandbox implements Sandbox {
     await this.driver.deleteState(this.containerId, this.net?.nsPath);
     await this.releaseRootfs();
     if (this.net !== null) await teardownNetns(this.net.nsName);
+    await this.egressGuard?.stop();
     await removeBindFiles(this.spec.id);
     await this.cg.remove();
     await removeBundleFiles(this.spec.bundleDir);
