@@ -208,6 +208,7 @@ export async function createServer(
     stateDir: layout.runtimeState,
     workDir: layout.selfTest,
     runscStatxFix: config.runscStatxFix,
+    ...(config.sandboxDns === undefined ? {} : { egress: { dnsServers: config.sandboxDns } }),
   });
   logger.info(
     {

@@ -11,6 +11,8 @@ import type { HandlerContext, HandlerOutcome, OperationHandler } from "../operat
 import { isOutputRef } from "../outputs/output-ref.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import { readRange } from "../outputs/repr-chunks.js";
+import type { EgressDenial } from "../runtime/egress-guard.js";
+import { EgressPolicy } from "../runtime/egress-policy.js";
 import type { IdRange, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
 import type { ActiveSnapshot, Snapshotter } from "../snapshots/snapshotter.js";
 import { CleanupStack, type CleanupStep } from "./cleanup-stack.js";
@@ -75,6 +77,8 @@ interface StartedRun {
   destroy: CleanupStep;
   /** Ends the instance's live state (subprocesses killed, their exits recorded). */
   unregister: CleanupStep;
+  /** Stores the egress denials not yet recorded (runs with an egress policy). */
+  flushEgress?: () => Promise<void>;
 }
 
 /**
@@ -111,6 +115,7 @@ export class InstanceHandler implements OperationHandler {
       const exited = await this.supervise(started, ctx);
       if (ctx.signal.aborted) return { status: "FAILED", error: "cancelled" };
       clock.enter("commit");
+      await started.flushEgress?.();
       // The result is final: what is left to remove is released after the completion is stored.
       outcome = {
         ...(await this.commit(op, meta, image, prepared, started.main, exited, ctx)),
@@ -192,6 +197,7 @@ export class InstanceHandler implements OperationHandler {
       // `close: false` keeps it open for POST .../subprocesses/1/stdin.
       stdinOpen: !meta.stdin.close,
     });
+    const egress = this.egressPolicy(op, meta, ctx);
     const sandbox = await this.o.driver.start(
       {
         id: `${op.id.slice(0, 8)}${op.id.slice(9, 13)}`,
@@ -200,6 +206,7 @@ export class InstanceHandler implements OperationHandler {
         process: main.processSpec(),
         hostname: meta.hostname,
         network: meta.networking.enabled ? "egress" : "none",
+        ...(egress === null ? {} : { egressPolicy: egress.spec }),
         limits: this.o.limits,
         stdin: "pipe",
         deadlineMs: meta.timeout * 1000 + WATCHDOG_GRACE_MS,
@@ -220,7 +227,37 @@ export class InstanceHandler implements OperationHandler {
       main,
       destroy: destroy as CleanupStep,
       unregister: unregister as CleanupStep,
+      ...(egress === null ? {} : { flushEgress: () => egress.flush(sandbox) }),
     };
+  }
+
+  /**
+   * The run's egress policy, when it has one: each refused destination becomes an
+   * `egress_denied` event (spid 0) naming it (the guard bounds how many). `flush` reads the last
+   * drops and stores their events, before the shutdown event; later ones are not recorded.
+   */
+  private egressPolicy(op: OperationRecord, meta: InstanceMetadata, ctx: HandlerContext) {
+    const { enabled, allow, deny } = meta.networking;
+    if (!enabled || (allow === undefined && deny === undefined)) return null;
+    const sctx = this.supervisorContext(op, ctx);
+    let pending: Promise<void> = Promise.resolve();
+    let open = true;
+    const spec = {
+      policy: EgressPolicy.of({
+        ...(allow === undefined ? {} : { allow }),
+        ...(deny === undefined ? {} : { deny }),
+      }),
+      onDenied: (d: EgressDenial) => {
+        if (!open) return;
+        pending = pending.then(() => recordEvent(sctx, 0, "egress_denied", { ...d }).catch(() => undefined));
+      },
+    };
+    const flush = async (sandbox: Sandbox) => {
+      await sandbox.egressGuard?.poll();
+      open = false;
+      await pending;
+    };
+    return { spec, flush };
   }
 
   private supervisorContext(op: OperationRecord, ctx: HandlerContext): SupervisorContext {

@@ -5,6 +5,12 @@ import { LIMITS, overLimitMessage } from "../config/limits.js";
 import { invalidArgument } from "../core/errors.js";
 import { Dict, Maybe, NO_NUL, Open } from "../core/schema.js";
 import { decodeStreamInput } from "../core/stream-repr.js";
+import {
+  MAX_EGRESS_RULE_LENGTH,
+  MAX_EGRESS_RULES,
+  parseEgressRule,
+  ruleText,
+} from "../runtime/egress-policy.js";
 
 const DEFAULT_TIMEOUT = 60;
 export const DEFAULT_TRUNCATE = 1024 * 1024;
@@ -54,6 +60,25 @@ const Env = Dict(Type.String({ pattern: NO_NUL, "x-error": "{path} must be a str
 const Encoding = Type.Union([Type.Literal("ascii"), Type.Literal("base64")], {
   "x-error": '{path} must be "ascii" or "base64"',
 });
+
+const EgressRules = (what: string) =>
+  Type.Array(
+    Type.String({
+      minLength: 1,
+      maxLength: MAX_EGRESS_RULE_LENGTH,
+      pattern: "^[A-Za-z0-9*._/-]+$",
+      "x-error": `{path} must be a domain ("api.example.com", "*.example.com") or an IPv4 address or CIDR of at most ${MAX_EGRESS_RULE_LENGTH} characters`,
+    }),
+    {
+      maxItems: MAX_EGRESS_RULES,
+      "x-error": `${what} must be an array of at most ${MAX_EGRESS_RULES} rules`,
+      description:
+        what === "networking.allow"
+          ? "extension: when given, only these destinations (domains, *.suffix domains, IPv4 CIDRs) are reachable (docs/egress.md)"
+          : "extension: destinations refused even when allowed (deny beats allow; docs/egress.md)",
+      "x-contree-extension": true,
+    },
+  );
 
 /** ClosableStreamRepr: stdin of a spawn, an exec or a stdin write. */
 export const StdinSchema = Open({
@@ -152,7 +177,13 @@ export const SpawnBodySchema = Open({
       ),
     }),
   ),
-  networking: Maybe(Open({ enabled: Maybe(Bool("networking.enabled")) })),
+  networking: Maybe(
+    Open({
+      enabled: Maybe(Bool("networking.enabled")),
+      allow: Maybe(EgressRules("networking.allow")),
+      deny: Maybe(EgressRules("networking.deny")),
+    }),
+  ),
 });
 export type SpawnBody = Static<typeof SpawnBodySchema>;
 
@@ -182,7 +213,8 @@ export interface InstanceMetadata {
   truncate_output_at: number;
   files: Record<string, FileSpec>;
   resources_limits: { max_layer_bytes: number };
-  networking: { enabled: boolean };
+  /** `allow`/`deny` (canonical rule texts) only when the request gave them (egress policy). */
+  networking: { enabled: boolean; allow?: string[]; deny?: string[] };
   [key: string]: unknown;
 }
 
@@ -258,7 +290,29 @@ export function normalizeSpawn(
     truncate_output_at: Math.min(body.truncate_output_at ?? DEFAULT_TRUNCATE, MAX_TRUNCATE),
     files,
     resources_limits: { max_layer_bytes: maxLayer },
-    networking: { enabled: body.networking?.enabled ?? defaultNetworking },
+    networking: networkingOf(body.networking, defaultNetworking),
   };
   return { meta, stdinBytes: bytes };
+}
+
+/** Rules in canonical form; a bad one is a 400 naming it and where it is. */
+function egressList(list: string[] | null | undefined, what: string): string[] | undefined {
+  if (list === undefined || list === null) return undefined;
+  return list.map((text, i) => {
+    const rule = parseEgressRule(text);
+    if (typeof rule === "string") throw invalidArgument(`${what}[${i}] ${JSON.stringify(text)} ${rule}`);
+    return ruleText(rule);
+  });
+}
+
+function networkingOf(
+  n: SpawnBody["networking"],
+  defaultNetworking: boolean,
+): InstanceMetadata["networking"] {
+  const enabled = n?.enabled ?? defaultNetworking;
+  const allow = egressList(n?.allow, "networking.allow");
+  const deny = egressList(n?.deny, "networking.deny");
+  if (!enabled && (allow !== undefined || deny !== undefined))
+    throw invalidArgument("networking.allow and networking.deny need networking.enabled");
+  return { enabled, ...(allow === undefined ? {} : { allow }), ...(deny === undefined ? {} : { deny }) };
 }

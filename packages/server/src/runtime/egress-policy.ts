@@ -58,6 +58,13 @@ export function parseEgressRule(text: string): EgressRule | string {
   return { kind: "name", text, name };
 }
 
+/** The canonical spelling of a rule (lower-case names, CIDRs with their prefix). */
+export function ruleText(r: EgressRule): string {
+  if (r.kind === "name") return r.name;
+  if (r.kind === "suffix") return `*.${r.suffix}`;
+  return `${formatIp(r.cidr.bytes)}/${r.cidr.prefix}`;
+}
+
 function maskedBase(c: Cidr): Uint8Array {
   const out = Uint8Array.from(c.bytes);
   for (let i = 0; i < out.length; i++) {

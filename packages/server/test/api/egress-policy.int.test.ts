@@ -1,0 +1,135 @@
+/**
+ * `networking.allow` / `networking.deny` through the API, against the real server and runtime
+ * (CONTREE_TEST_RUNTIME, default oci): hostile rule lists are a 400 naming the bad entry; a run
+ * reaches what its policy allows, nothing else, and each refused destination is an
+ * `egress_denied` event on its operation. The "outside" is a network namespace of this test,
+ * and the server's sandbox resolvers are pointed at its DNS server (CONTREE_SANDBOX_DNS).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { removeFirewallIfUnused } from "../../src/runtime/network.js";
+import { openEvents, outputOf } from "../events/sse-client.js";
+import { importBusybox } from "../harness/busybox-image.js";
+import { type EgressOutside, startEgressOutside } from "../harness/egress-outside.js";
+import { startTestServer, type TestServer, waitOperation } from "../harness/in-process.js";
+import type { RegistryHandle } from "../harness/registry.js";
+
+let t: TestServer;
+let reg: RegistryHandle;
+let outside: EgressOutside;
+
+beforeAll(async () => {
+  outside = await startEgressOutside((h) => ({
+    "allowed.test": [h[0] as string],
+    "denied.test": [h[1] as string],
+    "rebind.test": ["10.1.2.3"],
+  }));
+  t = await startTestServer(
+    { runtime: (process.env["CONTREE_TEST_RUNTIME"] as "oci" | undefined) ?? "oci" },
+    { CONTREE_SANDBOX_DNS: outside.dns },
+  );
+  ({ registry: reg } = await importBusybox(t));
+}, 120_000);
+
+afterAll(async () => {
+  await t?.close();
+  await reg?.stop();
+  await outside?.stop();
+  await removeFirewallIfUnused().catch(() => false);
+});
+
+async function spawn(
+  body: Record<string, unknown>,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const r = await t.api("/v1/instances", {
+    method: "POST",
+    json: { image: "tag:busybox:latest", shell: true, disposable: true, ...body },
+  });
+  return { status: r.status, json: (await r.json()) as Record<string, unknown> };
+}
+
+describe("networking.allow / networking.deny", () => {
+  it.each([
+    [
+      "a name with a bad label",
+      { allow: ["ok.test", "bad..test"] },
+      /^networking\.allow\[1\] "bad\.\.test" is not a valid/,
+    ],
+    [
+      "a wildcard in the middle",
+      { allow: ["a.*.test"] },
+      /^networking\.allow\[0\] "a\.\*\.test" may use \* only as a leading/,
+    ],
+    [
+      "a CIDR with host bits",
+      { deny: ["203.0.113.5/24"] },
+      /^networking\.deny\[0\] "203\.0\.113\.5\/24" has bits set past its prefix length/,
+    ],
+    ["an IPv6 address", { allow: ["::1"] }, /networking\.allow\[0\] must be a domain/],
+    [
+      "a prefix over 32",
+      { allow: ["10.0.0.0/33"] },
+      /^networking\.allow\[0\] "10\.0\.0\.0\/33" is not an IPv4 address or CIDR/,
+    ],
+    [
+      "a bare *.",
+      { allow: ["*.test"] },
+      /^networking\.allow\[0\] "\*\.test" is not a valid \*\.domain pattern/,
+    ],
+    ["too many rules", { allow: Array.from({ length: 257 }, (_, i) => `h${i}.test`) }, /at most 256 rules/],
+    ["a rule too long", { allow: [`${"a".repeat(250)}.test`] }, /networking\.allow\[0\] must be a domain/],
+    ["not a list", { allow: "x.test" }, /networking\.allow must be an array/],
+  ])("%s is a 400 naming it", async (_name, rules, why) => {
+    const r = await spawn({ command: "true", networking: { enabled: true, ...rules } });
+    expect(r.status, JSON.stringify(r.json)).toBe(400);
+    expect(Object.keys(r.json).sort()).toEqual(["error", "status"]);
+    expect(String(r.json["error"])).toMatch(why);
+  });
+
+  it("rules without networking are a 400", async () => {
+    const r = await spawn({ command: "true", networking: { enabled: false, allow: ["a.test"] } });
+    expect(r.status).toBe(400);
+    expect(String(r.json["error"])).toBe("networking.allow and networking.deny need networking.enabled");
+  });
+
+  it("a run reaches its allowed name only; each refusal is an egress_denied event naming it", async () => {
+    const [allowedIp, deniedIp] = outside.hosts as [string, string];
+    const http = (label: string, host: string) =>
+      `b=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${host} 8080 | grep '^hello'); echo "${label}=\${b:-fail}"`;
+    const r = await spawn({
+      command: [
+        "nslookup allowed.test >/dev/null 2>&1; nslookup denied.test >/dev/null 2>&1; nslookup rebind.test >/dev/null 2>&1",
+        http("allowed", allowedIp),
+        http("direct", deniedIp),
+      ].join("\n"),
+      networking: { enabled: true, allow: ["Allowed.Test", "rebind.test"] },
+    });
+    expect(r.status, JSON.stringify(r.json)).toBe(202);
+    const id = String(r.json["uuid"]);
+    const op = await waitOperation(t, id, 120_000);
+    expect(op["status"], String(op["error"])).toBe("SUCCESS");
+    // The rules are kept in their canonical spelling.
+    expect((op["metadata"] as { networking: unknown }).networking).toEqual({
+      enabled: true,
+      allow: ["allowed.test", "rebind.test"],
+    });
+    const events = await (await openEvents({ url: t.url, token: t.token }, id)).done(10_000);
+    const out = outputOf(events, "stdout");
+    expect(out).toContain(`allowed=hello ${allowedIp}`);
+    expect(out).toContain("direct=fail");
+    const denied = events.filter((e) => e.type === "egress_denied").map((e) => e.data);
+    expect(denied).toContainEqual({ destination: "denied.test", reason: "denied_name" });
+    expect(denied).toContainEqual({
+      destination: "rebind.test",
+      reason: "private_answer",
+      addresses: ["10.1.2.3"],
+    });
+    expect(denied).toContainEqual({
+      destination: `${deniedIp}:8080`,
+      reason: "not_allowed",
+      protocol: "tcp",
+    });
+    // Every denial comes before the exit event.
+    const exitAt = events.findIndex((e) => e.type === "exit");
+    expect(events.findLastIndex((e) => e.type === "egress_denied")).toBeLessThan(exitAt);
+  }, 120_000);
+});
