@@ -23,6 +23,7 @@ import type {
   ImageDeleteResponse,
   ImageDiff,
   InstanceSpawnRequest,
+  NetworkingSpec,
   OperationInstanceMetadata,
 } from "./types.js";
 
@@ -78,8 +79,11 @@ export interface RunOptions extends RequestOptions, OutputCallbacks {
    */
   files?: Record<string, RunFile>;
   maxLayerBytes?: number;
-  /** Outbound networking. */
-  networking?: boolean;
+  /**
+   * Outbound networking: `true`, or an egress policy `{ allow?, deny? }` (networking on, only
+   * what it allows: domains, `*.suffix` domains, IPv4 CIDRs; deny beats allow).
+   */
+  networking?: boolean | EgressRules;
   /** `wait()` / `result()` throw CommandFailedError on a non-zero exit, a signal or a timeout. */
   check?: boolean;
 }
@@ -112,7 +116,7 @@ export async function spawnRequest(
   if (opts.maxLayerBytes !== undefined) {
     req.resources_limits = { max_layer_bytes: checkBytes("maxLayerBytes", opts.maxLayerBytes)! };
   }
-  if (opts.networking !== undefined) req.networking = { enabled: opts.networking };
+  if (opts.networking !== undefined) req.networking = networkingSpec(opts.networking);
   if (opts.files) req.files = await fileSpecs(api, opts.files, opts);
   return req;
 }
@@ -350,3 +354,18 @@ export function waitOptionsOf(opts: WaitOptions): WaitOptions {
 }
 
 printAs(ImageHandle, "ImageHandle");
+
+/** An egress policy: `allow` (only these, when given) and `deny` (never these). */
+export interface EgressRules {
+  allow?: string[];
+  deny?: string[];
+}
+
+function networkingSpec(n: boolean | EgressRules): NetworkingSpec {
+  if (typeof n === "boolean") return { enabled: n };
+  return {
+    enabled: true,
+    ...(n.allow === undefined ? {} : { allow: [...n.allow] }),
+    ...(n.deny === undefined ? {} : { deny: [...n.deny] }),
+  };
+}

@@ -286,7 +286,7 @@ export const SPAWN_BODY: Shape<InstanceSpawnRequest> = {
     values: { uuid: "required", uid: "optional", gid: "optional", mode: "optional" },
   },
   resources_limits: { mark: "optional", properties: { max_layer_bytes: "optional" } },
-  networking: { mark: "optional", properties: { enabled: "required" } },
+  networking: { mark: "optional", properties: { enabled: "required", allow: "optional", deny: "optional" } },
 };
 export const IMPORT_BODY: Shape<ImageImportRequest> = {
   registry: {
