@@ -25,6 +25,8 @@ export interface WhoAmIResponse {
   permissions: Record<string, boolean>;
   limits?: Record<string, number>;
   operations_stat: Record<string, number>;
+  /** The project's egress rules, which every networked run gets and may only narrow (extension). */
+  egress?: { allow?: string[]; deny?: string[] };
 }
 
 // ---------------------------------------------------------------- images

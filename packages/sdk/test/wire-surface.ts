@@ -235,6 +235,7 @@ export const WHOAMI: Presence<WhoAmIResponse> = {
   permissions: "required",
   limits: "optional",
   operations_stat: "required",
+  egress: "optional",
 };
 
 // ---------------------------------------------------------------- request bodies, nested

@@ -6,8 +6,10 @@ import { invalidArgument } from "../core/errors.js";
 import { Dict, Maybe, NO_NUL, Open } from "../core/schema.js";
 import { decodeStreamInput } from "../core/stream-repr.js";
 import {
+  type EgressRules,
   MAX_EGRESS_RULE_LENGTH,
   MAX_EGRESS_RULES,
+  mergeEgress,
   parseEgressRule,
   ruleText,
 } from "../runtime/egress-policy.js";
@@ -61,7 +63,7 @@ const Encoding = Type.Union([Type.Literal("ascii"), Type.Literal("base64")], {
   "x-error": '{path} must be "ascii" or "base64"',
 });
 
-const EgressRules = (what: string) =>
+const EgressRuleList = (what: string) =>
   Type.Array(
     Type.String({
       minLength: 1,
@@ -180,8 +182,8 @@ export const SpawnBodySchema = Open({
   networking: Maybe(
     Open({
       enabled: Maybe(Bool("networking.enabled")),
-      allow: Maybe(EgressRules("networking.allow")),
-      deny: Maybe(EgressRules("networking.deny")),
+      allow: Maybe(EgressRuleList("networking.allow")),
+      deny: Maybe(EgressRuleList("networking.deny")),
     }),
   ),
 });
@@ -251,6 +253,8 @@ export function normalizeSpawn(
   body: SpawnBody,
   limits: ProjectLimits,
   defaultNetworking: boolean,
+  /** The project's egress rules, which every run with networking gets (and may only narrow). */
+  projectEgress?: EgressRules,
 ): { meta: InstanceMetadata; stdinBytes: Buffer } {
   const timeout = body.timeout ?? Math.min(DEFAULT_TIMEOUT, limits.instance_max_timeout);
   if (timeout > limits.instance_max_timeout)
@@ -290,7 +294,7 @@ export function normalizeSpawn(
     truncate_output_at: Math.min(body.truncate_output_at ?? DEFAULT_TRUNCATE, MAX_TRUNCATE),
     files,
     resources_limits: { max_layer_bytes: maxLayer },
-    networking: networkingOf(body.networking, defaultNetworking),
+    networking: networkingOf(body.networking, defaultNetworking, projectEgress),
   };
   return { meta, stdinBytes: bytes };
 }
@@ -308,11 +312,18 @@ function egressList(list: string[] | null | undefined, what: string): string[] |
 function networkingOf(
   n: SpawnBody["networking"],
   defaultNetworking: boolean,
+  project: EgressRules | undefined,
 ): InstanceMetadata["networking"] {
   const enabled = n?.enabled ?? defaultNetworking;
   const allow = egressList(n?.allow, "networking.allow");
   const deny = egressList(n?.deny, "networking.deny");
   if (!enabled && (allow !== undefined || deny !== undefined))
     throw invalidArgument("networking.allow and networking.deny need networking.enabled");
-  return { enabled, ...(allow === undefined ? {} : { allow }), ...(deny === undefined ? {} : { deny }) };
+  if (!enabled) return { enabled };
+  const rules = mergeEgress(project, {
+    ...(allow === undefined ? {} : { allow }),
+    ...(deny === undefined ? {} : { deny }),
+  });
+  if ("error" in rules) throw invalidArgument(rules.error);
+  return { enabled, ...rules };
 }

@@ -94,6 +94,33 @@ export function covers(outer: EgressRule, inner: EgressRule): boolean {
   );
 }
 
+/**
+ * A run's rules within its project's (both canonical): the run may narrow the project's allow
+ * list (each of its allow rules must lie inside one of the project's) and add denials; the
+ * project's denials always hold. Returns the rules in force, or the message of a 400.
+ */
+export function mergeEgress(
+  project: EgressRules | undefined,
+  run: EgressRules,
+): EgressRules | { error: string } {
+  let allow = project?.allow;
+  if (run.allow !== undefined) {
+    if (project?.allow !== undefined) {
+      const outer = project.allow.map(parseEgressRule).filter((r): r is EgressRule => typeof r !== "string");
+      for (const [i, text] of run.allow.entries()) {
+        const rule = parseEgressRule(text);
+        if (typeof rule === "string" || !outer.some((o) => covers(o, rule)))
+          return {
+            error: `networking.allow[${i}] ${JSON.stringify(text)} is outside the project's allow list`,
+          };
+      }
+    }
+    allow = run.allow;
+  }
+  const deny = [...new Set([...(project?.deny ?? []), ...(run.deny ?? [])])];
+  return { ...(allow === undefined ? {} : { allow }), ...(deny.length === 0 ? {} : { deny }) };
+}
+
 export class EgressPolicy {
   private constructor(
     /** null: no allow list (public egress). */

@@ -132,4 +132,71 @@ describe("networking.allow / networking.deny", () => {
     const exitAt = events.findIndex((e) => e.type === "exit");
     expect(events.findLastIndex((e) => e.type === "egress_denied")).toBeLessThan(exitAt);
   }, 120_000);
+
+  it("project defaults: whoami shows them, every networked run gets them, a run may only narrow them", async () => {
+    const who = (await (await t.api("/v1/whoami")).json()) as { project: string; egress?: unknown };
+    expect(who.egress).toBeUndefined();
+    const project = await t.server.store.projects.findByName(who.project);
+    if (project === undefined) throw new Error("no project");
+    await t.server.store.projects.setEgress(project.id, {
+      allow: ["allowed.test", "*.wild.test"],
+      deny: ["denied.test"],
+    });
+    try {
+      const after = (await (await t.api("/v1/whoami")).json()) as { egress?: unknown; limits: unknown };
+      expect(after.egress).toEqual({ allow: ["allowed.test", "*.wild.test"], deny: ["denied.test"] });
+      // The limits document is untouched by the rules stored beside them.
+      expect(Object.values(after.limits as Record<string, unknown>).every((v) => typeof v === "number")).toBe(
+        true,
+      );
+
+      const wider = await spawn({
+        command: "true",
+        networking: { enabled: true, allow: ["allowed.test", "other.test"] },
+      });
+      expect(wider.status).toBe(400);
+      expect(String(wider.json["error"])).toBe(
+        `networking.allow[1] "other.test" is outside the project's allow list`,
+      );
+      const widerSuffix = await spawn({ command: "true", networking: { enabled: true, allow: ["*.test"] } });
+      expect(widerSuffix.status).toBe(400);
+
+      const [allowedIp] = outside.hosts as [string];
+      const r = await spawn({
+        command: `nslookup denied.test >/dev/null 2>&1; b=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${allowedIp} 8080 | grep '^hello'); echo "allowed=\${b:-fail}"`,
+        networking: { enabled: true },
+      });
+      expect(r.status, JSON.stringify(r.json)).toBe(202);
+      const id = String(r.json["uuid"]);
+      const op = await waitOperation(t, id, 120_000);
+      expect((op["metadata"] as { networking: unknown }).networking).toEqual({
+        enabled: true,
+        allow: ["allowed.test", "*.wild.test"],
+        deny: ["denied.test"],
+      });
+      const events = await (await openEvents({ url: t.url, token: t.token }, id)).done(10_000);
+      // No name was resolved: the project's allow list holds even for a run that names none.
+      expect(outputOf(events, "stdout")).toContain("allowed=fail");
+      const denied = events.filter((e) => e.type === "egress_denied").map((e) => e.data);
+      expect(denied).toContainEqual({ destination: "denied.test", reason: "denied_name" });
+
+      const narrow = await spawn({
+        command: "true",
+        networking: { enabled: true, allow: ["api.wild.test"], deny: ["x.wild.test"] },
+      });
+      expect(narrow.status, JSON.stringify(narrow.json)).toBe(202);
+      const nop = await waitOperation(t, String(narrow.json["uuid"]), 120_000);
+      expect((nop["metadata"] as { networking: unknown }).networking).toEqual({
+        enabled: true,
+        allow: ["api.wild.test"],
+        deny: ["denied.test", "x.wild.test"],
+      });
+      // Without networking the rules do not apply (and are not shown).
+      const off = await spawn({ command: "true" });
+      const oop = await waitOperation(t, String(off.json["uuid"]), 120_000);
+      expect((oop["metadata"] as { networking: unknown }).networking).toEqual({ enabled: false });
+    } finally {
+      await t.server.store.projects.setEgress(project.id, undefined);
+    }
+  }, 180_000);
 });

@@ -12,6 +12,16 @@ const WhoAmI = Type.Object({
   permissions: Type.Record(Type.String(), Type.Boolean()),
   limits: Type.Record(Type.String(), Type.Integer()),
   operations_stat: Type.Record(Type.String(), Type.Integer()),
+  egress: Type.Optional(
+    Type.Object(
+      { allow: Type.Optional(Type.Array(Type.String())), deny: Type.Optional(Type.Array(Type.String())) },
+      {
+        description:
+          "extension: the project's egress rules, which every run with networking gets and may only narrow (docs/egress.md)",
+        "x-contree-extension": true,
+      },
+    ),
+  ),
 });
 
 export function whoamiRoutes(deps: Services) {
@@ -28,6 +38,7 @@ export function whoamiRoutes(deps: Services) {
           permissions: { ...p.token.permissions },
           limits: { ...effectiveLimits(deps.config.defaultLimits, p.project) },
           operations_stat: await deps.operations.stats(p.project.id),
+          ...(p.project.egress === undefined ? {} : { egress: p.project.egress }),
         };
       },
     );
