@@ -96,13 +96,16 @@ function parseCidr(cidr: string): { base: number; bits: number } {
   return { base: (ipToInt(ip) & mask) >>> 0, bits };
 }
 
-/** IPv4 nameservers of the host's resolv.conf that a netns can reach (loopback stubs cannot). */
-export async function hostDnsServers(file = "/etc/resolv.conf"): Promise<string[]> {
+/**
+ * IPv4 nameservers of the host's resolv.conf that a netns can reach (loopback stubs cannot);
+ * with `loopback`, those too (for the server's own resolver, which runs on the host).
+ */
+export async function hostDnsServers(file = "/etc/resolv.conf", loopback = false): Promise<string[]> {
   try {
     const text = await readFile(file, "utf8");
     return [...text.matchAll(/^\s*nameserver\s+(\d+\.\d+\.\d+\.\d+)\s*$/gm)]
       .map((m) => m[1] as string)
-      .filter((ip) => !ip.startsWith("127."));
+      .filter((ip) => loopback || !ip.startsWith("127."));
   } catch {
     return [];
   }

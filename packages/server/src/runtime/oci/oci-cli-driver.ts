@@ -285,7 +285,8 @@ export abstract class OciCliDriver implements RuntimeDriver {
             vethHost: net.vethHost,
             gateway: net.gateway,
             policy: spec.egressPolicy.policy,
-            upstream: cfg.dnsServers,
+            // The resolver runs on the host: a loopback stub resolver serves it too.
+            upstream: this.egress.dnsServers ?? (await hostDnsServers(undefined, true)),
             blocked: (ip) => isBlockedAddress(ip, extra),
             ...(spec.egressPolicy.onDenied === undefined ? {} : { onDenied: spec.egressPolicy.onDenied }),
           });
