@@ -5,6 +5,9 @@
  * `egress_denied` event on its operation. The "outside" is a network namespace of this test,
  * and the server's sandbox resolvers are pointed at its DNS server (CONTREE_SANDBOX_DNS).
  */
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { removeFirewallIfUnused } from "../../src/runtime/network.js";
 import { openEvents, outputOf } from "../events/sse-client.js";
@@ -199,4 +202,42 @@ describe("networking.allow / networking.deny", () => {
       await t.server.store.projects.setEgress(project.id, undefined);
     }
   }, 180_000);
+
+  it("contree-server project update sets, replaces and clears a project's rules (checked first)", async () => {
+    const bin = path.resolve(import.meta.dirname, "../../bin/contree-server.js");
+    const cli = (...args: string[]) =>
+      promisify(execFile)(
+        process.execPath,
+        [bin, "project", "update", "default", ...args, "--data-dir", t.dataDir],
+        {
+          timeout: 60_000,
+        },
+      );
+    const egress = async () => ((await (await t.api("/v1/whoami")).json()) as { egress?: unknown }).egress;
+    try {
+      const set = await cli(
+        "--egress-allow",
+        "API.test",
+        "--egress-allow",
+        "*.wild.test",
+        "--egress-deny",
+        "203.0.113.0/24",
+      );
+      expect(set.stdout).toContain("egress.allow\tapi.test,*.wild.test");
+      expect(set.stdout).toContain("egress.deny\t203.0.113.0/24");
+      expect(await egress()).toEqual({ allow: ["api.test", "*.wild.test"], deny: ["203.0.113.0/24"] });
+      await cli("--egress-deny", "bad.test");
+      expect(await egress()).toEqual({ allow: ["api.test", "*.wild.test"], deny: ["bad.test"] });
+      const bad = await cli("--egress-allow", "a..test").catch((e: { code?: number; stderr?: string }) => e);
+      expect((bad as { code?: number }).code).not.toBe(0);
+      expect(String((bad as { stderr?: string }).stderr)).toContain(
+        '--egress-allow "a..test" is not a valid domain name',
+      );
+      expect(await egress()).toEqual({ allow: ["api.test", "*.wild.test"], deny: ["bad.test"] });
+      await cli("--egress-clear");
+      expect(await egress()).toBeUndefined();
+    } finally {
+      await cli("--egress-clear").catch(() => undefined);
+    }
+  }, 120_000);
 });

@@ -230,6 +230,17 @@ for (const [name, make] of drivers) {
       expect(names).toContain(`denied_address ${cidrIp}:8080`);
     }, 120_000);
 
+    it("reports at most 100 distinct denials per sandbox", async () => {
+      const r = await run(
+        driver,
+        "for i in $(seq 1 150); do nslookup n$i.test >/dev/null 2>&1; done; echo done",
+        { allow: ["allowed.test"] },
+      );
+      expect(r.out).toContain("done");
+      expect(r.denials).toHaveLength(100);
+      expect(new Set(r.denials.map((d) => d.destination)).size).toBe(100);
+    }, 120_000);
+
     it("a sandbox without a policy keeps the host's resolvers and leaves no policy behind", async () => {
       const [allowedIp] = outside.hosts as [string];
       const r = await run(
