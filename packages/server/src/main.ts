@@ -208,7 +208,10 @@ export async function createServer(
     stateDir: layout.runtimeState,
     workDir: layout.selfTest,
     runscStatxFix: config.runscStatxFix,
-    ...(config.sandboxDns === undefined ? {} : { egress: { dnsServers: config.sandboxDns } }),
+    egress: {
+      ...(config.sandboxDns === undefined ? {} : { dnsServers: config.sandboxDns }),
+      ...(config.egressAllowPrivate === undefined ? {} : { released: config.egressAllowPrivate }),
+    },
   });
   logger.info(
     {

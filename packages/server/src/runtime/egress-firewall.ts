@@ -23,6 +23,11 @@ const MARKER = "/run/contree-egress.nft";
 /** How long a denied destination stays recorded (the guard reads the set far more often). */
 const DENIED_TTL = "2m";
 export const DENIED_SET_SIZE = 1024;
+/**
+ * The packet-mark bit set on a policed sandbox's packets to a released range (network.ts
+ * `released`): CONTREE-FWD accepts those before its drops. Used on no other packet.
+ */
+export const RELEASE_MARK = "0x200000";
 
 export interface SandboxFirewallSpec {
   vethHost: string;
@@ -32,6 +37,8 @@ export interface SandboxFirewallSpec {
   denyCidrs: string[];
   udpPort: number;
   tcpPort: number;
+  /** Blocked ranges an allowed destination may still lie in (network.ts `released`). */
+  released: string[];
 }
 
 export interface DeniedFlow {
@@ -58,17 +65,29 @@ function setSpecs(veth: string): Array<[string, string]> {
   ];
 }
 
-const BASE = [
-  `add table ${T}`,
-  `add map ${T} sb_fwdmap { type ifname : verdict; }`,
-  `add map ${T} sb_premap { type ifname : verdict; }`,
-  `add chain ${T} sb_fwd { type filter hook forward priority -1; policy accept; }`,
-  `add chain ${T} sb_pre { type nat hook prerouting priority -110; policy accept; }`,
-  `flush chain ${T} sb_fwd`,
-  `add rule ${T} sb_fwd iifname vmap @sb_fwdmap`,
-  `flush chain ${T} sb_pre`,
-  `add rule ${T} sb_pre iifname vmap @sb_premap`,
-];
+/**
+ * The table, its hooks and the `released` set; with `released` given, the set is refilled (the
+ * last server to install a policy sets it), else left as it is.
+ */
+function base(released: string[] | null): string[] {
+  const lines = [
+    `add table ${T}`,
+    `add map ${T} sb_fwdmap { type ifname : verdict; }`,
+    `add map ${T} sb_premap { type ifname : verdict; }`,
+    `add set ${T} released { type ipv4_addr; flags interval; }`,
+    `add chain ${T} sb_fwd { type filter hook forward priority -1; policy accept; }`,
+    `add chain ${T} sb_pre { type nat hook prerouting priority -110; policy accept; }`,
+    `flush chain ${T} sb_fwd`,
+    `add rule ${T} sb_fwd iifname vmap @sb_fwdmap`,
+    `flush chain ${T} sb_pre`,
+    `add rule ${T} sb_pre iifname vmap @sb_premap`,
+  ];
+  if (released !== null) {
+    lines.push(`flush set ${T} released`);
+    if (released.length > 0) lines.push(`add element ${T} released { ${released.join(", ")} }`);
+  }
+  return lines;
+}
 
 async function nft(script: string, what: string): Promise<void> {
   const r = await runCommand("nft", ["-f", "-"], { input: script });
@@ -98,18 +117,33 @@ function removal(veth: string): string[] {
 /** Installs a sandbox's policy (replacing anything a crashed predecessor left on the same veth). */
 export async function installSandboxFirewall(o: SandboxFirewallSpec): Promise<void> {
   const s = names(o.vethHost);
-  const lines = [...BASE, ...removal(o.vethHost), `add chain ${T} ${s.f}`, `add chain ${T} ${s.p}`];
+  const lines = [
+    ...base(o.released),
+    ...removal(o.vethHost),
+    `add chain ${T} ${s.f}`,
+    `add chain ${T} ${s.p}`,
+  ];
   for (const [name, spec] of setSpecs(o.vethHost)) lines.push(`add set ${T} ${name} ${spec}`);
   if (o.allowCidrs !== null && o.allowCidrs.length > 0)
     lines.push(`add element ${T} ${s.n} { ${o.allowCidrs.join(", ")} }`);
   if (o.denyCidrs.length > 0) lines.push(`add element ${T} ${s.d} { ${o.denyCidrs.join(", ")} }`);
   const upd = `update @${s.x} { ip daddr . meta l4proto . th dport }`;
   const f = (rule: string) => lines.push(`add rule ${T} ${s.f} ${rule}`);
+  // A released range is reachable only with the mark (CONTREE-FWD checks it): set here, for a
+  // connection the policy let start, and for its later packets.
+  const mark = `ip daddr @released meta mark set mark or ${RELEASE_MARK}`;
+  // Only an allow list can let a released range through (it must name it).
+  const released = o.released.length > 0 && o.allowCidrs !== null;
+  if (released) f(`ct state established,related ${mark} accept`);
   f("ct state established,related accept");
   f(`meta l4proto { tcp, udp } th dport 53 ${upd}`);
   f("meta l4proto { tcp, udp } th dport 53 drop");
   f(`ip daddr @${s.d} meta l4proto { tcp, udp } ${upd}`);
   f(`ip daddr @${s.d} drop`);
+  if (released) {
+    f(`ip daddr @${s.a} ${mark}`);
+    f(`ip daddr @${s.n} ${mark}`);
+  }
   if (o.allowCidrs === null) f("accept");
   f(`ip daddr @${s.a} accept`);
   f(`ip daddr @${s.n} accept`);
@@ -126,7 +160,7 @@ export async function installSandboxFirewall(o: SandboxFirewallSpec): Promise<vo
 
 /** Removes a sandbox's policy; idempotent. */
 export async function removeSandboxFirewall(veth: string): Promise<void> {
-  await nft(`${[...BASE, ...removal(veth)].join("\n")}\n`, "egress policy teardown");
+  await nft(`${[...base(null), ...removal(veth)].join("\n")}\n`, "egress policy teardown");
 }
 
 /**

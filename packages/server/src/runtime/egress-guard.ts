@@ -36,7 +36,9 @@ export interface EgressGuardOptions {
   policy: EgressPolicy;
   upstream: string[];
   upstreamPort?: number;
-  /** Addresses no sandbox may reach (the firewall's built-in list). */
+  /** Blocked ranges the policy may still allow (network.ts `released`). */
+  released?: string[];
+  /** Addresses no sandbox may reach (the firewall's built-in list, less `released`). */
   blocked(ip: string): boolean;
   onDenied?: (d: EgressDenial) => void;
   /** How often dropped flows are read (ms). */
@@ -82,6 +84,7 @@ export class EgressGuard {
         gateway: o.gateway,
         allowCidrs: o.policy.allow === null ? null : o.policy.cidrs("allow"),
         denyCidrs: o.policy.cidrs("deny"),
+        released: o.released ?? [],
         ...ports,
       });
     } catch (e) {

@@ -17,7 +17,7 @@ import { readdirSync } from "node:fs";
 import { readFile, unlink, writeFile } from "node:fs/promises";
 import { internal } from "../core/errors.js";
 import { type CommandOptions, type CommandResult, runCommand } from "../sys/run-command.js";
-import { REMOVE_EGRESS_TABLE_SH } from "./egress-firewall.js";
+import { RELEASE_MARK, REMOVE_EGRESS_TABLE_SH } from "./egress-firewall.js";
 import { NAME_PREFIX } from "./runtime-driver.js";
 
 export interface EgressConfig {
@@ -27,6 +27,11 @@ export interface EgressConfig {
   dnsServers: string[];
   /** More destinations to refuse, on top of the built-in list and the host's own LANs. */
   extraBlocked?: string[];
+  /**
+   * Blocked IPv4 ranges (labs, tests) that runs whose egress policy allows them may reach: the
+   * policy's chain marks such packets (RELEASE_MARK) and CONTREE-FWD accepts them before its drops.
+   */
+  released?: string[];
 }
 
 export interface EgressNetwork {
@@ -62,17 +67,26 @@ const BLOCKED_RANGES = [
 
 /** Is `ip` on the built-in list, or on `extra`? (The resolver drops such answers: rebinding.) */
 export function isBlockedAddress(ip: string, extra: readonly string[] = []): boolean {
+  return inRanges(ip, [...BLOCKED_RANGES, ...extra], true);
+}
+
+/** Is `ip` (IPv4) in one of `ranges`? `invalid` is the answer for what is not an address. */
+export function inRanges(ip: string, ranges: readonly string[], invalid = false): boolean {
   let n: number;
   try {
     n = ipToInt(ip);
   } catch {
-    return true;
+    return invalid;
   }
-  return [...BLOCKED_RANGES, ...extra].some((r) => {
+  return ranges.some((r) => {
     const { base, bits } = parseCidr(r);
     const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
     return (n & mask) >>> 0 === base;
   });
+}
+
+function releasedRule(range: string): string {
+  return `-i ${VETH_PREFIX}+ -d ${range} -m mark --mark ${RELEASE_MARK}/${RELEASE_MARK} -j ACCEPT`;
 }
 
 function ipToInt(ip: string): number {
@@ -138,6 +152,7 @@ function firewallRules(cfg: EgressConfig, lans: string[]): { v4: string; v6: str
     for (const proto of ["udp", "tcp"])
       f.push(`-A ${CHAIN_FWD} -i ${w} -d ${dns}/32 -p ${proto} --dport 53 -j ACCEPT`);
   }
+  for (const r of cfg.released ?? []) f.push(`-A ${CHAIN_FWD} ${releasedRule(r)}`);
   for (const r of [...BLOCKED_RANGES, ...lans, ...(cfg.extraBlocked ?? [])])
     f.push(`-A ${CHAIN_FWD} -i ${w} -d ${r} -j DROP`);
   f.push(`-A ${CHAIN_FWD} -i ${w} -j ACCEPT`, "COMMIT");
@@ -203,9 +218,16 @@ const DNS_REDIRECT_IN = "-m conntrack --ctstate DNAT -m addrtype --dst-type LOCA
  * Creates the veth pair under the firewall lock, after checking the chains are hooked in: a
  * concurrent removeFirewallIfUnused() (which needs "no veth left") cannot slip in between.
  */
-async function addVethGuarded(vethHost: string, nsName: string): Promise<"ok" | "exists" | "no-firewall"> {
+async function addVethGuarded(
+  vethHost: string,
+  nsName: string,
+  cfg: EgressConfig,
+): Promise<"ok" | "exists" | "no-firewall"> {
   const w = `${VETH_PREFIX}+`;
-  const script = `iptables -w -C INPUT -i ${w} -j ${CHAIN_IN} 2>/dev/null && iptables -w -C FORWARD -i ${w} -j ${CHAIN_FWD} 2>/dev/null && iptables -w -C ${CHAIN_IN} ${DNS_REDIRECT_IN} 2>/dev/null || exit ${FIREWALL_MISSING}
+  const released = (cfg.released ?? []).map(
+    (r) => ` && iptables -w -C ${CHAIN_FWD} ${releasedRule(r)} 2>/dev/null`,
+  );
+  const script = `iptables -w -C INPUT -i ${w} -j ${CHAIN_IN} 2>/dev/null && iptables -w -C FORWARD -i ${w} -j ${CHAIN_FWD} 2>/dev/null && iptables -w -C ${CHAIN_IN} ${DNS_REDIRECT_IN} 2>/dev/null${released.join("")} || exit ${FIREWALL_MISSING}
 exec ip link add "$0" type veth peer name eth0 netns "$1"`;
   const r = await runCommand("flock", [LOCK, "sh", "-c", script, vethHost, nsName]);
   if (r.code === 0) return "ok";
@@ -266,10 +288,10 @@ export async function setupEgress(id: string, cfg: EgressConfig): Promise<Egress
       const gateway = intToIp(base + slot * 4 + 1);
       const address = intToIp(base + slot * 4 + 2);
       // The kernel refuses a duplicate interface name: that is our allocation lock.
-      let add = await addVethGuarded(vethHost, nsName);
+      let add = await addVethGuarded(vethHost, nsName, cfg);
       if (add === "no-firewall") {
         await ensureFirewall(cfg);
-        add = await addVethGuarded(vethHost, nsName);
+        add = await addVethGuarded(vethHost, nsName, cfg);
       }
       if (add === "exists") continue;
       if (add !== "ok") throw internal("firewall is not in place");

@@ -1,7 +1,7 @@
 /**
  * An "outside world" for egress-policy tests, entirely on this machine: a network namespace
- * holding a few addresses of 203.0.113.0/24 (TEST-NET-3, routed to its veth: no packet leaves
- * the host), with
+ * holding a few addresses of 203.0.113.0/24 (TEST-NET-3) and two of 10.97.K.0/28 (routed to its
+ * veth: no packet leaves the host), with
  *  - a DNS server (UDP and TCP, port 53, on `dns`) answering the names of `records`, NXDOMAIN
  *    for the rest, and counting the queries it got;
  *  - an HTTP server on port 8080 of every address that answers `hello <address it was reached on>`.
@@ -16,6 +16,9 @@ export interface EgressOutside {
   dns: string;
   /** More addresses inside the namespace, each serving HTTP on 8080. */
   hosts: string[];
+  /** Two private addresses inside the namespace (HTTP on 8080 too), in `privateNet`. */
+  privates: string[];
+  privateNet: string;
   /** DNS queries the server got so far (names). */
   queries(): Promise<string[]>;
   stop(): Promise<void>;
@@ -56,7 +59,7 @@ async function ip(args: string[]): Promise<void> {
 
 /** `records`: name → addresses (which may lie outside the namespace, e.g. private ones). */
 export async function startEgressOutside(
-  records: (hosts: string[]) => Record<string, string[]>,
+  records: (hosts: string[], privates: string[]) => Record<string, string[]>,
 ): Promise<EgressOutside> {
   let k = 1;
   for (; k < 16; k++) {
@@ -69,6 +72,8 @@ export async function startEgressOutside(
   const gw = `203.0.113.${base + 1}`;
   const dns = `203.0.113.${base + 2}`;
   const hosts = [3, 4, 5, 6, 7].map((i) => `203.0.113.${base + i}`);
+  const privateNet = `10.97.${k}.0/28`;
+  const privates = [`10.97.${k}.2`, `10.97.${k}.3`];
   let proc: ChildProcess | undefined;
   const stop = async () => {
     if (proc !== undefined && proc.exitCode === null) {
@@ -84,15 +89,23 @@ export async function startEgressOutside(
   try {
     await ip(["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns]);
     await ip(["addr", "add", `${gw}/28`, "dev", veth]);
+    await ip(["addr", "add", `10.97.${k}.1/28`, "dev", veth]);
     await ip(["link", "set", veth, "up"]);
-    const inside = [dns, ...hosts].map((a) => `addr add ${a}/28 dev eth0`).join("\n");
+    const inside = [dns, ...hosts, ...privates].map((a) => `addr add ${a}/28 dev eth0`).join("\n");
     const r = await runCommand("ip", ["-n", ns, "-batch", "-"], {
       input: `${inside}\nlink set eth0 up\nlink set lo up\nroute add default via ${gw}\n`,
     });
     if (r.code !== 0) throw new Error(`netns setup: ${r.stderr}`);
     const child = spawn(
       "nsenter",
-      [`--net=/run/netns/${ns}`, process.execPath, "-e", SERVER, JSON.stringify(records(hosts)), dns],
+      [
+        `--net=/run/netns/${ns}`,
+        process.execPath,
+        "-e",
+        SERVER,
+        JSON.stringify(records(hosts, privates)),
+        dns,
+      ],
       { stdio: ["pipe", "pipe", "pipe"] },
     );
     proc = child;
@@ -117,6 +130,8 @@ export async function startEgressOutside(
     return {
       dns,
       hosts,
+      privates,
+      privateNet,
       queries: () =>
         new Promise<string[]>((resolve) => {
           waiting.push(resolve);

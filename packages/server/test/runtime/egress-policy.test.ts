@@ -22,13 +22,19 @@ import { mountRootfs, unmount } from "../../src/sys/overlay-mount.js";
 import { runCommand } from "../../src/sys/run-command.js";
 import { type EgressOutside, startEgressOutside } from "../harness/egress-outside.js";
 
-const drivers: Array<[string, (stateDir: string, dns: string[]) => RuntimeDriver]> = [
-  ["crun", (stateDir, dnsServers) => new CrunDriver({ stateDir, egress: { dnsServers } })],
-  ["runc", (stateDir, dnsServers) => new RuncDriver({ stateDir, egress: { dnsServers } })],
+const drivers: Array<[string, (stateDir: string, dns: string[], released?: string[]) => RuntimeDriver]> = [
+  [
+    "crun",
+    (stateDir, dnsServers, released) => new CrunDriver({ stateDir, egress: { dnsServers, released } }),
+  ],
+  [
+    "runc",
+    (stateDir, dnsServers, released) => new RuncDriver({ stateDir, egress: { dnsServers, released } }),
+  ],
   [
     "runsc",
-    (stateDir, dnsServers) =>
-      new RunscDriver({ stateDir, platform: "ptrace", statxFix: "on", egress: { dnsServers } }),
+    (stateDir, dnsServers, released) =>
+      new RunscDriver({ stateDir, platform: "ptrace", statxFix: "on", egress: { dnsServers, released } }),
   ],
 ];
 
@@ -46,7 +52,8 @@ let base = "";
 let seq = 0;
 
 beforeAll(async () => {
-  outside = await startEgressOutside((h) => ({
+  outside = await startEgressOutside((h, p) => ({
+    "lab.test": [p[1] as string],
     "allowed.test": [h[0] as string],
     "denied.test": [h[1] as string],
     "api.wild.test": [h[3] as string],
@@ -229,6 +236,34 @@ for (const [name, make] of drivers) {
       expect(names).toContain("denied_name denied.test");
       expect(names).toContain(`denied_address ${cidrIp}:8080`);
     }, 120_000);
+
+    it("a private range the operator released is reachable only by runs whose policy allows it", async () => {
+      const lab = make(path.join(root, `state-${name}-lab`), [outside.dns], [outside.privateNet]);
+      const [byCidr, byName] = outside.privates as [string, string];
+      const script = [lookups(["lab.test", "rebind.test"]), get("name", byName), get("cidr", byCidr)].join(
+        "\n",
+      );
+      const allowed = await run(lab, script, { allow: ["lab.test", `${byCidr}/32`, "rebind.test"] });
+      expect(allowed.out).toContain(`dns lab.test=${byName}`);
+      expect(allowed.out).toContain(`http name=hello ${byName}`);
+      expect(allowed.out).toContain(`http cidr=hello ${byCidr}`);
+      // Other private answers are still dropped.
+      expect(allowed.out).toContain("dns rebind.test=none");
+      const other = await run(lab, script, { allow: ["allowed.test"] });
+      expect(other.out).toContain("dns lab.test=none");
+      expect(other.out).toContain("http name=fail");
+      expect(other.out).toContain("http cidr=fail");
+      // Without an allow list naming it, and without a policy, the range stays refused.
+      const denyOnly = await run(lab, script, { deny: ["x.test"] });
+      expect(denyOnly.out).toContain("http name=fail");
+      expect(denyOnly.out).toContain("http cidr=fail");
+      const none = await run(lab, script, null);
+      expect(none.out).toContain("http cidr=fail");
+      // A driver without the release: the allowed range is refused.
+      const plain = await run(driver, script, { allow: ["lab.test", `${byCidr}/32`] });
+      expect(plain.out).toContain("dns lab.test=none");
+      expect(plain.out).toContain("http cidr=fail");
+    }, 180_000);
 
     it("reports at most 100 distinct denials per sandbox", async () => {
       const r = await run(

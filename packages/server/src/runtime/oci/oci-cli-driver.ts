@@ -21,6 +21,7 @@ import {
   type EgressConfig,
   type EgressNetwork,
   hostDnsServers,
+  inRanges,
   isBlockedAddress,
   resolvConf,
   setupEgress,
@@ -237,6 +238,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
       subnet: this.egress.subnet ?? "10.231.0.0/16",
       dnsServers: this.egress.dnsServers ?? (await hostDnsServers()),
       extraBlocked: this.egress.extraBlocked ?? [],
+      released: this.egress.released ?? [],
     };
   }
 
@@ -281,13 +283,17 @@ export abstract class OciCliDriver implements RuntimeDriver {
         if (spec.egressPolicy === undefined) await clearStaleSandboxFirewall(net.vethHost);
         else {
           const extra = cfg.extraBlocked ?? [];
+          const released = cfg.released ?? [];
+          // A released range needs an allow list that names it.
+          const lets = spec.egressPolicy.policy.allow !== null;
           const g = await EgressGuard.start({
             vethHost: net.vethHost,
             gateway: net.gateway,
             policy: spec.egressPolicy.policy,
             // The resolver runs on the host: a loopback stub resolver serves it too.
             upstream: this.egress.dnsServers ?? (await hostDnsServers(undefined, true)),
-            blocked: (ip) => isBlockedAddress(ip, extra),
+            released,
+            blocked: (ip) => isBlockedAddress(ip, extra) && !(lets && inRanges(ip, released)),
             ...(spec.egressPolicy.onDenied === undefined ? {} : { onDenied: spec.egressPolicy.onDenied }),
           });
           guard = g;
