@@ -119,9 +119,14 @@ export class EgressGuard {
     return [...(this.names.get(ip)?.names ?? [])];
   }
 
-  private async admit(name: string, addresses: string[], ttl: number): Promise<void> {
-    await allowAddresses(this.o.vethHost, addresses, ttl);
-    const until = Date.now() + ttl * 1000;
+  /** Seconds the firewall keeps the addresses from now (what the sandbox may cache). */
+  private async admit(name: string, addresses: string[], ttl: number): Promise<number> {
+    const now = Date.now();
+    // The set already holds them for at least half this TTL: no nft call (most repeat lookups).
+    const left = Math.min(...addresses.map((a) => (this.names.get(a)?.until ?? 0) - now));
+    const fresh = left >= (ttl * 1000) / 2;
+    if (!fresh) await allowAddresses(this.o.vethHost, addresses, ttl);
+    const until = fresh ? now : now + ttl * 1000;
     for (const a of addresses) {
       const e = this.names.get(a) ?? { names: new Set<string>(), until };
       // Bounded: one sandbox's names per address.
@@ -129,6 +134,7 @@ export class EgressGuard {
       e.until = Math.max(e.until, until);
       this.names.set(a, e);
     }
+    return fresh ? Math.floor(left / 1000) : ttl;
   }
 
   private report(d: EgressDenial): void {

@@ -50,8 +50,11 @@ export interface ResolverOptions {
   allowsName(name: string): boolean;
   /** True for addresses no sandbox may reach (private ranges, the host's networks). */
   blocked(ip: string): boolean;
-  /** Lets the sandbox reach these addresses; resolves once the firewall has them. */
-  admit(name: string, addresses: string[], ttlSeconds: number): Promise<void>;
+  /**
+   * Lets the sandbox reach these addresses; resolves once the firewall has them, to the seconds
+   * it keeps them (at most `ttlSeconds`).
+   */
+  admit(name: string, addresses: string[], ttlSeconds: number): Promise<number>;
   refuse(r: ResolverRefusal): void;
 }
 
@@ -173,12 +176,12 @@ export class SandboxResolver {
       this.o.refuse({ name, reason: "private_answer", addresses: dropped.map((r) => r.value as string) });
     if (kept.length === 0) return buildResponse(q, dropped.length > 0 ? RCODE_NXDOMAIN : RCODE_NOERROR, []);
     const ttl = Math.min(MAX_ALLOW_TTL, Math.max(MIN_ALLOW_TTL, ...kept.map((r) => r.ttl)));
-    await this.o.admit(name, [...new Set(kept.map((r) => r.value as string))], ttl);
+    const keptFor = await this.o.admit(name, [...new Set(kept.map((r) => r.value as string))], ttl);
     // The sandbox caches no longer than the firewall keeps the addresses.
     const answers: DnsRecord[] = [...cnames, ...kept].map((r) => ({
       ...r,
       cls: 1,
-      ttl: Math.min(r.ttl, ttl),
+      ttl: Math.min(r.ttl, keptFor),
     }));
     // The owner of the first record is the name asked (the upstream's may differ in case).
     return buildResponse({ ...q, question: { ...q.question, name } }, RCODE_NOERROR, answers);
