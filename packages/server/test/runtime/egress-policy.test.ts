@@ -11,6 +11,7 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBusyboxRootfs } from "../../src/runtime/busybox.js";
+import { buildQuery, TYPE_A } from "../../src/runtime/dns-message.js";
 import type { EgressDenial } from "../../src/runtime/egress-guard.js";
 import { EgressPolicy, type EgressRules } from "../../src/runtime/egress-policy.js";
 import { RunscDriver } from "../../src/runtime/gvisor/runsc-driver.js";
@@ -264,6 +265,42 @@ for (const [name, make] of drivers) {
       expect(plain.out).toContain("dns lab.test=none");
       expect(plain.out).toContain("http cidr=fail");
     }, 180_000);
+
+    it("the sandbox's resolver answers DNS over TCP too", async () => {
+      const [allowedIp] = outside.hosts as [string];
+      // A length-prefixed query as printf octal escapes (busybox has no DNS-over-TCP client).
+      const octal = (name: string) => {
+        const q = buildQuery(0x4242, { name, type: TYPE_A, cls: 1 });
+        const framed = Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q]);
+        return [...framed].map((b) => `\\${b.toString(8).padStart(3, "0")}`).join("");
+      };
+      const ask = (label: string, name: string) =>
+        `echo "${label}=$( (printf '${octal(name)}'; sleep 1) | nc $gw 53 | od -An -tx1 | tr -d ' \\n')"`;
+      const r = await run(
+        driver,
+        [
+          "gw=$(sed -n 's/^nameserver //p' /etc/resolv.conf)",
+          ask("allowed", "allowed.test"),
+          ask("refused", "tcp-refused.test"),
+        ].join("\n"),
+        { allow: ["allowed.test"] },
+      );
+      const hex = (ip: string) =>
+        ip
+          .split(".")
+          .map((x) => Number(x).toString(16).padStart(2, "0"))
+          .join("");
+      const allowed = /allowed=([0-9a-f]*)/.exec(r.out)?.[1] ?? "";
+      // Our id, a response (0x81..), and the address as the answer's data.
+      expect(allowed.slice(4, 8)).toBe("4242");
+      expect(allowed.slice(8, 10)).toBe("81");
+      expect(allowed.endsWith(`0004${hex(allowedIp)}`)).toBe(true);
+      const refused = /refused=([0-9a-f]*)/.exec(r.out)?.[1] ?? "";
+      // NXDOMAIN (rcode 3) and no answer.
+      expect(refused.slice(4, 8)).toBe("4242");
+      expect(Number.parseInt(refused.slice(10, 12), 16) & 15).toBe(3);
+      expect(r.denials.map((d) => `${d.reason} ${d.destination}`)).toContain("denied_name tcp-refused.test");
+    }, 120_000);
 
     it("reports at most 100 distinct denials per sandbox", async () => {
       const r = await run(
