@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(runc crun runsc iproute2 iptables busybox-static jq zstd attr libcap2-bin
+PKGS=(runc crun runsc iproute2 iptables nftables busybox-static jq zstd attr libcap2-bin
       docker-registry skopeo apache2-utils debootstrap rsync curl ca-certificates gcc libc6-dev
       chromium)
 missing=()

@@ -23,6 +23,7 @@ import type {
   ImageDeleteResponse,
   ImageDiff,
   InstanceSpawnRequest,
+  NetworkingSpec,
   OperationInstanceMetadata,
   SecretUse,
 } from "./types.js";
@@ -79,8 +80,11 @@ export interface RunOptions extends RequestOptions, OutputCallbacks {
    */
   files?: Record<string, RunFile>;
   maxLayerBytes?: number;
-  /** Outbound networking. */
-  networking?: boolean;
+  /**
+   * Outbound networking: `true`, or an egress policy `{ allow?, deny? }` (networking on, only
+   * what it allows: domains, `*.suffix` domains, IPv4 CIDRs; deny beats allow).
+   */
+  networking?: boolean | EgressRules;
   /**
    * A pseudo-terminal for the main process (server extension): one output stream (stdout), stdin
    * open for typing. Attach with `op.terminal()`.
@@ -128,7 +132,7 @@ export async function spawnRequest(
   if (opts.maxLayerBytes !== undefined) {
     req.resources_limits = { max_layer_bytes: checkBytes("maxLayerBytes", opts.maxLayerBytes)! };
   }
-  if (opts.networking !== undefined) req.networking = { enabled: opts.networking };
+  if (opts.networking !== undefined) req.networking = networkingSpec(opts.networking);
   Object.assign(req, ttySpec(opts));
   if (opts.secrets) req.secrets = opts.secrets.map((x) => ({ ...x }));
   if (opts.files) req.files = await fileSpecs(api, opts.files, opts);
@@ -368,3 +372,18 @@ export function waitOptionsOf(opts: WaitOptions): WaitOptions {
 }
 
 printAs(ImageHandle, "ImageHandle");
+
+/** An egress policy: `allow` (only these, when given) and `deny` (never these). */
+export interface EgressRules {
+  allow?: string[];
+  deny?: string[];
+}
+
+function networkingSpec(n: boolean | EgressRules): NetworkingSpec {
+  if (typeof n === "boolean") return { enabled: n };
+  return {
+    enabled: true,
+    ...(n.allow === undefined ? {} : { allow: [...n.allow] }),
+    ...(n.deny === undefined ? {} : { deny: [...n.deny] }),
+  };
+}

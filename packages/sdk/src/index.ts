@@ -61,7 +61,7 @@ export type { FileInput, FileSource, LocalPath } from "./files.js";
 export { Files } from "./files.js";
 export type { RequestBody, RequestOptions } from "./http.js";
 export { SDK_VERSION } from "./http.js";
-export type { ReadOptions, RunFile, RunFileSpec, RunOptions } from "./image-handle.js";
+export type { EgressRules, ReadOptions, RunFile, RunFileSpec, RunOptions } from "./image-handle.js";
 export { ImageHandle } from "./image-handle.js";
 export type { WaitOptions } from "./operation-handle.js";
 export { ImportOperation, OperationHandle } from "./operation-handle.js";

@@ -15,7 +15,7 @@ import {
   ProtocolError,
 } from "./errors.js";
 import type { RequestOptions } from "./http.js";
-import type { ImageHandle, RunFile } from "./image-handle.js";
+import type { EgressRules, ImageHandle, RunFile } from "./image-handle.js";
 import type { WaitOptions } from "./operation-handle.js";
 import { printAs } from "./printable.js";
 import {
@@ -38,8 +38,11 @@ export interface SandboxOptions extends RequestOptions {
   uid?: number;
   gid?: number;
   hostname?: string;
-  /** Outbound networking. */
-  networking?: boolean;
+  /**
+   * Outbound networking: `true`, or an egress policy `{ allow?, deny? }` (networking on, only
+   * what it allows: domains, `*.suffix` domains, IPv4 CIDRs; deny beats allow).
+   */
+  networking?: boolean | EgressRules;
   /** Files placed before it starts, as for `run()`. */
   files?: Record<string, RunFile>;
   maxLayerBytes?: number;

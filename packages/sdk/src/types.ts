@@ -27,6 +27,8 @@ export interface WhoAmIResponse {
   operations_stat: Record<string, number>;
   /** An admin token: any project via the `Project` header, and `client.admin` (extension). */
   admin?: boolean;
+  /** The project's egress rules, which every networked run gets and may only narrow (extension). */
+  egress?: { allow?: string[]; deny?: string[] };
 }
 
 // ---------------------------------------------------------------- images
@@ -175,7 +177,7 @@ export interface InstanceSpawnRequest {
   truncate_output_at?: number;
   files?: Record<string, FileSpec>;
   resources_limits?: { max_layer_bytes?: number };
-  networking?: { enabled: boolean };
+  networking?: NetworkingSpec;
   /**
    * Extension: a pseudo-terminal for the process (docs/terminals.md). One output stream, recorded
    * as stdout; stdin stays open for typing unless `stdin` is given. `terminal()` attaches to it.
@@ -211,6 +213,18 @@ export interface CommitRefused {
   path: string;
   /** How the value was written: `raw`, `base64`, `base64url` or `hex` (text). */
   encoding: string;
+}
+
+/**
+ * Outbound networking of a run. Extension: `allow` (when given, only these destinations) and
+ * `deny` (refused even when allowed): domains (`api.example.com`, `*.example.com` for every name
+ * below it) and IPv4 CIDRs (`203.0.113.0/24`, or one address). Private ranges and the host stay
+ * unreachable either way. Each refused destination is an `egress_denied` event (docs/egress.md).
+ */
+export interface NetworkingSpec {
+  enabled: boolean;
+  allow?: string[];
+  deny?: string[];
 }
 
 export interface InstanceSpawnResponse extends Partial<Omit<InstanceSpawnRequest, "image" | "command">> {
@@ -448,6 +462,18 @@ export interface EventDataCompletion {
   image_size_bytes?: number;
 }
 
+/** Extension: a destination the run's egress policy refused (docs/egress.md). */
+export interface EventDataEgressDenied {
+  /** A domain name, or `address:port` for a connection. */
+  destination: string;
+  reason: "denied_name" | "private_answer" | "not_allowed" | "denied_address" | "other_resolver";
+  protocol?: "tcp" | "udp";
+  /** Allowed names the address had been resolved for (their TTL ran out). */
+  names?: string[];
+  /** `private_answer`: the addresses dropped from the DNS answer. */
+  addresses?: string[];
+}
+
 export interface EventDataMap {
   init: EventDataInit;
   network: EventDataNetwork;
@@ -460,6 +486,7 @@ export interface EventDataMap {
   exit: EventDataExit;
   shutdown: EventDataShutdown;
   completion: EventDataCompletion;
+  egress_denied: EventDataEgressDenied;
 }
 
 export type OperationEventType = keyof EventDataMap;

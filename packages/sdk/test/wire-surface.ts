@@ -274,6 +274,7 @@ export const WHOAMI: Presence<WhoAmIResponse> = {
   limits: "optional",
   operations_stat: "required",
   admin: "optional",
+  egress: "optional",
 };
 
 // ---------------------------------------------------------------- request bodies, nested
@@ -325,7 +326,7 @@ export const SPAWN_BODY: Shape<InstanceSpawnRequest> = {
     values: { uuid: "required", uid: "optional", gid: "optional", mode: "optional" },
   },
   resources_limits: { mark: "optional", properties: { max_layer_bytes: "optional" } },
-  networking: { mark: "optional", properties: { enabled: "required" } },
+  networking: { mark: "optional", properties: { enabled: "required", allow: "optional", deny: "optional" } },
   tty: "optional",
   rows: "optional",
   cols: "optional",

@@ -233,6 +233,10 @@ export async function createServer(
     stateDir: layout.runtimeState,
     workDir: layout.selfTest,
     runscStatxFix: config.runscStatxFix,
+    egress: {
+      ...(config.sandboxDns === undefined ? {} : { dnsServers: config.sandboxDns }),
+      ...(config.egressAllowPrivate === undefined ? {} : { released: config.egressAllowPrivate }),
+    },
   });
   logger.info(
     {

@@ -7,8 +7,10 @@ import { invalidArgument } from "../core/errors.js";
 import { isoMicros } from "../core/time.js";
 import { openMetadata } from "../main.js";
 import type { MetadataStore } from "../metadata/metadata-store.js";
+import type { ProjectEgress } from "../metadata/repos/project-repo.js";
 import { PROJECT_NAME_RE } from "../metadata/repos/project-repo.js";
 import { PERMISSIONS } from "../metadata/repos/token-repo.js";
+import { parseEgressRule, ruleText } from "../runtime/egress-policy.js";
 
 /** `--limit NAME=VALUE` arguments over a project's overrides: VALUE an integer 0..ceiling, or "default". */
 /** Admin commands work directly on the data dir (SQLite allows a running server beside them). */
@@ -51,8 +53,12 @@ export function registerAdminCommands(program: Command): void {
     .description("override the server's default limits for a project (shown by whoami `limits`)")
     .option("--set <name=value>", `set a limit (repeatable): ${Object.keys(LIMITS).join(", ")}`, collect, [])
     .option("--unset <name>", "back to the server default (repeatable)", collect, [])
+    .option("--egress-allow <rule>", "the project's egress allow list (repeatable; replaces it)", collect, [])
+    .option("--egress-deny <rule>", "the project's egress deny list (repeatable; replaces it)", collect, [])
+    .option("--egress-clear", "remove the project's egress rules (before any --egress-allow/--egress-deny)")
     .option("--data-dir <dir>", "data directory (env CONTREE_DATA_DIR)")
-    .action(async (name: string, opts: { set: string[]; unset: string[]; dataDir?: string }) => {
+    .action(async (name: string, opts: ProjectUpdateOptions) => {
+      const egressChange = projectEgressChange(opts);
       const updates: Partial<ProjectLimits> = {};
       try {
         for (const s of opts.set) {
@@ -68,7 +74,13 @@ export function registerAdminCommands(program: Command): void {
         const limits: Partial<ProjectLimits> = { ...p.limits, ...updates };
         for (const k of opts.unset) delete limits[k as LimitName];
         await s.projects.setLimits(p.id, limits);
+        let egress = p.egress;
+        if (egressChange !== null) {
+          egress = egressChange(p.egress);
+          await s.projects.setEgress(p.id, egress);
+        }
         for (const [k, v] of Object.entries(limits)) out(`${k}\t${v}`);
+        for (const [k, v] of Object.entries(egress ?? {})) out(`egress.${k}\t${(v as string[]).join(",")}`);
       });
     });
 
@@ -156,4 +168,34 @@ export function registerAdminCommands(program: Command): void {
         out(`revoked ${id}`);
       });
     });
+}
+
+interface ProjectUpdateOptions {
+  set: string[];
+  unset: string[];
+  egressAllow: string[];
+  egressDeny: string[];
+  egressClear?: boolean;
+  dataDir?: string;
+}
+
+/** How the --egress-* flags change a project's rules (null: they were not given); rules checked first. */
+function projectEgressChange(
+  o: ProjectUpdateOptions,
+): ((old: ProjectEgress | undefined) => ProjectEgress | undefined) | null {
+  if (o.egressAllow.length === 0 && o.egressDeny.length === 0 && o.egressClear !== true) return null;
+  const canonical = (list: string[], flag: string) =>
+    list.map((text) => {
+      const rule = parseEgressRule(text);
+      if (typeof rule === "string") throw invalidArgument(`${flag} ${JSON.stringify(text)} ${rule}`);
+      return ruleText(rule);
+    });
+  const allow = canonical(o.egressAllow, "--egress-allow");
+  const deny = canonical(o.egressDeny, "--egress-deny");
+  return (old) => {
+    const next: ProjectEgress = o.egressClear === true ? {} : { ...old };
+    if (allow.length > 0) next.allow = allow;
+    if (deny.length > 0) next.deny = deny;
+    return next.allow === undefined && next.deny === undefined ? undefined : next;
+  };
 }

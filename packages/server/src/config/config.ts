@@ -48,6 +48,10 @@ export interface Config {
   defaultNetworking: boolean;
   /** Per-sandbox cgroup limits. */
   sandbox: { memoryBytes: number; pids: number; cpus: number | undefined };
+  /** IPv4 resolvers sandboxes use (and the egress-policy resolver asks); unset = the host's. */
+  sandboxDns?: string[];
+  /** Private IPv4 ranges runs may reach when their egress policy allows them (labs, tests). */
+  egressAllowPrivate?: string[];
   /**
    * Bearer token that may read `/metrics` (besides admin tokens); "public" serves it without
    * authentication. Undefined: admin tokens only.

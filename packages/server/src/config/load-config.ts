@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { isAbsolute, resolve } from "node:path";
 import { invalidArgument } from "../core/errors.js";
 import { parseAllowEntry } from "../registry/destination-policy.js";
@@ -48,6 +49,10 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CONTREE_SANDBOX_MEMORY_BYTES: "memory limit of each sandbox (default 2147483648)",
   CONTREE_SANDBOX_PIDS: "process limit of each sandbox (default 1024)",
   CONTREE_SANDBOX_CPUS: "CPU limit of each sandbox in cores (default: none)",
+  CONTREE_EGRESS_ALLOW_PRIVATE:
+    "comma-separated private IPv4 CIDRs that runs whose egress policy allows them may reach (labs, tests; default: none)",
+  CONTREE_SANDBOX_DNS:
+    "comma-separated IPv4 resolvers for sandboxes with networking, asked by the egress-policy resolver too (default: the host's /etc/resolv.conf, loopback ones left out)",
   CONTREE_INSTANCE_MAX_TIMEOUT: "default per-project limit (seconds)",
   CONTREE_INSTANCE_MAX_CONCURRENCY: "default per-project limit",
   CONTREE_INSTANCE_MAX_LAYER_BYTES: "default per-project limit (bytes)",
@@ -173,6 +178,19 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     if (!Number.isFinite(cpus) || cpus <= 0 || cpus > 1024)
       problems.push(`CONTREE_SANDBOX_CPUS must be a positive number, got ${JSON.stringify(cpusRaw)}`);
   }
+  const sandboxDns = list(env["CONTREE_SANDBOX_DNS"]);
+  for (const ip of sandboxDns)
+    if (isIP(ip) !== 4) problems.push(`CONTREE_SANDBOX_DNS: ${JSON.stringify(ip)} is not an IPv4 address`);
+  const egressAllowPrivate = list(env["CONTREE_EGRESS_ALLOW_PRIVATE"]);
+  for (const c of egressAllowPrivate) {
+    const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d{1,2})$/.exec(c);
+    const n = m === null ? 0 : (m[1] as string).split(".").reduce((a, b) => a * 256 + Number(b), 0);
+    const bits = Number(m?.[2]);
+    if (m === null || isIP(m[1] as string) !== 4 || bits > 32 || n % 2 ** (32 - bits) !== 0)
+      problems.push(
+        `CONTREE_EGRESS_ALLOW_PRIVATE: ${JSON.stringify(c)} is not an IPv4 CIDR without host bits`,
+      );
+  }
   const sandbox = {
     memoryBytes: int("CONTREE_SANDBOX_MEMORY_BYTES", 2 * 1024 * 1024 * 1024, 16 * 1024 * 1024),
     pids: int("CONTREE_SANDBOX_PIDS", 1024, 16),
@@ -235,6 +253,8 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     defaultLimits,
     defaultNetworking,
     sandbox,
+    ...(sandboxDns.length === 0 ? {} : { sandboxDns }),
+    ...(egressAllowPrivate.length === 0 ? {} : { egressAllowPrivate }),
     metricsToken,
     scratch,
     storage,

@@ -13,6 +13,8 @@ import type { HandlerContext, HandlerOutcome, OperationHandler } from "../operat
 import { isOutputRef } from "../outputs/output-ref.js";
 import type { OutputStore } from "../outputs/output-store.js";
 import { readRange } from "../outputs/repr-chunks.js";
+import type { EgressDenial } from "../runtime/egress-guard.js";
+import { EgressPolicy } from "../runtime/egress-policy.js";
 import type { IdRange, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
 import type { AttachedProxy, HeaderRule, ProxiedRun, SandboxNet } from "../secrets/header-proxy.js";
 import { leakNeedles, type Needle } from "../secrets/leak-needles.js";
@@ -101,6 +103,8 @@ interface StartedRun {
   unregister: CleanupStep;
   /** Ends the header proxy's redirect (header-mode secrets only). */
   detachProxy?: CleanupStep | undefined;
+  /** Stores the egress denials not yet recorded (runs with an egress policy). */
+  flushEgress?: () => Promise<void>;
 }
 
 /**
@@ -137,6 +141,7 @@ export class InstanceHandler implements OperationHandler {
       const exited = await this.supervise(started, ctx);
       if (ctx.signal.aborted) return { status: "FAILED", error: "cancelled" };
       clock.enter("commit");
+      await started.flushEgress?.();
       // The result is final: what is left to remove is released after the completion is stored.
       outcome = {
         ...(await this.commit(op, meta, image, prepared, started.main, exited, ctx)),
@@ -271,6 +276,7 @@ export class InstanceHandler implements OperationHandler {
       secretEnv: run.secretEnv,
       mask: run.mask,
     });
+    const egress = this.egressPolicy(op, meta, ctx);
     const sandbox = await this.o.driver.start(
       {
         id: `${op.id.slice(0, 8)}${op.id.slice(9, 13)}`,
@@ -279,13 +285,16 @@ export class InstanceHandler implements OperationHandler {
         process: main.processSpec(),
         hostname: meta.hostname,
         network: meta.networking.enabled ? "egress" : "none",
+        ...(egress === null ? {} : { egressPolicy: egress.spec }),
         limits: this.o.limits,
         stdin: "pipe",
         deadlineMs: meta.timeout * 1000 + WATCHDOG_GRACE_MS,
         ...(run.users === undefined ? {} : { users: run.users }),
         ...(run.headerRules.length === 0
           ? {}
-          : { onEgress: (net) => this.attachProxy(op, run, ctx, net, teardown) }),
+          : {
+              onEgress: (net) => this.attachProxy(op, run, ctx, net, teardown, egress?.spec.policy ?? null),
+            }),
       },
       { signal: ctx.signal },
     );
@@ -303,6 +312,7 @@ export class InstanceHandler implements OperationHandler {
       destroy: destroy as CleanupStep,
       unregister: unregister as CleanupStep,
       detachProxy: run.detachProxy,
+      ...(egress === null ? {} : { flushEgress: () => egress.flush(sandbox) }),
     };
   }
 
@@ -313,6 +323,7 @@ export class InstanceHandler implements OperationHandler {
     ctx: HandlerContext,
     net: SandboxNet,
     teardown: CleanupStack,
+    egress: EgressPolicy | null,
   ): Promise<void> {
     const proxy = this.o.headerProxy;
     if (!proxy) throw failedPrecondition("this server does not substitute secrets in headers");
@@ -320,6 +331,13 @@ export class InstanceHandler implements OperationHandler {
       {
         opId: op.id,
         rules: run.headerRules,
+        // The redirect takes port 80 past the veth's egress rules: the proxy applies them.
+        ...(egress === null
+          ? {}
+          : {
+              allows: (host: string, address: string) =>
+                egress.allowsName(host) && !egress.deniesAddress(address),
+            }),
         onUse: (secret, host) => {
           void ctx
             .emit(0, "secret_used", { name: secret, mode: "header", destination: host })
@@ -331,6 +349,35 @@ export class InstanceHandler implements OperationHandler {
     );
     // Detached when the main process exits (supervise) or, failing that, by the teardown.
     run.detachProxy = teardown.push("detach header proxy", () => attached.detach());
+  }
+
+  /**
+   * The run's egress policy, when it has one: each refused destination becomes an
+   * `egress_denied` event (spid 0) naming it (the guard bounds how many). `flush` reads the last
+   * drops and stores their events, before the shutdown event; later ones are not recorded.
+   */
+  private egressPolicy(op: OperationRecord, meta: InstanceMetadata, ctx: HandlerContext) {
+    const { enabled, allow, deny } = meta.networking;
+    if (!enabled || (allow === undefined && deny === undefined)) return null;
+    const sctx = this.supervisorContext(op, ctx);
+    let pending: Promise<void> = Promise.resolve();
+    let open = true;
+    const spec = {
+      policy: EgressPolicy.of({
+        ...(allow === undefined ? {} : { allow }),
+        ...(deny === undefined ? {} : { deny }),
+      }),
+      onDenied: (d: EgressDenial) => {
+        if (!open) return;
+        pending = pending.then(() => recordEvent(sctx, 0, "egress_denied", { ...d }).catch(() => undefined));
+      },
+    };
+    const flush = async (sandbox: Sandbox) => {
+      await sandbox.egressGuard?.poll();
+      open = false;
+      await pending;
+    };
+    return { spec, flush };
   }
 
   private supervisorContext(op: OperationRecord, ctx: HandlerContext): SupervisorContext {

@@ -34,7 +34,12 @@ export class InstanceService {
 
   async spawn(p: Principal, body: SpawnBody): Promise<{ op: OperationRecord; meta: InstanceMetadata }> {
     const limits = effectiveLimits(this.config.defaultLimits, p.project);
-    const { meta, stdinBytes: bytes } = normalizeSpawn(body, limits, this.defaultNetworking);
+    const { meta, stdinBytes: bytes } = normalizeSpawn(
+      body,
+      limits,
+      this.defaultNetworking,
+      p.project.egress,
+    );
     requirePermission(p, meta.disposable ? "spawn_disposable" : "spawn");
     if (!meta.disposable) await this.assertQuota?.(p.project);
     const image = await this.images.resolve(p.project, meta.image);

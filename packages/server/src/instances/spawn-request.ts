@@ -9,6 +9,15 @@ import { MAX_TERMINAL_DIM } from "../runtime/runtime-driver.js";
 
 export { MAX_TERMINAL_DIM };
 
+import {
+  type EgressRules,
+  MAX_EGRESS_RULE_LENGTH,
+  MAX_EGRESS_RULES,
+  mergeEgress,
+  parseEgressRule,
+  ruleText,
+} from "../runtime/egress-policy.js";
+
 const DEFAULT_TIMEOUT = 60;
 export const DEFAULT_TRUNCATE = 1024 * 1024;
 /** Per-stream capture is held in memory until the run ends, so it is bounded server-side. */
@@ -86,6 +95,25 @@ export function ttyOf(b: {
 }): { tty: true; rows: number; cols: number } | Record<string, never> {
   return b.tty === true ? { tty: true, rows: b.rows ?? 24, cols: b.cols ?? 80 } : {};
 }
+
+const EgressRuleList = (what: string) =>
+  Type.Array(
+    Type.String({
+      minLength: 1,
+      maxLength: MAX_EGRESS_RULE_LENGTH,
+      pattern: "^[A-Za-z0-9*._/-]+$",
+      "x-error": `{path} must be a domain ("api.example.com", "*.example.com") or an IPv4 address or CIDR of at most ${MAX_EGRESS_RULE_LENGTH} characters`,
+    }),
+    {
+      maxItems: MAX_EGRESS_RULES,
+      "x-error": `${what} must be an array of at most ${MAX_EGRESS_RULES} rules`,
+      description:
+        what === "networking.allow"
+          ? "extension: when given, only these destinations (domains, *.suffix domains, IPv4 CIDRs) are reachable (docs/egress.md)"
+          : "extension: destinations refused even when allowed (deny beats allow; docs/egress.md)",
+      "x-contree-extension": true,
+    },
+  );
 
 /** ClosableStreamRepr: stdin of a spawn, an exec or a stdin write. */
 export const StdinSchema = Open({
@@ -228,7 +256,13 @@ export const SpawnBodySchema = Open({
       ),
     }),
   ),
-  networking: Maybe(Open({ enabled: Maybe(Bool("networking.enabled")) })),
+  networking: Maybe(
+    Open({
+      enabled: Maybe(Bool("networking.enabled")),
+      allow: Maybe(EgressRuleList("networking.allow")),
+      deny: Maybe(EgressRuleList("networking.deny")),
+    }),
+  ),
   ...TtySchema,
   secrets: Maybe(Secrets),
 });
@@ -267,7 +301,8 @@ export interface InstanceMetadata {
   truncate_output_at: number;
   files: Record<string, FileSpec>;
   resources_limits: { max_layer_bytes: number };
-  networking: { enabled: boolean };
+  /** `allow`/`deny` (canonical rule texts) only when the request gave them (egress policy). */
+  networking: { enabled: boolean; allow?: string[]; deny?: string[] };
   /** Extension: present only with a terminal. */
   tty?: true;
   rows?: number;
@@ -310,6 +345,8 @@ export function normalizeSpawn(
   body: SpawnBody,
   limits: ProjectLimits,
   defaultNetworking: boolean,
+  /** The project's egress rules, which every run with networking gets (and may only narrow). */
+  projectEgress?: EgressRules,
 ): { meta: InstanceMetadata; stdinBytes: Buffer } {
   const timeout = body.timeout ?? Math.min(DEFAULT_TIMEOUT, limits.instance_max_timeout);
   if (timeout > limits.instance_max_timeout)
@@ -351,7 +388,7 @@ export function normalizeSpawn(
     truncate_output_at: Math.min(body.truncate_output_at ?? DEFAULT_TRUNCATE, MAX_TRUNCATE),
     files,
     resources_limits: { max_layer_bytes: maxLayer },
-    networking: { enabled: body.networking?.enabled ?? defaultNetworking },
+    networking: networkingOf(body.networking, defaultNetworking, projectEgress),
     ...ttyOf(body),
   };
   const secrets = secretUses(body.secrets ?? [], meta.env);
@@ -385,4 +422,33 @@ function secretUses(
     });
   }
   return out;
+}
+
+/** Rules in canonical form; a bad one is a 400 naming it and where it is. */
+function egressList(list: string[] | null | undefined, what: string): string[] | undefined {
+  if (list === undefined || list === null) return undefined;
+  return list.map((text, i) => {
+    const rule = parseEgressRule(text);
+    if (typeof rule === "string") throw invalidArgument(`${what}[${i}] ${JSON.stringify(text)} ${rule}`);
+    return ruleText(rule);
+  });
+}
+
+function networkingOf(
+  n: SpawnBody["networking"],
+  defaultNetworking: boolean,
+  project: EgressRules | undefined,
+): InstanceMetadata["networking"] {
+  const enabled = n?.enabled ?? defaultNetworking;
+  const allow = egressList(n?.allow, "networking.allow");
+  const deny = egressList(n?.deny, "networking.deny");
+  if (!enabled && (allow !== undefined || deny !== undefined))
+    throw invalidArgument("networking.allow and networking.deny need networking.enabled");
+  if (!enabled) return { enabled };
+  const rules = mergeEgress(project, {
+    ...(allow === undefined ? {} : { allow }),
+    ...(deny === undefined ? {} : { deny }),
+  });
+  if ("error" in rules) throw invalidArgument(rules.error);
+  return { enabled, ...rules };
 }

@@ -17,6 +17,7 @@ import { readdirSync } from "node:fs";
 import { readFile, unlink, writeFile } from "node:fs/promises";
 import { internal } from "../core/errors.js";
 import { type CommandOptions, type CommandResult, runCommand } from "../sys/run-command.js";
+import { RELEASE_MARK, REMOVE_EGRESS_TABLE_SH } from "./egress-firewall.js";
 import { NAME_PREFIX } from "./runtime-driver.js";
 
 export interface EgressConfig {
@@ -26,6 +27,11 @@ export interface EgressConfig {
   dnsServers: string[];
   /** More destinations to refuse, on top of the built-in list and the host's own LANs. */
   extraBlocked?: string[];
+  /**
+   * Blocked IPv4 ranges (labs, tests) that runs whose egress policy allows them may reach: the
+   * policy's chain marks such packets (RELEASE_MARK) and CONTREE-FWD accepts them before its drops.
+   */
+  released?: string[];
 }
 
 export interface EgressNetwork {
@@ -59,6 +65,30 @@ const BLOCKED_RANGES = [
   "240.0.0.0/4",
 ];
 
+/** Is `ip` on the built-in list, or on `extra`? (The resolver drops such answers: rebinding.) */
+export function isBlockedAddress(ip: string, extra: readonly string[] = []): boolean {
+  return inRanges(ip, [...BLOCKED_RANGES, ...extra], true);
+}
+
+/** Is `ip` (IPv4) in one of `ranges`? `invalid` is the answer for what is not an address. */
+export function inRanges(ip: string, ranges: readonly string[], invalid = false): boolean {
+  let n: number;
+  try {
+    n = ipToInt(ip);
+  } catch {
+    return invalid;
+  }
+  return ranges.some((r) => {
+    const { base, bits } = parseCidr(r);
+    const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+    return (n & mask) >>> 0 === base;
+  });
+}
+
+function releasedRule(range: string): string {
+  return `-i ${VETH_PREFIX}+ -d ${range} -m mark --mark ${RELEASE_MARK}/${RELEASE_MARK} -j ACCEPT`;
+}
+
 function ipToInt(ip: string): number {
   const p = ip.split(".").map(Number);
   if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255))
@@ -80,13 +110,16 @@ function parseCidr(cidr: string): { base: number; bits: number } {
   return { base: (ipToInt(ip) & mask) >>> 0, bits };
 }
 
-/** IPv4 nameservers of the host's resolv.conf that a netns can reach (loopback stubs cannot). */
-export async function hostDnsServers(file = "/etc/resolv.conf"): Promise<string[]> {
+/**
+ * IPv4 nameservers of the host's resolv.conf that a netns can reach (loopback stubs cannot);
+ * with `loopback`, those too (for the server's own resolver, which runs on the host).
+ */
+export async function hostDnsServers(file = "/etc/resolv.conf", loopback = false): Promise<string[]> {
   try {
     const text = await readFile(file, "utf8");
     return [...text.matchAll(/^\s*nameserver\s+(\d+\.\d+\.\d+\.\d+)\s*$/gm)]
       .map((m) => m[1] as string)
-      .filter((ip) => !ip.startsWith("127."));
+      .filter((ip) => loopback || !ip.startsWith("127."));
   } catch {
     return [];
   }
@@ -111,6 +144,7 @@ async function hostLans(): Promise<string[]> {
 function firewallRules(cfg: EgressConfig, lans: string[]): { v4: string; v6: string } {
   const w = `${VETH_PREFIX}+`;
   const f: string[] = ["*filter", `:${CHAIN_IN} - [0:0]`, `:${CHAIN_FWD} - [0:0]`];
+  f.push(`-A ${CHAIN_IN} ${DNS_REDIRECT_IN}`);
   f.push(`-A ${CHAIN_IN} -j DROP`);
   f.push(`-A ${CHAIN_FWD} -o ${w} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`);
   f.push(`-A ${CHAIN_FWD} -o ${w} -j DROP`);
@@ -118,6 +152,7 @@ function firewallRules(cfg: EgressConfig, lans: string[]): { v4: string; v6: str
     for (const proto of ["udp", "tcp"])
       f.push(`-A ${CHAIN_FWD} -i ${w} -d ${dns}/32 -p ${proto} --dport 53 -j ACCEPT`);
   }
+  for (const r of cfg.released ?? []) f.push(`-A ${CHAIN_FWD} ${releasedRule(r)}`);
   for (const r of [...BLOCKED_RANGES, ...lans, ...(cfg.extraBlocked ?? [])])
     f.push(`-A ${CHAIN_FWD} -i ${w} -d ${r} -j DROP`);
   f.push(`-A ${CHAIN_FWD} -i ${w} -j ACCEPT`, "COMMIT");
@@ -173,12 +208,26 @@ async function ensureFirewall(cfg: EgressConfig): Promise<void> {
 const FIREWALL_MISSING = 42;
 
 /**
+ * The one way into the host from a sandbox: traffic an egress policy's nat rule redirected to the
+ * veth's own address (its DNS, to the server's resolver for it; egress-firewall.ts). Nothing
+ * else redirects traffic from a sandbox, so other sandboxes still reach nothing on the host.
+ */
+const DNS_REDIRECT_IN = "-m conntrack --ctstate DNAT -m addrtype --dst-type LOCAL --limit-iface-in -j ACCEPT";
+
+/**
  * Creates the veth pair under the firewall lock, after checking the chains are hooked in: a
  * concurrent removeFirewallIfUnused() (which needs "no veth left") cannot slip in between.
  */
-async function addVethGuarded(vethHost: string, nsName: string): Promise<"ok" | "exists" | "no-firewall"> {
+async function addVethGuarded(
+  vethHost: string,
+  nsName: string,
+  cfg: EgressConfig,
+): Promise<"ok" | "exists" | "no-firewall"> {
   const w = `${VETH_PREFIX}+`;
-  const script = `iptables -w -C INPUT -i ${w} -j ${CHAIN_IN} 2>/dev/null && iptables -w -C FORWARD -i ${w} -j ${CHAIN_FWD} 2>/dev/null || exit ${FIREWALL_MISSING}
+  const released = (cfg.released ?? []).map(
+    (r) => ` && iptables -w -C ${CHAIN_FWD} ${releasedRule(r)} 2>/dev/null`,
+  );
+  const script = `iptables -w -C INPUT -i ${w} -j ${CHAIN_IN} 2>/dev/null && iptables -w -C FORWARD -i ${w} -j ${CHAIN_FWD} 2>/dev/null && iptables -w -C ${CHAIN_IN} ${DNS_REDIRECT_IN} 2>/dev/null${released.join("")} || exit ${FIREWALL_MISSING}
 exec ip link add "$0" type veth peer name eth0 netns "$1"`;
   const r = await runCommand("flock", [LOCK, "sh", "-c", script, vethHost, nsName]);
   if (r.code === 0) return "ok";
@@ -201,6 +250,7 @@ for c in ${CHAIN_IN} ${CHAIN_FWD}; do
   ip6tables -w -F $c 2>/dev/null && ip6tables -w -X $c || true
 done
 iptables -w -t nat -F ${CHAIN_NAT} 2>/dev/null && iptables -w -t nat -X ${CHAIN_NAT} || true
+${REMOVE_EGRESS_TABLE_SH}
 `;
   const r = await runCommand("flock", [LOCK, "sh", "-c", script]);
   if (r.code === 3) return false;
@@ -238,10 +288,10 @@ export async function setupEgress(id: string, cfg: EgressConfig): Promise<Egress
       const gateway = intToIp(base + slot * 4 + 1);
       const address = intToIp(base + slot * 4 + 2);
       // The kernel refuses a duplicate interface name: that is our allocation lock.
-      let add = await addVethGuarded(vethHost, nsName);
+      let add = await addVethGuarded(vethHost, nsName, cfg);
       if (add === "no-firewall") {
         await ensureFirewall(cfg);
-        add = await addVethGuarded(vethHost, nsName);
+        add = await addVethGuarded(vethHost, nsName, cfg);
       }
       if (add === "exists") continue;
       if (add !== "ok") throw internal("firewall is not in place");

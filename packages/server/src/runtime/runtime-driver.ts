@@ -6,6 +6,8 @@
  */
 import type { Duplex, Readable, Writable } from "node:stream";
 import type { IdRange } from "../sys/mount.js";
+import type { EgressDenial, EgressGuard } from "./egress-guard.js";
+import type { EgressPolicy } from "./egress-policy.js";
 import type { UserRangeLease } from "./userns.js";
 
 export type { IdRange } from "../sys/mount.js";
@@ -55,6 +57,11 @@ export interface SandboxSpec {
   process: ProcessSpec;
   hostname: string;
   network: "none" | "egress";
+  /**
+   * With `network: "egress"`: only what the policy allows leaves the sandbox (egress-policy.ts);
+   * its DNS goes to a resolver of the server's. `onDenied` hears of each refused destination.
+   */
+  egressPolicy?: { policy: EgressPolicy; onDenied?: (d: EgressDenial) => void };
   limits: SandboxLimits;
   stdin: "pipe" | "null";
   /**
@@ -164,6 +171,8 @@ export interface Sandbox {
   readonly stdout: Readable;
   readonly stderr: Readable;
   readonly network: SandboxNetwork;
+  /** The sandbox's egress policy in force (null: none), for whatever else forwards its traffic. */
+  readonly egressGuard: EgressGuard | null;
   /** Resolves once the main process has exited (independent of whether output was drained). */
   wait(): Promise<ExitStatus>;
   /** Signals every process in the sandbox's cgroup (default SIGKILL, which ends the sandbox). */

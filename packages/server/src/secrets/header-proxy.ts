@@ -37,6 +37,8 @@ export interface HeaderRule {
 export interface ProxiedRun {
   opId: string;
   rules: readonly HeaderRule[];
+  /** The run's egress policy (absent: none): a destination it refuses gets a 403, never a request. */
+  allows?: (host: string, address: string) => boolean;
   /** Told once per secret and destination host, the first time the value is put in a request. */
   onUse(secret: string, host: string): void;
 }
@@ -199,6 +201,8 @@ export class HeaderProxy {
     }
     const verdict = this.o.policy.check({ hostname: host, port: 80 }, address);
     if (!verdict.allowed) return fail(403, `${host} is not a destination this server forwards to`);
+    if (run.allows !== undefined && !run.allows(host, address))
+      return fail(403, `${host} is not allowed by this run's egress policy`);
     const rules = run.rules.filter((r) => hostMatches(r.host, host));
     const headers: Record<string, string | string[]> = {};
     for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {

@@ -17,6 +17,16 @@ const WhoAmI = Type.Object({
       description: "extension: an admin token (any project via the Project header, /v1/admin/*)",
     }),
   ),
+  egress: Type.Optional(
+    Type.Object(
+      { allow: Type.Optional(Type.Array(Type.String())), deny: Type.Optional(Type.Array(Type.String())) },
+      {
+        description:
+          "extension: the project's egress rules, which every run with networking gets and may only narrow (docs/egress.md)",
+        "x-contree-extension": true,
+      },
+    ),
+  ),
 });
 
 export function whoamiRoutes(deps: Services) {
@@ -34,6 +44,7 @@ export function whoamiRoutes(deps: Services) {
           limits: { ...effectiveLimits(deps.config.defaultLimits, p.project) },
           operations_stat: await deps.operations.stats(p.project.id),
           admin: p.token.admin,
+          ...(p.project.egress === undefined ? {} : { egress: p.project.egress }),
         };
       },
     );

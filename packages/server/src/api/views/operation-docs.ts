@@ -95,7 +95,24 @@ export const InstanceMetadataDoc = Type.Object(
       ),
     ),
     resources_limits: Type.Object({ max_layer_bytes: Type.Integer() }, { additionalProperties: true }),
-    networking: Type.Object({ enabled: Type.Boolean() }, { additionalProperties: true }),
+    networking: Type.Object(
+      {
+        enabled: Type.Boolean(),
+        allow: Type.Optional(
+          Type.Array(Type.String(), {
+            description: "extension: the run's egress allow list, canonical (docs/egress.md)",
+            "x-contree-extension": true,
+          }),
+        ),
+        deny: Type.Optional(
+          Type.Array(Type.String(), {
+            description: "extension: the run's egress deny list, canonical (docs/egress.md)",
+            "x-contree-extension": true,
+          }),
+        ),
+      },
+      { additionalProperties: true },
+    ),
     tty: Type.Optional(
       Type.Boolean({ description: "extension: present (true) only for a run with a terminal" }),
     ),

@@ -8,8 +8,19 @@ export interface Project {
   name: string;
   /** Overrides of the server's default limits for this project. */
   limits: Partial<ProjectLimits>;
+  /** Egress rules every run of the project gets (docs/egress.md); absent: none. */
+  egress?: ProjectEgress;
   createdAt: number;
 }
+
+/** Canonical rule texts (runtime/egress-policy.ts); `allow` absent = no allow list. */
+export interface ProjectEgress {
+  allow?: string[];
+  deny?: string[];
+}
+
+/** Key of the project's egress rules inside its `limits` JSON (which has no other object value). */
+const EGRESS_KEY = "egress";
 
 export const PROJECT_NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 
@@ -47,19 +58,36 @@ export class ProjectRepo {
   }
 
   async setLimits(id: string, limits: Partial<ProjectLimits>): Promise<void> {
+    const egress = (await this.findById(id))?.egress;
+    await this.write(id, limits, egress);
+  }
+
+  /** Sets (or with undefined, removes) the project's egress rules. */
+  async setEgress(id: string, egress: ProjectEgress | undefined): Promise<void> {
+    const p = await this.findById(id);
+    if (!p) throw notFound("project not found");
+    await this.write(id, p.limits, egress);
+  }
+
+  private async write(id: string, limits: Partial<ProjectLimits>, egress: ProjectEgress | undefined) {
+    const doc = egress === undefined ? limits : { ...limits, [EGRESS_KEY]: egress };
     await this.db
       .updateTable("projects")
-      .set({ limits: JSON.stringify(limits) })
+      .set({ limits: JSON.stringify(doc) })
       .where("id", "=", id)
       .execute();
   }
 }
 
 function toProject(r: ProjectsTable): Project {
+  const { [EGRESS_KEY]: egress, ...limits } = JSON.parse(r.limits) as Partial<ProjectLimits> & {
+    [EGRESS_KEY]?: ProjectEgress;
+  };
   return {
     id: r.id,
     name: r.name,
-    limits: JSON.parse(r.limits) as Partial<ProjectLimits>,
+    limits,
+    ...(egress === undefined ? {} : { egress }),
     createdAt: r.created_at,
   };
 }

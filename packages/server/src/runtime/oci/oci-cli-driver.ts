@@ -17,10 +17,14 @@ import { canJoinCgroupsAtSpawn, launch, type Proc, type ProcExit } from "../../s
 import { runCommand } from "../../sys/run-command.js";
 import { removeBindFiles, writeBindFile } from "../bind-files.js";
 import { SandboxCgroup } from "../cgroups.js";
+import { clearStaleSandboxFirewall } from "../egress-firewall.js";
+import { EgressGuard } from "../egress-guard.js";
 import {
   type EgressConfig,
   type EgressNetwork,
   hostDnsServers,
+  inRanges,
+  isBlockedAddress,
   resolvConf,
   setupEgress,
   teardownNetns,
@@ -252,6 +256,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
       subnet: this.egress.subnet ?? "10.231.0.0/16",
       dnsServers: this.egress.dnsServers ?? (await hostDnsServers()),
       extraBlocked: this.egress.extraBlocked ?? [],
+      released: this.egress.released ?? [],
     };
   }
 
@@ -284,6 +289,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
       const undoRootfs = await this.prepareRootfs(spec);
       if (undoRootfs !== null) cleanup.push(undoRootfs);
       let net: EgressNetwork | null = null;
+      let guard: EgressGuard | null = null;
       let resolv: string | undefined;
       if (spec.network === "egress") {
         const cfg = await this.egressConfig();
@@ -291,7 +297,28 @@ export abstract class OciCliDriver implements RuntimeDriver {
         const nsName = net.nsName;
         cleanup.push(() => teardownNetns(nsName));
         cleanup.push(() => removeBindFiles(spec.id));
-        resolv = await writeBindFile(spec.id, "resolv.conf", resolvConf(cfg.dnsServers), spec.bundleDir);
+        let dns = cfg.dnsServers;
+        if (spec.egressPolicy === undefined) await clearStaleSandboxFirewall(net.vethHost);
+        else {
+          const extra = cfg.extraBlocked ?? [];
+          const released = cfg.released ?? [];
+          // A released range needs an allow list that names it.
+          const lets = spec.egressPolicy.policy.allow !== null;
+          const g = await EgressGuard.start({
+            vethHost: net.vethHost,
+            gateway: net.gateway,
+            policy: spec.egressPolicy.policy,
+            // The resolver runs on the host: a loopback stub resolver serves it too.
+            upstream: this.egress.dnsServers ?? (await hostDnsServers(undefined, true)),
+            released,
+            blocked: (ip) => isBlockedAddress(ip, extra) && !(lets && inRanges(ip, released)),
+            ...(spec.egressPolicy.onDenied === undefined ? {} : { onDenied: spec.egressPolicy.onDenied }),
+          });
+          guard = g;
+          cleanup.push(() => g.stop());
+          dns = [g.nameserver];
+        }
+        resolv = await writeBindFile(spec.id, "resolv.conf", resolvConf(dns), spec.bundleDir);
         await spec.onEgress?.({ vethHost: net.vethHost, address: net.address, gateway: net.gateway });
       }
       o.signal?.throwIfAborted();
@@ -372,6 +399,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
         cg,
         net,
         netInfo,
+        guard,
         child,
         join,
         undoRootfs,
@@ -539,6 +567,7 @@ class OciSandbox implements Sandbox {
     private readonly cg: SandboxCgroup,
     private readonly net: EgressNetwork | null,
     readonly network: SandboxNetwork,
+    readonly egressGuard: EgressGuard | null,
     private readonly child: Proc,
     /** cgroup.procs files exec'd processes join (null: the runtime places them). */
     private readonly joinCgroups: string[] | null,
@@ -766,6 +795,7 @@ class OciSandbox implements Sandbox {
     await this.releaseRootfs();
     if (this.netns !== null) await this.netns.then(closeSync, () => undefined);
     if (this.net !== null) await teardownNetns(this.net.nsName);
+    await this.egressGuard?.stop();
     await removeBindFiles(this.spec.id);
     await this.cg.remove();
     await removeBundleFiles(this.spec.bundleDir);
