@@ -335,8 +335,7 @@ export class InstanceHandler implements OperationHandler {
         ...(egress === null
           ? {}
           : {
-              allows: (host: string, address: string) =>
-                egress.allowsName(host) && !egress.deniesAddress(address),
+              allows: (host: string, address: string) => egress.allowsDestination(host, address),
             }),
         onUse: (secret, host) => {
           void ctx

@@ -53,6 +53,20 @@ describe("egress rules", () => {
     expect(EgressPolicy.of({ allow: [] }).allowsName("a.test")).toBe(false);
   });
 
+  it("a proxy's destination (name and address): deny beats allow on either", () => {
+    const p = EgressPolicy.of({
+      allow: ["a.test", "203.0.113.0/28"],
+      deny: ["203.0.113.8/30", "bad.a.test"],
+    });
+    expect(p.allowsDestination("a.test", "198.51.100.1")).toBe(true);
+    expect(p.allowsDestination("203.0.113.2", "203.0.113.2")).toBe(true);
+    expect(p.allowsDestination("other.test", "203.0.113.3")).toBe(true);
+    expect(p.allowsDestination("other.test", "198.51.100.1")).toBe(false);
+    expect(p.allowsDestination("a.test", "203.0.113.9")).toBe(false);
+    expect(p.allowsDestination("bad.a.test", "203.0.113.2")).toBe(false);
+    expect(EgressPolicy.of({ deny: ["x.test"] }).allowsDestination("y.test", "198.51.100.1")).toBe(true);
+  });
+
   it("covers: a run rule lies inside a project rule", () => {
     expect(covers(rule("*.b.test"), rule("x.b.test"))).toBe(true);
     expect(covers(rule("*.b.test"), rule("*.x.b.test"))).toBe(true);

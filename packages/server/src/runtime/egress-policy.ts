@@ -148,6 +148,17 @@ export class EgressPolicy {
     return this.allow === null || this.allow.some((r) => nameMatches(r, name));
   }
 
+  /**
+   * Whether a connection to `address`, asked for as `host` (a name, or the address itself), is
+   * allowed, for a proxy that sees both (the secrets header proxy): deny beats allow.
+   */
+  allowsDestination(host: string, address: string): boolean {
+    if (this.deniesAddress(address) || this.deny.some((r) => nameMatches(r, host))) return false;
+    return (
+      this.allow === null || this.allow.some((r) => nameMatches(r, host)) || this.allowsCidrAddress(address)
+    );
+  }
+
   /** Whether an address is on a CIDR rule of the deny list. */
   deniesAddress(ip: string): boolean {
     const b = parseIp(ip);

@@ -158,6 +158,28 @@ describe.each(DRIVERS)("secrets in header mode ($name)", ({ name, runtime }) => 
     expect(target.seen().slice(before)).toEqual([]);
   }, 180_000);
 
+  it("the run's egress policy holds for the proxied port 80 too: a host outside its allow list is refused", async () => {
+    const before = target.seen().length;
+    const op = await run({
+      command: [
+        `wget -q -O - --header "Authorization: Bearer $OPENAI_API_KEY" http://${target.a}/in`,
+        `wget -q -O - http://${target.b}/out 2>&1; echo "exit $?"`,
+      ].join("; "),
+      networking: { enabled: true, allow: [`${target.a}/32`] },
+      secrets: [{ name: "OPENAI", env: "OPENAI_API_KEY", header: { host: target.a, name: "Authorization" } }],
+      disposable: true,
+    });
+    const out = op.metadata.result.stdout.value;
+    expect(out).toMatch(/^ok\n/);
+    expect(out).toMatch(/403[\s\S]*exit [1-9]/);
+    expect(
+      target
+        .seen()
+        .slice(before)
+        .map((s) => [s.local, s.path]),
+    ).toEqual([[target.a, "/in"]]);
+  }, 180_000);
+
   it("the secret's own policy decides: no other host, no env mode (403 before the run is queued)", async () => {
     const spawn = (secrets: unknown[]) =>
       me.api("/v1/instances", {
