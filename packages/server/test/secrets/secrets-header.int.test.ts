@@ -126,6 +126,7 @@ describe.each(DRIVERS)("secrets in header mode ($name)", ({ name, runtime }) => 
         secrets: [{ name: "OPENAI", env: "K", header: { host: target.a, name: "Authorization" } }],
       },
     });
+    expect(r.status, await r.clone().text()).toBe(202);
     const id = ((await r.json()) as { uuid: string }).uuid;
     let rule: string | undefined;
     for (let i = 0; i < 600 && rule === undefined; i++) {
@@ -133,7 +134,13 @@ describe.each(DRIVERS)("secrets in header mode ($name)", ({ name, runtime }) => 
       if (rule === undefined) await new Promise((res) => setTimeout(res, 50));
     }
     const to = /--to-destination (\d+\.\d+\.\d+\.\d+:\d+)/.exec(rule ?? "")?.[1];
-    expect(to, rule).toBeDefined();
+    if (to === undefined) {
+      const op = await (await me.api(`/v1/operations/${id}`)).text();
+      const ev = await (await me.api(`/v1/operations/${id}/events`)).text();
+      expect.fail(
+        `no redirect rule for the run; PREROUTING: ${redirects().join(" | ")}; op: ${op}; events: ${ev}`,
+      );
+    }
     const before = target.seen().length;
     const answer = await fetch(`http://${to}/from-host`, {
       headers: { host: target.a, authorization: "Bearer x" },
