@@ -1,7 +1,7 @@
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ConsoleEnv, startConsole } from "./harness.js";
-import { ACTIVE, spawn, statusOf, userApi } from "./ops-helpers.js";
+import { ACTIVE, colourOf, spawn, statusOf, userApi } from "./ops-helpers.js";
 
 /** The terminal's rows as drawn by xterm's DOM renderer, one string per row (non-breaking spaces as spaces). */
 async function termRows(page: Page): Promise<string[]> {
@@ -64,6 +64,11 @@ describe("web console: the xterm.js terminal view (chromium against a real serve
 
     await typeLine(page, "echo hi-$((6*7))");
     await seeInTerminal(page, "hi-42");
+    // A true colour: xterm's DOM renderer styles that cell itself, which must pass the CSP too.
+    await typeLine(page, String.raw`printf '\033[38;2;255;135;0mhot-%s\033[0m\n' $((4*4))`);
+    const hot = page.locator('[data-testid="terminal"] .xterm-rows span', { hasText: /^hot-16$/ });
+    await hot.waitFor();
+    expect(await colourOf(hot)).toBe("rgb(255, 135, 0)");
     // The process's own terminal is as large as the view: the fit was sent as a resize.
     const size = async () => (await page.getByTestId("terminal").getAttribute("data-size")) ?? "";
     const [rows, cols] = (await size()).split("x");
@@ -146,5 +151,18 @@ describe("web console: the xterm.js terminal view (chromium against a real serve
   it("no request, socket or not, carried the token in its URL", () => {
     expect(requested.some((u) => u.includes("/terminal"))).toBe(true);
     expect(requested.filter((u) => u.includes(env.userToken))).toEqual([]);
+  });
+
+  // Last: it stops the server.
+  it("a server shutdown (close 1001) is said on the page, and the view keeps trying to reconnect", async () => {
+    const { page } = env;
+    const id = await spawn(env, { command: "sh", tty: true, timeout: 300 });
+    await page.goto(`${env.uiUrl}#/operations/${id}/terminal`);
+    await waitPhase(page, "live");
+    // The retries' requests fail while the server is gone.
+    env.allowError(/ERR_CONNECTION_REFUSED|Failed to fetch|WebSocket connection/);
+    await env.server.close();
+    expect(await waitPhase(page, "retrying")).toMatch(/shutting down|cannot be reached/);
+    await seeInTerminal(page, "The server is shutting down");
   });
 });
