@@ -15,9 +15,13 @@ export function terminalUrl(origin: string, apiBase: string, opId: string, spid:
   return `${ws}${spid === 1 ? op : `${op}/subprocesses/${spid}`}/terminal`;
 }
 
-/** Browsers cannot set headers on a WebSocket: the token rides as a subprotocol the server never echoes. */
-export function terminalProtocols(token: string): string[] {
-  return [TERMINAL_PROTOCOL, `contree.token.${token}`];
+/**
+ * Browsers cannot set headers on a WebSocket: the token (and an admin's picked project, the
+ * `Project` header's value) ride as subprotocols, which the server never echoes.
+ */
+export function terminalProtocols(token: string, project?: string): string[] {
+  const p = [TERMINAL_PROTOCOL, `contree.token.${token}`];
+  return project === undefined || project === "" ? p : [...p, `contree.project.${project}`];
 }
 
 export interface ExitMessage {

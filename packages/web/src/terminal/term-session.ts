@@ -104,7 +104,7 @@ export function openTerminal(o: TermOptions): TermHandle {
     new Promise<Outcome>((resolve) => {
       const ws = new WebSocket(
         terminalUrl(location.origin, o.apiBase, o.opId, o.spid),
-        terminalProtocols(o.client.credentials.token),
+        terminalProtocols(o.client.credentials.token, o.client.credentials.project),
       );
       ws.binaryType = "arraybuffer";
       socket = ws;

@@ -1,5 +1,7 @@
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FIXTURE_IMAGES } from "../../../server/test/harness/fixtures.js";
+import { tenant } from "../../../server/test/harness/tenant.js";
 import { type ConsoleEnv, startConsole } from "./harness.js";
 import { ACTIVE, colourOf, spawn, statusOf, userApi } from "./ops-helpers.js";
 
@@ -148,9 +150,45 @@ describe("web console: the xterm.js terminal view (chromium against a real serve
     expect(sockets).toEqual([]);
   });
 
+  it("an admin who switched project reaches that project's terminals (the project rides as a subprotocol)", async () => {
+    const { page } = env;
+    const team = await tenant(env.server, "term-team");
+    const done = async (r: Response) => {
+      const { uuid } = (await r.json()) as { uuid: string };
+      for (;;) {
+        const op = (await (await team.api(`/v1/operations/${uuid}`)).json()) as { status: string };
+        if (!ACTIVE.includes(op.status)) return op.status;
+        await new Promise((ok) => setTimeout(ok, 200));
+      }
+    };
+    const url = `docker://${env.registry!.host}/${FIXTURE_IMAGES.busybox}`;
+    const imported = await team.api("/v1/images/import", {
+      method: "POST",
+      json: { registry: { url }, tag: "busybox:latest" },
+    });
+    expect(await done(imported)).toBe("SUCCESS");
+    const r = await team.api("/v1/instances", {
+      method: "POST",
+      json: { image: "tag:busybox:latest", command: "sh", tty: true, timeout: 300 },
+    });
+    const { uuid: id } = (await r.json()) as { uuid: string };
+    const route = `/operations/${id}/terminal`;
+    await page.goto(
+      `${env.uiUrl}#token=${env.adminToken}&project=term-team&next=${encodeURIComponent(route)}`,
+    );
+    await waitPhase(page, "live");
+    await typeLine(page, "echo team-$((10*10))");
+    await seeInTerminal(page, "team-100");
+    await typeLine(page, "exit");
+    expect(await waitPhase(page, "ended")).toContain("exited with code 0");
+    // Back to the user's own session for the tests after this one.
+    await env.signIn(env.userToken, "/run");
+  });
+
   it("no request, socket or not, carried the token in its URL", () => {
     expect(requested.some((u) => u.includes("/terminal"))).toBe(true);
-    expect(requested.filter((u) => u.includes(env.userToken))).toEqual([]);
+    for (const token of [env.userToken, env.adminToken])
+      expect(requested.filter((u) => u.includes(token) && !u.includes("#token="))).toEqual([]);
   });
 
   // Last: it stops the server.

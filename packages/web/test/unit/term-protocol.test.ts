@@ -16,6 +16,11 @@ describe("terminal channel, as the web console speaks it", () => {
       "wss://h.example/pre/fix/v1/operations/x%2Fy/subprocesses/3/terminal",
     );
     expect(terminalProtocols("ctr_secret")).toEqual(["contree.v1", "contree.token.ctr_secret"]);
+    expect(terminalProtocols("ctr_secret", "team-a")).toEqual([
+      "contree.v1",
+      "contree.token.ctr_secret",
+      "contree.project.team-a",
+    ]);
   });
 
   it("reads the server's exit message and words it", () => {
