@@ -272,7 +272,7 @@ describe.each(DRIVERS)("terminals ($name)", ({ name, runtime }) => {
     // switch reaches that project (not this run's), and a user token may not name another.
     const admin = ["contree.v1", `contree.token.${t.token}`];
     expect(await refusal(path, {}, [...admin, "contree.project.terminal-other"])).toBe(404);
-    expect(await refusal(path, {}, [...admin, "contree.project.nosuchproject"])).toBe(404);
+    expect(await refusal(path, {}, [...admin, "contree.project.nosuchproject"])).toBe(403);
     expect(
       await refusal(path, {}, ["contree.v1", `contree.token.${other.token}`, "contree.project.default"]),
     ).toBe(403);
