@@ -12,6 +12,8 @@ import type { ApiClient } from "../api/client.js";
 import { pruneCspStyles } from "./csp-style.js";
 import { checkProcess } from "./term-process.js";
 import {
+  CLOSE_GOING_AWAY,
+  type CloseVerdict,
   closeVerdict,
   type ExitMessage,
   exitText,
@@ -140,6 +142,8 @@ export function openTerminal(o: TermOptions): TermHandle {
   const run = async () => {
     let failedOpens = 0;
     let backoff = 250;
+    /** Since a 1001 (shutdown) and until the next open: refusals are the server leaving, not the process. */
+    let leaving: CloseVerdict | undefined;
     for (;;) {
       status({ phase: "checking", message: "Checking the process…" });
       const ready = await checkProcess(o.client, o.opId, o.spid, life.signal);
@@ -158,12 +162,13 @@ export function openTerminal(o: TermOptions): TermHandle {
           status({ phase: "ended", message, exit: out.exit });
           return;
         }
-        const v = closeVerdict(out.code, out.opened);
+        const v = (!out.opened ? leaving : undefined) ?? closeVerdict(out.code, out.opened);
         if (out.opened) {
           failedOpens = 0;
           backoff = 250;
+          leaving = out.code === CLOSE_GOING_AWAY ? v : undefined;
           notice(v.message);
-        } else if (++failedOpens >= MAX_FAILED_OPENS) {
+        } else if (leaving === undefined && ++failedOpens >= MAX_FAILED_OPENS) {
           status({
             phase: "refused",
             message: "The server refused the terminal; the process may have ended.",

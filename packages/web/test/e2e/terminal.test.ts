@@ -200,7 +200,8 @@ describe("web console: the xterm.js terminal view (chromium against a real serve
     // The retries' requests fail while the server is gone.
     env.allowError(/ERR_CONNECTION_REFUSED|Failed to fetch|WebSocket connection/);
     await env.server.close();
-    expect(await waitPhase(page, "retrying")).toMatch(/shutting down|cannot be reached/);
     await seeInTerminal(page, "The server is shutting down");
+    // Retrying goes on (checking, attaching, waiting) while the server is leaving, then gone.
+    expect(await waitPhase(page, "retrying")).toMatch(/shutting down|cannot be reached/);
   });
 });
