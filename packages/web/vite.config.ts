@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vite";
+import { xtermCsp } from "./vite-xterm-csp.js";
 
 /**
  * The console is built into the server package (`packages/server/dist/ui`), which serves it at
@@ -9,6 +10,7 @@ import { defineConfig } from "vite";
 export default defineConfig({
   root: fileURLToPath(new URL(".", import.meta.url)),
   base: "./",
+  plugins: [xtermCsp()],
   oxc: { jsx: { runtime: "automatic", importSource: "preact" } },
   build: {
     outDir: fileURLToPath(new URL("../server/dist/ui", import.meta.url)),

@@ -6,6 +6,7 @@ import { ImportView } from "./views/import.js";
 import { OperationView } from "./views/operation.js";
 import { OperationsView } from "./views/operations.js";
 import { RunView } from "./views/run.js";
+import { TerminalView } from "./views/terminal.js";
 
 /** A view gets the route's params (`:uuid` → `params.uuid`) and the fragment's query. */
 export interface ViewProps {
@@ -29,4 +30,5 @@ export const ROUTES: readonly Route[] = [
   { pattern: "/run", view: RunView, nav: "Run" },
   { pattern: "/import", view: ImportView, nav: "Import" },
   { pattern: "/admin", view: AdminView, nav: "Admin" },
+  { pattern: "/operations/:id/terminal", view: TerminalView },
 ];

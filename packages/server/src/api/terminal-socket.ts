@@ -5,7 +5,8 @@
  * `{"type":"resize","rows":R,"cols":C}`, the server ends with `{"type":"exit",…}` and a 1000 close.
  *
  * Authenticated like the API: `Authorization: Bearer`, or (browsers cannot set headers on a
- * WebSocket) the subprotocol `contree.token.<token>` next to `contree.v1`; only `contree.v1` is
+ * WebSocket) the subprotocol `contree.token.<token>` (and `contree.project.<name>` for the `Project`
+ * header) next to `contree.v1`; only `contree.v1` is
  * echoed, so the token is never in a URL, a log line or a response. Refusals are plain HTTP
  * answers in the API's error format, before the upgrade: 401, 403, 404 (another project's
  * operation is not found), 409 (finished, or no terminal), 425 (not started yet).
@@ -28,6 +29,8 @@ import type { Operations, Services } from "./services.js";
 
 export const TERMINAL_PROTOCOL = "contree.v1";
 const TOKEN_PROTOCOL = "contree.token.";
+/** The `Project` header's value for browsers (an admin's project switch); project names are subprotocol tokens. */
+const PROJECT_PROTOCOL = "contree.project.";
 /** Output bytes queued for one client beyond which it is dropped (close 4008). */
 export const MAX_UNSENT = 4 * 1024 * 1024;
 export const CLOSE_TOO_SLOW = 4008;
@@ -99,7 +102,7 @@ async function open(
   req: IncomingMessage,
   target: { id: string; spid: string },
 ): Promise<TerminalSession> {
-  const project = req.headers["project"];
+  const project = req.headers["project"] ?? offeredProtocol(req, PROJECT_PROTOCOL);
   const p = await d.auth.authenticate(
     authorizationOf(req),
     typeof project === "string" ? project : undefined,
@@ -118,9 +121,14 @@ async function open(
 /** The Authorization header, else a bearer token offered as the subprotocol `contree.token.<token>`. */
 function authorizationOf(req: IncomingMessage): string | undefined {
   if (req.headers.authorization !== undefined) return req.headers.authorization;
-  const offered = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((s) => s.trim());
-  const token = offered.find((s) => s.startsWith(TOKEN_PROTOCOL))?.slice(TOKEN_PROTOCOL.length);
+  const token = offeredProtocol(req, TOKEN_PROTOCOL);
   return token ? `Bearer ${token}` : undefined;
+}
+
+/** What follows `prefix` in an offered subprotocol (browsers can set no header but this one). */
+function offeredProtocol(req: IncomingMessage, prefix: string): string | undefined {
+  const offered = (req.headers["sec-websocket-protocol"] ?? "").split(",").map((s) => s.trim());
+  return offered.find((s) => s.startsWith(prefix))?.slice(prefix.length);
 }
 
 function refuse(socket: Duplex, err: unknown): void {

@@ -268,6 +268,14 @@ describe.each(DRIVERS)("terminals ($name)", ({ name, runtime }) => {
     const other = await tenant(t, "terminal-other");
     expect(await refusal(path, { authorization: `Bearer ${other.token}` })).toBe(404);
     expect(await refusal(path, {}, ["contree.v1", `contree.token.${other.token}`])).toBe(404);
+    // A browser names the project as a subprotocol, as the Project header would: the admin's
+    // switch reaches that project (not this run's), and a user token may not name another.
+    const admin = ["contree.v1", `contree.token.${t.token}`];
+    expect(await refusal(path, {}, [...admin, "contree.project.terminal-other"])).toBe(404);
+    expect(await refusal(path, {}, [...admin, "contree.project.nosuchproject"])).toBe(403);
+    expect(
+      await refusal(path, {}, ["contree.v1", `contree.token.${other.token}`, "contree.project.default"]),
+    ).toBe(403);
     expect(await refusal(path, { authorization: `Bearer ${t.token}` })).toBe(409);
     // A plain GET (no upgrade) is documented in the OpenAPI and answered 400; 401 without a token.
     expect((await t.api(`/v1/operations/${id}/terminal`)).status).toBe(400);

@@ -96,6 +96,9 @@ export function OperationView({ params }: ViewProps) {
         <span class="small muted" data-testid="stream-state">
           events: {STREAM_WORDS[stream]}
         </span>
+        {live && op?.metadata["tty"] === true && (
+          <a href={`#/operations/${encodeURIComponent(id)}/terminal`}>Terminal</a>
+        )}
         {live && <CancelButton id={id} onDone={load} />}
       </div>
       {error !== undefined && (

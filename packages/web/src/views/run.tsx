@@ -24,6 +24,7 @@ interface RunForm {
   fileDir: string;
   timeout: string;
   networking: "" | "on" | "off";
+  tty: boolean;
 }
 
 /** The image field as the API wants it: a uuid as is, anything else a tag (`tag:NAME`). */
@@ -68,6 +69,7 @@ export function RunView({ query }: ViewProps) {
     fileDir: "/root",
     timeout: "60",
     networking: "",
+    tty: false,
   });
   const [files, setFiles] = useState<File[]>([]);
   const [errors, setErrors] = useState<FieldErrors>({});
@@ -112,9 +114,11 @@ export function RunView({ query }: ViewProps) {
         ...(f.timeout.trim() === "" ? {} : { timeout: Number(f.timeout) }),
         ...(files.length === 0 ? {} : { files: mapped }),
         ...(f.networking === "" ? {} : { networking: { enabled: f.networking === "on" } }),
+        // The terminal view fits rows and columns to the window as soon as it attaches.
+        ...(f.tty ? { tty: true, rows: 24, cols: 80 } : {}),
       };
       const r = await client.json<{ uuid: string }>("/instances", { method: "POST", json: body });
-      navigate(`/operations/${r.uuid}`);
+      navigate(f.tty ? `/operations/${r.uuid}/terminal` : `/operations/${r.uuid}`);
     } catch (err) {
       setServerError(errorText(err));
     } finally {
@@ -165,6 +169,15 @@ export function RunView({ query }: ViewProps) {
             onChange={(e) => set("shell", e.currentTarget.checked)}
           />
           Run through the shell (<code>/bin/sh -c</code>)
+        </label>
+        <label class="check" for="run-tty">
+          <input
+            id="run-tty"
+            type="checkbox"
+            checked={f.tty}
+            onChange={(e) => set("tty", e.currentTarget.checked)}
+          />
+          Terminal (tty): an interactive terminal in the browser, e.g. for <code>sh</code>
         </label>
         <fieldset>
           <legend>Environment</legend>

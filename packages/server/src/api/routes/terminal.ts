@@ -12,7 +12,8 @@ const DESCRIPTION = [
   '`{"type":"resize","rows":R,"cols":C}`, the server ends with `{"type":"exit","exit_code":N,"signal":S,"timed_out":B}`',
   "and close code 1000. A client that falls more than 4 MiB behind is closed with 4008 (the event log keeps the output).",
   "Authenticate with `Authorization: Bearer`, or offer the subprotocols `contree.v1, contree.token.<token>`",
-  "(only `contree.v1` is echoed). Refused before the upgrade: 401, 403, 404, 409 (finished, or no terminal), 425.",
+  "(only `contree.v1` is echoed; a browser names the project as `contree.project.<name>`).",
+  "Refused before the upgrade: 401, 403, 404, 409 (finished, or no terminal), 425.",
   "The upgrade is served by api/terminal-socket.ts; a plain GET is a 400.",
 ].join(" ");
 
