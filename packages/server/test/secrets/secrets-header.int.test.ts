@@ -119,7 +119,10 @@ describe.each(DRIVERS)("secrets in header mode ($name)", ({ name, runtime }) => 
     const r = await me.api("/v1/instances", {
       method: "POST",
       json: {
+        // shell: true, so that it runs: "sleep 30" as a program name would end at once (127), its
+        // redirect and listener with it, and the check below would pass against a closed port.
         command: "sleep 30",
+        shell: true,
         image: "tag:busybox:latest",
         networking: { enabled: true },
         disposable: true,
@@ -142,6 +145,9 @@ describe.each(DRIVERS)("secrets in header mode ($name)", ({ name, runtime }) => 
       );
     }
     const before = target.seen().length;
+    // The listener is up (the run is live): only the address check can turn the host away.
+    const live = (await (await me.api(`/v1/operations/${id}`)).json()) as { status: string };
+    expect(live.status).toBe("EXECUTING");
     const answer = await fetch(`http://${to}/from-host`, {
       headers: { host: target.a, authorization: "Bearer x" },
     }).then(
