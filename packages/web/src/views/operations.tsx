@@ -39,12 +39,15 @@ export function OperationsView({ query }: ViewProps) {
   const perAsked = Number(query.get("per") ?? DEFAULT_PAGE_SIZE);
   const per = (PAGE_SIZES as readonly number[]).includes(perAsked) ? perAsked : DEFAULT_PAGE_SIZE;
   const here: ListQuery = { status, kind, page, per };
-  const [rows, setRows] = useState<OperationSummary[] | undefined>();
+  // Rows are kept with the query they answer: after a filter or page change, the previous
+  // query's rows are never shown under the new one (the fetch for it may still be on its way).
+  const key = `${status}|${kind}|${page}|${per}`;
+  const [shown, setShown] = useState<{ key: string; rows: OperationSummary[] } | undefined>();
+  const rows = shown?.key === key ? shown.rows : undefined;
   const [more, setMore] = useState(false);
   const [error, setError] = useState<string | undefined>();
 
   useEffect(() => {
-    setRows(undefined);
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let ac: AbortController | undefined;
@@ -64,7 +67,7 @@ export function OperationsView({ query }: ViewProps) {
             signal: ac.signal,
           });
           if (stopped) return;
-          setRows(r.slice(0, per));
+          setShown({ key, rows: r.slice(0, per) });
           setMore(r.length > per);
           setError(undefined);
         } catch (e) {
@@ -80,7 +83,7 @@ export function OperationsView({ query }: ViewProps) {
       ac?.abort();
       if (timer !== undefined) clearTimeout(timer);
     };
-  }, [client, status, kind, page, per]);
+  }, [client, status, kind, page, per, key]);
 
   return (
     <section aria-labelledby="view-title">
@@ -136,11 +139,11 @@ export function OperationsView({ query }: ViewProps) {
       {rows === undefined ? (
         <p class="muted">Loading…</p>
       ) : rows.length === 0 ? (
-        <p class="muted" data-testid="ops-empty">
+        <p class="muted" data-testid="ops-empty" data-query={key}>
           No operations{status !== "" || kind !== "" ? " match these filters" : ""}.
         </p>
       ) : (
-        <table data-testid="ops-table">
+        <table data-testid="ops-table" data-query={key}>
           <thead>
             <tr>
               <th scope="col">Operation</th>

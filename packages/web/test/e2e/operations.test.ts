@@ -213,7 +213,10 @@ describe("web console: run, operation page, operations list (chromium against a 
     const { page } = env;
     await page.goto(`${env.uiUrl}#/operations`);
     const rows = page.locator('[data-testid="ops-table"] tbody tr');
-    await rows.first().waitFor();
+    // The table of one query (status|kind|page|per): the previous query's rows may still be on
+    // screen for a moment after the address changes.
+    const shows = (query: string) => page.locator(`[data-query="${query}"]`).waitFor();
+    await shows("||1|25");
     const all = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-uuid")));
     const api = (await (await userApi(env, "/operations?limit=25")).json()) as { uuid: string }[];
     expect(all).toEqual(api.map((o) => o.uuid));
@@ -221,6 +224,7 @@ describe("web console: run, operation page, operations list (chromium against a 
 
     await page.getByLabel("Status").selectOption("CANCELLED");
     await page.waitForURL(/status=CANCELLED/);
+    await shows("CANCELLED||1|25");
     await page.locator(`[data-testid="ops-table"] tr[data-uuid="${cancelled}"]`).waitFor();
     const statuses = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-status")));
     expect(statuses.length).toBeGreaterThan(0);
@@ -229,6 +233,7 @@ describe("web console: run, operation page, operations list (chromium against a 
     await page.getByLabel("Status").selectOption("SUCCESS");
     await page.getByLabel("Kind").selectOption("image_import");
     await page.waitForURL(/kind=image_import/);
+    await shows("SUCCESS|image_import|1|25");
     // busybox was imported by the admin into this project: the only import.
     await page.getByTestId("ops-table").waitFor();
     await page.locator('[data-testid="ops-table"] tr[data-kind="image_import"]').first().waitFor();
@@ -236,6 +241,7 @@ describe("web console: run, operation page, operations list (chromium against a 
     expect(new Set(kinds)).toEqual(new Set(["image_import"]));
 
     await page.getByLabel("Status").selectOption("FAILED");
+    await shows("FAILED|image_import|1|25");
     await page.getByTestId("ops-empty").waitFor();
     expect(await page.getByRole("button", { name: "Older →" }).isDisabled()).toBe(true);
 
@@ -244,6 +250,7 @@ describe("web console: run, operation page, operations list (chromium against a 
     await page.getByLabel("Kind").selectOption("");
     await page.getByLabel("Per page").selectOption("5");
     await page.waitForURL(/per=5/);
+    await shows("||1|5");
     const ids = (await (await userApi(env, "/operations?limit=10")).json()) as { uuid: string }[];
     expect(ids.length).toBeGreaterThan(5);
     const firstPage = ids.slice(0, 5).map((o) => o.uuid);
@@ -252,12 +259,14 @@ describe("web console: run, operation page, operations list (chromium against a 
     expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-uuid")))).toEqual(firstPage);
     await page.getByRole("button", { name: "Older →" }).click();
     await page.waitForURL(/page=2/);
+    await shows("||2|5");
     await page.locator(`[data-testid="ops-table"] tr[data-uuid="${secondPage[0]}"]`).waitFor();
     expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-uuid")))).toEqual(
       secondPage,
     );
     expect(await page.getByTestId("ops-page").textContent()).toBe("Page 2");
     await page.getByRole("button", { name: "← Newer" }).click();
+    await shows("||1|5");
     await page.locator(`[data-testid="ops-table"] tr[data-uuid="${firstPage[0]}"]`).waitFor();
 
     // A row's link opens its page.
