@@ -145,7 +145,7 @@ describe.each(DRIVERS)("secrets in header mode ($name)", ({ name, runtime }) => 
     [
       `printf "GET ${path} HTTP/1.1\\r\\nHost: ${host}\\r\\n${headers.map((h) => `${h}\\r\\n`).join("")}Connection: close\\r\\n\\r\\n" > /tmp/req`,
       `printf 'exec 3<&0\\nexec ssl_client -s 3${sni === null ? "" : ` -n ${sni}`} </tmp/req >&2\\n' > /tmp/tls.sh`,
-      `nc ${to} 443 -e sh /tmp/tls.sh 2>&1 | tr -d '\\r' | grep -E '^(HTTP/1.1 [0-9]+|ok$)' | cut -c1-12`,
+      `nc -w 5 ${to} 443 -e sh /tmp/tls.sh 2>&1 | tr -d '\\r' | grep -E '^(HTTP/1.1 [0-9]+|ok$)' | cut -c1-12`,
     ].join("; ");
 
   it("HTTPS: the configured host gets the value, another the placeholder; the sandbox trusts the server's CA", async () => {
