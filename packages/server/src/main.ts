@@ -288,15 +288,24 @@ export async function createServer(
   const live = new LiveInstances(outputs, logger);
   const pins = config.secretProxyHosts;
   // The proxy's own CA (made once per data dir): only header-mode runs' HTTPS meets it.
-  const proxyCa = await ProxyCa.open(join(layout.root, "proxy-ca"));
-  const caBundle = await proxyCa.bundleFile();
-  // On the bind tmpfs like resolv.conf (its host path does not show in the sandbox's mountinfo).
-  const proxyTrustBundle = (await sharedBindFile(caBundle, "contree-ca-bundle")) ?? caBundle;
+  // Made on the first header-mode run, not at start (RSA keys: a few hundred ms).
+  let caReady: Promise<{ ca: ProxyCa; bundle: string }> | undefined;
+  const proxyCa = () => {
+    caReady ??= (async () => {
+      const ca = await ProxyCa.open(join(layout.root, "proxy-ca"));
+      const file = await ca.bundleFile();
+      return { ca, bundle: (await sharedBindFile(file, "contree-ca-bundle")) ?? file };
+    })().catch((err: unknown) => {
+      caReady = undefined;
+      throw err;
+    });
+    return caReady;
+  };
   const headerProxy = new HeaderProxy({
     policy: new DestinationPolicy(config.secretProxyPrivate ?? []),
     dataDir: layout.root,
     logger,
-    ca: proxyCa,
+    ca: async () => (await proxyCa()).ca,
     upstreamCa: [
       ...rootCertificates,
       ...(config.secretProxyCaFile === undefined ? [] : [await readFile(config.secretProxyCaFile, "utf8")]),
@@ -318,7 +327,8 @@ export async function createServer(
     observeStage: (stage, seconds) => serverMetrics.observeRunStage(stage, seconds),
     secrets,
     headerProxy,
-    proxyTrustBundle,
+    // On the bind tmpfs like resolv.conf (its host path does not show in the sandbox's mountinfo).
+    proxyTrustBundle: async () => (await proxyCa()).bundle,
     // (contree_run_stage_duration_seconds{stage="prepare|start|run|commit|teardown"}, docs/metrics.md)
     limits: {
       memoryBytes: config.sandbox.memoryBytes,

@@ -79,7 +79,7 @@ interface InstanceHandlerOptions {
   /** Header-mode secrets: the proxy their sandboxes' plain HTTP is redirected to. */
   headerProxy?: { attach(run: ProxiedRun, net: SandboxNet): Promise<AttachedProxy> };
   /** Host file with the header proxy's CA (when it intercepts HTTPS), for header-mode runs. */
-  proxyTrustBundle?: string;
+  proxyTrustBundle?: () => Promise<string>;
 }
 
 /** A run's file system with the main process's environment. */
@@ -96,6 +96,8 @@ interface PreparedRun extends ActiveSnapshot {
   needles: Needle[];
   /** Header-mode secrets: placeholder → value in one header for one host. */
   headerRules: HeaderRule[];
+  /** Host file of the CA bundle the sandbox trusts (header-mode runs of a server that intercepts HTTPS). */
+  trustBundle?: string;
   /** Set once the sandbox's plain HTTP goes through the header proxy. */
   detachProxy?: CleanupStep;
   /** Every revealed value, masked in the output of the run's processes. */
@@ -230,8 +232,11 @@ export class InstanceHandler implements OperationHandler {
       await ctx.emit(0, "secret_used", { name: use.name, mode: "env", env: use.env });
       this.audit(op, { secret: use.name, mode: "env", env: use.env });
     }
-    const trust = this.o.proxyTrustBundle;
-    if (headerRules.length > 0 && trust !== undefined) {
+    const trust =
+      headerRules.length > 0 && this.o.proxyTrustBundle !== undefined
+        ? await this.o.proxyTrustBundle()
+        : undefined;
+    if (trust !== undefined) {
       // The TLS stacks' usual knobs; a variable the run sets itself wins (docs/secrets.md).
       for (const name of TRUST_ENV) if (meta.env[name] === undefined) env[name] = TRUST_BUNDLE_PATH;
     }
@@ -243,6 +248,7 @@ export class InstanceHandler implements OperationHandler {
       secretEnv,
       needles,
       headerRules,
+      ...(trust === undefined ? {} : { trustBundle: trust }),
       mask,
       ...(lease === null ? {} : { users: lease.range }),
     };
@@ -308,7 +314,7 @@ export class InstanceHandler implements OperationHandler {
           ? {}
           : {
               onEgress: (net) => this.attachProxy(op, run, ctx, net, teardown, egress?.spec.policy ?? null),
-              ...(this.o.proxyTrustBundle === undefined ? {} : { trustBundle: this.o.proxyTrustBundle }),
+              ...(run.trustBundle === undefined ? {} : { trustBundle: run.trustBundle }),
             }),
       },
       { signal: ctx.signal },

@@ -101,7 +101,7 @@ export class HeaderProxy {
       /** Names answered without resolving (the operator's or a test's own names). */
       pins?: Readonly<Record<string, string>>;
       /** The interception CA; absent: HTTPS is not redirected (a placeholder in it stays one). */
-      ca?: ProxyCa;
+      ca?: () => Promise<ProxyCa>;
       /** CAs (PEM) a destination's certificate must chain to: the system's plus the operator's. */
       upstreamCa?: readonly string[];
     },
@@ -138,7 +138,7 @@ export class HeaderProxy {
     const servers: Array<{ server: Server & { closeAllConnections?(): void }; dport: number }> = [
       { server: plain, dport: 80 },
     ];
-    const ca = this.o.ca;
+    const ca = this.o.ca === undefined ? undefined : await this.o.ca();
     if (ca !== undefined) {
       const tls = createTlsServer(
         {
