@@ -185,6 +185,26 @@ describe.each(DRIVERS)("secrets in header mode ($name)", ({ name, runtime }) => 
     expect(redirects().filter((l) => l.includes(op.uuid))).toEqual([]);
   }, 180_000);
 
+  it("HTTPS: the CA file is bound on /dev's tmpfs: the run's image holds no trace of it", async () => {
+    const op = await run({
+      command: 'test -s "$SSL_CERT_FILE" && echo kept > /kept',
+      secrets: [
+        { name: "OPENAI", env: "OPENAI_API_KEY", header: { host: target.aName, name: "Authorization" } },
+      ],
+      disposable: false,
+    });
+    expect(op.metadata.result.state.exit_code).toBe(0);
+    const image = op.result.image as string;
+    // What the run changed, against the image it ran on: its own file, nothing of the bind.
+    const r = await me.api(`/v1/inspect/${image}/diff`);
+    const body = (await r.json()) as { entries: Array<{ path: string; status: string }> };
+    expect(r.status, JSON.stringify(body)).toBe(200);
+    const changed = body.entries.map((e) => `${e.status} ${e.path}`);
+    expect(changed).toContain("added /kept");
+    // (/etc/resolv.conf, absent from this image, shows up as its bind's mount point: not ours.)
+    expect(changed.filter((c) => /\/dev|contree|\.pem/.test(c))).toEqual([]);
+  }, 180_000);
+
   it("HTTPS: no request reaches a destination whose certificate does not verify, a Host other than the TLS name, or a client without one", async () => {
     const before = target.seen().length;
     const op = await run({
