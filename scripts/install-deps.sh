@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(runc crun runsc iproute2 iptables nftables busybox-static jq zstd attr libcap2-bin
       docker-registry skopeo apache2-utils debootstrap rsync curl ca-certificates gcc libc6-dev
-      chromium)
+      chromium openssl)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -97,7 +97,7 @@ export interface RunOptions extends RequestOptions, OutputCallbacks {
   /**
    * Project secrets the run may use, by name (extension; an admin stores them): env mode puts the
    * value in `env` (a commit holding it is refused), header mode a placeholder the server swaps
-   * for the value in plain-HTTP requests to one host (docs/secrets.md).
+   * for the value in HTTP and HTTPS requests to one host (docs/secrets.md).
    */
   secrets?: SecretUse[];
   /** `wait()` / `result()` throw CommandFailedError on a non-zero exit, a signal or a timeout. */

@@ -3,8 +3,9 @@
  * dependencies as arguments, so tests build the same graph with other choices.
  */
 import { existsSync } from "node:fs";
-import { chmod, mkdir, rm } from "node:fs/promises";
+import { chmod, mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { rootCertificates } from "node:tls";
 import { createMcpHttpEndpoint } from "@contree/mcp";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "./api/app.js";
@@ -46,8 +47,10 @@ import { OperationQueue } from "./operations/operation-queue.js";
 import { LocalOutputStore } from "./outputs/local/local-output-store.js";
 import { DestinationPolicy } from "./registry/destination-policy.js";
 import { HttpRegistryClient } from "./registry/http-registry-client.js";
+import { sharedBindFile } from "./runtime/bind-files.js";
 import { explainSelection, reclaim as reclaimSandboxes, selectDriver } from "./runtime/index.js";
 import { HeaderProxy } from "./secrets/header-proxy.js";
+import { ProxyCa } from "./secrets/proxy-ca.js";
 import { KeySource, parseKeyText } from "./secrets/secret-cipher.js";
 import { SecretService } from "./secrets/secret-service.js";
 import { GarbageCollector } from "./snapshots/gc/garbage-collector.js";
@@ -283,10 +286,31 @@ export async function createServer(
     logger,
   });
   const live = new LiveInstances(outputs, logger);
+  const pins = config.secretProxyHosts;
+  // The proxy's own CA (made once per data dir): only header-mode runs' HTTPS meets it.
+  // Made on the first header-mode run, not at start (RSA keys: a few hundred ms).
+  let caReady: Promise<{ ca: ProxyCa; bundle: string }> | undefined;
+  const proxyCa = () => {
+    caReady ??= (async () => {
+      const ca = await ProxyCa.open(join(layout.root, "proxy-ca"));
+      const file = await ca.bundleFile();
+      return { ca, bundle: (await sharedBindFile(file, "contree-ca-bundle")) ?? file };
+    })().catch((err: unknown) => {
+      caReady = undefined;
+      throw err;
+    });
+    return caReady;
+  };
   const headerProxy = new HeaderProxy({
     policy: new DestinationPolicy(config.secretProxyPrivate ?? []),
     dataDir: layout.root,
     logger,
+    ca: async () => (await proxyCa()).ca,
+    upstreamCa: [
+      ...rootCertificates,
+      ...(config.secretProxyCaFile === undefined ? [] : [await readFile(config.secretProxyCaFile, "utf8")]),
+    ],
+    ...(pins === undefined ? {} : { pins }),
   });
   // Nothing runs yet: a redirect of this data dir's proxy still in place was left by a crash.
   const staleRedirects = await headerProxy.reclaim();
@@ -303,6 +327,8 @@ export async function createServer(
     observeStage: (stage, seconds) => serverMetrics.observeRunStage(stage, seconds),
     secrets,
     headerProxy,
+    // On the bind tmpfs like resolv.conf (its host path does not show in the sandbox's mountinfo).
+    proxyTrustBundle: async () => (await proxyCa()).bundle,
     // (contree_run_stage_duration_seconds{stage="prepare|start|run|commit|teardown"}, docs/metrics.md)
     limits: {
       memoryBytes: config.sandbox.memoryBytes,

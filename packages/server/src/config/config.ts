@@ -77,6 +77,10 @@ export interface Config {
   secretsKey?: string | undefined;
   /** Non-public destinations the secrets header proxy may forward to (like `privateRegistries`). */
   secretProxyPrivate?: string[];
+  /** Extra CAs (PEM file) the secrets proxy verifies HTTPS destinations against, besides the system's. */
+  secretProxyCaFile?: string;
+  /** Name → IPv4 the secrets proxy uses instead of resolving (tests' own names; not read from env). */
+  secretProxyHosts?: Record<string, string>;
   /**
    * Exposed ports (docs/ports.md): proxied connections open at once per instance (429 beyond),
    * and the signed-URL key (hex or base64, ≥ 32 bytes; unset: generated into the data dir).

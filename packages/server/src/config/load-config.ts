@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { isIP } from "node:net";
 import { isAbsolute, resolve } from "node:path";
 import { invalidArgument } from "../core/errors.js";
@@ -43,6 +44,8 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
     "key sealing project secrets: 32 bytes as 64 hex digits or base64 (default: <data dir>/secrets.key, made 0600 when the first secret is stored)",
   CONTREE_SECRET_PROXY_PRIVATE:
     "comma-separated loopback/private destinations the secrets header proxy may forward runs' plain HTTP to: HOST[:PORT], IP[:PORT], CIDR (default: public only)",
+  CONTREE_SECRET_PROXY_CA_FILE:
+    "PEM bundle of extra CAs the secrets header proxy trusts, besides the system's, when it forwards runs' HTTPS (default: none)",
   CONTREE_METRICS_TOKEN:
     'bearer token for GET /metrics besides admin tokens; "public" = no authentication (default: admin tokens only)',
   CONTREE_DEFAULT_NETWORKING: "0|1: outbound networking for runs that do not ask (default 0)",
@@ -231,6 +234,9 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     const parsed = parseAllowEntry(entry);
     if (typeof parsed === "string") problems.push(`CONTREE_SECRET_PROXY_PRIVATE: ${parsed}`);
   }
+  const secretProxyCaFile = nonEmpty(env["CONTREE_SECRET_PROXY_CA_FILE"]);
+  if (secretProxyCaFile !== undefined && !existsSync(secretProxyCaFile))
+    problems.push("CONTREE_SECRET_PROXY_CA_FILE: no such file");
   const secretsKey = nonEmpty(env["CONTREE_SECRETS_KEY"]);
   if (secretsKey !== undefined && !/^\s*([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)\s*$/.test(secretsKey))
     problems.push("CONTREE_SECRETS_KEY must be 32 bytes written as 64 hex digits or in base64");
@@ -263,6 +269,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     bootstrapToken,
     secretsKey,
     secretProxyPrivate,
+    ...(secretProxyCaFile === undefined ? {} : { secretProxyCaFile }),
     ports,
   };
 }

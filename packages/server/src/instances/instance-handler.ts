@@ -15,7 +15,12 @@ import type { OutputStore } from "../outputs/output-store.js";
 import { readRange } from "../outputs/repr-chunks.js";
 import type { EgressDenial } from "../runtime/egress-guard.js";
 import { EgressPolicy } from "../runtime/egress-policy.js";
-import type { IdRange, RuntimeDriver, Sandbox } from "../runtime/runtime-driver.js";
+import {
+  type IdRange,
+  type RuntimeDriver,
+  type Sandbox,
+  TRUST_BUNDLE_PATH,
+} from "../runtime/runtime-driver.js";
 import type { AttachedProxy, HeaderRule, ProxiedRun, SandboxNet } from "../secrets/header-proxy.js";
 import { leakNeedles, type Needle } from "../secrets/leak-needles.js";
 import type { ActiveSnapshot, Snapshotter } from "../snapshots/snapshotter.js";
@@ -41,6 +46,8 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
  * later if the server could not (it died): a sandbox never outlives its timeout by more.
  */
 const WATCHDOG_GRACE_MS = 2000;
+/** What OpenSSL, curl, Python requests and Node read for the CAs to trust. */
+const TRUST_ENV = ["SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"] as const;
 
 interface InstanceHandlerOptions {
   store: MetadataStore;
@@ -71,6 +78,8 @@ interface InstanceHandlerOptions {
   };
   /** Header-mode secrets: the proxy their sandboxes' plain HTTP is redirected to. */
   headerProxy?: { attach(run: ProxiedRun, net: SandboxNet): Promise<AttachedProxy> };
+  /** Host file with the header proxy's CA (when it intercepts HTTPS), for header-mode runs. */
+  proxyTrustBundle?: () => Promise<string>;
 }
 
 /** A run's file system with the main process's environment. */
@@ -87,6 +96,8 @@ interface PreparedRun extends ActiveSnapshot {
   needles: Needle[];
   /** Header-mode secrets: placeholder → value in one header for one host. */
   headerRules: HeaderRule[];
+  /** Host file of the CA bundle the sandbox trusts (header-mode runs of a server that intercepts HTTPS). */
+  trustBundle?: string;
   /** Set once the sandbox's plain HTTP goes through the header proxy. */
   detachProxy?: CleanupStep;
   /** Every revealed value, masked in the output of the run's processes. */
@@ -221,6 +232,14 @@ export class InstanceHandler implements OperationHandler {
       await ctx.emit(0, "secret_used", { name: use.name, mode: "env", env: use.env });
       this.audit(op, { secret: use.name, mode: "env", env: use.env });
     }
+    const trust =
+      headerRules.length > 0 && this.o.proxyTrustBundle !== undefined
+        ? await this.o.proxyTrustBundle()
+        : undefined;
+    if (trust !== undefined) {
+      // The TLS stacks' usual knobs; a variable the run sets itself wins (docs/secrets.md).
+      for (const name of TRUST_ENV) if (meta.env[name] === undefined) env[name] = TRUST_BUNDLE_PATH;
+    }
     return {
       ...fs,
       key,
@@ -229,6 +248,7 @@ export class InstanceHandler implements OperationHandler {
       secretEnv,
       needles,
       headerRules,
+      ...(trust === undefined ? {} : { trustBundle: trust }),
       mask,
       ...(lease === null ? {} : { users: lease.range }),
     };
@@ -294,6 +314,7 @@ export class InstanceHandler implements OperationHandler {
           ? {}
           : {
               onEgress: (net) => this.attachProxy(op, run, ctx, net, teardown, egress?.spec.policy ?? null),
+              ...(run.trustBundle === undefined ? {} : { trustBundle: run.trustBundle }),
             }),
       },
       { signal: ctx.signal },

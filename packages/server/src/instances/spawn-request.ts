@@ -185,7 +185,7 @@ const SecretUseSchema = Open(
             "x-error": "{path} must be an HTTP header name",
           }),
         },
-        "header mode: the sandbox sees a placeholder; in plain-HTTP requests to `host` the server puts the value in place of the placeholder inside header `name`",
+        "header mode: the sandbox sees a placeholder; in HTTP and HTTPS (port 443, docs/secrets.md) requests to `host` the server puts the value in place of the placeholder inside header `name`",
       ),
     ),
   },

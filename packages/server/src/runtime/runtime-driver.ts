@@ -81,7 +81,15 @@ export interface SandboxSpec {
    * A throw fails the start.
    */
   onEgress?: (net: { vethHost: string; address: string; gateway: string }) => Promise<void>;
+  /**
+   * Host file (PEM certificates) bind-mounted read-only at TRUST_BUNDLE_PATH: on /dev's tmpfs,
+   * so its mount point is never created in the rootfs and no commit holds it.
+   */
+  trustBundle?: string;
 }
+
+/** Where a sandbox finds `SandboxSpec.trustBundle` (the secrets proxy's CA, docs/secrets.md). */
+export const TRUST_BUNDLE_PATH = "/dev/contree/ca-bundle.pem";
 
 /**
  * `struct rusage` of the sandboxed command and the descendants it reaped, as wait4(2) fills it

@@ -13,16 +13,26 @@
  * the placeholder replaced by the value, and only inside that rule's header. Every other
  * request, to any host, is forwarded with its bytes as sent (a placeholder stays a
  * placeholder). Bodies stream both ways (no buffering); upgrades (WebSocket) and CONNECT are not
- * proxied (501). HTTPS is never touched: it goes out as the sandbox's egress allows, and a
- * placeholder sent over it stays a placeholder (docs/secrets.md).
+ * proxied (501).
+ *
+ * HTTPS (TCP port 443), when the server has an interception CA (proxy-ca.ts), is redirected the
+ * same way to a TLS listener of the run's proxy: it presents a leaf for the name the client sent
+ * (SNI; a client that sends none gets no certificate), requires the Host header to name the same
+ * host (else 421), applies the same checks and substitution, and forwards over TLS to port 443 of
+ * the resolved address, verifying the destination's certificate for that name against the system
+ * CAs plus the operator's extra bundle. Every HTTPS connection of a header-mode run is intercepted,
+ * not only a secret's host's (docs/secrets.md says why).
  */
 import { createHash } from "node:crypto";
 import { lookup } from "node:dns/promises";
 import { createServer, type IncomingMessage, request, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createTlsServer, request as tlsRequest } from "node:https";
+import { type AddressInfo, isIPv4, type Server, type Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { internal } from "../core/errors.js";
 import type { DestinationPolicy } from "../registry/destination-policy.js";
 import { runCommand } from "../sys/run-command.js";
+import { type ProxyCa, SANDBOX_CIPHERS } from "./proxy-ca.js";
 
 export interface HeaderRule {
   secret: string;
@@ -88,6 +98,12 @@ export class HeaderProxy {
       logger: { warn(obj: object, msg: string): void };
       /** Name → IPv4 address (tests may pin names); default: the server's resolver. */
       resolve?: (host: string) => Promise<string>;
+      /** Names answered without resolving (the operator's or a test's own names). */
+      pins?: Readonly<Record<string, string>>;
+      /** The interception CA; absent: HTTPS is not redirected (a placeholder in it stays one). */
+      ca?: () => Promise<ProxyCa>;
+      /** CAs (PEM) a destination's certificate must chain to: the system's plus the operator's. */
+      upstreamCa?: readonly string[];
     },
   ) {
     this.#tag = `contree-secrets:${createHash("sha256").update(o.dataDir).digest("hex").slice(0, 12)}`;
@@ -113,62 +129,103 @@ export class HeaderProxy {
     return removed;
   }
 
-  /** Starts the run's listener on its gateway and redirects the sandbox's port 80 to it. */
+  /** Starts the run's listeners on its gateway and redirects the sandbox's ports 80 (and 443) to them. */
   async attach(run: ProxiedRun, net: SandboxNet): Promise<AttachedProxy> {
     const used = new Set<string>();
-    const server = createServer((req, res) => {
-      void this.#forward(run, used, req, res);
+    const plain = createServer((req, res) => {
+      void this.#forward(run, used, req, res, undefined);
     });
-    // Only the sandbox (the redirect's source): a host process finding the port is turned away.
-    server.on("connection", (socket) => {
-      if (socket.remoteAddress !== net.address && socket.remoteAddress !== `::ffff:${net.address}`)
-        socket.destroy();
-    });
-    server.on("connect", (_req, socket) => socket.destroy());
-    server.on("upgrade", (_req, socket) => {
-      socket.end("HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    });
-    server.on("clientError", (_err, socket) => socket.destroy());
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen({ host: net.gateway, port: 0 }, () => resolve());
-    });
-    const port = (server.address() as AddressInfo).port;
-    const comment = ["-m", "comment", "--comment", `${this.#tag}:${run.opId}`];
-    const rules: Array<{ table: string; chain: string; spec: string[] }> = [
-      {
-        table: "nat",
-        chain: "PREROUTING",
-        spec: [
-          ...["-i", net.vethHost, "-s", net.address, "-p", "tcp", "--dport", "80"],
-          ...comment,
-          ...["-j", "DNAT", "--to-destination", `${net.gateway}:${port}`],
-        ],
-      },
-      {
-        table: "filter",
-        chain: "INPUT",
-        spec: [
-          ...["-i", net.vethHost, "-s", net.address, "-d", net.gateway, "-p", "tcp", "--dport", String(port)],
-          ...comment,
-          ...["-j", "ACCEPT"],
-        ],
-      },
+    const servers: Array<{ server: Server & { closeAllConnections?(): void }; dport: number }> = [
+      { server: plain, dport: 80 },
     ];
+    const ca = this.o.ca === undefined ? undefined : await this.o.ca();
+    if (ca !== undefined) {
+      const tls = createTlsServer(
+        {
+          ciphers: SANDBOX_CIPHERS,
+          SNICallback: (name, cb) => {
+            ca.contextFor(name.toLowerCase()).then(
+              (ctx) => cb(null, ctx),
+              (err: Error) => cb(err, undefined),
+            );
+          },
+        },
+        (req, res) => {
+          const sni = (req.socket as TLSSocket).servername;
+          void this.#forward(run, used, req, res, typeof sni === "string" ? sni.toLowerCase() : "");
+        },
+      );
+      tls.on("tlsClientError", (_err, socket) => socket.destroy());
+      servers.push({ server: tls, dport: 443 });
+    }
+    for (const { server } of servers) {
+      // Only the sandbox (the redirect's source): a host process finding the port is turned away.
+      server.on("connection", (socket: Socket) => {
+        if (socket.remoteAddress !== net.address && socket.remoteAddress !== `::ffff:${net.address}`)
+          socket.destroy();
+      });
+      server.on("connect", (_req, socket: Socket) => socket.destroy());
+      server.on("upgrade", (_req, socket: Socket) => {
+        socket.end("HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+      });
+      server.on("clientError", (_err, socket: Socket) => socket.destroy());
+    }
+    const comment = ["-m", "comment", "--comment", `${this.#tag}:${run.opId}`];
+    const rules: Array<{ table: string; chain: string; spec: string[] }> = [];
     const installed: typeof rules = [];
     let detached: Promise<void> | undefined;
     const detach = () => {
       detached ??= (async () => {
         for (const r of installed.reverse())
           await runCommand("iptables", ["-w", "-t", r.table, "-D", r.chain, ...r.spec]);
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const { server } of servers) {
+          server.closeAllConnections?.();
+          if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+        }
       })();
       return detached;
     };
     try {
-      // The accept first: once the redirect is in, the listener must already be reachable.
-      for (const r of [rules[1], rules[0]] as typeof rules) {
+      for (const { server, dport } of servers) {
+        await new Promise<void>((resolve, reject) => {
+          server.once("error", reject);
+          server.listen({ host: net.gateway, port: 0 }, () => resolve());
+        });
+        const port = (server.address() as AddressInfo).port;
+        // The accept first: once the redirect is in, the listener must already be reachable.
+        rules.push(
+          {
+            table: "filter",
+            chain: "INPUT",
+            spec: [
+              ...[
+                "-i",
+                net.vethHost,
+                "-s",
+                net.address,
+                "-d",
+                net.gateway,
+                "-p",
+                "tcp",
+                "--dport",
+                String(port),
+              ],
+              ...comment,
+              ...["-j", "ACCEPT"],
+            ],
+          },
+          {
+            table: "nat",
+            chain: "PREROUTING",
+            spec: [
+              ...["-i", net.vethHost, "-s", net.address, "-p", "tcp", "--dport", String(dport)],
+              ...comment,
+              ...["-j", "DNAT", "--to-destination", `${net.gateway}:${port}`],
+            ],
+          },
+        );
+      }
+      for (const r of rules) {
         const res = await runCommand("iptables", ["-w", "-t", r.table, "-I", r.chain, "1", ...r.spec]);
         if (res.code !== 0)
           throw internal("secrets proxy redirect failed", { cause: new Error(res.stderr.trim()) });
@@ -186,6 +243,8 @@ export class HeaderProxy {
     used: Set<string>,
     req: IncomingMessage,
     res: ServerResponse,
+    /** The TLS client's SNI name (HTTPS), or undefined for plain HTTP. */
+    sni: string | undefined,
   ): Promise<void> {
     const fail = (status: number, text: string) => {
       if (res.headersSent) return void res.destroy();
@@ -193,13 +252,20 @@ export class HeaderProxy {
     };
     const host = hostOf(req.headers.host);
     if (host === undefined) return fail(400, "a request without a valid Host header is not forwarded");
+    // The certificate the client accepted was for its SNI name: a Host naming another host would
+    // get that host the request (and its secret) under a name the client never verified.
+    if (sni !== undefined && sni.replace(/\.$/, "") !== host)
+      return fail(421, `Host ${host} does not match the TLS server name`);
+    const port = sni === undefined ? 80 : 443;
     let address: string;
     try {
-      address = await (this.o.resolve ?? defaultResolve)(host);
+      address =
+        (this.o.pins !== undefined && Object.hasOwn(this.o.pins, host) ? this.o.pins[host] : undefined) ??
+        (await (this.o.resolve ?? defaultResolve)(host));
     } catch {
       return fail(502, `${host} does not resolve`);
     }
-    const verdict = this.o.policy.check({ hostname: host, port: 80 }, address);
+    const verdict = this.o.policy.check({ hostname: host, port }, address);
     if (!verdict.allowed) return fail(403, `${host} is not a destination this server forwards to`);
     if (run.allows !== undefined && !run.allows(host, address))
       return fail(403, `${host} is not allowed by this run's egress policy`);
@@ -222,18 +288,35 @@ export class HeaderProxy {
       const prev = headers[name];
       headers[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
     }
-    const up = request({
+    const options = {
       host: address,
-      port: 80,
+      port,
       method: req.method,
       path: req.url,
       headers,
       setHost: false,
-      agent: false,
+      agent: false as const,
       timeout: UPSTREAM_IDLE_MS,
-    });
+    };
+    const up =
+      sni === undefined
+        ? request(options)
+        : tlsRequest({
+            ...options,
+            // Verified for the name, against the system's and the operator's CAs only.
+            ...(isIPv4(host) ? {} : { servername: host }),
+            ...(this.o.upstreamCa === undefined ? {} : { ca: [...this.o.upstreamCa] }),
+            rejectUnauthorized: true,
+          });
     up.on("timeout", () => up.destroy(new Error("upstream idle")));
-    up.on("error", () => fail(502, `${host} could not be reached`));
+    up.on("error", (err: Error & { code?: string }) =>
+      fail(
+        502,
+        /CERT|SELF_SIGNED|HOSTNAME|ALTNAME|ISSUER|SIGNATURE/.test(err.code ?? "")
+          ? `${host} did not present a certificate that verifies`
+          : `${host} could not be reached`,
+      ),
+    );
     up.on("response", (upRes) => {
       const out: string[] = [];
       for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2)

@@ -3,10 +3,15 @@
  * network namespace of this machine: the sandbox sees only a placeholder; its plain-HTTP request
  * to the configured host arrives there with the real value in the configured header; the same
  * request to another host arrives with the placeholder; the use is audited with its destination;
- * the redirect is gone after the run; the value is nowhere afterwards.
+ * the redirect is gone after the run; the value is nowhere afterwards. Over HTTPS (the same hosts
+ * on port 443, with a certificate from a test CA the server is told to trust) the same holds, the
+ * sandbox is pointed at the server's interception CA, and a destination whose certificate does
+ * not verify, or a Host that differs from the TLS name, gets no request.
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importBusybox } from "../harness/busybox-image.js";
 import { startTestServer, type TestServer, waitOperation } from "../harness/in-process.js";
@@ -46,17 +51,30 @@ describe.each(DRIVERS)("secrets in header mode ($name)", ({ name, runtime }) => 
 
   beforeAll(async () => {
     target = await startHeaderTarget();
-    const start = () => startTestServer({ runtime, secretProxyPrivate: [target.range] }, {}, log.logger);
+    const start = () =>
+      startTestServer(
+        {
+          runtime,
+          secretProxyPrivate: [target.range],
+          secretProxyCaFile: target.caFile,
+          secretProxyHosts: { [target.aName]: target.a, [target.bName]: target.b, [target.cName]: target.a },
+        },
+        {},
+        log.logger,
+      );
     t = name === "runc" ? await withoutCrun(start) : await start();
     expect(t.server.runtime.name).toBe(name);
     ({ registry: reg } = await importBusybox(t));
     me = await tenant(t);
     const put = await t.api("/v1/admin/secrets/default/OPENAI", {
       method: "PUT",
-      json: { value, hosts: [target.a], allow_env: false },
+      json: { value, hosts: [target.a, target.aName], allow_env: false },
     });
     expect(put.status).toBe(201);
-    expect(await put.json()).toMatchObject({ hosts: [target.a], allow_env: false });
+    expect(await put.json()).toMatchObject({
+      hosts: [target.a, target.aName],
+      allow_env: false,
+    });
   }, 180_000);
   afterAll(async () => {
     await t?.close();
@@ -113,6 +131,126 @@ describe.each(DRIVERS)("secrets in header mode ($name)", ({ name, runtime }) => 
     );
     // The redirect went with the run.
     expect(redirects().filter((l) => l.includes(op.uuid))).toEqual([]);
+  }, 180_000);
+
+  // Names to the sandbox's own /etc/hosts (the proxy resolves them itself: pinned by the server config).
+  const hosts = () =>
+    `printf '%s %s\\n' ${target.a} ${target.aName} ${target.b} ${target.bName} ${target.a} ${target.cName} >> /etc/hosts`;
+  /**
+   * An HTTPS request by busybox's ssl_client behind `nc -e` (connected before any fork): its
+   * wget forks an `openssl` helper first, whose exit under runsc can interrupt the connect
+   * (EINTR, about 1 request in 50). Prints the status line and an "ok" body only.
+   */
+  const tls = (to: string, sni: string | null, host: string, path: string, ...headers: string[]) =>
+    [
+      `printf "GET ${path} HTTP/1.1\\r\\nHost: ${host}\\r\\n${headers.map((h) => `${h}\\r\\n`).join("")}Connection: close\\r\\n\\r\\n" > /tmp/req`,
+      `printf 'exec 3<&0\\nexec ssl_client -s 3${sni === null ? "" : ` -n ${sni}`} </tmp/req >&2\\n' > /tmp/tls.sh`,
+      `nc -w 5 ${to} 443 -e sh /tmp/tls.sh 2>&1 | tr -d '\\r' | grep -E '^(HTTP/1.1 [0-9]+|ok$)' | cut -c1-12`,
+    ].join("; ");
+
+  it("HTTPS: the configured host gets the value, another the placeholder; the sandbox trusts the server's CA", async () => {
+    const before = target.seen().length;
+    const op = await run({
+      command: [
+        hosts(),
+        'echo "$OPENAI_API_KEY"',
+        'echo "$SSL_CERT_FILE $NODE_EXTRA_CA_CERTS $REQUESTS_CA_BUNDLE $CURL_CA_BUNDLE"',
+        tls(target.aName, target.aName, target.aName, "/sa", "Authorization: Bearer $OPENAI_API_KEY"),
+        tls(target.bName, target.bName, target.bName, "/sb", "Authorization: Bearer $OPENAI_API_KEY"),
+        "sed -n '1,/END CERTIFICATE/p' \"$SSL_CERT_FILE\"",
+      ].join("; "),
+      secrets: [
+        { name: "OPENAI", env: "OPENAI_API_KEY", header: { host: target.aName, name: "Authorization" } },
+      ],
+      disposable: true,
+    });
+    const out = op.metadata.result.stdout.value;
+    const [placeholder, trust, ...rest] = out.split("\n");
+    expect(placeholder).toMatch(/^contree-secret:OPENAI:[0-9a-f]{24}$/);
+    const path = "/dev/contree/ca-bundle.pem";
+    expect(trust).toBe(`${path} ${path} ${path} ${path}`);
+    const ca = readFileSync(join(t.dataDir, "proxy-ca", "ca.pem"), "utf8");
+    expect(rest.join("\n")).toBe(`HTTP/1.1 200\nok\nHTTP/1.1 200\nok\n${ca}`);
+    const seen = target.seen().slice(before);
+    expect(seen.map((s) => [s.local, s.tls, s.path])).toEqual([
+      [target.a, true, "/sa"],
+      [target.b, true, "/sb"],
+    ]);
+    expect(seen[0]?.headers["authorization"]).toBe(`Bearer ${value}`);
+    expect(seen[0]?.headers["host"]).toBe(target.aName);
+    expect(seen[1]?.headers["authorization"]).toBe(`Bearer ${placeholder}`);
+    const ev = await (await me.api(`/v1/operations/${op.uuid}/events`)).text();
+    expect(ev).toContain(`"name":"OPENAI","mode":"header","destination":"${target.aName}"`);
+    expect(ev).not.toContain(`"destination":"${target.bName}"`);
+    expect(redirects().filter((l) => l.includes(op.uuid))).toEqual([]);
+  }, 180_000);
+
+  it("HTTPS: the CA file is bound on /dev's tmpfs: the run's image holds no trace of it", async () => {
+    const op = await run({
+      command: 'test -s "$SSL_CERT_FILE" && echo kept > /kept',
+      secrets: [
+        { name: "OPENAI", env: "OPENAI_API_KEY", header: { host: target.aName, name: "Authorization" } },
+      ],
+      disposable: false,
+    });
+    expect(op.metadata.result.state.exit_code).toBe(0);
+    const image = op.result.image as string;
+    // What the run changed, against the image it ran on: its own file, nothing of the bind.
+    const r = await me.api(`/v1/inspect/${image}/diff`);
+    const body = (await r.json()) as { entries: Array<{ path: string; status: string }> };
+    expect(r.status, JSON.stringify(body)).toBe(200);
+    const changed = body.entries.map((e) => `${e.status} ${e.path}`);
+    expect(changed).toContain("added /kept");
+    // (/etc/resolv.conf, absent from this image, shows up as its bind's mount point: not ours.)
+    expect(changed.filter((c) => /\/dev|contree|\.pem/.test(c))).toEqual([]);
+  }, 180_000);
+
+  it("HTTPS: no request reaches a destination whose certificate does not verify, a Host other than the TLS name, or a client without one", async () => {
+    const before = target.seen().length;
+    const op = await run({
+      command: [
+        hosts(),
+        // c's address serves a certificate for a and b only.
+        tls(target.cName, target.cName, target.cName, "/sc", "Authorization: Bearer $OPENAI_API_KEY"),
+        // The name the secret is for in Host, another in the TLS handshake.
+        tls(target.bName, target.bName, target.aName, "/mismatch", "Authorization: Bearer $OPENAI_API_KEY"),
+        // No SNI: no certificate to present.
+        tls(target.a, null, target.aName, "/nosni", "Authorization: Bearer $OPENAI_API_KEY"),
+      ].join("; "),
+      secrets: [
+        { name: "OPENAI", env: "OPENAI_API_KEY", header: { host: target.aName, name: "Authorization" } },
+      ],
+      disposable: true,
+    });
+    const out = op.metadata.result.stdout.value;
+    expect(out).toBe("HTTP/1.1 502\nHTTP/1.1 421\n");
+    expect(target.seen().slice(before)).toEqual([]);
+    const ev = await (await me.api(`/v1/operations/${op.uuid}/events`)).text();
+    expect(ev).not.toContain('"mode":"header","destination"');
+  }, 180_000);
+
+  it("HTTPS: the run's egress policy holds on port 443 too", async () => {
+    const before = target.seen().length;
+    const op = await run({
+      command: [
+        hosts(),
+        tls(target.aName, target.aName, target.aName, "/in", "Authorization: Bearer $OPENAI_API_KEY"),
+        tls(target.bName, target.bName, target.bName, "/out"),
+      ].join("; "),
+      networking: { enabled: true, allow: [`${target.a}/32`] },
+      secrets: [
+        { name: "OPENAI", env: "OPENAI_API_KEY", header: { host: target.aName, name: "Authorization" } },
+      ],
+      disposable: true,
+    });
+    const out = op.metadata.result.stdout.value;
+    expect(out).toBe("HTTP/1.1 200\nok\nHTTP/1.1 403\n");
+    expect(
+      target
+        .seen()
+        .slice(before)
+        .map((s) => [s.local, s.path]),
+    ).toEqual([[target.a, "/in"]]);
   }, 180_000);
 
   it("the run's proxy listener serves only its sandbox: a host process is turned away", async () => {

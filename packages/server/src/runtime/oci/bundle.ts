@@ -6,7 +6,7 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ALLOWED_CHAR_DEVICES } from "../devices.js";
-import type { ProcessSpec, SandboxSpec } from "../runtime-driver.js";
+import { type ProcessSpec, type SandboxSpec, TRUST_BUNDLE_PATH } from "../runtime-driver.js";
 import { type OciSeccomp, seccompProfile } from "./seccomp.js";
 
 /** Docker's default set without CAP_NET_RAW (raw sockets: spoofing, and a history of kernel bugs). */
@@ -121,6 +121,8 @@ export interface BundleOptions {
   netnsPath?: string | null;
   /** Host file bind-mounted read-only at /etc/resolv.conf. */
   resolvConf?: string;
+  /** Host file bind-mounted read-only at TRUST_BUNDLE_PATH. */
+  trustBundle?: string;
   seccomp?: boolean;
 }
 
@@ -159,6 +161,14 @@ export function ociConfig(spec: SandboxSpec, o: BundleOptions): OciConfig {
       destination: "/etc/resolv.conf",
       type: "bind",
       source: o.resolvConf,
+      options: ["rbind", "ro", "nosuid", "nodev", "noexec"],
+    });
+  }
+  if (o.trustBundle !== undefined) {
+    mounts.push({
+      destination: TRUST_BUNDLE_PATH,
+      type: "bind",
+      source: o.trustBundle,
       options: ["rbind", "ro", "nosuid", "nodev", "noexec"],
     });
   }

@@ -329,6 +329,7 @@ export abstract class OciCliDriver implements RuntimeDriver {
             cgroupsPath: cg.ociPath,
             netnsPath: net?.nsPath,
             ...(resolv === undefined ? {} : { resolvConf: resolv }),
+            ...(spec.trustBundle === undefined ? {} : { trustBundle: spec.trustBundle }),
           },
           net,
         ),
