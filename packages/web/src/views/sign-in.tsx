@@ -17,6 +17,8 @@ export function SignIn({ message, onSignIn }: Props) {
       setError("Enter an API token.");
       return;
     }
+    // The previous message goes at once: a reader (or a test) never takes it for this answer.
+    setError(undefined);
     setBusy(true);
     const why = await onSignIn({ token: token.trim(), project: project.trim() || undefined });
     setBusy(false);
@@ -48,7 +50,11 @@ export function SignIn({ message, onSignIn }: Props) {
           {busy ? "Signing in…" : "Sign in"}
         </button>
         {error !== undefined && (
-          <p id="signin-error" role="alert" class={error === "Signed out." ? "muted" : "error"}>
+          <p
+            id="signin-error"
+            role={error === "Signed out." ? "status" : "alert"}
+            class={error === "Signed out." ? "muted" : "error"}
+          >
             {error}
           </p>
         )}

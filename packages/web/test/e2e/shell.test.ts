@@ -98,6 +98,8 @@ describe("web console shell (chromium against a real server)", () => {
     await env.screenshot("shell-bad-token");
     expect(await audit(page)).toEqual([]);
     // A bad deep link lands on the form with the same message, and the token leaves the address.
+    // From a blank page: a hash change alone would leave the first message on screen.
+    await page.goto("about:blank");
     await page.goto(`${env.uiUrl}#token=also-bad`);
     await page.getByRole("alert").waitFor();
     expect(await page.getByRole("alert").textContent()).toMatch(/refused this token/);
