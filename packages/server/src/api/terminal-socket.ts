@@ -20,7 +20,14 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
 import { requirePermission } from "../auth/principal.js";
-import { failedPrecondition, invalidArgument, notFound, toAppError, tooEarly } from "../core/errors.js";
+import {
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  resourceExhausted,
+  toAppError,
+  tooEarly,
+} from "../core/errors.js";
 import { ACTIVE_STATUSES } from "../core/operation-status.js";
 import type { TerminalSession } from "../instances/process-supervisor.js";
 import { MAX_TERMINAL_DIM } from "../instances/spawn-request.js";
@@ -33,6 +40,11 @@ const TOKEN_PROTOCOL = "contree.token.";
 const PROJECT_PROTOCOL = "contree.project.";
 /** Output bytes queued for one client beyond which it is dropped (close 4008). */
 export const MAX_UNSENT = 4 * 1024 * 1024;
+/**
+ * Channels open at once on one process: each may hold MAX_UNSENT of server memory, so without a
+ * bound one tenant's idle clients could take the server's memory from everyone.
+ */
+export const MAX_ATTACHED = 8;
 export const CLOSE_TOO_SLOW = 4008;
 /** Control messages are tiny; anything larger from a client is hostile. */
 const MAX_MESSAGE = 1024 * 1024;
@@ -68,19 +80,32 @@ export function terminalUpgrade(d: Deps): { upgrade: UpgradeHandler; close(): vo
     handleProtocols: (offered) => (offered.has(TERMINAL_PROTOCOL) ? TERMINAL_PROTOCOL : false),
   });
   let closed = false;
+  /** Open channels per `opId:spid` (counted from the upgrade on, so a burst cannot pass the bound). */
+  const attached = new Map<string, number>();
+  const release = (key: string) => {
+    const n = (attached.get(key) ?? 1) - 1;
+    if (n <= 0) attached.delete(key);
+    else attached.set(key, n);
+  };
   const upgrade: UpgradeHandler = (req, socket, head) => {
     socket.on("error", () => undefined);
     const target = terminalTarget(req.url, prefix);
     if (target === null || closed) return refuse(socket, notFound("not found"));
     open(d, req, target)
-      .then((session) =>
+      .then((session) => {
+        const key = `${target.id.toLowerCase()}:${Number(target.spid)}`;
+        const n = attached.get(key) ?? 0;
+        if (n >= MAX_ATTACHED)
+          throw resourceExhausted(`at most ${MAX_ATTACHED} terminal channels are open on one process`);
+        attached.set(key, n + 1);
+        socket.once("close", () => release(key));
         wss.handleUpgrade(req, socket, head, (ws) => {
           const where = { opId: target.id.toLowerCase(), spid: Number(target.spid) };
           d.logger.info(where, "terminal attached");
           ws.on("close", (code) => d.logger.info({ ...where, code }, "terminal detached"));
           serve(d, ws, session);
-        }),
-      )
+        });
+      })
       .catch((err: unknown) => refuse(socket, err));
   };
   return {

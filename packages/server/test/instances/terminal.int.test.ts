@@ -8,6 +8,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { MAX_ATTACHED } from "../../src/api/terminal-socket.js";
 import { type ContractApi, contractApi } from "../contracts/contract-api.js";
 import { openEvents, outputOf, type SseStream } from "../events/sse-client.js";
 import { importBusybox } from "../harness/busybox-image.js";
@@ -328,6 +329,18 @@ describe.each(DRIVERS)("terminals ($name)", ({ name, runtime }) => {
       await term.closed;
       expect(term.closeCode).toBe(4008);
       expect(term.out.length).toBeLessThan(64 * 1024 * 1024);
+    });
+
+  // Server-side: each channel may hold MAX_UNSENT of server memory, so one process takes a bounded number.
+  if (name === "crun")
+    it("one process takes at most MAX_ATTACHED channels (429 beyond)", async () => {
+      const { id } = await startMain({ command: "sh", tty: true, env: shellEnv });
+      const path = `/v1/operations/${id}/terminal`;
+      const open: Awaited<ReturnType<typeof connect>>[] = [];
+      for (let i = 0; i < MAX_ATTACHED; i++) open.push(await connect(path));
+      expect(await refusal(wsUrl(path), { authorization: `Bearer ${t.token}` })).toBe(429);
+      open[0]!.type("exit 0\n");
+      await Promise.all(open.map((o) => o.closed));
     });
 
   // Server-side: shutdown tells terminal clients it is going away.
